@@ -1,0 +1,3 @@
+from bundler.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""What every source kind (files, images, RPMs) receives while a bundle is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from bundler.bundle_writer import BundleContents
+from bundler.cache import Cache
+from bundler.download import Downloader, FetchOptions
+from bundler.manifest import OsTarget, Release
+
+
+@dataclass
+class BuildOptions:
+    kubernetes: Optional[str]
+    arch: str = "amd64"
+    os: str = "rocky9"
+    output: Path = Path(".")
+    cache: Optional[Path] = None
+    jobs: int = 4
+    manifest: Optional[Path] = None
+    allow_unpinned: bool = False
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    cluster: Optional[Path] = None
+    lock: Optional[Path] = None
+    extra: Dict[str, Any] = field(default_factory=dict)  # per-source options (images, rpms)
+
+
+@dataclass
+class BuildContext:
+    options: BuildOptions
+    release: Release
+    os_target: OsTarget
+    arch: str
+    cache: Cache
+    downloader: Downloader
+    contents: BundleContents
+    record: Dict[str, Any]  # becomes bundle.yaml
+    lock: Dict[str, Any] = field(default_factory=dict)  # pins read back from --lock
+    fetched_files: Dict[str, Path] = field(default_factory=dict)  # artifact name -> verified cache path
+    notes: List[str] = field(default_factory=list)

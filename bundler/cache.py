@@ -1,0 +1,42 @@
+"""A content-addressed download cache: `<root>/sha256/<hex>` holds only bytes whose sum was checked.
+
+Partial downloads live in `<root>/partial/` under a name derived from the URL and expected sum, so an
+interrupted build resumes them; an entry appears in `sha256/` only by `os.replace` after verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional
+
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "k8s-bundler"
+
+
+class Cache:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.blobs = self.root / "sha256"
+        self.partial = self.root / "partial"
+
+    def ensure(self) -> None:
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.partial.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha256: str) -> Path:
+        return self.blobs / sha256
+
+    def lookup(self, sha256: str) -> Optional[Path]:
+        path = self.path_for(sha256)
+        return path if path.is_file() else None
+
+    def partial_path(self, url: str, expected: Optional[str]) -> Path:
+        key = hashlib.sha256(f"{url}\0{expected or ''}".encode()).hexdigest()[:32]
+        return self.partial / f"{key}.part"
+
+    def commit(self, verified_file: Path, sha256: str) -> Path:
+        """Move a file whose sum has been checked into the cache (atomic, same filesystem)."""
+        target = self.path_for(sha256)
+        os.replace(verified_file, target)
+        return target

@@ -1,0 +1,100 @@
+"""`bundler build`: fetch and verify every artifact of a release and write one bundle tarball."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+from bundler import __version__
+from bundler.build_context import BuildContext, BuildOptions
+from bundler.bundle_writer import BundleContents, write_tarball
+from bundler.cache import DEFAULT_CACHE, Cache
+from bundler.download import Downloader
+from bundler.errors import BundlerError
+from bundler.manifest import load_release
+from bundler.progress import human_size
+from bundler.sources.files import fetch_files
+from bundler.zipapp import DEFAULT_EPOCH, build_installer
+from installer.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
+
+
+def source_date_epoch() -> int:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return DEFAULT_EPOCH
+    if not value.isdigit():
+        raise BundlerError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, got {value!r}")
+    return int(value)
+
+
+def prepare(options: BuildOptions) -> BuildContext:
+    release = load_release(options.kubernetes, options.manifest)
+    os_target = release.resolve_os(options.os)
+    cache = Cache(options.cache or DEFAULT_CACHE)
+    try:
+        cache.ensure()
+    except OSError as error:
+        raise BundlerError(f"cannot create the cache folder {cache.root}: {error.strerror}; choose --cache") from None
+    record: Dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "kubernetes": release.kubernetes,
+        "os": os_target.id,
+        "os_aliases": list(os_target.aliases),
+        "arch": options.arch,
+        "builder": f"bundler {__version__}",
+    }
+    context = BuildContext(
+        options=options,
+        release=release,
+        os_target=os_target,
+        arch=options.arch,
+        cache=cache,
+        downloader=Downloader(cache, options.fetch),
+        contents=BundleContents(),
+        record=record,
+    )
+    release.files_for(os_target, options.arch)  # validates the arch early
+    return context
+
+
+def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
+    pyz = build_installer(work / INSTALLER_NAME, epoch)
+    from installer.verify import sha256_file
+
+    digest = sha256_file(pyz)
+    size = pyz.stat().st_size
+    context.contents.add_file(INSTALLER_NAME, pyz, digest, size, executable=True)
+    context.record["installer"] = {"path": INSTALLER_NAME, "version": __version__, "sha256": digest, "size": size}
+
+
+def run_build(options: BuildOptions) -> int:
+    started = time.monotonic()
+    epoch = source_date_epoch()
+    output_dir = Path(options.output)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BundlerError(f"cannot create the output folder {output_dir}: {error.strerror}") from None
+    context = prepare(options)
+    top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
+    tarball = output_dir / f"{top}.tar"
+    print(f"building {tarball.name} (cache {context.cache.root})", file=sys.stderr)
+    fetch_files(context)
+    with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
+        add_installer(context, epoch, Path(work))
+        manifest_text = yaml.safe_dump(context.record, sort_keys=False, default_flow_style=False)
+        context.contents.add_bytes(MANIFEST_NAME, manifest_text.encode())
+        sums_sha256 = write_tarball(context.contents, top, tarball, epoch)
+    size = tarball.stat().st_size
+    elapsed = time.monotonic() - started
+    print(
+        f"wrote {tarball} ({human_size(size)}, {len(context.contents.entries)} files, {elapsed:.1f} s)\n"
+        f"SHA256SUMS sha256: {sums_sha256}  (compare on the node: sha256sum {top}/SHA256SUMS)"
+    )
+    return 0

@@ -1,0 +1,19 @@
+"""`bundler verify BUNDLE.tar|DIR`: prove a copied bundle is intact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bundler.errors import BundlerError
+from bundler.progress import human_size
+from installer.errors import InstallError
+from installer.verify import verify_bundle
+
+
+def run_verify(target: Path, jobs: int = 0) -> int:
+    try:
+        result = verify_bundle(target, jobs)
+    except InstallError as error:
+        raise BundlerError(str(error)) from None
+    print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
+    return 0

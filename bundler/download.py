@@ -1,0 +1,178 @@
+"""Fetch file artifacts over HTTP(S) into the cache: retries, resume with Range, timeouts, verification.
+
+A download goes to a partial file; once its sha256 matches the pin it moves into the cache. Without a pin
+(only with --allow-unpinned) the computed sum is kept and reported as unpinned.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from bundler.cache import Cache
+from bundler.errors import BundlerError
+from installer.verify import sha256_file
+
+CHUNK = 1 << 16  # small enough that a dropped connection loses little
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+ProgressHook = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    mirror: Optional[str] = None
+    timeout: float = 30.0
+    retries: int = 4
+    backoff: float = 0.5
+    ca_bundle: Optional[str] = None  # a CA file for TLS; verification is never turned off
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: Path
+    sha256: str
+    size: int
+    from_cache: bool
+
+
+def mirrored_url(url: str, mirror: Optional[str]) -> str:
+    """`https://HOST/PATH` becomes `MIRROR/HOST/PATH`; checksums still come from the upstream URL."""
+    if not mirror:
+        return url
+    parts = urlsplit(url)
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    return f"{mirror.rstrip('/')}/{parts.netloc}{tail}"
+
+
+class _RetryableError(Exception):
+    pass
+
+
+class Downloader:
+    """Thread-safe: each worker thread keeps its own `requests.Session` (connection reuse per host)."""
+
+    def __init__(self, cache: Cache, options: FetchOptions) -> None:
+        self.cache = cache
+        self.options = options
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=4))
+            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=4))
+            session.verify = self.options.ca_bundle or True
+            session.headers["User-Agent"] = "k8s-bundler"
+            self._local.session = session
+        return session
+
+    def fetch(
+        self, label: str, url: str, expected: Optional[str], progress: Optional[Callable[[int, int], None]] = None
+    ) -> Fetched:
+        """Return a verified file in the cache. `progress(done, total)` is called as bytes arrive."""
+        if expected:
+            cached = self.cache.lookup(expected)
+            if cached is not None:
+                if sha256_file(cached) == expected:
+                    size = cached.stat().st_size
+                    if progress:
+                        progress(size, size)
+                    return Fetched(cached, expected, size, True)
+                cached.unlink()  # damaged cache entry: fetch again
+        source = mirrored_url(url, self.options.mirror)
+        partial = self.cache.partial_path(url, expected)
+        attempt = 0
+        while True:
+            try:
+                self._download(source, partial, progress)
+                break
+            except BundlerError as error:
+                raise BundlerError(f"{label}: {error}") from None
+            except _RetryableError as error:
+                attempt += 1
+                if attempt > self.options.retries:
+                    raise BundlerError(f"{label}: {error} after {attempt} attempts ({source})") from None
+                time.sleep(self.options.backoff * (2 ** (attempt - 1)))
+        actual = sha256_file(partial)
+        if expected and actual != expected:
+            partial.unlink()
+            raise BundlerError(
+                f"{label}: checksum mismatch for {source}: expected sha256 {expected}, got {actual}; "
+                "the download or the mirror is wrong (the pin in checksums/ is the authority)"
+            )
+        size = partial.stat().st_size
+        return Fetched(self.cache.commit(partial, actual), actual, size, False)
+
+    def _download(self, source: str, partial: Path, progress: Optional[Callable[[int, int], None]]) -> None:
+        have = partial.stat().st_size if partial.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            response = self._session().get(
+                source, headers=headers, stream=True, timeout=(self.options.timeout, self.options.timeout)
+            )
+        except requests.exceptions.SSLError as error:
+            raise BundlerError(f"TLS verification failed for {source}: {_reason(error)}; pass --ca-file") from None
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise _RetryableError(f"cannot connect: {_reason(error)}") from None
+        with response:
+            if response.status_code == 416 and have:
+                partial.unlink()  # the partial file is longer than the resource: start over
+                raise _RetryableError("server refused the resume range")
+            if response.status_code in RETRYABLE_STATUS:
+                raise _RetryableError(f"HTTP {response.status_code}")
+            if response.status_code == 404:
+                raise BundlerError(f"HTTP 404 Not Found: {source}; check the URL or the --mirror contents")
+            if response.status_code not in (200, 206):
+                raise BundlerError(f"HTTP {response.status_code} {response.reason}: {source}")
+            resumed = response.status_code == 206 and have > 0
+            if not resumed:
+                have = 0
+            total = _total_size(response, have)
+            mode = "ab" if resumed else "wb"
+            try:
+                with open(partial, mode) as out:
+                    done = have
+                    for chunk in response.iter_content(CHUNK):
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+            except (requests.ConnectionError, requests.Timeout) as error:
+                raise _RetryableError(f"connection lost: {_reason(error)}") from None
+            except requests.exceptions.ChunkedEncodingError as error:
+                raise _RetryableError(f"connection lost: {_reason(error)}") from None
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    raise BundlerError(f"disk full while writing {partial}: free space or use --cache") from None
+                raise BundlerError(f"cannot write {partial}: {error.strerror}") from None
+            if total and done < total:
+                raise _RetryableError(f"connection closed after {done} of {total} bytes")
+
+
+def _total_size(response: requests.Response, have: int) -> int:
+    length = response.headers.get("Content-Length")
+    return have + int(length) if length and length.isdigit() else 0
+
+
+def _reason(error: Exception) -> str:
+    """The innermost reason of a requests error, without the URL noise."""
+    text = str(error.args[0] if error.args else error)
+    for marker in ("Caused by ", "Read timed out", "Connection refused", "timed out"):
+        if marker in text:
+            return text[text.index(marker) :].rstrip(")'\"") if marker != "Caused by " else text
+    return text[:200]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,96 @@
+"""Command line of `bundler`: argument parsing and dispatch only.
+
+Exit codes: 0 success, 1 an error the user can fix (one line), 2 bad arguments, 3 a bug (traceback in
+the log file named on screen), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+from bundler import __version__
+from bundler.build_context import BuildOptions
+from bundler.cache import DEFAULT_CACHE
+from bundler.download import FetchOptions
+from bundler.errors import BundlerError
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bundler", description="Build verified offline Kubernetes bundles.")
+    parser.add_argument("--version", action="version", version=f"bundler {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    build = commands.add_parser("build", help="download, verify and pack every artifact of a release")
+    build.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="Kubernetes version, e.g. 1.29.6")
+    build.add_argument("--manifest", type=Path, metavar="FILE", help="a release manifest file instead of --k8s")
+    build.add_argument("--arch", choices=("amd64", "arm64"), default="amd64", help="target arch (default amd64)")
+    build.add_argument("--os", default="rocky9", help="target OS id (default rocky9; alma9, rhel9 are aliases)")
+    build.add_argument("--output", type=Path, default=Path("."), metavar="DIR", help="where the tarball goes")
+    build.add_argument("--cache", type=Path, metavar="DIR", help=f"download cache (default {DEFAULT_CACHE})")
+    build.add_argument("--jobs", type=_positive, default=4, metavar="N", help="parallel downloads (default 4)")
+    build.add_argument("--mirror", metavar="URL", help="fetch https://HOST/PATH from URL/HOST/PATH instead")
+    build.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout (30)")
+    build.add_argument("--retries", type=int, default=4, metavar="N", help="retries on 5xx/connection errors (4)")
+    build.add_argument("--ca-file", metavar="FILE", help="extra CA bundle for TLS (verification stays on)")
+    build.add_argument(
+        "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
+    )
+
+    verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
+    verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
+    verify.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+    return parser
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "build":
+        from bundler.commands.build import run_build
+
+        if not args.kubernetes and not args.manifest:
+            raise BundlerError("bundler build needs --k8s VERSION (or --manifest FILE)")
+        options = BuildOptions(
+            kubernetes=args.kubernetes,
+            arch=args.arch,
+            os=args.os,
+            output=args.output,
+            cache=args.cache,
+            jobs=args.jobs,
+            manifest=args.manifest,
+            allow_unpinned=args.allow_unpinned,
+            fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
+        )
+        return run_build(options)
+    if args.command == "verify":
+        from bundler.commands.verify import run_verify
+
+        return run_verify(args.bundle, args.jobs)
+    raise AssertionError(args.command)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return dispatch(args)
+    except BundlerError as error:
+        print(f"bundler: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)
+        return 130
+    except Exception:
+        with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
+            traceback.print_exc(file=log)
+        print(f"bundler: internal error; details in {log.name}; please report it", file=sys.stderr)
+        return 3

@@ -1,0 +1,3 @@
+from installer.main import main
+
+raise SystemExit(main())

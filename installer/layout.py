@@ -1,0 +1,17 @@
+"""Names of every part of a bundle folder, shared by the builder and the installer."""
+
+from __future__ import annotations
+
+BUNDLE_FORMAT = 1
+INSTALLER_NAME = "k8s-install.pyz"
+MANIFEST_NAME = "bundle.yaml"
+SUMS_NAME = "SHA256SUMS"
+CLUSTER_CONFIG_NAME = "cluster.yaml"
+FILES_DIR = "files"
+IMAGES_DIR = "images"
+RPMS_DIR = "rpms"
+
+
+def bundle_dir_name(kubernetes: str, os_id: str, arch: str) -> str:
+    """The top folder inside the tarball, also the tarball's stem."""
+    return f"k8s-bundle-{kubernetes}-{os_id}-{arch}"

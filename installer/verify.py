@@ -1,0 +1,236 @@
+"""Prove a bundle (an unpacked folder or the tarball itself) is exactly what the builder wrote.
+
+SHA256SUMS lists every file of the bundle but itself; bundle.yaml says what each artifact is and must
+agree with it. Verification fails on a mismatch, a missing file, an extra file, a link or special file,
+or a path that escapes the bundle folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+import yaml
+
+from installer.errors import InstallError
+from installer.layout import MANIFEST_NAME, SUMS_NAME
+
+CHUNK = 1 << 20
+
+
+class VerifyResult(NamedTuple):
+    files: int
+    bytes: int
+    sums_sha256: str
+
+
+def sha256_file(path: Path, offset: int = 0, length: Optional[int] = None) -> str:
+    """sha256 of a file, or of `length` bytes of it from `offset` (a member inside a tarball)."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as stream:
+        if offset:
+            stream.seek(offset)
+        remaining = length
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        while remaining is None or remaining > 0:
+            want = CHUNK if remaining is None else min(CHUNK, remaining)
+            got = stream.readinto(view[:want])
+            if not got:
+                break
+            digest.update(view[:got])
+            if remaining is not None:
+                remaining -= got
+        if remaining:
+            raise InstallError(f"{path}: truncated at offset {offset}: re-copy the bundle")
+    return digest.hexdigest()
+
+
+def safe_relative_path(name: str, where: str) -> str:
+    """Normalise a bundle-relative path, refusing absolute paths and `..` components."""
+    if not name or name.startswith("/") or "\\" in name or "\0" in name:
+        raise InstallError(f"{where}: path {name!r} is not a relative path inside the bundle")
+    normal = posixpath.normpath(name)
+    if normal != name.rstrip("/") or normal == ".." or normal.startswith("../") or normal == ".":
+        raise InstallError(f"{where}: path {name!r} escapes the bundle folder or is not normalised")
+    return normal
+
+
+def parse_sums(text: str, where: str = SUMS_NAME) -> Dict[str, str]:
+    """Read `sha256sum` output: '<64 hex>  <path>' (or ' *<path>' for binary mode)."""
+    sums: Dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        digest, sep, name = line.partition(" ")
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise InstallError(f"{where} line {number}: not '<sha256>  <path>': {line[:80]!r}")
+        name = name[1:] if name[:1] in (" ", "*") else name
+        path = safe_relative_path(name, f"{where} line {number}")
+        if path in sums:
+            raise InstallError(f"{where} line {number}: {path} is listed twice")
+        sums[path] = digest
+    return sums
+
+
+def format_sums(sums: Dict[str, str]) -> str:
+    return "".join(f"{sums[path]}  {path}\n" for path in sorted(sums))
+
+
+def declared_files(manifest: dict) -> Dict[str, Tuple[str, Optional[int]]]:
+    """Every file bundle.yaml names with its sha256 (and size when given)."""
+    declared: Dict[str, Tuple[str, Optional[int]]] = {}
+    for section in ("installer", "artifacts", "rpms", "extras"):
+        entries = manifest.get(section) or []
+        if isinstance(entries, dict):
+            entries = [entries]
+        for entry in entries:
+            if isinstance(entry, dict) and "path" in entry and "sha256" in entry:
+                declared[str(entry["path"])] = (str(entry["sha256"]), entry.get("size"))
+    return declared
+
+
+def check_consistency(
+    sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], manifest_text: bytes, where: str
+) -> None:
+    """Compare what is present (`actual`: path -> (sha256, size)) with SHA256SUMS and bundle.yaml."""
+    missing = sorted(set(sums) - set(actual))
+    if missing:
+        raise InstallError(f"{where}: {len(missing)} file(s) listed in {SUMS_NAME} are missing, first {missing[0]}")
+    extra = sorted(set(actual) - set(sums))
+    if extra:
+        raise InstallError(f"{where}: {extra[0]} is not listed in {SUMS_NAME}: remove it or rebuild the bundle")
+    for path in sorted(sums):
+        if actual[path][0] != sums[path]:
+            raise InstallError(
+                f"{where}: {path} is corrupted: sha256 {actual[path][0]}, expected {sums[path]}; re-copy the bundle"
+            )
+    if MANIFEST_NAME not in sums:
+        raise InstallError(f"{where}: {MANIFEST_NAME} is not listed in {SUMS_NAME}")
+    try:
+        manifest = yaml.safe_load(manifest_text) or {}
+    except yaml.YAMLError as error:
+        raise InstallError(f"{where}: {MANIFEST_NAME} is not valid YAML: {error}") from None
+    for path, (digest, size) in sorted(declared_files(manifest).items()):
+        if path not in sums:
+            raise InstallError(f"{where}: {MANIFEST_NAME} names {path}, which is not in {SUMS_NAME}")
+        if sums[path] != digest:
+            raise InstallError(f"{where}: {MANIFEST_NAME} and {SUMS_NAME} disagree on the sha256 of {path}")
+        if size is not None and actual[path][1] != size:
+            raise InstallError(f"{where}: {path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
+
+
+def _walk_bundle(root: Path) -> List[str]:
+    """Every regular file under root as a relative path; links and special files are refused."""
+    found: List[str] = []
+    for directory, subdirs, files in os.walk(root):
+        for name in subdirs + files:
+            full = os.path.join(directory, name)
+            mode = os.lstat(full).st_mode
+            relative = os.path.relpath(full, root).replace(os.sep, "/")
+            if stat.S_ISLNK(mode):
+                raise InstallError(f"{root}: {relative} is a symbolic link; a bundle holds only regular files")
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                raise InstallError(f"{root}: {relative} is not a regular file")
+            found.append(relative)
+    return found
+
+
+def verify_directory(root: Path, jobs: int = 0) -> VerifyResult:
+    """Verify an unpacked bundle folder, hashing files on several threads."""
+    root = Path(root)
+    sums_path = root / SUMS_NAME
+    if not sums_path.is_file() or sums_path.is_symlink():
+        raise InstallError(f"{root}: no {SUMS_NAME}: this is not a bundle folder (or it was copied incompletely)")
+    sums_bytes = sums_path.read_bytes()
+    sums = parse_sums(sums_bytes.decode("utf-8", "replace"), str(sums_path))
+    present = [path for path in _walk_bundle(root) if path != SUMS_NAME]
+    workers = jobs or min(8, (os.cpu_count() or 2) * 2)
+
+    def measure(relative: str) -> Tuple[str, Tuple[str, int]]:
+        full = root / relative
+        return relative, (sha256_file(full), full.stat().st_size)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        actual = dict(pool.map(measure, _largest_first(root, present)))
+    manifest_text = (root / MANIFEST_NAME).read_bytes() if MANIFEST_NAME in actual else b""
+    check_consistency(sums, actual, manifest_text, str(root))
+    total = sum(size for _, size in actual.values())
+    return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest())
+
+
+def _largest_first(root: Path, paths: Iterable[str]) -> List[str]:
+    return sorted(paths, key=lambda p: -(root / p).stat().st_size)
+
+
+def verify_tarball(path: Path, jobs: int = 0) -> VerifyResult:
+    """Verify a bundle tarball in place, without unpacking it (uncompressed tar only)."""
+    path = Path(path)
+    where = str(path)
+    try:
+        with tarfile.open(path, "r:") as archive:
+            members = archive.getmembers()
+    except (tarfile.TarError, OSError) as error:
+        raise InstallError(f"{where}: not a readable bundle tarball ({error}); re-copy it") from None
+    top: Optional[str] = None
+    files: Dict[str, tarfile.TarInfo] = {}
+    for member in members:
+        name = safe_relative_path(member.name, where)
+        head = name.split("/", 1)[0]
+        if top is None:
+            top = head
+        if head != top:
+            raise InstallError(f"{where}: member {member.name} is outside the top folder {top}/")
+        if member.issym() or member.islnk():
+            raise InstallError(f"{where}: member {member.name} is a link; a bundle holds only regular files")
+        if member.isdir():
+            continue
+        if not member.isfile():
+            raise InstallError(f"{where}: member {member.name} is not a regular file")
+        if "/" not in name:
+            raise InstallError(f"{where}: member {member.name} is not inside the top folder")
+        relative = name.split("/", 1)[1]
+        if relative in files:
+            raise InstallError(f"{where}: member {member.name} appears twice")
+        files[relative] = member
+    if SUMS_NAME not in files:
+        raise InstallError(f"{where}: no {SUMS_NAME} in the tarball: this is not a bundle")
+    sums_member = files.pop(SUMS_NAME)
+    sums_bytes = _read_member(path, sums_member)
+    sums = parse_sums(sums_bytes.decode("utf-8", "replace"), f"{where}:{SUMS_NAME}")
+    workers = jobs or min(8, (os.cpu_count() or 2) * 2)
+
+    def measure(item: Tuple[str, tarfile.TarInfo]) -> Tuple[str, Tuple[str, int]]:
+        relative, member = item
+        return relative, (sha256_file(path, member.offset_data, member.size), member.size)
+
+    ordered = sorted(files.items(), key=lambda item: -item[1].size)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        actual = dict(pool.map(measure, ordered))
+    manifest_text = _read_member(path, files[MANIFEST_NAME]) if MANIFEST_NAME in files else b""
+    check_consistency(sums, actual, manifest_text, where)
+    total = sum(member.size for member in files.values())
+    return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest())
+
+
+def _read_member(path: Path, member: tarfile.TarInfo) -> bytes:
+    with open(path, "rb") as stream:
+        stream.seek(member.offset_data)
+        return stream.read(member.size)
+
+
+def verify_bundle(target: Path, jobs: int = 0) -> VerifyResult:
+    target = Path(target)
+    if target.is_dir():
+        return verify_directory(target, jobs)
+    if target.is_file():
+        return verify_tarball(target, jobs)
+    raise InstallError(f"{target}: no such bundle folder or tarball")

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+import pytest
+import yaml
+
+from tests.support.http_server import MirrorServer
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def find_python39() -> Optional[str]:
+    """A Python 3.9 interpreter for running the zipapp as EL9 nodes do."""
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [os.environ.get("PYTHON39", "")]
+    candidates += sorted(str(p) for p in pyenv_root.glob("versions/3.9.*/bin/python3.9"))
+    candidates += [shutil.which("python3.9") or ""]
+    for candidate in candidates:
+        if not candidate or not os.access(candidate, os.X_OK):
+            continue
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                               capture_output=True, text=True)  # fmt: skip
+        if probe.returncode == 0 and probe.stdout.strip() == "(3, 9)":
+            return candidate
+    return None
+
+
+@pytest.fixture
+def python39() -> str:
+    found = find_python39()
+    if not found:
+        pytest.skip("no Python 3.9 interpreter found (set PYTHON39 or install 3.9 with pyenv)")
+    return found
+
+
+@pytest.fixture
+def mirror() -> Iterator[MirrorServer]:
+    server = MirrorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never touch the user's download cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache-must-not-be-used"))
+    import bundler.cache
+
+    monkeypatch.setattr(bundler.cache, "DEFAULT_CACHE", tmp_path / "default-cache-must-not-be-used")
+
+
+class StandInRelease:
+    """Generated stand-in artifacts served by the mirror, and a manifest naming them by upstream URL."""
+
+    def __init__(self, mirror: MirrorServer, root: Path, sizes: Optional[Dict[str, int]] = None) -> None:
+        self.mirror = mirror
+        self.root = root
+        self.sizes = sizes or {"containerd": 300_000, "runc": 120_000, "calico-manifest": 5_000}
+        self.data: Dict[str, bytes] = {}
+        files = []
+        for name, size in self.sizes.items():
+            noarch = name == "calico-manifest"
+            entry: Dict[str, object] = {"name": name, "version": "1.0.0"}
+            url_path = f"/releases/{name}/{name}-1.0.0-linux-{{arch}}.bin"
+            entry["url"] = f"https://downloads.example.invalid{url_path}"
+            sums = {}
+            for arch in ("noarch",) if noarch else ("amd64", "arm64"):
+                data = hashlib.sha512(f"{name}-{arch}".encode()).digest() * (size // 64 + 1)
+                data = data[:size]
+                concrete = url_path.replace("{arch}", arch)
+                mirror.add(f"/downloads.example.invalid{concrete}", data)
+                self.data[f"{name}-{arch}"] = data
+                sums[arch] = hashlib.sha256(data).hexdigest()
+            if noarch:
+                entry["arch"] = "noarch"
+                entry["url"] = entry["url"].replace("{arch}", "noarch")  # type: ignore[union-attr]
+                entry["sha256"] = sums["noarch"]
+            else:
+                entry["sha256"] = sums
+            files.append(entry)
+        self.manifest = {
+            "kubernetes": "1.29.6",
+            "os": {"rocky9": {"rpms": True, "aliases": ["alma9"]}, "linux": {"rpms": False}},
+            "arches": ["amd64", "arm64"],
+            "files": files,
+        }
+        self.write()
+
+    def write(self) -> Path:
+        self.path = self.root / "release.yaml"
+        self.path.write_text(yaml.safe_dump(self.manifest, sort_keys=False))
+        return self.path
+
+    def served_path(self, name: str, arch: str = "amd64") -> str:
+        arch = "noarch" if name == "calico-manifest" else arch
+        return f"/downloads.example.invalid/releases/{name}/{name}-1.0.0-linux-{arch}.bin"
+
+
+@pytest.fixture
+def release(mirror: MirrorServer, tmp_path: Path) -> StandInRelease:
+    return StandInRelease(mirror, tmp_path)
+
+
+def run_bundler(*args: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None):
+    full_env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
+    full_env.update(env or {})
+    return subprocess.run(
+        ["python", "-m", "bundler", *args], cwd=cwd or REPO, env=full_env, capture_output=True, text=True
+    )

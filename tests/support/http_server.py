@@ -1,0 +1,87 @@
+"""A real HTTP server on a free loopback port serving in-memory files, with scripted faults.
+
+Faults per path: `fail_status` (a list of statuses answered first, e.g. [500]), `drop_after` (close the
+connection after N bytes, once), `delay` (seconds to sleep before answering). Range requests are honoured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, List, Optional
+
+
+@dataclass
+class Served:
+    data: bytes
+    fail_status: List[int] = field(default_factory=list)
+    drop_after: Optional[int] = None
+    delay: float = 0.0
+
+
+class MirrorServer:
+    def __init__(self) -> None:
+        self.files: Dict[str, Served] = {}
+        self.requests: List[tuple] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                server.requests.append((self.path, self.headers.get("Range")))
+                served = server.files.get(self.path)
+                if served is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if served.delay:
+                    time.sleep(served.delay)
+                if served.fail_status:
+                    status = served.fail_status.pop(0)
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                start = 0
+                header = self.headers.get("Range")
+                if header and header.startswith("bytes=") and header.endswith("-"):
+                    start = int(header[len("bytes=") : -1])
+                body = served.data[start:]
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(served.data) - 1}/{len(served.data)}")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                if served.drop_after is not None:
+                    cut = served.drop_after
+                    served.drop_after = None
+                    self.wfile.write(body[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> "MirrorServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def add(self, path: str, data: bytes, **faults: object) -> None:
+        self.files[path] = Served(data, **faults)  # type: ignore[arg-type]

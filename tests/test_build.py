@@ -1,0 +1,185 @@
+"""`bundler build` against a real loopback HTTP mirror serving stand-in artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tarfile
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import StandInRelease, run_bundler
+
+TOP = "k8s-bundle-1.29.6-rocky9-amd64"
+
+
+def build(release: StandInRelease, tmp_path: Path, *extra: str, cache: str = "cache", out: str = "out"):
+    return run_bundler(
+        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+        "--cache", str(tmp_path / cache), "--output", str(tmp_path / out),
+        "--retries", "2", "--timeout", "2", *extra,
+    )  # fmt: skip
+
+
+def test_build_writes_verified_bundle_with_every_artifact(release: StandInRelease, tmp_path: Path) -> None:
+    result = build(release, tmp_path)
+    assert result.returncode == 0, result.stderr
+    tarball = tmp_path / "out" / f"{TOP}.tar"
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+        manifest = yaml.safe_load(archive.extractfile(f"{TOP}/bundle.yaml").read())  # type: ignore[union-attr]
+        pyz = archive.getmember(f"{TOP}/k8s-install.pyz")
+        runc = archive.getmember(f"{TOP}/files/runc-1.0.0-linux-amd64.bin")
+        assert {m.uid for m in archive.getmembers()} == {0}
+        assert {m.mtime for m in archive.getmembers()} == {1700000000}
+    assert f"{TOP}/SHA256SUMS" in names
+    assert pyz.mode == 0o755
+    assert manifest["arch"] == "amd64" and manifest["os"] == "rocky9"
+    by_name = {a["name"]: a for a in manifest["artifacts"]}
+    assert set(by_name) == {"containerd", "runc", "calico-manifest"}
+    expected = hashlib.sha256(release.data["containerd-amd64"]).hexdigest()
+    assert by_name["containerd"]["sha256"] == expected
+    assert by_name["containerd"]["source"].startswith("https://downloads.example.invalid/")
+    assert all(a["pinned"] for a in manifest["artifacts"])
+    assert runc.size == len(release.data["runc-amd64"])
+    # the unpacked bundle checks with plain sha256sum, as on a node with nothing else
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp_path)], check=True)
+    check = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path / TOP)
+    assert check.returncode == 0
+
+
+def test_arm64_bundle_takes_arm64_artifacts(release: StandInRelease, tmp_path: Path) -> None:
+    result = build(release, tmp_path, "--arch", "arm64", "--os", "alma9")
+    assert result.returncode == 0, result.stderr
+    with tarfile.open(tmp_path / "out" / "k8s-bundle-1.29.6-rocky9-arm64.tar") as archive:
+        data = archive.extractfile("k8s-bundle-1.29.6-rocky9-arm64/files/runc-1.0.0-linux-arm64.bin").read()  # type: ignore[union-attr]
+    assert data == release.data["runc-arm64"]
+
+
+def test_two_builds_are_byte_identical(release: StandInRelease, tmp_path: Path) -> None:
+    assert build(release, tmp_path, cache="c1", out="o1").returncode == 0
+    assert build(release, tmp_path, cache="c2", out="o2").returncode == 0
+    first = (tmp_path / "o1" / f"{TOP}.tar").read_bytes()
+    second = (tmp_path / "o2" / f"{TOP}.tar").read_bytes()
+    assert first == second
+
+
+def test_second_build_takes_everything_from_cache(release: StandInRelease, tmp_path: Path) -> None:
+    assert build(release, tmp_path).returncode == 0
+    release.mirror.requests.clear()
+    result = build(release, tmp_path, out="again")
+    assert result.returncode == 0, result.stderr
+    assert release.mirror.requests == []
+    assert "(cache, verified)" in result.stderr
+
+
+def test_dropped_connection_resumes_with_range(release: StandInRelease, tmp_path: Path) -> None:
+    path = release.served_path("containerd")
+    release.mirror.files[path].drop_after = 100_000
+    result = build(release, tmp_path)
+    assert result.returncode == 0, result.stderr
+    ranges = [r for p, r in release.mirror.requests if p == path]
+    assert ranges[0] is None
+    resumed_from = int(ranges[1][len("bytes=") : -1])
+    assert 0 < resumed_from <= 100_000
+
+
+def test_server_error_is_retried(release: StandInRelease, tmp_path: Path) -> None:
+    path = release.served_path("runc")
+    release.mirror.files[path].fail_status = [500, 503]
+    result = build(release, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p for p, _ in release.mirror.requests].count(path) == 3
+
+
+def test_wrong_bytes_fail_with_both_sums_and_leave_no_bundle(release: StandInRelease, tmp_path: Path) -> None:
+    path = release.served_path("runc")
+    release.mirror.files[path].data = b"tampered" + release.mirror.files[path].data[8:]
+    result = build(release, tmp_path)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("bundler: error: runc: checksum mismatch for http://127.0.0.1:")
+    assert hashlib.sha256(release.data["runc-amd64"]).hexdigest() in line
+    assert hashlib.sha256(release.mirror.files[path].data).hexdigest() in line
+    assert "Traceback" not in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+    assert list((tmp_path / "cache" / "sha256").iterdir()) == [] or all(
+        p.name != hashlib.sha256(release.mirror.files[path].data).hexdigest()
+        for p in (tmp_path / "cache" / "sha256").iterdir()
+    )
+
+
+def test_missing_file_gives_404_line(release: StandInRelease, tmp_path: Path) -> None:
+    del release.mirror.files[release.served_path("runc")]
+    result = build(release, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("bundler: error: runc: HTTP 404 Not Found: http://")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_slow_server_hits_timeout(release: StandInRelease, tmp_path: Path) -> None:
+    release.mirror.files[release.served_path("runc")].delay = 3.0
+    result = run_bundler(
+        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--retries", "1", "--timeout", "0.5",
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bundler: error: runc: ") and "timed out" in last and "after 2 attempts" in last
+
+
+def test_interrupted_build_reuses_cache(release: StandInRelease, tmp_path: Path) -> None:
+    del release.mirror.files[release.served_path("runc")]
+    assert build(release, tmp_path).returncode == 1
+    release.mirror.add(release.served_path("runc"), release.data["runc-amd64"])
+    release.mirror.requests.clear()
+    assert build(release, tmp_path).returncode == 0
+    assert [p for p, _ in release.mirror.requests] == [release.served_path("runc")]
+
+
+def test_unknown_version_lists_supported(tmp_path: Path) -> None:
+    result = run_bundler("build", "--k8s", "1.99.0", "--cache", str(tmp_path / "c"), "--output", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "bundler: error: Kubernetes 1.99.0 is not supported; supported versions: 1.29.6"
+
+
+def test_unpinned_artifact_is_refused_then_recorded_when_allowed(release: StandInRelease, tmp_path: Path) -> None:
+    del release.manifest["files"][1]["sha256"]
+    release.write()
+    refused = build(release, tmp_path)
+    assert refused.returncode == 1
+    assert "no pinned sha256, first runc" in refused.stderr and "--allow-unpinned" in refused.stderr
+    allowed = build(release, tmp_path, "--allow-unpinned")
+    assert allowed.returncode == 0, allowed.stderr
+    with tarfile.open(tmp_path / "out" / f"{TOP}.tar") as archive:
+        manifest = yaml.safe_load(archive.extractfile(f"{TOP}/bundle.yaml").read())  # type: ignore[union-attr]
+    runc = next(a for a in manifest["artifacts"] if a["name"] == "runc")
+    assert runc["pinned"] is False
+    assert runc["sha256"] == hashlib.sha256(release.data["runc-amd64"]).hexdigest()
+
+
+def test_bad_manifest_field_is_named(release: StandInRelease, tmp_path: Path) -> None:
+    release.manifest["files"][0]["url"] = "ftp://nowhere/x-{arch}"
+    release.write()
+    result = build(release, tmp_path)
+    assert result.returncode == 1
+    assert "files[0]: url must be http(s)://" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_release_manifest_pins_every_file_for_both_arches() -> None:
+    from bundler import paths
+    from bundler.checksums import load_pins
+    from bundler.manifest import load_release
+
+    release = load_release("1.29.6", None)
+    pins = load_pins(paths.checksums_path("1.29.6"))
+    for os_id in ("rocky9", "linux"):
+        for arch in ("amd64", "arm64"):
+            for artifact in release.files_for(release.resolve_os(os_id), arch):
+                assert artifact.url in pins, artifact.url
+    names = {a.name for a in release.files_for(release.resolve_os("rocky9"), "amd64")}
+    assert names == {"containerd", "runc", "cni-plugins", "buildkit", "nerdctl", "calico-manifest"}
+    linux = {a.name for a in release.files_for(release.resolve_os("linux"), "amd64")}
+    assert linux == names | {"crictl", "kubeadm", "kubelet", "kubectl"}

@@ -1,5 +1,5 @@
 PYTHON ?= python3
-VERMIN = $(PYTHON) -m vermin --target=3.9- --no-tips --violations --eval-annotations --backport dataclasses
+VERMIN = vermin --target=3.9- --no-tips --violations --eval-annotations --backport dataclasses
 
 .PHONY: install test lint bench installer vermin
 

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--retries", type=int, default=4, metavar="N", help="retries on 5xx/connection errors (4)")
     build.add_argument("--ca-file", metavar="FILE", help="extra CA bundle for TLS (verification stays on)")
     build.add_argument(
+        "--lock", type=Path, metavar="FILE", help="a bundle.yaml whose resolved image digests/RPMs must be reproduced"
+    )
+    build.add_argument(
         "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
     )
 
@@ -69,6 +72,7 @@ def dispatch(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             manifest=args.manifest,
             allow_unpinned=args.allow_unpinned,
+            lock=args.lock,
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
         )
         return run_build(options)

@@ -60,7 +60,22 @@ def prepare(options: BuildOptions) -> BuildContext:
         record=record,
     )
     release.files_for(os_target, options.arch)  # validates the arch early
+    if options.lock is not None:
+        context.lock = read_lock(options.lock)
     return context
+
+
+def read_lock(path: Path) -> Dict[str, Any]:
+    """A lock is the bundle.yaml of an earlier build: its resolved digests and RPMs become pins."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise BundlerError(f"{path}: cannot read the lock file: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise BundlerError(f"{path}: the lock file is not valid YAML: {error}") from None
+    if not isinstance(data, dict) or "kubernetes" not in data:
+        raise BundlerError(f"{path}: not a lock file (expected the bundle.yaml of an earlier build)")
+    return data
 
 
 def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
@@ -86,6 +101,7 @@ def run_build(options: BuildOptions) -> int:
     tarball = output_dir / f"{top}.tar"
     print(f"building {tarball.name} (cache {context.cache.root})", file=sys.stderr)
     fetch_files(context)
+    # Further source kinds (images, RPMs) add themselves here, in this order.
     with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
         add_installer(context, epoch, Path(work))
         manifest_text = yaml.safe_dump(context.record, sort_keys=False, default_flow_style=False)

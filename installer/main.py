@@ -11,14 +11,28 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 from installer import __version__
 from installer.errors import InstallError
-from installer.verify import verify_directory
+from installer.settings import FIREWALL_MODES, ROLES
 
 PROG = "k8s-install.pyz"
 CRASH_LOG = "/var/log/k8s-install.crash.log"
+
+DESCRIPTION = """\
+Install one node of an offline Kubernetes cluster from this bundle, with no network beyond the cluster.
+
+  first control plane:   ./k8s-install.pyz --role control-plane --first
+  other control planes:  ./k8s-install.pyz --role control-plane
+  workers:               ./k8s-install.pyz --role worker
+
+Every run shows what it will change and changes only that: run it again at any time, a finished node
+reports 0 changes and a failed run continues where it stopped. Everything is logged to
+/var/log/k8s-install.log.
+"""
+
+EPILOG = "Exit codes: 0 done, 1 an error to fix (the message says what), 2 bad arguments, 3 bug, 130 interrupted."
 
 
 def default_bundle_dir() -> Path:
@@ -26,32 +40,81 @@ def default_bundle_dir() -> Path:
     return Path(os.path.abspath(sys.argv[0])).parent
 
 
+def node_options(suppress: bool) -> argparse.ArgumentParser:
+    """Options every command accepts, before or after the command name."""
+    default = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False, argument_default=default)
+    common.add_argument("--role", choices=ROLES, help="what this node is")
+    common.add_argument("--first", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="this is the first control plane: it creates the cluster")  # fmt: skip
+    common.add_argument("--node", metavar="NAME", help="this node's name in the cluster config (default: found by IP)")
+    common.add_argument("--config", metavar="FILE", help="cluster config (default: cluster.yaml in the bundle)")
+    common.add_argument("--bundle", metavar="DIR", help="the unpacked bundle (default: the folder of this file)")
+    common.add_argument("--root", metavar="DIR", help="apply to a mounted system image instead of / (no live changes)")
+    common.add_argument("--yes", "-y", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="apply without asking")  # fmt: skip
+    common.add_argument("--firewall", choices=FIREWALL_MODES, default=argparse.SUPPRESS if suppress else "firewalld",
+                        help="open the role's ports in firewalld (default), or disable firewalld as the seed guide does")  # fmt: skip
+    common.add_argument("--ignore-preflight", action="append", metavar="NAME",
+                        help="run despite the named preflight check failing (repeatable)")  # fmt: skip
+    common.add_argument("--containerd-address", metavar="SOCKET",
+                        help="containerd socket to import images into (default /run/containerd/containerd.sock)")  # fmt: skip
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="print every command as it runs")  # fmt: skip
+    return common
+
+
+COMMAND_HELP: Dict[str, str] = {
+    "install": "converge this node to its role (the default command)",
+    "plan": "print every step with the changes it would make; change nothing",
+    "preflight": "only check that this node can run Kubernetes",
+    "verify": "check every file of the bundle against SHA256SUMS",
+    "status": "show services, images and, where kubectl works, nodes and pods",
+    "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Install a node of an offline Kubernetes cluster from this bundle.",
-        epilog="Exit codes: 0 done, 1 error to fix (message says what), 2 bad arguments, 3 bug, 130 interrupted.",
-    )
+        prog=PROG, description=DESCRIPTION, epilog=EPILOG, parents=[node_options(suppress=False)],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--bundle", type=Path, help="the unpacked bundle folder (default: the folder of this file)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    verify = commands.add_parser("verify", help="check every file of the bundle against SHA256SUMS")
-    verify.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
+    for name, text in COMMAND_HELP.items():
+        sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
+        if name == "verify":
+            sub.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
     return parser
 
 
-def run_verify(bundle: Path, jobs: int) -> int:
-    result = verify_directory(bundle, jobs)
+def run_verify(args: argparse.Namespace) -> int:
+    from installer.commands.node import bundle_dir
+    from installer.verify import verify_directory
+
+    result = verify_directory(bundle_dir(args), getattr(args, "jobs", 0))
     print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 
 
+def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
+    from installer.commands import install, reset
+
+    return {
+        "install": install.run_install,
+        "plan": install.run_plan,
+        "preflight": install.run_preflight,
+        "verify": run_verify,
+        "reset": reset.run_reset,
+    }
+
+
 def dispatch(args: argparse.Namespace) -> int:
-    bundle = args.bundle or default_bundle_dir()
-    if args.command == "verify":
-        return run_verify(bundle, args.jobs)
-    build_parser().print_help()
-    return 2
+    command = args.command or "install"
+    handler = handlers().get(command)
+    if handler is None:
+        raise InstallError(f"{command} is not available in this version")
+    return handler(args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,0 +1,38 @@
+"""Build the Node every command works on: host, state, verified bundle, this node's settings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+from installer.bundle import Bundle, load_bundle
+from installer.engine import Node
+from installer.host import Host
+from installer.settings import NodeSettings
+from installer.state import State
+from installer.verify import verify_directory
+
+
+def bundle_dir(args: argparse.Namespace) -> Path:
+    from installer.main import default_bundle_dir
+
+    return Path(args.bundle) if getattr(args, "bundle", None) else default_bundle_dir()
+
+
+def open_bundle(args: argparse.Namespace, verify: bool = True) -> Bundle:
+    root = bundle_dir(args)
+    if verify:
+        verify_directory(root)  # a node never installs from a bundle that does not check out
+    return load_bundle(root)
+
+
+def make_node(args: argparse.Namespace, dry_run: bool, settings: Optional[NodeSettings] = None) -> Node:
+    host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
+    bundle = open_bundle(args)
+    if settings is None:
+        from installer.commands.cluster_settings import settings_for
+
+        settings = settings_for(args, bundle, host)
+    options = {"dry_run": dry_run}
+    return Node(host=host, state=State(host), bundle=bundle, settings=settings, options=options)

@@ -1,0 +1,60 @@
+"""`reset`: undo what the installer did on this node, from its state file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from installer.errors import InstallError
+from installer.host import Host
+from installer.state import State
+
+
+def run_reset(args: argparse.Namespace) -> int:
+    host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
+    state = State(host)
+    files = state.files()
+    units = state.units()
+    if not files and not units and not state.packages():
+        print("reset: nothing to undo (no record of an install on this node)")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InstallError("reset removes what the installer did: re-run with --yes to confirm")
+        answer = input(f"Undo {len(files)} file(s), {len(units)} unit(s)? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            raise InstallError("nothing changed: reset was not confirmed")
+    host.log("=== reset")
+    for unit in reversed(units):
+        if host.live:
+            host.run(["systemctl", "disable", "--now", unit], check=False)
+        else:
+            host.run(host.systemctl("disable", unit), check=False)
+        print(f"  disabled {unit}")
+    packages = state.packages()
+    if packages:
+        if host.live:
+            host.run(["dnf", "remove", "-y", *packages], check=False)
+        else:
+            host.run(["dnf", "remove", "-y", f"--installroot={host.root}", *packages], check=False)
+        print(f"  removed packages {' '.join(packages)}")
+    for path, record in sorted(files.items(), reverse=True):
+        target = host.path(path)
+        backup = record.get("backup")
+        if backup and host.path(backup).exists():
+            os.makedirs(target.parent, exist_ok=True)
+            shutil.copy2(host.path(backup), target)
+            print(f"  restored {path}")
+        elif target.exists():
+            target.unlink()
+            print(f"  removed {path}")
+        host.log(f"reset {path}")
+    backups = host.path("/var/lib/k8s-install/backups")
+    if backups.exists():
+        shutil.rmtree(backups)
+    state.remove()
+    print("reset: done")
+    return 0

@@ -1,0 +1,129 @@
+"""The converge engine: each step reads the node's state, computes its changes, and applies only those.
+
+A step with no changes is already done; that is what makes a second run a no-op and `plan` honest.
+Services a change needs restarted are recorded in the state file first (so a killed run restarts them on
+the next run), restarted once, and polled until ready. A step that needs a service running (the images
+step needs containerd) flushes the pending restarts before it plans.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from installer.errors import InstallError
+from installer.host import Host
+from installer.state import State
+
+
+@dataclass(frozen=True)
+class Change:
+    summary: str
+    apply: Callable[[], None]
+    restarts: Tuple[str, ...] = ()
+
+
+@dataclass
+class Node:
+    """Everything a step may read: the host, the state, the bundle and the node's settings."""
+
+    host: Host
+    state: State
+    bundle: Any  # installer.bundle.Bundle
+    settings: Any  # installer.settings.NodeSettings
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+class Step:
+    name = "step"
+    title = "a step"
+    needs_running: Tuple[str, ...] = ()  # services that must be (re)started before this step plans
+
+    def plan(self, node: Node) -> List[Change]:
+        raise NotImplementedError
+
+
+@dataclass
+class StepReport:
+    name: str
+    title: str
+    changes: List[str]
+
+
+@dataclass
+class RunReport:
+    steps: List[StepReport] = field(default_factory=list)
+    restarted: List[str] = field(default_factory=list)
+
+    @property
+    def change_count(self) -> int:
+        return sum(len(step.changes) for step in self.steps)
+
+
+Readiness = Callable[[Node], Optional[str]]  # returns None when ready, else what is still missing
+READINESS: Dict[str, Readiness] = {}
+
+
+def register_readiness(service: str, check: Readiness) -> None:
+    READINESS[service] = check
+
+
+def restart_services(node: Node, services: Sequence[str], report: RunReport, timeout: float = 60.0) -> None:
+    host = node.host
+    if not services:
+        return
+    if host.live:
+        host.run(["systemctl", "daemon-reload"])
+    for service in services:
+        if host.live:
+            host.run(["systemctl", "restart", service])
+            _wait_ready(node, service, timeout)
+        else:
+            host.skipped(f"systemctl restart {service}")
+        node.state.clear_pending_restart(service)
+        report.restarted.append(service)
+
+
+def _wait_ready(node: Node, service: str, timeout: float) -> None:
+    check = READINESS.get(service)
+    deadline = time.monotonic() + timeout
+    missing: Optional[str] = "not checked"
+    while time.monotonic() < deadline:
+        active = node.host.run(["systemctl", "is-active", "--quiet", service], check=False).returncode == 0
+        missing = None if active else f"{service} is not active"
+        if missing is None and check is not None:
+            missing = check(node)
+        if missing is None:
+            return
+        time.sleep(1.0)
+    raise InstallError(f"{service} did not become ready within {timeout:.0f} s ({missing}); see journalctl -u {service}")
+
+
+def converge(
+    node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[str], None] = print
+) -> RunReport:
+    """Plan and (unless dry_run) apply every step in order."""
+    report = RunReport()
+    host = node.host
+    host.log(f"=== {'plan' if dry_run else 'run'}: steps {', '.join(step.name for step in steps)}")
+    for step in steps:
+        if not dry_run:
+            due = [s for s in node.state.pending_restarts() if s in step.needs_running]
+            restart_services(node, due, report)
+        changes = step.plan(node)
+        summaries = [change.summary for change in changes]
+        report.steps.append(StepReport(step.name, step.title, summaries))
+        mark = "ok" if not changes else (f"{len(changes)} to change" if dry_run else f"{len(changes)} changed")
+        echo(f"[{step.name}] {step.title}: {mark}")
+        for change in changes:
+            echo(f"    {'would ' if dry_run else ''}{change.summary}")
+            if dry_run:
+                continue
+            if change.restarts:
+                node.state.add_pending_restarts(list(change.restarts))
+            host.log(f"[{step.name}] {change.summary}")
+            change.apply()
+    if not dry_run:
+        restart_services(node, node.state.pending_restarts(), report)
+    return report

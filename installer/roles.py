@@ -1,0 +1,37 @@
+"""Roles as ordered data: which steps run on a node, in which order."""
+
+from __future__ import annotations
+
+from typing import List
+
+from installer.engine import Step
+from installer.steps.chrony import Chrony
+from installer.steps.containerd import ContainerdConfig, RuntimeServices
+from installer.steps.firewall import Firewall
+from installer.steps.kernel import KernelModules, Sysctl
+from installer.steps.kubelet import KubeletEnabled
+from installer.steps.preflight import Preflight
+from installer.steps.runtime import RuntimeBinaries
+from installer.steps.system import Hostname, Selinux, Swap
+
+
+def node_steps() -> List[Step]:
+    """What every node gets: from a fresh EL9 install to containerd running, images loaded, kubelet enabled."""
+    return [
+        Preflight(),
+        Hostname(),
+        Swap(),
+        Selinux(),
+        Firewall(),
+        Chrony(),
+        KernelModules(),
+        Sysctl(),
+        RuntimeBinaries(),  # after the packages: CNI plugins 1.4.0 win over kubernetes-cni's
+        ContainerdConfig(),
+        RuntimeServices(),
+        KubeletEnabled(),
+    ]
+
+
+def steps_for(role: str, first: bool) -> List[Step]:
+    return node_steps()

@@ -1,0 +1,40 @@
+"""What the node steps need to know about this node, derived from the cluster config and the flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import FrozenSet, List, Optional, Tuple
+
+ROLES = ("control-plane", "worker")
+FIREWALL_MODES = ("firewalld", "disable")
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    role: str
+    first: bool
+    name: str
+    ip: str
+    hosts: Tuple[Tuple[str, str], ...] = ()  # (ip, name) of every node of the cluster
+    time_servers: Tuple[str, ...] = ()  # where this node takes its time from
+    serve_time_to: Optional[str] = None  # subnet this node serves time to (the first control plane)
+    firewall: str = "firewalld"
+    api_vip_port: int = 8443
+    ignore_preflight: FrozenSet[str] = field(default_factory=frozenset)
+    containerd_address: Optional[str] = None  # a running containerd to import into (for --root runs)
+
+    @property
+    def is_control_plane(self) -> bool:
+        return self.role == "control-plane"
+
+    def ports(self) -> List[str]:
+        """firewalld port specs this role must accept."""
+        # kubelet, NodePort services, Calico BGP / VXLAN / Typha
+        common = ["10250/tcp", "30000-32767/tcp", "179/tcp", "4789/udp", "5473/tcp"]
+        if self.is_control_plane:
+            return ["6443/tcp", "2379-2380/tcp", "10257/tcp", "10259/tcp", f"{self.api_vip_port}/tcp"] + common
+        return common
+
+    def protocols(self) -> List[str]:
+        """IP protocols: IPIP (4) for Calico, VRRP (112) for keepalived on control planes."""
+        return ["4", "112"] if self.is_control_plane else ["4"]

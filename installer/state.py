@@ -1,0 +1,102 @@
+"""What the installer has done on this node, kept in /var/lib/k8s-install/state.json (0600).
+
+It lets `reset` undo exactly what was done (files created, originals backed up, units enabled, packages
+installed) and lets a run that was killed re-run the service restarts it had not done yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from installer.host import STATE_DIR, Host
+
+STATE_FILE = f"{STATE_DIR}/state.json"
+BACKUP_DIR = f"{STATE_DIR}/backups"
+
+
+class State:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.path = host.path(STATE_FILE)
+        self.data: Dict[str, Any] = {"files": {}, "units": [], "pending_restarts": [], "packages": []}
+        if self.path.is_file():
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
+            self.data.update(loaded)
+
+    # -- files ---------------------------------------------------------------------------------------
+    def file_record(self, path: str) -> Optional[Dict[str, Any]]:
+        return self.data["files"].get(path)
+
+    def record_file(self, path: str, sha256: str, backup: Optional[str]) -> None:
+        record = self.data["files"].setdefault(path, {"backup": backup})
+        if backup and not record.get("backup"):
+            record["backup"] = backup
+        record["sha256"] = sha256
+        self.save()
+
+    def forget_file(self, path: str) -> None:
+        self.data["files"].pop(path, None)
+        self.save()
+
+    def files(self) -> Dict[str, Dict[str, Any]]:
+        return dict(self.data["files"])
+
+    # -- units, packages, restarts -------------------------------------------------------------------
+    def record_unit(self, unit: str) -> None:
+        if unit not in self.data["units"]:
+            self.data["units"].append(unit)
+            self.save()
+
+    def units(self) -> List[str]:
+        return list(self.data["units"])
+
+    def record_packages(self, names: List[str]) -> None:
+        for name in names:
+            if name not in self.data["packages"]:
+                self.data["packages"].append(name)
+        self.save()
+
+    def packages(self) -> List[str]:
+        return list(self.data["packages"])
+
+    def add_pending_restarts(self, services: List[str]) -> None:
+        pending = self.data["pending_restarts"]
+        for service in services:
+            if service not in pending:
+                pending.append(service)
+        self.save()
+
+    def pending_restarts(self) -> List[str]:
+        return list(self.data["pending_restarts"])
+
+    def clear_pending_restart(self, service: str) -> None:
+        if service in self.data["pending_restarts"]:
+            self.data["pending_restarts"].remove(service)
+            self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text = json.dumps(self.data, indent=1, sort_keys=True)
+        handle, temporary = tempfile.mkstemp(dir=str(self.path.parent), prefix=".state-")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, self.path)
+
+    def remove(self) -> None:
+        if self.path.exists():
+            self.path.unlink()
+
+
+def backup_path_for(path: str) -> str:
+    return f"{BACKUP_DIR}{path}.orig"
+
+
+def ensure_parent(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""One module per concern; each defines Step subclasses that plan changes from the node's state."""

@@ -1,0 +1,141 @@
+"""Kernel: the modules Kubernetes, kube-proxy (IPVS) and Calico need, and the sysctl settings of the seed.
+
+The seed's sysctl list sets several keys twice with different values; each key appears once here, with
+the reason for the value chosen.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+from installer.engine import Change, Node, Step
+from installer.files import plan_file, with_header
+
+MODULES_FILE = "/etc/modules-load.d/k8s.conf"
+SYSCTL_FILE = "/etc/sysctl.d/90-k8s.conf"
+KERNEL_MODULES = ("overlay", "br_netfilter", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack")
+
+# (key, value, why) - one entry per key.
+SYSCTL_SETTINGS: Tuple[Tuple[str, str, str], ...] = (
+    ("net.bridge.bridge-nf-call-iptables", "1", "required: pod traffic on bridges passes iptables"),
+    ("net.bridge.bridge-nf-call-ip6tables", "1", "required, as above for IPv6"),
+    ("net.bridge.bridge-nf-call-arptables", "1", ""),
+    ("net.ipv4.ip_forward", "1", "required: nodes route pod traffic"),
+    ("fs.file-max", "52706963", "seed: 202808 then 52706963; the larger one avoids 'too many open files'"),
+    ("fs.nr_open", "52706963", ""),
+    ("fs.inotify.max_user_instances", "8192", ""),
+    ("fs.inotify.max_user_watches", "524288", ""),
+    ("kernel.pid_max", "4194303", ""),
+    ("vm.swappiness", "0", ""),
+    ("vm.overcommit_memory", "1", ""),
+    ("vm.panic_on_oom", "0", ""),
+    ("vm.max_map_count", "262144", ""),
+    ("net.core.netdev_max_backlog", "16384", "seed: 262144 then 16384; the later value, as sysctl applied it"),
+    ("net.core.somaxconn", "32768", "seed: 262144 then 32768; the later value, as sysctl applied it"),
+    ("net.core.rmem_default", "6291456", ""),
+    ("net.core.wmem_default", "6291456", ""),
+    ("net.core.rmem_max", "16777216", "seed: 12582912 then 16777216; the later value"),
+    ("net.core.wmem_max", "16777216", "seed: 12582912 then 16777216; the later value"),
+    ("net.ipv4.tcp_rmem", "10240 87380 12582912", ""),
+    ("net.ipv4.tcp_wmem", "10240 87380 12582912", ""),
+    ("net.ipv4.tcp_max_orphans", "262144", ""),
+    ("net.ipv4.tcp_max_syn_backlog", "8096", "seed: 262144 then 8096; the later value"),
+    ("net.ipv4.tcp_synack_retries", "2", "seed: 1 then 2; 1 drops clients on a single lost SYN-ACK"),
+    ("net.ipv4.tcp_syn_retries", "1", ""),
+    (
+        "net.ipv4.ip_local_port_range",
+        "45001 65000",
+        "seed: 15000-65000 then 45001-65000; the first overlaps the NodePort range 30000-32767",
+    ),
+    ("net.ipv4.tcp_keepalive_time", "600", "seed: 1500 then 600; the later value"),
+    ("net.ipv4.tcp_keepalive_intvl", "30", "seed: 60 then 30; the later value"),
+    ("net.ipv4.tcp_keepalive_probes", "10", "seed: 3 then 10; the later value"),
+    ("net.ipv4.tcp_syncookies", "1", ""),
+    ("net.ipv4.tcp_fin_timeout", "30", ""),
+    ("net.ipv4.tcp_max_tw_buckets", "6000", ""),
+    (
+        "net.ipv4.tcp_timestamps",
+        "1",
+        "seed: 0, 0 then 1; tcp_tw_reuse only works with timestamps, and 0 disables PAWS",
+    ),
+    ("net.ipv4.tcp_tw_reuse", "1", ""),
+    ("net.ipv4.neigh.default.gc_stale_time", "120", ""),
+    ("net.ipv4.conf.all.rp_filter", "0", "Calico needs loose or no reverse-path filtering"),
+    ("net.ipv4.conf.default.rp_filter", "0", ""),
+    ("net.ipv4.conf.default.arp_announce", "2", ""),
+    ("net.ipv4.conf.lo.arp_announce", "2", ""),
+    ("net.ipv4.conf.all.arp_announce", "2", ""),
+    ("net.netfilter.nf_conntrack_max", "2310720", ""),
+    ("net.ipv6.neigh.default.gc_thresh1", "8192", ""),
+    ("net.ipv6.neigh.default.gc_thresh2", "32768", ""),
+    ("net.ipv6.neigh.default.gc_thresh3", "65536", ""),
+    ("net.ipv6.conf.all.disable_ipv6", "1", "seed: IPv4-only cluster"),
+    ("net.ipv6.conf.default.disable_ipv6", "1", ""),
+    ("net.ipv6.conf.lo.disable_ipv6", "1", ""),
+)
+
+
+def sysctl_conf() -> str:
+    lines = []
+    for key, value, why in SYSCTL_SETTINGS:
+        if why:
+            lines.append(f"# {why}")
+        lines.append(f"{key} = {value}")
+    return with_header("\n".join(lines) + "\n")
+
+
+def modules_conf() -> str:
+    return with_header("\n".join(KERNEL_MODULES) + "\n")
+
+
+def loaded_modules() -> List[str]:
+    try:
+        with open("/proc/modules", encoding="ascii") as modules:
+            return [line.split()[0] for line in modules]
+    except FileNotFoundError:
+        return []
+
+
+def module_present(name: str) -> bool:
+    import os
+
+    return name in loaded_modules() or os.path.isdir(f"/sys/module/{name}")
+
+
+def current_sysctl(key: str) -> str:
+    try:
+        with open("/proc/sys/" + key.replace(".", "/"), encoding="ascii") as value:
+            return " ".join(value.read().split())
+    except OSError:
+        return ""
+
+
+class KernelModules(Step):
+    name = "kernel-modules"
+    title = "kernel modules"
+
+    def plan(self, node: Node) -> List[Change]:
+        changes = plan_file(node, MODULES_FILE, modules_conf().encode())
+        if not node.host.live:
+            node.host.skipped(f"modprobe {' '.join(KERNEL_MODULES)}")
+            return changes
+        missing = [module for module in KERNEL_MODULES if not module_present(module)]
+        for module in missing:
+            changes.append(Change(f"load module {module}", lambda m=module: node.host.run(["modprobe", m])))
+        return changes
+
+
+class Sysctl(Step):
+    name = "sysctl"
+    title = "kernel settings"
+
+    def plan(self, node: Node) -> List[Change]:
+        changes = plan_file(node, SYSCTL_FILE, sysctl_conf().encode())
+        if not node.host.live:
+            node.host.skipped(f"sysctl -p {SYSCTL_FILE}")
+            return changes
+        differing = [key for key, value, _ in SYSCTL_SETTINGS if current_sysctl(key) not in ("", value)]
+        if changes or differing:
+            summary = f"apply {SYSCTL_FILE}" + (f" ({len(differing)} values differ)" if differing else "")
+            changes.append(Change(summary, lambda: node.host.run(["sysctl", "-p", SYSCTL_FILE])))
+        return changes

@@ -1,0 +1,18 @@
+"""kubelet enabled at boot; kubeadm starts it with its configuration (cluster steps)."""
+
+from __future__ import annotations
+
+from typing import List
+
+from installer.engine import Change, Node, Step
+from installer.steps.services import plan_enabled
+
+
+class KubeletEnabled(Step):
+    name = "kubelet"
+    title = "kubelet enabled"
+
+    def plan(self, node: Node) -> List[Change]:
+        changes = plan_enabled(node, "kubelet.service", required=not node.options.get("dry_run", False))
+        # kubelet crash-loops until kubeadm writes its config: enabling, not starting, is the node's job.
+        return [Change(c.summary, c.apply) for c in changes]

@@ -1,0 +1,191 @@
+"""Preflight: refuse a node that cannot work, before anything changes. Each failure says how to fix it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from typing import Callable, List, Optional, Tuple
+
+from installer.engine import Change, Node, Step
+from installer.errors import InstallError
+from installer.layout import IMAGES_DIR
+
+MIN_CPUS = 2
+MIN_MEMORY = 2 * 1024**3
+ARCH_BY_MACHINE = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+OS_BY_RELEASE = {"rocky": "rocky", "almalinux": "alma", "rhel": "rhel", "centos": "centos"}
+
+Check = Callable[[Node], Optional[str]]
+
+
+def read_os_release(node: Node) -> dict:
+    values = {}
+    path = node.host.path("/etc/os-release")
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+def check_root(node: Node) -> Optional[str]:
+    if os.geteuid() != 0:
+        return "not running as root: run it with sudo (or as root)"
+    return None
+
+
+def check_os(node: Node) -> Optional[str]:
+    if "linux" in node.bundle.os_ids:
+        return None  # a generic Linux bundle
+    release = read_os_release(node)
+    family = OS_BY_RELEASE.get(release.get("ID", ""), release.get("ID", "unknown"))
+    major = release.get("VERSION_ID", "").split(".")[0]
+    found = f"{family}{major}"
+    if found not in node.bundle.os_ids:
+        wanted = "/".join(node.bundle.os_ids)
+        return f"this node runs {release.get('PRETTY_NAME', found)} but the bundle is for {wanted}: use a bundle built with --os {found}"
+    return None
+
+
+def check_arch(node: Node) -> Optional[str]:
+    machine = platform.machine()
+    arch = ARCH_BY_MACHINE.get(machine, machine)
+    if arch != node.bundle.arch:
+        return f"this node is {arch} but the bundle is for {node.bundle.arch}: build one with --arch {arch}"
+    return None
+
+
+def check_cpus(node: Node) -> Optional[str]:
+    count = os.cpu_count() or 1
+    if count < MIN_CPUS:
+        return f"{count} CPU(s), Kubernetes needs at least {MIN_CPUS}: give the machine more CPUs"
+    return None
+
+
+def memory_bytes() -> int:
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def check_memory(node: Node) -> Optional[str]:
+    total = memory_bytes()
+    if total < MIN_MEMORY:
+        return f"{total / 1024**3:.1f} GiB of memory, Kubernetes needs at least 2 GiB: add memory"
+    return None
+
+
+def images_size(node: Node) -> int:
+    """Bytes of the bundle's image store (compressed layers)."""
+    total = 0
+    for directory, _subdirs, files in os.walk(node.bundle.root / IMAGES_DIR):
+        total += sum(os.path.getsize(os.path.join(directory, name)) for name in files)
+    return total
+
+
+def check_disk(node: Node) -> Optional[str]:
+    target = node.host.path("/var/lib")
+    while not target.exists():
+        target = target.parent
+    free = shutil.disk_usage(target).free
+    needed = 3 * images_size(node) + 2 * 1024**3  # unpacked layers take about 2-3x their compressed size
+    if free < needed:
+        return f"{free / 1024**3:.1f} GiB free under /var/lib, needs {needed / 1024**3:.1f} GiB: free space or grow the disk"
+    return None
+
+
+def listening_ports() -> List[int]:
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as lines:
+                next(lines, None)
+                for line in lines:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A":  # LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:
+            continue
+    return sorted(ports)
+
+
+def required_ports(node: Node) -> List[int]:
+    ports = [10250]
+    if node.settings.is_control_plane:
+        ports += [6443, 2379, 2380, 10257, 10259, node.settings.api_vip_port]
+    return ports
+
+
+def check_ports(node: Node) -> Optional[str]:
+    if node.state.data.get("completed"):
+        return None  # our own Kubernetes holds them after a successful run
+    busy = sorted(set(required_ports(node)) & set(listening_ports()))
+    if busy:
+        ports = ", ".join(str(p) for p in busy)
+        return f"port(s) {ports} already in use: stop what listens there (ss -ltnp shows it)"
+    return None
+
+
+def docker_running(node: Node) -> bool:
+    if node.host.path("/run/docker.sock").exists():
+        return True
+    for entry in os.listdir("/proc") if node.host.live else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm", encoding="ascii", errors="replace") as comm:
+                    if comm.read().strip() == "dockerd":
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def check_runtime(node: Node) -> Optional[str]:
+    if docker_running(node):
+        return "docker is running and would fight containerd: systemctl disable --now docker docker.socket"
+    return None
+
+
+CHECKS: Tuple[Tuple[str, Check], ...] = (
+    ("root", check_root),
+    ("os", check_os),
+    ("arch", check_arch),
+    ("cpus", check_cpus),
+    ("memory", check_memory),
+    ("disk", check_disk),
+    ("ports", check_ports),
+    ("runtime", check_runtime),
+)
+CHECK_NAMES = tuple(name for name, _ in CHECKS)
+
+
+def failures(node: Node) -> List[Tuple[str, str]]:
+    found = []
+    for name, check in CHECKS:
+        if name in node.settings.ignore_preflight:
+            node.host.log(f"preflight {name}: ignored (--ignore-preflight {name})")
+            continue
+        problem = check(node)
+        if problem:
+            found.append((name, problem))
+    return found
+
+
+class Preflight(Step):
+    name = "preflight"
+    title = "node can run Kubernetes"
+
+    def plan(self, node: Node) -> List[Change]:
+        found = failures(node)
+        for name, problem in found:
+            print(f"  preflight {name}: {problem}")
+        if found:
+            names = ", ".join(name for name, _ in found)
+            raise InstallError(
+                f"preflight failed ({names}): fix the above, or pass --ignore-preflight NAME to override one"
+            )
+        return []

@@ -1,0 +1,101 @@
+"""Stand-in runtime artifacts made from this machine's real binaries, and a bundle built from them.
+
+containerd's tarball holds Debian's real containerd, ctr and shim; runc is Debian's runc. The CNI plugins,
+buildkit and nerdctl stand-ins are small executables (their real binaries are not needed to test the
+installer's placement of them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+from tests.support.http_server import MirrorServer
+
+TOP = "k8s-bundle-1.29.6-rocky9-amd64"
+REAL_CONTAINERD = ("/usr/bin/containerd", "/usr/bin/ctr", "/usr/bin/containerd-shim-runc-v2")
+
+
+def _tarball(members: List[Tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            info.mtime = 1700000000
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _script(text: str) -> bytes:
+    return f"#!/bin/sh\necho '{text}'\n".encode()
+
+
+def runtime_artifacts() -> Dict[str, Tuple[str, bytes, bool]]:
+    """name -> (file name, bytes, noarch)"""
+    containerd = [(f"bin/{Path(p).name}", Path(p).read_bytes()) for p in REAL_CONTAINERD]
+    cni = [(f"./{name}", _script(f"cni {name} v1.4.0")) for name in ("bridge", "host-local", "loopback", "portmap")]
+    return {
+        "containerd": ("containerd-1.6.33-linux-amd64.tar.gz", _tarball(containerd), False),
+        "runc": ("runc.amd64", Path(shutil.which("runc") or "/usr/sbin/runc").read_bytes(), False),
+        "cni-plugins": ("cni-plugins-linux-amd64-v1.4.0.tgz", _tarball(cni), False),
+        "buildkit": (
+            "buildkit-v0.11.6.linux-amd64.tar.gz",
+            _tarball([("bin/buildkitd", _script("buildkitd")), ("bin/buildctl", _script("buildctl"))]),
+            False,
+        ),
+        "nerdctl": (
+            "nerdctl-1.4.0-linux-amd64.tar.gz",
+            _tarball([("nerdctl", _script("nerdctl 1.4.0")), ("containerd-rootless.sh", _script("rootless"))]),
+            False,
+        ),
+        "calico-manifest": ("calico-typha.yaml", b"apiVersion: v1\nkind: List\nitems: []\n", True),
+    }
+
+
+def node_release_manifest(mirror: MirrorServer, extra: Optional[dict] = None) -> dict:
+    files = []
+    for name, (filename, data, noarch) in runtime_artifacts().items():
+        path = f"/downloads.example.invalid/{name}/{filename}"
+        mirror.add(path, data)
+        entry = {"name": name, "version": "1.0.0", "url": f"https://downloads.example.invalid/{name}/{filename}"}
+        digest = hashlib.sha256(data).hexdigest()
+        if noarch:
+            entry.update(arch="noarch", sha256=digest)
+        else:
+            entry["url"] = entry["url"].replace("amd64", "{arch}")
+            entry["sha256"] = {"amd64": digest}
+        if name == "runc":
+            entry["executable"] = True
+        files.append(entry)
+    manifest = {
+        "kubernetes": "1.29.6",
+        "os": {"rocky9": {"rpms": True, "aliases": ["alma9", "rhel9"]}},
+        "arches": ["amd64"],
+        "files": files,
+    }
+    manifest.update(extra or {})
+    return manifest
+
+
+def build_node_bundle(mirror: MirrorServer, work: Path, extra_args: Tuple[str, ...] = ()) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    manifest_path = work / "release.yaml"
+    manifest_path.write_text(yaml.safe_dump(node_release_manifest(mirror)))
+    out = work / "out"
+    result = subprocess.run(
+        ["python", "-m", "bundler", "build", "--manifest", str(manifest_path), "--mirror", mirror.url,
+         "--cache", str(work / "cache"), "--output", str(out), *extra_args],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    subprocess.run(["tar", "-xf", str(out / f"{TOP}.tar"), "-C", str(work)], check=True)
+    return work / TOP

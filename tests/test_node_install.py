@@ -53,7 +53,7 @@ def install(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tm
     config.write_text(yaml.safe_dump(CLUSTER))
     command = namespace.prefix() + [
         python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker", "--node", "k8s-wn01",
-        "--config", str(config), "--yes", "--ignore-preflight", "arch", *extra,
+        "--config", str(config), "--yes", *extra,
     ]  # fmt: skip
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -127,7 +127,7 @@ def test_killed_run_is_completed_by_a_rerun(
     config.write_text(yaml.safe_dump(CLUSTER))
     command = namespace.prefix() + [
         python39, str(bundle / "k8s-install.pyz"), "--root", str(node_root), "--role", "worker",
-        "--node", "k8s-wn01", "--config", str(config), "--yes", "--ignore-preflight", "arch",
+        "--node", "k8s-wn01", "--config", str(config), "--yes",
     ]  # fmt: skip
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)

@@ -30,8 +30,12 @@ def read_os_release(node: Node) -> dict:
     return values
 
 
+def effective_uid() -> int:
+    return os.geteuid()
+
+
 def check_root(node: Node) -> Optional[str]:
-    if os.geteuid() != 0:
+    if effective_uid() != 0:
         return "not running as root: run it with sudo (or as root)"
     return None
 
@@ -49,16 +53,24 @@ def check_os(node: Node) -> Optional[str]:
     return None
 
 
+def machine() -> str:
+    return platform.machine()
+
+
 def check_arch(node: Node) -> Optional[str]:
-    machine = platform.machine()
-    arch = ARCH_BY_MACHINE.get(machine, machine)
+    machine_name = machine()
+    arch = ARCH_BY_MACHINE.get(machine_name, machine_name)
     if arch != node.bundle.arch:
         return f"this node is {arch} but the bundle is for {node.bundle.arch}: build one with --arch {arch}"
     return None
 
 
+def cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
 def check_cpus(node: Node) -> Optional[str]:
-    count = os.cpu_count() or 1
+    count = cpu_count()
     if count < MIN_CPUS:
         return f"{count} CPU(s), Kubernetes needs at least {MIN_CPUS}: give the machine more CPUs"
     return None
@@ -87,11 +99,15 @@ def images_size(node: Node) -> int:
     return total
 
 
+def disk_free(path: object) -> int:
+    return shutil.disk_usage(str(path)).free
+
+
 def check_disk(node: Node) -> Optional[str]:
     target = node.host.path("/var/lib")
     while not target.exists():
         target = target.parent
-    free = shutil.disk_usage(target).free
+    free = disk_free(target)
     needed = 3 * images_size(node) + 2 * 1024**3  # unpacked layers take about 2-3x their compressed size
     if free < needed:
         return f"{free / 1024**3:.1f} GiB free under /var/lib, needs {needed / 1024**3:.1f} GiB: free space or grow the disk"

@@ -1,0 +1,154 @@
+"""Every preflight failure with its message: facts in, message out; and through the real pyz."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from installer.bundle import Bundle
+from installer.engine import Node
+from installer.errors import InstallError
+from installer.host import Host
+from installer.settings import NodeSettings
+from installer.state import State
+from installer.steps import preflight
+from tests.support.node_bundle import build_node_bundle
+from tests.support.sandbox import NetNamespace, make_el9_root
+
+
+def make_node(tmp_path: Path, role: str = "worker", arch: str = "amd64") -> Node:
+    root = make_el9_root(tmp_path / "root")
+    host = Host(root)
+    bundle = Bundle(tmp_path, {"arch": arch, "os": "rocky9", "os_aliases": ["alma9", "rhel9"]})
+    settings = NodeSettings(role=role, first=False, name="n1", ip="10.213.0.5")
+    return Node(host, State(host), bundle, settings)
+
+
+GiB = 1024**3
+CASES = [
+    ("root", lambda m: m.setattr(preflight, "effective_uid", lambda: 1000), "not running as root: run it with sudo (or as root)"),
+    ("arch", lambda m: m.setattr(preflight, "machine", lambda: "aarch64"),
+     "this node is arm64 but the bundle is for amd64: build one with --arch arm64"),
+    ("cpus", lambda m: m.setattr(preflight, "cpu_count", lambda: 1),
+     "1 CPU(s), Kubernetes needs at least 2: give the machine more CPUs"),
+    ("memory", lambda m: m.setattr(preflight, "memory_bytes", lambda: GiB),
+     "1.0 GiB of memory, Kubernetes needs at least 2 GiB: add memory"),
+    ("disk", lambda m: m.setattr(preflight, "disk_free", lambda path: GiB),
+     "1.0 GiB free under /var/lib, needs 2.0 GiB: free space or grow the disk"),
+    ("ports", lambda m: m.setattr(preflight, "listening_ports", lambda: [22, 10250]),
+     "port(s) 10250 already in use: stop what listens there (ss -ltnp shows it)"),
+    ("runtime", lambda m: m.setattr(preflight, "docker_running", lambda node: True),
+     "docker is running and would fight containerd: systemctl disable --now docker docker.socket"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def healthy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine that passes every check, so each case changes exactly one fact."""
+    monkeypatch.setattr(preflight, "effective_uid", lambda: 0)
+    monkeypatch.setattr(preflight, "machine", lambda: "x86_64")
+    monkeypatch.setattr(preflight, "cpu_count", lambda: 4)
+    monkeypatch.setattr(preflight, "memory_bytes", lambda: 8 * GiB)
+    monkeypatch.setattr(preflight, "disk_free", lambda path: 100 * GiB)
+    monkeypatch.setattr(preflight, "listening_ports", lambda: [22])
+    monkeypatch.setattr(preflight, "docker_running", lambda node: False)
+
+
+@pytest.mark.parametrize("name,break_fact,message", CASES, ids=[c[0] for c in CASES])
+def test_each_failure_names_the_check_and_the_fix(
+    healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,
+    break_fact: Callable, message: str,
+) -> None:  # fmt: skip
+    node = make_node(tmp_path)
+    assert preflight.failures(node) == []
+    break_fact(monkeypatch)
+    assert preflight.failures(node) == [(name, message)]
+    with pytest.raises(InstallError, match=rf"^preflight failed \({name}\): fix the above, or pass --ignore-preflight"):
+        preflight.Preflight().plan(node)
+
+
+def test_wrong_os_names_both(healthy: None, tmp_path: Path) -> None:
+    node = make_node(tmp_path)
+    (node.host.root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
+    assert preflight.failures(node) == [
+        ("os", "this node runs Debian GNU/Linux 12 but the bundle is for rocky9/alma9/rhel9: "
+               "use a bundle built with --os debian12")
+    ]  # fmt: skip
+
+
+def test_alma_is_accepted_by_a_rocky_bundle(healthy: None, tmp_path: Path) -> None:
+    node = make_node(tmp_path)
+    (node.host.root / "etc/os-release").write_text('ID="almalinux"\nVERSION_ID="9.4"\n')
+    assert preflight.failures(node) == []
+
+
+def test_control_plane_needs_its_ports(healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    node = make_node(tmp_path, role="control-plane")
+    monkeypatch.setattr(preflight, "listening_ports", lambda: [2379, 8443])
+    assert preflight.failures(node) == [
+        ("ports", "port(s) 2379, 8443 already in use: stop what listens there (ss -ltnp shows it)")
+    ]
+
+
+def test_ignored_check_is_skipped_and_logged(healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    node = make_node(tmp_path)
+    node.settings = NodeSettings(role="worker", first=False, name="n1", ip="10.213.0.5",
+                                 ignore_preflight=frozenset({"cpus"}))  # fmt: skip
+    monkeypatch.setattr(preflight, "cpu_count", lambda: 1)
+    assert preflight.failures(node) == []
+    assert "preflight cpus: ignored" in (node.host.root / "var/log/k8s-install.log").read_text()
+
+
+def test_real_probes_read_this_machine() -> None:
+    assert preflight.memory_bytes() > 0
+    assert preflight.cpu_count() >= 1
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert server.getsockname()[1] in preflight.listening_ports()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
+def test_pyz_reports_every_failure_then_one_error_line(mirror, python39: str, tmp_path: Path) -> None:
+    """Through the real zipapp: a Debian root, a busy kubelet port in the node's netns, docker's socket."""
+    bundle = build_node_bundle(mirror, tmp_path / "build")
+    root = make_el9_root(tmp_path / "node")
+    (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
+    (root / "run").mkdir()
+    (root / "run/docker.sock").write_text("")
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump({"nodes": [{"name": "w1", "ip": "10.213.9.2", "role": "worker"}]}))
+    with NetNamespace() as namespace:
+        listener = subprocess.Popen(namespace.prefix() + ["python3", "-c", (
+            "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',10250)); s.listen(); time.sleep(60)")])  # fmt: skip
+        try:
+            for _ in range(50):
+                probe = subprocess.run(namespace.prefix() + ["ss", "-ltn"], capture_output=True, text=True)
+                if ":10250" in probe.stdout:
+                    break
+                import time
+
+                time.sleep(0.1)
+            result = subprocess.run(
+                namespace.prefix() + [python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role",
+                                      "worker", "--node", "w1", "--config", str(config), "preflight"],
+                capture_output=True, text=True, env=dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv")),
+            )  # fmt: skip
+        finally:
+            listener.kill()
+            listener.wait()
+    assert result.returncode == 1
+    assert "preflight os: this node runs Debian GNU/Linux 12 but the bundle is for rocky9" in result.stdout
+    assert "preflight ports: port(s) 10250 already in use" in result.stdout
+    assert "preflight runtime: docker is running" in result.stdout
+    assert result.stderr.strip() == (
+        "k8s-install.pyz: error: preflight failed (os, ports, runtime): fix the above, "
+        "or pass --ignore-preflight NAME to override one"
+    )

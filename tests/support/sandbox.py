@@ -55,7 +55,7 @@ class NetNamespace:
     def __init__(self, prefix: str = "k8sit") -> None:
         self.name = f"{prefix}-{secrets.token_hex(3)}"
 
-    def __enter__(self) -> "NetNamespace":
+    def __enter__(self) -> NetNamespace:
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         subprocess.run(["ip", "netns", "exec", self.name, "ip", "link", "set", "lo", "up"], check=True)
         return self

@@ -22,7 +22,7 @@ from bundler.cache import Cache
 from bundler.errors import BundlerError
 from installer.verify import sha256_file
 
-CHUNK = 1 << 16  # small enough that a dropped connection loses little
+CHUNK = 1 << 18  # small enough that a dropped connection loses little
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 ProgressHook = Callable[[int], None]
@@ -95,7 +95,7 @@ class Downloader:
         attempt = 0
         while True:
             try:
-                self._download(source, partial, progress)
+                actual = self._download(source, partial, progress)
                 break
             except BundlerError as error:
                 raise BundlerError(f"{label}: {error}") from None
@@ -104,7 +104,6 @@ class Downloader:
                 if attempt > self.options.retries:
                     raise BundlerError(f"{label}: {error} after {attempt} attempts ({source})") from None
                 time.sleep(self.options.backoff * (2 ** (attempt - 1)))
-        actual = sha256_file(partial)
         if expected and actual != expected:
             partial.unlink()
             raise BundlerError(
@@ -114,7 +113,8 @@ class Downloader:
         size = partial.stat().st_size
         return Fetched(self.cache.commit(partial, actual), actual, size, False)
 
-    def _download(self, source: str, partial: Path, progress: Optional[Callable[[int, int], None]]) -> None:
+    def _download(self, source: str, partial: Path, progress: Optional[Callable[[int, int], None]]) -> str:
+        """Fetch (or resume) into `partial`; return the sha256 of the whole file, hashed as it arrives."""
         have = partial.stat().st_size if partial.exists() else 0
         headers = {"Range": f"bytes={have}-"} if have else {}
         try:
@@ -138,6 +138,7 @@ class Downloader:
             resumed = response.status_code == 206 and have > 0
             if not resumed:
                 have = 0
+            digest = _hash_prefix(partial, have)
             total = _total_size(response, have)
             mode = "ab" if resumed else "wb"
             try:
@@ -145,6 +146,7 @@ class Downloader:
                     done = have
                     for chunk in response.iter_content(CHUNK):
                         out.write(chunk)
+                        digest.update(chunk)
                         done += len(chunk)
                         if progress:
                             progress(done, total)
@@ -158,6 +160,22 @@ class Downloader:
                 raise BundlerError(f"cannot write {partial}: {error.strerror}") from None
             if total and done < total:
                 raise _RetryableError(f"connection closed after {done} of {total} bytes")
+        return digest.hexdigest()
+
+
+def _hash_prefix(path: Path, length: int) -> "hashlib._Hash":
+    """A sha256 already fed with the first `length` bytes of a partial download being resumed."""
+    digest = hashlib.sha256()
+    if length:
+        with open(path, "rb") as stream:
+            remaining = length
+            while remaining:
+                block = stream.read(min(1 << 20, remaining))
+                if not block:
+                    break
+                digest.update(block)
+                remaining -= len(block)
+    return digest
 
 
 def _total_size(response: requests.Response, have: int) -> int:

@@ -62,7 +62,7 @@ class StandInRelease:
     def __init__(self, mirror: MirrorServer, root: Path, sizes: Optional[Dict[str, int]] = None) -> None:
         self.mirror = mirror
         self.root = root
-        self.sizes = sizes or {"containerd": 300_000, "runc": 120_000, "calico-manifest": 5_000}
+        self.sizes = sizes or {"containerd": 3_000_000, "runc": 120_000, "calico-manifest": 5_000}
         self.data: Dict[str, bytes] = {}
         files = []
         for name, size in self.sizes.items():

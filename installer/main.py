@@ -98,7 +98,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from installer.commands import install, reset
+    from installer.commands import install, reset, status
 
     return {
         "install": install.run_install,
@@ -106,6 +106,7 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "preflight": install.run_preflight,
         "verify": run_verify,
         "reset": reset.run_reset,
+        "status": status.run_status,
     }
 
 

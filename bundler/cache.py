@@ -6,10 +6,12 @@ interrupted build resumes them; an entry appears in `sha256/` only by `os.replac
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "k8s-bundler"
 
@@ -34,6 +36,16 @@ class Cache:
     def partial_path(self, url: str, expected: Optional[str]) -> Path:
         key = hashlib.sha256(f"{url}\0{expected or ''}".encode()).hexdigest()[:32]
         return self.partial / f"{key}.part"
+
+    @contextlib.contextmanager
+    def locked(self, partial: Path) -> Iterator[None]:
+        """Exclusive use of one partial download, across threads and processes sharing the cache."""
+        with open(partial.with_suffix(".lock"), "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def commit(self, verified_file: Path, sha256: str) -> Path:
         """Move a file whose sum has been checked into the cache (atomic, same filesystem)."""

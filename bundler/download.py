@@ -81,17 +81,36 @@ class Downloader:
         self, label: str, url: str, expected: Optional[str], progress: Optional[Callable[[int, int], None]] = None
     ) -> Fetched:
         """Return a verified file in the cache. `progress(done, total)` is called as bytes arrive."""
-        if expected:
-            cached = self.cache.lookup(expected)
-            if cached is not None:
-                if sha256_file(cached) == expected:
-                    size = cached.stat().st_size
-                    if progress:
-                        progress(size, size)
-                    return Fetched(cached, expected, size, True)
-                cached.unlink()  # damaged cache entry: fetch again
+        hit = self._from_cache(expected, progress)
+        if hit is not None:
+            return hit
         source = mirrored_url(url, self.options.mirror)
         partial = self.cache.partial_path(url, expected)
+        with self.cache.locked(partial):
+            hit = self._from_cache(expected, progress)  # another build may have fetched it meanwhile
+            if hit is not None:
+                return hit
+            return self._fetch_locked(label, url, source, partial, expected, progress)
+
+    def _from_cache(self, expected: Optional[str], progress: Optional[Callable[[int, int], None]]) -> Optional[Fetched]:
+        """A cache entry, re-hashed before use (a damaged entry is dropped and fetched again)."""
+        if not expected:
+            return None
+        cached = self.cache.lookup(expected)
+        if cached is None:
+            return None
+        if sha256_file(cached) != expected:
+            cached.unlink()
+            return None
+        size = cached.stat().st_size
+        if progress:
+            progress(size, size)
+        return Fetched(cached, expected, size, True)
+
+    def _fetch_locked(
+        self, label: str, url: str, source: str, partial: Path, expected: Optional[str],
+        progress: Optional[Callable[[int, int], None]],
+    ) -> Fetched:  # fmt: skip
         attempt = 0
         while True:
             try:

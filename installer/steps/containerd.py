@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
-from installer.engine import Change, Node, Step
+from installer.engine import Change, Node, Step, register_readiness
 from installer.files import HEADER, plan_file
 from installer.render import render
 from installer.steps.services import plan_enabled
@@ -37,6 +37,15 @@ def containerd_config(node: Node) -> str:
         runc_path="/usr/local/sbin/runc",
         certs_dir=containerd_certs_dir,
     )
+
+
+def containerd_answers(node: Node) -> Optional[str]:
+    """Readiness after a restart: the socket answers `ctr version`."""
+    result = node.host.run(["ctr", "--address", containerd_address, "version"], check=False, timeout=10)
+    return None if result.returncode == 0 else "ctr version gets no answer from containerd"
+
+
+register_readiness("containerd", containerd_answers)
 
 
 class ContainerdConfig(Step):

@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from installer import __version__
 from installer.errors import InstallError
+from installer.images import DEFAULT_ADDRESS, NAMESPACE, check_images_present, find_ctr, import_images
 from installer.verify import verify_directory
 
 PROG = "k8s-install.pyz"
@@ -37,7 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     verify = commands.add_parser("verify", help="check every file of the bundle against SHA256SUMS")
     verify.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
+    images = commands.add_parser("images", help="import the bundled images into containerd (namespace k8s.io)")
+    images.add_argument("--ctr", help="the ctr binary (default: ctr on PATH)")
+    images.add_argument(
+        "--containerd-address", default=DEFAULT_ADDRESS, metavar="SOCKET", help=f"default {DEFAULT_ADDRESS}"
+    )
+    images.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
     return parser
+
+
+def run_images(bundle: Path, ctr: Optional[str], address: str, snapshotter: Optional[str]) -> int:
+    binary = find_ctr(ctr)
+    result = import_images(bundle, binary, address, snapshotter=snapshotter)
+    present = check_images_present(bundle, binary, address)
+    print(
+        f"images: {len(result.imported)} imported, {len(result.skipped)} already present; "
+        f"all {len(present)} bundled images are in containerd namespace {NAMESPACE}"
+    )
+    return 0
 
 
 def run_verify(bundle: Path, jobs: int) -> int:
@@ -50,6 +68,8 @@ def dispatch(args: argparse.Namespace) -> int:
     bundle = args.bundle or default_bundle_dir()
     if args.command == "verify":
         return run_verify(bundle, args.jobs)
+    if args.command == "images":
+        return run_images(bundle, args.ctr, args.containerd_address, args.snapshotter)
     build_parser().print_help()
     return 2
 

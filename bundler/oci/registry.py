@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,12 @@ class RegistryClient:
         self.cache = cache
         self.options = options
         self.transport = Transport(options)
+        self._locks: Dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock_for(self, digest: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(digest, threading.Lock())
 
     def endpoint(self, ref: ImageRef) -> Endpoint:
         return endpoint_for(ref, self.options)
@@ -118,6 +125,12 @@ class RegistryClient:
         progress: Optional[Callable[[int, int], None]] = None,
     ) -> Path:
         """A verified blob in the cache, downloaded only when the cache does not hold it yet."""
+        with self._lock_for(digest):  # images resolved in parallel may share a config or a layer
+            return self._blob(ref, digest, size, progress)
+
+    def _blob(
+        self, ref: ImageRef, digest: str, size: Optional[int], progress: Optional[Callable[[int, int], None]]
+    ) -> Path:
         what = f"{ref.name} blob {digest[:19]}"
         hex_digest = digest_hex(digest, what)
         cached = self.cache.lookup(hex_digest)

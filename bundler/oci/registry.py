@@ -110,12 +110,13 @@ class RegistryClient:
     def store_bytes(self, data: bytes, digest: str) -> Path:
         """Put already-verified bytes (a manifest) into the cache under their digest."""
         hex_digest = digest_hex(digest, "manifest")
-        cached = self.cache.lookup(hex_digest)
-        if cached is not None and cached.stat().st_size == len(data):
-            return cached
-        partial = self.cache.partial / f"{hex_digest}.manifest.part"
-        partial.write_bytes(data)
-        return self.cache.commit(partial, hex_digest)
+        with self._lock_for(digest):
+            cached = self.cache.lookup(hex_digest)
+            if cached is not None and cached.read_bytes() == data:
+                return cached
+            partial = self.cache.partial / f"{hex_digest}.manifest.part"
+            partial.write_bytes(data)
+            return self.cache.commit(partial, hex_digest)
 
     def blob(
         self,

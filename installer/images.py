@@ -8,6 +8,7 @@ image bundle.yaml lists is in containerd with its digest, else one error naming 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,12 +44,18 @@ def bundle_images(bundle: Path) -> List[BundleImage]:
     try:
         manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as error:
-        raise InstallError(f"{path}: cannot read: {error.strerror}; is --bundle the unpacked bundle folder?") from None
+        raise InstallError(
+            f"{path}: cannot read: {error.strerror}; is --bundle the unpacked bundle folder?"
+        ) from None
     except yaml.YAMLError:
         raise InstallError(f"{path}: not valid YAML; re-copy the bundle and run verify") from None
     found = []
     for index, entry in enumerate(manifest.get("images") or []):
-        if not isinstance(entry, dict) or not entry.get("name") or not str(entry.get("digest", "")).startswith("sha256:"):
+        if (
+            not isinstance(entry, dict)
+            or not entry.get("name")
+            or not str(entry.get("digest", "")).startswith("sha256:")
+        ):
             raise InstallError(f"{path}: images[{index}] needs a name and a sha256 digest")
         found.append(BundleImage(str(entry["name"]), str(entry["digest"])))
     return found
@@ -108,7 +115,8 @@ def _partial_layout(layout: Path, wanted: List[BundleImage]) -> Dict[str, object
     descriptors = [
         entry
         for entry in index.get("manifests") or []
-        if isinstance(entry, dict) and ((entry.get("annotations") or {}).get(NAME_ANNOTATION), entry.get("digest")) in keys
+        if isinstance(entry, dict)
+        and ((entry.get("annotations") or {}).get(NAME_ANNOTATION), entry.get("digest")) in keys
     ]
     if len(descriptors) != len(keys):
         found = {(d.get("annotations") or {}).get(NAME_ANNOTATION) for d in descriptors}
@@ -140,7 +148,9 @@ def _stream_layout(stream: IO[bytes], layout: Path, plan: Dict[str, object]) -> 
         for digest in plan["blobs"]:  # type: ignore[attr-defined]
             path = _blob(layout, digest)
             if not path.is_file():
-                raise InstallError(f"{path}: missing from the bundle (needed by an image); re-copy the bundle")
+                raise InstallError(
+                    f"{path}: missing from the bundle (needed by an image); re-copy the bundle"
+                )
             archive.add(str(path), arcname=f"blobs/sha256/{path.name}", recursive=False)
 
 
@@ -167,10 +177,8 @@ def import_images(
         except BrokenPipeError:
             pass  # ctr stopped reading: its own message says why
         finally:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 process.stdin.close()
-            except BrokenPipeError:
-                pass
             process.wait()
         output.seek(0)
         text = output.read().decode("utf-8", "replace")

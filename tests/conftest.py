@@ -103,7 +103,8 @@ class StandInRelease:
             data = calico_yaml.encode()
             self.mirror.add(self.served_path("calico-manifest"), data)
             self.data["calico-manifest-noarch"] = data
-            for entry in self.manifest["files"]:
+            files: List[Dict[str, object]] = self.manifest["files"]  # type: ignore[assignment]
+            for entry in files:
                 if entry["name"] == "calico-manifest":
                     entry["sha256"] = hashlib.sha256(data).hexdigest()
             self.manifest["images_from_files"] = ["calico-manifest"]

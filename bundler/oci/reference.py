@@ -42,7 +42,7 @@ class ImageRef:
         """What to ask the registry for: the digest when one is known, else the tag."""
         return self.digest or self.tag or "latest"
 
-    def pinned(self, digest: str) -> "ImageRef":
+    def pinned(self, digest: str) -> ImageRef:
         return ImageRef(self.registry, self.repository, self.tag, digest)
 
 

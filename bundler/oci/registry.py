@@ -74,7 +74,7 @@ class RegistryClient:
         return endpoint_for(ref, self.options)
 
     def manifest(self, ref: ImageRef, reference: Optional[str] = None) -> Manifest:
-        """GET a manifest or index by tag or digest; the bytes must hash to the digest asked for or announced."""
+        """A manifest or index by tag or digest; its bytes must hash to the digest asked for or announced."""
         endpoint = self.endpoint(ref)
         reference = reference or ref.reference
         what = ref.name if reference == ref.reference else f"{ref.name} ({reference})"
@@ -89,8 +89,8 @@ class RegistryClient:
         expected = reference if is_digest(reference) else announced
         if expected and expected != digest:
             raise BundlerError(
-                f"{what}: manifest from {endpoint.host} does not match its digest: expected {expected}, got {digest}; "
-                "the registry or a proxy changed it"
+                f"{what}: manifest from {endpoint.host} does not match its digest: expected {expected}, "
+                f"got {digest}; the registry or a proxy changed it"
             )
         try:
             body = json.loads(data)

@@ -64,8 +64,8 @@ def lock_pins(context: BuildContext) -> Optional[Dict[str, Dict[str, Any]]]:
     entries = lock.get("images") or []
     if entries and lock.get("arch") != context.arch:
         raise BundlerError(
-            f"{context.options.lock}: the lock was built for {lock.get('arch')}, this build is {context.arch}; "
-            "image digests are per platform: use the same --arch"
+            f"{context.options.lock}: the lock was built for {lock.get('arch')}, this build is "
+            f"{context.arch}; image digests are per platform: use the same --arch"
         )
     pins: Dict[str, Dict[str, Any]] = {}
     for entry in entries:

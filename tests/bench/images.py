@@ -45,7 +45,12 @@ def _build_images(work: Path, registry: Registry) -> List[str]:
         buildah("copy", container, str(_random_file(work / f"app{number}.bin", LAYER_MIB)), "/app.bin")
         buildah("commit", "--rm", container, f"localhost/bench-app{number}")
         name = f"{registry.host}/bench/app{number}:1.0"
-        skopeo("copy", "--dest-tls-verify=false", buildah.storage_ref(f"localhost/bench-app{number}"), f"docker://{name}")
+        skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            buildah.storage_ref(f"localhost/bench-app{number}"),
+            f"docker://{name}",
+        )
         names.append(name)
     return names
 
@@ -61,7 +66,12 @@ def _skopeo_round(names: List[str], folder: Path) -> float:
     folder.mkdir(parents=True)
     started = time.monotonic()
     for number, name in enumerate(names):
-        skopeo("copy", "--src-tls-verify=false", f"docker://{name}", f"docker-archive:{folder}/{number}.tar:{name}")
+        skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{name}",
+            f"docker-archive:{folder}/{number}.tar:{name}",
+        )
     return time.monotonic() - started
 
 
@@ -84,7 +94,11 @@ def run() -> List[str]:
         with Registry(work / "storage", work / "registry") as registry:
             names = _build_images(work, registry)
             manifest = work / "release.yaml"
-            manifest.write_text(yaml.safe_dump({"kubernetes": "1.29.6", "os": {"linux": {}}, "arches": ["amd64"], "files": []}))
+            manifest.write_text(
+                yaml.safe_dump(
+                    {"kubernetes": "1.29.6", "os": {"linux": {}}, "arches": ["amd64"], "files": []}
+                )
+            )
             skopeo_times = [_skopeo_round(names, work / "archives") for _ in range(ROUNDS)]
             bundler_times = [_bundler_round(names, work, manifest, registry.host) for _ in range(ROUNDS)]
             archives = sum(path.stat().st_size for path in (work / "archives").glob("*.tar"))
@@ -92,11 +106,11 @@ def run() -> List[str]:
             layout = tarball.stat().st_size
     skopeo_time, bundler_time = statistics.median(skopeo_times), statistics.median(bundler_times)
     return [
-        f"images: {IMAGES} images, {BASE_MIB} MiB shared base layer + {LAYER_MIB} MiB each, loopback docker-registry",
-        f"images: store size: whole bundle tarball {layout / 2**20:.1f} MiB vs per-image skopeo docker-archive "
-        f"tarballs {archives / 2**20:.1f} MiB: ratio {layout / archives:.2f}",
-        f"images: pull time (median of {ROUNDS}, empty cache): bundler build {bundler_time:.2f} s vs sequential "
-        f"skopeo copy {skopeo_time:.2f} s: ratio {bundler_time / skopeo_time:.2f}",
+        f"images: {IMAGES} images, {BASE_MIB} MiB shared base layer + {LAYER_MIB} MiB each, loopback",
+        f"images: store size: whole bundle tarball {layout / 2**20:.1f} MiB vs per-image skopeo "
+        f"docker-archive tarballs {archives / 2**20:.1f} MiB: ratio {layout / archives:.2f}",
+        f"images: pull time (median of {ROUNDS}, empty cache): bundler build {bundler_time:.2f} s vs "
+        f"sequential skopeo copy {skopeo_time:.2f} s: ratio {bundler_time / skopeo_time:.2f}",
     ]
 
 

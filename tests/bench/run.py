@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark module in tests/bench (each has `run() -> list[str]`) and print its lines."""
+"""`make bench`: run every module of tests/bench (each has `run() -> list[str]`) and print its lines."""
 
 from __future__ import annotations
 

@@ -78,12 +78,11 @@ class Registry:
         self.log_path = work / f"registry-{self.port}.log"
         self.process: Optional[subprocess.Popen] = None
 
-    def start(self) -> "Registry":
-        log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [REGISTRY_BINARY, "serve", str(self.config_path)], stdout=log, stderr=log
-        )
-        log.close()
+    def start(self) -> Registry:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [REGISTRY_BINARY, "serve", str(self.config_path)], stdout=log, stderr=log
+            )
         deadline = time.monotonic() + 20
         verify = str(self.tls["cert"]) if self.tls else True
         while time.monotonic() < deadline:
@@ -110,7 +109,7 @@ class Registry:
         hex_digest = digest.split(":", 1)[1]
         return self.storage / "docker/registry/v2/blobs/sha256" / hex_digest[:2] / hex_digest / "data"
 
-    def __enter__(self) -> "Registry":
+    def __enter__(self) -> Registry:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

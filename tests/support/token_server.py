@@ -92,8 +92,8 @@ class TokenServer:
             )
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
-        claims = {"iss": ISSUER, "sub": subject, "aud": SERVICE, "exp": now + 300, "nbf": now - 10, "iat": now,
-                  "jti": secrets.token_hex(8), "access": access}  # fmt: skip
+        claims = {"iss": ISSUER, "sub": subject, "aud": SERVICE, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": secrets.token_hex(8), "access": access}  # fmt: skip
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         signature = subprocess.run(
             ["openssl", "dgst", "-sha256", "-sign", str(self.keys["key"])],
@@ -101,7 +101,7 @@ class TokenServer:
         ).stdout  # fmt: skip
         return f"{signing_input}.{_b64url(signature)}"
 
-    def start(self) -> "TokenServer":
+    def start(self) -> TokenServer:
         self.thread.start()
         return self
 

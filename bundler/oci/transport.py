@@ -154,8 +154,8 @@ class Transport:
                 )  # fmt: skip
             except requests.exceptions.SSLError as error:
                 raise BundlerError(
-                    f"{what}: TLS verification failed for {urlsplit(url).netloc}: {_reason(error)}; pass "
-                    "--ca-file with the registry's CA (a plain-HTTP loopback registry needs --insecure-registry)"
+                    f"{what}: TLS verification failed for {urlsplit(url).netloc}: {_reason(error)}; "
+                    "pass --ca-file with the registry's CA (a plain-HTTP registry needs --insecure-registry)"
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as error:
                 raise _Retry(f"cannot connect: {_reason(error)}") from None

@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import StandInRelease
+from tests.support.blob_redirect import BlobRedirectFront
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry, make_certificate, make_htpasswd
 from tests.support.token_server import TokenServer
@@ -120,3 +121,37 @@ def test_tls_with_the_registry_ca(release: StandInRelease, registry_storage: Pat
         assert "--ca-file" in without.stderr and "Traceback" not in without.stderr
         result = build_bundle(release, tmp_path, "--ca-file", str(tls["cert"]))
         assert result.returncode == 0, result.stderr
+
+
+def test_redirect_to_blob_storage_does_not_carry_credentials(
+    release: StandInRelease, basic_registry: Registry, password_file: Path, tmp_path: Path
+) -> None:
+    front = BlobRedirectFront(basic_registry.url, USER, PASSWORD)
+    try:
+        release.set_images([f"{front.host}/test/app:2.0"])
+        result = build_bundle(
+            release, tmp_path, "--insecure-registry", front.host,
+            "--registry-auth", f"{front.host}={USER}:{password_file}",
+        )  # fmt: skip
+    finally:
+        front.stop()
+    assert result.returncode == 0, result.stderr
+    assert len(front.storage_headers) == 3  # config and two layers, each fetched from the storage host
+    assert all("authorization" not in headers for headers in front.storage_headers)
+
+
+def test_dropped_blob_download_resumes_with_range(
+    release: StandInRelease, basic_registry: Registry, password_file: Path, tmp_path: Path
+) -> None:
+    front = BlobRedirectFront(basic_registry.url, USER, PASSWORD, drop_after=300_000)
+    try:
+        release.set_images([f"{front.host}/test/app:2.0"])
+        result = build_bundle(
+            release, tmp_path, "--insecure-registry", front.host,
+            "--registry-auth", f"{front.host}={USER}:{password_file}",
+        )  # fmt: skip
+    finally:
+        front.stop()
+    assert result.returncode == 0, result.stderr
+    ranges = [headers.get("range") for headers in front.storage_headers if headers.get("range")]
+    assert len(ranges) == 1 and ranges[0].startswith("bytes=") and ranges[0] != "bytes=0-"

@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import StandInRelease
-from tests.support.blob_redirect import BlobRedirectFront
+from tests.support.blob_redirect import BlobRedirectFront, RedirectEverything
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry, make_certificate, make_htpasswd
 from tests.support.token_server import TokenServer
@@ -155,3 +155,22 @@ def test_dropped_blob_download_resumes_with_range(
     assert result.returncode == 0, result.stderr
     ranges = [headers.get("range") for headers in front.storage_headers if headers.get("range")]
     assert len(ranges) == 1 and ranges[0].startswith("bytes=") and ranges[0] != "bytes=0-"
+
+
+def test_redirect_to_a_registry_with_its_own_token_challenge(
+    release: StandInRelease, registry_storage: Path, tmp_path: Path
+) -> None:
+    tokens = TokenServer(tmp_path / "token", anonymous=True).start()
+    try:
+        with Registry(registry_storage, tmp_path / "registry", token=tokens.registry_config()) as regional:
+            front = RedirectEverything(regional.url)
+            try:
+                release.set_images([f"{front.host}/test/busybox:1.0"])
+                result = build_bundle(release, tmp_path, "--insecure-registry", front.host)
+            finally:
+                front.stop()
+    finally:
+        tokens.stop()
+    assert result.returncode == 0, result.stderr
+    scopes = {scope for request in tokens.requests for scope in request["query"]["scope"]}  # type: ignore[index]
+    assert scopes == {"repository:test/busybox:pull"}

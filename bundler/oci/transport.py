@@ -109,97 +109,97 @@ class Transport:
             self._local.session = session
         return session
 
-    def _auth_header(self, endpoint: Endpoint) -> Dict[str, str]:
+    def _auth_header(self, endpoint: Endpoint, host: str) -> Dict[str, str]:
+        """What to send to `host`: its bearer token for this repository, or basic credentials (own host)."""
         with self._lock:
-            token = self._tokens.get((endpoint.host, endpoint.repository))
-            basic = self._basic.get(endpoint.host)
+            token = self._tokens.get((host, endpoint.repository))
+            basic = self._basic.get(host)
         if token:
             return {"Authorization": f"Bearer {token}"}
         credential = self.options.credentials.get(endpoint.host)
-        if basic and credential:
+        if basic and credential and host == endpoint.host:
             return {"Authorization": requests.auth._basic_auth_str(credential.username, credential.password)}
         return {}
 
     def get(self, endpoint: Endpoint, url: str, headers: Dict[str, str], what: str) -> requests.Response:
         """GET with auth, redirects and retries; returns an open streamed 200/206 response."""
         attempt = 0
-        authenticated = False
         while True:
             try:
-                response = self._follow(endpoint, url, {**headers, **self._auth_header(endpoint)}, what)
+                return self._follow(endpoint, url, headers, what)
             except _Retry as error:
                 attempt += 1
                 if attempt > self.options.retries:
                     raise BundlerError(f"{what}: {error} after {attempt} attempts ({url})") from None
                 time.sleep(self.options.backoff * (2 ** (attempt - 1)))
-                continue
-            if response.status_code == 401 and not authenticated:
-                challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
-                response.close()
-                self._authenticate(endpoint, challenge, what)
-                authenticated = True
-                continue
-            if response.status_code in (200, 206):
-                return response
-            response.close()
-            raise self._status_error(endpoint, response, what, url)
 
     def _follow(self, endpoint: Endpoint, url: str, headers: Dict[str, str], what: str) -> requests.Response:
-        origin = urlsplit(url)
-        for _ in range(MAX_REDIRECTS + 1):
+        """One request and its redirects. Each host is authenticated on its own challenge, once; the
+        Authorization header is built per host, so it never follows a redirect to another host."""
+        challenged = set()
+        for _ in range(MAX_REDIRECTS + 3):
+            host = urlsplit(url).netloc
             try:
                 response = self._session().get(
-                    url, headers=headers, stream=True, allow_redirects=False,
-                    timeout=(self.options.timeout, self.options.timeout),
+                    url, headers={**headers, **self._auth_header(endpoint, host)}, stream=True,
+                    allow_redirects=False, timeout=(self.options.timeout, self.options.timeout),
                 )  # fmt: skip
             except requests.exceptions.SSLError as error:
                 raise BundlerError(
-                    f"{what}: TLS verification failed for {urlsplit(url).netloc}: {_reason(error)}; "
+                    f"{what}: TLS verification failed for {host}: {_reason(error)}; "
                     "pass --ca-file with the registry's CA (a plain-HTTP registry needs --insecure-registry)"
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as error:
                 raise _Retry(f"cannot connect: {_reason(error)}") from None
-            if response.status_code in RETRYABLE_STATUS:
-                response.close()
-                raise _Retry(f"HTTP {response.status_code}")
-            if response.status_code not in (301, 302, 303, 307, 308):
+            status = response.status_code
+            if status in (200, 206):
                 return response
-            location = response.headers.get("Location", "")
             response.close()
-            target = urljoin(url, location)
-            parts = urlsplit(target)
-            if urlsplit(url).scheme == "https" and parts.scheme != "https":
+            if status in RETRYABLE_STATUS:
+                raise _Retry(f"HTTP {status}")
+            if status == 401 and host not in challenged:
+                challenged.add(host)
+                self._authenticate(endpoint, host, url, response.headers.get("WWW-Authenticate", ""), what)
+                continue
+            if status not in (301, 302, 303, 307, 308):
+                raise self._status_error(endpoint, response, what, url)
+            target = urljoin(url, response.headers.get("Location", ""))
+            if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
                 raise BundlerError(
-                    f"{what}: {urlsplit(url).netloc} redirected to plain http ({parts.netloc}); refused"
+                    f"{what}: {host} redirected to plain http ({urlsplit(target).netloc}); refused"
                 )
-            if (parts.scheme, parts.netloc) != (origin.scheme, origin.netloc):
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             url = target
-        raise BundlerError(f"{what}: more than {MAX_REDIRECTS} redirects from {endpoint.host}")
+        raise BundlerError(f"{what}: too many redirects or authentication rounds from {endpoint.host}")
 
-    def _authenticate(self, endpoint: Endpoint, challenge: Optional[Challenge], what: str) -> None:
-        credential = self.options.credentials.get(endpoint.host)
+    def _authenticate(self, endpoint: Endpoint, host: str, url: str, header: str, what: str) -> None:
+        challenge = parse_challenge(header)
+        # credentials go only to the registry they were given for (and its token realm)
+        credential = self.options.credentials.get(endpoint.host) if host == endpoint.host else None
         if challenge is None or challenge.scheme not in ("bearer", "basic"):
-            raise BundlerError(
-                f"{what}: {endpoint.host} asks for authentication it does not describe (HTTP 401)"
-            )
+            raise BundlerError(f"{what}: {host} asks for authentication it does not describe (HTTP 401)")
         if challenge.scheme == "basic":
             if credential is None:
                 raise _needs_credentials(endpoint, what)
             with self._lock:
-                self._basic[endpoint.host] = True
+                self._basic[host] = True
             return
-        token = self._fetch_token(endpoint, challenge, credential, what)
+        token = self._fetch_token(endpoint, host, _repository_in(url, endpoint), challenge, credential, what)
         with self._lock:
-            self._tokens[(endpoint.host, endpoint.repository)] = token
+            self._tokens[(host, endpoint.repository)] = token
 
     def _fetch_token(
-        self, endpoint: Endpoint, challenge: Challenge, credential: Optional[Credential], what: str
+        self,
+        endpoint: Endpoint,
+        host: str,
+        repository: str,
+        challenge: Challenge,
+        credential: Optional[Credential],
+        what: str,
     ) -> str:
         realm = challenge.get("realm") or ""
         parts = urlsplit(realm)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BundlerError(f"{what}: {endpoint.host} names an unusable token realm {realm!r}")
+            raise BundlerError(f"{what}: {host} names an unusable token realm {realm!r}")
         if (
             parts.scheme == "http"
             and not endpoint.base.startswith("http://")
@@ -208,7 +208,7 @@ class Transport:
             raise BundlerError(
                 f"{what}: token realm {realm} is plain http; name it with --insecure-registry to allow it"
             )
-        params = {"scope": f"repository:{endpoint.repository}:pull"}
+        params = {"scope": challenge.get("scope") or f"repository:{repository}:pull"}
         if challenge.get("service"):
             params["service"] = challenge.get("service") or ""
         auth = (credential.username, credential.password) if credential else None
@@ -248,6 +248,17 @@ class Transport:
                 f"{what}: not found on {endpoint.host} (HTTP 404 for {url}); check the name and tag"
             )
         return BundlerError(f"{what}: HTTP {status} {response.reason} from {url}")
+
+
+def _repository_in(url: str, endpoint: Endpoint) -> str:
+    """The repository a `/v2/<repository>/manifests|blobs/<ref>` URL names (another one after a redirect)."""
+    path = urlsplit(url).path
+    if "/v2/" in path:
+        head = path.split("/v2/", 1)[1]
+        for kind in ("/manifests/", "/blobs/"):
+            if kind in head:
+                return head.rsplit(kind, 1)[0]
+    return endpoint.repository
 
 
 def _needs_credentials(endpoint: Endpoint, what: str) -> BundlerError:

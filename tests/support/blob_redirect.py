@@ -85,3 +85,25 @@ class BlobRedirectFront:
         for server in (self.front, self.storage):
             server.shutdown()
             server.server_close()
+
+
+class RedirectEverything:
+    """Answers every request with a 307 to the same path on `backend`, as registry.k8s.io sends clients on to
+    regional registries that challenge for their own (anonymous) tokens."""
+
+    def __init__(self, backend: str) -> None:
+        class Redirect(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(307)
+                self.send_header("Location", f"{backend}{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server, self.host = _serve(Redirect)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -11,7 +11,7 @@ from typing import Any, Dict, Set
 
 import yaml
 
-from tests.conftest import StandInRelease
+from tests.conftest import StandInRelease, run_bundler
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
 from tests.support.test_images import PushedImages, skopeo
@@ -68,6 +68,8 @@ def test_images_are_pulled_into_one_oci_layout(
     layers = hexes(pushed_images.layers["busybox-amd64"]) | hexes(pushed_images.layers["app-amd64"])
     assert len(layers) == 3  # base (shared) + one layer each
     assert hexes(pushed_images.layers["busybox-arm64"]).isdisjoint(bundle["blobs"])
+    verify = run_bundler("verify", str(tmp_path / "out" / f"{TOP}.tar"))
+    assert verify.returncode == 0, verify.stderr
 
 
 def test_arm64_bundle_holds_only_arm64_layers(
@@ -120,8 +122,9 @@ data: {{image: not-an-image}}
     image_file = tmp_path / "images.txt"
     image_file.write_text(f"# extra images\n\n{registry.host}/mirrored/pause:3.9  # the same content\n")
     result = build_bundle(
-        release, tmp_path, "--insecure-registry", registry.host, "--image-file", str(image_file)
-    )
+        release, tmp_path, "--insecure-registry", registry.host, "--image-file", str(image_file),
+        "--image", f"{registry.host}/test/app:2.0",  # already named by the YAML: bundled once
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     names = {entry["name"] for entry in read_bundle(tmp_path / "out" / f"{TOP}.tar")["manifest"]["images"]}
     assert names == {f"{registry.host}/test/busybox:1.0", f"{registry.host}/test/app:2.0",

@@ -144,6 +144,10 @@ class RegistryClient:
         endpoint = self.endpoint(ref)
         url = endpoint.url("blobs", digest)
         partial = self.cache.partial_path(f"oci-blob:{digest}", hex_digest)
+        if partial.exists() and size is not None and partial.stat().st_size >= size:
+            if partial.stat().st_size == size and sha256_file(partial) == hex_digest:
+                return self.cache.commit(partial, hex_digest)  # complete, but not moved in before a stop
+            partial.unlink()
         attempt = 0
         while True:
             try:

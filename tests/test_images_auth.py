@@ -153,7 +153,7 @@ def test_dropped_blob_download_resumes_with_range(
     finally:
         front.stop()
     assert result.returncode == 0, result.stderr
-    ranges = [headers.get("range") for headers in front.storage_headers if headers.get("range")]
+    ranges = [headers["range"] for headers in front.storage_headers if headers.get("range")]
     assert len(ranges) == 1 and ranges[0].startswith("bytes=") and ranges[0] != "bytes=0-"
 
 

@@ -50,11 +50,42 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
     )
+    _add_image_flags(build)
 
     verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
     verify.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
     return parser
+
+
+def _add_image_flags(build: argparse.ArgumentParser) -> None:
+    images = build.add_argument_group("container images")
+    images.add_argument("--image", action="append", default=[], metavar="REF", help="also bundle this image")
+    images.add_argument(
+        "--image-file", action="append", default=[], metavar="FILE", help="more images, one per line (# comments)"
+    )
+    images.add_argument(
+        "--registry-auth", action="append", default=[], metavar="HOST=USER:PASSWORD_FILE",
+        help="log in to HOST as USER with the password in PASSWORD_FILE (else ~/.docker/config.json)",
+    )  # fmt: skip
+    images.add_argument(
+        "--insecure-registry", action="append", default=[], metavar="HOST",
+        help="reach HOST over plain HTTP (loopback test registries; never implied)",
+    )  # fmt: skip
+    images.add_argument(
+        "--registry-mirror", action="append", default=[], metavar="HOST=URL",
+        help="pull HOST's images from URL (its path is a repository prefix); names stay HOST's",
+    )  # fmt: skip
+
+
+def _image_options(args: argparse.Namespace) -> dict:
+    return {
+        "images": args.image,
+        "image_files": args.image_file,
+        "registry_auth": args.registry_auth,
+        "insecure_registries": args.insecure_registry,
+        "registry_mirrors": args.registry_mirror,
+    }
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -74,6 +105,7 @@ def dispatch(args: argparse.Namespace) -> int:
             allow_unpinned=args.allow_unpinned,
             lock=args.lock,
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
+            extra=_image_options(args),
         )
         return run_build(options)
     if args.command == "verify":

@@ -69,6 +69,7 @@ COMMAND_HELP: Dict[str, str] = {
     "plan": "print every step with the changes it would make; change nothing",
     "preflight": "only check that this node can run Kubernetes",
     "verify": "check every file of the bundle against SHA256SUMS",
+    "images": "import the bundled images into containerd (namespace k8s.io) and check every one is there",
     "status": "show services, images and, where kubectl works, nodes and pods",
     "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
 }
@@ -85,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
         if name == "verify":
             sub.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
+        if name == "images":
+            sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
+            sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
     return parser
 
 
@@ -98,13 +102,14 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from installer.commands import install, reset, status
+    from installer.commands import images, install, reset, status
 
     return {
         "install": install.run_install,
         "plan": install.run_plan,
         "preflight": install.run_preflight,
         "verify": run_verify,
+        "images": images.run_images,
         "reset": reset.run_reset,
         "status": status.run_status,
     }

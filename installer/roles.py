@@ -8,6 +8,7 @@ from installer.engine import Step
 from installer.steps.chrony import Chrony
 from installer.steps.containerd import ContainerdConfig, RuntimeServices
 from installer.steps.firewall import Firewall
+from installer.steps.images import Images
 from installer.steps.kernel import KernelModules, Sysctl
 from installer.steps.kubelet import KubeletEnabled
 from installer.steps.preflight import Preflight
@@ -29,6 +30,7 @@ def node_steps() -> List[Step]:
         RuntimeBinaries(),  # after the packages: CNI plugins 1.4.0 win over kubernetes-cni's
         ContainerdConfig(),
         RuntimeServices(),
+        Images(),
         KubeletEnabled(),
     ]
 

@@ -5,12 +5,14 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 import yaml
 
 from tests.support.http_server import MirrorServer
+
+pytest_plugins = ["tests.support.image_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -92,6 +94,21 @@ class StandInRelease:
             "files": files,
         }
         self.write()
+
+    def set_images(self, images: List[str], calico_yaml: Optional[str] = None) -> Path:
+        """Name container images in the manifest; `calico_yaml` replaces the calico-manifest stand-in and is
+        read for more images through `images_from_files`."""
+        self.manifest["images"] = list(images)
+        if calico_yaml is not None:
+            data = calico_yaml.encode()
+            self.mirror.add(self.served_path("calico-manifest"), data)
+            self.data["calico-manifest-noarch"] = data
+            files: List[Dict[str, object]] = self.manifest["files"]  # type: ignore[assignment]
+            for entry in files:
+                if entry["name"] == "calico-manifest":
+                    entry["sha256"] = hashlib.sha256(data).hexdigest()
+            self.manifest["images_from_files"] = ["calico-manifest"]
+        return self.write()
 
     def write(self) -> Path:
         self.path = self.root / "release.yaml"

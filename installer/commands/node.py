@@ -27,9 +27,14 @@ def open_bundle(args: argparse.Namespace, verify: bool = True) -> Bundle:
     return load_bundle(root)
 
 
-def make_node(args: argparse.Namespace, dry_run: bool, settings: Optional[NodeSettings] = None) -> Node:
+def make_node(
+    args: argparse.Namespace, dry_run: bool, settings: Optional[NodeSettings] = None, need_cluster: bool = True
+) -> Node:
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
     bundle = open_bundle(args)
+    if settings is None and not need_cluster:
+        settings = NodeSettings(role=args.role or "worker", first=False, name="", ip="",
+                                containerd_address=args.containerd_address)  # fmt: skip
     if settings is None:
         from installer.commands.cluster_settings import settings_for
 

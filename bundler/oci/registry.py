@@ -1,0 +1,218 @@
+"""The OCI distribution API: manifests and blobs, each verified against its sha256 digest.
+
+Manifests are small and read whole; blobs stream to a partial file in the cache, resume with Range after a
+dropped connection, and enter the cache (keyed by their sha256 hex) only after their digest matched.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import requests
+
+from bundler.cache import Cache
+from bundler.errors import BundlerError
+from bundler.oci.reference import ImageRef, is_digest
+from bundler.oci.transport import Endpoint, RegistryOptions, Transport, endpoint_for
+from installer.verify import sha256_file
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+MAX_MANIFEST = 4 << 20
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest or index exactly as the registry sent it; `digest` is the sha256 of `data`."""
+
+    media_type: str
+    data: bytes
+    digest: str
+    body: Dict[str, Any]
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def digest_hex(digest: str, what: str) -> str:
+    if not is_digest(digest):
+        raise BundlerError(f"{what}: unsupported digest {digest!r} (only sha256 is accepted)")
+    return digest.split(":", 1)[1]
+
+
+class RegistryClient:
+    def __init__(self, cache: Cache, options: RegistryOptions) -> None:
+        self.cache = cache
+        self.options = options
+        self.transport = Transport(options)
+        self._locks: Dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock_for(self, digest: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(digest, threading.Lock())
+
+    def endpoint(self, ref: ImageRef) -> Endpoint:
+        return endpoint_for(ref, self.options)
+
+    def manifest(self, ref: ImageRef, reference: Optional[str] = None) -> Manifest:
+        """A manifest or index by tag or digest; its bytes must hash to the digest asked for or announced."""
+        endpoint = self.endpoint(ref)
+        reference = reference or ref.reference
+        what = ref.name if reference == ref.reference else f"{ref.name} ({reference})"
+        response = self.transport.get(
+            endpoint, endpoint.url("manifests", reference), {"Accept": ACCEPT}, what
+        )
+        with response:
+            data = _read_limited(response, what)
+            announced = response.headers.get("Docker-Content-Digest")
+            header_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        expected = reference if is_digest(reference) else announced
+        if expected and expected != digest:
+            raise BundlerError(
+                f"{what}: manifest from {endpoint.host} does not match its digest: expected {expected}, "
+                f"got {digest}; the registry or a proxy changed it"
+            )
+        try:
+            body = json.loads(data)
+        except ValueError:
+            raise BundlerError(f"{what}: the manifest from {endpoint.host} is not JSON") from None
+        if not isinstance(body, dict):
+            raise BundlerError(f"{what}: the manifest from {endpoint.host} is not a JSON object")
+        media_type = body.get("mediaType") or header_type
+        if media_type not in MANIFEST_TYPES + INDEX_TYPES:
+            if body.get("schemaVersion") == 1 or "schema1" in str(media_type):
+                raise BundlerError(
+                    f"{what}: Docker schema 1 manifests are not supported; push the image again"
+                )
+            raise BundlerError(f"{what}: unsupported manifest media type {media_type!r}")
+        return Manifest(str(media_type), data, digest, body)
+
+    def store_bytes(self, data: bytes, digest: str) -> Path:
+        """Put already-verified bytes (a manifest) into the cache under their digest."""
+        hex_digest = digest_hex(digest, "manifest")
+        with self._lock_for(digest):
+            cached = self.cache.lookup(hex_digest)
+            if cached is not None and cached.read_bytes() == data:
+                return cached
+            partial = self.cache.partial / f"{hex_digest}.manifest.part"
+            partial.write_bytes(data)
+            return self.cache.commit(partial, hex_digest)
+
+    def blob(
+        self,
+        ref: ImageRef,
+        digest: str,
+        size: Optional[int],
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> Path:
+        """A verified blob in the cache, downloaded only when the cache does not hold it yet."""
+        with self._lock_for(digest):  # images resolved in parallel may share a config or a layer
+            return self._blob(ref, digest, size, progress)
+
+    def _blob(
+        self, ref: ImageRef, digest: str, size: Optional[int], progress: Optional[Callable[[int, int], None]]
+    ) -> Path:
+        what = f"{ref.name} blob {digest[:19]}"
+        hex_digest = digest_hex(digest, what)
+        cached = self.cache.lookup(hex_digest)
+        if cached is not None:
+            if sha256_file(cached) == hex_digest:
+                if progress:
+                    progress(cached.stat().st_size, cached.stat().st_size)
+                return cached
+            cached.unlink()
+        endpoint = self.endpoint(ref)
+        url = endpoint.url("blobs", digest)
+        partial = self.cache.partial_path(f"oci-blob:{digest}", hex_digest)
+        if partial.exists() and size is not None and partial.stat().st_size >= size:
+            if partial.stat().st_size == size and sha256_file(partial) == hex_digest:
+                return self.cache.commit(partial, hex_digest)  # complete, but not moved in before a stop
+            partial.unlink()
+        attempt = 0
+        while True:
+            try:
+                self._download(endpoint, url, partial, what, progress)
+                break
+            except _Dropped as error:
+                attempt += 1
+                if attempt > self.options.retries:
+                    raise BundlerError(f"{what}: {error} after {attempt} attempts ({url})") from None
+                time.sleep(self.options.backoff * (2 ** (attempt - 1)))
+        actual = sha256_file(partial)
+        if actual != hex_digest:
+            partial.unlink()
+            raise BundlerError(
+                f"{what}: content from {endpoint.host} does not match its digest (got sha256:{actual}); "
+                "the registry's copy is damaged or was changed"
+            )
+        if size is not None and partial.stat().st_size != size:
+            partial.unlink()
+            raise BundlerError(f"{what}: {endpoint.host} sent a blob of another size than the manifest says")
+        return self.cache.commit(partial, hex_digest)
+
+    def _download(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        partial: Path,
+        what: str,
+        progress: Optional[Callable[[int, int], None]],
+    ) -> None:
+        have = partial.stat().st_size if partial.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        response = self.transport.get(endpoint, url, headers, what)
+        with response:
+            resumed = response.status_code == 206 and have > 0
+            done = have if resumed else 0
+            length = response.headers.get("Content-Length")
+            total = done + int(length) if length and length.isdigit() else 0
+            try:
+                with open(partial, "ab" if resumed else "wb") as out:
+                    for chunk in response.iter_content(CHUNK):
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+                raise _Dropped("connection lost") from None
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    raise BundlerError(
+                        f"disk full while writing {partial}: free space or use --cache"
+                    ) from None
+                raise BundlerError(f"cannot write {partial}: {error.strerror}") from None
+        if total and done < total:
+            raise _Dropped(f"connection closed after {done} of {total} bytes")
+
+
+class _Dropped(Exception):
+    pass
+
+
+def _read_limited(response: requests.Response, what: str) -> bytes:
+    data = bytearray()
+    for chunk in response.iter_content(CHUNK):
+        data.extend(chunk)
+        if len(data) > MAX_MANIFEST:
+            raise BundlerError(f"{what}: manifest larger than {MAX_MANIFEST} bytes; refused")
+    return bytes(data)

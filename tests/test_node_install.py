@@ -212,3 +212,33 @@ def test_installed_containerd_starts_from_its_unit_and_config(
 
 def preflight_lines(result: subprocess.CompletedProcess) -> List[str]:
     return [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("preflight ")]
+
+
+def test_images_are_loaded_into_the_containerd_the_installer_set_up(
+    mirror, registry, python39: str, node_root: Path, namespace: NetNamespace, tmp_path: Path
+) -> None:
+    """Install (a --root run cannot import), boot containerd from the installed unit, then a full run with
+    --containerd-address imports every image; the run after that changes nothing."""
+    images = [f"{registry.host}/test/busybox:1.0", "registry.k8s.io/pause:3.9"]
+    bundle = build_node_bundle(
+        mirror, tmp_path / "build",
+        ("--insecure-registry", registry.host, "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored"),
+        {"images": images},
+    )  # fmt: skip
+    first = install(python39, bundle, node_root, namespace, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "skipped (offline root" in (node_root / "var/log/k8s-install.log").read_text()
+    process = start_containerd_from_unit(node_root, tmp_path)
+    try:
+        socket = str(tmp_path / "ctrd" / "containerd.sock")
+        loaded = install(python39, bundle, node_root, namespace, tmp_path, "--containerd-address", socket)
+        assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+        assert "import 2 image(s) into containerd k8s.io" in loaded.stdout
+        listed = subprocess.run([str(node_root / "usr/local/bin/ctr"), "--address", socket, "-n", "k8s.io",
+                                 "images", "ls", "-q"], capture_output=True, text=True)  # fmt: skip
+        assert set(images) <= set(listed.stdout.split())
+        again = install(python39, bundle, node_root, namespace, tmp_path, "--containerd-address", socket)
+        assert "done: 0 change(s) applied" in again.stdout, again.stdout + again.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

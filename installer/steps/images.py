@@ -46,7 +46,9 @@ class Images(Step):
         names = ", ".join(image.name for image in wanted)
 
         def load() -> None:
-            import_images(bundle, ctr, address, snapshotter=node.options.get("snapshotter"))
+            node.options["images_result"] = import_images(
+                bundle, ctr, address, snapshotter=node.options.get("snapshotter")
+            )
             check_images_present(bundle, ctr, address)
 
         return [Change(f"import {len(wanted)} image(s) into containerd k8s.io: {names}", load)]

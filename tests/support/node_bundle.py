@@ -86,10 +86,12 @@ def node_release_manifest(mirror: MirrorServer, extra: Optional[dict] = None) ->
     return manifest
 
 
-def build_node_bundle(mirror: MirrorServer, work: Path, extra_args: Tuple[str, ...] = ()) -> Path:
+def build_node_bundle(
+    mirror: MirrorServer, work: Path, extra_args: Tuple[str, ...] = (), extra_manifest: Optional[dict] = None
+) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     manifest_path = work / "release.yaml"
-    manifest_path.write_text(yaml.safe_dump(node_release_manifest(mirror)))
+    manifest_path.write_text(yaml.safe_dump(node_release_manifest(mirror, extra_manifest)))
     out = work / "out"
     result = subprocess.run(
         ["python", "-m", "bundler", "build", "--manifest", str(manifest_path), "--mirror", mirror.url,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -226,8 +225,3 @@ def read_filelists(
             continue
         files[pkgid] = tuple((f.text or "", f.get("type")) for f in element.findall(f"{FILELISTS_NS}file"))
     return files
-
-
-def read_bytes(path: Path, href: str) -> bytes:
-    with open_metadata(path, href) as stream:
-        return stream.read() if not isinstance(stream, io.BufferedReader) else stream.read()

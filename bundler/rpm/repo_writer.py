@@ -51,8 +51,35 @@ def _version_attributes(package: Package) -> str:
     )
 
 
+_PREFIXES = {COMMON_NS: "", RPM_NS: "rpm:", "{http://www.w3.org/XML/1998/namespace}": "xml:"}
+
+
+def _qualified(name: str) -> str:
+    """`{uri}local` as written in repository metadata: no prefix for the common namespace, `rpm:`."""
+    if not name.startswith("{"):
+        return name
+    uri, local = name[1:].split("}", 1)
+    prefix = _PREFIXES.get("{" + uri + "}")
+    if prefix is None:
+        raise ValueError(f"unexpected XML namespace {uri} in primary metadata")
+    return prefix + local
+
+
+def _serialize(element: ET.Element, indent: str) -> str:
+    """One element of primary.xml in the conventional form (namespaces declared once on <metadata>)."""
+    tag = _qualified(element.tag)
+    attributes = "".join(f" {_qualified(k)}={quoteattr(v)}" for k, v in element.attrib.items())
+    children = list(element)
+    text = escape(element.text or "") if (element.text or "").strip() or not children else ""
+    if not children and not text:
+        return f"{indent}<{tag}{attributes}/>"
+    if not children:
+        return f"{indent}<{tag}{attributes}>{text}</{tag}>"
+    inner = "\n".join(_serialize(child, indent + "  ") for child in children)
+    return f"{indent}<{tag}{attributes}>{text}\n{inner}\n{indent}</{tag}>"
+
+
 def _primary(packages: Sequence[PublishedPackage]) -> bytes:
-    ET.register_namespace("rpm", RPM_URI)
     parts: List[bytes] = []
     for item in packages:
         element = ET.fromstring(item.primary_xml)
@@ -63,9 +90,7 @@ def _primary(packages: Sequence[PublishedPackage]) -> bytes:
         location.set("href", item.location)
         checksum.set("type", "sha256")
         checksum.text = item.sha256
-        text = ET.tostring(element, encoding="unicode", default_namespace=COMMON_URI)
-        # the namespace declarations go on <metadata> once, not on every package
-        text = text.replace(f' xmlns="{COMMON_URI}"', "", 1).replace(f' xmlns:rpm="{RPM_URI}"', "", 1)
+        text = _serialize(element, "  ")
         parts.append(text.encode())
     head = (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<metadata xmlns="{COMMON_URI}" xmlns:rpm="{RPM_URI}" '

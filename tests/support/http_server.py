@@ -56,7 +56,9 @@ class MirrorServer:
                 body = served.data[start:]
                 self.send_response(206 if start else 200)
                 if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(served.data) - 1}/{len(served.data)}")
+                    self.send_header(
+                        "Content-Range", f"bytes {start}-{len(served.data) - 1}/{len(served.data)}"
+                    )
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()

@@ -110,9 +110,9 @@ def recompress_zstd(directory: Path) -> Path:
     repomd = repomd_path.read_text()
     for old in sorted((directory / "repodata").glob("*.xml.gz")):
         data = zstandard.ZstdCompressor().compress(gzip.decompress(old.read_bytes()))
-        new = old.with_name(old.name[: -len(".gz")] + ".zst")
-        new.write_bytes(data)
         old_sum, new_sum = hashlib.sha256(old.read_bytes()).hexdigest(), hashlib.sha256(data).hexdigest()
+        new = old.with_name(old.name.replace(old_sum, new_sum)[: -len(".gz")] + ".zst")
+        new.write_bytes(data)
         old_size = old.stat().st_size
         repomd = repomd.replace(f"repodata/{old.name}", f"repodata/{new.name}").replace(old_sum, new_sum)
         repomd = repomd.replace(f"<size>{old_size}</size>", f"<size>{len(data)}</size>")

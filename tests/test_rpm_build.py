@@ -12,6 +12,7 @@ import yaml
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.rpm_graph import FULL_EXTRA, MINIMAL_X86_64, RpmGraph
 from tests.support.rpm_release import add_rpm_section
+from tests.support.rpm_repo import FakeRpm, build_rpms
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
@@ -143,3 +144,30 @@ def test_named_mirror_serves_the_repository(
     manifest, _ = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
     kubernetes = manifest["rpm_repository"]["repositories"][0]
     assert kubernetes["mirror"] == "aliyun" and kubernetes["url"] == "https://mirror.example.invalid/k8s/"
+
+
+def test_lock_reproduces_the_locked_versions(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
+) -> None:
+    add_rpm_section(release, rpm_graph, name="lock")
+    assert build(release, tmp_path, out="first").returncode == 0
+    first, _ = bundle_manifest(tmp_path / "first" / f"{TOP}.tar")
+    lock = tmp_path / "first.bundle.yaml"
+    lock.write_text(yaml.safe_dump({k: v for k, v in first.items() if k != "_sums"}))
+    newer = build_rpms([FakeRpm("socat", "1.8.0", requires=["glibc"])], tmp_path / "newer")
+    add_rpm_section(release, rpm_graph, name="lock", base_rpms=rpm_graph.base_rpms + list(newer.values()))
+
+    unlocked = build(release, tmp_path, out="unlocked")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert versions(bundle_manifest(tmp_path / "unlocked" / f"{TOP}.tar")[0])["socat"] == "1.8.0"
+    locked = build(release, tmp_path, "--lock", str(lock), out="locked")
+    assert locked.returncode == 0, locked.stderr
+    again, _ = bundle_manifest(tmp_path / "locked" / f"{TOP}.tar")
+    assert again["rpms"] == first["rpms"]
+
+    tampered = yaml.safe_load(lock.read_text())
+    next(e for e in tampered["rpms"] if e["name"] == "socat")["sha256"] = "0" * 64
+    lock.write_text(yaml.safe_dump(tampered))
+    refused = build(release, tmp_path, "--lock", str(lock), out="refused")
+    assert refused.returncode == 1
+    assert "differs from the --lock file's" in refused.stderr

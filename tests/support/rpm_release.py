@@ -55,7 +55,9 @@ def add_rpm_section(
     }
     data = cni_tarball()
     url_path = "/releases/cni-plugins/cni-plugins-linux-{arch}-v1.4.0.tgz"
-    release.manifest["files"].append(
+    files = release.manifest["files"]
+    files[:] = [entry for entry in files if entry["name"] != "cni-plugins"]
+    files.append(
         {"name": "cni-plugins", "version": "1.4.0", "url": f"https://downloads.example.invalid{url_path}",
          "sha256": {arch: hashlib.sha256(data).hexdigest() for arch in ("amd64", "arm64")}}
     )  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 from typing import List
 
@@ -14,57 +13,20 @@ import pytest
 from installer.cni_plugins import install_cni_plugins, plan_cni_plugins, plugin_tarball
 from installer.errors import InstallError
 from installer.packages import dnf_install_command, install_packages, plan_packages, read_bundle_manifest
-from tests.conftest import StandInRelease, run_bundler
+from tests.conftest import StandInRelease
 from tests.support.rpm_graph import ASSUMED, CNI_PLUGINS, MINIMAL_X86_64, RpmGraph
+from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node
 from tests.support.rpm_release import add_rpm_section
 
-TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("dnf", "rpm", "unshare")), reason="needs dnf, rpm and unshare"
 )
 
 
-class OfflineRunner:
-    """Runs each command in a new network namespace (no interfaces but a down loopback); keeps a log."""
-
-    def __init__(self) -> None:
-        self.commands: List[List[str]] = []
-
-    def __call__(self, command: List[str], **kwargs):  # type: ignore[no-untyped-def]
-        self.commands.append(command)
-        return subprocess.run(["unshare", "--net", "--", *command], **kwargs)
-
-    def ran(self, program: str) -> int:
-        return sum(1 for command in self.commands if command[0] == program)
-
-
 @pytest.fixture
 def bundle(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> Path:
     add_rpm_section(release, rpm_graph, name="install")
-    result = run_bundler(
-        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
-        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    with tarfile.open(tmp_path / "out" / f"{TOP}.tar") as archive:
-        archive.extractall(tmp_path / "unpacked", filter="data")
-    return tmp_path / "unpacked" / TOP
-
-
-def minimal_node(root: Path, rpm_graph: RpmGraph) -> Path:
-    """A root holding what the minimal closure assumes (glibc, bash, util-linux, selinux-policy)."""
-    root.mkdir()
-    rpms = [str(p) for name, p in rpm_graph.rpms.items() if name.rsplit("-", 2)[0] in ASSUMED]
-    subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", *rpms], check=True, capture_output=True)
-    return root
-
-
-def installed(root: Path) -> set:
-    query = subprocess.run(
-        ["rpm", "--root", str(root), "-qa", "--qf", "%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\n"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return set(query.stdout.split())
+    return build_and_unpack(release, tmp_path)
 
 
 def test_bundle_repository_installs_offline_and_second_run_changes_nothing(

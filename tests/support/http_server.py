@@ -77,7 +77,7 @@ class MirrorServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def start(self) -> "MirrorServer":
+    def start(self) -> MirrorServer:
         self.thread.start()
         return self
 

@@ -9,8 +9,9 @@ base repo: the providers, ethtool twice (2:6.2 must beat 0:6.5 by epoch), and th
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -88,9 +89,11 @@ FULL_EXTRA = {
 
 
 class RpmGraph:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, rpms: Optional[Dict[str, Path]] = None) -> None:
         self.root = root
-        self.rpms: Dict[str, Path] = build_rpms(kubernetes_packages() + base_packages(), root / "build")
+        self.rpms: Dict[str, Path] = rpms or build_rpms(
+            kubernetes_packages() + base_packages(), root / "build"
+        )
         kubernetes = {p.name for p in kubernetes_packages()}
         self.kubernetes_rpms = [p for name, p in self.rpms.items() if name.rsplit("-", 2)[0] in kubernetes]
         self.base_rpms = [p for p in self.rpms.values() if p not in self.kubernetes_rpms]
@@ -98,8 +101,12 @@ class RpmGraph:
     def repo(self, name: str, rpms: List[Path], compress: str = "gz") -> Path:
         return make_repo(self.root / "repos" / name, rpms, compress)
 
-    def rpm(self, file_name: str) -> Path:
-        return self.rpms[file_name]
+    def copy(self, root: Path) -> RpmGraph:
+        """The same RPM files copied under `root` (to be signed, say)."""
+        (root / "copied").mkdir(parents=True)
+        return RpmGraph(
+            root, {name: Path(shutil.copy2(path, root / "copied" / name)) for name, path in self.rpms.items()}
+        )
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 
 from tests.support.rpm_graph import ASSUMED, CNI_PLUGINS, RpmGraph
 from tests.support.rpm_repo import serve_directory
+from tests.support.signing import SigningKey
 
 HOST = "rpms.example.invalid"
 PACKAGES = ["kubeadm = 1.29.6", "kubelet = 1.29.6", "kubectl = 1.29.6", "chrony"]
@@ -29,20 +30,34 @@ def cni_tarball() -> bytes:
 
 def add_rpm_section(
     release, graph: RpmGraph, name: str = "default", base_rpms: Optional[List[Path]] = None,
-    compress: str = "gz", repo_extra: Optional[Dict[str, object]] = None,
+    compress: str = "gz", repo_extra: Optional[Dict[str, object]] = None, signer: Optional[SigningKey] = None,
 ) -> Dict[str, str]:  # fmt: skip
-    """Serve a kubernetes repo and a per-arch base repo; returns repo id -> served URL prefix."""
+    """Serve a kubernetes repo and a per-arch base repo; returns repo id -> served URL prefix.
+
+    With a signer, both repomd.xml files get a detached signature and both repositories pin its key."""
     mirror = release.mirror
+    sign = signer.sign_detached if signer else (lambda path: path)
     kubernetes = graph.repo(f"{name}-kubernetes", graph.kubernetes_rpms)
+    sign(kubernetes / "repodata" / "repomd.xml")
     base_rpms = graph.base_rpms if base_rpms is None else base_rpms
     prefixes = {"kubernetes": f"/{HOST}/{name}/kubernetes"}
     serve_directory(mirror, prefixes["kubernetes"], kubernetes)
     for arch in ("x86_64", "aarch64"):
         base = graph.repo(f"{name}-base-{arch}", base_rpms, compress)
+        sign(base / "repodata" / "repomd.xml")
         serve_directory(mirror, f"/{HOST}/{name}/base/{arch}", base)
     prefixes["base"] = f"/{HOST}/{name}/base/x86_64"
     kubernetes_repo: Dict[str, object] = {"id": "kubernetes", "baseurl": f"https://{HOST}/{name}/kubernetes/"}
+    base_repo: Dict[str, object] = {"id": "base", "baseurl": f"https://{HOST}/{name}/base/{{arch}}/"}
     kubernetes_repo.update(repo_extra or {})
+    if signer is not None:
+        mirror.add(f"/{HOST}/{name}/key.asc", signer.public)
+        key = {
+            "gpgkey": f"https://{HOST}/{name}/key.asc",
+            "gpgkey_sha256": hashlib.sha256(signer.public).hexdigest(),
+        }
+        kubernetes_repo.update(key)
+        base_repo.update(key)
     release.manifest["rpm"] = {
         "rocky9": {
             "repositories": [

@@ -159,18 +159,16 @@ def _check_files_present(bundle: Path, manifest: Dict[str, object], changes: Seq
             raise InstallError(f"{change.nevra} is not in the bundle ({path or 'not listed in bundle.yaml'})")
 
 
+PROBLEM_MARKERS = ("no match for argument", "nothing provides", "problem", "conflicts", "is not signed",
+                   "public key", "nokey", "signature", "failed to download", "error")  # fmt: skip
+
+
 def _dnf_problem(output: str) -> str:
-    markers = (
-        "No match for argument",
-        "nothing provides",
-        "Problem",
-        "Error",
-        "conflicts",
-        "GPG",
-        "signature",
-    )
-    lines = [line.strip() for line in output.splitlines() if any(m in line for m in markers)]
-    return "; ".join(lines[:4]) or output.strip()[-300:]
+    """dnf's own words for what went wrong: its specific lines first (a few), then its summary line."""
+    lines = [line.strip() for line in output.splitlines() if any(m in line.lower() for m in PROBLEM_MARKERS)]
+    specific = [line for line in lines if not line.startswith("Error")][:3]
+    summary = [line for line in lines if line.startswith("Error")][:1]
+    return "; ".join(specific + summary) or output.strip()[-300:]
 
 
 def install_packages(

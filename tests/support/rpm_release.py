@@ -60,10 +60,7 @@ def add_rpm_section(
         base_repo.update(key)
     release.manifest["rpm"] = {
         "rocky9": {
-            "repositories": [
-                kubernetes_repo,
-                {"id": "base", "baseurl": f"https://{HOST}/{name}/base/{{arch}}/"},
-            ],
+            "repositories": [kubernetes_repo, base_repo],
             "packages": PACKAGES,
             "assumed_installed": ASSUMED,
         }

@@ -33,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 done, 1 error to fix (message says what), 2 bad arguments, 3 bug, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument(
-        "--bundle", type=Path, help="the unpacked bundle folder (default: the folder of this file)"
-    )
+    parser.add_argument("--bundle", type=Path, help="the unpacked bundle folder (default: the folder of this file)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     verify = commands.add_parser("verify", help="check every file of the bundle against SHA256SUMS")
     verify.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")

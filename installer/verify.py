@@ -102,14 +102,10 @@ def check_consistency(
     """Compare what is present (`actual`: path -> (sha256, size)) with SHA256SUMS and bundle.yaml."""
     missing = sorted(set(sums) - set(actual))
     if missing:
-        raise InstallError(
-            f"{where}: {len(missing)} file(s) listed in {SUMS_NAME} are missing, first {missing[0]}"
-        )
+        raise InstallError(f"{where}: {len(missing)} file(s) listed in {SUMS_NAME} are missing, first {missing[0]}")
     extra = sorted(set(actual) - set(sums))
     if extra:
-        raise InstallError(
-            f"{where}: {extra[0]} is not listed in {SUMS_NAME}: remove it or rebuild the bundle"
-        )
+        raise InstallError(f"{where}: {extra[0]} is not listed in {SUMS_NAME}: remove it or rebuild the bundle")
     for path in sorted(sums):
         if actual[path][0] != sums[path]:
             raise InstallError(
@@ -139,9 +135,7 @@ def _walk_bundle(root: Path) -> List[str]:
             mode = os.lstat(full).st_mode
             relative = os.path.relpath(full, root).replace(os.sep, "/")
             if stat.S_ISLNK(mode):
-                raise InstallError(
-                    f"{root}: {relative} is a symbolic link; a bundle holds only regular files"
-                )
+                raise InstallError(f"{root}: {relative} is a symbolic link; a bundle holds only regular files")
             if stat.S_ISDIR(mode):
                 continue
             if not stat.S_ISREG(mode):
@@ -155,9 +149,7 @@ def verify_directory(root: Path, jobs: int = 0) -> VerifyResult:
     root = Path(root)
     sums_path = root / SUMS_NAME
     if not sums_path.is_file() or sums_path.is_symlink():
-        raise InstallError(
-            f"{root}: no {SUMS_NAME}: this is not a bundle folder (or it was copied incompletely)"
-        )
+        raise InstallError(f"{root}: no {SUMS_NAME}: this is not a bundle folder (or it was copied incompletely)")
     sums_bytes = sums_path.read_bytes()
     sums = parse_sums(sums_bytes.decode("utf-8", "replace"), str(sums_path))
     present = [path for path in _walk_bundle(root) if path != SUMS_NAME]

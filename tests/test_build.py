@@ -114,9 +114,7 @@ def test_missing_file_gives_404_line(release: StandInRelease, tmp_path: Path) ->
     del release.mirror.files[release.served_path("runc")]
     result = build(release, tmp_path)
     assert result.returncode == 1
-    assert (
-        result.stderr.strip().splitlines()[-1].startswith("bundler: error: runc: HTTP 404 Not Found: http://")
-    )
+    assert result.stderr.strip().splitlines()[-1].startswith("bundler: error: runc: HTTP 404 Not Found: http://")
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -141,19 +139,12 @@ def test_interrupted_build_reuses_cache(release: StandInRelease, tmp_path: Path)
 
 
 def test_unknown_version_lists_supported(tmp_path: Path) -> None:
-    result = run_bundler(
-        "build", "--k8s", "1.99.0", "--cache", str(tmp_path / "c"), "--output", str(tmp_path)
-    )
+    result = run_bundler("build", "--k8s", "1.99.0", "--cache", str(tmp_path / "c"), "--output", str(tmp_path))
     assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        == "bundler: error: Kubernetes 1.99.0 is not supported; supported versions: 1.29.6"
-    )
+    assert result.stderr.strip() == "bundler: error: Kubernetes 1.99.0 is not supported; supported versions: 1.29.6"
 
 
-def test_unpinned_artifact_is_refused_then_recorded_when_allowed(
-    release: StandInRelease, tmp_path: Path
-) -> None:
+def test_unpinned_artifact_is_refused_then_recorded_when_allowed(release: StandInRelease, tmp_path: Path) -> None:
     del release.manifest["files"][1]["sha256"]
     release.write()
     refused = build(release, tmp_path)

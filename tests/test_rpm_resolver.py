@@ -85,6 +85,14 @@ def test_provider_named_like_the_requirement_wins() -> None:
     assert set(resolve(packages, ["a"])) == {"a", "socat"}
 
 
+def test_request_for_a_provided_name_takes_its_provider() -> None:
+    packages = [pkg("iptables-nft 1.8.10-1", provides=["iptables = 1.8.10", "ebtables"])]
+    pool = Pool(packages, "amd64", ["main"])
+    result = Resolver(pool).resolve([parse_simple("iptables"), parse_simple("ebtables")])
+    assert [p.name for p in result.packages] == ["iptables-nft"]
+    assert result.requested == ("iptables-nft", "iptables-nft")
+
+
 def test_earlier_repository_breaks_ties() -> None:
     packages = [pkg("a 1-1", repo="extra"), pkg("a 1-1", repo="main")]
     pool = Pool(packages, "amd64", ["main", "extra"])

@@ -32,7 +32,7 @@ class UnresolvableError(BundlerError):
 @dataclass(frozen=True)
 class Resolution:
     packages: Tuple[Package, ...]  # sorted by name
-    requested: Tuple[str, ...]  # names asked for directly
+    requested: Tuple[str, ...]  # the package chosen for each request, in request order
     chains: Dict[str, Chain]  # package name -> why it is in the set
 
 
@@ -195,11 +195,16 @@ class Resolver:
 
     # -- the whole closure ---------------------------------------------------------------------------
     def resolve(self, requests: Sequence[Dependency]) -> Resolution:
-        for request in requests:
-            found = [p for p in self.candidates(request) if p.name == request.name]
+        requested: List[str] = []
+        for request in requests:  # as `dnf install NAME`: the package of that name, else what provides it
+            found = [p for p in self.candidates(request) if p.name == request.name] or self.candidates(
+                request
+            )
             if not found:
                 self._fail(request, (f"requested {request}",))
-            self.select(self.best(request.name, found), (f"requested {request}",))
+            chosen = self.best(request.name, found)
+            self.select(chosen, (f"requested {request}",))
+            requested.append(chosen.name)
         while True:
             while self.queue:
                 self.require(*self.queue.popleft())
@@ -210,4 +215,4 @@ class Resolver:
             if not self.queue:
                 break
         packages = tuple(self.selected[name] for name in sorted(self.selected))
-        return Resolution(packages, tuple(r.name for r in requests), dict(self.chains))
+        return Resolution(packages, tuple(requested), dict(self.chains))

@@ -170,8 +170,8 @@ def publish(
         "gpgcheck": signed,
         "keys": [k["path"] for k in keys],
         "assumed_installed": list(spec.assumed_installed) if closure == "minimal" else [],
-        "install": [{"name": r.name, "nevra": versions[r.name].nevra, "exact": r.flags is not None}
-                    for r in spec.packages],
+        "install": [{"name": name, "nevra": versions[name].nevra, "exact": request.flags is not None}
+                    for request, name in zip(spec.packages, resolution.requested)],
         "repositories": [_repository_record(repo, mirror) for repo in repos],
     }  # fmt: skip
     context.record["rpms"] = entries

@@ -56,9 +56,7 @@ class MirrorServer:
                 body = served.data[start:]
                 self.send_response(206 if start else 200)
                 if start:
-                    self.send_header(
-                        "Content-Range", f"bytes {start}-{len(served.data) - 1}/{len(served.data)}"
-                    )
+                    self.send_header("Content-Range", f"bytes {start}-{len(served.data) - 1}/{len(served.data)}")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
@@ -77,7 +75,7 @@ class MirrorServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def start(self) -> MirrorServer:
+    def start(self) -> "MirrorServer":
         self.thread.start()
         return self
 

@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from installer.errors import InstallError
 
@@ -31,7 +31,7 @@ class PluginChange:
     reason: str  # "missing" or "differs from the tarball"
 
 
-def plugin_tarball(bundle: Path, manifest: Dict[str, object]) -> Optional[Path]:
+def plugin_tarball(bundle: Path, manifest: Dict[str, Any]) -> Optional[Path]:
     for entry in manifest.get("artifacts") or []:
         if isinstance(entry, dict) and entry.get("name") == ARTIFACT_NAME:
             return Path(bundle) / str(entry["path"])

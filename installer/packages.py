@@ -16,7 +16,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import yaml
 
@@ -47,7 +47,7 @@ class PackageChange:
         return f"replace {self.installed} with {self.nevra}"
 
 
-def read_bundle_manifest(bundle: Path) -> Dict[str, object]:
+def read_bundle_manifest(bundle: Path) -> Dict[str, Any]:
     path = Path(bundle) / MANIFEST_NAME
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -62,7 +62,7 @@ def read_bundle_manifest(bundle: Path) -> Dict[str, object]:
     return data
 
 
-def wanted_packages(manifest: Dict[str, object]) -> List[WantedPackage]:
+def wanted_packages(manifest: Dict[str, Any]) -> List[WantedPackage]:
     repository = manifest.get("rpm_repository")
     if not isinstance(repository, dict):
         return []  # a bundle without RPMs (e.g. --os linux)
@@ -109,7 +109,7 @@ def plan_packages(bundle: Path, root: Path = Path("/"), run: Runner = subprocess
     return changes
 
 
-def repository_keys(bundle: Path, manifest: Dict[str, object]) -> List[Path]:
+def repository_keys(bundle: Path, manifest: Dict[str, Any]) -> List[Path]:
     repository = manifest.get("rpm_repository")
     keys = repository.get("keys") if isinstance(repository, dict) else None
     return [Path(bundle).resolve() / str(key) for key in keys or []]
@@ -144,7 +144,7 @@ def dnf_install_command(
     return command + ["--", *(change.nevra for change in changes)]
 
 
-def _check_files_present(bundle: Path, manifest: Dict[str, object], changes: Sequence[PackageChange]) -> None:
+def _check_files_present(bundle: Path, manifest: Dict[str, Any], changes: Sequence[PackageChange]) -> None:
     paths = {
         str(e.get("nevra")): str(e.get("path")) for e in manifest.get("rpms") or [] if isinstance(e, dict)
     }

@@ -171,3 +171,13 @@ def test_lock_reproduces_the_locked_versions(
     refused = build(release, tmp_path, "--lock", str(lock), out="refused")
     assert refused.returncode == 1
     assert "differs from the --lock file's" in refused.stderr
+
+
+def test_rpm_bundles_are_byte_identical(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:
+    add_rpm_section(release, rpm_graph, name="reproducible")
+    first = run_bundler("build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+                        "--cache", str(tmp_path / "c1"), "--output", str(tmp_path / "o1"))  # fmt: skip
+    second = run_bundler("build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+                         "--cache", str(tmp_path / "c2"), "--output", str(tmp_path / "o2"))  # fmt: skip
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert (tmp_path / "o1" / f"{TOP}.tar").read_bytes() == (tmp_path / "o2" / f"{TOP}.tar").read_bytes()

@@ -99,6 +99,17 @@ class RemoteRepository:
                     self._filelists = read_filelists(stream, f"repository {self.id} filelists")
         return self._filelists
 
+    def files_of(self, checksums: List[str]) -> Dict[str, Tuple[FileEntry, ...]]:
+        """pkgid -> files for these packages only (reads filelists without keeping the rest)."""
+        if self._filelists is not None:
+            return {c: self._filelists[c] for c in checksums if c in self._filelists}
+        entry = self._entry("filelists")
+        if entry is None:
+            return {}
+        wanted = set(checksums)
+        with open_metadata(self._metadata("filelists"), entry.href) as stream:
+            return read_filelists(stream, f"repository {self.id} filelists", wanted.__contains__)
+
     def primary_xml(self, checksums: List[str]) -> Dict[str, bytes]:
         entry = self._entry("primary")
         assert entry is not None

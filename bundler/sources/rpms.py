@@ -112,7 +112,7 @@ def fetch_rpms(context: BuildContext) -> None:
         if not mine:
             continue
         elements = repo.primary_xml([p.checksum for p, _ in mine])
-        files = repo.filelists()
+        files = repo.files_of([p.checksum for p, _ in mine])
         for package, result in mine:
             listed = files.get(package.checksum) or tuple((path, None) for path in package.files)
             published.append(

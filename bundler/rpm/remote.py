@@ -33,7 +33,15 @@ def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: s
     if kind is None:
         raise BundlerError(f"{label}: unknown checksum type {checksum_type!r} in the repository metadata")
     if kind == "sha256":
-        return downloader.fetch(label, url, checksum)
+        try:
+            return downloader.fetch(label, url, checksum)
+        except BundlerError as error:
+            if "checksum mismatch" not in str(error):
+                raise
+            raise BundlerError(
+                f"{label}: checksum mismatch for {url}: the repository metadata gives sha256 {checksum}; the "
+                "download, the mirror or the repository is damaged (retry, or try without --rpm-mirror)"
+            ) from None
     fetched = downloader.fetch(label, url, None)
     digest = hashlib.new(kind)
     with open(fetched.path, "rb") as stream:

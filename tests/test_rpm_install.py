@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import List
 
@@ -113,3 +114,31 @@ def _not_installed(command: List[str], **kwargs):  # type: ignore[no-untyped-def
     names = command[command.index("--qf") + 2 :]
     stdout = "".join(f"package {name} is not installed\n" for name in names)
     return subprocess.CompletedProcess(command, len(names), stdout, "")
+
+
+def test_package_steps_run_on_python39_from_the_zipapp(
+    bundle: Path, rpm_graph: RpmGraph, python39: str, tmp_path: Path
+) -> None:
+    """EL9 runs the installer with Python 3.9: install packages and CNI plugins from the pyz's own modules."""
+    site = tmp_path / "pyz"
+    with zipfile.ZipFile(bundle / "k8s-install.pyz") as archive:
+        archive.extractall(site)
+    root = minimal_node(tmp_path / "root", rpm_graph)
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from installer.packages import install_packages, read_bundle_manifest\n"
+        "from installer.cni_plugins import install_cni_plugins, plugin_tarball\n"
+        "bundle, root = Path(sys.argv[1]), Path(sys.argv[2])\n"
+        "for _ in range(2):\n"
+        "    changes = install_packages(bundle, root, gpgcheck=False, releasever='9')\n"
+        "    plugins = install_cni_plugins(plugin_tarball(bundle, read_bundle_manifest(bundle)), root)\n"
+        "    print(len(changes), len(plugins))\n"
+    )
+    result = subprocess.run(
+        [python39, "-c", script, str(bundle), str(root)], capture_output=True, text=True,
+        env={"PYTHONPATH": str(site / "site-packages"), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["4 5", "0 0"]
+    assert (root / "opt/cni/bin/bridge").read_text() == "cni-plugins-1.4.0-bridge"

@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lock", type=Path, metavar="FILE", help="a bundle.yaml whose resolved image digests/RPMs must be reproduced"
     )
     build.add_argument(
+        "--rpm-closure", choices=("minimal", "full"), default="minimal",
+        help="RPMs: leave out what a minimal EL install has (default), or bundle every dependency",
+    )  # fmt: skip
+    build.add_argument(
+        "--rpm-mirror", metavar="NAME", help="RPMs: take repositories from the manifest's named mirror (aliyun)"
+    )
+    build.add_argument(
         "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
     )
     _add_image_flags(build)
@@ -104,6 +111,7 @@ def dispatch(args: argparse.Namespace) -> int:
             manifest=args.manifest,
             allow_unpinned=args.allow_unpinned,
             lock=args.lock,
+            extra={"rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror},
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
             extra=_image_options(args),
         )

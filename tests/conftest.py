@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.support.http_server import MirrorServer
+from tests.support.rpm_graph import rpm_graph  # noqa: F401  (session fixture: real RPM repositories)
 
 pytest_plugins = ["tests.support.image_fixtures"]
 

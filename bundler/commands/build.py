@@ -21,6 +21,7 @@ from bundler.manifest import load_release
 from bundler.progress import human_size
 from bundler.sources.files import fetch_files
 from bundler.sources.images import fetch_images
+from bundler.sources.rpms import fetch_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
 from installer.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 
@@ -103,6 +104,7 @@ def run_build(options: BuildOptions) -> int:
     print(f"building {tarball.name} (cache {context.cache.root})", file=sys.stderr)
     fetch_files(context)
     fetch_images(context)
+    fetch_rpms(context)
     # Further source kinds (images, RPMs) add themselves here, in this order.
     with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
         add_installer(context, epoch, Path(work))

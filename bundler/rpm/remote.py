@@ -1,0 +1,129 @@
+"""One remote RPM repository as the builder sees it: its repomd.xml (signature checked when the key is
+pinned), then primary and filelists fetched by the checksums repomd.xml gives."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from bundler.download import Downloader, Fetched
+from bundler.errors import BundlerError
+from bundler.rpm.repodata import (
+    FileEntry,
+    MetadataFile,
+    Package,
+    Repomd,
+    open_metadata,
+    parse_repomd,
+    primary_elements,
+    read_filelists,
+    read_primary,
+)
+from bundler.rpm.signature import verify_detached
+from bundler.rpm.spec import RepositorySpec
+
+HASH_NAMES = {"sha": "sha1", "sha1": "sha1", "sha224": "sha224", "sha256": "sha256", "sha384": "sha384",
+              "sha512": "sha512", "md5": "md5"}  # fmt: skip
+
+
+def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: str, checksum: str) -> Fetched:
+    """Download `url` and prove it has the checksum the repository metadata gives, whatever its type."""
+    kind = HASH_NAMES.get(checksum_type.lower())
+    if kind is None:
+        raise BundlerError(f"{label}: unknown checksum type {checksum_type!r} in the repository metadata")
+    if kind == "sha256":
+        try:
+            return downloader.fetch(label, url, checksum)
+        except BundlerError as error:
+            if "checksum mismatch" not in str(error):
+                raise
+            raise BundlerError(
+                f"{label}: checksum mismatch for {url}: the repository metadata gives sha256 {checksum}; the "
+                "download, the mirror or the repository is damaged (retry, or try without --rpm-mirror)"
+            ) from None
+    fetched = downloader.fetch(label, url, None)
+    digest = hashlib.new(kind)
+    with open(fetched.path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != checksum:
+        raise BundlerError(
+            f"{label}: checksum mismatch for {url}: the repository metadata gives {kind} {checksum}"
+        )
+    return fetched
+
+
+class RemoteRepository:
+    def __init__(self, spec: RepositorySpec, url: str, downloader: Downloader) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self.url = url
+        self.downloader = downloader
+        self.repomd: Optional[Repomd] = None
+        self.repomd_sha256 = ""
+        self.key: Optional[Fetched] = None
+        self.signer: Optional[str] = None
+        self._filelists: Optional[Dict[str, Tuple[FileEntry, ...]]] = None
+
+    def load(self) -> List[Package]:
+        """Read repomd.xml and primary; every package of the repository."""
+        fetched = self.downloader.fetch(f"{self.id} repomd.xml", self.url + "repodata/repomd.xml", None)
+        self.repomd_sha256 = fetched.sha256
+        if self.spec.gpgkey:
+            self.key = self.downloader.fetch(f"{self.id} key", self.spec.gpgkey, self.spec.gpgkey_sha256)
+        if self.spec.gpgkey_sha256 and self.key is not None:
+            signature = self.downloader.fetch(
+                f"{self.id} repomd.xml.asc", self.url + "repodata/repomd.xml.asc", None
+            )
+            self.signer = verify_detached(
+                fetched.path, signature.path, self.key.path, f"repository {self.id}"
+            )
+        self.repomd = parse_repomd(fetched.path.read_bytes(), f"repository {self.id} ({self.url})")
+        primary = self._metadata("primary")
+        with open_metadata(primary, self.repomd.files["primary"].href) as stream:
+            return read_primary(stream, self.id, f"repository {self.id} primary")
+
+    def _entry(self, kind: str) -> Optional[MetadataFile]:
+        assert self.repomd is not None, "load() first"
+        return self.repomd.files.get(kind)
+
+    def _metadata(self, kind: str) -> Path:
+        entry = self._entry(kind)
+        assert entry is not None
+        label = f"{self.id} {kind}"
+        return fetch_checked(
+            self.downloader, label, self.url + entry.href, entry.checksum_type, entry.checksum
+        ).path
+
+    def filelists(self) -> Dict[str, Tuple[FileEntry, ...]]:
+        """pkgid -> files, for every package (fetched once, only when needed)."""
+        if self._filelists is None:
+            entry = self._entry("filelists")
+            if entry is None:
+                self._filelists = {}
+            else:
+                with open_metadata(self._metadata("filelists"), entry.href) as stream:
+                    self._filelists = read_filelists(stream, f"repository {self.id} filelists")
+        return self._filelists
+
+    def files_of(self, checksums: List[str]) -> Dict[str, Tuple[FileEntry, ...]]:
+        """pkgid -> files for these packages only (reads filelists without keeping the rest)."""
+        if self._filelists is not None:
+            return {c: self._filelists[c] for c in checksums if c in self._filelists}
+        entry = self._entry("filelists")
+        if entry is None:
+            return {}
+        wanted = set(checksums)
+        with open_metadata(self._metadata("filelists"), entry.href) as stream:
+            return read_filelists(stream, f"repository {self.id} filelists", wanted.__contains__)
+
+    def primary_xml(self, checksums: List[str]) -> Dict[str, bytes]:
+        entry = self._entry("primary")
+        assert entry is not None
+        with open_metadata(self._metadata("primary"), entry.href) as stream:
+            return primary_elements(stream, set(checksums), f"repository {self.id} primary")
+
+    def package_url(self, package: Package) -> str:
+        base = package.base or self.url
+        return (base if base.endswith("/") else base + "/") + package.href

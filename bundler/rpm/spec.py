@@ -1,0 +1,121 @@
+"""The manifest's `rpm:` section: per target OS, the repositories, the packages and the assumed set.
+
+```yaml
+rpm:
+  rocky9:
+    repositories:
+      - id: kubernetes
+        baseurl: https://pkgs.k8s.io/core:/stable:/v1.29/rpm/     # {arch}: x86_64 / aarch64
+        gpgkey: https://pkgs.k8s.io/core:/stable:/v1.29/rpm/repodata/repomd.xml.key
+        gpgkey_sha256: <hex>     # optional; when set, repomd.xml.asc must verify against this key
+        mirrors: {aliyun: https://mirrors.aliyun.com/kubernetes-new/core/stable/v1.29/rpm/}
+    packages: ["kubeadm = 1.29.6", socat]   # `name` or `name OP version`; a version pins the name
+    assumed_installed: [glibc, bash]        # left out of the minimal closure
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+from bundler.errors import BundlerError
+from bundler.rpm.deps import parse_simple
+from bundler.rpm.pool import rpm_arch
+from bundler.rpm.repodata import Dependency
+
+SECTION = "rpm"
+
+
+@dataclass(frozen=True)
+class RepositorySpec:
+    id: str
+    baseurl: str
+    gpgkey: Optional[str] = None
+    gpgkey_sha256: Optional[str] = None
+    mirrors: Tuple[Tuple[str, str], ...] = ()
+
+    def url_for(self, arch: str, mirror: Optional[str] = None) -> str:
+        """The base URL for one arch, from the named mirror when this repository has one."""
+        url = dict(self.mirrors).get(mirror, self.baseurl) if mirror else self.baseurl
+        url = url.replace("{arch}", rpm_arch(arch))
+        return url if url.endswith("/") else url + "/"
+
+
+@dataclass(frozen=True)
+class RpmSpec:
+    repositories: Tuple[RepositorySpec, ...]
+    packages: Tuple[Dependency, ...]
+    assumed_installed: Tuple[str, ...]
+
+    @property
+    def mirror_names(self) -> Tuple[str, ...]:
+        return tuple(sorted({name for repo in self.repositories for name, _ in repo.mirrors}))
+
+
+def _string_list(value: Any, where: str) -> Tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BundlerError(f"{where}: must be a list of strings")
+    return tuple(value)
+
+
+def _url(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise BundlerError(f"{where}: must be an http(s):// URL, got {value!r}")
+    return value
+
+
+def _repository(entry: Any, where: str) -> RepositorySpec:
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+        raise BundlerError(f"{where}: must be a mapping with id and baseurl")
+    key_sum = entry.get("gpgkey_sha256")
+    if key_sum is not None:
+        key_sum = str(key_sum).lower()
+        if len(key_sum) != 64 or any(c not in "0123456789abcdef" for c in key_sum):
+            raise BundlerError(f"{where}: gpgkey_sha256 {key_sum!r} is not a sha256 hex digest")
+        if not entry.get("gpgkey"):
+            raise BundlerError(f"{where}: gpgkey_sha256 is set but gpgkey (the key's URL) is not")
+    mirrors = entry.get("mirrors") or {}
+    if not isinstance(mirrors, dict):
+        raise BundlerError(f"{where}: mirrors must map a mirror name to a base URL")
+    return RepositorySpec(
+        id=entry["id"],
+        baseurl=_url(entry.get("baseurl"), f"{where}: baseurl"),
+        gpgkey=_url(entry["gpgkey"], f"{where}: gpgkey") if entry.get("gpgkey") else None,
+        gpgkey_sha256=key_sum,
+        mirrors=tuple(sorted((str(k), _url(v, f"{where}: mirrors.{k}")) for k, v in mirrors.items())),
+    )
+
+
+def rpm_spec(raw: Dict[str, Any], os_id: str, source: str) -> Optional[RpmSpec]:
+    """The rpm section for one target OS, or None when the manifest has none for it."""
+    section = raw.get(SECTION)
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise BundlerError(f"{source}: field 'rpm' must map a target OS id to its repositories and packages")
+    entry = section.get(os_id)
+    if entry is None:
+        return None
+    where = f"{source}: rpm.{os_id}"
+    if not isinstance(entry, dict):
+        raise BundlerError(f"{where}: must be a mapping with repositories and packages")
+    repos = entry.get("repositories")
+    if not isinstance(repos, list) or not repos:
+        raise BundlerError(f"{where}: field 'repositories' must be a non-empty list")
+    repositories = tuple(_repository(r, f"{where}.repositories[{i}]") for i, r in enumerate(repos))
+    ids = [r.id for r in repositories]
+    if len(set(ids)) != len(ids):
+        raise BundlerError(f"{where}.repositories: two repositories share one id")
+    packages = []
+    for index, text in enumerate(_string_list(entry.get("packages"), f"{where}.packages")):
+        try:
+            packages.append(parse_simple(text))
+        except ValueError as error:
+            raise BundlerError(f"{where}.packages[{index}]: {error}") from None
+    if not packages:
+        raise BundlerError(f"{where}: field 'packages' must list at least one package")
+    assumed = _string_list(entry.get("assumed_installed"), f"{where}.assumed_installed")
+    return RpmSpec(repositories, tuple(packages), assumed)

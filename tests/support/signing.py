@@ -1,0 +1,61 @@
+"""A throwaway OpenPGP key (gpg, own home folder) that signs RPMs (rpmsign) and repomd.xml (detached)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+TOOLS = ("gpg", "gpgv", "gpgconf", "rpmsign")
+
+
+def missing_tools() -> List[str]:
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
+
+
+class SigningKey:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.home = Path(tempfile.mkdtemp(prefix="gpg-", dir="/tmp"))  # short: gpg-agent's socket lives here
+        self.home.chmod(0o700)
+        self._gpg(
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            f"{name} <{name}@example.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        )
+        self.public = self._gpg("--armor", "--export", f"{name}@example.invalid").stdout
+
+    @property
+    def env(self) -> Dict[str, str]:
+        return dict(os.environ, GNUPGHOME=str(self.home))
+
+    def _gpg(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["gpg", "--batch", *args], env=self.env, check=True, capture_output=True)
+
+    def sign_rpms(self, rpms: Sequence[Path]) -> None:
+        command = [
+            "rpmsign",
+            "--addsign",
+            "--define",
+            f"_gpg_name {self.name}",
+            "--define",
+            "__gpg /usr/bin/gpg",
+        ]
+        subprocess.run([*command, *map(str, rpms)], env=self.env, check=True, capture_output=True)
+
+    def sign_detached(self, path: Path) -> Path:
+        signature = path.with_name(path.name + ".asc")
+        signature.unlink(missing_ok=True)
+        self._gpg("--armor", "--detach-sign", "--output", str(signature), str(path))
+        return signature
+
+    def close(self) -> None:
+        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True)
+        shutil.rmtree(self.home, ignore_errors=True)

@@ -1,0 +1,183 @@
+"""`bundler build` resolving RPMs from real repositories (rpmbuild + createrepo_c) served over loopback."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from typing import Dict, Tuple
+
+import pytest
+import yaml
+
+from tests.conftest import StandInRelease, run_bundler
+from tests.support.rpm_graph import FULL_EXTRA, MINIMAL_X86_64, RpmGraph
+from tests.support.rpm_release import add_rpm_section
+from tests.support.rpm_repo import FakeRpm, build_rpms
+
+TOP = "k8s-bundle-1.29.6-rocky9-amd64"
+
+
+def build(release: StandInRelease, tmp_path: Path, *extra: str, out: str = "out"):
+    return run_bundler(
+        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / out),
+        "--retries", "1", "--timeout", "5", *extra,
+    )  # fmt: skip
+
+
+def bundle_manifest(tarball: Path) -> Tuple[dict, Dict[str, tarfile.TarInfo]]:
+    with tarfile.open(tarball) as archive:
+        top = archive.getnames()[0]
+        members = {m.name[len(top) + 1 :]: m for m in archive.getmembers()}
+        manifest = yaml.safe_load(archive.extractfile(f"{top}/bundle.yaml").read())  # type: ignore[union-attr]
+        sums = archive.extractfile(f"{top}/SHA256SUMS").read().decode()  # type: ignore[union-attr]
+    manifest["_sums"] = sums
+    return manifest, members
+
+
+def versions(manifest: dict) -> Dict[str, str]:
+    return {entry["name"]: entry["evr"].rsplit("-", 1)[0] for entry in manifest["rpms"]}
+
+
+@pytest.mark.parametrize("compress", ["gz", "xz", "zstd"])
+def test_minimal_closure_is_exactly_the_needed_set(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path, compress: str
+) -> None:
+    add_rpm_section(release, rpm_graph, name=f"compressed-{compress}", compress=compress)
+    result = build(release, tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest, members = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
+    assert versions(manifest) == MINIMAL_X86_64
+    by_name = {entry["name"]: entry for entry in manifest["rpms"]}
+    assert by_name["kubeadm"]["nevra"] == "kubeadm-0:1.29.6-150500.1.1.x86_64"
+    assert by_name["ethtool"]["nevra"] == "ethtool-2:6.2-1.noarch"
+    assert by_name["socat"]["repository"] == "base"
+    assert "kubelet-1.29.6-150500.1.1.x86_64 requires socat" in by_name["socat"]["why"]
+    for entry in manifest["rpms"]:
+        assert entry["path"] in members and members[entry["path"]].size == entry["size"]
+        assert f"{entry['sha256']}  {entry['path']}" in manifest["_sums"]
+    repodata = [name for name in members if name.startswith("rpms/repodata/")]
+    assert "rpms/repodata/repomd.xml" in repodata and len(repodata) == 4
+    assert all(f"  {name}\n" in manifest["_sums"] for name in repodata)
+    repository = manifest["rpm_repository"]
+    assert repository["closure"] == "minimal" and repository["gpgcheck"] is False
+    assert {i["name"]: i["exact"] for i in repository["install"]} == {
+        "kubeadm": True, "kubelet": True, "kubectl": True, "chrony": False,
+    }  # fmt: skip
+    assert run_bundler("verify", str(tmp_path / "out" / f"{TOP}.tar")).returncode == 0
+
+
+def test_full_closure_adds_what_a_minimal_install_has(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
+) -> None:
+    add_rpm_section(release, rpm_graph)
+    result = build(release, tmp_path, "--rpm-closure", "full")
+    assert result.returncode == 0, result.stderr
+    manifest, _ = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
+    expected = dict(MINIMAL_X86_64, **FULL_EXTRA)
+    del expected["kubelet-selinux"]  # `(kubelet-selinux if selinux-policy)`: selinux-policy is not in the set
+    assert versions(manifest) == expected
+
+
+def test_arm64_takes_aarch64_packages(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:
+    add_rpm_section(release, rpm_graph)
+    result = build(release, tmp_path, "--arch", "arm64")
+    assert result.returncode == 0, result.stderr
+    manifest, _ = bundle_manifest(tmp_path / "out" / "k8s-bundle-1.29.6-rocky9-arm64.tar")
+    arches = {entry["name"]: entry["arch"] for entry in manifest["rpms"]}
+    assert arches["kubeadm"] == arches["kubernetes-cni"] == "aarch64"
+    assert arches["socat"] == "noarch"
+
+
+def test_missing_provider_fails_naming_the_chain(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
+) -> None:
+    without = [p for p in rpm_graph.base_rpms if not p.name.startswith("libnetfilter_cthelper-")]
+    add_rpm_section(release, rpm_graph, name="missing-lib", base_rpms=without)
+    result = build(release, tmp_path)
+    assert result.returncode == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert message == (
+        "bundler: error: cannot resolve RPM requirement requested kubelet = 1.29.6 -> "
+        "kubelet-1.29.6-150500.1.1.x86_64 requires conntrack -> "
+        "conntrack-tools-1.4.7-1.noarch requires libnetfilter_cthelper: "
+        "nothing in the repositories (kubernetes, base) provides libnetfilter_cthelper"
+    )
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / f"{TOP}.tar").exists()
+
+
+def test_corrupted_rpm_fails_the_build(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:
+    prefixes = add_rpm_section(release, rpm_graph)
+    socat = f"{prefixes['base']}/Packages/socat-1.7.4.1-1.noarch.rpm"
+    served = release.mirror.files[socat]
+    served.data = served.data[:-10] + b"corrupted!"
+    result = build(release, tmp_path)
+    assert result.returncode == 1
+    assert "socat-1.7.4.1-1.noarch.rpm: checksum mismatch" in result.stderr
+    assert not (tmp_path / "out" / f"{TOP}.tar").exists()
+
+
+def test_unknown_rpm_mirror_is_refused(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:
+    add_rpm_section(release, rpm_graph)
+    result = build(release, tmp_path, "--rpm-mirror", "nowhere")
+    assert result.returncode == 1
+    assert "--rpm-mirror nowhere: the manifest names no such mirror" in result.stderr
+
+
+def test_named_mirror_serves_the_repository(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
+) -> None:
+    prefixes = add_rpm_section(
+        release, rpm_graph, repo_extra={"mirrors": {"aliyun": "https://mirror.example.invalid/k8s/"}}
+    )
+    for path, served in list(release.mirror.files.items()):
+        if path.startswith(prefixes["kubernetes"] + "/"):
+            release.mirror.add(
+                "/mirror.example.invalid/k8s/" + path[len(prefixes["kubernetes"]) + 1 :], served.data
+            )
+    result = build(release, tmp_path, "--rpm-mirror", "aliyun")
+    assert result.returncode == 0, result.stderr
+    fetched = [path for path, _ in release.mirror.requests]
+    assert any(p.startswith("/mirror.example.invalid/k8s/Packages/kubeadm-") for p in fetched)
+    assert not any(p.startswith(prefixes["kubernetes"]) for p in fetched)
+    manifest, _ = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
+    kubernetes = manifest["rpm_repository"]["repositories"][0]
+    assert kubernetes["mirror"] == "aliyun" and kubernetes["url"] == "https://mirror.example.invalid/k8s/"
+
+
+def test_lock_reproduces_the_locked_versions(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
+) -> None:
+    add_rpm_section(release, rpm_graph, name="lock")
+    assert build(release, tmp_path, out="first").returncode == 0
+    first, _ = bundle_manifest(tmp_path / "first" / f"{TOP}.tar")
+    lock = tmp_path / "first.bundle.yaml"
+    lock.write_text(yaml.safe_dump({k: v for k, v in first.items() if k != "_sums"}))
+    newer = build_rpms([FakeRpm("socat", "1.8.0", requires=["glibc"])], tmp_path / "newer")
+    add_rpm_section(release, rpm_graph, name="lock", base_rpms=rpm_graph.base_rpms + list(newer.values()))
+
+    unlocked = build(release, tmp_path, out="unlocked")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert versions(bundle_manifest(tmp_path / "unlocked" / f"{TOP}.tar")[0])["socat"] == "1.8.0"
+    locked = build(release, tmp_path, "--lock", str(lock), out="locked")
+    assert locked.returncode == 0, locked.stderr
+    again, _ = bundle_manifest(tmp_path / "locked" / f"{TOP}.tar")
+    assert again["rpms"] == first["rpms"]
+
+    tampered = yaml.safe_load(lock.read_text())
+    next(e for e in tampered["rpms"] if e["name"] == "socat")["sha256"] = "0" * 64
+    lock.write_text(yaml.safe_dump(tampered))
+    refused = build(release, tmp_path, "--lock", str(lock), out="refused")
+    assert refused.returncode == 1
+    assert "differs from the --lock file's" in refused.stderr
+
+
+def test_rpm_bundles_are_byte_identical(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:
+    add_rpm_section(release, rpm_graph, name="reproducible")
+    first = run_bundler("build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+                        "--cache", str(tmp_path / "c1"), "--output", str(tmp_path / "o1"))  # fmt: skip
+    second = run_bundler("build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+                         "--cache", str(tmp_path / "c2"), "--output", str(tmp_path / "o2"))  # fmt: skip
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert (tmp_path / "o1" / f"{TOP}.tar").read_bytes() == (tmp_path / "o2" / f"{TOP}.tar").read_bytes()

@@ -111,9 +111,8 @@ def dispatch(args: argparse.Namespace) -> int:
             manifest=args.manifest,
             allow_unpinned=args.allow_unpinned,
             lock=args.lock,
-            extra={"rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror},
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
-            extra=_image_options(args),
+            extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror},
         )
         return run_build(options)
     if args.command == "verify":

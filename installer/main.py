@@ -59,6 +59,8 @@ def node_options(suppress: bool) -> argparse.ArgumentParser:
                         help="run despite the named preflight check failing (repeatable)")  # fmt: skip
     common.add_argument("--containerd-address", metavar="SOCKET",
                         help="containerd socket to import images into (default /run/containerd/containerd.sock)")  # fmt: skip
+    common.add_argument("--no-gpgcheck", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="install unsigned RPMs (only for bundles built from unsigned repositories)")  # fmt: skip
     common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS if suppress else False,
                         help="print every command as it runs")  # fmt: skip
     return common

@@ -10,6 +10,7 @@ from installer.steps.containerd import ContainerdConfig, RuntimeServices
 from installer.steps.firewall import Firewall
 from installer.steps.images import Images
 from installer.steps.kernel import KernelModules, Sysctl
+from installer.steps.packages import Packages
 from installer.steps.kubelet import KubeletEnabled
 from installer.steps.preflight import Preflight
 from installer.steps.runtime import RuntimeBinaries
@@ -24,6 +25,7 @@ def node_steps() -> List[Step]:
         Swap(),
         Selinux(),
         Firewall(),
+        Packages(),  # chrony, keepalived, haproxy, kubelet... come from the bundle's repository
         Chrony(),
         KernelModules(),
         Sysctl(),

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import zipfile
 from pathlib import Path
 from typing import List
 
 import pytest
 
-from installer.cni_plugins import install_cni_plugins, plan_cni_plugins, plugin_tarball
 from installer.errors import InstallError
-from installer.packages import dnf_install_command, install_packages, plan_packages, read_bundle_manifest
+from installer.packages import dnf_install_command, install_packages, plan_packages
 from tests.conftest import StandInRelease
-from tests.support.rpm_graph import ASSUMED, CNI_PLUGINS, MINIMAL_X86_64, RpmGraph
+from tests.support.rpm_graph import ASSUMED, MINIMAL_X86_64, RpmGraph
 from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node
 from tests.support.rpm_release import add_rpm_section
 
@@ -49,32 +47,6 @@ def test_bundle_repository_installs_offline_and_second_run_changes_nothing(
     again = OfflineRunner()
     assert install_packages(bundle, root, gpgcheck=False, releasever="9", run=again) == []
     assert again.ran("dnf") == 0 and installed(root) == now
-
-
-def test_cni_plugins_from_the_tarball_win_over_the_rpm(
-    bundle: Path, rpm_graph: RpmGraph, tmp_path: Path
-) -> None:
-    root = minimal_node(tmp_path / "root", rpm_graph)
-    install_packages(bundle, root, gpgcheck=False, releasever="9", run=OfflineRunner())
-    bridge = root / "opt/cni/bin/bridge"
-    assert bridge.read_text() == "kubernetes-cni-1.3.0-bridge"  # the RPM's own plugins
-    tarball = plugin_tarball(bundle, read_bundle_manifest(bundle))
-    assert tarball is not None
-    changed = install_cni_plugins(tarball, root)
-    assert sorted(c.name for c in changed) == sorted(CNI_PLUGINS + ("vrf",))
-    assert (
-        bridge.read_text() == "cni-plugins-1.4.0-bridge" and (root / "opt/cni/bin/vrf").stat().st_mode & 0o111
-    )
-    assert install_cni_plugins(tarball, root) == []  # re-run: nothing to do
-    # an admin reinstalls kubernetes-cni: the next run puts 1.4.0 back
-    cni_rpm = bundle / "rpms/Packages/kubernetes-cni-1.3.0-150500.1.1.x86_64.rpm"
-    subprocess.run(
-        ["rpm", "--root", str(root), "-i", "--replacepkgs", str(cni_rpm)], check=True, capture_output=True
-    )
-    assert bridge.read_text() == "kubernetes-cni-1.3.0-bridge"
-    assert {c.name for c in plan_cni_plugins(tarball, root)} == set(CNI_PLUGINS)
-    install_cni_plugins(tarball, root)
-    assert bridge.read_text() == "cni-plugins-1.4.0-bridge"
 
 
 def test_dnf_failure_names_what_is_missing(bundle: Path, tmp_path: Path) -> None:
@@ -114,31 +86,3 @@ def _not_installed(command: List[str], **kwargs):  # type: ignore[no-untyped-def
     names = command[command.index("--qf") + 2 :]
     stdout = "".join(f"package {name} is not installed\n" for name in names)
     return subprocess.CompletedProcess(command, len(names), stdout, "")
-
-
-def test_package_steps_run_on_python39_from_the_zipapp(
-    bundle: Path, rpm_graph: RpmGraph, python39: str, tmp_path: Path
-) -> None:
-    """EL9 runs the installer with Python 3.9: install packages and CNI plugins from the pyz's own modules."""
-    site = tmp_path / "pyz"
-    with zipfile.ZipFile(bundle / "k8s-install.pyz") as archive:
-        archive.extractall(site)
-    root = minimal_node(tmp_path / "root", rpm_graph)
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from installer.packages import install_packages, read_bundle_manifest\n"
-        "from installer.cni_plugins import install_cni_plugins, plugin_tarball\n"
-        "bundle, root = Path(sys.argv[1]), Path(sys.argv[2])\n"
-        "for _ in range(2):\n"
-        "    changes = install_packages(bundle, root, gpgcheck=False, releasever='9')\n"
-        "    plugins = install_cni_plugins(plugin_tarball(bundle, read_bundle_manifest(bundle)), root)\n"
-        "    print(len(changes), len(plugins))\n"
-    )
-    result = subprocess.run(
-        [python39, "-c", script, str(bundle), str(root)], capture_output=True, text=True,
-        env={"PYTHONPATH": str(site / "site-packages"), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:2] == ["4 5", "0 0"]
-    assert (root / "opt/cni/bin/bridge").read_text() == "cni-plugins-1.4.0-bridge"

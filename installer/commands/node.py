@@ -39,5 +39,5 @@ def make_node(
         from installer.commands.cluster_settings import settings_for
 
         settings = settings_for(args, bundle, host)
-    options = {"dry_run": dry_run}
+    options = {"dry_run": dry_run, "no_gpgcheck": getattr(args, "no_gpgcheck", False)}
     return Node(host=host, state=State(host), bundle=bundle, settings=settings, options=options)

@@ -13,6 +13,9 @@ from installer.host import Host
 from installer.state import State
 
 
+OFFLINE_DNF = ("--disablerepo=*", "--setopt=reposdir=/dev/null")
+
+
 def run_reset(args: argparse.Namespace) -> int:
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
     state = State(host)
@@ -34,13 +37,6 @@ def run_reset(args: argparse.Namespace) -> int:
         else:
             host.run(host.systemctl("disable", unit), check=False)
         print(f"  disabled {unit}")
-    packages = state.packages()
-    if packages:
-        if host.live:
-            host.run(["dnf", "remove", "-y", *packages], check=False)
-        else:
-            host.run(["dnf", "remove", "-y", f"--installroot={host.root}", *packages], check=False)
-        print(f"  removed packages {' '.join(packages)}")
     for path, record in sorted(files.items(), reverse=True):
         target = host.path(path)
         backup = record.get("backup")
@@ -52,6 +48,13 @@ def run_reset(args: argparse.Namespace) -> int:
             target.unlink()
             print(f"  removed {path}")
         host.log(f"reset {path}")
+    packages = state.packages()
+    if packages:
+        if host.live:
+            host.run(["dnf", "remove", "-y", *OFFLINE_DNF, *packages], check=False)
+        else:
+            host.run(["dnf", "remove", "-y", *OFFLINE_DNF, f"--installroot={host.root}", *packages], check=False)
+        print(f"  removed packages {' '.join(packages)}")
     backups = host.path("/var/lib/k8s-install/backups")
     if backups.exists():
         shutil.rmtree(backups)

@@ -23,6 +23,9 @@ ASSUMED = ["glibc", "bash", "util-linux", "selinux-policy"]
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
 
+KUBELET_UNIT = "[Unit]\nDescription=kubelet\n[Service]\nExecStart=/usr/bin/kubelet\n[Install]\nWantedBy=multi-user.target\n"
+
+
 def kubernetes_packages() -> List[FakeRpm]:
     kubelet_requires = [
         "conntrack", "socat", "iptables >= 1.4.21", "kubernetes-cni >= 1.2.0", "/usr/sbin/ethtool",
@@ -38,6 +41,8 @@ def kubernetes_packages() -> List[FakeRpm]:
 
     def binary(name: str, version: str, requires: List[str]) -> FakeRpm:
         files = {f"/usr/bin/{name}": f"{name}-{version}"}
+        if name == "kubelet":  # as the real RPM: the unit the installer enables
+            files["/usr/lib/systemd/system/kubelet.service"] = KUBELET_UNIT
         return FakeRpm(name, version, K8S_RELEASE, arches=BINARY_ARCHES, requires=requires, files=files)
 
     return [

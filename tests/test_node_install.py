@@ -132,14 +132,21 @@ def test_killed_run_is_completed_by_a_rerun(
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     assert process.stdout is not None
-    for line in process.stdout:  # kill it in the middle: once the runtime binaries are being written
-        if b"[runtime-binaries]" in line:
+    for line in process.stdout:  # kill it in the middle: while the runtime binaries are being written
+        if b"create /usr/local/bin/ctr" in line:
             process.kill()
             break
     process.wait()
     assert process.returncode != 0
+    import json
+
+    state = json.loads((node_root / "var/lib/k8s-install/state.json").read_text())
+    assert "containerd" in state["pending_restarts"]  # remembered, so the re-run still restarts it
     rerun = install(python39, bundle, node_root, namespace, tmp_path)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    log = (node_root / "var/log/k8s-install.log").read_text()
+    assert "systemctl restart containerd" in log.rsplit("=== run", 1)[1]
+    assert json.loads((node_root / "var/lib/k8s-install/state.json").read_text())["pending_restarts"] == []
     final = install(python39, bundle, node_root, namespace, tmp_path)
     assert "done: 0 change(s) applied" in final.stdout
 

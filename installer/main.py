@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from installer import __version__
+from installer.cluster.commands import add_config_parser, run_config
 from installer.errors import InstallError
 from installer.verify import verify_directory
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     verify = commands.add_parser("verify", help="check every file of the bundle against SHA256SUMS")
     verify.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
+    add_config_parser(commands)
     return parser
 
 
@@ -50,6 +52,8 @@ def dispatch(args: argparse.Namespace) -> int:
     bundle = args.bundle or default_bundle_dir()
     if args.command == "verify":
         return run_verify(bundle, args.jobs)
+    if args.command == "config":
+        return run_config(args, bundle)
     build_parser().print_help()
     return 2
 

@@ -18,6 +18,9 @@ from installer.errors import InstallError
 
 MANIFEST_WHERE = "calico manifest"
 HEADER = "# managed by k8s-install: calico-typha.yaml for cluster {cluster}, edited from the upstream file\n"
+# libyaml when the Python has it (fast); pure Python otherwise, as in the zipapp on the nodes.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 POD_SPEC_KINDS = ("DaemonSet", "Deployment", "StatefulSet", "ReplicaSet", "Job")
 
 
@@ -29,7 +32,7 @@ def typha_replicas(node_count: int) -> int:
 
 def parse_manifest(text: str) -> List[Dict[str, Any]]:
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        documents = [doc for doc in yaml.load_all(text, Loader=LOADER) if doc is not None]
     except yaml.YAMLError as error:
         raise InstallError(f"{MANIFEST_WHERE}: not valid YAML: {error}") from None
     if not all(isinstance(doc, dict) for doc in documents):
@@ -53,7 +56,7 @@ def render_calico(manifest_text: str, config: ClusterConfig) -> str:
             command[:] = [arg for arg in command if arg not in ("-bird-live", "-bird-ready")]
     typha = _find(documents, "Deployment", "calico-typha")
     typha.setdefault("spec", {})["replicas"] = typha_replicas(len(config.nodes))
-    body = yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False, width=120)
+    body = yaml.dump_all(documents, Dumper=DUMPER, sort_keys=False, default_flow_style=False, width=120)
     return HEADER.format(cluster=config.name) + body
 
 

@@ -1,4 +1,4 @@
-"""`bundler cluster init|check`, `bundler build --cluster`, `k8s-install.pyz config init|check`, as users run them."""
+"""`bundler cluster init|check`, `bundler build --cluster`, `k8s-install.pyz config init|check`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl
 
 def run_installer(*args: str, cwd: Path = REPO):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "installer", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
 
 
 def test_cluster_init_writes_a_valid_config_and_0600_secrets_once(tmp_path: Path) -> None:
@@ -35,7 +37,9 @@ def test_cluster_init_writes_a_valid_config_and_0600_secrets_once(tmp_path: Path
     before = secrets.read_bytes()
     again = run_bundler("cluster", "init", "--dir", str(tmp_path))
     assert again.returncode == 1
-    assert again.stderr.strip().endswith("already exists; nothing was written (a cluster's secrets are made once)")
+    assert again.stderr.strip().endswith(
+        "already exists; nothing was written (a cluster's secrets are made once)"
+    )
     assert secrets.read_bytes() == before
     check = run_bundler("cluster", "check", str(config), "--k8s", "1.29.6", "--secrets", str(secrets))
     assert check.returncode == 0, check.stderr
@@ -48,18 +52,31 @@ def test_cluster_check_reports_one_line_and_exit_1(tmp_path: Path) -> None:
     config.write_text(config.read_text().replace("pods: 10.244.0.0/16", "pods: 10.96.0.0/8"))
     result = run_bundler("cluster", "check", str(config))
     assert result.returncode == 1
-    assert result.stderr == (f"bundler: error: {config}: networks.pods: 10.96.0.0/8 is not a network address "
-                             "(host bits are set): use 10.0.0.0/8\n")  # fmt: skip
+    assert result.stderr == (
+        f"bundler: error: {config}: networks.pods: 10.96.0.0/8 is not a network address "
+        "(host bits are set): use 10.0.0.0/8\n"
+    )
     other = run_bundler("cluster", "check", str(tmp_path / "cluster.yaml"), "--k8s", "1.30.2")
     assert "differs from this bundle's Kubernetes 1.30.2" in other.stderr
 
 
 def build(release: StandInRelease, tmp_path: Path, *extra: str):
     return run_bundler(
-        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
-        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--retries", "2", "--timeout", "2",
+        "build",
+        "--manifest",
+        str(release.path),
+        "--mirror",
+        release.mirror.url,
+        "--cache",
+        str(tmp_path / "cache"),
+        "--output",
+        str(tmp_path / "out"),
+        "--retries",
+        "2",
+        "--timeout",
+        "2",
         *extra,
-    )  # fmt: skip
+    )
 
 
 def test_build_puts_the_validated_config_in_the_bundle_and_never_the_secrets(
@@ -76,7 +93,11 @@ def test_build_puts_the_validated_config_in_the_bundle_and_never_the_secrets(
     assert bundled == (tmp_path / "c" / "cluster.yaml").read_bytes()
     assert not any("secret" in name for name in names)
     entry = next(e for e in manifest["extras"] if e["name"] == "cluster-config")
-    assert entry["path"] == "cluster.yaml" and entry["cluster"] == "k8s-cluster" and entry["size"] == len(bundled)
+    assert (
+        entry["path"] == "cluster.yaml"
+        and entry["cluster"] == "k8s-cluster"
+        and entry["size"] == len(bundled)
+    )
     verify = run_bundler("verify", str(tarball))
     assert verify.returncode == 0, verify.stderr
     # and the installer inside reads it: config check on the unpacked bundle names this machine's problem
@@ -110,7 +131,9 @@ def test_installer_config_init_takes_the_version_from_the_bundle(tmp_path: Path)
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "bundle.yaml").write_text("kubernetes: 1.29.6\n")
-    result = run_installer("--bundle", str(bundle), "config", "init", "--dir", str(tmp_path / "out"), "--name", "lab")
+    result = run_installer(
+        "--bundle", str(bundle), "config", "init", "--dir", str(tmp_path / "out"), "--name", "lab"
+    )
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load((tmp_path / "out" / "cluster.yaml").read_text())["kubernetes_version"] == "1.29.6"
     assert stat.S_IMODE((tmp_path / "out" / "cluster-secrets.yaml").stat().st_mode) == 0o600

@@ -22,8 +22,13 @@ from tests.support.kubeadm_v1beta3 import SCHEMAS, unknown_keys
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make the CA")
 
-EXTERNAL = {"topology": "external", "endpoints": ["https://192.168.10.51:2379", "https://192.168.10.52:2379"],
-            "ca_file": "/etc/etcd/ca.crt", "cert_file": "/etc/etcd/client.crt", "key_file": "/etc/etcd/client.key"}  # fmt: skip
+EXTERNAL = {
+    "topology": "external",
+    "endpoints": ["https://192.168.10.51:2379", "https://192.168.10.52:2379"],
+    "ca_file": "/etc/etcd/ca.crt",
+    "cert_file": "/etc/etcd/client.crt",
+    "key_file": "/etc/etcd/client.key",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +55,24 @@ def test_every_generated_key_exists_in_the_api(secrets: ClusterSecrets, etcd) ->
 
 
 def test_the_unknown_key_check_catches_a_misspelling() -> None:
-    bad = {"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration", "networking": {"podCIDR": "x"}}
-    assert unknown_keys(bad, SCHEMAS[("kubeadm.k8s.io/v1beta3", "ClusterConfiguration")]) == ["networking.podCIDR"]
+    bad = {
+        "apiVersion": "kubeadm.k8s.io/v1beta3",
+        "kind": "ClusterConfiguration",
+        "networking": {"podCIDR": "x"},
+    }
+    assert unknown_keys(bad, SCHEMAS[("kubeadm.k8s.io/v1beta3", "ClusterConfiguration")]) == [
+        "networking.podCIDR"
+    ]
 
 
 def test_init_configuration_values(secrets: ClusterSecrets) -> None:
     config = load(seed_data())
     docs = documents(render_init_config(config, config.first_control_plane, secrets))
-    init, cluster, kubelet = docs["InitConfiguration"], docs["ClusterConfiguration"], docs["KubeletConfiguration"]
+    init, cluster, kubelet = (
+        docs["InitConfiguration"],
+        docs["ClusterConfiguration"],
+        docs["KubeletConfiguration"],
+    )
     assert init["bootstrapTokens"][0]["token"] == secrets.bootstrap_token
     assert init["bootstrapTokens"][0]["groups"] == ["system:bootstrappers:kubeadm:default-node-token"]
     assert init["bootstrapTokens"][0]["usages"] == ["signing", "authentication"]
@@ -69,11 +84,17 @@ def test_init_configuration_values(secrets: ClusterSecrets) -> None:
     assert cluster["kubernetesVersion"] == "v1.29.6"
     assert cluster["imageRepository"] == "registry.k8s.io"
     assert cluster["clusterName"] == "seed"
-    assert cluster["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12",
-                                     "dnsDomain": "cluster.local"}  # fmt: skip
+    assert cluster["networking"] == {
+        "podSubnet": "10.244.0.0/16",
+        "serviceSubnet": "10.96.0.0/12",
+        "dnsDomain": "cluster.local",
+    }
     assert cluster["etcd"] == {"local": {"dataDir": "/var/lib/etcd"}}
-    assert kubelet == {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-                       "cgroupDriver": "systemd"}  # fmt: skip
+    assert kubelet == {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+    }
 
 
 def test_the_image_repository_matches_the_bundled_images() -> None:
@@ -86,9 +107,17 @@ def test_the_image_repository_matches_the_bundled_images() -> None:
 
 def test_external_etcd_is_passed_through(secrets: ClusterSecrets) -> None:
     config = load(seed_data(etcd=EXTERNAL))
-    cluster = documents(render_init_config(config, config.first_control_plane, secrets))["ClusterConfiguration"]
-    assert cluster["etcd"] == {"external": {"endpoints": EXTERNAL["endpoints"], "caFile": "/etc/etcd/ca.crt",
-                                            "certFile": "/etc/etcd/client.crt", "keyFile": "/etc/etcd/client.key"}}  # fmt: skip
+    cluster = documents(render_init_config(config, config.first_control_plane, secrets))[
+        "ClusterConfiguration"
+    ]
+    assert cluster["etcd"] == {
+        "external": {
+            "endpoints": EXTERNAL["endpoints"],
+            "caFile": "/etc/etcd/ca.crt",
+            "certFile": "/etc/etcd/client.crt",
+            "keyFile": "/etc/etcd/client.key",
+        }
+    }
 
 
 def test_join_pins_the_ca_and_never_skips_verification(secrets: ClusterSecrets) -> None:
@@ -96,13 +125,18 @@ def test_join_pins_the_ca_and_never_skips_verification(secrets: ClusterSecrets) 
     for node in config.nodes[1:]:
         join = documents(render_join_config(config, node, secrets))["JoinConfiguration"]
         discovery = join["discovery"]["bootstrapToken"]
-        assert discovery == {"token": secrets.bootstrap_token, "apiServerEndpoint": "192.168.10.240:8443",
-                             "caCertHashes": [secrets.ca_cert_hash]}  # fmt: skip
+        assert discovery == {
+            "token": secrets.bootstrap_token,
+            "apiServerEndpoint": "192.168.10.240:8443",
+            "caCertHashes": [secrets.ca_cert_hash],
+        }
         assert join["nodeRegistration"]["name"] == node.name
         assert join["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": str(node.ip)}
         if node.is_control_plane:
-            assert join["controlPlane"] == {"certificateKey": secrets.certificate_key,
-                                            "localAPIEndpoint": {"advertiseAddress": str(node.ip), "bindPort": 6443}}  # fmt: skip
+            assert join["controlPlane"] == {
+                "certificateKey": secrets.certificate_key,
+                "localAPIEndpoint": {"advertiseAddress": str(node.ip), "bindPort": 6443},
+            }
         else:
             assert "controlPlane" not in join
 
@@ -114,15 +148,36 @@ def test_only_the_first_control_plane_gets_an_init_config(secrets: ClusterSecret
 
 
 def test_exact_commands() -> None:
-    assert init_command() == ["kubeadm", "init", "--config", "/etc/k8s-install/kubeadm-init.yaml", "--upload-certs"]
+    assert init_command() == [
+        "kubeadm",
+        "init",
+        "--config",
+        "/etc/k8s-install/kubeadm-init.yaml",
+        "--upload-certs",
+    ]
     assert join_command() == ["kubeadm", "join", "--config", "/etc/k8s-install/kubeadm-join.yaml"]
-    assert upload_certs_command() == ["kubeadm", "init", "phase", "upload-certs", "--upload-certs", "--config",
-                                      "/etc/k8s-install/kubeadm-init.yaml"]  # fmt: skip
+    assert upload_certs_command() == [
+        "kubeadm",
+        "init",
+        "phase",
+        "upload-certs",
+        "--upload-certs",
+        "--config",
+        "/etc/k8s-install/kubeadm-init.yaml",
+    ]
 
 
 def test_refreshing_join_material_reuses_the_same_token(secrets: ClusterSecrets) -> None:
-    assert token_create_command(secrets) == ["kubeadm", "token", "create", secrets.bootstrap_token, "--ttl",
-                                             "24h0m0s", "--kubeconfig", "/etc/kubernetes/admin.conf"]  # fmt: skip
+    assert token_create_command(secrets) == [
+        "kubeadm",
+        "token",
+        "create",
+        secrets.bootstrap_token,
+        "--ttl",
+        "24h0m0s",
+        "--kubeconfig",
+        "/etc/kubernetes/admin.conf",
+    ]
 
 
 def test_the_ca_goes_to_kubeadm_s_pki_before_init(secrets: ClusterSecrets) -> None:

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from installer.cluster.haproxy import render_haproxy_cfg
-from installer.cluster.keepalived import render_check_script, render_keepalived_conf, vrrp_priority, vrrp_state
+from installer.cluster.keepalived import (
+    render_check_script,
+    render_keepalived_conf,
+    vrrp_priority,
+    vrrp_state,
+)
 from installer.cluster.model import ClusterConfig
 from tests.support.cluster import load, seed_data
 
@@ -43,11 +48,15 @@ def check_script(tmp_path: Path) -> Path:
 
 @needs("keepalived")
 @pytest.mark.parametrize("config", configs(), ids=["multicast", "unicast"])
-def test_keepalived_accepts_every_control_plane_config(config: ClusterConfig, check_script: Path, tmp_path: Path):
+def test_keepalived_accepts_every_control_plane_config(
+    config: ClusterConfig, check_script: Path, tmp_path: Path
+):
     interface = local_interface()
     for node in config.control_planes:
         conf = tmp_path / f"keepalived-{node.name}.conf"
-        conf.write_text(render_keepalived_conf(config, node, interface, PASSWORD, check_script=str(check_script)))
+        conf.write_text(
+            render_keepalived_conf(config, node, interface, PASSWORD, check_script=str(check_script))
+        )
         result = subprocess.run(["keepalived", "-t", "-l", "-f", str(conf)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
 
@@ -124,8 +133,11 @@ def test_haproxy_forwards_the_vip_port_to_every_control_plane() -> None:
     text = render_haproxy_cfg(load(seed_data()))
     assert "bind *:8443" in text and "mode tcp" in text
     servers = re.findall(r"^\s+server (\S+) (\S+)$", text, re.M)
-    assert servers == [("k8s-mn01", "192.168.10.11:6443"), ("k8s-mn02", "192.168.10.22:6443"),
-                       ("k8s-mn03", "192.168.10.33:6443")]  # fmt: skip
+    assert servers == [
+        ("k8s-mn01", "192.168.10.11:6443"),
+        ("k8s-mn02", "192.168.10.22:6443"),
+        ("k8s-mn03", "192.168.10.33:6443"),
+    ]
     assert "check check-ssl verify required ca-file /etc/k8s-install/kubernetes-ca.crt" in text
     assert "http-check send meth GET uri /healthz" in text
     assert "k8s-wn01" not in text

@@ -48,9 +48,12 @@ def test_the_ca_pin_equals_what_openssl_computes(made: ClusterSecrets, tmp_path:
     """The documented kubeadm recipe: sha256 of the DER public key of ca.crt."""
     cert = tmp_path / "ca.crt"
     cert.write_text(made.ca_cert_pem)
-    pubkey = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True, check=True)
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pubkey.stdout, capture_output=True,
-                         check=True).stdout  # fmt: skip
+    pubkey = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True, check=True
+    )
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=pubkey.stdout, capture_output=True, check=True
+    ).stdout
     import hashlib
 
     assert made.ca_cert_hash == "sha256:" + hashlib.sha256(der).hexdigest()
@@ -59,13 +62,18 @@ def test_the_ca_pin_equals_what_openssl_computes(made: ClusterSecrets, tmp_path:
 def test_the_ca_is_a_ca_kubeadm_can_use(made: ClusterSecrets, tmp_path: Path) -> None:
     cert = tmp_path / "ca.crt"
     cert.write_text(made.ca_cert_pem)
-    text = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-text"], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-text"], capture_output=True, text=True, check=True
+    ).stdout
     assert "Subject: CN = kubernetes" in text and "CA:TRUE" in text and "Certificate Sign" in text
     key = tmp_path / "ca.key"
     key.write_text(made.ca_key_pem)
-    modulus = [subprocess.run(["openssl", kind, "-in", str(path), "-noout", "-modulus"], capture_output=True,
-                              check=True).stdout for kind, path in (("x509", cert), ("rsa", key))]  # fmt: skip
+    modulus = [
+        subprocess.run(
+            ["openssl", kind, "-in", str(path), "-noout", "-modulus"], capture_output=True, check=True
+        ).stdout
+        for kind, path in (("x509", cert), ("rsa", key))
+    ]
     assert modulus[0] == modulus[1]
 
 
@@ -98,23 +106,33 @@ def corrupt(made: ClusterSecrets, **changes: str) -> dict:
     "changes,message",
     [
         ({"cluster": "other"}, "cluster: these secrets are for cluster 'other', cluster.yaml names 'seed'"),
-        ({"bootstrap_token": "abcdef0123456789abcdef"}, "bootstrap_token: not in the form [a-z0-9]{6}.[a-z0-9]{16}"),
+        (
+            {"bootstrap_token": "abcdef0123456789abcdef"},
+            "bootstrap_token: not in the form [a-z0-9]{6}.[a-z0-9]{16}",
+        ),
         ({"certificate_key": "xyz"}, "certificate_key: not in the form 64 hex digits"),
-        ({"keepalived_password": "far-too-long"}, "keepalived_password: not in the form 1 to 8 letters or digits"),
+        (
+            {"keepalived_password": "far-too-long"},
+            "keepalived_password: not in the form 1 to 8 letters or digits",
+        ),
         ({"ca_cert_hash": "sha256:" + "0" * 64}, "ca_cert_hash does not match ca_cert"),
         ({"ca_cert": "not a pem"}, "ca_cert: not a PEM certificate"),
         ({"ca_key": "nothing"}, "ca_key: not a PEM private key"),
         ({"ca_key": ""}, "ca_key: missing; restore the file from your backup copy"),
     ],
 )
-def test_damaged_secrets_are_refused_with_the_field(made: ClusterSecrets, changes: dict, message: str) -> None:
+def test_damaged_secrets_are_refused_with_the_field(
+    made: ClusterSecrets, changes: dict, message: str
+) -> None:
     with pytest.raises(InstallError) as caught:
         parse_secrets(corrupt(made, **changes), "cluster-secrets.yaml", "seed")
     assert f"cluster-secrets.yaml: {message}" in str(caught.value)
 
 
 def test_missing_file_says_where_it_comes_from(tmp_path: Path) -> None:
-    with pytest.raises(InstallError, match="no secrets file; it is written with cluster.yaml by `bundler cluster init`"):
+    with pytest.raises(
+        InstallError, match="no secrets file; it is written with cluster.yaml by `bundler cluster init`"
+    ):
         load_secrets(tmp_path / "nope.yaml", "seed")
 
 

@@ -1,6 +1,7 @@
 """Field names of the kubeadm configuration API, as nested key sets, for checking generated files.
 
-Taken from the kubeadm.k8s.io/v1beta3 reference (kubernetes.io/docs/reference/config-api/kubeadm-config.v1beta3
+Taken from the kubeadm.k8s.io/v1beta3 reference
+(kubernetes.io/docs/reference/config-api/kubeadm-config.v1beta3
 and the json tags of cmd/kubeadm/app/apis/kubeadm/v1beta3/types.go), bootstraptoken/v1 for bootstrapTokens,
 and kubelet.config.k8s.io/v1beta1 for the (few) KubeletConfiguration fields used here. A dict maps a field
 to the fields it may hold; LIST_OF marks a list whose items have those fields; ANY marks free-form maps
@@ -22,9 +23,13 @@ TYPE_META = {"apiVersion": ANY, "kind": ANY}
 API_ENDPOINT = {"advertiseAddress": ANY, "bindPort": ANY}
 TAINT = {"key": ANY, "value": ANY, "effect": ANY, "timeAdded": ANY}
 NODE_REGISTRATION = {
-    "name": ANY, "criSocket": ANY, "taints": LIST_OF(TAINT), "kubeletExtraArgs": ANY,
-    "ignorePreflightErrors": ANY, "imagePullPolicy": ANY,
-}  # fmt: skip
+    "name": ANY,
+    "criSocket": ANY,
+    "taints": LIST_OF(TAINT),
+    "kubeletExtraArgs": ANY,
+    "ignorePreflightErrors": ANY,
+    "imagePullPolicy": ANY,
+}
 PATCHES = {"directory": ANY}
 BOOTSTRAP_TOKEN = {"token": ANY, "description": ANY, "ttl": ANY, "expires": ANY, "usages": ANY, "groups": ANY}
 HOST_PATH_MOUNT = {"name": ANY, "hostPath": ANY, "mountPath": ANY, "readOnly": ANY, "pathType": ANY}
@@ -63,7 +68,12 @@ JOIN_CONFIGURATION = {
     "nodeRegistration": NODE_REGISTRATION,
     "caCertPath": ANY,
     "discovery": {
-        "bootstrapToken": {"token": ANY, "apiServerEndpoint": ANY, "caCertHashes": ANY, "unsafeSkipCAVerification": ANY},
+        "bootstrapToken": {
+            "token": ANY,
+            "apiServerEndpoint": ANY,
+            "caCertHashes": ANY,
+            "unsafeSkipCAVerification": ANY,
+        },
         "file": {"kubeConfigPath": ANY},
         "tlsBootstrapToken": ANY,
         "timeout": ANY,
@@ -74,9 +84,14 @@ JOIN_CONFIGURATION = {
 }
 KUBELET_CONFIGURATION = {
     **TYPE_META,
-    "cgroupDriver": ANY, "clusterDNS": ANY, "clusterDomain": ANY, "containerRuntimeEndpoint": ANY,
-    "failSwapOn": ANY, "rotateCertificates": ANY, "serverTLSBootstrap": ANY,
-}  # fmt: skip
+    "cgroupDriver": ANY,
+    "clusterDNS": ANY,
+    "clusterDomain": ANY,
+    "containerRuntimeEndpoint": ANY,
+    "failSwapOn": ANY,
+    "rotateCertificates": ANY,
+    "serverTLSBootstrap": ANY,
+}
 
 SCHEMAS = {
     ("kubeadm.k8s.io/v1beta3", "InitConfiguration"): INIT_CONFIGURATION,

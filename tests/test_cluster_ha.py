@@ -26,7 +26,7 @@ from installer.cluster.keepalived import render_check_script, render_keepalived_
 from installer.cluster.model import ClusterConfig
 from installer.cluster.secrets import ClusterSecrets, generate_secrets
 from tests.conftest import REPO
-from tests.support.cluster import load, seed_data
+from tests.support.cluster import issue_server_certificate, load, seed_data
 from tests.support.netns import Lab, wait_for
 
 TOOLS = ("ip", "keepalived", "haproxy", "curl", "openssl")
@@ -36,7 +36,16 @@ pytestmark = [
     pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS), reason=f"needs {', '.join(TOOLS)}"),
 ]
 PLANES = ("cp1", "cp2", "cp3")
-SETTLE = 60.0  # seconds before a wait gives up (a hang guard, not a timing assertion)
+SETTLE = 60.0
+# What a joining node does before `kubeadm join`: wait for the VIP with a countdown, CA verified.
+WAITER = """
+import sys
+from installer.cluster.api_probe import probe_api, wait_for_api
+host, port, ca = sys.argv[1], int(sys.argv[2]), open(sys.argv[3]).read()
+say = lambda left, why: print(f"waiting for the cluster API at {host}:{port}: {left} s left ({why})")
+wait_for_api(lambda: probe_api(host, port, ca, timeout=1), 120, say, interval=0.5)
+print("API answers")
+"""  # seconds before a wait gives up (a hang guard, not a timing assertion)
 
 
 class Cluster:
@@ -136,51 +145,6 @@ class Cluster:
         self.lab.run(short, ["ip", "link", "set", "eth0", state]).check_returncode()
 
 
-def issue_server_certificate(work: Path, secrets: ClusterSecrets, config: ClusterConfig):
-    """Test-only: a kube-apiserver-like certificate (DNS kubernetes + node IPs) signed by the cluster CA."""
-    ca_key = work / "ca.key"
-    ca_key.write_text(secrets.ca_key_pem)
-    ca_key.chmod(0o600)
-    sans = ",".join(
-        ["DNS:kubernetes", "IP:127.0.0.1", f"IP:{config.vip}"] + [f"IP:{n.ip}" for n in config.nodes]
-    )
-    (work / "san.cnf").write_text(f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n")
-    key, csr, cert = work / "apiserver.key", work / "apiserver.csr", work / "apiserver.crt"
-    run = lambda *argv: subprocess.run(["openssl", *argv], check=True, capture_output=True)  # noqa: E731
-    run(
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-subj",
-        "/CN=kube-apiserver",
-        "-out",
-        str(csr),
-    )
-    run(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(work / "ca.crt"),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-sha256",
-        "-extfile",
-        str(work / "san.cnf"),
-        "-out",
-        str(cert),
-    )
-    return cert, key
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     third = random.randbelow(256)
@@ -217,12 +181,19 @@ def test_the_vip_moves_when_haproxy_or_the_api_server_fails_and_comes_back(clust
     for short in PLANES:
         cluster.start(short, "api")
         cluster.start(short, "haproxy")
+    endpoint = [str(cluster.config.vip), str(cluster.config.api_port), str(cluster.ca)]
+    waiter = cluster.lab.start(
+        "client", [sys.executable, "-u", "-c", WAITER, *endpoint], "client-waiter", cwd=REPO
+    )
     for short in PLANES:
         cluster.start(short, "keepalived")
     with capsys.disabled():
         measure(cluster, "cp1", "start-up")
         answer = cluster.client_request()
         assert answer is not None and answer.startswith("ok k8s-mn0")
+        assert waiter.wait(timeout=SETTLE) == 0  # a joining node waited for the VIP, verifying the CA
+        waited = (cluster.work / "client-waiter.log").read_text()
+        assert "waiting for the cluster API at" in waited and waited.rstrip().endswith("API answers")
 
         cluster.stop("cp1", "haproxy")
         measure(cluster, "cp2", "haproxy stopped on the VIP holder cp1")

@@ -16,6 +16,9 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--port", type=int, default=6443)
     parser.add_argument("--name", required=True)
+    parser.add_argument(
+        "--bind", default="0.0.0.0", help="address to listen on (tests on the host: 127.0.0.1)"
+    )
     args = parser.parse_args()
     body = f"ok {args.name}\n".encode()
 
@@ -34,7 +37,7 @@ def main() -> None:
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
-    server = ThreadingHTTPServer(("0.0.0.0", args.port), Handler)
+    server = ThreadingHTTPServer((args.bind, args.port), Handler)
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"api stand-in {args.name} on :{args.port}", flush=True)

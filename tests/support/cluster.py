@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
 from installer.cluster.config import parse_cluster_config
 from installer.cluster.model import ClusterConfig
+from installer.cluster.secrets import ClusterSecrets
 
 SEED_LAYOUT: Dict[str, Any] = {
     "name": "seed",
@@ -37,3 +40,26 @@ def load(data: Dict[str, Any], bundle: Optional[str] = "1.29.6") -> ClusterConfi
 
 def warnings_for(data: Dict[str, Any]) -> List[str]:
     return parse_cluster_config(yaml.safe_dump(data), "cluster.yaml", "1.29.6").warnings
+
+
+def issue_server_certificate(work: Path, secrets: ClusterSecrets, config: ClusterConfig) -> Tuple[Path, Path]:
+    """Test-only: a kube-apiserver-like certificate (DNS kubernetes, 127.0.0.1, VIP, node IPs) signed by the
+    cluster CA, made with openssl in `work`. Returns (certificate, key)."""
+    ca_cert, ca_key = work / "ca.crt", work / "ca.key"
+    ca_cert.write_text(secrets.ca_cert_pem)
+    ca_key.write_text(secrets.ca_key_pem)
+    ca_key.chmod(0o600)
+    names = ["DNS:kubernetes", "IP:127.0.0.1", f"IP:{config.vip}"] + [
+        f"IP:{node.ip}" for node in config.nodes
+    ]
+    extensions = work / "apiserver.cnf"
+    extensions.write_text(f"subjectAltName={','.join(names)}\nextendedKeyUsage=serverAuth\n")
+    key, request, cert = work / "apiserver.key", work / "apiserver.csr", work / "apiserver.crt"
+    commands = [
+        f"req -new -newkey rsa:2048 -nodes -keyout {key} -subj /CN=kube-apiserver -out {request}",
+        f"x509 -req -in {request} -CA {ca_cert} -CAkey {ca_key} -CAcreateserial -days 2 -sha256 "
+        f"-extfile {extensions} -out {cert}",
+    ]
+    for command in commands:
+        subprocess.run(["openssl", *command.split()], check=True, capture_output=True)
+    return cert, key

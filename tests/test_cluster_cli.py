@@ -139,3 +139,24 @@ def test_installer_config_init_takes_the_version_from_the_bundle(tmp_path: Path)
     assert stat.S_IMODE((tmp_path / "out" / "cluster-secrets.yaml").stat().st_mode) == 0o600
     missing = run_installer("--bundle", str(tmp_path), "config", "init", "--dir", str(tmp_path / "x"))
     assert missing.returncode == 1 and "no bundle.yaml to take the Kubernetes version from" in missing.stderr
+
+
+def test_the_zipapp_renders_its_templates_under_python39(
+    release: StandInRelease, tmp_path: Path, python39: str
+) -> None:
+    """Templates load from the unpacked shiv archive, with the pure-Python yaml/jinja2 of the nodes."""
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path / "c")).returncode == 0
+    assert build(release, tmp_path, "--cluster", str(tmp_path / "c" / "cluster.yaml")).returncode == 0
+    subprocess.run(["tar", "-xf", str(tmp_path / "out" / f"{TOP}.tar"), "-C", str(tmp_path)], check=True)
+    pyz = tmp_path / TOP / "k8s-install.pyz"
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    run = lambda *args: subprocess.run([python39, str(pyz), *args], env=env, capture_output=True, text=True)  # noqa: E731
+    init = run("config", "init", "--dir", str(tmp_path / "fresh"))
+    assert init.returncode == 0, init.stderr
+    assert (
+        "# cluster.yaml: the cluster k8s-install builds." in (tmp_path / "fresh" / "cluster.yaml").read_text()
+    )
+    check = run(
+        "config", "check", "--secrets", str(tmp_path / "fresh" / "cluster-secrets.yaml"), "--node", "k8s-mn01"
+    )
+    assert check.returncode == 1 and "k8s-mn01's IP 192.168.10.11 is not on this machine" in check.stderr

@@ -10,9 +10,11 @@ import yaml
 from installer.cluster.kubeadm import (
     init_command,
     join_command,
+    join_command_line,
     preplaced_ca_files,
     render_init_config,
     render_join_config,
+    root_kubeconfig,
     token_create_command,
     upload_certs_command,
 )
@@ -165,6 +167,24 @@ def test_exact_commands() -> None:
         "--config",
         "/etc/k8s-install/kubeadm-init.yaml",
     ]
+
+
+def test_join_info_prints_the_same_join_as_a_command_line(secrets: ClusterSecrets) -> None:
+    config = load(seed_data())
+    worker = join_command_line(config, secrets, control_plane=False)
+    assert worker == [
+        "kubeadm",
+        "join",
+        "192.168.10.240:8443",
+        "--token",
+        secrets.bootstrap_token,
+        "--discovery-token-ca-cert-hash",
+        secrets.ca_cert_hash,
+    ]
+    plane = join_command_line(config, secrets, control_plane=True)
+    assert plane == worker + ["--control-plane", "--certificate-key", secrets.certificate_key]
+    assert "--discovery-token-unsafe-skip-ca-verification" not in plane
+    assert root_kubeconfig() == ("/etc/kubernetes/admin.conf", "/root/.kube/config", 0o600)
 
 
 def test_refreshing_join_material_reuses_the_same_token(secrets: ClusterSecrets) -> None:

@@ -88,9 +88,31 @@ def join_command(config_path: str = paths.KUBEADM_JOIN_CONFIG) -> List[str]:
     return ["kubeadm", "join", "--config", config_path]
 
 
-def admin_kubeconfig_for_root() -> PlacedFile:
-    """After init (and control-plane join): root's kubectl uses the admin kubeconfig (copied, mode 0600)."""
-    return PlacedFile(paths.ROOT_KUBECONFIG, f"copy of {paths.ADMIN_KUBECONFIG}", 0o600)
+class CopiedFile(NamedTuple):
+    source: str
+    target: str
+    mode: int
+
+
+def root_kubeconfig() -> CopiedFile:
+    """After init (and a control-plane join): root's kubectl uses a private copy of the admin kubeconfig."""
+    return CopiedFile(paths.ADMIN_KUBECONFIG, paths.ROOT_KUBECONFIG, 0o600)
+
+
+def join_command_line(config: ClusterConfig, secrets: ClusterSecrets, control_plane: bool) -> List[str]:
+    """The same join as the config file, as a command line (what `join-info` prints for a manual join)."""
+    command = [
+        "kubeadm",
+        "join",
+        config.api_endpoint,
+        "--token",
+        secrets.bootstrap_token,
+        "--discovery-token-ca-cert-hash",
+        secrets.ca_cert_hash,
+    ]
+    if control_plane:
+        command += ["--control-plane", "--certificate-key", secrets.certificate_key]
+    return command
 
 
 def token_list_command() -> List[str]:

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 import yaml
 
 from installer.cluster.addresses import parse_ipv4, parse_ipv4_network
+from installer.cluster.fields import FieldReader
 from installer.cluster.model import (
     API_SERVER_PORT,
     CONTROL_PLANE,
@@ -56,47 +57,6 @@ class LoadedConfig(NamedTuple):
     warnings: List[str]
 
 
-class _Reader:
-    """Field access on the parsed YAML, with errors that name the file and the field."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def error(self, field: str, message: str) -> InstallError:
-        return InstallError(f"{self.where}: {field}: {message}")
-
-    def mapping(self, value: Any, field: str, allowed: Tuple[str, ...]) -> Dict[str, Any]:
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise self.error(field, f"must be a mapping with the fields {', '.join(allowed)}")
-        for key in value:
-            if key not in allowed:
-                prefix = f"{field}." if field != "(top level)" else ""
-                raise self.error(f"{prefix}{key}", f"unknown field; allowed here: {', '.join(allowed)}")
-        return value
-
-    def text(self, section: Dict[str, Any], key: str, field: str, required: bool = True) -> Optional[str]:
-        value = section.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if required:
-                raise self.error(field, "is required")
-            return None
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise self.error(field, f"must be a string, got {type(value).__name__}")
-        return str(value).strip()
-
-    def integer(
-        self, section: Dict[str, Any], key: str, field: str, default: Optional[int], low: int, high: int
-    ):
-        value = section.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.error(field, f"must be a whole number from {low} to {high}, got {value!r}")
-        return value
-
-
 def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> LoadedConfig:
     where = str(path)
     try:
@@ -115,7 +75,7 @@ def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str]
         mark = getattr(error, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise InstallError(f"{where}: not valid YAML{line}: {getattr(error, 'problem', error)}") from None
-    reader = _Reader(where)
+    reader = FieldReader(where)
     top = reader.mapping(data, "(top level)", TOP_FIELDS)
     name = reader.text(top, "name", "name") or ""
     if not DNS_LABEL.match(name):
@@ -154,7 +114,7 @@ def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str]
     return LoadedConfig(config, _check_topology(reader, config))
 
 
-def _version(reader: _Reader, top: Dict[str, Any], bundle_kubernetes: Optional[str]) -> str:
+def _version(reader: FieldReader, top: Dict[str, Any], bundle_kubernetes: Optional[str]) -> str:
     raw = reader.text(top, "kubernetes_version", "kubernetes_version") or ""
     match = VERSION.match(raw)
     if not match:
@@ -169,7 +129,7 @@ def _version(reader: _Reader, top: Dict[str, Any], bundle_kubernetes: Optional[s
     return version
 
 
-def _networks(reader: _Reader, networks: Dict[str, Any]) -> Tuple[IPv4Network, IPv4Network, IPv4Network]:
+def _networks(reader: FieldReader, networks: Dict[str, Any]) -> Tuple[IPv4Network, IPv4Network, IPv4Network]:
     parsed: Dict[str, IPv4Network] = {}
     for key in NETWORK_FIELDS:
         parsed[key] = parse_ipv4_network(
@@ -190,7 +150,7 @@ def _networks(reader: _Reader, networks: Dict[str, Any]) -> Tuple[IPv4Network, I
     return parsed["nodes"], parsed["pods"], parsed["services"]
 
 
-def _nodes(reader: _Reader, value: Any) -> Tuple[Node, ...]:
+def _nodes(reader: FieldReader, value: Any) -> Tuple[Node, ...]:
     if not isinstance(value, list) or not value:
         raise reader.error("nodes", "must be a list of nodes with name, ip and role")
     nodes: List[Node] = []
@@ -223,7 +183,7 @@ def _nodes(reader: _Reader, value: Any) -> Tuple[Node, ...]:
     return tuple(nodes)
 
 
-def _ntp(reader: _Reader, value: Any) -> Optional[str]:
+def _ntp(reader: FieldReader, value: Any) -> Optional[str]:
     ntp = reader.mapping(value, "ntp", ("server",))
     server = reader.text(ntp, "server", "ntp.server", required=False)
     if server is not None and not DNS_NAME.match(server.lower()):
@@ -231,7 +191,7 @@ def _ntp(reader: _Reader, value: Any) -> Optional[str]:
     return server
 
 
-def _etcd(reader: _Reader, value: Any) -> Optional[ExternalEtcd]:
+def _etcd(reader: FieldReader, value: Any) -> Optional[ExternalEtcd]:
     etcd = reader.mapping(value, "etcd", ETCD_FIELDS)
     topology = reader.text(etcd, "topology", "etcd.topology", required=False) or "stacked"
     if topology not in ("stacked", "external"):
@@ -258,7 +218,7 @@ def _etcd(reader: _Reader, value: Any) -> Optional[ExternalEtcd]:
     return ExternalEtcd(endpoints=tuple(endpoints), **files)
 
 
-def _calico(reader: _Reader, value: Any) -> CalicoSettings:
+def _calico(reader: FieldReader, value: Any) -> CalicoSettings:
     calico = reader.mapping(value, "calico", ("encapsulation", "mode"))
     encapsulation = reader.text(calico, "encapsulation", "calico.encapsulation", required=False) or "IPIP"
     if encapsulation not in CALICO_ENCAPSULATIONS:
@@ -274,7 +234,7 @@ def _calico(reader: _Reader, value: Any) -> CalicoSettings:
     return CalicoSettings(encapsulation=encapsulation, mode=mode)
 
 
-def _check_topology(reader: _Reader, config: ClusterConfig) -> List[str]:
+def _check_topology(reader: FieldReader, config: ClusterConfig) -> List[str]:
     """Checks across fields: control planes, the VIP and the node network. Returns warnings."""
     control_planes = config.control_planes
     if not control_planes:

@@ -146,7 +146,9 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Three control planes and a client; `indirect` parameter True makes VRRP unicast."""
+    unicast = bool(getattr(request, "param", False))
     third = random.randbelow(256)
     data = seed_data(
         name=f"ha-{random.token_hex(3)}",
@@ -156,6 +158,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     data["nodes"] = [
         {"name": f"k8s-mn0{i}", "ip": f"10.213.{third}.{10 + i}", "role": "control-plane"} for i in (1, 2, 3)
     ]
+    data["api"]["vrrp_unicast"] = unicast
     config = load(data)
     lab = Lab(tmp_path)
     try:
@@ -221,3 +224,18 @@ def test_the_vip_moves_when_haproxy_or_the_api_server_fails_and_comes_back(clust
         measure(cluster, "cp1", "cp1 back on the network (preempts)")
     for log in sorted(cluster.work.glob("*-keepalived.log")):
         assert "Disabling track script" not in log.read_text(errors="replace"), log.name
+
+
+@pytest.mark.parametrize("cluster", [True], indirect=True, ids=["unicast"])
+def test_unicast_vrrp_fails_over_too(cluster: Cluster, capsys) -> None:
+    assert cluster.config.vrrp_unicast
+    for short in PLANES:
+        cluster.start(short, "api")
+        cluster.start(short, "haproxy")
+        cluster.start(short, "keepalived")
+    with capsys.disabled():
+        measure(cluster, "cp1", "unicast start-up")
+        cluster.stop("cp1", "haproxy")
+        measure(cluster, "cp2", "unicast: haproxy stopped on cp1")
+        cluster.start("cp1", "haproxy")
+        measure(cluster, "cp1", "unicast: haproxy back on cp1 (preempts)")

@@ -260,13 +260,15 @@ def _check_topology(reader: FieldReader, config: ClusterConfig) -> List[str]:
             raise reader.error(
                 "api.vip", f"{config.vip} is also the IP of node {node.name}: the VIP needs an unused address"
             )
-    if config.vip not in network or config.vip in (network.network_address, network.broadcast_address):
+    if config.vip in (network.network_address, network.broadcast_address):
+        raise reader.error("api.vip", f"{config.vip} is the network or broadcast address of {network}")
+    if config.vip not in network:
         raise reader.error(
             "api.vip",
             f"{config.vip} is outside the control planes' subnet networks.nodes {network}: "
             "pick a free address inside it",
         )
-    blocks_needed = max(1, math.ceil(math.log2(len(config.nodes))))
+    blocks_needed = math.ceil(math.log2(len(config.nodes)))  # one /24 per node
     if config.pod_network.prefixlen > 24 - blocks_needed:
         raise reader.error(
             "networks.pods",

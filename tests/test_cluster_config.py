@@ -114,6 +114,11 @@ CASES = [
         section("api", vip="192.168.11.240"),
         "api.vip: 192.168.11.240 is outside the control planes' subnet networks.nodes 192.168.10.0/24",
     ),
+    (
+        "vip-broadcast",
+        section("api", vip="192.168.10.255"),
+        "api.vip: 192.168.10.255 is the network or broadcast address of 192.168.10.0/24",
+    ),
     ("vip-invalid", section("api", vip="vip.example"), "api.vip: 'vip.example' is not an IP address"),
     ("vip-missing", top(api={"port": 8443}), "api.vip: is required"),
     (
@@ -257,6 +262,14 @@ def test_an_even_number_of_stacked_control_planes_is_a_warning(planes: int, warn
         assert (
             f"nodes: {planes} control planes run stacked etcd" in warnings[0] and "odd number" in warnings[0]
         )
+
+
+def test_a_single_node_cluster_may_use_a_24_for_pods() -> None:
+    data = seed_data(
+        networks={"nodes": "192.168.10.0/24", "pods": "10.244.0.0/24", "services": "10.96.0.0/12"}
+    )
+    data["nodes"] = data["nodes"][:1]
+    assert load(data).pod_network.prefixlen == 24
 
 
 def test_external_etcd_with_two_control_planes_is_not_warned_about() -> None:

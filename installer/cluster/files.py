@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -29,8 +30,7 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644, overwrite: bool
         if overwrite:
             os.replace(temporary, path)
         else:
-            os.link(temporary, path)  # fails if `path` appeared meanwhile: never clobber
-            os.unlink(temporary)
+            _move_without_clobbering(temporary, path)
     except OSError as error:
         _remove_quietly(temporary)
         raise InstallError(f"{path}: cannot write: {error.strerror}") from None
@@ -38,6 +38,20 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644, overwrite: bool
         _remove_quietly(temporary)
         raise
     _fsync_directory(path.parent)
+
+
+def _move_without_clobbering(temporary: str, path: Path) -> None:
+    """Link (fails if `path` appeared meanwhile); file systems without links (FAT sticks) get a rename."""
+    try:
+        os.link(temporary, path)
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK):
+            raise
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "already exists") from None
+        os.replace(temporary, path)
+        return
+    os.unlink(temporary)
 
 
 def _remove_quietly(path: str) -> None:

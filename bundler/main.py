@@ -58,10 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
     )
     _add_image_flags(build)
+    build.add_argument("--cluster", type=Path, metavar="FILE", help="a cluster.yaml to validate and put in the bundle")
 
     verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
     verify.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+
+    cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
+    cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
+    init = cluster_commands.add_parser("init", help="write a commented cluster.yaml and cluster-secrets.yaml (0600)")
+    init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
+    init.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="Kubernetes version (default: newest)")
+    init.add_argument("--name", help="cluster name (default k8s-cluster)")
+    check = cluster_commands.add_parser("check", help="validate a cluster.yaml (and its secrets file)")
+    check.add_argument("config", type=Path, metavar="cluster.yaml")
+    check.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="the bundle's Kubernetes version")
+    check.add_argument("--secrets", type=Path, metavar="FILE", help="also check this cluster-secrets.yaml")
     return parser
 
 
@@ -111,6 +123,7 @@ def dispatch(args: argparse.Namespace) -> int:
             manifest=args.manifest,
             allow_unpinned=args.allow_unpinned,
             lock=args.lock,
+            cluster=args.cluster,
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
             extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror},
         )
@@ -119,6 +132,12 @@ def dispatch(args: argparse.Namespace) -> int:
         from bundler.commands.verify import run_verify
 
         return run_verify(args.bundle, args.jobs)
+    if args.command == "cluster":
+        from bundler.commands.cluster import run_cluster_check, run_cluster_init
+
+        if args.cluster_command == "init":
+            return run_cluster_init(args.dir, args.kubernetes, args.name)
+        return run_cluster_check(args.config, args.kubernetes, args.secrets)
     raise AssertionError(args.command)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from installer import __version__
+from installer.cluster.commands import add_config_parser, run_config
 from installer.errors import InstallError
 from installer.settings import FIREWALL_MODES, ROLES
 
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "images":
             sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
             sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
+    add_config_parser(commands)
     return parser
 
 
@@ -105,6 +107,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
     from installer.commands import images, install, reset, status
+    from installer.commands.node import bundle_dir
 
     return {
         "install": install.run_install,
@@ -114,6 +117,7 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "images": images.run_images,
         "reset": reset.run_reset,
         "status": status.run_status,
+        "config": lambda args: run_config(args, bundle_dir(args)),
     }
 
 

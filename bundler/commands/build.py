@@ -19,6 +19,7 @@ from bundler.download import Downloader
 from bundler.errors import BundlerError
 from bundler.manifest import load_release
 from bundler.progress import human_size
+from bundler.sources.cluster import add_cluster_config
 from bundler.sources.files import fetch_files
 from bundler.sources.images import fetch_images
 from bundler.sources.rpms import fetch_rpms
@@ -102,6 +103,7 @@ def run_build(options: BuildOptions) -> int:
     top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
     tarball = output_dir / f"{top}.tar"
     print(f"building {tarball.name} (cache {context.cache.root})", file=sys.stderr)
+    add_cluster_config(context)  # validated before anything is downloaded
     fetch_files(context)
     fetch_images(context)
     fetch_rpms(context)

@@ -1,0 +1,1 @@
+"""The cluster: its config (cluster.yaml), secrets, node identity, and the renderers the steps call."""

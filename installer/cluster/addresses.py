@@ -1,0 +1,35 @@
+"""Parsing IPv4 addresses and networks with messages that say what is wrong and what to write instead."""
+
+from __future__ import annotations
+
+import ipaddress
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, Callable
+
+
+def parse_ipv4(value: Any, field: str, fail: Callable[[str, str], Exception]) -> IPv4Address:
+    text = str(value).strip() if value is not None else ""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise fail(field, f"{text!r} is not an IP address (write it like 192.168.10.11)") from None
+    if not isinstance(address, IPv4Address):
+        raise fail(field, f"{text} is IPv6; only IPv4 is supported so far")
+    if address.is_unspecified or address.is_loopback or address.is_multicast:
+        raise fail(field, f"{text} cannot be a node or service address (loopback, multicast or 0.0.0.0)")
+    return address
+
+
+def parse_ipv4_network(value: Any, field: str, fail: Callable[[str, str], Exception]) -> IPv4Network:
+    text = str(value).strip() if value is not None else ""
+    if "/" not in text:
+        raise fail(field, f"{text!r} is not a network in CIDR form (write it like 10.244.0.0/16)")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise fail(field, f"{text!r} is not a network in CIDR form (write it like 10.244.0.0/16)") from None
+    if not isinstance(network, IPv4Network):
+        raise fail(field, f"{text} is IPv6; only IPv4 is supported so far")
+    if str(network) != text:
+        raise fail(field, f"{text} is not a network address (host bits are set): use {network}")
+    return network

@@ -1,0 +1,68 @@
+"""`k8s-install.pyz config init|check`: write a starting cluster.yaml (+ secrets), or check one here."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from installer.errors import InstallError
+from installer.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME
+
+DEFAULT_NAME = "k8s-cluster"
+SECRETS_NAME = "cluster-secrets.yaml"
+
+
+def add_config_parser(commands: Any) -> None:
+    config = commands.add_parser("config", help="write or check cluster.yaml")
+    actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    init = actions.add_parser("init", help="write a commented cluster.yaml and cluster-secrets.yaml (0600)")
+    init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
+    init.add_argument("--name", default=DEFAULT_NAME, help=f"cluster name (default {DEFAULT_NAME})")
+    check = actions.add_parser("check", help="validate cluster.yaml and show which node this machine is")
+    check.add_argument("--config", type=Path, help="cluster.yaml (default: the one in the bundle)")
+    check.add_argument("--secrets", type=Path, help=f"also check this {SECRETS_NAME}")
+    check.add_argument("--node", help="this machine's node name (default: matched by its addresses)")
+
+
+def bundle_kubernetes(bundle: Path) -> Optional[str]:
+    manifest = Path(bundle) / MANIFEST_NAME
+    try:
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    version = data.get("kubernetes") if isinstance(data, dict) else None
+    return str(version) if version else None
+
+
+def run_config(args: argparse.Namespace, bundle: Path) -> int:
+    from installer.cluster.config import load_cluster_config
+    from installer.cluster.identity import identify_node, read_local_addresses
+    from installer.cluster.secrets import load_secrets
+    from installer.cluster.starter import write_starting_files
+
+    version = bundle_kubernetes(bundle)
+    if args.config_command == "init":
+        if version is None:
+            raise InstallError(
+                f"{bundle}: no {MANIFEST_NAME} to take the Kubernetes version from; "
+                "run this from the unpacked bundle or pass --bundle DIR"
+            )
+        written = write_starting_files(args.dir, version, args.name)
+        print(f"wrote {written.config} and {written.secrets} (0600); edit cluster.yaml, then `config check`")
+        return 0
+    loaded = load_cluster_config(args.config or Path(bundle) / CLUSTER_CONFIG_NAME, version)
+    config = loaded.config
+    for warning in loaded.warnings:
+        print(f"warning: {warning}")
+    if args.secrets is not None:
+        for warning in load_secrets(args.secrets, config.name).warnings:
+            print(f"warning: {warning}")
+    identity = identify_node(config, read_local_addresses(), args.node)
+    print(
+        f"cluster {config.name} is valid; this machine is {identity.node.name} ({identity.node.role}, "
+        f"{identity.node.ip} on {identity.interface})"
+    )
+    return 0

@@ -1,0 +1,182 @@
+"""Cluster secrets: made once, before any node is touched, so every node can join without copy-paste.
+
+The file (YAML, mode 0600) holds the kubeadm bootstrap token, the certificate key that encrypts the
+control-plane certificates `kubeadm init --upload-certs` shares, the keepalived VRRP password, and the
+cluster CA (certificate and key) with its public-key pin. Because the CA exists before `kubeadm init`
+(kubeadm uses a CA it finds in /etc/kubernetes/pki), joining nodes verify the API server against the
+pin: discovery never skips CA verification.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import stat
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple
+
+import yaml
+
+from installer.cluster.certificates import ca_cert_hash, generate_ca
+from installer.cluster.files import write_atomically
+from installer.errors import InstallError
+
+SECRETS_NAME = "cluster-secrets.yaml"  # also in commands.py
+SECRETS_FORMAT = 1
+TOKEN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$")
+KEEPALIVED_PASSWORD = re.compile(r"^[A-Za-z0-9]{1,8}$")  # PASS auth uses at most 8 characters
+CA_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+TOKEN_ALPHABET = string.ascii_lowercase + string.digits
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+HEADER = """\
+# Secrets of cluster {cluster!r}, made by k8s-install. Anyone holding this file can join nodes to the
+# cluster and sign certificates as its CA: keep it mode 0600, carry it apart from the bundle, and
+# delete copies on USB sticks once every node has joined.
+"""
+
+
+@dataclass(frozen=True)
+class ClusterSecrets:
+    cluster: str
+    bootstrap_token: str  # [a-z0-9]{6}.[a-z0-9]{16}
+    certificate_key: str  # 64 hex: AES-256 key for the kubeadm-certs Secret
+    keepalived_password: str  # VRRP PASS authentication, at most 8 characters
+    ca_cert_pem: str
+    ca_key_pem: str
+    ca_cert_hash: str  # sha256:<hex> of the CA's SubjectPublicKeyInfo
+
+    @property
+    def token_id(self) -> str:
+        return self.bootstrap_token.split(".", 1)[0]
+
+
+class LoadedSecrets(NamedTuple):
+    secrets: ClusterSecrets
+    warnings: List[str]
+
+
+def generate_secrets(cluster: str) -> ClusterSecrets:
+    token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(6)) + "."
+    token += "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(16))
+    authority = generate_ca()
+    return ClusterSecrets(
+        cluster=cluster,
+        bootstrap_token=token,
+        certificate_key=secrets.token_hex(32),
+        keepalived_password="".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(8)),
+        ca_cert_pem=authority.cert_pem,
+        ca_key_pem=authority.key_pem,
+        ca_cert_hash=ca_cert_hash(authority.cert_pem),
+    )
+
+
+def secrets_text(cluster_secrets: ClusterSecrets) -> str:
+    data = {
+        "format": SECRETS_FORMAT,
+        "cluster": cluster_secrets.cluster,
+        "bootstrap_token": cluster_secrets.bootstrap_token,
+        "certificate_key": cluster_secrets.certificate_key,
+        "keepalived_password": cluster_secrets.keepalived_password,
+        "ca_cert_hash": cluster_secrets.ca_cert_hash,
+        "ca_cert": cluster_secrets.ca_cert_pem,
+        "ca_key": cluster_secrets.ca_key_pem,
+    }
+    body = yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, width=200)
+    return HEADER.format(cluster=cluster_secrets.cluster) + body
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """PEM blocks as YAML literal blocks, so the file reads like the PEM files it holds."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LiteralDumper.add_representer(str, _represent_text)
+
+
+def write_secrets(path: Path, cluster_secrets: ClusterSecrets) -> None:
+    """Write once, 0600, atomically; existing secrets are never replaced (a cluster depends on them)."""
+    path = Path(path)
+    if path.exists():
+        raise InstallError(
+            f"{path}: secrets already exist and belong to a cluster; keep them (nothing was written)"
+        )
+    write_atomically(path, secrets_text(cluster_secrets).encode(), mode=0o600)
+
+
+def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
+    where = str(path)
+    try:
+        info = Path(path).stat()
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InstallError(
+            f"{where}: no secrets file; it is written with cluster.yaml by "
+            "`bundler cluster init`; copy it to this node (mode 0600)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InstallError(f"{where}: cannot read the secrets file: {error}") from None
+    warnings = []
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.append(
+            f"{where}: readable by others (mode {stat.S_IMODE(info.st_mode):04o}): `chmod 600` it "
+            "(files on a FAT stick cannot be protected: copy it to /root first)"
+        )
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise InstallError(f"{where}: not valid YAML; restore it from your backup copy") from None
+    return LoadedSecrets(parse_secrets(data, where, cluster), warnings)
+
+
+def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
+    if not isinstance(data, dict):
+        raise InstallError(f"{where}: not a cluster secrets file")
+    fields: Dict[str, str] = {}
+    for key in (
+        "cluster",
+        "bootstrap_token",
+        "certificate_key",
+        "keepalived_password",
+        "ca_cert_hash",
+        "ca_cert",
+        "ca_key",
+    ):
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            raise InstallError(f"{where}: {key}: missing; restore the file from your backup copy")
+        fields[key] = value
+    if fields["cluster"] != cluster:
+        raise InstallError(
+            f"{where}: cluster: these secrets are for cluster {fields['cluster']!r}, "
+            f"cluster.yaml names {cluster!r}: use the secrets written with that cluster.yaml"
+        )
+    checks = (
+        ("bootstrap_token", TOKEN, "[a-z0-9]{6}.[a-z0-9]{16}"),
+        ("certificate_key", CERTIFICATE_KEY, "64 hex digits"),
+        ("keepalived_password", KEEPALIVED_PASSWORD, "1 to 8 letters or digits"),
+        ("ca_cert_hash", CA_HASH, "sha256:<64 hex>"),
+    )
+    for key, pattern, shape in checks:
+        if not pattern.match(fields[key]):
+            raise InstallError(f"{where}: {key}: not in the form {shape}")
+    if "PRIVATE KEY-----" not in fields["ca_key"]:
+        raise InstallError(f"{where}: ca_key: not a PEM private key")
+    actual = ca_cert_hash(fields["ca_cert"], f"{where}: ca_cert")
+    if actual != fields["ca_cert_hash"]:
+        raise InstallError(f"{where}: ca_cert_hash does not match ca_cert ({actual}): the file was altered")
+    return ClusterSecrets(
+        cluster=fields["cluster"],
+        bootstrap_token=fields["bootstrap_token"],
+        certificate_key=fields["certificate_key"],
+        keepalived_password=fields["keepalived_password"],
+        ca_cert_pem=fields["ca_cert"],
+        ca_key_pem=fields["ca_key"],
+        ca_cert_hash=fields["ca_cert_hash"],
+    )

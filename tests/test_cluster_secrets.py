@@ -1,0 +1,143 @@
+"""Cluster secrets: generated once with the secrets module, written 0600 atomically, pinned CA."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from installer.cluster.certificates import ca_cert_hash
+from installer.cluster.secrets import (
+    ClusterSecrets,
+    generate_secrets,
+    load_secrets,
+    parse_secrets,
+    secrets_text,
+    write_secrets,
+)
+from installer.errors import InstallError
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make the CA")
+
+
+@pytest.fixture(scope="module")
+def made() -> ClusterSecrets:
+    return generate_secrets("seed")
+
+
+def test_generated_material_has_the_shapes_kubeadm_and_keepalived_accept(made: ClusterSecrets) -> None:
+    assert re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", made.bootstrap_token)
+    assert re.fullmatch(r"[0-9a-f]{64}", made.certificate_key)
+    assert re.fullmatch(r"[A-Za-z0-9]{8}", made.keepalived_password) and made.keepalived_password != "1111"
+    assert made.token_id == made.bootstrap_token[:6]
+
+
+def test_two_generations_share_nothing(made: ClusterSecrets) -> None:
+    other = generate_secrets("seed")
+    for field in ("bootstrap_token", "certificate_key", "keepalived_password", "ca_key_pem", "ca_cert_hash"):
+        assert getattr(other, field) != getattr(made, field)
+
+
+def test_the_ca_pin_equals_what_openssl_computes(made: ClusterSecrets, tmp_path: Path) -> None:
+    """The documented kubeadm recipe: sha256 of the DER public key of ca.crt."""
+    cert = tmp_path / "ca.crt"
+    cert.write_text(made.ca_cert_pem)
+    pubkey = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True, check=True
+    )
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=pubkey.stdout, capture_output=True, check=True
+    ).stdout
+    import hashlib
+
+    assert made.ca_cert_hash == "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def test_the_ca_is_a_ca_kubeadm_can_use(made: ClusterSecrets, tmp_path: Path) -> None:
+    cert = tmp_path / "ca.crt"
+    cert.write_text(made.ca_cert_pem)
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-text"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Subject: CN = kubernetes" in text and "CA:TRUE" in text and "Certificate Sign" in text
+    key = tmp_path / "ca.key"
+    key.write_text(made.ca_key_pem)
+    modulus = [
+        subprocess.run(
+            ["openssl", kind, "-in", str(path), "-noout", "-modulus"], capture_output=True, check=True
+        ).stdout
+        for kind, path in (("x509", cert), ("rsa", key))
+    ]
+    assert modulus[0] == modulus[1]
+
+
+def test_written_once_0600_and_read_back(made: ClusterSecrets, tmp_path: Path) -> None:
+    path = tmp_path / "cluster-secrets.yaml"
+    write_secrets(path, made)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["cluster-secrets.yaml"]  # no temporary left behind
+    loaded = load_secrets(path, "seed")
+    assert loaded.secrets == made and loaded.warnings == []
+    with pytest.raises(InstallError, match="secrets already exist and belong to a cluster"):
+        write_secrets(path, generate_secrets("seed"))
+    assert load_secrets(path, "seed").secrets == made
+
+
+def test_a_readable_file_is_warned_about(made: ClusterSecrets, tmp_path: Path) -> None:
+    path = tmp_path / "cluster-secrets.yaml"
+    write_secrets(path, made)
+    path.chmod(0o644)
+    assert "readable by others (mode 0644): `chmod 600` it" in load_secrets(path, "seed").warnings[0]
+
+
+def corrupt(made: ClusterSecrets, **changes: str) -> dict:
+    data = yaml.safe_load(secrets_text(made))
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"cluster": "other"}, "cluster: these secrets are for cluster 'other', cluster.yaml names 'seed'"),
+        (
+            {"bootstrap_token": "abcdef0123456789abcdef"},
+            "bootstrap_token: not in the form [a-z0-9]{6}.[a-z0-9]{16}",
+        ),
+        ({"certificate_key": "xyz"}, "certificate_key: not in the form 64 hex digits"),
+        (
+            {"keepalived_password": "far-too-long"},
+            "keepalived_password: not in the form 1 to 8 letters or digits",
+        ),
+        ({"ca_cert_hash": "sha256:" + "0" * 64}, "ca_cert_hash does not match ca_cert"),
+        ({"ca_cert": "not a pem"}, "ca_cert: not a PEM certificate"),
+        ({"ca_key": "nothing"}, "ca_key: not a PEM private key"),
+        ({"ca_key": ""}, "ca_key: missing; restore the file from your backup copy"),
+    ],
+)
+def test_damaged_secrets_are_refused_with_the_field(
+    made: ClusterSecrets, changes: dict, message: str
+) -> None:
+    with pytest.raises(InstallError) as caught:
+        parse_secrets(corrupt(made, **changes), "cluster-secrets.yaml", "seed")
+    assert f"cluster-secrets.yaml: {message}" in str(caught.value)
+
+
+def test_missing_file_says_where_it_comes_from(tmp_path: Path) -> None:
+    with pytest.raises(
+        InstallError, match="no secrets file; it is written with cluster.yaml by `bundler cluster init`"
+    ):
+        load_secrets(tmp_path / "nope.yaml", "seed")
+
+
+def test_the_pin_of_a_certificate_without_version_field_still_parses(made: ClusterSecrets) -> None:
+    assert ca_cert_hash(made.ca_cert_pem) == made.ca_cert_hash
+    with pytest.raises(InstallError, match="truncated certificate"):
+        body = "".join(made.ca_cert_pem.splitlines()[1:3])
+        ca_cert_hash(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")

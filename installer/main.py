@@ -50,6 +50,8 @@ def node_options(suppress: bool) -> argparse.ArgumentParser:
                         help="this is the first control plane: it creates the cluster")  # fmt: skip
     common.add_argument("--node", metavar="NAME", help="this node's name in the cluster config (default: found by IP)")
     common.add_argument("--config", metavar="FILE", help="cluster config (default: cluster.yaml in the bundle)")
+    common.add_argument("--secrets", metavar="FILE",
+                        help="cluster-secrets.yaml (default: /etc/k8s-install's copy, else beside the bundle folder)")  # fmt: skip
     common.add_argument("--bundle", metavar="DIR", help="the unpacked bundle (default: the folder of this file)")
     common.add_argument("--root", metavar="DIR", help="apply to a mounted system image instead of / (no live changes)")
     common.add_argument("--yes", "-y", action="store_true", default=argparse.SUPPRESS if suppress else False,

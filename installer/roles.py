@@ -6,6 +6,7 @@ from typing import List
 
 from installer.engine import Step
 from installer.steps.chrony import Chrony
+from installer.steps.cluster import ApiVip, Calico, ClusterFiles, KubeadmInit, KubeadmJoin
 from installer.steps.containerd import ContainerdConfig, RuntimeServices
 from installer.steps.firewall import Firewall
 from installer.steps.images import Images
@@ -38,4 +39,9 @@ def node_steps() -> List[Step]:
 
 
 def steps_for(role: str, first: bool) -> List[Step]:
-    return node_steps()
+    """The node steps, then the API VIP and kubeadm for the role; Calico from the first control plane."""
+    steps = node_steps()
+    if role == "worker":
+        return steps + [KubeadmJoin()]
+    steps += [ClusterFiles(), ApiVip()]
+    return steps + ([KubeadmInit(), Calico()] if first else [KubeadmJoin()])

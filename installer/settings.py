@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import FrozenSet, List, Optional, Tuple
+from typing import Any, FrozenSet, List, Optional, Tuple
 
 ROLES = ("control-plane", "worker")
 FIREWALL_MODES = ("firewalld", "disable")
@@ -22,6 +22,10 @@ class NodeSettings:
     api_vip_port: int = 8443
     ignore_preflight: FrozenSet[str] = field(default_factory=frozenset)
     containerd_address: Optional[str] = None  # a running containerd to import into (for --root runs)
+    cluster: Any = None  # installer.cluster.model.ClusterConfig
+    node: Any = None  # installer.cluster.model.Node: this node in the cluster config
+    interface: str = ""  # the interface holding the node's IP (keepalived puts the VIP there)
+    secrets: Any = None  # installer.cluster.secrets.ClusterSecrets
 
     @property
     def is_control_plane(self) -> bool:

@@ -13,7 +13,7 @@ import yaml
 from tests.support.http_server import MirrorServer
 from tests.support.rpm_graph import rpm_graph  # noqa: F401  (session fixture: real RPM repositories)
 
-pytest_plugins = ["tests.support.image_fixtures"]
+pytest_plugins = ["tests.support.image_fixtures", "tests.support.cluster_files"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

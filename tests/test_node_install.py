@@ -11,29 +11,29 @@ from pathlib import Path
 from typing import Iterator, List
 
 import pytest
-import yaml
 
+from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import ORIGINAL_CHRONY, ORIGINAL_HOSTS, NetNamespace, add_kubelet_unit, make_el9_root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, chown)")
 
-CLUSTER = {
-    "nodes": [
-        {"name": "k8s-mn01", "ip": "10.213.7.11", "role": "control-plane"},
-        {"name": "k8s-mn02", "ip": "10.213.7.22", "role": "control-plane"},
-        {"name": "k8s-mn03", "ip": "10.213.7.33", "role": "control-plane"},
-        {"name": "k8s-wn01", "ip": "10.213.7.100", "role": "worker"},
-    ],
-}
+WORKER_IP = "10.213.7.100"
 
 
 @pytest.fixture
 def namespace() -> Iterator[NetNamespace]:
+    """The worker's network: its own namespace with the node's address, so it finds itself in cluster.yaml."""
     if not shutil.which("ip"):
         pytest.skip("iproute2 is not installed")
     with NetNamespace() as created:
+        created.add_address(f"{WORKER_IP}/24")
         yield created
+
+
+@pytest.fixture
+def cluster_file(cluster_secrets, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    return write_cluster(tmp_path / "site", cluster_secrets)
 
 
 @pytest.fixture
@@ -42,19 +42,24 @@ def bundle(mirror, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def node_root(tmp_path: Path) -> Path:
+def node_root(tmp_path: Path, cluster_file: Path) -> Path:
     root = make_el9_root(tmp_path / "node")
     add_kubelet_unit(root)
     return root
 
 
-def install(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path, *extra: str):
-    config = tmp_path / "cluster.yaml"
-    config.write_text(yaml.safe_dump(CLUSTER))
-    command = namespace.prefix() + [
-        python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker", "--node", "k8s-wn01",
-        "--config", str(config), "--yes", *extra,
+def worker_command(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path) -> List[str]:
+    site = tmp_path / "site"
+    return namespace.prefix() + [
+        python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker",
+        "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"), "--yes",
     ]  # fmt: skip
+
+
+def install(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path, *extra: str):
+    if not (tmp_path / "site" / "cluster.yaml").exists():
+        raise AssertionError("use the cluster_file fixture")
+    command = worker_command(python39, bundle, root, namespace, tmp_path) + list(extra)
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
@@ -76,6 +81,11 @@ def test_worker_role_converges_and_second_run_changes_nothing(
     assert "SELINUX=permissive" in (node_root / "etc/selinux/config").read_text()
     chrony = (node_root / "etc/chrony.conf").read_text()
     assert "server 10.213.7.11 iburst" in chrony and "allow" not in chrony
+    join = (node_root / "etc/k8s-install/kubeadm-join.yaml")
+    assert os.stat(join).st_mode & 0o777 == 0o600 and "caCertHashes" in join.read_text()
+    assert not (node_root / "etc/k8s-install/cluster-secrets.yaml").exists()  # workers never keep the CA key
+    assert "would run: kubeadm join --config /etc/k8s-install/kubeadm-join.yaml" in (
+        node_root / "var/log/k8s-install.log").read_text()  # fmt: skip
     config = (node_root / "etc/containerd/config.toml").read_text()
     assert "SystemdCgroup = true" in config and 'sandbox_image = "registry.k8s.io/pause:3.9"' in config
     assert (node_root / "etc/systemd/system/multi-user.target.wants/containerd.service").is_symlink()
@@ -123,12 +133,7 @@ def test_reset_restores_the_hand_edited_file_and_removes_the_rest(
 def test_killed_run_is_completed_by_a_rerun(
     python39: str, bundle: Path, node_root: Path, namespace: NetNamespace, tmp_path: Path
 ) -> None:
-    config = tmp_path / "cluster.yaml"
-    config.write_text(yaml.safe_dump(CLUSTER))
-    command = namespace.prefix() + [
-        python39, str(bundle / "k8s-install.pyz"), "--root", str(node_root), "--role", "worker",
-        "--node", "k8s-wn01", "--config", str(config), "--yes",
-    ]  # fmt: skip
+    command = worker_command(python39, bundle, node_root, namespace, tmp_path)
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     assert process.stdout is not None

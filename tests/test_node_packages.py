@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 import yaml
 
+from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import TOP, node_release_manifest
 from tests.support.rpm_graph import ASSUMED, RpmGraph
 from tests.support.rpm_release import add_rpm_section
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("dnf", "rpm", "ip")), reason="needs root, dnf, rpm, ip"
 )
 
-CLUSTER = {"nodes": [{"name": "cp1", "ip": "10.213.8.11", "role": "control-plane"},
-                     {"name": "w1", "ip": "10.213.8.21", "role": "worker"}]}  # fmt: skip
+NODES = [{"name": "cp1", "ip": "10.213.7.11", "role": "control-plane"},
+         {"name": "w1", "ip": "10.213.7.21", "role": "worker"}]  # fmt: skip
 
 
 class NodeRelease:
@@ -66,15 +67,20 @@ def node_root(rpm_graph: RpmGraph, tmp_path: Path) -> Path:
 @pytest.fixture
 def namespace() -> Iterator[NetNamespace]:
     with NetNamespace() as created:
+        created.add_address("10.213.7.21/24")
         yield created
 
 
 def run(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path, *extra: str):
-    config = tmp_path / "cluster.yaml"
-    config.write_text(yaml.safe_dump(CLUSTER))
+    from installer.cluster.secrets import generate_secrets
+
+    site = tmp_path / "site"
+    if not (site / "cluster.yaml").exists():
+        write_cluster(site, generate_secrets("it"), NODES)
     command = namespace.prefix() + [
         python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker", "--node", "w1",
-        "--config", str(config), "--yes", "--no-gpgcheck", *extra,
+        "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"),
+        "--yes", "--no-gpgcheck", *extra,
     ]  # fmt: skip
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-import yaml
 
 from installer.bundle import Bundle
 from installer.engine import Node
@@ -19,6 +18,7 @@ from installer.host import Host
 from installer.settings import NodeSettings
 from installer.state import State
 from installer.steps import preflight
+from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, make_el9_root
 
@@ -116,16 +116,18 @@ def test_real_probes_read_this_machine() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
-def test_pyz_reports_every_failure_then_one_error_line(mirror, python39: str, tmp_path: Path) -> None:
+def test_pyz_reports_every_failure_then_one_error_line(mirror, cluster_secrets, python39: str, tmp_path: Path) -> None:
     """Through the real zipapp: a Debian root, a busy kubelet port in the node's netns, docker's socket."""
     bundle = build_node_bundle(mirror, tmp_path / "build")
     root = make_el9_root(tmp_path / "node")
     (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
     (root / "run").mkdir()
     (root / "run/docker.sock").write_text("")
-    config = tmp_path / "cluster.yaml"
-    config.write_text(yaml.safe_dump({"nodes": [{"name": "w1", "ip": "10.213.9.2", "role": "worker"}]}))
+    config = write_cluster(tmp_path / "site", cluster_secrets, [
+        {"name": "cp1", "ip": "10.213.7.11", "role": "control-plane"}, {"name": "w1", "ip": "10.213.7.2", "role": "worker"},
+    ])  # fmt: skip
     with NetNamespace() as namespace:
+        namespace.add_address("10.213.7.2/24")
         listener = subprocess.Popen(namespace.prefix() + ["python3", "-c", (
             "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',10250)); s.listen(); time.sleep(60)")])  # fmt: skip
         try:
@@ -138,7 +140,8 @@ def test_pyz_reports_every_failure_then_one_error_line(mirror, python39: str, tm
                 time.sleep(0.1)
             result = subprocess.run(
                 namespace.prefix() + [python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role",
-                                      "worker", "--node", "w1", "--config", str(config), "preflight"],
+                                      "worker", "--node", "w1", "--config", str(config), "--secrets",
+                                      str(config.parent / "cluster-secrets.yaml"), "preflight"],
                 capture_output=True, text=True, env=dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv")),
             )  # fmt: skip
         finally:

@@ -1,45 +1,91 @@
-"""This node's settings from the cluster config and the command line."""
+"""This node's settings: the validated cluster config, which node this machine is, and the flags."""
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 from pathlib import Path
-
-import yaml
+from typing import Optional
 
 from installer.bundle import Bundle
+from installer.cluster.config import load_cluster_config
+from installer.cluster.identity import identify_node, read_local_addresses
+from installer.cluster.model import ClusterConfig, Node
+from installer.cluster.secrets import ClusterSecrets, load_secrets
 from installer.errors import InstallError
 from installer.host import Host
 from installer.layout import CLUSTER_CONFIG_NAME
 from installer.settings import NodeSettings
 
+SECRETS_NAME = "cluster-secrets.yaml"
+INSTALLED_SECRETS = "/etc/k8s-install/cluster-secrets.yaml"
 
-def settings_for(args: argparse.Namespace, bundle: Bundle, host: Host) -> NodeSettings:
+
+def config_path(args: argparse.Namespace, bundle: Bundle) -> Path:
     path = Path(args.config) if args.config else bundle.root / CLUSTER_CONFIG_NAME
     if not path.is_file():
-        raise InstallError(f"{path}: no cluster config; pass --config FILE or build the bundle with --cluster")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    nodes = data.get("nodes") or []
-    by_name = {str(n["name"]): n for n in nodes}
-    if not args.node or args.node not in by_name:
-        raise InstallError(f"{path}: pass --node NAME, one of {', '.join(by_name)}")
-    me = by_name[args.node]
-    control_planes = [n for n in nodes if n.get("role") == "control-plane"]
-    first_ip = str(control_planes[0]["ip"]) if control_planes else ""
-    network = ipaddress.ip_interface(f"{me['ip']}/{data.get('node_prefix', 24)}").network
-    first = bool(args.first)
-    ntp = data.get("ntp_server")
-    servers = (ntp,) if ntp else (() if first else (first_ip,))
+        raise InstallError(
+            f"{path}: no cluster config; pass --config FILE, or build the bundle with --cluster FILE"
+        )
+    return path
+
+
+def secrets_path(args: argparse.Namespace, bundle: Bundle, host: Host) -> Optional[Path]:
+    """--secrets, else the copy a control plane keeps, else the file beside the bundle folder."""
+    if getattr(args, "secrets", None):
+        return Path(args.secrets)
+    for candidate in (host.path(INSTALLED_SECRETS), bundle.root.parent / SECRETS_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def check_role(args: argparse.Namespace, config: ClusterConfig, node: Node) -> None:
+    role = args.role or node.role
+    if role != node.role:
+        raise InstallError(f"cluster.yaml: node {node.name} has role {node.role}, but --role {role} was given")
+    is_first = node.name == config.first_control_plane.name
+    if args.first and not is_first:
+        raise InstallError(
+            f"--first: the first control plane in cluster.yaml is {config.first_control_plane.name}, not {node.name}"
+        )
+    if is_first and not args.first:
+        raise InstallError(f"{node.name} is the first control plane in cluster.yaml: run it with --first")
+
+
+def settings_for(args: argparse.Namespace, bundle: Bundle, host: Host) -> NodeSettings:
+    loaded = load_cluster_config(config_path(args, bundle), bundle.kubernetes or None)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}")
+    config = loaded.config
+    identity = identify_node(config, read_local_addresses(), args.node)
+    node = identity.node
+    check_role(args, config, node)
+    secrets: Optional[ClusterSecrets] = None
+    found = secrets_path(args, bundle, host)
+    if found is not None:
+        loaded_secrets = load_secrets(found, config.name)
+        for warning in loaded_secrets.warnings:
+            print(f"warning: {warning}")
+        secrets = loaded_secrets.secrets
+    first = node.name == config.first_control_plane.name
+    serving = config.serves_time
     return NodeSettings(
-        role=args.role,
+        role=node.role,
         first=first,
-        name=str(me["name"]),
-        ip=str(me["ip"]),
-        hosts=tuple((str(n["ip"]), str(n["name"])) for n in nodes),
-        time_servers=tuple(servers),
-        serve_time_to=str(network) if first else None,
+        name=node.name,
+        ip=str(node.ip),
+        hosts=tuple((str(n.ip), n.name) for n in config.nodes),
+        time_servers=() if serving is not None and serving.name == node.name else (config.time_server,),
+        serve_time_to=(
+            " ".join(str(net) for net in config.time_clients()) if serving is not None and serving.name == node.name
+            else None
+        ),  # fmt: skip
         firewall=args.firewall,
+        api_vip_port=config.api_port,
         ignore_preflight=frozenset(args.ignore_preflight or []),
         containerd_address=args.containerd_address,
+        cluster=config,
+        node=node,
+        interface=identity.interface,
+        secrets=secrets,
     )

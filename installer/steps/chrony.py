@@ -30,7 +30,7 @@ def chrony_conf(node: Node) -> str:
         "logdir /var/log/chrony",
     ]
     if settings.serve_time_to:
-        lines.append(f"allow {settings.serve_time_to}")
+        lines += [f"allow {network}" for network in settings.serve_time_to.split()]
         lines.append("local stratum 10")
     return with_header("\n".join(lines) + "\n")
 

@@ -23,6 +23,37 @@ TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 REAL_CONTAINERD = ("/usr/bin/containerd", "/usr/bin/ctr", "/usr/bin/containerd-shim-runc-v2")
 
 
+# The parts of calico-typha.yaml the installer edits, in the upstream shape (the real file is tested in
+# test_cluster_calico.py from ../shared).
+CALICO_STANDIN = """kind: ConfigMap
+apiVersion: v1
+metadata: {name: calico-config, namespace: kube-system}
+data: {calico_backend: bird}
+---
+kind: DaemonSet
+apiVersion: apps/v1
+metadata: {name: calico-node, namespace: kube-system}
+spec:
+  template:
+    spec:
+      containers:
+        - name: calico-node
+          image: docker.io/calico/node:v3.28.0
+          env:
+            - {name: CALICO_IPV4POOL_IPIP, value: Always}
+---
+kind: Deployment
+apiVersion: apps/v1
+metadata: {name: calico-typha, namespace: kube-system}
+spec:
+  replicas: 1
+  template:
+    spec:
+      containers:
+        - {name: calico-typha, image: docker.io/calico/typha:v3.28.0}
+"""
+
+
 def _tarball(members: List[Tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
@@ -57,7 +88,7 @@ def runtime_artifacts() -> Dict[str, Tuple[str, bytes, bool]]:
             _tarball([("nerdctl", _script("nerdctl 1.4.0")), ("containerd-rootless.sh", _script("rootless"))]),
             False,
         ),
-        "calico-manifest": ("calico-typha.yaml", b"apiVersion: v1\nkind: List\nitems: []\n", True),
+        "calico-manifest": ("calico-typha.yaml", CALICO_STANDIN.encode(), True),
     }
 
 

@@ -63,6 +63,15 @@ class NetNamespace:
     def __exit__(self, *exc: object) -> None:
         subprocess.run(["ip", "netns", "delete", self.name], check=False)
 
+    def add_address(self, cidr: str, device: str = "eth-node") -> None:
+        """Give the namespace an interface holding `cidr` (the node's own address)."""
+        run = self.prefix()
+        peer = f"{device}-peer"[:15]
+        subprocess.run(run + ["ip", "link", "add", device, "type", "veth", "peer", "name", peer], check=True)
+        subprocess.run(run + ["ip", "addr", "add", cidr, "dev", device], check=True)
+        for link in (device, peer):
+            subprocess.run(run + ["ip", "link", "set", link, "up"], check=True)
+
     def prefix(self) -> list:
         return ["ip", "netns", "exec", self.name]
 

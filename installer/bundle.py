@@ -60,6 +60,8 @@ def load_bundle(root: Path) -> Bundle:
         )
     try:
         manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise InstallError(f"{path}: cannot read: {error.strerror}; is --bundle the unpacked bundle folder?") from None
     except yaml.YAMLError as error:
         raise InstallError(f"{path}: not valid YAML ({error}); re-copy the bundle") from None
     if not isinstance(manifest, dict):

@@ -18,8 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Dict, List, NamedTuple, Optional, Set
 
-import yaml
-
+from installer.bundle import load_bundle
 from installer.errors import InstallError
 from installer.layout import IMAGES_DIR, MANIFEST_NAME
 
@@ -41,14 +40,7 @@ class ImportResult(NamedTuple):
 def bundle_images(bundle: Path) -> List[BundleImage]:
     """The images bundle.yaml lists (name and manifest digest)."""
     path = Path(bundle) / MANIFEST_NAME
-    try:
-        manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as error:
-        raise InstallError(
-            f"{path}: cannot read: {error.strerror}; is --bundle the unpacked bundle folder?"
-        ) from None
-    except yaml.YAMLError:
-        raise InstallError(f"{path}: not valid YAML; re-copy the bundle and run verify") from None
+    manifest = load_bundle(Path(bundle)).manifest
     found = []
     for index, entry in enumerate(manifest.get("images") or []):
         if (

@@ -76,6 +76,7 @@ COMMAND_HELP: Dict[str, str] = {
     "verify": "check every file of the bundle against SHA256SUMS",
     "images": "import the bundled images into containerd (namespace k8s.io) and check every one is there",
     "status": "show services, images and, where kubectl works, nodes and pods",
+    "join-info": "on a control plane: renew the join token and certificates, print the join commands",
     "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
 }
 
@@ -108,7 +109,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from installer.commands import images, install, reset, status
+    from installer.commands import images, install, join_info, reset, status
     from installer.commands.node import bundle_dir
 
     return {
@@ -119,6 +120,7 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "images": images.run_images,
         "reset": reset.run_reset,
         "status": status.run_status,
+        "join-info": join_info.run_join_info,
         "config": lambda args: run_config(args, bundle_dir(args)),
     }
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import yaml
-
+from installer.bundle import load_bundle
 from installer.errors import InstallError
-from installer.layout import MANIFEST_NAME, RPMS_DIR
+from installer.layout import RPMS_DIR
 
 REPO_ID = "k8s-bundle"
 QUERY_FORMAT = "%{NAME}|%{EPOCHNUM}|%{VERSION}|%{RELEASE}|%{ARCH}\\n"
@@ -48,18 +47,7 @@ class PackageChange:
 
 
 def read_bundle_manifest(bundle: Path) -> Dict[str, Any]:
-    path = Path(bundle) / MANIFEST_NAME
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as error:
-        raise InstallError(
-            f"{path}: cannot read: {error.strerror}; is --bundle the unpacked bundle folder?"
-        ) from None
-    except yaml.YAMLError as error:
-        raise InstallError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise InstallError(f"{path}: not a bundle manifest")
-    return data
+    return load_bundle(Path(bundle)).manifest
 
 
 def wanted_packages(manifest: Dict[str, Any]) -> List[WantedPackage]:

@@ -11,8 +11,8 @@ from installer.steps.containerd import ContainerdConfig, RuntimeServices
 from installer.steps.firewall import Firewall
 from installer.steps.images import Images
 from installer.steps.kernel import KernelModules, Sysctl
-from installer.steps.packages import Packages
 from installer.steps.kubelet import KubeletEnabled
+from installer.steps.packages import Packages
 from installer.steps.preflight import Preflight
 from installer.steps.runtime import RuntimeBinaries
 from installer.steps.system import Hostname, Selinux, Swap

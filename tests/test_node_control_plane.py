@@ -111,3 +111,17 @@ def test_first_on_another_node_is_refused(python39: str, bundle: Path, cluster_s
     assert result.stderr.strip() == (
         "k8s-install.pyz: error: --first: the first control plane in cluster.yaml is k8s-mn01, not k8s-mn02"
     )
+
+
+def test_join_info_renews_the_same_token_and_prints_the_join(
+    python39: str, bundle: Path, cluster_secrets, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    write_cluster(tmp_path / "site", cluster_secrets)
+    root, result = control_plane(python39, bundle, tmp_path, "mn01", f"{SUBNET}.11", "--first", "join-info")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"kubeadm join {SUBNET}.240:8443 --token {cluster_secrets.bootstrap_token}" in result.stdout
+    assert f"--discovery-token-ca-cert-hash {cluster_secrets.ca_cert_hash}" in result.stdout
+    assert f"--control-plane --certificate-key {cluster_secrets.certificate_key}" in result.stdout
+    log = (root / "var/log/k8s-install.log").read_text()
+    assert f"would run: kubeadm token create {cluster_secrets.bootstrap_token} --ttl 24h0m0s" in log
+    assert "would run: kubeadm init phase upload-certs --upload-certs --config /etc/k8s-install/kubeadm-init.yaml" in log

@@ -12,7 +12,6 @@ from installer.errors import InstallError
 from installer.host import Host
 from installer.state import State
 
-
 OFFLINE_DNF = ("--disablerepo=*", "--setopt=reposdir=/dev/null")
 
 

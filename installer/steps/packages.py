@@ -18,7 +18,7 @@ from installer.steps.preflight import read_os_release
 def logged_runner(node: Node) -> Any:
     """subprocess.run with the command and its exit code written to the installer log."""
 
-    def run(command: List[str], **kwargs: Any) -> "subprocess.CompletedProcess[str]":
+    def run(command: List[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(command, **kwargs)
         node.host.log(f"run: {' '.join(command)} -> exit {result.returncode}")
         return result

@@ -251,6 +251,11 @@ def test_images_are_loaded_into_the_containerd_the_installer_set_up(
         assert set(images) <= set(listed.stdout.split())
         again = install(python39, bundle, node_root, namespace, tmp_path, "--containerd-address", socket)
         assert "done: 0 change(s) applied" in again.stdout, again.stdout + again.stderr
+        status = install(python39, bundle, node_root, namespace, tmp_path, "status", "--containerd-address", socket)
+        assert status.returncode == 0, status.stderr
+        assert "images: 2 of 2 bundled images present in k8s.io" in status.stdout
+        assert "containerd  enabled: enabled" in status.stdout
+        assert "installer: last run completed: yes" in status.stdout
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -25,6 +25,26 @@ def service_lines(host: Host) -> List[str]:
     return lines
 
 
+def image_lines(args: argparse.Namespace, host: Host) -> List[str]:
+    """How many of the bundle's images containerd holds in k8s.io (when the bundle and containerd are here)."""
+    from installer.commands.node import bundle_dir
+    from installer.errors import InstallError
+    from installer.images import DEFAULT_ADDRESS, bundle_images, find_ctr, images_to_import
+
+    address = args.containerd_address or (DEFAULT_ADDRESS if host.live else None)
+    if address is None:
+        return ["  images: pass --containerd-address to ask a containerd (offline root)"]
+    try:
+        bundle = bundle_dir(args)
+        listed = bundle_images(bundle)
+        missing = images_to_import(bundle, find_ctr(None), address)
+    except InstallError as error:
+        return [f"  images: unknown ({error})"]
+    lines = [f"  images: {len(listed) - len(missing)} of {len(listed)} bundled images present in k8s.io"]
+    lines += [f"    missing: {image.name}" for image in missing]
+    return lines
+
+
 def cluster_lines(host: Host) -> List[str]:
     if not host.live or not host.path(ADMIN_KUBECONFIG).exists() or not host.which("kubectl"):
         return ["  kubectl: not available on this node (no admin kubeconfig)"]
@@ -44,6 +64,7 @@ def run_status(args: argparse.Namespace) -> int:
     completed = "yes" if state.data.get("completed") else "no"
     print(f"installer: last run completed: {completed}; files managed: {len(state.files())}; "
           f"restarts pending: {', '.join(state.pending_restarts()) or 'none'}")  # fmt: skip
+    print("\n".join(image_lines(args, host)))
     print("cluster:")
     print("\n".join(cluster_lines(host)))
     return 0

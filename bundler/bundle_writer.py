@@ -18,7 +18,6 @@ from bundler.errors import BundlerError
 from installer.layout import SUMS_NAME
 from installer.verify import format_sums, safe_relative_path
 
-
 COPY_BUFFER = 4 << 20
 
 
@@ -84,7 +83,8 @@ def write_tarball(contents: BundleContents, top: str, output: Path, epoch: int) 
     all_paths = sorted(list(contents.entries) + [SUMS_NAME])
     temporary = output.with_name(f".{output.name}.partial")
     try:
-        with tarfile.open(temporary, "w", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFFER) as archive:
+        with tarfile.open(temporary, "w", format=tarfile.PAX_FORMAT) as archive:
+            archive.copybufsize = COPY_BUFFER  # type: ignore[attr-defined]  # tarfile's copy buffer (16 KiB)
             archive.addfile(_info(top, epoch, tarfile.DIRTYPE, 0o755))
             for directory in _directories(all_paths):
                 archive.addfile(_info(f"{top}/{directory}", epoch, tarfile.DIRTYPE, 0o755))

@@ -182,7 +182,7 @@ class Downloader:
         return digest.hexdigest()
 
 
-def _hash_prefix(path: Path, length: int) -> "hashlib._Hash":
+def _hash_prefix(path: Path, length: int) -> hashlib._Hash:
     """A sha256 already fed with the first `length` bytes of a partial download being resumed."""
     digest = hashlib.sha256()
     if length:

@@ -149,9 +149,9 @@ def parse_release(data: Dict[str, Any], source: Path) -> Release:
         aliases = tuple(str(a) for a in spec.get("aliases", []))
         os_targets[str(os_id)] = OsTarget(str(os_id), bool(spec.get("rpms", False)), aliases)
     arches = tuple(str(a) for a in _require(data, "arches", list, where))
-    for arch in arches:
-        if arch not in KNOWN_ARCHES:
-            raise BundlerError(f"{where}: field 'arches' has {arch!r}; known: {', '.join(KNOWN_ARCHES)}")
+    for known in arches:
+        if known not in KNOWN_ARCHES:
+            raise BundlerError(f"{where}: field 'arches' has {known!r}; known: {', '.join(KNOWN_ARCHES)}")
     files = []
     names = set()
     for index, entry in enumerate(_require(data, "files", list, where)):
@@ -163,7 +163,7 @@ def parse_release(data: Dict[str, Any], source: Path) -> Release:
             raise BundlerError(f"{item_where}: name {name!r} appears twice")
         names.add(name)
         url = _require(entry, "url", str, item_where)
-        arch = entry.get("arch")
+        arch: Optional[str] = entry.get("arch")
         if arch is not None and arch != NOARCH:
             raise BundlerError(f"{item_where}: field 'arch' may only be {NOARCH!r}")
         if arch is None and "{arch}" not in url:

@@ -20,7 +20,7 @@ from installer.state import State
 @dataclass(frozen=True)
 class Change:
     summary: str
-    apply: Callable[[], None]
+    apply: Callable[[], object]  # what it returns is ignored
     restarts: Tuple[str, ...] = ()
 
 
@@ -97,12 +97,12 @@ def _wait_ready(node: Node, service: str, timeout: float) -> None:
         if missing is None:
             return
         time.sleep(1.0)
-    raise InstallError(f"{service} did not become ready within {timeout:.0f} s ({missing}); see journalctl -u {service}")
+    raise InstallError(
+        f"{service} did not become ready within {timeout:.0f} s ({missing}); see journalctl -u {service}"
+    )
 
 
-def converge(
-    node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[str], None] = print
-) -> RunReport:
+def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[str], None] = print) -> RunReport:
     """Plan and (unless dry_run) apply every step in order."""
     report = RunReport()
     host = node.host

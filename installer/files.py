@@ -53,9 +53,7 @@ def _mode_of(path: Path) -> Optional[int]:
         return None
 
 
-def plan_file(
-    node: Node, path: str, data: bytes, mode: int = 0o644, restarts: Tuple[str, ...] = ()
-) -> List[Change]:
+def plan_file(node: Node, path: str, data: bytes, mode: int = 0o644, restarts: Tuple[str, ...] = ()) -> List[Change]:
     """The change (if any) that makes `path` hold exactly `data` with `mode`."""
     target = node.host.path(path)
     if target.is_symlink() or (target.exists() and not target.is_file()):

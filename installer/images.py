@@ -140,9 +140,7 @@ def _stream_layout(stream: IO[bytes], layout: Path, plan: Dict[str, object]) -> 
         for digest in plan["blobs"]:  # type: ignore[attr-defined]
             path = _blob(layout, digest)
             if not path.is_file():
-                raise InstallError(
-                    f"{path}: missing from the bundle (needed by an image); re-copy the bundle"
-                )
+                raise InstallError(f"{path}: missing from the bundle (needed by an image); re-copy the bundle")
             archive.add(str(path), arcname=f"blobs/sha256/{path.name}", recursive=False)
 
 

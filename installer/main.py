@@ -42,30 +42,37 @@ def default_bundle_dir() -> Path:
 
 
 def node_options(suppress: bool) -> argparse.ArgumentParser:
-    """Options every command accepts, before or after the command name."""
-    default = argparse.SUPPRESS if suppress else None
-    common = argparse.ArgumentParser(add_help=False, argument_default=default)
+    """Options every command accepts, before or after the command name (a subcommand's copy keeps what the
+    main parser already read: its defaults are suppressed)."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
+
+    def switch(*names: str, help: str) -> None:
+        common.add_argument(*names, action="store_true", default=argparse.SUPPRESS if suppress else False, help=help)
+
     common.add_argument("--role", choices=ROLES, help="what this node is")
-    common.add_argument("--first", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="this is the first control plane: it creates the cluster")  # fmt: skip
-    common.add_argument("--node", metavar="NAME", help="this node's name in the cluster config (default: found by IP)")
+    switch("--first", help="this is the first control plane: it creates the cluster")
+    common.add_argument("--node", metavar="NAME", help="this node's name in cluster.yaml (default: found by its IPs)")
     common.add_argument("--config", metavar="FILE", help="cluster config (default: cluster.yaml in the bundle)")
-    common.add_argument("--secrets", metavar="FILE",
-                        help="cluster-secrets.yaml (default: /etc/k8s-install's copy, else beside the bundle folder)")  # fmt: skip
+    common.add_argument(
+        "--secrets", metavar="FILE", help="cluster-secrets.yaml (default: the installed copy, else beside the bundle)"
+    )
     common.add_argument("--bundle", metavar="DIR", help="the unpacked bundle (default: the folder of this file)")
     common.add_argument("--root", metavar="DIR", help="apply to a mounted system image instead of / (no live changes)")
-    common.add_argument("--yes", "-y", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="apply without asking")  # fmt: skip
-    common.add_argument("--firewall", choices=FIREWALL_MODES, default=argparse.SUPPRESS if suppress else "firewalld",
-                        help="open the role's ports in firewalld (default), or disable firewalld as the seed guide does")  # fmt: skip
-    common.add_argument("--ignore-preflight", action="append", metavar="NAME",
-                        help="run despite the named preflight check failing (repeatable)")  # fmt: skip
-    common.add_argument("--containerd-address", metavar="SOCKET",
-                        help="containerd socket to import images into (default /run/containerd/containerd.sock)")  # fmt: skip
-    common.add_argument("--no-gpgcheck", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="install unsigned RPMs (only for bundles built from unsigned repositories)")  # fmt: skip
-    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="print every command as it runs")  # fmt: skip
+    switch("--yes", "-y", help="apply without asking")
+    common.add_argument(
+        "--firewall",
+        choices=FIREWALL_MODES,
+        default=argparse.SUPPRESS if suppress else "firewalld",
+        help="open the role's ports in firewalld (default), or disable firewalld as the seed guide does",
+    )
+    common.add_argument(
+        "--ignore-preflight", action="append", metavar="NAME", help="go on despite this preflight check (repeatable)"
+    )
+    common.add_argument(
+        "--containerd-address", metavar="SOCKET", help="containerd to import images into (default: the node's own)"
+    )
+    switch("--no-gpgcheck", help="install unsigned RPMs (only for bundles built from unsigned repositories)")
+    switch("--verbose", "-v", help="print every command as it runs")
     return common
 
 

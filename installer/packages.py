@@ -133,14 +133,10 @@ def dnf_install_command(
 
 
 def _check_files_present(bundle: Path, manifest: Dict[str, Any], changes: Sequence[PackageChange]) -> None:
-    paths = {
-        str(e.get("nevra")): str(e.get("path")) for e in manifest.get("rpms") or [] if isinstance(e, dict)
-    }
+    paths = {str(e.get("nevra")): str(e.get("path")) for e in manifest.get("rpms") or [] if isinstance(e, dict)}
     repomd = Path(bundle) / RPMS_DIR / "repodata" / "repomd.xml"
     if not repomd.is_file():
-        raise InstallError(
-            f"{repomd} is missing: the bundle's RPM repository is incomplete; re-copy the bundle"
-        )
+        raise InstallError(f"{repomd} is missing: the bundle's RPM repository is incomplete; re-copy the bundle")
     for change in changes:
         path = paths.get(change.nevra)
         if path is None or not (Path(bundle) / path).is_file():

@@ -80,9 +80,7 @@ def test_waiting_counts_down_until_the_api_answers() -> None:
     time = FakeTime()
     answers = iter([ProbeResult(False, "cannot connect")] * 3 + [ProbeResult(True, "HTTP 200")])
     reports: List[Tuple[int, str]] = []
-    wait_for_api(
-        lambda: next(answers), 300, lambda left, why: reports.append((left, why)), time.clock, time.sleep
-    )
+    wait_for_api(lambda: next(answers), 300, lambda left, why: reports.append((left, why)), time.clock, time.sleep)
     assert reports == [(300, "cannot connect"), (298, "cannot connect"), (296, "cannot connect")]
 
 
@@ -91,6 +89,4 @@ def test_waiting_gives_up_with_what_to_do() -> None:
     with pytest.raises(
         InstallError, match=r"did not answer within 10 s \(HTTP 503\): run `--role control-plane --first`"
     ):
-        wait_for_api(
-            lambda: ProbeResult(False, "HTTP 503"), 10, lambda left, why: None, time.clock, time.sleep
-        )
+        wait_for_api(lambda: ProbeResult(False, "HTTP 503"), 10, lambda left, why: None, time.clock, time.sleep)

@@ -19,9 +19,7 @@ UPSTREAM = SHARED / "fixtures" / "calico-typha-v3.28.0.yaml"
 @pytest.fixture(scope="module")
 def upstream() -> str:
     if not UPSTREAM.is_file():
-        pytest.skip(
-            f"{UPSTREAM} is absent (the upstream Calico manifest is shared material, not in the project)"
-        )
+        pytest.skip(f"{UPSTREAM} is absent (the upstream Calico manifest is shared material, not in the project)")
     return UPSTREAM.read_text(encoding="utf-8")
 
 
@@ -66,9 +64,7 @@ def test_pool_cidr_is_the_pod_network_and_ipip_always_by_default(upstream: str) 
 def test_everything_else_is_kept(upstream: str) -> None:
     before = [d for d in load_all(upstream) if d]
     after = rendered(upstream)
-    assert [(d["kind"], d["metadata"]["name"]) for d in before] == [
-        (d["kind"], d["metadata"]["name"]) for d in after
-    ]
+    assert [(d["kind"], d["metadata"]["name"]) for d in before] == [(d["kind"], d["metadata"]["name"]) for d in after]
     for original, changed in zip(before, after):
         if (original["kind"], original["metadata"]["name"]) not in (
             ("DaemonSet", "calico-node"),

@@ -21,9 +21,7 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl
 
 def run_installer(*args: str, cwd: Path = REPO):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "installer", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
 def test_cluster_init_writes_a_valid_config_and_0600_secrets_once(tmp_path: Path) -> None:
@@ -37,9 +35,7 @@ def test_cluster_init_writes_a_valid_config_and_0600_secrets_once(tmp_path: Path
     before = secrets.read_bytes()
     again = run_bundler("cluster", "init", "--dir", str(tmp_path))
     assert again.returncode == 1
-    assert again.stderr.strip().endswith(
-        "already exists; nothing was written (a cluster's secrets are made once)"
-    )
+    assert again.stderr.strip().endswith("already exists; nothing was written (a cluster's secrets are made once)")
     assert secrets.read_bytes() == before
     check = run_bundler("cluster", "check", str(config), "--k8s", "1.29.6", "--secrets", str(secrets))
     assert check.returncode == 0, check.stderr
@@ -93,11 +89,7 @@ def test_build_puts_the_validated_config_in_the_bundle_and_never_the_secrets(
     assert bundled == (tmp_path / "c" / "cluster.yaml").read_bytes()
     assert not any("secret" in name for name in names)
     entry = next(e for e in manifest["extras"] if e["name"] == "cluster-config")
-    assert (
-        entry["path"] == "cluster.yaml"
-        and entry["cluster"] == "k8s-cluster"
-        and entry["size"] == len(bundled)
-    )
+    assert entry["path"] == "cluster.yaml" and entry["cluster"] == "k8s-cluster" and entry["size"] == len(bundled)
     verify = run_bundler("verify", str(tarball))
     assert verify.returncode == 0, verify.stderr
     # and the installer inside reads it: config check on the unpacked bundle names this machine's problem
@@ -131,9 +123,7 @@ def test_installer_config_init_takes_the_version_from_the_bundle(tmp_path: Path)
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "bundle.yaml").write_text("kubernetes: 1.29.6\n")
-    result = run_installer(
-        "--bundle", str(bundle), "config", "init", "--dir", str(tmp_path / "out"), "--name", "lab"
-    )
+    result = run_installer("--bundle", str(bundle), "config", "init", "--dir", str(tmp_path / "out"), "--name", "lab")
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load((tmp_path / "out" / "cluster.yaml").read_text())["kubernetes_version"] == "1.29.6"
     assert stat.S_IMODE((tmp_path / "out" / "cluster-secrets.yaml").stat().st_mode) == 0o600
@@ -153,10 +143,6 @@ def test_the_zipapp_renders_its_templates_under_python39(
     run = lambda *args: subprocess.run([python39, str(pyz), *args], env=env, capture_output=True, text=True)  # noqa: E731
     init = run("config", "init", "--dir", str(tmp_path / "fresh"))
     assert init.returncode == 0, init.stderr
-    assert (
-        "# cluster.yaml: the cluster k8s-install builds." in (tmp_path / "fresh" / "cluster.yaml").read_text()
-    )
-    check = run(
-        "config", "check", "--secrets", str(tmp_path / "fresh" / "cluster-secrets.yaml"), "--node", "k8s-mn01"
-    )
+    assert "# cluster.yaml: the cluster k8s-install builds." in (tmp_path / "fresh" / "cluster.yaml").read_text()
+    check = run("config", "check", "--secrets", str(tmp_path / "fresh" / "cluster-secrets.yaml"), "--node", "k8s-mn01")
     assert check.returncode == 1 and "k8s-mn01's IP 192.168.10.11 is not on this machine" in check.stderr

@@ -259,15 +259,11 @@ def test_an_even_number_of_stacked_control_planes_is_a_warning(planes: int, warn
     warnings = warnings_for(data)
     assert bool(warnings) == warned
     if warned:
-        assert (
-            f"nodes: {planes} control planes run stacked etcd" in warnings[0] and "odd number" in warnings[0]
-        )
+        assert f"nodes: {planes} control planes run stacked etcd" in warnings[0] and "odd number" in warnings[0]
 
 
 def test_a_single_node_cluster_may_use_a_24_for_pods() -> None:
-    data = seed_data(
-        networks={"nodes": "192.168.10.0/24", "pods": "10.244.0.0/24", "services": "10.96.0.0/12"}
-    )
+    data = seed_data(networks={"nodes": "192.168.10.0/24", "pods": "10.244.0.0/24", "services": "10.96.0.0/12"})
     data["nodes"] = data["nodes"][:1]
     assert load(data).pod_network.prefixlen == 24
 

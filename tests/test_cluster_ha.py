@@ -63,9 +63,7 @@ class Cluster:
             check = folder / "check_apiserver.sh"
             check.write_text(render_check_script(config, ca_file=str(self.ca)))
             check.chmod(0o755)
-            conf = render_keepalived_conf(
-                config, node, "eth0", secrets.keepalived_password, check_script=str(check)
-            )
+            conf = render_keepalived_conf(config, node, "eth0", secrets.keepalived_password, check_script=str(check))
             (folder / "keepalived.conf").write_text(conf)
             (folder / "haproxy.cfg").write_text(render_haproxy_cfg(config, ca_file=str(self.ca)))
             lab.add_host(short, f"{node.ip}/{config.node_network.prefixlen}")
@@ -172,9 +170,7 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
 
 def measure(cluster: Cluster, short: str, label: str, ignoring: str = "") -> float:
     started = time.monotonic()
-    wait_for(
-        lambda: cluster.serving_from(short, ignoring), SETTLE, what=f"the VIP to serve from {short} ({label})"
-    )
+    wait_for(lambda: cluster.serving_from(short, ignoring), SETTLE, what=f"the VIP to serve from {short} ({label})")
     seconds = time.monotonic() - started
     print(f"\n{label}: VIP served again from {short} after {seconds:.1f} s", flush=True)
     return seconds
@@ -185,9 +181,7 @@ def test_the_vip_moves_when_haproxy_or_the_api_server_fails_and_comes_back(clust
         cluster.start(short, "api")
         cluster.start(short, "haproxy")
     endpoint = [str(cluster.config.vip), str(cluster.config.api_port), str(cluster.ca)]
-    waiter = cluster.lab.start(
-        "client", [sys.executable, "-u", "-c", WAITER, *endpoint], "client-waiter", cwd=REPO
-    )
+    waiter = cluster.lab.start("client", [sys.executable, "-u", "-c", WAITER, *endpoint], "client-waiter", cwd=REPO)
     for short in PLANES:
         cluster.start(short, "keepalived")
     with capsys.disabled():

@@ -25,9 +25,7 @@ def ip_json(*links: tuple) -> str:
     return json.dumps(out)
 
 
-SEED_MN02 = ip_json(
-    ("lo", ["127.0.0.1/8", "::1/128"]), ("ens33", ["192.168.10.22/24", "fe80::1/64"]), ("cali1", [])
-)
+SEED_MN02 = ip_json(("lo", ["127.0.0.1/8", "::1/128"]), ("ens33", ["192.168.10.22/24", "fe80::1/64"]), ("cali1", []))
 
 
 def test_the_node_is_found_by_its_address_and_its_interface_is_the_one_holding_it() -> None:
@@ -52,9 +50,7 @@ def test_a_configured_interface_wins_and_must_exist() -> None:
 
 def test_no_match_names_this_machine_s_addresses() -> None:
     addresses = parse_ip_addr_json(ip_json(("lo", ["127.0.0.1/8"]), ("eth0", ["10.9.9.9/24"])))
-    with pytest.raises(
-        InstallError, match=r"addresses \(10\.9\.9\.9\) match no node IP .* or pass --node NAME"
-    ):
+    with pytest.raises(InstallError, match=r"addresses \(10\.9\.9\.9\) match no node IP .* or pass --node NAME"):
         identify_node(load(seed_data()), addresses)
 
 
@@ -69,9 +65,7 @@ def test_node_override_must_name_a_node_and_needs_an_interface() -> None:
     addresses = parse_ip_addr_json(SEED_MN02)
     with pytest.raises(InstallError, match="--node k8s-mn09: no such node in cluster.yaml"):
         identify_node(load(seed_data()), addresses, "k8s-mn09")
-    with pytest.raises(
-        InstallError, match="IP 192.168.10.11 is not on this machine, so its interface is unknown"
-    ):
+    with pytest.raises(InstallError, match="IP 192.168.10.11 is not on this machine, so its interface is unknown"):
         identify_node(load(seed_data()), addresses, "k8s-mn01")
 
 

@@ -62,9 +62,7 @@ def test_the_unknown_key_check_catches_a_misspelling() -> None:
         "kind": "ClusterConfiguration",
         "networking": {"podCIDR": "x"},
     }
-    assert unknown_keys(bad, SCHEMAS[("kubeadm.k8s.io/v1beta3", "ClusterConfiguration")]) == [
-        "networking.podCIDR"
-    ]
+    assert unknown_keys(bad, SCHEMAS[("kubeadm.k8s.io/v1beta3", "ClusterConfiguration")]) == ["networking.podCIDR"]
 
 
 def test_init_configuration_values(secrets: ClusterSecrets) -> None:
@@ -109,9 +107,7 @@ def test_the_image_repository_matches_the_bundled_images() -> None:
 
 def test_external_etcd_is_passed_through(secrets: ClusterSecrets) -> None:
     config = load(seed_data(etcd=EXTERNAL))
-    cluster = documents(render_init_config(config, config.first_control_plane, secrets))[
-        "ClusterConfiguration"
-    ]
+    cluster = documents(render_init_config(config, config.first_control_plane, secrets))["ClusterConfiguration"]
     assert cluster["etcd"] == {
         "external": {
             "endpoints": EXTERNAL["endpoints"],

@@ -48,15 +48,11 @@ def check_script(tmp_path: Path) -> Path:
 
 @needs("keepalived")
 @pytest.mark.parametrize("config", configs(), ids=["multicast", "unicast"])
-def test_keepalived_accepts_every_control_plane_config(
-    config: ClusterConfig, check_script: Path, tmp_path: Path
-):
+def test_keepalived_accepts_every_control_plane_config(config: ClusterConfig, check_script: Path, tmp_path: Path):
     interface = local_interface()
     for node in config.control_planes:
         conf = tmp_path / f"keepalived-{node.name}.conf"
-        conf.write_text(
-            render_keepalived_conf(config, node, interface, PASSWORD, check_script=str(check_script))
-        )
+        conf.write_text(render_keepalived_conf(config, node, interface, PASSWORD, check_script=str(check_script)))
         result = subprocess.run(["keepalived", "-t", "-l", "-f", str(conf)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
 

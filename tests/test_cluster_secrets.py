@@ -48,9 +48,7 @@ def test_the_ca_pin_equals_what_openssl_computes(made: ClusterSecrets, tmp_path:
     """The documented kubeadm recipe: sha256 of the DER public key of ca.crt."""
     cert = tmp_path / "ca.crt"
     cert.write_text(made.ca_cert_pem)
-    pubkey = subprocess.run(
-        ["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True, check=True
-    )
+    pubkey = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True, check=True)
     der = subprocess.run(
         ["openssl", "pkey", "-pubin", "-outform", "der"], input=pubkey.stdout, capture_output=True, check=True
     ).stdout
@@ -121,9 +119,7 @@ def corrupt(made: ClusterSecrets, **changes: str) -> dict:
         ({"ca_key": ""}, "ca_key: missing; restore the file from your backup copy"),
     ],
 )
-def test_damaged_secrets_are_refused_with_the_field(
-    made: ClusterSecrets, changes: dict, message: str
-) -> None:
+def test_damaged_secrets_are_refused_with_the_field(made: ClusterSecrets, changes: dict, message: str) -> None:
     with pytest.raises(InstallError) as caught:
         parse_secrets(corrupt(made, **changes), "cluster-secrets.yaml", "seed")
     assert f"cluster-secrets.yaml: {message}" in str(caught.value)

@@ -50,9 +50,7 @@ def test_basic_auth_with_a_password_file(
 ) -> None:
     release.set_images([f"{basic_registry.host}/test/app:2.0"])
     auth = f"{basic_registry.host}={USER}:{password_file}"
-    result = build_bundle(
-        release, tmp_path, "--insecure-registry", basic_registry.host, "--registry-auth", auth
-    )
+    result = build_bundle(release, tmp_path, "--insecure-registry", basic_registry.host, "--registry-auth", auth)
     assert result.returncode == 0, result.stderr
     assert PASSWORD not in result.stderr + result.stdout
 
@@ -62,16 +60,12 @@ def test_wrong_password_is_refused(release: StandInRelease, basic_registry: Regi
     wrong.write_text("not-the-password\n")
     release.set_images([f"{basic_registry.host}/test/app:2.0"])
     auth = f"{basic_registry.host}={USER}:{wrong}"
-    result = build_bundle(
-        release, tmp_path, "--insecure-registry", basic_registry.host, "--registry-auth", auth
-    )
+    result = build_bundle(release, tmp_path, "--insecure-registry", basic_registry.host, "--registry-auth", auth)
     assert result.returncode == 1
     assert "refused the credentials" in result.stderr
 
 
-def test_basic_auth_from_docker_config(
-    release: StandInRelease, basic_registry: Registry, tmp_path: Path
-) -> None:
+def test_basic_auth_from_docker_config(release: StandInRelease, basic_registry: Registry, tmp_path: Path) -> None:
     config_dir = tmp_path / "docker-config"
     config_dir.mkdir()
     encoded = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()

@@ -177,9 +177,7 @@ def test_lock_reproduces_the_digests_or_fails(
         assert unlocked.returncode == 0, unlocked.stderr
         moved_digest = read_bundle(tmp_path / "unlocked" / f"{TOP}.tar")["manifest"]["images"][0]["digest"]
         assert moved_digest == pushed_images.digests["test/app:2.0"]
-        locked = build_bundle(
-            release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="locked"
-        )
+        locked = build_bundle(release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="locked")
         assert locked.returncode == 0, locked.stderr
         again = read_bundle(tmp_path / "locked" / f"{TOP}.tar")["manifest"]["images"]
         assert [(e["digest"], e["index_digest"]) for e in again] == [
@@ -191,16 +189,12 @@ def test_lock_reproduces_the_digests_or_fails(
             / first["images"][0]["digest"].split(":")[1]
         )  # fmt: skip
         shutil.rmtree(manifest_link)
-        gone = build_bundle(
-            release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="gone"
-        )
+        gone = build_bundle(release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="gone")
         assert gone.returncode == 1
         assert "not found" in gone.stderr and first["images"][0]["digest"] in gone.stderr
         # an image that the lock does not name is refused
         release.set_images([f"{moved.host}/test/busybox:1.0", f"{moved.host}/test/app:2.0"])
-        extra = build_bundle(
-            release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="extra"
-        )
+        extra = build_bundle(release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="extra")
         assert extra.returncode == 1 and "is not in the lock" in extra.stderr
 
 
@@ -217,19 +211,12 @@ def test_registry_mirror_keeps_the_original_names(
     (entry,) = bundle["manifest"]["images"]
     assert entry["name"] == "registry.k8s.io/pause:3.9"
     assert entry["digest"] == pushed_images.digests["test/busybox:1.0/amd64"]
-    assert (
-        bundle["index"]["manifests"][0]["annotations"]["io.containerd.image.name"]
-        == "registry.k8s.io/pause:3.9"
-    )
+    assert bundle["index"]["manifests"][0]["annotations"]["io.containerd.image.name"] == "registry.k8s.io/pause:3.9"
 
 
-def test_plain_http_mirror_needs_insecure_registry(
-    release: StandInRelease, registry: Registry, tmp_path: Path
-) -> None:
+def test_plain_http_mirror_needs_insecure_registry(release: StandInRelease, registry: Registry, tmp_path: Path) -> None:
     release.set_images(["registry.k8s.io/pause:3.9"])
-    result = build_bundle(
-        release, tmp_path, "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored"
-    )
+    result = build_bundle(release, tmp_path, "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored")
     assert result.returncode == 1
     assert f"--insecure-registry {registry.host}" in result.stderr
 
@@ -244,9 +231,7 @@ def test_plain_http_registry_without_insecure_flag_fails_clearly(
     assert "Traceback" not in result.stderr
 
 
-def test_second_build_takes_blobs_from_the_cache(
-    release: StandInRelease, registry: Registry, tmp_path: Path
-) -> None:
+def test_second_build_takes_blobs_from_the_cache(release: StandInRelease, registry: Registry, tmp_path: Path) -> None:
     release.set_images([f"{registry.host}/test/busybox:1.0"])
     assert build_bundle(release, tmp_path, "--insecure-registry", registry.host).returncode == 0
     first = (tmp_path / "out" / f"{TOP}.tar").read_bytes()

@@ -37,18 +37,14 @@ def unpacked(release: StandInRelease, registry: Registry, tmp_path: Path) -> Pat
 def test_import_then_every_image_is_present_and_runs(
     unpacked: Path, containerd: Containerd, registry: Registry
 ) -> None:
-    with pytest.raises(
-        InstallError, match=r"3 image\(s\) missing from containerd namespace k8s.io: .*pause:3.9"
-    ):
+    with pytest.raises(InstallError, match=r"3 image\(s\) missing from containerd namespace k8s.io: .*pause:3.9"):
         check_images_present(unpacked, containerd.ctr, containerd.socket)
     first = import_images(unpacked, containerd.ctr, containerd.socket)
     names = sorted(image.name for image in bundle_images(unpacked))
     assert first.imported == names and first.skipped == []
     listed = containerd.run_ctr("images", "ls")
     for image in bundle_images(unpacked):
-        assert any(
-            line.split()[:1] == [image.name] and image.digest in line for line in listed.stdout.splitlines()
-        )
+        assert any(line.split()[:1] == [image.name] and image.digest in line for line in listed.stdout.splitlines())
     assert check_images_present(unpacked, containerd.ctr, containerd.socket) == names
     run = containerd.run_ctr("run", "--rm", f"{registry.host}/test/busybox:1.0", "images-test-run")
     assert run.returncode == 0, run.stderr
@@ -79,9 +75,7 @@ def test_containerd_not_running_gives_one_line(unpacked: Path, tmp_path: Path) -
         import_images(unpacked, "/usr/bin/ctr", str(tmp_path / "no.sock"))
 
 
-def test_pyz_images_under_python39(
-    unpacked: Path, containerd: Containerd, python39: str, tmp_path: Path
-) -> None:
+def test_pyz_images_under_python39(unpacked: Path, containerd: Containerd, python39: str, tmp_path: Path) -> None:
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     command = [
         python39,
@@ -92,16 +86,9 @@ def test_pyz_images_under_python39(
     ]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
-    assert (
-        "3 imported, 0 already present; all 3 bundled images are in containerd namespace k8s.io"
-        in first.stdout
-    )
+    assert "3 imported, 0 already present; all 3 bundled images are in containerd namespace k8s.io" in first.stdout
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert "0 imported, 3 already present" in second.stdout
-    down = subprocess.run(
-        command[:-1] + [str(tmp_path / "absent.sock")], env=env, capture_output=True, text=True
-    )
-    assert down.returncode == 1 and down.stderr.startswith(
-        "k8s-install.pyz: error: cannot list containerd images"
-    )
+    down = subprocess.run(command[:-1] + [str(tmp_path / "absent.sock")], env=env, capture_output=True, text=True)
+    assert down.returncode == 1 and down.stderr.startswith("k8s-install.pyz: error: cannot list containerd images")

@@ -47,19 +47,14 @@ def test_reference_normalisation(given: str, name: str, api_repository: str) -> 
 def test_docker_hub_is_reached_at_registry_1() -> None:
     endpoint = endpoint_for(parse_reference("calico/node:v3.28.0"), RegistryOptions())
     assert endpoint.base == "https://registry-1.docker.io"
-    assert (
-        endpoint.url("manifests", "v3.28.0")
-        == "https://registry-1.docker.io/v2/calico/node/manifests/v3.28.0"
-    )
+    assert endpoint.url("manifests", "v3.28.0") == "https://registry-1.docker.io/v2/calico/node/manifests/v3.28.0"
 
 
 def test_digest_reference_asks_for_the_digest() -> None:
     assert parse_reference(f"quay.io/x/y:1@{DIGEST}").reference == DIGEST
 
 
-@pytest.mark.parametrize(
-    "bad", ["Busybox:1", "busybox:-x", "busybox@sha256:123", "a/b c", "busybox@md5:" + "a" * 32]
-)
+@pytest.mark.parametrize("bad", ["Busybox:1", "busybox:-x", "busybox@sha256:123", "a/b c", "busybox@md5:" + "a" * 32])
 def test_bad_references_are_refused(bad: str) -> None:
     with pytest.raises(BundlerError, match="--image"):
         parse_reference(bad, "--image")
@@ -75,9 +70,7 @@ def test_mirror_maps_host_to_url_with_repository_prefix() -> None:
     assert ref.name == "registry.k8s.io/coredns/coredns:v1.11.1"  # the name stays the original one
 
 
-@pytest.mark.parametrize(
-    "bad", ["registry.k8s.io", "registry.k8s.io=ftp://x", "registry.k8s.io=http://m.example"]
-)
+@pytest.mark.parametrize("bad", ["registry.k8s.io", "registry.k8s.io=ftp://x", "registry.k8s.io=http://m.example"])
 def test_bad_mirrors_are_refused(bad: str) -> None:
     with pytest.raises(BundlerError, match="--registry-mirror"):
         parse_mirrors([bad], frozenset())
@@ -133,9 +126,7 @@ def test_platform_selection_skips_attestations_and_checks_variants() -> None:
 
 
 def test_challenge_parsing() -> None:
-    challenge = parse_challenge(
-        'Bearer realm="https://auth.example/token",service="registry.example",scope="a:b:pull"'
-    )
+    challenge = parse_challenge('Bearer realm="https://auth.example/token",service="registry.example",scope="a:b:pull"')
     assert challenge is not None and challenge.scheme == "bearer"
     assert challenge.get("realm") == "https://auth.example/token" and challenge.get("scope") == "a:b:pull"
     assert parse_challenge('Basic realm="x"').scheme == "basic"  # type: ignore[union-attr]

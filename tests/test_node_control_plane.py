@@ -42,7 +42,10 @@ def control_plane(python39: str, bundle: Path, tmp_path: Path, name: str, ip: st
 
 
 def test_first_control_plane_writes_vip_kubeadm_and_calico_then_changes_nothing(
-    python39: str, bundle: Path, cluster_secrets, tmp_path: Path  # type: ignore[no-untyped-def]
+    python39: str,
+    bundle: Path,
+    cluster_secrets,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     write_cluster(tmp_path / "site", cluster_secrets)
     root, first = control_plane(python39, bundle, tmp_path, "mn01", f"{SUBNET}.11", "--first")
@@ -96,8 +99,9 @@ def test_other_control_plane_joins_as_backup(python39: str, bundle: Path, cluste
 @pytest.mark.parametrize("flags,message", [
     ((), "k8s-mn01 is the first control plane in cluster.yaml: run it with --first"),
 ])  # fmt: skip
-def test_first_flag_must_match_the_config(python39: str, bundle: Path, cluster_secrets, tmp_path: Path,
-                                          flags: tuple, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_first_flag_must_match_the_config(
+    python39: str, bundle: Path, cluster_secrets, tmp_path: Path, flags: tuple, message: str
+) -> None:  # type: ignore[no-untyped-def]
     write_cluster(tmp_path / "site", cluster_secrets)
     _, result = control_plane(python39, bundle, tmp_path, "mn01", f"{SUBNET}.11", *flags)
     assert result.returncode == 1
@@ -114,7 +118,10 @@ def test_first_on_another_node_is_refused(python39: str, bundle: Path, cluster_s
 
 
 def test_join_info_renews_the_same_token_and_prints_the_join(
-    python39: str, bundle: Path, cluster_secrets, tmp_path: Path  # type: ignore[no-untyped-def]
+    python39: str,
+    bundle: Path,
+    cluster_secrets,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     write_cluster(tmp_path / "site", cluster_secrets)
     root, result = control_plane(python39, bundle, tmp_path, "mn01", f"{SUBNET}.11", "--first", "join-info")
@@ -124,4 +131,6 @@ def test_join_info_renews_the_same_token_and_prints_the_join(
     assert f"--control-plane --certificate-key {cluster_secrets.certificate_key}" in result.stdout
     log = (root / "var/log/k8s-install.log").read_text()
     assert f"would run: kubeadm token create {cluster_secrets.bootstrap_token} --ttl 24h0m0s" in log
-    assert "would run: kubeadm init phase upload-certs --upload-certs --config /etc/k8s-install/kubeadm-init.yaml" in log
+    assert (
+        "would run: kubeadm init phase upload-certs --upload-certs --config /etc/k8s-install/kubeadm-init.yaml" in log
+    )

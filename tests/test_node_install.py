@@ -51,9 +51,18 @@ def node_root(tmp_path: Path, cluster_file: Path) -> Path:
 def worker_command(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path) -> List[str]:
     site = tmp_path / "site"
     return namespace.prefix() + [
-        python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker",
-        "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"), "--yes",
-    ]  # fmt: skip
+        python39,
+        str(bundle / "k8s-install.pyz"),
+        "--root",
+        str(root),
+        "--role",
+        "worker",
+        "--config",
+        str(site / "cluster.yaml"),
+        "--secrets",
+        str(site / "cluster-secrets.yaml"),
+        "--yes",
+    ]
 
 
 def install(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path, *extra: str):
@@ -81,11 +90,13 @@ def test_worker_role_converges_and_second_run_changes_nothing(
     assert "SELINUX=permissive" in (node_root / "etc/selinux/config").read_text()
     chrony = (node_root / "etc/chrony.conf").read_text()
     assert "server 10.213.7.11 iburst" in chrony and "allow" not in chrony
-    join = (node_root / "etc/k8s-install/kubeadm-join.yaml")
+    join = node_root / "etc/k8s-install/kubeadm-join.yaml"
     assert os.stat(join).st_mode & 0o777 == 0o600 and "caCertHashes" in join.read_text()
     assert not (node_root / "etc/k8s-install/cluster-secrets.yaml").exists()  # workers never keep the CA key
-    assert "would run: kubeadm join --config /etc/k8s-install/kubeadm-join.yaml" in (
-        node_root / "var/log/k8s-install.log").read_text()  # fmt: skip
+    assert (
+        "would run: kubeadm join --config /etc/k8s-install/kubeadm-join.yaml"
+        in (node_root / "var/log/k8s-install.log").read_text()
+    )
     config = (node_root / "etc/containerd/config.toml").read_text()
     assert "SystemdCgroup = true" in config and 'sandbox_image = "registry.k8s.io/pause:3.9"' in config
     assert (node_root / "etc/systemd/system/multi-user.target.wants/containerd.service").is_symlink()
@@ -101,11 +112,15 @@ def test_worker_role_converges_and_second_run_changes_nothing(
     assert "done: 0 change(s) applied" in second.stdout
 
 
-def test_plan_changes_nothing(python39: str, bundle: Path, node_root: Path, namespace: NetNamespace,
-                              tmp_path: Path) -> None:  # fmt: skip
+def test_plan_changes_nothing(
+    python39: str, bundle: Path, node_root: Path, namespace: NetNamespace, tmp_path: Path
+) -> None:
     def snapshot() -> dict:
-        return {str(p.relative_to(node_root)): p.read_bytes() for p in node_root.rglob("*")
-                if p.is_file() and "var/log" not in str(p)}  # fmt: skip
+        return {
+            str(p.relative_to(node_root)): p.read_bytes()
+            for p in node_root.rglob("*")
+            if p.is_file() and "var/log" not in str(p)
+        }
 
     before = snapshot()
     result = install(python39, bundle, node_root, namespace, tmp_path, "plan")
@@ -162,12 +177,16 @@ def test_generated_files_pass_the_real_tools(
     assert install(python39, bundle, node_root, namespace, tmp_path).returncode == 0
     units = [node_root / "usr/local/lib/systemd/system" / name for name in ("containerd.service", "buildkitd.service")]
     if shutil.which("systemd-analyze"):
-        check = subprocess.run(["systemd-analyze", "verify", f"--root={node_root}", "--man=no",
-                                *[str(u) for u in units]], capture_output=True, text=True)  # fmt: skip
+        check = subprocess.run(
+            ["systemd-analyze", "verify", f"--root={node_root}", "--man=no", *[str(u) for u in units]],
+            capture_output=True,
+            text=True,
+        )
         assert check.returncode == 0, check.stderr
     if shutil.which("chronyd"):
-        chrony = subprocess.run(["chronyd", "-p", "-f", str(node_root / "etc/chrony.conf")],
-                                capture_output=True, text=True)  # fmt: skip
+        chrony = subprocess.run(
+            ["chronyd", "-p", "-f", str(node_root / "etc/chrony.conf")], capture_output=True, text=True
+        )
         assert chrony.returncode == 0, chrony.stderr
         assert "server 10.213.7.11 iburst" in chrony.stdout
     # the net.* settings apply in the test's own network namespace
@@ -176,8 +195,12 @@ def test_generated_files_pass_the_real_tools(
     net_only.write_text("\n".join(line for line in lines if line.startswith(("net.ipv4.", "net.core.somaxconn"))))
     applied = subprocess.run(namespace.prefix() + ["sysctl", "-e", "-p", str(net_only)], capture_output=True, text=True)
     assert applied.returncode == 0, applied.stderr
-    read = subprocess.run(namespace.prefix() + ["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.ip_local_port_range",
-                                                "net.ipv4.tcp_keepalive_time"], capture_output=True, text=True)  # fmt: skip
+    read = subprocess.run(
+        namespace.prefix()
+        + ["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_keepalive_time"],
+        capture_output=True,
+        text=True,
+    )
     assert read.stdout.split() == ["1", "45001", "65000", "600"]
 
 
@@ -196,9 +219,10 @@ def start_containerd_from_unit(node_root: Path, tmp_path: Path) -> subprocess.Po
     text = text.replace(config["root"], str(sandbox / "root")).replace(config["state"], str(sandbox / "state"))
     redirected = tmp_path / "containerd-test.toml"
     redirected.write_text(text)
-    log = open(tmp_path / "containerd.log", "wb")
-    process = subprocess.Popen([str(node_root / binary.lstrip("/")), "--config", str(redirected)],
-                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    with open(tmp_path / "containerd.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [str(node_root / binary.lstrip("/")), "--config", str(redirected)], stdout=log, stderr=subprocess.STDOUT
+        )
     for _ in range(100):
         if (sandbox / "containerd.sock").exists():
             break
@@ -213,8 +237,12 @@ def test_installed_containerd_starts_from_its_unit_and_config(
     process = start_containerd_from_unit(node_root, tmp_path)
     try:
         socket = tmp_path / "ctrd" / "containerd.sock"
-        version = subprocess.run([str(node_root / "usr/local/bin/ctr"), "--address", str(socket), "version"],
-                                 capture_output=True, text=True, timeout=30)  # fmt: skip
+        version = subprocess.run(
+            [str(node_root / "usr/local/bin/ctr"), "--address", str(socket), "version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert version.returncode == 0, version.stderr + (tmp_path / "containerd.log").read_text()[-2000:]
         assert "Server:" in version.stdout
     finally:
@@ -233,10 +261,11 @@ def test_images_are_loaded_into_the_containerd_the_installer_set_up(
     --containerd-address imports every image; the run after that changes nothing."""
     images = [f"{registry.host}/test/busybox:1.0", "registry.k8s.io/pause:3.9"]
     bundle = build_node_bundle(
-        mirror, tmp_path / "build",
+        mirror,
+        tmp_path / "build",
         ("--insecure-registry", registry.host, "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored"),
         {"images": images},
-    )  # fmt: skip
+    )
     first = install(python39, bundle, node_root, namespace, tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "skipped (offline root" in (node_root / "var/log/k8s-install.log").read_text()
@@ -246,8 +275,11 @@ def test_images_are_loaded_into_the_containerd_the_installer_set_up(
         loaded = install(python39, bundle, node_root, namespace, tmp_path, "--containerd-address", socket)
         assert loaded.returncode == 0, loaded.stdout + loaded.stderr
         assert "import 2 image(s) into containerd k8s.io" in loaded.stdout
-        listed = subprocess.run([str(node_root / "usr/local/bin/ctr"), "--address", socket, "-n", "k8s.io",
-                                 "images", "ls", "-q"], capture_output=True, text=True)  # fmt: skip
+        listed = subprocess.run(
+            [str(node_root / "usr/local/bin/ctr"), "--address", socket, "-n", "k8s.io", "images", "ls", "-q"],
+            capture_output=True,
+            text=True,
+        )
         assert set(images) <= set(listed.stdout.split())
         again = install(python39, bundle, node_root, namespace, tmp_path, "--containerd-address", socket)
         assert "done: 0 change(s) applied" in again.stdout, again.stdout + again.stderr

@@ -33,20 +33,42 @@ def make_node(tmp_path: Path, role: str = "worker", arch: str = "amd64") -> Node
 
 GiB = 1024**3
 CASES = [
-    ("root", lambda m: m.setattr(preflight, "effective_uid", lambda: 1000), "not running as root: run it with sudo (or as root)"),
-    ("arch", lambda m: m.setattr(preflight, "machine", lambda: "aarch64"),
-     "this node is arm64 but the bundle is for amd64: build one with --arch arm64"),
-    ("cpus", lambda m: m.setattr(preflight, "cpu_count", lambda: 1),
-     "1 CPU(s), Kubernetes needs at least 2: give the machine more CPUs"),
-    ("memory", lambda m: m.setattr(preflight, "memory_bytes", lambda: GiB),
-     "1.0 GiB of memory, Kubernetes needs at least 2 GiB: add memory"),
-    ("disk", lambda m: m.setattr(preflight, "disk_free", lambda path: GiB),
-     "1.0 GiB free under /var/lib, needs 2.0 GiB: free space or grow the disk"),
-    ("ports", lambda m: m.setattr(preflight, "listening_ports", lambda: [22, 10250]),
-     "port(s) 10250 already in use: stop what listens there (ss -ltnp shows it)"),
-    ("runtime", lambda m: m.setattr(preflight, "docker_running", lambda node: True),
-     "docker is running and would fight containerd: systemctl disable --now docker docker.socket"),
-]  # fmt: skip
+    (
+        "root",
+        lambda m: m.setattr(preflight, "effective_uid", lambda: 1000),
+        "not running as root: run it with sudo (or as root)",
+    ),
+    (
+        "arch",
+        lambda m: m.setattr(preflight, "machine", lambda: "aarch64"),
+        "this node is arm64 but the bundle is for amd64: build one with --arch arm64",
+    ),
+    (
+        "cpus",
+        lambda m: m.setattr(preflight, "cpu_count", lambda: 1),
+        "1 CPU(s), Kubernetes needs at least 2: give the machine more CPUs",
+    ),
+    (
+        "memory",
+        lambda m: m.setattr(preflight, "memory_bytes", lambda: GiB),
+        "1.0 GiB of memory, Kubernetes needs at least 2 GiB: add memory",
+    ),
+    (
+        "disk",
+        lambda m: m.setattr(preflight, "disk_free", lambda path: GiB),
+        "1.0 GiB free under /var/lib, needs 2.0 GiB: free space or grow the disk",
+    ),
+    (
+        "ports",
+        lambda m: m.setattr(preflight, "listening_ports", lambda: [22, 10250]),
+        "port(s) 10250 already in use: stop what listens there (ss -ltnp shows it)",
+    ),
+    (
+        "runtime",
+        lambda m: m.setattr(preflight, "docker_running", lambda node: True),
+        "docker is running and would fight containerd: systemctl disable --now docker docker.socket",
+    ),
+]
 
 
 @pytest.fixture
@@ -63,9 +85,13 @@ def healthy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("name,break_fact,message", CASES, ids=[c[0] for c in CASES])
 def test_each_failure_names_the_check_and_the_fix(
-    healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,
-    break_fact: Callable, message: str,
-) -> None:  # fmt: skip
+    healthy: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    name: str,
+    break_fact: Callable,
+    message: str,
+) -> None:
     node = make_node(tmp_path)
     assert preflight.failures(node) == []
     break_fact(monkeypatch)
@@ -78,9 +104,12 @@ def test_wrong_os_names_both(healthy: None, tmp_path: Path) -> None:
     node = make_node(tmp_path)
     (node.host.root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
     assert preflight.failures(node) == [
-        ("os", "this node runs Debian GNU/Linux 12 but the bundle is for rocky9/alma9/rhel9: "
-               "use a bundle built with --os debian12")
-    ]  # fmt: skip
+        (
+            "os",
+            "this node runs Debian GNU/Linux 12 but the bundle is for rocky9/alma9/rhel9: "
+            "use a bundle built with --os debian12",
+        )
+    ]
 
 
 def test_alma_is_accepted_by_a_rocky_bundle(healthy: None, tmp_path: Path) -> None:
@@ -99,8 +128,9 @@ def test_control_plane_needs_its_ports(healthy: None, monkeypatch: pytest.Monkey
 
 def test_ignored_check_is_skipped_and_logged(healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     node = make_node(tmp_path)
-    node.settings = NodeSettings(role="worker", first=False, name="n1", ip="10.213.0.5",
-                                 ignore_preflight=frozenset({"cpus"}))  # fmt: skip
+    node.settings = NodeSettings(
+        role="worker", first=False, name="n1", ip="10.213.0.5", ignore_preflight=frozenset({"cpus"})
+    )
     monkeypatch.setattr(preflight, "cpu_count", lambda: 1)
     assert preflight.failures(node) == []
     assert "preflight cpus: ignored" in (node.host.root / "var/log/k8s-install.log").read_text()
@@ -123,13 +153,24 @@ def test_pyz_reports_every_failure_then_one_error_line(mirror, cluster_secrets, 
     (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
     (root / "run").mkdir()
     (root / "run/docker.sock").write_text("")
-    config = write_cluster(tmp_path / "site", cluster_secrets, [
-        {"name": "cp1", "ip": "10.213.7.11", "role": "control-plane"}, {"name": "w1", "ip": "10.213.7.2", "role": "worker"},
-    ])  # fmt: skip
+    config = write_cluster(
+        tmp_path / "site",
+        cluster_secrets,
+        [
+            {"name": "cp1", "ip": "10.213.7.11", "role": "control-plane"},
+            {"name": "w1", "ip": "10.213.7.2", "role": "worker"},
+        ],
+    )
     with NetNamespace() as namespace:
         namespace.add_address("10.213.7.2/24")
-        listener = subprocess.Popen(namespace.prefix() + ["python3", "-c", (
-            "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',10250)); s.listen(); time.sleep(60)")])  # fmt: skip
+        listener = subprocess.Popen(
+            namespace.prefix()
+            + [
+                "python3",
+                "-c",
+                ("import socket,time; s=socket.socket(); s.bind(('127.0.0.1',10250)); s.listen(); time.sleep(60)"),
+            ]
+        )
         try:
             for _ in range(50):
                 probe = subprocess.run(namespace.prefix() + ["ss", "-ltn"], capture_output=True, text=True)
@@ -139,11 +180,26 @@ def test_pyz_reports_every_failure_then_one_error_line(mirror, cluster_secrets, 
 
                 time.sleep(0.1)
             result = subprocess.run(
-                namespace.prefix() + [python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role",
-                                      "worker", "--node", "w1", "--config", str(config), "--secrets",
-                                      str(config.parent / "cluster-secrets.yaml"), "preflight"],
-                capture_output=True, text=True, env=dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv")),
-            )  # fmt: skip
+                namespace.prefix()
+                + [
+                    python39,
+                    str(bundle / "k8s-install.pyz"),
+                    "--root",
+                    str(root),
+                    "--role",
+                    "worker",
+                    "--node",
+                    "w1",
+                    "--config",
+                    str(config),
+                    "--secrets",
+                    str(config.parent / "cluster-secrets.yaml"),
+                    "preflight",
+                ],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv")),
+            )
         finally:
             listener.kill()
             listener.wait()

@@ -89,9 +89,7 @@ def test_arm64_takes_aarch64_packages(release: StandInRelease, rpm_graph: RpmGra
     assert arches["socat"] == "noarch"
 
 
-def test_missing_provider_fails_naming_the_chain(
-    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
-) -> None:
+def test_missing_provider_fails_naming_the_chain(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:
     without = [p for p in rpm_graph.base_rpms if not p.name.startswith("libnetfilter_cthelper-")]
     add_rpm_section(release, rpm_graph, name="missing-lib", base_rpms=without)
     result = build(release, tmp_path)
@@ -125,17 +123,13 @@ def test_unknown_rpm_mirror_is_refused(release: StandInRelease, rpm_graph: RpmGr
     assert "--rpm-mirror nowhere: the manifest names no such mirror" in result.stderr
 
 
-def test_named_mirror_serves_the_repository(
-    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
-) -> None:
+def test_named_mirror_serves_the_repository(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:
     prefixes = add_rpm_section(
         release, rpm_graph, repo_extra={"mirrors": {"aliyun": "https://mirror.example.invalid/k8s/"}}
     )
     for path, served in list(release.mirror.files.items()):
         if path.startswith(prefixes["kubernetes"] + "/"):
-            release.mirror.add(
-                "/mirror.example.invalid/k8s/" + path[len(prefixes["kubernetes"]) + 1 :], served.data
-            )
+            release.mirror.add("/mirror.example.invalid/k8s/" + path[len(prefixes["kubernetes"]) + 1 :], served.data)
     result = build(release, tmp_path, "--rpm-mirror", "aliyun")
     assert result.returncode == 0, result.stderr
     fetched = [path for path, _ in release.mirror.requests]
@@ -146,9 +140,7 @@ def test_named_mirror_serves_the_repository(
     assert kubernetes["mirror"] == "aliyun" and kubernetes["url"] == "https://mirror.example.invalid/k8s/"
 
 
-def test_lock_reproduces_the_locked_versions(
-    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
-) -> None:
+def test_lock_reproduces_the_locked_versions(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:
     add_rpm_section(release, rpm_graph, name="lock")
     assert build(release, tmp_path, out="first").returncode == 0
     first, _ = bundle_manifest(tmp_path / "first" / f"{TOP}.tar")

@@ -59,9 +59,7 @@ def test_dnf_failure_names_what_is_missing(bundle: Path, tmp_path: Path) -> None
     assert "nothing provides" in message and "\n" not in message
 
 
-def test_missing_rpm_file_is_reported_before_dnf_runs(
-    bundle: Path, rpm_graph: RpmGraph, tmp_path: Path
-) -> None:
+def test_missing_rpm_file_is_reported_before_dnf_runs(bundle: Path, rpm_graph: RpmGraph, tmp_path: Path) -> None:
     root = minimal_node(tmp_path / "root", rpm_graph)
     (bundle / "rpms/Packages/kubectl-1.29.6-150500.1.1.x86_64.rpm").unlink()
     runner = OfflineRunner()

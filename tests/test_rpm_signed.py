@@ -31,9 +31,7 @@ def signing_key() -> Iterator[SigningKey]:
 
 
 @pytest.fixture(scope="session")
-def signed_graph(
-    rpm_graph: RpmGraph, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory
-) -> RpmGraph:
+def signed_graph(rpm_graph: RpmGraph, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory) -> RpmGraph:
     graph = rpm_graph.copy(tmp_path_factory.mktemp("signed-graph"))
     signing_key.sign_rpms(list(graph.rpms.values()))
     return graph
@@ -86,7 +84,5 @@ def test_repomd_signed_by_another_key_fails_the_build(
         "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"),
     )  # fmt: skip
     assert result.returncode == 1
-    assert (
-        "repository kubernetes: repomd.xml's signature does not verify with the pinned key" in result.stderr
-    )
+    assert "repository kubernetes: repomd.xml's signature does not verify with the pinned key" in result.stderr
     assert not list((tmp_path / "out").glob("*.tar"))

@@ -111,9 +111,7 @@ def test_agrees_with_librpm_on_random_versions() -> None:
         "pairs = json.load(sys.stdin)\n"
         "print(json.dumps([rpm.labelCompare(('0', a, '1'), ('0', b, '1')) for a, b in pairs]))\n"
     )
-    result = subprocess.run(
-        [str(system_python), "-c", script], input=json.dumps(pairs), capture_output=True, text=True
-    )
+    result = subprocess.run([str(system_python), "-c", script], input=json.dumps(pairs), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for (left, right), expected in zip(pairs, json.loads(result.stdout)):
         assert rpmvercmp(left, right) == expected, (left, right)

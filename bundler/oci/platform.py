@@ -51,9 +51,7 @@ def select_manifest(index: Dict[str, Any], arch: str, what: str) -> Dict[str, An
             chosen = entry
     if chosen is None:
         has = ", ".join(offered) or "nothing"
-        raise BundlerError(
-            f"{what}: no linux/{arch} image in its index (it has {has}); choose another --arch or tag"
-        )
+        raise BundlerError(f"{what}: no linux/{arch} image in its index (it has {has}); choose another --arch or tag")
     return chosen
 
 

@@ -58,9 +58,7 @@ def parse_reference(text: str, where: str = "image") -> ImageRef:
     if "@" in text:
         text, digest = text.split("@", 1)
         if not is_digest(digest):
-            raise BundlerError(
-                f"{where}: {original!r} has digest {digest!r}; expected sha256:<64 hex digits>"
-            )
+            raise BundlerError(f"{where}: {original!r} has digest {digest!r}; expected sha256:<64 hex digits>")
     first, slash, rest = text.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
         registry, remainder = first, rest

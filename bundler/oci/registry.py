@@ -78,9 +78,7 @@ class RegistryClient:
         endpoint = self.endpoint(ref)
         reference = reference or ref.reference
         what = ref.name if reference == ref.reference else f"{ref.name} ({reference})"
-        response = self.transport.get(
-            endpoint, endpoint.url("manifests", reference), {"Accept": ACCEPT}, what
-        )
+        response = self.transport.get(endpoint, endpoint.url("manifests", reference), {"Accept": ACCEPT}, what)
         with response:
             data = _read_limited(response, what)
             announced = response.headers.get("Docker-Content-Digest")
@@ -101,9 +99,7 @@ class RegistryClient:
         media_type = body.get("mediaType") or header_type
         if media_type not in MANIFEST_TYPES + INDEX_TYPES:
             if body.get("schemaVersion") == 1 or "schema1" in str(media_type):
-                raise BundlerError(
-                    f"{what}: Docker schema 1 manifests are not supported; push the image again"
-                )
+                raise BundlerError(f"{what}: Docker schema 1 manifests are not supported; push the image again")
             raise BundlerError(f"{what}: unsupported manifest media type {media_type!r}")
         return Manifest(str(media_type), data, digest, body)
 
@@ -197,9 +193,7 @@ class RegistryClient:
                 raise _Dropped("connection lost") from None
             except OSError as error:
                 if error.errno == errno.ENOSPC:
-                    raise BundlerError(
-                        f"disk full while writing {partial}: free space or use --cache"
-                    ) from None
+                    raise BundlerError(f"disk full while writing {partial}: free space or use --cache") from None
                 raise BundlerError(f"cannot write {partial}: {error.strerror}") from None
         if total and done < total:
             raise _Dropped(f"connection closed after {done} of {total} bytes")

@@ -165,9 +165,7 @@ class Transport:
                 raise self._status_error(endpoint, response, what, url)
             target = urljoin(url, response.headers.get("Location", ""))
             if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
-                raise BundlerError(
-                    f"{what}: {host} redirected to plain http ({urlsplit(target).netloc}); refused"
-                )
+                raise BundlerError(f"{what}: {host} redirected to plain http ({urlsplit(target).netloc}); refused")
             url = target
         raise BundlerError(f"{what}: too many redirects or authentication rounds from {endpoint.host}")
 
@@ -233,9 +231,7 @@ class Transport:
             raise BundlerError(f"{what}: token service {realm} gave no token")
         return token
 
-    def _status_error(
-        self, endpoint: Endpoint, response: requests.Response, what: str, url: str
-    ) -> BundlerError:
+    def _status_error(self, endpoint: Endpoint, response: requests.Response, what: str, url: str) -> BundlerError:
         status = response.status_code
         if status == 401:
             if self.options.credentials.get(endpoint.host) is None:
@@ -244,9 +240,7 @@ class Transport:
         if status == 403:
             return _denied(endpoint, what)
         if status == 404:
-            return BundlerError(
-                f"{what}: not found on {endpoint.host} (HTTP 404 for {url}); check the name and tag"
-            )
+            return BundlerError(f"{what}: not found on {endpoint.host} (HTTP 404 for {url}); check the name and tag")
         return BundlerError(f"{what}: HTTP {status} {response.reason} from {url}")
 
 

@@ -78,6 +78,4 @@ class Pool:
         return self._filelists_loaded[repo]
 
     def repo_rank(self, package: Package) -> int:
-        return (
-            self.repo_order.index(package.repo) if package.repo in self.repo_order else len(self.repo_order)
-        )
+        return self.repo_order.index(package.repo) if package.repo in self.repo_order else len(self.repo_order)

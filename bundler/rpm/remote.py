@@ -48,9 +48,7 @@ def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: s
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     if digest.hexdigest() != checksum:
-        raise BundlerError(
-            f"{label}: checksum mismatch for {url}: the repository metadata gives {kind} {checksum}"
-        )
+        raise BundlerError(f"{label}: checksum mismatch for {url}: the repository metadata gives {kind} {checksum}")
     return fetched
 
 
@@ -73,12 +71,8 @@ class RemoteRepository:
         if self.spec.gpgkey:
             self.key = self.downloader.fetch(f"{self.id} key", self.spec.gpgkey, self.spec.gpgkey_sha256)
         if self.spec.gpgkey_sha256 and self.key is not None:
-            signature = self.downloader.fetch(
-                f"{self.id} repomd.xml.asc", self.url + "repodata/repomd.xml.asc", None
-            )
-            self.signer = verify_detached(
-                fetched.path, signature.path, self.key.path, f"repository {self.id}"
-            )
+            signature = self.downloader.fetch(f"{self.id} repomd.xml.asc", self.url + "repodata/repomd.xml.asc", None)
+            self.signer = verify_detached(fetched.path, signature.path, self.key.path, f"repository {self.id}")
         self.repomd = parse_repomd(fetched.path.read_bytes(), f"repository {self.id} ({self.url})")
         primary = self._metadata("primary")
         with open_metadata(primary, self.repomd.files["primary"].href) as stream:
@@ -92,9 +86,7 @@ class RemoteRepository:
         entry = self._entry(kind)
         assert entry is not None
         label = f"{self.id} {kind}"
-        return fetch_checked(
-            self.downloader, label, self.url + entry.href, entry.checksum_type, entry.checksum
-        ).path
+        return fetch_checked(self.downloader, label, self.url + entry.href, entry.checksum_type, entry.checksum).path
 
     def filelists(self) -> Dict[str, Tuple[FileEntry, ...]]:
         """pkgid -> files, for every package (fetched once, only when needed)."""

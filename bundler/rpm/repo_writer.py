@@ -46,9 +46,7 @@ def _package_open(item: PublishedPackage) -> str:
 
 def _version_attributes(package: Package) -> str:
     evr = package.evr
-    return (
-        f"epoch={quoteattr(str(evr.epoch))} ver={quoteattr(evr.version)} rel={quoteattr(evr.release or '')}"
-    )
+    return f"epoch={quoteattr(str(evr.epoch))} ver={quoteattr(evr.version)} rel={quoteattr(evr.release or '')}"
 
 
 _PREFIXES = {COMMON_NS: "", RPM_NS: "rpm:", "{http://www.w3.org/XML/1998/namespace}": "xml:"}
@@ -114,9 +112,7 @@ def _filelists(packages: Sequence[PublishedPackage]) -> bytes:
 
 
 def _other(packages: Sequence[PublishedPackage]) -> bytes:
-    lines = [
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<otherdata xmlns="{OTHER_URI}" packages="{len(packages)}">'
-    ]
+    lines = [f'<?xml version="1.0" encoding="UTF-8"?>\n<otherdata xmlns="{OTHER_URI}" packages="{len(packages)}">']
     for item in packages:
         package = item.package
         lines.append(f"{_package_open(item)}\n  <version {_version_attributes(package)}/>\n</package>")

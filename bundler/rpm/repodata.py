@@ -142,9 +142,7 @@ def _dependencies(format_element: ET.Element, tag: str) -> Tuple[Dependency, ...
     for entry in group.findall(f"{RPM_NS}entry"):
         flags = entry.get("flags")
         found.append(
-            Dependency(
-                entry.get("name", ""), flags, _evr_of(entry) if flags else None, entry.get("pre") == "1"
-            )
+            Dependency(entry.get("name", ""), flags, _evr_of(entry) if flags else None, entry.get("pre") == "1")
         )
     return tuple(found)
 
@@ -186,9 +184,7 @@ def _iterate(stream: IO[bytes], tag: str, where: str) -> Iterator[ET.Element]:
                 yield element
                 element.clear()
     except (ET.ParseError, EOFError, OSError, lzma.LZMAError) as error:
-        raise BundlerError(
-            f"{where}: damaged metadata ({error}); the repository may be mid-update, retry"
-        ) from None
+        raise BundlerError(f"{where}: damaged metadata ({error}); the repository may be mid-update, retry") from None
 
 
 def read_primary(stream: IO[bytes], repo: str, where: str) -> List[Package]:

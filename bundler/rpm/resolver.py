@@ -70,8 +70,7 @@ class Resolver:
             if expression.name.startswith(IMPLICIT_PREFIXES) or expression.name in self.assumed:
                 return True
             return any(
-                self.selected.get(p.name) is p or p.name in self.assumed
-                for p in self.pool.providers(expression)
+                self.selected.get(p.name) is p or p.name in self.assumed for p in self.pool.providers(expression)
             )
         operator, operands = expression.operator, expression.operands
         if operator == "and":
@@ -136,9 +135,7 @@ class Resolver:
             try:
                 expression = parse_expression(requirement)
             except ValueError as error:
-                raise UnresolvableError(
-                    f"RPM {here}: cannot read requirement {requirement}: {error}"
-                ) from None
+                raise UnresolvableError(f"RPM {here}: cannot read requirement {requirement}: {error}") from None
             self.queue.append((expression, chain + (f"{here} requires {requirement}",)))
 
     def require(self, expression: Expression, chain: Chain) -> None:
@@ -197,9 +194,7 @@ class Resolver:
     def resolve(self, requests: Sequence[Dependency]) -> Resolution:
         requested: List[str] = []
         for request in requests:  # as `dnf install NAME`: the package of that name, else what provides it
-            found = [p for p in self.candidates(request) if p.name == request.name] or self.candidates(
-                request
-            )
+            found = [p for p in self.candidates(request) if p.name == request.name] or self.candidates(request)
             if not found:
                 self._fail(request, (f"requested {request}",))
             chosen = self.best(request.name, found)

@@ -18,9 +18,7 @@ def verify_detached(data: Path, signature: Path, key: Path, where: str) -> str:
     """The fingerprint of the key that made a good signature; BundlerError otherwise."""
     gpg, gpgv = shutil.which("gpg"), shutil.which("gpgv")
     if not gpg or not gpgv:
-        raise BundlerError(
-            f"{where}: the repository key is pinned but gpg/gpgv are not installed (install gnupg)"
-        )
+        raise BundlerError(f"{where}: the repository key is pinned but gpg/gpgv are not installed (install gnupg)")
     with tempfile.TemporaryDirectory(prefix="bundler-gpg-") as home:
         keyring = Path(home) / "pinned.gpg"
         if key.read_bytes().lstrip().startswith(b"-----BEGIN"):
@@ -30,9 +28,7 @@ def verify_detached(data: Path, signature: Path, key: Path, where: str) -> str:
                 text=True,
             )
             if dearmor.returncode != 0:
-                raise BundlerError(
-                    f"{where}: the pinned key is not an OpenPGP public key: {dearmor.stderr.strip()}"
-                )
+                raise BundlerError(f"{where}: the pinned key is not an OpenPGP public key: {dearmor.stderr.strip()}")
         else:
             shutil.copyfile(key, keyring)
         check = subprocess.run(

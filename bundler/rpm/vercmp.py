@@ -18,9 +18,7 @@ def _is_alnum(char: str) -> bool:
 
 def _segment_end(text: str, start: int, numeric: bool) -> int:
     end = start
-    while (
-        end < len(text) and text[end].isascii() and (text[end].isdigit() if numeric else text[end].isalpha())
-    ):
+    while end < len(text) and text[end].isascii() and (text[end].isdigit() if numeric else text[end].isalpha()):
         end += 1
     return end
 

@@ -63,13 +63,9 @@ def collect_images(context: BuildContext) -> List[ImageRef]:
         if path is None:
             raise BundlerError(f"{release.source}: images_from_files names {name!r}, which was not fetched")
         text = Path(path).read_text(encoding="utf-8", errors="replace")
-        refs += [
-            parse_reference(image, f"artifact {name}") for image in images_in_yaml(text, f"artifact {name}")
-        ]
+        refs += [parse_reference(image, f"artifact {name}") for image in images_in_yaml(text, f"artifact {name}")]
     extra = context.options.extra
     refs += [parse_reference(text, "--image") for text in extra.get("images", [])]
     for file_name in extra.get("image_files", []):
-        refs += [
-            parse_reference(text, f"--image-file {file_name}") for text in read_image_file(Path(file_name))
-        ]
+        refs += [parse_reference(text, f"--image-file {file_name}") for text in read_image_file(Path(file_name))]
     return _unique(refs)

@@ -76,11 +76,7 @@ def lock_pins(context: BuildContext) -> Optional[Dict[str, Dict[str, Any]]]:
 
 
 def _descriptor(value: Any, what: str) -> Descriptor:
-    if (
-        not isinstance(value, dict)
-        or not is_digest(str(value.get("digest")))
-        or not isinstance(value.get("size"), int)
-    ):
+    if not isinstance(value, dict) or not is_digest(str(value.get("digest"))) or not isinstance(value.get("size"), int):
         raise BundlerError(f"{what}: the manifest has a descriptor without a sha256 digest and a size")
     return Descriptor(str(value["digest"]), int(value["size"]))
 
@@ -98,9 +94,7 @@ def resolve(client: RegistryClient, ref: ImageRef, arch: str, pin: Optional[Dict
             index_digest = manifest.digest
             chosen = select_manifest(manifest.body, arch, what)
             platform = {
-                k: str(v)
-                for k, v in (chosen.get("platform") or {}).items()
-                if k in ("os", "architecture", "variant")
+                k: str(v) for k, v in (chosen.get("platform") or {}).items() if k in ("os", "architecture", "variant")
             }
             manifest = client.manifest(ref, str(chosen.get("digest")))
     if manifest.media_type not in MANIFEST_TYPES:
@@ -131,15 +125,11 @@ def _resolve_all(context: BuildContext, client: RegistryClient, refs: List[Image
                 "build without --lock to resolve new images"
             )
     with ThreadPoolExecutor(max_workers=max(1, context.options.jobs)) as pool:
-        futures = [
-            pool.submit(resolve, client, ref, context.arch, pins[ref.name] if pins else None) for ref in refs
-        ]
+        futures = [pool.submit(resolve, client, ref, context.arch, pins[ref.name] if pins else None) for ref in refs]
         return [future.result() for future in futures]
 
 
-def _fetch_layers(
-    context: BuildContext, client: RegistryClient, images: List[ResolvedImage]
-) -> List[StoredBlob]:
+def _fetch_layers(context: BuildContext, client: RegistryClient, images: List[ResolvedImage]) -> List[StoredBlob]:
     wanted: Dict[str, Tuple[ImageRef, Descriptor]] = {}
     for image in images:
         for layer in image.layers:
@@ -184,9 +174,7 @@ def fetch_images(context: BuildContext) -> None:
             "name": image.ref.name,
             "digest": image.manifest.digest,
             "media_type": image.manifest.media_type,
-            "platform": "/".join(
-                image.platform[k] for k in ("os", "architecture", "variant") if image.platform.get(k)
-            ),
+            "platform": "/".join(image.platform[k] for k in ("os", "architecture", "variant") if image.platform.get(k)),
             "size": image.manifest.size + image.config.size + sum(layer.size for layer in image.layers),
         }
         if image.index_digest:

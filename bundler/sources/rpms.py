@@ -63,16 +63,12 @@ def resolve(context: BuildContext, spec: RpmSpec, repos: List[RemoteRepository],
     return Resolver(pool, pins, frozenset(spec.assumed_installed), full).resolve(spec.packages)
 
 
-def download(
-    context: BuildContext, repos: Dict[str, RemoteRepository], packages: Tuple[Package, ...]
-) -> List[Fetched]:
+def download(context: BuildContext, repos: Dict[str, RemoteRepository], packages: Tuple[Package, ...]) -> List[Fetched]:
     progress = Progress(len(packages))
 
     def one(package: Package) -> Fetched:
         url = repos[package.repo].package_url(package)
-        fetched = fetch_checked(
-            context.downloader, package.filename, url, package.checksum_type, package.checksum
-        )
+        fetched = fetch_checked(context.downloader, package.filename, url, package.checksum_type, package.checksum)
         progress.finished(package.filename, fetched.size, fetched.from_cache)
         return fetched
 
@@ -99,9 +95,7 @@ def fetch_rpms(context: BuildContext) -> None:
     if not context.os_target.rpms or spec is None:
         return
     closure, mirror = _options(context, spec)
-    repos = [
-        RemoteRepository(r, r.url_for(context.arch, mirror), context.downloader) for r in spec.repositories
-    ]
+    repos = [RemoteRepository(r, r.url_for(context.arch, mirror), context.downloader) for r in spec.repositories]
     resolution = resolve(context, spec, repos, closure == "full")
     by_id = {repo.id: repo for repo in repos}
     fetched = download(context, by_id, resolution.packages)
@@ -115,9 +109,7 @@ def fetch_rpms(context: BuildContext) -> None:
         files = repo.files_of([p.checksum for p, _ in mine])
         for package, result in mine:
             listed = files.get(package.checksum) or tuple((path, None) for path in package.files)
-            published.append(
-                PublishedPackage(package, elements[package.checksum], listed, result.sha256, result.size)
-            )
+            published.append(PublishedPackage(package, elements[package.checksum], listed, result.sha256, result.size))
     publish(context, spec, repos, resolution, published, closure, mirror)
 
 
@@ -160,9 +152,7 @@ def publish(
                     "pinned": pinned,
                 }
             )
-    signed = {p.repo for p in resolution.packages}.issubset(
-        {repo.id for repo in repos if repo.key is not None}
-    )
+    signed = {p.repo for p in resolution.packages}.issubset({repo.id for repo in repos if repo.key is not None})
     versions = {p.name: p for p in resolution.packages}
     context.record["rpm_repository"] = {
         "path": RPMS_DIR,

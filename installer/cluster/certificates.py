@@ -45,9 +45,7 @@ def generate_ca(common_name: str = CA_COMMON_NAME, days: int = CA_DAYS) -> Certi
     """A self-signed RSA-2048 CA like kubeadm's own, made by `openssl req -x509` in a private folder."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        raise InstallError(
-            "openssl is not installed: it makes the cluster CA; install it (dnf/apt install openssl)"
-        )
+        raise InstallError("openssl is not installed: it makes the cluster CA; install it (dnf/apt install openssl)")
     with tempfile.TemporaryDirectory(prefix="k8s-ca-") as work:
         os.chmod(work, 0o700)
         config = Path(work) / "ca.cnf"

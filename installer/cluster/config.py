@@ -88,9 +88,7 @@ def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str]
     vip = parse_ipv4(reader.text(api, "vip", "api.vip"), "api.vip", reader.error)
     port = reader.integer(api, "port", "api.port", 8443, 1, 65535)
     if port in RESERVED_PORTS:
-        raise reader.error(
-            "api.port", f"{port} is used by {RESERVED_PORTS[port]} on every control plane; use 8443"
-        )
+        raise reader.error("api.port", f"{port} is used by {RESERVED_PORTS[port]} on every control plane; use 8443")
     unicast = api.get("vrrp_unicast", False)
     if not isinstance(unicast, bool):
         raise reader.error("api.vrrp_unicast", f"must be true or false, got {unicast!r}")
@@ -132,15 +130,12 @@ def _version(reader: FieldReader, top: Dict[str, Any], bundle_kubernetes: Option
 def _networks(reader: FieldReader, networks: Dict[str, Any]) -> Tuple[IPv4Network, IPv4Network, IPv4Network]:
     parsed: Dict[str, IPv4Network] = {}
     for key in NETWORK_FIELDS:
-        parsed[key] = parse_ipv4_network(
-            reader.text(networks, key, f"networks.{key}"), f"networks.{key}", reader.error
-        )
+        parsed[key] = parse_ipv4_network(reader.text(networks, key, f"networks.{key}"), f"networks.{key}", reader.error)
     for first, second in (("pods", "services"), ("pods", "nodes"), ("services", "nodes")):
         if parsed[first].overlaps(parsed[second]):
             raise reader.error(
                 f"networks.{first}",
-                f"{parsed[first]} overlaps networks.{second} "
-                f"{parsed[second]}: choose ranges that do not overlap",
+                f"{parsed[first]} overlaps networks.{second} {parsed[second]}: choose ranges that do not overlap",
             )
     if parsed["services"].prefixlen < 12:
         raise reader.error(
@@ -203,9 +198,7 @@ def _etcd(reader: FieldReader, value: Any) -> Optional[ExternalEtcd]:
         return None
     endpoints = etcd.get("endpoints")
     if not isinstance(endpoints, list) or not endpoints:
-        raise reader.error(
-            "etcd.endpoints", "external etcd needs a list of endpoints like https://10.0.0.5:2379"
-        )
+        raise reader.error("etcd.endpoints", "external etcd needs a list of endpoints like https://10.0.0.5:2379")
     for index, endpoint in enumerate(endpoints):
         if not isinstance(endpoint, str) or not re.match(r"^https://[^/\s]+:\d+$", endpoint):
             raise reader.error(f"etcd.endpoints[{index}]", f"{endpoint!r} is not like https://10.0.0.5:2379")
@@ -222,9 +215,7 @@ def _calico(reader: FieldReader, value: Any) -> CalicoSettings:
     calico = reader.mapping(value, "calico", ("encapsulation", "mode"))
     encapsulation = reader.text(calico, "encapsulation", "calico.encapsulation", required=False) or "IPIP"
     if encapsulation not in CALICO_ENCAPSULATIONS:
-        raise reader.error(
-            "calico.encapsulation", f"unknown {encapsulation!r}: use {', '.join(CALICO_ENCAPSULATIONS)}"
-        )
+        raise reader.error("calico.encapsulation", f"unknown {encapsulation!r}: use {', '.join(CALICO_ENCAPSULATIONS)}")
     mode = reader.text(calico, "mode", "calico.mode", required=False) or "Always"
     if mode not in CALICO_MODES:
         raise reader.error(

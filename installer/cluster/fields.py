@@ -37,9 +37,7 @@ class FieldReader:
             raise self.error(field, f"must be a string, got {type(value).__name__}")
         return str(value).strip()
 
-    def integer(
-        self, section: Dict[str, Any], key: str, field: str, default: Optional[int], low: int, high: int
-    ):
+    def integer(self, section: Dict[str, Any], key: str, field: str, default: Optional[int], low: int, high: int):
         value = section.get(key, default)
         if value is None:
             return None

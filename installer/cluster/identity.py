@@ -32,9 +32,7 @@ def parse_ip_addr_json(text: str) -> List[InterfaceAddress]:
     try:
         links: Any = json.loads(text or "[]")
     except ValueError:
-        raise InstallError(
-            "`ip -j addr show` printed something that is not JSON; is iproute2 too old?"
-        ) from None
+        raise InstallError("`ip -j addr show` printed something that is not JSON; is iproute2 too old?") from None
     found: List[InterfaceAddress] = []
     for link in links if isinstance(links, list) else []:
         if not isinstance(link, dict):

@@ -104,9 +104,7 @@ def write_secrets(path: Path, cluster_secrets: ClusterSecrets) -> None:
     """Write once, 0600, atomically; existing secrets are never replaced (a cluster depends on them)."""
     path = Path(path)
     if path.exists():
-        raise InstallError(
-            f"{path}: secrets already exist and belong to a cluster; keep them (nothing was written)"
-        )
+        raise InstallError(f"{path}: secrets already exist and belong to a cluster; keep them (nothing was written)")
     write_atomically(path, secrets_text(cluster_secrets).encode(), mode=0o600)
 
 

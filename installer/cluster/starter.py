@@ -31,9 +31,7 @@ def write_starting_files(directory: Path, kubernetes_version: str, name: str = D
     config_path, secrets_path = directory / CONFIG_NAME, directory / SECRETS_NAME
     for path in (config_path, secrets_path):
         if path.exists():
-            raise InstallError(
-                f"{path}: already exists; nothing was written (a cluster's secrets are made once)"
-            )
+            raise InstallError(f"{path}: already exists; nothing was written (a cluster's secrets are made once)")
     text = starting_config_text(name, kubernetes_version)
     secrets = generate_secrets(name)
     write_atomically(secrets_path, secrets_text(secrets).encode(), mode=0o600)

@@ -23,9 +23,7 @@ INSTALLED_SECRETS = "/etc/k8s-install/cluster-secrets.yaml"
 def config_path(args: argparse.Namespace, bundle: Bundle) -> Path:
     path = Path(args.config) if args.config else bundle.root / CLUSTER_CONFIG_NAME
     if not path.is_file():
-        raise InstallError(
-            f"{path}: no cluster config; pass --config FILE, or build the bundle with --cluster FILE"
-        )
+        raise InstallError(f"{path}: no cluster config; pass --config FILE, or build the bundle with --cluster FILE")
     return path
 
 
@@ -77,7 +75,8 @@ def settings_for(args: argparse.Namespace, bundle: Bundle, host: Host) -> NodeSe
         hosts=tuple((str(n.ip), n.name) for n in config.nodes),
         time_servers=() if serving is not None and serving.name == node.name else (config.time_server,),
         serve_time_to=(
-            " ".join(str(net) for net in config.time_clients()) if serving is not None and serving.name == node.name
+            " ".join(str(net) for net in config.time_clients())
+            if serving is not None and serving.name == node.name
             else None
         ),  # fmt: skip
         firewall=args.firewall,

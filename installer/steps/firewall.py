@@ -22,7 +22,7 @@ def service_xml(node: Node) -> str:
         port, protocol = spec.split("/")
         lines.append(f'  <port protocol="{protocol}" port="{port}"/>')
     for number in node.settings.protocols():
-        lines.append(f'  <protocol value="{ {"4": "ipv4", "112": "vrrp"}[number]}"/>')
+        lines.append(f'  <protocol value="{ {"4": "ipv4", "112": "vrrp"}[number] }"/>')
     lines.append("</service>")
     return "\n".join(lines) + "\n"
 

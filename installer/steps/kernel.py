@@ -6,7 +6,7 @@ the reason for the value chosen.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 from installer.engine import Change, Node, Step
 from installer.files import plan_file, with_header
@@ -110,6 +110,10 @@ def current_sysctl(key: str) -> str:
         return ""
 
 
+def load_module(node: Node, module: str) -> Callable[[], object]:
+    return lambda: node.host.run(["modprobe", module])
+
+
 class KernelModules(Step):
     name = "kernel-modules"
     title = "kernel modules"
@@ -121,7 +125,7 @@ class KernelModules(Step):
             return changes
         missing = [module for module in KERNEL_MODULES if not module_present(module)]
         for module in missing:
-            changes.append(Change(f"load module {module}", lambda m=module: node.host.run(["modprobe", m])))
+            changes.append(Change(f"load module {module}", load_module(node, module)))
         return changes
 
 

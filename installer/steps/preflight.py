@@ -49,7 +49,8 @@ def check_os(node: Node) -> Optional[str]:
     found = f"{family}{major}"
     if found not in node.bundle.os_ids:
         wanted = "/".join(node.bundle.os_ids)
-        return f"this node runs {release.get('PRETTY_NAME', found)} but the bundle is for {wanted}: use a bundle built with --os {found}"
+        running = release.get("PRETTY_NAME", found)
+        return f"this node runs {running} but the bundle is for {wanted}: use a bundle built with --os {found}"
     return None
 
 
@@ -110,7 +111,8 @@ def check_disk(node: Node) -> Optional[str]:
     free = disk_free(target)
     needed = 3 * images_size(node) + 2 * 1024**3  # unpacked layers take about 2-3x their compressed size
     if free < needed:
-        return f"{free / 1024**3:.1f} GiB free under /var/lib, needs {needed / 1024**3:.1f} GiB: free space or grow the disk"
+        have, want = free / 1024**3, needed / 1024**3
+        return f"{have:.1f} GiB free under /var/lib, needs {want:.1f} GiB: free space or grow the disk"
     return None
 
 

@@ -87,7 +87,9 @@ def plan_binary_set(node: Node, binaries: BinarySet) -> List[Change]:
         placed += 1
         changes += plan_file(node, destination, data, 0o755, binaries.restarts)
     if placed == 0:
-        raise InstallError(f"{source}: no files to install from {binaries.artifact}; the artifact is not what it should be")
+        raise InstallError(
+            f"{source}: no files to install from {binaries.artifact}; the artifact is not what it should be"
+        )
     return changes
 
 

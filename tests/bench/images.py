@@ -95,9 +95,7 @@ def run() -> List[str]:
             names = _build_images(work, registry)
             manifest = work / "release.yaml"
             manifest.write_text(
-                yaml.safe_dump(
-                    {"kubernetes": "1.29.6", "os": {"linux": {}}, "arches": ["amd64"], "files": []}
-                )
+                yaml.safe_dump({"kubernetes": "1.29.6", "os": {"linux": {}}, "arches": ["amd64"], "files": []})
             )
             skopeo_times = [_skopeo_round(names, work / "archives") for _ in range(ROUNDS)]
             bundler_times = [_bundler_round(names, work, manifest, registry.host) for _ in range(ROUNDS)]

@@ -16,9 +16,7 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--port", type=int, default=6443)
     parser.add_argument("--name", required=True)
-    parser.add_argument(
-        "--bind", default="0.0.0.0", help="address to listen on (tests on the host: 127.0.0.1)"
-    )
+    parser.add_argument("--bind", default="0.0.0.0", help="address to listen on (tests on the host: 127.0.0.1)")
     args = parser.parse_args()
     body = f"ok {args.name}\n".encode()
 

@@ -49,9 +49,7 @@ def issue_server_certificate(work: Path, secrets: ClusterSecrets, config: Cluste
     ca_cert.write_text(secrets.ca_cert_pem)
     ca_key.write_text(secrets.ca_key_pem)
     ca_key.chmod(0o600)
-    names = ["DNS:kubernetes", "IP:127.0.0.1", f"IP:{config.vip}"] + [
-        f"IP:{node.ip}" for node in config.nodes
-    ]
+    names = ["DNS:kubernetes", "IP:127.0.0.1", f"IP:{config.vip}"] + [f"IP:{node.ip}" for node in config.nodes]
     extensions = work / "apiserver.cnf"
     extensions.write_text(f"subjectAltName={','.join(names)}\nextendedKeyUsage=serverAuth\n")
     key, request, cert = work / "apiserver.key", work / "apiserver.csr", work / "apiserver.crt"

@@ -29,11 +29,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 
 def missing_tools() -> List[str]:
-    return [
-        tool
-        for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2")
-        if shutil.which(tool) is None
-    ]
+    return [tool for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2") if shutil.which(tool) is None]
 
 
 class Containerd:
@@ -51,9 +47,7 @@ class Containerd:
         text = CONFIG.format(root=self.work / "root", state=self.work / "state", socket=self.socket)
         self.config.write_text(text)
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                ["containerd", "--config", str(self.config)], stdout=log, stderr=log
-            )
+            self.process = subprocess.Popen(["containerd", "--config", str(self.config)], stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -73,16 +73,9 @@ class Lab:
 
     def addresses(self, short: str) -> List[str]:
         links = json.loads(ip("-n", self.hosts[short], "-j", "addr", "show", "dev", NODE_LINK) or "[]")
-        return [
-            info["local"]
-            for link in links
-            for info in link.get("addr_info", [])
-            if info.get("family") == "inet"
-        ]
+        return [info["local"] for link in links for info in link.get("addr_info", []) if info.get("family") == "inet"]
 
-    def start(
-        self, short: str, argv: Sequence[str], log_name: str, cwd: Optional[Path] = None
-    ) -> subprocess.Popen:
+    def start(self, short: str, argv: Sequence[str], log_name: str, cwd: Optional[Path] = None) -> subprocess.Popen:
         log = open(self.logs / f"{log_name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
             ["ip", "netns", "exec", self.hosts[short], *argv],

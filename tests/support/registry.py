@@ -80,9 +80,7 @@ class Registry:
 
     def start(self) -> Registry:
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [REGISTRY_BINARY, "serve", str(self.config_path)], stdout=log, stderr=log
-            )
+            self.process = subprocess.Popen([REGISTRY_BINARY, "serve", str(self.config_path)], stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         verify = str(self.tls["cert"]) if self.tls else True
         while time.monotonic() < deadline:

@@ -23,7 +23,9 @@ ASSUMED = ["glibc", "bash", "util-linux", "selinux-policy"]
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
 
-KUBELET_UNIT = "[Unit]\nDescription=kubelet\n[Service]\nExecStart=/usr/bin/kubelet\n[Install]\nWantedBy=multi-user.target\n"
+KUBELET_UNIT = (
+    "[Unit]\nDescription=kubelet\n[Service]\nExecStart=/usr/bin/kubelet\n[Install]\nWantedBy=multi-user.target\n"
+)
 
 
 def kubernetes_packages() -> List[FakeRpm]:
@@ -62,9 +64,7 @@ def kubernetes_packages() -> List[FakeRpm]:
 
 def base_packages() -> List[FakeRpm]:
     return [
-        FakeRpm(
-            "conntrack-tools", "1.4.7", provides=["conntrack"], requires=["libnetfilter_cthelper", "glibc"]
-        ),
+        FakeRpm("conntrack-tools", "1.4.7", provides=["conntrack"], requires=["libnetfilter_cthelper", "glibc"]),
         FakeRpm("libnetfilter_cthelper", "1.0.0", requires=["glibc"]),
         FakeRpm("socat", "1.7.4.1", requires=["glibc"]),
         FakeRpm("iptables", "1.8.10", files={"/usr/sbin/iptables": "iptables"}),
@@ -96,9 +96,7 @@ FULL_EXTRA = {
 class RpmGraph:
     def __init__(self, root: Path, rpms: Optional[Dict[str, Path]] = None) -> None:
         self.root = root
-        self.rpms: Dict[str, Path] = rpms or build_rpms(
-            kubernetes_packages() + base_packages(), root / "build"
-        )
+        self.rpms: Dict[str, Path] = rpms or build_rpms(kubernetes_packages() + base_packages(), root / "build")
         kubernetes = {p.name for p in kubernetes_packages()}
         self.kubernetes_rpms = [p for name, p in self.rpms.items() if name.rsplit("-", 2)[0] in kubernetes]
         self.base_rpms = [p for p in self.rpms.values() if p not in self.kubernetes_rpms]

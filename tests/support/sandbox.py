@@ -16,10 +16,7 @@ VERSION_ID="9.3"
 PRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"
 """
 ORIGINAL_CHRONY = "# hand-edited by the site admin\npool 2.rocky.pool.ntp.org iburst\n"
-ORIGINAL_FSTAB = (
-    "/dev/mapper/rl-root /     xfs  defaults 0 0\n"
-    "/dev/mapper/rl-swap none  swap defaults 0 0\n"
-)
+ORIGINAL_FSTAB = "/dev/mapper/rl-root /     xfs  defaults 0 0\n/dev/mapper/rl-swap none  swap defaults 0 0\n"
 ORIGINAL_HOSTS = "127.0.0.1 localhost localhost.localdomain\n"
 
 

@@ -87,9 +87,7 @@ class TokenServer:
         access = []
         for scope in scopes:
             kind, name, actions = scope.split(":", 2) if scope.count(":") >= 2 else ("", scope, "")
-            access.append(
-                {"type": kind, "name": name, "actions": [a for a in actions.split(",") if a == "pull"]}
-            )
+            access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a == "pull"]})
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
         claims = {"iss": ISSUER, "sub": subject, "aud": SERVICE, "exp": now + 300, "nbf": now - 10,

@@ -183,3 +183,45 @@ def test_release_manifest_pins_every_file_for_both_arches() -> None:
     assert names == {"containerd", "runc", "cni-plugins", "buildkit", "nerdctl", "calico-manifest"}
     linux = {a.name for a in release.files_for(release.resolve_os("linux"), "amd64")}
     assert linux == names | {"crictl", "kubeadm", "kubelet", "kubectl"}
+
+
+def _build_on_small_disk(release: StandInRelease, tmp_path: Path, full: str):
+    """Run the build in a private mount namespace where `full` (cache or out) is a 600 KiB tmpfs."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        import pytest
+
+        pytest.skip("needs root and unshare for a private tmpfs")
+    (tmp_path / full).mkdir()
+    build = (
+        f"mount -t tmpfs -o size=600k tmpfs {tmp_path / full} && python -m bundler build --manifest {release.path} "
+        f"--mirror {release.mirror.url} --cache {tmp_path / 'cache'} --output {tmp_path / 'out'} --retries 0; "
+        f"status=$?; echo left: $(ls -A {tmp_path / 'out'}); exit $status"
+    )
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", build],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
+    )
+
+
+def test_full_cache_disk_gives_one_line(release: StandInRelease, tmp_path: Path) -> None:
+    result = _build_on_small_disk(release, tmp_path, "cache")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bundler: error: containerd: disk full while writing ")
+    assert last.endswith(": free space or use --cache")
+
+
+def test_full_output_disk_gives_one_line_and_no_partial_tarball(release: StandInRelease, tmp_path: Path) -> None:
+    result = _build_on_small_disk(release, tmp_path, "out")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bundler: error: disk full while writing ") and "choose --output" in last
+    assert result.stdout.strip() == "left:"  # listed inside the namespace, before its tmpfs went away

@@ -15,6 +15,20 @@ from installer.state import State
 OFFLINE_DNF = ("--disablerepo=*", "--setopt=reposdir=/dev/null")
 
 
+KUBEADM_RESET = ["kubeadm", "reset", "--force"]
+
+
+def undo_kubeadm(host: Host) -> None:
+    """Leave the cluster first (kubeadm removes what it wrote: /etc/kubernetes, etcd data, CNI state)."""
+    if not host.path("/etc/kubernetes/kubelet.conf").exists() and not host.path("/etc/kubernetes/admin.conf").exists():
+        return
+    if host.live:
+        host.run(KUBEADM_RESET, check=False, timeout=600)
+        print("  kubeadm reset done")
+    else:
+        host.skipped(f"would run: {' '.join(KUBEADM_RESET)}")
+
+
 def run_reset(args: argparse.Namespace) -> int:
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
     state = State(host)
@@ -30,6 +44,7 @@ def run_reset(args: argparse.Namespace) -> int:
         if answer not in ("y", "yes"):
             raise InstallError("nothing changed: reset was not confirmed")
     host.log("=== reset")
+    undo_kubeadm(host)
     for unit in reversed(units):
         if host.live:
             host.run(["systemctl", "disable", "--now", unit], check=False)

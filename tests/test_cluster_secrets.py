@@ -137,3 +137,17 @@ def test_the_pin_of_a_certificate_without_version_field_still_parses(made: Clust
     with pytest.raises(InstallError, match="truncated certificate"):
         body = "".join(made.ca_cert_pem.splitlines()[1:3])
         ca_cert_hash(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+
+
+def test_worker_secrets_hold_only_the_join(tmp_path: Path) -> None:
+    from installer.cluster.secrets import worker_secrets
+
+    made = generate_secrets("seed")
+    path = tmp_path / "cluster-secrets-worker.yaml"
+    write_secrets(path, worker_secrets(made))
+    text = path.read_text()
+    assert made.bootstrap_token in text and made.ca_cert_hash in text
+    for secret in (made.certificate_key, made.keepalived_password, made.ca_key_pem.splitlines()[1]):
+        assert secret not in text
+    loaded = load_secrets(path, "seed").secrets
+    assert loaded.is_worker_only and loaded.ca_cert_hash == made.ca_cert_hash and loaded.ca_key_pem == ""

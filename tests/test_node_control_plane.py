@@ -24,7 +24,9 @@ def bundle(mirror, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     return build_node_bundle(mirror, tmp_path / "build")
 
 
-def control_plane(python39: str, bundle: Path, tmp_path: Path, name: str, ip: str, *flags: str):
+def control_plane(
+    python39: str, bundle: Path, tmp_path: Path, name: str, ip: str, *flags: str, secrets: str = "cluster-secrets.yaml"
+):
     root = tmp_path / name
     if not root.exists():
         make_el9_root(root)
@@ -34,7 +36,7 @@ def control_plane(python39: str, bundle: Path, tmp_path: Path, name: str, ip: st
         namespace.add_address(f"{ip}/24")
         command = namespace.prefix() + [
             python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "control-plane", *flags,
-            "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"), "--yes",
+            "--config", str(site / "cluster.yaml"), "--secrets", str(site / secrets), "--yes",
         ]  # fmt: skip
         env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -133,4 +135,15 @@ def test_join_info_renews_the_same_token_and_prints_the_join(
     assert f"would run: kubeadm token create {cluster_secrets.bootstrap_token} --ttl 24h0m0s" in log
     assert (
         "would run: kubeadm init phase upload-certs --upload-certs --config /etc/k8s-install/kubeadm-init.yaml" in log
+    )
+
+
+def test_control_plane_refuses_the_worker_only_secrets(
+    python39: str, bundle: Path, cluster_secrets, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    write_cluster(tmp_path / "site", cluster_secrets)
+    _, result = control_plane(python39, bundle, tmp_path, "mn02", f"{SUBNET}.22", secrets="cluster-secrets-worker.yaml")
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "cluster-secrets-worker.yaml: a worker-only secrets file; control plane k8s-mn02 needs cluster-secrets.yaml"
     )

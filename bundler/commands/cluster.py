@@ -27,7 +27,8 @@ def run_cluster_init(directory: Path, kubernetes: Optional[str], name: Optional[
     except InstallError as error:
         raise BundlerError(str(error)) from None
     print(f"wrote {written.config} (edit it: nodes, VIP, networks)")
-    print(f"wrote {written.secrets} (mode 0600: token, certificate key, CA, VRRP password)")
+    print(f"wrote {written.secrets} (mode 0600: token, certificate key, CA, VRRP password: control planes)")
+    print(f"wrote {written.worker_secrets} (mode 0600: token and CA pin only: workers)")
     print(
         f"next: bundler build --k8s {version} --cluster {written.config}; carry {SECRETS_NAME} to the nodes "
         "separately, never inside the bundle"

@@ -51,7 +51,10 @@ def run_config(args: argparse.Namespace, bundle: Path) -> int:
                 "run this from the unpacked bundle or pass --bundle DIR"
             )
         written = write_starting_files(args.dir, version, args.name)
-        print(f"wrote {written.config} and {written.secrets} (0600); edit cluster.yaml, then `config check`")
+        print(
+            f"wrote {written.config}, {written.secrets} and {written.worker_secrets} (0600); "
+            "edit cluster.yaml, then `config check`"
+        )
         return 0
     loaded = load_cluster_config(args.config or Path(bundle) / CLUSTER_CONFIG_NAME, version)
     config = loaded.config

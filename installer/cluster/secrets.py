@@ -24,6 +24,10 @@ from installer.cluster.files import write_atomically
 from installer.errors import InstallError
 
 SECRETS_NAME = "cluster-secrets.yaml"  # also in commands.py
+WORKER_SECRETS_NAME = "cluster-secrets-worker.yaml"
+FULL = "full"
+WORKER = "worker"
+WORKER_KEYS = ("cluster", "bootstrap_token", "ca_cert_hash", "ca_cert")
 SECRETS_FORMAT = 1
 TOKEN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
 CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -47,6 +51,11 @@ class ClusterSecrets:
     ca_cert_pem: str
     ca_key_pem: str
     ca_cert_hash: str  # sha256:<hex> of the CA's SubjectPublicKeyInfo
+    scope: str = FULL  # WORKER: only what a worker's join needs (no certificate key, CA key, VRRP password)
+
+    @property
+    def is_worker_only(self) -> bool:
+        return self.scope == WORKER
 
     @property
     def token_id(self) -> str:
@@ -56,6 +65,12 @@ class ClusterSecrets:
 class LoadedSecrets(NamedTuple):
     secrets: ClusterSecrets
     warnings: List[str]
+
+
+WORKER_HEADER = """\
+# Join secrets of cluster {cluster!r} for workers only, made by k8s-install. Anyone holding this file can
+# join nodes to the cluster until the token is deleted: keep it mode 0600 and delete copies after use.
+"""
 
 
 def generate_secrets(cluster: str) -> ClusterSecrets:
@@ -73,7 +88,33 @@ def generate_secrets(cluster: str) -> ClusterSecrets:
     )
 
 
+def worker_secrets(cluster_secrets: ClusterSecrets) -> ClusterSecrets:
+    """What a worker needs to join and nothing more: with the certificate key a bootstrap token can fetch
+    the control-plane certificates (the CA key among them), so workers never get it."""
+    return ClusterSecrets(
+        cluster=cluster_secrets.cluster,
+        bootstrap_token=cluster_secrets.bootstrap_token,
+        certificate_key="",
+        keepalived_password="",
+        ca_cert_pem=cluster_secrets.ca_cert_pem,
+        ca_key_pem="",
+        ca_cert_hash=cluster_secrets.ca_cert_hash,
+        scope=WORKER,
+    )
+
+
 def secrets_text(cluster_secrets: ClusterSecrets) -> str:
+    if cluster_secrets.is_worker_only:
+        data = {
+            "format": SECRETS_FORMAT,
+            "scope": WORKER,
+            "cluster": cluster_secrets.cluster,
+            "bootstrap_token": cluster_secrets.bootstrap_token,
+            "ca_cert_hash": cluster_secrets.ca_cert_hash,
+            "ca_cert": cluster_secrets.ca_cert_pem,
+        }
+        body = yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, width=200)
+        return WORKER_HEADER.format(cluster=cluster_secrets.cluster) + body
     data = {
         "format": SECRETS_FORMAT,
         "cluster": cluster_secrets.cluster,
@@ -136,16 +177,10 @@ def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
 def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
     if not isinstance(data, dict):
         raise InstallError(f"{where}: not a cluster secrets file")
-    fields: Dict[str, str] = {}
-    for key in (
-        "cluster",
-        "bootstrap_token",
-        "certificate_key",
-        "keepalived_password",
-        "ca_cert_hash",
-        "ca_cert",
-        "ca_key",
-    ):
+    worker_only = data.get("scope") == WORKER
+    fields: Dict[str, str] = {"certificate_key": "", "keepalived_password": "", "ca_key": ""}
+    keys = WORKER_KEYS if worker_only else (*WORKER_KEYS, "certificate_key", "keepalived_password", "ca_key")
+    for key in keys:
         value = data.get(key)
         if not isinstance(value, str) or not value:
             raise InstallError(f"{where}: {key}: missing; restore the file from your backup copy")
@@ -162,9 +197,11 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
         ("ca_cert_hash", CA_HASH, "sha256:<64 hex>"),
     )
     for key, pattern, shape in checks:
+        if worker_only and key in ("certificate_key", "keepalived_password"):
+            continue
         if not pattern.match(fields[key]):
             raise InstallError(f"{where}: {key}: not in the form {shape}")
-    if "PRIVATE KEY-----" not in fields["ca_key"]:
+    if not worker_only and "PRIVATE KEY-----" not in fields["ca_key"]:
         raise InstallError(f"{where}: ca_key: not a PEM private key")
     actual = ca_cert_hash(fields["ca_cert"], f"{where}: ca_cert")
     if actual != fields["ca_cert_hash"]:
@@ -177,4 +214,5 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
         ca_cert_pem=fields["ca_cert"],
         ca_key_pem=fields["ca_key"],
         ca_cert_hash=fields["ca_cert_hash"],
+        scope=WORKER if worker_only else FULL,
     )

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from installer.cluster.config import CONFIG_NAME, parse_cluster_config
 from installer.cluster.files import write_atomically
 from installer.cluster.render import render
-from installer.cluster.secrets import SECRETS_NAME, generate_secrets, secrets_text
+from installer.cluster.secrets import SECRETS_NAME, WORKER_SECRETS_NAME, generate_secrets, secrets_text, worker_secrets
 from installer.errors import InstallError
 
 DEFAULT_NAME = "k8s-cluster"  # also in commands.py, which must not import jinja2
@@ -17,6 +17,7 @@ DEFAULT_NAME = "k8s-cluster"  # also in commands.py, which must not import jinja
 class StartingFiles(NamedTuple):
     config: Path
     secrets: Path
+    worker_secrets: Path
 
 
 def starting_config_text(name: str, kubernetes_version: str) -> str:
@@ -29,11 +30,13 @@ def write_starting_files(directory: Path, kubernetes_version: str, name: str = D
     """Write cluster.yaml (0644) and cluster-secrets.yaml (0600); refuse if either exists, before writing."""
     directory = Path(directory)
     config_path, secrets_path = directory / CONFIG_NAME, directory / SECRETS_NAME
-    for path in (config_path, secrets_path):
+    worker_path = directory / WORKER_SECRETS_NAME
+    for path in (config_path, secrets_path, worker_path):
         if path.exists():
             raise InstallError(f"{path}: already exists; nothing was written (a cluster's secrets are made once)")
     text = starting_config_text(name, kubernetes_version)
     secrets = generate_secrets(name)
     write_atomically(secrets_path, secrets_text(secrets).encode(), mode=0o600)
+    write_atomically(worker_path, secrets_text(worker_secrets(secrets)).encode(), mode=0o600)
     write_atomically(config_path, text.encode(), mode=0o644)
-    return StartingFiles(config_path, secrets_path)
+    return StartingFiles(config_path, secrets_path, worker_path)

@@ -10,13 +10,12 @@ from installer.bundle import Bundle
 from installer.cluster.config import load_cluster_config
 from installer.cluster.identity import identify_node, read_local_addresses
 from installer.cluster.model import ClusterConfig, Node
-from installer.cluster.secrets import ClusterSecrets, load_secrets
+from installer.cluster.secrets import SECRETS_NAME, WORKER_SECRETS_NAME, ClusterSecrets, load_secrets
 from installer.errors import InstallError
 from installer.host import Host
 from installer.layout import CLUSTER_CONFIG_NAME
 from installer.settings import NodeSettings
 
-SECRETS_NAME = "cluster-secrets.yaml"
 INSTALLED_SECRETS = "/etc/k8s-install/cluster-secrets.yaml"
 
 
@@ -27,11 +26,14 @@ def config_path(args: argparse.Namespace, bundle: Bundle) -> Path:
     return path
 
 
-def secrets_path(args: argparse.Namespace, bundle: Bundle, host: Host) -> Optional[Path]:
-    """--secrets, else the copy a control plane keeps, else the file beside the bundle folder."""
+def secrets_path(args: argparse.Namespace, bundle: Bundle, host: Host, role: str) -> Optional[Path]:
+    """--secrets, else the copy a control plane keeps, else the file beside the bundle folder (a worker
+    takes the worker-only file when it is there)."""
     if getattr(args, "secrets", None):
         return Path(args.secrets)
-    for candidate in (host.path(INSTALLED_SECRETS), bundle.root.parent / SECRETS_NAME):
+    names = [WORKER_SECRETS_NAME, SECRETS_NAME] if role == "worker" else [SECRETS_NAME]
+    candidates = [host.path(INSTALLED_SECRETS)] + [bundle.root.parent / name for name in names]
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     return None
@@ -59,12 +61,14 @@ def settings_for(args: argparse.Namespace, bundle: Bundle, host: Host) -> NodeSe
     node = identity.node
     check_role(args, config, node)
     secrets: Optional[ClusterSecrets] = None
-    found = secrets_path(args, bundle, host)
+    found = secrets_path(args, bundle, host, node.role)
     if found is not None:
         loaded_secrets = load_secrets(found, config.name)
         for warning in loaded_secrets.warnings:
             print(f"warning: {warning}")
         secrets = loaded_secrets.secrets
+        if secrets.is_worker_only and node.is_control_plane:
+            raise InstallError(f"{found}: a worker-only secrets file; control plane {node.name} needs {SECRETS_NAME}")
     first = node.name == config.first_control_plane.name
     serving = config.serves_time
     return NodeSettings(

@@ -8,7 +8,7 @@ from typing import Dict, List
 import pytest
 import yaml
 
-from installer.cluster.secrets import ClusterSecrets, generate_secrets, write_secrets
+from installer.cluster.secrets import ClusterSecrets, generate_secrets, worker_secrets, write_secrets
 
 CLUSTER_NAME = "it"
 SUBNET = "10.213.7"
@@ -45,4 +45,5 @@ def write_cluster(directory: Path, secrets: ClusterSecrets, nodes: List[Dict[str
     secrets_file = directory / "cluster-secrets.yaml"
     if not secrets_file.exists():
         write_secrets(secrets_file, secrets)
+        write_secrets(directory / "cluster-secrets-worker.yaml", worker_secrets(secrets))
     return path

@@ -8,12 +8,11 @@ original backup before it is overwritten. Text files carry a managed-by header.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from installer.atomic import write_atomically
 from installer.engine import Change, Node
 from installer.state import backup_path_for
 
@@ -26,24 +25,6 @@ def with_header(text: str, comment: str = "#") -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def write_atomically(target: Path, data: bytes, mode: int) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=str(target.parent), prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        if os.geteuid() == 0:
-            os.chown(temporary, 0, 0)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _mode_of(path: Path) -> Optional[int]:
@@ -89,7 +70,7 @@ def apply_file(node: Node, path: str, data: bytes, mode: int) -> None:
     elif record is None:
         backup = None
     node.state.record_file(path, sha256_bytes(data), backup)
-    write_atomically(target, data, mode)
+    write_atomically(target, data, mode, overwrite=True)
 
 
 def _copy(node: Node, source: Path, backup: str) -> None:

@@ -7,11 +7,10 @@ installed) and lets a run that was killed re-run the service restarts it had not
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from installer.atomic import write_atomically
 from installer.host import STATE_DIR, Host
 
 STATE_FILE = f"{STATE_DIR}/state.json"
@@ -81,13 +80,7 @@ class State:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         text = json.dumps(self.data, indent=1, sort_keys=True)
-        handle, temporary = tempfile.mkstemp(dir=str(self.path.parent), prefix=".state-")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, self.path)
+        write_atomically(self.path, text.encode(), 0o600, overwrite=True)
 
     def remove(self) -> None:
         if self.path.exists():

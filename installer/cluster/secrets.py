@@ -19,8 +19,8 @@ from typing import Any, Dict, List, NamedTuple
 
 import yaml
 
+from installer.atomic import write_atomically
 from installer.cluster.certificates import ca_cert_hash, generate_ca
-from installer.cluster.files import write_atomically
 from installer.errors import InstallError
 
 SECRETS_NAME = "cluster-secrets.yaml"  # also in commands.py

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+from installer.atomic import write_atomically
 from installer.cluster.config import CONFIG_NAME, parse_cluster_config
-from installer.cluster.files import write_atomically
 from installer.cluster.render import render
 from installer.cluster.secrets import SECRETS_NAME, WORKER_SECRETS_NAME, generate_secrets, secrets_text, worker_secrets
 from installer.errors import InstallError

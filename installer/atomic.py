@@ -1,4 +1,5 @@
-"""Writing a file so that it is either absent or complete, with its mode set before any byte lands."""
+"""Writing a file so that it is either absent or complete, with its mode set before any byte lands (the one
+way the installer writes files: managed files, its state, the cluster secrets)."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from bundler import interrupt
 from bundler.cache import Cache
 from bundler.errors import BundlerError
 from installer.verify import sha256_file
@@ -164,6 +165,7 @@ class Downloader:
                 with open(partial, mode) as out:
                     done = have
                     for chunk in response.iter_content(CHUNK):
+                        interrupt.check()
                         out.write(chunk)
                         digest.update(chunk)
                         done += len(chunk)

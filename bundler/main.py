@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import List, Optional
 
-from bundler import __version__
+from bundler import __version__, interrupt
 from bundler.build_context import BuildOptions
 from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
@@ -143,6 +143,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    interrupt.install_handler()
     try:
         return dispatch(args)
     except BundlerError as error:

@@ -225,3 +225,38 @@ def test_full_output_disk_gives_one_line_and_no_partial_tarball(release: StandIn
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("bundler: error: disk full while writing ") and "choose --output" in last
     assert result.stdout.strip() == "left:"  # listed inside the namespace, before its tmpfs went away
+
+
+def test_interrupted_build_says_so_and_the_rerun_resumes(release: StandInRelease, tmp_path: Path) -> None:
+    """Ctrl-C in the middle of a download: exit 130 with one line, no bundle; the re-run resumes the file."""
+    import os
+    import signal
+    import time
+
+    path = release.served_path("containerd")
+    release.mirror.files[path].throttle = 0.05
+    command = [
+        "python", "-m", "bundler", "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--jobs", "1",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=Path(__file__).resolve().parents[1], stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
+    )  # fmt: skip
+    partial_dir = tmp_path / "cache" / "partial"
+    for _ in range(200):
+        if any(p.stat().st_size > 200_000 for p in partial_dir.glob("*.part")) if partial_dir.exists() else False:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        "bundler: interrupted; run the same command again to continue from the cache"
+    )
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    release.mirror.files[path].throttle = 0.0
+    release.mirror.requests.clear()
+    assert build(release, tmp_path).returncode == 0
+    ranges = [r for p, r in release.mirror.requests if p == path]
+    assert ranges and ranges[0] is not None and int(ranges[0][len("bytes=") : -1]) > 200_000

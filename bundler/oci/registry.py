@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Optional
 
 import requests
 
+from bundler import interrupt
 from bundler.cache import Cache
 from bundler.errors import BundlerError
 from bundler.oci.reference import ImageRef, is_digest
@@ -185,6 +186,7 @@ class RegistryClient:
             try:
                 with open(partial, "ab" if resumed else "wb") as out:
                     for chunk in response.iter_content(CHUNK):
+                        interrupt.check()
                         out.write(chunk)
                         done += len(chunk)
                         if progress:

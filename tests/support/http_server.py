@@ -19,6 +19,7 @@ class Served:
     fail_status: List[int] = field(default_factory=list)
     drop_after: Optional[int] = None
     delay: float = 0.0
+    throttle: float = 0.0  # seconds to sleep after each 64 KiB sent
 
 
 class MirrorServer:
@@ -66,6 +67,12 @@ class MirrorServer:
                     self.wfile.write(body[:cut])
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if served.throttle:
+                    for start in range(0, len(body), 1 << 16):
+                        self.wfile.write(body[start : start + (1 << 16)])
+                        self.wfile.flush()
+                        time.sleep(served.throttle)
                     return
                 self.wfile.write(body)
 

@@ -7,7 +7,7 @@ install:  ## install the builder and the test tools (editable, from this checkou
 	$(PYTHON) -m pip install -e '.[test]'
 
 vermin:  ## the installer must run on EL9's Python 3.9
-	$(VERMIN) installer
+	$(VERMIN) installer bundler
 
 test: vermin  ## the whole test suite (needs root and the Debian packages .ci/run installs)
 	$(PYTHON) -m pytest -q

@@ -7,12 +7,12 @@ caller already verified, so the writer never re-reads the bytes it lists.
 from __future__ import annotations
 
 import errno
-import io
+import hashlib
 import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import BinaryIO, Dict, Optional
 
 from bundler.errors import BundlerError
 from installer.layout import SUMS_NAME
@@ -47,8 +47,6 @@ class BundleContents:
         self._put(path, Entry(sha256, size, executable, source=Path(source)))
 
     def add_bytes(self, path: str, data: bytes, executable: bool = False) -> None:
-        import hashlib
-
         self._put(path, Entry(hashlib.sha256(data).hexdigest(), len(data), executable, data=data))
 
     def sums_text(self) -> str:
@@ -75,33 +73,85 @@ def _directories(paths: list) -> list:
     return sorted(found)
 
 
+class _TarStream:
+    """A ustar/pax stream written by hand so file bodies go kernel-side (copy_file_range), not through
+    Python buffers: headers come from tarfile.TarInfo.tobuf, bodies are padded to 512-byte blocks, and the
+    archive ends with two zero blocks padded to tarfile's record size."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.written = 0
+
+    def _write(self, data: bytes) -> None:
+        self.stream.write(data)
+        self.written += len(data)
+
+    def _pad(self, size: int, unit: int = tarfile.BLOCKSIZE) -> None:
+        remainder = size % unit
+        if remainder:
+            self._write(b"\0" * (unit - remainder))
+
+    def add(self, info: tarfile.TarInfo, data: Optional[bytes] = None, source: Optional[Path] = None) -> None:
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if data is not None:
+            self._write(data)
+        elif source is not None:
+            self._copy(source, info.size)
+        self._pad(info.size)
+
+    def _copy(self, source: Path, size: int) -> None:
+        self.stream.flush()
+        with open(source, "rb") as origin:
+            copied = 0
+            while copied < size:
+                try:
+                    step = os.copy_file_range(origin.fileno(), self.stream.fileno(), size - copied)
+                except OSError as error:
+                    if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                        raise
+                    step = 0
+                if step == 0:  # not supported here, or a short source: copy the rest in Python
+                    origin.seek(copied)
+                    self.stream.seek(0, os.SEEK_END)
+                    remaining = size - copied
+                    while remaining:
+                        block = origin.read(min(COPY_BUFFER, remaining))
+                        if not block:
+                            raise BundlerError(f"{source} shrank while it was being packed; build again")
+                        self.stream.write(block)
+                        remaining -= len(block)
+                    break
+                copied += step
+        self.stream.seek(0, os.SEEK_END)
+        self.written += size
+
+    def close(self) -> None:
+        self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
+        self._pad(self.written, tarfile.RECORDSIZE)
+        self.stream.flush()
+
+
 def write_tarball(contents: BundleContents, top: str, output: Path, epoch: int) -> str:
     """Write `output` atomically; returns the sha256 of SHA256SUMS (the bundle's root of trust)."""
-    import hashlib
-
     sums = contents.sums_text().encode()
     all_paths = sorted(list(contents.entries) + [SUMS_NAME])
     temporary = output.with_name(f".{output.name}.partial")
     try:
-        with tarfile.open(temporary, "w", format=tarfile.PAX_FORMAT) as archive:
-            archive.copybufsize = COPY_BUFFER  # type: ignore[attr-defined]  # tarfile's copy buffer (16 KiB)
-            archive.addfile(_info(top, epoch, tarfile.DIRTYPE, 0o755))
+        with open(temporary, "wb") as stream:
+            archive = _TarStream(stream)
+            archive.add(_info(top, epoch, tarfile.DIRTYPE, 0o755))
             for directory in _directories(all_paths):
-                archive.addfile(_info(f"{top}/{directory}", epoch, tarfile.DIRTYPE, 0o755))
+                archive.add(_info(f"{top}/{directory}", epoch, tarfile.DIRTYPE, 0o755))
             for path in all_paths:
                 name = f"{top}/{path}"
                 if path == SUMS_NAME:
-                    archive.addfile(_info(name, epoch, tarfile.REGTYPE, 0o644, len(sums)), io.BytesIO(sums))
+                    archive.add(_info(name, epoch, tarfile.REGTYPE, 0o644, len(sums)), data=sums)
                     continue
                 entry = contents.entries[path]
                 mode = 0o755 if entry.executable else 0o644
                 info = _info(name, epoch, tarfile.REGTYPE, mode, entry.size)
-                if entry.data is not None:
-                    archive.addfile(info, io.BytesIO(entry.data))
-                else:
-                    assert entry.source is not None
-                    with open(entry.source, "rb") as stream:
-                        archive.addfile(info, stream)
+                archive.add(info, data=entry.data, source=entry.source)
+            archive.close()
         os.replace(temporary, output)
     except OSError as error:
         temporary.unlink(missing_ok=True)

@@ -39,16 +39,15 @@ def confirm(args: argparse.Namespace, pending: int) -> None:
 def run_install(args: argparse.Namespace) -> int:
     if not args.role:
         raise InstallError("say which node this is: --role control-plane [--first] or --role worker")
-    preview = make_node(args, dry_run=True)
-    steps = steps_for(preview.settings.role, preview.settings.first)
+    node = make_node(args, dry_run=True)  # verifies the bundle once
+    steps = steps_for(node.settings.role, node.settings.first)
     if not args.yes:
-        pending = converge(preview, steps, dry_run=True).change_count
-        confirm(args, pending)
-    node = make_node(args, dry_run=False, settings=preview.settings)
-    report = converge(node, steps_for(node.settings.role, node.settings.first), dry_run=False)
+        confirm(args, converge(node, steps, dry_run=True).change_count)
+    node.options["dry_run"] = False
+    report = converge(node, steps, dry_run=False)
     node.state.data["completed"] = True
     node.state.save()
-    node.host.log(f"=== done: {report.change_count} change(s), restarted {', '.join(report.restarted) or 'nothing'}")
-    print(f"done: {report.change_count} change(s) applied" + (
-        f", restarted {', '.join(report.restarted)}" if report.restarted else ""))  # fmt: skip
+    restarted = ", ".join(report.restarted)
+    node.host.log(f"=== done: {report.change_count} change(s), restarted {restarted or 'nothing'}")
+    print(f"done: {report.change_count} change(s) applied" + (f", restarted {restarted}" if restarted else ""))
     return 0

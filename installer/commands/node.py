@@ -33,8 +33,9 @@ def make_node(
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
     bundle = open_bundle(args)
     if settings is None and not need_cluster:
-        settings = NodeSettings(role=args.role or "worker", first=False, name="", ip="",
-                                containerd_address=args.containerd_address)  # fmt: skip
+        settings = NodeSettings(
+            role=args.role or "worker", first=False, name="", ip="", containerd_address=args.containerd_address
+        )
     if settings is None:
         from installer.commands.cluster_settings import settings_for
 

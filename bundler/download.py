@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from bundler import interrupt
 from bundler.cache import Cache
 from bundler.errors import BundlerError
+from bundler.network_errors import short_reason
 from installer.verify import sha256_file
 
 CHUNK = 1 << 18  # small enough that a dropped connection loses little
@@ -122,7 +123,10 @@ class Downloader:
             except _RetryableError as error:
                 attempt += 1
                 if attempt > self.options.retries:
-                    raise BundlerError(f"{label}: {error} after {attempt} attempts ({source})") from None
+                    tries = f"{attempt} attempt{'s' if attempt != 1 else ''}"
+                    raise BundlerError(
+                        f"{label}: {error} after {tries} ({source}); check the network, or fetch through --mirror"
+                    ) from None
                 time.sleep(self.options.backoff * (2 ** (attempt - 1)))
         if expected and actual != expected:
             partial.unlink()
@@ -142,9 +146,9 @@ class Downloader:
                 source, headers=headers, stream=True, timeout=(self.options.timeout, self.options.timeout)
             )
         except requests.exceptions.SSLError as error:
-            raise BundlerError(f"TLS verification failed for {source}: {_reason(error)}; pass --ca-file") from None
+            raise BundlerError(f"TLS verification failed for {source}: {short_reason(error)}; pass --ca-file") from None
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise _RetryableError(f"cannot connect: {_reason(error)}") from None
+            raise _RetryableError(f"cannot connect: {short_reason(error)}") from None
         with response:
             if response.status_code == 416 and have:
                 partial.unlink()  # the partial file is longer than the resource: start over
@@ -172,9 +176,9 @@ class Downloader:
                         if progress:
                             progress(done, total)
             except (requests.ConnectionError, requests.Timeout) as error:
-                raise _RetryableError(f"connection lost: {_reason(error)}") from None
+                raise _RetryableError(f"connection lost: {short_reason(error)}") from None
             except requests.exceptions.ChunkedEncodingError as error:
-                raise _RetryableError(f"connection lost: {_reason(error)}") from None
+                raise _RetryableError(f"connection lost: {short_reason(error)}") from None
             except OSError as error:
                 if error.errno == errno.ENOSPC:
                     raise BundlerError(f"disk full while writing {partial}: free space or use --cache") from None
@@ -202,15 +206,6 @@ def _hash_prefix(path: Path, length: int) -> hashlib._Hash:
 def _total_size(response: requests.Response, have: int) -> int:
     length = response.headers.get("Content-Length")
     return have + int(length) if length and length.isdigit() else 0
-
-
-def _reason(error: Exception) -> str:
-    """The innermost reason of a requests error, without the URL noise."""
-    text = str(error.args[0] if error.args else error)
-    for marker in ("Caused by ", "Read timed out", "Connection refused", "timed out"):
-        if marker in text:
-            return text[text.index(marker) :].rstrip(")'\"") if marker != "Caused by " else text
-    return text[:200]
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -22,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from bundler.errors import BundlerError
+from bundler.network_errors import short_reason
 from bundler.oci.auth import Challenge, Credential, parse_challenge
 from bundler.oci.reference import ImageRef, api_host
 
@@ -146,11 +147,11 @@ class Transport:
                 )  # fmt: skip
             except requests.exceptions.SSLError as error:
                 raise BundlerError(
-                    f"{what}: TLS verification failed for {host}: {_reason(error)}; "
+                    f"{what}: TLS verification failed for {host}: {short_reason(error)}; "
                     "pass --ca-file with the registry's CA (a plain-HTTP registry needs --insecure-registry)"
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as error:
-                raise _Retry(f"cannot connect: {_reason(error)}") from None
+                raise _Retry(f"cannot connect: {short_reason(error)}") from None
             status = response.status_code
             if status in (200, 206):
                 return response
@@ -214,10 +215,10 @@ class Transport:
             response = self._session().get(realm, params=params, auth=auth, timeout=self.options.timeout)
         except requests.exceptions.SSLError as error:
             raise BundlerError(
-                f"{what}: TLS verification failed for {parts.netloc}: {_reason(error)}; pass --ca-file"
+                f"{what}: TLS verification failed for {parts.netloc}: {short_reason(error)}; pass --ca-file"
             ) from None
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise BundlerError(f"{what}: cannot reach the token service {realm}: {_reason(error)}") from None
+            raise BundlerError(f"{what}: cannot reach the token service {realm}: {short_reason(error)}") from None
         if response.status_code == 401:
             raise _needs_credentials(endpoint, what) if credential is None else _denied(endpoint, what)
         if response.status_code != 200:
@@ -267,11 +268,3 @@ def _denied(endpoint: Endpoint, what: str) -> BundlerError:
         f"{what}: {endpoint.host} refused the credentials for {endpoint.repository} (HTTP 401/403); "
         "check the user, the password file and the access rights"
     )
-
-
-def _reason(error: Exception) -> str:
-    text = str(error.args[0] if error.args else error)
-    for marker in ("certificate verify failed", "wrong version number", "Connection refused", "timed out"):
-        if marker in text:
-            return marker
-    return text[:200]

@@ -61,10 +61,12 @@ class Host:
         input_bytes: Optional[bytes] = None,
         timeout: Optional[float] = None,
         env: Optional[dict] = None,
+        redact: Sequence[str] = (),
     ) -> subprocess.CompletedProcess:
-        """Run a command (never through a shell), log it with its exit code, fail with its last line."""
+        """Run a command (never through a shell), log it with its exit code, fail with its last line.
+        Strings in `redact` (tokens, keys) are masked in the log and in error messages."""
         command = [str(part) for part in argv]
-        printable = " ".join(shlex.quote(part) for part in command)
+        printable = masked(" ".join(shlex.quote(part) for part in command), redact)
         try:
             result = subprocess.run(
                 command, input=input_bytes, capture_output=True, timeout=timeout, check=False,
@@ -88,6 +90,13 @@ class Host:
     def systemctl(self, *args: str) -> List[str]:
         """systemctl argv acting on this root (`--root DIR` when not live)."""
         return ["systemctl", *args] if self.live else ["systemctl", f"--root={self.root}", *args]
+
+
+def masked(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def last_line(result: subprocess.CompletedProcess) -> str:

@@ -15,6 +15,7 @@ from installer.cluster import kubeadm
 from installer.cluster.paths import ADMIN_KUBECONFIG
 from installer.commands.node import make_node
 from installer.errors import InstallError
+from installer.host import masked
 
 
 def run_join_info(args: argparse.Namespace) -> int:
@@ -35,11 +36,11 @@ def run_join_info(args: argparse.Namespace) -> int:
             commands.append(kubeadm.token_create_command(secrets))
         commands.append(kubeadm.upload_certs_command())
         for command in commands:
-            host.run(command)
+            host.run(command, redact=[secrets.bootstrap_token])
     else:
         commands = [kubeadm.token_list_command(), kubeadm.token_create_command(secrets), kubeadm.upload_certs_command()]
         for command in commands:
-            host.skipped(f"would run: {' '.join(command)}")
+            host.skipped(f"would run: {masked(' '.join(command), [secrets.bootstrap_token])}")
     config = settings.cluster
     print("join material is valid again (same token and certificate key as cluster-secrets.yaml):")
     print("  workers:        " + " ".join(shlex.quote(p) for p in kubeadm.join_command_line(config, secrets, False)))

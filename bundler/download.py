@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,11 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from bundler import interrupt
 from bundler.cache import Cache
 from bundler.errors import BundlerError
+from bundler.http_session import ThreadSessions
 from bundler.network_errors import short_reason
 from installer.verify import sha256_file
 
@@ -66,18 +65,10 @@ class Downloader:
     def __init__(self, cache: Cache, options: FetchOptions) -> None:
         self.cache = cache
         self.options = options
-        self._local = threading.local()
+        self._sessions = ThreadSessions(options.ca_bundle)
 
     def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=4))
-            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=4))
-            session.verify = self.options.ca_bundle or True
-            session.headers["User-Agent"] = "k8s-bundler"
-            self._local.session = session
-        return session
+        return self._sessions.get()
 
     def fetch(
         self, label: str, url: str, expected: Optional[str], progress: Optional[Callable[[int, int], None]] = None

@@ -54,6 +54,8 @@ def mirror() -> Iterator[MirrorServer]:
 def _no_real_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never touch the user's download cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache-must-not-be-used"))
+    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)  # the tests' servers are on loopback: never through a proxy
     import bundler.cache
 
     monkeypatch.setattr(bundler.cache, "DEFAULT_CACHE", tmp_path / "default-cache-must-not-be-used")

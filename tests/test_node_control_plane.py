@@ -76,7 +76,11 @@ def test_first_control_plane_writes_vip_kubeadm_and_calico_then_changes_nothing(
     assert f"allow {SUBNET}.0/24" in chrony and "local stratum 10" in chrony and "server " not in chrony
     log = (root / "var/log/k8s-install.log").read_text()
     assert "would run: kubeadm init --config /etc/k8s-install/kubeadm-init.yaml --upload-certs" in log
-    for secret in (cluster_secrets.bootstrap_token, cluster_secrets.certificate_key, cluster_secrets.keepalived_password):
+    for secret in (
+        cluster_secrets.bootstrap_token,
+        cluster_secrets.certificate_key,
+        cluster_secrets.keepalived_password,
+    ):
         assert secret not in log and secret not in first.stdout
     assert "would run: kubectl --kubeconfig=/etc/kubernetes/admin.conf apply -f /etc/k8s-install/calico.yaml" in log
 

@@ -19,9 +19,9 @@ from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from bundler.errors import BundlerError
+from bundler.http_session import ThreadSessions
 from bundler.network_errors import short_reason
 from bundler.oci.auth import Challenge, Credential, parse_challenge
 from bundler.oci.reference import ImageRef, api_host
@@ -93,22 +93,13 @@ class Transport:
 
     def __init__(self, options: RegistryOptions) -> None:
         self.options = options
-        self._local = threading.local()
+        self._sessions = ThreadSessions(options.ca_bundle)
         self._lock = threading.Lock()
         self._tokens: Dict[Tuple[str, str], str] = {}
         self._basic: Dict[str, bool] = {}
 
     def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
-            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
-            session.verify = self.options.ca_bundle or True
-            session.headers["User-Agent"] = "k8s-bundler"
-            session.trust_env = False  # no .netrc credentials or proxy surprises
-            self._local.session = session
-        return session
+        return self._sessions.get()
 
     def _auth_header(self, endpoint: Endpoint, host: str) -> Dict[str, str]:
         """What to send to `host`: its bearer token for this repository, or basic credentials (own host)."""

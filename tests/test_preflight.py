@@ -60,8 +60,8 @@ CASES = [
     ),
     (
         "ports",
-        lambda m: m.setattr(preflight, "listening_ports", lambda: [22, 10250]),
-        "port(s) 10250 already in use: stop what listens there (ss -ltnp shows it)",
+        lambda m: m.setattr(preflight, "listening_ports", lambda: {22: "sshd", 10250: "nginx"}),
+        "port(s) 10250 (nginx) already in use: stop what listens there (ss -ltnp shows it)",
     ),
     (
         "runtime",
@@ -79,7 +79,7 @@ def healthy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(preflight, "cpu_count", lambda: 4)
     monkeypatch.setattr(preflight, "memory_bytes", lambda: 8 * GiB)
     monkeypatch.setattr(preflight, "disk_free", lambda path: 100 * GiB)
-    monkeypatch.setattr(preflight, "listening_ports", lambda: [22])
+    monkeypatch.setattr(preflight, "listening_ports", lambda: {22: "sshd"})
     monkeypatch.setattr(preflight, "docker_running", lambda node: False)
 
 
@@ -120,9 +120,11 @@ def test_alma_is_accepted_by_a_rocky_bundle(healthy: None, tmp_path: Path) -> No
 
 def test_control_plane_needs_its_ports(healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     node = make_node(tmp_path, role="control-plane")
-    monkeypatch.setattr(preflight, "listening_ports", lambda: [2379, 8443])
+    monkeypatch.setattr(
+        preflight, "listening_ports", lambda: {2379: "etcd-other", 8443: "java", 6443: "kube-apiserver"}
+    )
     assert preflight.failures(node) == [
-        ("ports", "port(s) 2379, 8443 already in use: stop what listens there (ss -ltnp shows it)")
+        ("ports", "port(s) 2379 (etcd-other), 8443 (java) already in use: stop what listens there (ss -ltnp shows it)")
     ]
 
 
@@ -142,7 +144,7 @@ def test_real_probes_read_this_machine() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        assert server.getsockname()[1] in preflight.listening_ports()
+        assert preflight.listening_ports()[server.getsockname()[1]].startswith("python")
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
@@ -205,9 +207,18 @@ def test_pyz_reports_every_failure_then_one_error_line(mirror, cluster_secrets, 
             listener.wait()
     assert result.returncode == 1
     assert "preflight os: this node runs Debian GNU/Linux 12 but the bundle is for rocky9" in result.stdout
-    assert "preflight ports: port(s) 10250 already in use" in result.stdout
+    assert "preflight ports: port(s) 10250 (python3) already in use" in result.stdout
     assert "preflight runtime: docker is running" in result.stdout
     assert result.stderr.strip() == (
         "k8s-install.pyz: error: preflight failed (os, ports, runtime): fix the above, "
         "or pass --ignore-preflight NAME to override one"
     )
+
+
+def test_ports_held_by_our_own_services_are_not_conflicts(
+    healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A re-run after a failure in kubeadm init: haproxy and the API server already hold their ports."""
+    node = make_node(tmp_path, role="control-plane")
+    monkeypatch.setattr(preflight, "listening_ports", lambda: {8443: "haproxy", 6443: "kube-apiserver", 2379: "etcd"})
+    assert preflight.failures(node) == []

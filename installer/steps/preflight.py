@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from installer.engine import Change, Node, Step
 from installer.errors import InstallError
@@ -116,19 +116,55 @@ def check_disk(node: Node) -> Optional[str]:
     return None
 
 
-def listening_ports() -> List[int]:
-    ports = set()
+# What a node of ours runs on the required ports: after a run that failed half-way (say in kubeadm init,
+# after haproxy started), these are not conflicts, and the re-run must go on.
+OUR_LISTENERS = frozenset(
+    {"haproxy", "kube-apiserver", "etcd", "kubelet", "kube-controller", "kube-scheduler", "kube-proxy"}
+)
+
+
+def listening_ports() -> Dict[int, str]:
+    """Listening TCP ports of this network namespace -> the command name of the process holding them."""
+    inodes: Dict[str, int] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table, encoding="ascii") as lines:
                 next(lines, None)
                 for line in lines:
                     fields = line.split()
-                    if len(fields) > 3 and fields[3] == "0A":  # LISTEN
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+                    if len(fields) > 9 and fields[3] == "0A":  # LISTEN
+                        inodes[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
         except FileNotFoundError:
             continue
-    return sorted(ports)
+    owners = {port: "" for port in inodes.values()}
+    for pid in (entry for entry in os.listdir("/proc") if entry.isdigit()):
+        held = [inodes[inode] for inode in _socket_inodes(pid) if inode in inodes]
+        if held:
+            try:
+                with open(f"/proc/{pid}/comm", encoding="ascii", errors="replace") as comm:
+                    name = comm.read().strip()
+            except OSError:
+                continue
+            for port in held:
+                owners[port] = name
+    return owners
+
+
+def _socket_inodes(pid: str) -> List[str]:
+    """Inodes of the sockets a process holds (fds come and go while we look: each is read on its own)."""
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []  # the process ended, or is not ours to read
+    found = []
+    for descriptor in descriptors:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.append(link[len("socket:[") : -1])
+    return found
 
 
 def required_ports(node: Node) -> List[int]:
@@ -139,12 +175,11 @@ def required_ports(node: Node) -> List[int]:
 
 
 def check_ports(node: Node) -> Optional[str]:
-    if node.state.data.get("completed"):
-        return None  # our own Kubernetes holds them after a successful run
-    busy = sorted(set(required_ports(node)) & set(listening_ports()))
+    listening = listening_ports()
+    busy = [port for port in required_ports(node) if port in listening and listening[port] not in OUR_LISTENERS]
     if busy:
-        ports = ", ".join(str(p) for p in busy)
-        return f"port(s) {ports} already in use: stop what listens there (ss -ltnp shows it)"
+        held = ", ".join(f"{port} ({listening[port] or 'unknown'})" for port in sorted(busy))
+        return f"port(s) {held} already in use: stop what listens there (ss -ltnp shows it)"
     return None
 
 

@@ -35,8 +35,14 @@ def require_secrets(node: Node):  # type: ignore[no-untyped-def]
     return secrets
 
 
-def plan_command(node: Node, command: List[str], before: Callable[[], None] = lambda: None) -> List[Change]:
-    """A change that runs `command` on the live system; a --root run only logs the exact command."""
+KUBEADM_RETRY_HINT = "fix the cause (journalctl -u kubelet), run `kubeadm reset --force`, then run this again"
+
+
+def plan_command(
+    node: Node, command: List[str], before: Callable[[], None] = lambda: None, hint: str = ""
+) -> List[Change]:
+    """A change that runs `command` on the live system; a --root run only logs the exact command.
+    `hint` is added to a failure: kubeadm leaves a half-made node behind that must be reset first."""
     printable = " ".join(command)
     if not node.host.live:
         node.host.skipped(f"would run: {printable}")
@@ -44,7 +50,10 @@ def plan_command(node: Node, command: List[str], before: Callable[[], None] = la
 
     def run() -> None:
         before()
-        node.host.run(command, timeout=1800)
+        try:
+            node.host.run(command, timeout=1800)
+        except InstallError as error:
+            raise InstallError(f"{error}; {hint}" if hint else str(error)) from None
 
     return [Change(printable, run)]
 
@@ -95,7 +104,7 @@ class KubeadmInit(Step):
         init = kubeadm.render_init_config(settings.cluster, settings.node, secrets)
         changes += plan_file(node, paths.KUBEADM_INIT_CONFIG, init.encode(), 0o600)
         if not node.host.path(paths.ADMIN_KUBECONFIG).exists():
-            changes += plan_command(node, kubeadm.init_command())
+            changes += plan_command(node, kubeadm.init_command(), hint=KUBEADM_RETRY_HINT)
         return changes + plan_root_kubeconfig(node)
 
 
@@ -112,7 +121,9 @@ class KubeadmJoin(Step):
         join = kubeadm.render_join_config(settings.cluster, settings.node, secrets)
         changes = plan_file(node, paths.KUBEADM_JOIN_CONFIG, join.encode(), 0o600)
         if not node.host.path("/etc/kubernetes/kubelet.conf").exists():
-            changes += plan_command(node, kubeadm.join_command(), before=lambda: wait_until_api_answers(node))
+            changes += plan_command(
+                node, kubeadm.join_command(), before=lambda: wait_until_api_answers(node), hint=KUBEADM_RETRY_HINT
+            )
         if settings.is_control_plane:
             changes += plan_root_kubeconfig(node)
         return changes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from bundler.bundle_writer import BundleContents
 from bundler.cache import Cache
@@ -40,4 +40,3 @@ class BuildContext:
     record: Dict[str, Any]  # becomes bundle.yaml
     lock: Dict[str, Any] = field(default_factory=dict)  # pins read back from --lock
     fetched_files: Dict[str, Path] = field(default_factory=dict)  # artifact name -> verified cache path
-    notes: List[str] = field(default_factory=list)

@@ -26,8 +26,6 @@ from installer.verify import sha256_file
 CHUNK = 1 << 18  # small enough that a dropped connection loses little
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
-ProgressHook = Callable[[int], None]
-
 
 @dataclass(frozen=True)
 class FetchOptions:

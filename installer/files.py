@@ -77,11 +77,3 @@ def _copy(node: Node, source: Path, backup: str) -> None:
     destination = node.host.path(backup)
     destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copy2(source, destination)
-
-
-def plan_absent(node: Node, path: str, restarts: Tuple[str, ...] = ()) -> List[Change]:
-    """Remove a file the installer manages (e.g. a drop-in no longer wanted)."""
-    target = node.host.path(path)
-    if not target.exists():
-        return []
-    return [Change(f"remove {path}", lambda: target.unlink(), restarts)]

@@ -27,7 +27,6 @@ class Host:
         self.root = Path(root).resolve()
         self.live = self.root == Path("/")
         self.verbose = verbose
-        self._log_file: Optional[Path] = None
 
     def path(self, absolute: str) -> Path:
         """Where an absolute path of the target system is, seen from here."""

@@ -7,7 +7,6 @@ installed) and lets a run that was killed re-run the service restarts it had not
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from installer.atomic import write_atomically
@@ -35,10 +34,6 @@ class State:
         if backup and not record.get("backup"):
             record["backup"] = backup
         record["sha256"] = sha256
-        self.save()
-
-    def forget_file(self, path: str) -> None:
-        self.data["files"].pop(path, None)
         self.save()
 
     def files(self) -> Dict[str, Dict[str, Any]]:
@@ -89,7 +84,3 @@ class State:
 
 def backup_path_for(path: str) -> str:
     return f"{BACKUP_DIR}{path}.orig"
-
-
-def ensure_parent(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)

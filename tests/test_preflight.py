@@ -222,3 +222,14 @@ def test_ports_held_by_our_own_services_are_not_conflicts(
     node = make_node(tmp_path, role="control-plane")
     monkeypatch.setattr(preflight, "listening_ports", lambda: {8443: "haproxy", 6443: "kube-apiserver", 2379: "etcd"})
     assert preflight.failures(node) == []
+
+
+def test_unknown_check_name_to_ignore_is_refused_with_the_list() -> None:
+    from installer.commands.cluster_settings import ignored_checks
+
+    assert ignored_checks(["cpus", "ports"]) == frozenset({"cpus", "ports"})
+    with pytest.raises(InstallError) as raised:
+        ignored_checks(["cpu"])
+    assert str(raised.value) == (
+        "--ignore-preflight cpu: no such check; the checks are root, os, arch, cpus, memory, disk, ports, runtime"
+    )

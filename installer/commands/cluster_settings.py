@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
+from typing import FrozenSet, List, Optional
 
 from installer.bundle import Bundle
 from installer.cluster.config import load_cluster_config
@@ -15,6 +15,7 @@ from installer.errors import InstallError
 from installer.host import Host
 from installer.layout import CLUSTER_CONFIG_NAME
 from installer.settings import NodeSettings
+from installer.steps.preflight import CHECK_NAMES
 
 INSTALLED_SECRETS = "/etc/k8s-install/cluster-secrets.yaml"
 
@@ -37,6 +38,13 @@ def secrets_path(args: argparse.Namespace, bundle: Bundle, host: Host, role: str
         if candidate.is_file():
             return candidate
     return None
+
+
+def ignored_checks(names: List[str]) -> FrozenSet[str]:
+    unknown = sorted(set(names) - set(CHECK_NAMES))
+    if unknown:
+        raise InstallError(f"--ignore-preflight {unknown[0]}: no such check; the checks are {', '.join(CHECK_NAMES)}")
+    return frozenset(names)
 
 
 def check_role(args: argparse.Namespace, config: ClusterConfig, node: Node) -> None:
@@ -85,7 +93,7 @@ def settings_for(args: argparse.Namespace, bundle: Bundle, host: Host) -> NodeSe
         ),  # fmt: skip
         firewall=args.firewall,
         api_vip_port=config.api_port,
-        ignore_preflight=frozenset(args.ignore_preflight or []),
+        ignore_preflight=ignored_checks(args.ignore_preflight or []),
         containerd_address=args.containerd_address,
         cluster=config,
         node=node,

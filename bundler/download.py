@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -21,10 +20,10 @@ from bundler.cache import Cache
 from bundler.errors import BundlerError
 from bundler.http_session import ThreadSessions
 from bundler.network_errors import short_reason
+from bundler.retry import RETRYABLE_STATUS, Retryable, with_retries
 from installer.verify import sha256_file
 
 CHUNK = 1 << 18  # small enough that a dropped connection loses little
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,6 @@ def mirrored_url(url: str, mirror: Optional[str]) -> str:
     parts = urlsplit(url)
     tail = parts.path + (f"?{parts.query}" if parts.query else "")
     return f"{mirror.rstrip('/')}/{parts.netloc}{tail}"
-
-
-class _RetryableError(Exception):
-    pass
 
 
 class Downloader:
@@ -102,21 +97,14 @@ class Downloader:
         self, label: str, url: str, source: str, partial: Path, expected: Optional[str],
         progress: Optional[Callable[[int, int], None]],
     ) -> Fetched:  # fmt: skip
-        attempt = 0
-        while True:
+        def attempt() -> str:
             try:
-                actual = self._download(source, partial, progress)
-                break
-            except BundlerError as error:
+                return self._download(source, partial, progress)
+            except BundlerError as error:  # final for this file (404, TLS, disk): name the artifact
                 raise BundlerError(f"{label}: {error}") from None
-            except _RetryableError as error:
-                attempt += 1
-                if attempt > self.options.retries:
-                    tries = f"{attempt} attempt{'s' if attempt != 1 else ''}"
-                    raise BundlerError(
-                        f"{label}: {error} after {tries} ({source}); check the network, or fetch through --mirror"
-                    ) from None
-                time.sleep(self.options.backoff * (2 ** (attempt - 1)))
+
+        hint = "check the network, or fetch through --mirror"
+        actual = with_retries(attempt, self.options.retries, self.options.backoff, label, source, hint)
         if expected and actual != expected:
             partial.unlink()
             raise BundlerError(
@@ -137,44 +125,50 @@ class Downloader:
         except requests.exceptions.SSLError as error:
             raise BundlerError(f"TLS verification failed for {source}: {short_reason(error)}; pass --ca-file") from None
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise _RetryableError(f"cannot connect: {short_reason(error)}") from None
+            raise Retryable(f"cannot connect: {short_reason(error)}") from None
         with response:
             if response.status_code == 416 and have:
                 partial.unlink()  # the partial file is longer than the resource: start over
-                raise _RetryableError("server refused the resume range")
+                raise Retryable("server refused the resume range")
             if response.status_code in RETRYABLE_STATUS:
-                raise _RetryableError(f"HTTP {response.status_code}")
+                raise Retryable(f"HTTP {response.status_code}")
             if response.status_code == 404:
                 raise BundlerError(f"HTTP 404 Not Found: {source}; check the URL or the --mirror contents")
             if response.status_code not in (200, 206):
                 raise BundlerError(f"HTTP {response.status_code} {response.reason}: {source}")
-            resumed = response.status_code == 206 and have > 0
-            if not resumed:
-                have = 0
-            digest = _hash_prefix(partial, have)
-            total = _total_size(response, have)
-            mode = "ab" if resumed else "wb"
-            try:
-                with open(partial, mode) as out:
-                    done = have
-                    for chunk in response.iter_content(CHUNK):
-                        interrupt.check()
-                        out.write(chunk)
-                        digest.update(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, total)
-            except (requests.ConnectionError, requests.Timeout) as error:
-                raise _RetryableError(f"connection lost: {short_reason(error)}") from None
-            except requests.exceptions.ChunkedEncodingError as error:
-                raise _RetryableError(f"connection lost: {short_reason(error)}") from None
-            except OSError as error:
-                if error.errno == errno.ENOSPC:
-                    raise BundlerError(f"disk full while writing {partial}: free space or use --cache") from None
-                raise BundlerError(f"cannot write {partial}: {error.strerror}") from None
-            if total and done < total:
-                raise _RetryableError(f"connection closed after {done} of {total} bytes")
-        return digest.hexdigest()
+            return receive(response, partial, have, progress)
+
+
+def receive(
+    response: requests.Response, partial: Path, have: int, progress: Optional[Callable[[int, int], None]]
+) -> str:
+    """Write a 200/206 response body into `partial` (appended when the server resumed at `have`) and
+    return the sha256 of the whole file, hashed as the bytes arrive. A dropped connection is Retryable
+    (the bytes kept so far are resumed next time); a full disk is one clear error."""
+    resumed = response.status_code == 206 and have > 0
+    if not resumed:
+        have = 0
+    digest = _hash_prefix(partial, have)
+    total = _total_size(response, have)
+    done = have
+    try:
+        with open(partial, "ab" if resumed else "wb") as out:
+            for chunk in response.iter_content(CHUNK):
+                interrupt.check()
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        raise Retryable(f"connection lost: {short_reason(error)}") from None
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise BundlerError(f"disk full while writing {partial}: free space or use --cache") from None
+        raise BundlerError(f"cannot write {partial}: {error.strerror}") from None
+    if total and done < total:
+        raise Retryable(f"connection closed after {done} of {total} bytes")
+    return digest.hexdigest()
 
 
 def _hash_prefix(path: Path, length: int) -> hashlib._Hash:

@@ -6,22 +6,21 @@ dropped connection, and enter the cache (keyed by their sha256 hex) only after t
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import requests
 
-from bundler import interrupt
 from bundler.cache import Cache
+from bundler.download import receive
 from bundler.errors import BundlerError
 from bundler.oci.reference import ImageRef, is_digest
 from bundler.oci.transport import Endpoint, RegistryOptions, Transport, endpoint_for
+from bundler.retry import with_retries
 from installer.verify import sha256_file
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -145,17 +144,10 @@ class RegistryClient:
             if partial.stat().st_size == size and sha256_file(partial) == hex_digest:
                 return self.cache.commit(partial, hex_digest)  # complete, but not moved in before a stop
             partial.unlink()
-        attempt = 0
-        while True:
-            try:
-                self._download(endpoint, url, partial, what, progress)
-                break
-            except _Dropped as error:
-                attempt += 1
-                if attempt > self.options.retries:
-                    raise BundlerError(f"{what}: {error} after {attempt} attempts ({url})") from None
-                time.sleep(self.options.backoff * (2 ** (attempt - 1)))
-        actual = sha256_file(partial)
+        actual = with_retries(
+            lambda: self._download(endpoint, url, partial, what, progress),
+            self.options.retries, self.options.backoff, what, url,
+        )  # fmt: skip
         if actual != hex_digest:
             partial.unlink()
             raise BundlerError(
@@ -174,35 +166,12 @@ class RegistryClient:
         partial: Path,
         what: str,
         progress: Optional[Callable[[int, int], None]],
-    ) -> None:
+    ) -> str:
+        """Fetch (or resume) one blob into `partial`; returns the sha256 of the whole file."""
         have = partial.stat().st_size if partial.exists() else 0
         headers = {"Range": f"bytes={have}-"} if have else {}
-        response = self.transport.get(endpoint, url, headers, what)
-        with response:
-            resumed = response.status_code == 206 and have > 0
-            done = have if resumed else 0
-            length = response.headers.get("Content-Length")
-            total = done + int(length) if length and length.isdigit() else 0
-            try:
-                with open(partial, "ab" if resumed else "wb") as out:
-                    for chunk in response.iter_content(CHUNK):
-                        interrupt.check()
-                        out.write(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, total)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
-                raise _Dropped("connection lost") from None
-            except OSError as error:
-                if error.errno == errno.ENOSPC:
-                    raise BundlerError(f"disk full while writing {partial}: free space or use --cache") from None
-                raise BundlerError(f"cannot write {partial}: {error.strerror}") from None
-        if total and done < total:
-            raise _Dropped(f"connection closed after {done} of {total} bytes")
-
-
-class _Dropped(Exception):
-    pass
+        with self.transport.get(endpoint, url, headers, what) as response:
+            return receive(response, partial, have, progress)
 
 
 def _read_limited(response: requests.Response, what: str) -> bytes:

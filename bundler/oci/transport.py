@@ -13,7 +13,6 @@ the Authorization header, and an https address never redirects to http.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
@@ -25,8 +24,8 @@ from bundler.http_session import ThreadSessions
 from bundler.network_errors import short_reason
 from bundler.oci.auth import Challenge, Credential, parse_challenge
 from bundler.oci.reference import ImageRef, api_host
+from bundler.retry import RETRYABLE_STATUS, Retryable, with_retries
 
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
 
 
@@ -84,10 +83,6 @@ def endpoint_for(ref: ImageRef, options: RegistryOptions) -> Endpoint:
     return Endpoint(f"{scheme}://{host}", host, ref.repository)
 
 
-class _Retry(Exception):
-    pass
-
-
 class Transport:
     """Thread-safe: one `requests.Session` per thread; bearer tokens shared per (host, repository)."""
 
@@ -115,15 +110,9 @@ class Transport:
 
     def get(self, endpoint: Endpoint, url: str, headers: Dict[str, str], what: str) -> requests.Response:
         """GET with auth, redirects and retries; returns an open streamed 200/206 response."""
-        attempt = 0
-        while True:
-            try:
-                return self._follow(endpoint, url, headers, what)
-            except _Retry as error:
-                attempt += 1
-                if attempt > self.options.retries:
-                    raise BundlerError(f"{what}: {error} after {attempt} attempts ({url})") from None
-                time.sleep(self.options.backoff * (2 ** (attempt - 1)))
+        return with_retries(
+            lambda: self._follow(endpoint, url, headers, what), self.options.retries, self.options.backoff, what, url
+        )
 
     def _follow(self, endpoint: Endpoint, url: str, headers: Dict[str, str], what: str) -> requests.Response:
         """One request and its redirects. Each host is authenticated on its own challenge, once; the
@@ -142,13 +131,13 @@ class Transport:
                     "pass --ca-file with the registry's CA (a plain-HTTP registry needs --insecure-registry)"
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as error:
-                raise _Retry(f"cannot connect: {short_reason(error)}") from None
+                raise Retryable(f"cannot connect: {short_reason(error)}") from None
             status = response.status_code
             if status in (200, 206):
                 return response
             response.close()
             if status in RETRYABLE_STATUS:
-                raise _Retry(f"HTTP {status}")
+                raise Retryable(f"HTTP {status}")
             if status == 401 and host not in challenged:
                 challenged.add(host)
                 self._authenticate(endpoint, host, url, response.headers.get("WWW-Authenticate", ""), what)

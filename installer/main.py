@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import traceback
-from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from installer import __version__
@@ -34,11 +33,6 @@ reports 0 changes and a failed run continues where it stopped. Everything is log
 """
 
 EPILOG = "Exit codes: 0 done, 1 an error to fix (the message says what), 2 bad arguments, 3 bug, 130 interrupted."
-
-
-def default_bundle_dir() -> Path:
-    """The folder holding the running pyz (shiv sets argv[0] to the archive)."""
-    return Path(os.path.abspath(sys.argv[0])).parent
 
 
 def node_options(suppress: bool) -> argparse.ArgumentParser:

@@ -8,9 +8,10 @@ from typing import Optional
 from bundler import paths
 from bundler.errors import BundlerError
 from installer.cluster.config import load_cluster_config
-from installer.cluster.secrets import SECRETS_NAME, load_secrets
+from installer.cluster.secrets import load_secrets
 from installer.cluster.starter import DEFAULT_NAME, write_starting_files
 from installer.errors import InstallError
+from installer.layout import SECRETS_NAME
 
 
 def newest_supported_version() -> str:

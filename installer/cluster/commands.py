@@ -9,10 +9,9 @@ from typing import Any, Optional
 import yaml
 
 from installer.errors import InstallError
-from installer.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME
+from installer.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME
 
 DEFAULT_NAME = "k8s-cluster"
-SECRETS_NAME = "cluster-secrets.yaml"
 
 
 def add_config_parser(commands: Any) -> None:

@@ -23,8 +23,6 @@ from installer.atomic import write_atomically
 from installer.cluster.certificates import ca_cert_hash, generate_ca
 from installer.errors import InstallError
 
-SECRETS_NAME = "cluster-secrets.yaml"  # also in commands.py
-WORKER_SECRETS_NAME = "cluster-secrets-worker.yaml"
 FULL = "full"
 WORKER = "worker"
 WORKER_KEYS = ("cluster", "bootstrap_token", "ca_cert_hash", "ca_cert")

@@ -8,8 +8,9 @@ from typing import NamedTuple
 from installer.atomic import write_atomically
 from installer.cluster.config import CONFIG_NAME, parse_cluster_config
 from installer.cluster.render import render
-from installer.cluster.secrets import SECRETS_NAME, WORKER_SECRETS_NAME, generate_secrets, secrets_text, worker_secrets
+from installer.cluster.secrets import generate_secrets, secrets_text, worker_secrets
 from installer.errors import InstallError
+from installer.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 
 DEFAULT_NAME = "k8s-cluster"  # also in commands.py, which must not import jinja2
 

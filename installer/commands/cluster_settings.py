@@ -10,10 +10,10 @@ from installer.bundle import Bundle
 from installer.cluster.config import load_cluster_config
 from installer.cluster.identity import identify_node, read_local_addresses
 from installer.cluster.model import ClusterConfig, Node
-from installer.cluster.secrets import SECRETS_NAME, WORKER_SECRETS_NAME, ClusterSecrets, load_secrets
+from installer.cluster.secrets import ClusterSecrets, load_secrets
 from installer.errors import InstallError
 from installer.host import Host
-from installer.layout import CLUSTER_CONFIG_NAME
+from installer.layout import CLUSTER_CONFIG_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
 from installer.settings import NodeSettings
 from installer.steps.preflight import CHECK_NAMES
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -14,9 +16,12 @@ from installer.state import State
 from installer.verify import verify_directory
 
 
-def bundle_dir(args: argparse.Namespace) -> Path:
-    from installer.main import default_bundle_dir
+def default_bundle_dir() -> Path:
+    """The folder holding the running pyz (shiv sets argv[0] to the archive)."""
+    return Path(os.path.abspath(sys.argv[0])).parent
 
+
+def bundle_dir(args: argparse.Namespace) -> Path:
     return Path(args.bundle) if getattr(args, "bundle", None) else default_bundle_dir()
 
 

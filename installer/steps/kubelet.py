@@ -13,6 +13,5 @@ class KubeletEnabled(Step):
     title = "kubelet enabled"
 
     def plan(self, node: Node) -> List[Change]:
-        changes = plan_enabled(node, "kubelet.service", required=not node.options.get("dry_run", False))
         # kubelet crash-loops until kubeadm writes its config: enabling, not starting, is the node's job.
-        return [Change(c.summary, c.apply) for c in changes]
+        return plan_enabled(node, "kubelet.service", start=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import List
 
 from installer.engine import Change, Node
+from installer.errors import InstallError
 
 
 def is_enabled(node: Node, unit: str) -> bool:
@@ -20,14 +21,13 @@ def unit_exists(node: Node, unit: str) -> bool:
     return any(node.host.path(f"{directory}/{name}").exists() for directory in UNIT_DIRS)
 
 
-def plan_enabled(node: Node, unit: str, required: bool = True) -> List[Change]:
-    """Enable `unit`; a unit whose file is absent is an error, or only logged when not `required`."""
+def plan_enabled(node: Node, unit: str, required: bool = True, start: bool = True) -> List[Change]:
+    """Enable `unit` (and, with `start`, (re)start it with the other restarts); a unit whose file is absent
+    is an error, or only logged when not `required`."""
     if not unit_exists(node, unit):
         if node.options.get("dry_run"):
             return [Change(f"enable {unit} (once an earlier step has installed it)", lambda: None)]
         if required:
-            from installer.errors import InstallError
-
             raise InstallError(f"unit {unit} is not installed on this node: the step that installs it did not run")
         node.host.log(f"{unit}: no unit file, not enabled")
         return []
@@ -38,7 +38,7 @@ def plan_enabled(node: Node, unit: str, required: bool = True) -> List[Change]:
         node.host.run(node.host.systemctl("enable", unit))
         node.state.record_unit(unit)
 
-    return [Change(f"enable {unit}", enable, (unit,))]
+    return [Change(f"enable {unit}", enable, (unit,) if start else ())]
 
 
 def plan_disabled(node: Node, unit: str) -> List[Change]:

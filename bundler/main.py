@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
-    init = cluster_commands.add_parser("init", help="write a commented cluster.yaml and cluster-secrets.yaml (0600)")
+    init = cluster_commands.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
     init.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="Kubernetes version (default: newest)")
     init.add_argument("--name", help="cluster name (default k8s-cluster)")

@@ -19,6 +19,7 @@ from bundler.download import Downloader
 from bundler.errors import BundlerError
 from bundler.manifest import load_release
 from bundler.progress import human_size
+from bundler.signing import sign_sums
 from bundler.sources.cluster import add_cluster_config
 from bundler.sources.files import fetch_files
 from bundler.sources.images import fetch_images
@@ -112,7 +113,8 @@ def run_build(options: BuildOptions) -> int:
         add_installer(context, epoch, Path(work))
         manifest_text = yaml.safe_dump(context.record, sort_keys=False, default_flow_style=False)
         context.contents.add_bytes(MANIFEST_NAME, manifest_text.encode())
-        sums_sha256 = write_tarball(context.contents, top, tarball, epoch)
+        signature = sign_sums(context.contents.sums_text(), options.sign_key)
+        sums_sha256 = write_tarball(context.contents, top, tarball, epoch, signature)
     size = tarball.stat().st_size
     elapsed = time.monotonic() - started
     print(

@@ -308,3 +308,29 @@ def test_every_bundle_command_checks_the_signature_first(
         line = node_error(node(python39, unpacked, *command, tmp_path=tmp_path))
         assert "unsigned bundle (no SHA256SUMS.sig) but trusted signers are set" in line, command
         assert "cluster-secrets.yaml: trusted_signers" in line
+
+
+def test_describe_signature_for_inspect(pristine: Path, unpacked: Path, keys: Keys) -> None:
+    from bundler.errors import BundlerError
+    from bundler.signing import describe_signature
+    from installer.signature import read_trusted_signers
+
+    assert describe_signature(pristine).startswith("signed with ED25519 SHA256:")
+    good = describe_signature(pristine, read_trusted_signers(keys.allowed))
+    assert good.startswith(f"signature good: signed by {SIGNER} (ED25519 SHA256:")
+    change_blob_and_its_line(unpacked)
+    with pytest.raises(BundlerError, match="bad signature"):
+        describe_signature(unpacked)
+    (unpacked / SIGNATURE_NAME).unlink()
+    assert describe_signature(unpacked) == "unsigned (no SHA256SUMS.sig)"
+
+
+def test_zipapp_config_init_records_trusted_signers(pristine: Path, keys: Keys, python39: str, tmp_path: Path) -> None:
+    result = node(python39, pristine, "config", "init", "--dir", str(tmp_path / "c"),
+                  "--trusted-signers", str(keys.allowed), tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    from installer.cluster.secrets import recorded_signers
+
+    for name in ("cluster-secrets.yaml", "cluster-secrets-worker.yaml"):
+        found = recorded_signers(tmp_path / "c" / name)
+        assert found is not None and found.text == keys.allowed.read_text()

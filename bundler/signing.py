@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -85,6 +86,7 @@ def sign_sums(sums: str, key: Optional[SignKey]) -> Optional[bytes]:
         if result.returncode != 0 or not signature.is_file():
             reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no reason given"
             raise BundlerError(f"--sign-key {key.path}: ssh-keygen could not sign: {reason}")
+        print(f"  signed SHA256SUMS into {SIGNATURE_NAME} with {key.fingerprint}", file=sys.stderr)
         return signature.read_bytes()
 
 

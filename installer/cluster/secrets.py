@@ -241,7 +241,9 @@ def _signers_field(data: Dict[str, Any], where: str) -> str:
 
 def recorded_signers(path: Path) -> Optional[TrustedSigners]:
     """The trusted signers recorded in a secrets file, read before the bundle (and so its cluster.yaml) is
-    trusted: only this field is taken; the rest is checked later, as always."""
+    trusted: only this field is taken; the rest is checked later, as always (a missing file too)."""
+    if not Path(path).exists():
+        return None
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:

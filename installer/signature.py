@@ -73,9 +73,7 @@ def signing_key(sums: bytes, signature: Path, where: str) -> str:
     return f"{found.group(1)} {found.group(2)}" if found else "unknown key"
 
 
-def check_signature(
-    sums: bytes, signature: Optional[bytes], signers: TrustedSigners, where: str
-) -> SignatureCheck:
+def check_signature(sums: bytes, signature: Optional[bytes], signers: TrustedSigners, where: str) -> SignatureCheck:
     """Prove `signature` is a good signature of `sums` by one of `signers`, valid now."""
     if signature is None:
         raise InstallError(

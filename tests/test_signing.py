@@ -310,12 +310,13 @@ def test_every_bundle_command_checks_the_signature_first(
         assert "cluster-secrets.yaml: trusted_signers" in line
 
 
-def test_describe_signature_for_inspect(pristine: Path, unpacked: Path, keys: Keys) -> None:
+def test_describe_signature_for_inspect(signed: Path, pristine: Path, unpacked: Path, keys: Keys) -> None:
     from bundler.errors import BundlerError
     from bundler.signing import describe_signature
     from installer.signature import read_trusted_signers
 
     assert describe_signature(pristine).startswith("signed with ED25519 SHA256:")
+    assert describe_signature(signed) == describe_signature(pristine)
     good = describe_signature(pristine, read_trusted_signers(keys.allowed))
     assert good.startswith(f"signature good: signed by {SIGNER} (ED25519 SHA256:")
     change_blob_and_its_line(unpacked)

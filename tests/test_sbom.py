@@ -19,6 +19,7 @@ from tests.support.http_server import MirrorServer
 from tests.support.registry import Registry
 from tests.support.rpm_graph import RpmGraph
 from tests.support.rpm_release import add_rpm_section
+from tests.support.signing import SigningKey, missing_tools
 from tests.support.test_images import PushedImages
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
@@ -40,15 +41,20 @@ def spdx_tools() -> Any:
 def built(
     rpm_graph: RpmGraph, pushed_images: PushedImages, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Dict[str, Any]]:
-    """Build one bundle with all three source kinds, twice (the second to prove reproducibility)."""
+    """Build one bundle with all three source kinds (signed repository metadata, so the repository keys are
+    in it too), twice: the second proves the SBOM reproducible."""
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (.ci/run installs them)")
     root = tmp_path_factory.mktemp("sbom")
     mirror = MirrorServer().start()
+    repo_key = SigningKey("sbom-repo")
     storage = root / "registry-storage"
     subprocess.run(["cp", "-a", str(pushed_images.storage), str(storage)], check=True)
     try:
         with Registry(storage, root / "registry") as registry:
             release = StandInRelease(mirror, root)
-            add_rpm_section(release, rpm_graph)
+            add_rpm_section(release, rpm_graph, signer=repo_key)
             images = [f"{registry.host}/test/busybox:1.0", f"{registry.host}/test/app:2.0"]
             release.set_images(images)
             outputs = []
@@ -62,6 +68,7 @@ def built(
                 outputs.append(root / run / f"{TOP}.tar")
     finally:
         mirror.stop()
+        repo_key.close()
     subprocess.run(["tar", "-xf", str(outputs[0]), "-C", str(root)], check=True)
     folder = root / TOP
     yield {
@@ -115,7 +122,8 @@ def test_every_file_artifact_with_version_url_and_sum(built: Dict[str, Any]) -> 
     by_file = packages_by_file(built["sbom"])
     bundle_contents = set(contained(built["sbom"], "SPDXRef-Bundle"))
     artifacts = built["record"]["artifacts"] + [built["record"]["installer"]] + built["record"]["extras"]
-    assert len(artifacts) >= 5
+    assert len(built["record"]["extras"]) == 2  # the two repositories' keys
+    assert len(artifacts) >= 7
     for artifact in artifacts:
         package = by_file[artifact["path"]]
         actual = hashlib.sha256((built["folder"] / artifact["path"]).read_bytes()).hexdigest()

@@ -21,10 +21,14 @@ from typing import Any, Dict, Optional, Tuple
 
 from bundler.errors import BundlerError
 from bundler.rpm.deps import parse_simple
-from bundler.rpm.pool import rpm_arch
 from bundler.rpm.repodata import Dependency
 
 SECTION = "rpm"
+RPM_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def rpm_arch(arch: str) -> str:
+    return RPM_ARCHES.get(arch, arch)
 
 
 @dataclass(frozen=True)

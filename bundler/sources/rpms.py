@@ -10,13 +10,12 @@ from bundler.build_context import BuildContext
 from bundler.download import Fetched
 from bundler.errors import BundlerError
 from bundler.progress import Progress
-from bundler.rpm.pool import Pool
 from bundler.rpm.remote import RemoteRepository, fetch_checked
 from bundler.rpm.repo_writer import PublishedPackage, write_repodata
-from bundler.rpm.repodata import Dependency, Package
-from bundler.rpm.resolver import Resolution, Resolver
-from bundler.rpm.spec import RpmSpec, rpm_spec
-from bundler.rpm.vercmp import EVR
+from bundler.rpm.repodata import EVR, Dependency, Package
+from bundler.rpm.solver import Policy, Resolution, prove_installable, require_libsolv
+from bundler.rpm.solver import resolve as solve
+from bundler.rpm.spec import RpmSpec, rpm_arch, rpm_spec
 from installer.layout import RPMS_DIR
 
 CLOSURES = ("minimal", "full")
@@ -51,16 +50,15 @@ def _options(context: BuildContext, spec: RpmSpec) -> Tuple[str, Optional[str]]:
     return closure, mirror
 
 
-def resolve(context: BuildContext, spec: RpmSpec, repos: List[RemoteRepository], full: bool) -> Resolution:
-    packages: List[Package] = []
-    for repo in repos:
-        packages.extend(repo.load())
-    by_id = {repo.id: repo for repo in repos}
-    pool = Pool(packages, context.arch, [r.id for r in repos], lambda repo_id: by_id[repo_id].filelists())
+def resolve(context: BuildContext, spec: RpmSpec, repos: List[RemoteRepository], policy: Policy) -> Resolution:
+    """Read every repository's metadata and let libsolv choose the packages (see bundler/rpm/solver.py)."""
+    require_libsolv()
+    metadata = [repo.load() for repo in repos]
     pins: Dict[str, Dependency] = {p.name: p for p in spec.packages if p.flags is not None}
     for name, (pin, _) in lock_pins(context.lock).items():
         pins[name] = pin
-    return Resolver(pool, pins, frozenset(spec.assumed_installed), full).resolve(spec.packages)
+    where = f"{context.release.source}: rpm.{context.os_target.id}"
+    return solve(metadata, spec.packages, pins, spec.assumed_installed, policy, where)
 
 
 def download(context: BuildContext, repos: Dict[str, RemoteRepository], packages: Tuple[Package, ...]) -> List[Fetched]:
@@ -96,7 +94,8 @@ def fetch_rpms(context: BuildContext) -> None:
         return
     closure, mirror = _options(context, spec)
     repos = [RemoteRepository(r, r.url_for(context.arch, mirror), context.downloader) for r in spec.repositories]
-    resolution = resolve(context, spec, repos, closure == "full")
+    policy = Policy(rpm_arch(context.arch), closure)
+    resolution = resolve(context, spec, repos, policy)
     by_id = {repo.id: repo for repo in repos}
     fetched = download(context, by_id, resolution.packages)
     check_lock(context, resolution.packages, fetched)
@@ -110,7 +109,7 @@ def fetch_rpms(context: BuildContext) -> None:
         for package, result in mine:
             listed = files.get(package.checksum) or tuple((path, None) for path in package.files)
             published.append(PublishedPackage(package, elements[package.checksum], listed, result.sha256, result.size))
-    publish(context, spec, repos, resolution, published, closure, mirror)
+    publish(context, spec, repos, resolution, published, policy, mirror)
 
 
 def publish(
@@ -119,12 +118,14 @@ def publish(
     repos: List[RemoteRepository],
     resolution: Resolution,
     published: List[PublishedPackage],
-    closure: str,
+    policy: Policy,
     mirror: Optional[str],
 ) -> None:
     from bundler.commands.build import source_date_epoch
 
-    for path, data in sorted(write_repodata(published, source_date_epoch()).items()):
+    repodata = write_repodata(published, source_date_epoch())
+    prove_installable(repodata, spec.packages, resolution, policy.arch)  # before anything is written
+    for path, data in sorted(repodata.items()):
         context.contents.add_bytes(f"{RPMS_DIR}/{path}", data)
     entries = []
     for item in sorted(published, key=lambda i: i.package.name):
@@ -156,10 +157,11 @@ def publish(
     versions = {p.name: p for p in resolution.packages}
     context.record["rpm_repository"] = {
         "path": RPMS_DIR,
-        "closure": closure,
+        "closure": policy.closure,
+        "policy": policy.record(),
         "gpgcheck": signed,
         "keys": [k["path"] for k in keys],
-        "assumed_installed": list(spec.assumed_installed) if closure == "minimal" else [],
+        "assumed_installed": [a.record() for a in resolution.assumed],
         "install": [{"name": name, "nevra": versions[name].nevra, "exact": request.flags is not None}
                     for request, name in zip(spec.packages, resolution.requested)],
         "repositories": [_repository_record(repo, mirror) for repo in repos],

@@ -185,7 +185,6 @@ def test_without_libsolv_the_build_says_so_in_one_line(
     (blocker / "solv.py").write_text("raise ImportError('no wheel for this platform')\n")
     result = build(release, tmp_path, env={"PYTHONPATH": str(blocker)})
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "bundler: error: RPM targets are resolved with libsolv, whose Python package 'solv' is not installed"
-    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bundler: error: RPM targets are resolved with libsolv, whose Python package 'solv'")
     assert "Traceback" not in result.stderr and not (tmp_path / "out" / f"{TOP}.tar").exists()

@@ -17,7 +17,7 @@ from installer.rpmvercmp import compare_evr
 
 LESS, GREATER, EQUAL = 2, 4, 8  # rpm's RPMSENSE_* bits
 OPERATORS = {"<": LESS, "<=": LESS | EQUAL, "=": EQUAL, "==": EQUAL, ">=": GREATER | EQUAL, ">": GREATER}
-QUERY_FORMAT = "[%{NAME}|%{PROVIDENAME}|%{PROVIDEFLAGS}|%{PROVIDEVERSION}\\n]"
+QUERY_FORMAT = "[%{=NAME}|%{PROVIDENAME}|%{PROVIDEFLAGS}|%{PROVIDEVERSION}\\n]"
 
 
 @dataclass(frozen=True)

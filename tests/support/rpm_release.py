@@ -65,6 +65,13 @@ def add_rpm_section(
             "assumed_installed": ASSUMED,
         }
     }
+    add_cni_plugins(release)
+    release.write()
+    return prefixes
+
+
+def add_cni_plugins(release) -> None:  # type: ignore[no-untyped-def]
+    """The cni-plugins tarball an EL9 release names (its plugins are laid over the kubernetes-cni RPM's)."""
     data = cni_tarball()
     url_path = "/releases/cni-plugins/cni-plugins-linux-{arch}-v1.4.0.tgz"
     files = release.manifest["files"]
@@ -74,6 +81,4 @@ def add_rpm_section(
          "sha256": {arch: hashlib.sha256(data).hexdigest() for arch in ("amd64", "arm64")}}
     )  # fmt: skip
     for arch in ("amd64", "arm64"):
-        mirror.add(f"/downloads.example.invalid{url_path.replace('{arch}', arch)}", data)
-    release.write()
-    return prefixes
+        release.mirror.add(f"/downloads.example.invalid{url_path.replace('{arch}', arch)}", data)

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 from bundler.download import Downloader, Fetched
 from bundler.errors import BundlerError
+from bundler.rpm.keys import KeyInfo, check_key
 from bundler.rpm.repodata import (
     FileEntry,
     MetadataFile,
@@ -53,8 +54,12 @@ def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: s
 
 
 class RemoteRepository:
-    def __init__(self, spec: RepositorySpec, url: str, downloader: Downloader) -> None:
+    def __init__(
+        self, spec: RepositorySpec, url: str, downloader: Downloader, fingerprint: Optional[str] = None
+    ) -> None:
         self.spec = spec
+        self.fingerprint = spec.gpgkey_fingerprint or fingerprint  # the key's pin, from the manifest or checksums/
+        self.key_info: Optional[KeyInfo] = None
         self.id = spec.id
         self.url = url
         self.downloader = downloader
@@ -67,11 +72,18 @@ class RemoteRepository:
         """Read repomd.xml (signature checked when the key is pinned) and fetch primary; filelists on demand."""
         fetched = self.downloader.fetch(f"{self.id} repomd.xml", self.url + "repodata/repomd.xml", None)
         self.repomd_sha256 = fetched.sha256
+        where = f"repository {self.id}"
         if self.spec.gpgkey:
             self.key = self.downloader.fetch(f"{self.id} key", self.spec.gpgkey, self.spec.gpgkey_sha256)
-        if self.spec.gpgkey_sha256 and self.key is not None:
+            if self.fingerprint:
+                self.key_info = check_key(self.key.path, self.fingerprint, self.spec.gpgkey, where)
+        if (self.spec.gpgkey_sha256 or self.fingerprint) and self.key is not None:
             signature = self.downloader.fetch(f"{self.id} repomd.xml.asc", self.url + "repodata/repomd.xml.asc", None)
-            self.signer = verify_detached(fetched.path, signature.path, self.key.path, f"repository {self.id}")
+            self.signer = verify_detached(fetched.path, signature.path, self.key.path, where)
+            if self.fingerprint and self.signer.upper() != self.fingerprint:
+                raise BundlerError(
+                    f"{where}: repomd.xml is signed by {self.signer}, not by the pinned key {self.fingerprint}"
+                )
         self.repomd = parse_repomd(fetched.path.read_bytes(), f"repository {self.id} ({self.url})")
         primary = (self._metadata("primary"), self.repomd.files["primary"].href)
         return RepoMetadata(self.id, primary, self._filelists_file)

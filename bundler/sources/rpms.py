@@ -9,7 +9,9 @@ from typing import Dict, List, Optional, Tuple
 from bundler.build_context import BuildContext
 from bundler.download import Fetched
 from bundler.errors import BundlerError
+from bundler.paths import key_pins_path
 from bundler.progress import Progress
+from bundler.rpm.keys import load_fingerprint_pins
 from bundler.rpm.remote import RemoteRepository, fetch_checked
 from bundler.rpm.repo_writer import PublishedPackage, write_repodata
 from bundler.rpm.repodata import EVR, Dependency, Package
@@ -93,7 +95,11 @@ def fetch_rpms(context: BuildContext) -> None:
     if not context.os_target.rpms or spec is None:
         return
     closure, mirror = _options(context, spec)
-    repos = [RemoteRepository(r, r.url_for(context.arch, mirror), context.downloader) for r in spec.repositories]
+    key_pins = load_fingerprint_pins(key_pins_path(context.release.kubernetes))
+    repos = [
+        RemoteRepository(r, r.url_for(context.arch, mirror), context.downloader, key_pins.get(r.gpgkey or ""))
+        for r in spec.repositories
+    ]
     policy = Policy(rpm_arch(context.arch), closure)
     resolution = resolve(context, spec, repos, policy)
     by_id = {repo.id: repo for repo in repos}
@@ -143,7 +149,7 @@ def publish(
         if repo.key is not None:
             path = f"{RPMS_DIR}/{KEYS_DIR}/{repo.id}.asc"
             context.contents.add_file(path, repo.key.path, repo.key.sha256, repo.key.size)
-            key, pinned = repo.key, repo.spec.gpgkey_sha256 is not None
+            key, pinned = repo.key, repo.spec.gpgkey_sha256 is not None or repo.fingerprint is not None
             keys.append(
                 {
                     "repository": repo.id,
@@ -151,6 +157,7 @@ def publish(
                     "sha256": key.sha256,
                     "size": key.size,
                     "pinned": pinned,
+                    "fingerprint": repo.key_info.fingerprint if repo.key_info else None,
                 }
             )
     signed = {p.repo for p in resolution.packages}.issubset({repo.id for repo in repos if repo.key is not None})

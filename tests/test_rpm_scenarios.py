@@ -51,14 +51,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, BuiltScenario]:
     return build_scenarios(tmp_path_factory.mktemp("rpm-scenarios"))
 
 
-def build_bundle(release: StandInRelease, built: BuiltScenario, tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
+def build_bundle(release: StandInRelease, built: BuiltScenario, tmp_path: Path, *extra: str, requests=None):  # type: ignore[no-untyped-def]
     scenario = built.scenario
     repositories = []
     for repo_id, directory in built.repos.items():
         serve_directory(release.mirror, f"/{HOST}/{scenario.id}/{repo_id}", directory)
         repositories.append({"id": repo_id, "baseurl": f"https://{HOST}/{scenario.id}/{repo_id}/"})
     release.manifest["rpm"] = {
-        "rocky9": {"repositories": repositories, "packages": list(scenario.requests),
+        "rocky9": {"repositories": repositories, "packages": list(requests or scenario.requests),
                    "assumed_installed": list(scenario.assumed)}
     }  # fmt: skip
     add_cni_plugins(release)
@@ -194,3 +194,22 @@ def test_proof_fails_when_the_bundle_repository_lacks_a_needed_package(
 def _metadata_file(repo: Path, kind: str):  # type: ignore[no-untyped-def]
     path = next((repo / "repodata").glob(f"*-{kind}.xml.gz"))
     return path, path.name
+
+
+def test_full_closure_equals_dnfs_answer_on_an_empty_root(
+    built: Dict[str, BuiltScenario], release: StandInRelease, tmp_path: Path
+) -> None:
+    """--rpm-closure full takes nothing as installed: the requested bash is bundled, as dnf installs it into an
+    empty root."""
+    this = built["file-requirement-only-in-filelists"]
+    requests = ("app", "bash")
+    result = build_bundle(release, this, tmp_path, "--rpm-closure", "full", requests=requests)
+    assert result.returncode == 0, result.stderr
+    manifest = yaml.safe_load((unpack(tmp_path) / "bundle.yaml").read_text())
+    assert manifest["rpm_repository"]["policy"]["closure"] == "full"
+    assert manifest["rpm_repository"]["assumed_installed"] == []
+    root = node_root(tmp_path / "empty", [])
+    assert dnf_install(root, this.repos, requests).returncode == 0
+    assert bundle_set(manifest) == installed(root) == {
+        "app 1.0.noarch", "thing 1.0.noarch", "bash 5.1.8.x86_64"
+    }  # fmt: skip

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bundler.errors import BundlerError
-from bundler.rpm.repodata import EVR, Dependency, Package
+from bundler.rpm.explain import Chain, decision_chains, explain
+from bundler.rpm.repodata import EVR, Dependency, Package, open_metadata
 
 try:
     import solv
@@ -33,7 +34,6 @@ except ImportError:  # no wheel for this platform
 INSTALLED_REPO = "@assumed"
 REL_FLAGS = {"EQ": 2, "GT": 1, "GE": 3, "LT": 4, "LE": 6}  # libsolv's REL_GT | REL_EQ | REL_LT bits
 IMPLICIT_PREFIXES = ("rpmlib(",)  # met by rpm itself, never by a package
-Chain = Tuple[str, ...]
 
 
 def require_libsolv() -> None:
@@ -102,8 +102,6 @@ def _add_metadata(repo: Any, path: Path, href: str, flags: int = 0) -> None:
         if href.endswith(".gz") or href.endswith(".xml"):
             source, name = path, href
         else:
-            from bundler.rpm.repodata import open_metadata
-
             source, name = Path(work) / "metadata.xml", "metadata.xml"
             with open_metadata(path, href) as stream, open(source, "wb") as out:
                 for block in iter(lambda: stream.read(1 << 20), b""):
@@ -166,8 +164,7 @@ def _pin_dep(pool: Any, pin: Dependency) -> Any:
     name = pool.Dep(pin.name)
     if pin.flags is None or pin.evr is None:
         return name
-    evr = pin.evr if pin.evr.epoch else EVR(0, pin.evr.version, pin.evr.release)
-    return name.Rel(REL_FLAGS[pin.flags], pool.Dep(str(evr)))
+    return name.Rel(REL_FLAGS[pin.flags], pool.Dep(str(pin.evr)))  # str() leaves out epoch 0, as libsolv does
 
 
 def _allowed(pool: Any, arch: str, pins: Dict[str, Dependency]) -> List[Any]:
@@ -184,7 +181,8 @@ def _allowed(pool: Any, arch: str, pins: Dict[str, Dependency]) -> List[Any]:
     return allowed
 
 
-def _newest(pool: Any, candidates: Iterable[Any], arch: str) -> Any:
+def _newest(candidates: Iterable[Any], arch: str) -> Any:
+    """The highest epoch:version-release; the node arch over noarch on a tie."""
     best = None
     for solvable in candidates:
         if best is None:
@@ -205,7 +203,7 @@ def _install_assumed(pool: Any, allowed: Sequence[Any], names: Sequence[str], ar
     for name in names:
         if name not in by_name:
             raise BundlerError(f"{where}: {name} is in none of the repositories; remove it or add its repository")
-        source = _newest(pool, by_name[name], arch)
+        source = _newest(by_name[name], arch)
         copy = installed.add_solvable()
         copy.name, copy.evr, copy.arch, copy.vendor = source.name, source.evr, source.arch, source.vendor
         for key in (solv.SOLVABLE_PROVIDES, solv.SOLVABLE_REQUIRES, solv.SOLVABLE_CONFLICTS, solv.SOLVABLE_OBSOLETES):
@@ -258,51 +256,6 @@ def _solver(pool: Any) -> Any:
     return solver
 
 
-def _describe(info: Any, repo_names: str) -> str:
-    kinds = solv.Solver
-    if info.type == kinds.SOLVER_RULE_PKG_REQUIRES:
-        return f"{info.solvable} requires {info.dep}"
-    if info.type == kinds.SOLVER_RULE_PKG_NOTHING_PROVIDES_DEP:
-        return f"{info.solvable} requires {info.dep}, which nothing in the repositories ({repo_names}) provides"
-    if info.type in (kinds.SOLVER_RULE_JOB_NOTHING_PROVIDES_DEP, kinds.SOLVER_RULE_JOB_UNKNOWN_PACKAGE):
-        return f"requested {info.dep}: nothing in the repositories ({repo_names}) provides it"
-    return str(info.problemstr())
-
-
-def _problem_chains(pool: Any, problem: Any, repo_names: str, requests: Sequence[Tuple[str, set]]) -> List[str]:
-    """The rules of one problem ordered into chains: each starts at a package no other rule leads to."""
-    infos = [info for rule in problem.findallproblemrules() for info in rule.allinfos()]
-    provided = [{s.id for s in pool.whatprovides(i.dep)} if i.dep is not None else set() for i in infos]
-    remaining = list(range(len(infos)))
-
-    def leads_to(index: int) -> bool:
-        solvable = infos[index].solvable
-        return solvable is not None and any(solvable.id in provided[j] for j in remaining if j != index)
-
-    chains = []
-    while remaining:
-        start = next((i for i in remaining if not leads_to(i)), remaining[0])
-        chain = [start]
-        remaining.remove(start)
-        while True:
-            step = next((j for j in remaining if infos[j].solvable is not None
-                         and infos[j].solvable.id in provided[chain[-1]]), None)  # fmt: skip
-            if step is None:
-                break
-            chain.append(step)
-            remaining.remove(step)
-        root = infos[start].solvable
-        request = next((text for text, ids in requests if root is not None and root.id in ids), None)
-        parts = ([f"requested {request}"] if request else []) + [_describe(infos[i], repo_names) for i in chain]
-        chains.append(" -> ".join(parts))
-    return list(dict.fromkeys(chains)) or [str(problem)]
-
-
-def explain(pool: Any, problems: Sequence[Any], repo_names: str, requests: Sequence[Tuple[str, set]]) -> str:
-    """libsolv's explanation of each problem as chains: the request, then each package and what it needs."""
-    return "; ".join("; ".join(_problem_chains(pool, problem, repo_names, requests)) for problem in problems)
-
-
 def _package(solvable: Any) -> Package:
     checksum = solvable.lookup_checksum(solv.SOLVABLE_CHECKSUM)
     location, _ = solvable.lookup_location()
@@ -318,33 +271,6 @@ def _package(solvable: Any) -> Package:
         base=solvable.lookup_str(solv.SOLVABLE_MEDIABASE),
         size=solvable.lookup_num(solv.SOLVABLE_DOWNLOADSIZE),
     )
-
-
-def _chains(solver: Any, new: Sequence[Any], selected: Sequence[Tuple[str, set]]) -> Dict[int, Chain]:
-    """Why each new package is there: the request, or the package that requires it and the requirement."""
-    parents: Dict[int, Tuple[Optional[int], str]] = {}
-    for solvable in new:
-        for request, ids in selected:
-            if solvable.id in ids:
-                parents[solvable.id] = (None, f"requested {request}")
-                break
-        else:
-            _, rule = solver.describe_decision(solvable)
-            info = rule.info() if rule is not None else None
-            if info is not None and info.type == solv.Solver.SOLVER_RULE_PKG_REQUIRES and info.solvable is not None:
-                parents[solvable.id] = (info.solvable.id, f"{info.solvable} requires {info.dep}")
-            else:
-                parents[solvable.id] = (None, "needed by the transaction")
-    chains: Dict[int, Chain] = {}
-
-    def chain(solvable_id: int, seen: Tuple[int, ...] = ()) -> Chain:
-        if solvable_id not in chains:
-            parent, text = parents.get(solvable_id, (None, "needed by the transaction"))
-            head = chain(parent, seen + (solvable_id,)) if parent is not None and parent not in seen else ()
-            chains[solvable_id] = head + (text,)
-        return chains[solvable_id]
-
-    return {solvable.id: chain(solvable.id) for solvable in new}
 
 
 def _assumed_requirements(pool: Any, installed: Any, new: Sequence[Any]) -> Tuple[Assumed, ...]:
@@ -409,7 +335,7 @@ def resolve(
     if problems:
         raise BundlerError(f"cannot resolve the RPMs: {explain(pool, problems, repo_names, selected)}")
     new = list(solver.transaction().newsolvables())
-    chains = _chains(solver, new, selected)
+    chains = decision_chains(solver, new, selected)
     by_id = {s.id: s for s in new}
     requested = []
     for request, ids in selected:

@@ -146,3 +146,21 @@ def test_real_repository_keys_match_the_pins_and_the_expired_one_says_what_to_do
     )
     with pytest.raises(BundlerError, match="but DE15B14486CD377B9E876E1A234654DA9A296436 is pinned"):
         check_key(SHARED_KEYS / "RPM-GPG-KEY-Rocky-9", pins[k8s_url], k8s_url, "repository kubernetes")
+
+
+def test_pinned_key_without_a_published_signature_fails_the_build(
+    release: StandInRelease, rpm_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
+) -> None:
+    prefixes = add_rpm_section(release, rpm_graph, name="unsigned-repomd", signer=signing_key, pin="fingerprint")
+    del release.mirror.files[f"{prefixes['kubernetes']}/repodata/repomd.xml.asc"]
+    result = run_bundler(
+        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--retries", "0",
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"bundler: error: repository kubernetes: its key is pinned, so repomd.xml must be signed, but "
+        f"https://{HOST}/unsigned-repomd/kubernetes/repodata/repomd.xml.asc could not be fetched ("
+    ), last
+    assert not list((tmp_path / "out").glob("*.tar"))

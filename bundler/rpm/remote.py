@@ -78,7 +78,14 @@ class RemoteRepository:
             if self.fingerprint:
                 self.key_info = check_key(self.key.path, self.fingerprint, self.spec.gpgkey, where)
         if (self.spec.gpgkey_sha256 or self.fingerprint) and self.key is not None:
-            signature = self.downloader.fetch(f"{self.id} repomd.xml.asc", self.url + "repodata/repomd.xml.asc", None)
+            signature_url = self.url + "repodata/repomd.xml.asc"
+            try:
+                signature = self.downloader.fetch(f"{self.id} repomd.xml.asc", signature_url, None)
+            except BundlerError as error:
+                raise BundlerError(
+                    f"{where}: its key is pinned, so repomd.xml must be signed, but {signature_url} could not be "
+                    f"fetched ({error}); if the repository does not sign its metadata, remove the key's pin"
+                ) from None
             self.signer = verify_detached(fetched.path, signature.path, self.key.path, where)
             if self.fingerprint and self.signer.upper() != self.fingerprint:
                 raise BundlerError(

@@ -77,7 +77,8 @@ def unowned_files(paths: Sequence[str], run: Runner, root_args: Sequence[str]) -
     if not paths:
         return []
     _, output = run(["rpm", *root_args, "-q", "--whatprovides", *paths])
-    return [path for path in paths if f"{path} is not owned" in output or f"provides {path}" in output]
+    lines = set(output.splitlines())
+    return [p for p in paths if f"file {p} is not owned by any package" in lines or f"no package provides {p}" in lines]
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def test_preflight_checks_the_nodes_own_versions_of_assumed_packages(release: St
     a node with 2.30 is told to update glibc or use the full closure (rpm's own database, read with rpm -q)."""
     if missing_tools():
         pytest.skip(f"{', '.join(missing_tools())} not installed")
-    scenario = Scenario("node-versions", (rpm_("needs-new", requires=["glibc >= 2.34", "libc.so.6()(64bit)", "bash"]),),
+    scenario = Scenario("node-versions", (rpm_("needs-new", requires=["glibc >= 2.34", "libc.so.6()(64bit)", "bash", "/usr/bin/bash"]),),
                         ("needs-new",))  # fmt: skip
     this = BuiltScenario(scenario, tmp_path / "rpms")
     result = build_bundle(release, this, tmp_path)
@@ -146,7 +146,7 @@ def test_preflight_checks_the_nodes_own_versions_of_assumed_packages(release: St
     assumed = {a["name"]: a for a in manifest["rpm_repository"]["assumed_installed"]}
     assert assumed["glibc"] == {"name": "glibc", "nevra": "glibc-0:2.34-1.x86_64",
                                 "required": ["glibc >= 2.34", "libc.so.6()(64bit)"]}  # fmt: skip
-    assert assumed["bash"]["required"] == ["bash"]
+    assert assumed["bash"]["required"] == ["/usr/bin/bash", "bash"]
 
     current = node_root(tmp_path / "current", this.assumed_rpms())
     assert check_assumed_rpms(preflight_node(current, bundle, manifest)) is None
@@ -159,7 +159,8 @@ def test_preflight_checks_the_nodes_own_versions_of_assumed_packages(release: St
         "node (dnf update glibc) or use a bundle built with --rpm-closure full"
     )
     no_bash = node_root(tmp_path / "no-bash", list(older.values()))
-    assert "bash (bash: not installed)" in str(check_assumed_rpms(preflight_node(no_bash, bundle, manifest)))
+    message = str(check_assumed_rpms(preflight_node(no_bash, bundle, manifest)))
+    assert "/usr/bin/bash (bash: not installed); bash (bash: not installed)" in message
 
 
 def preflight_node(root: Path, bundle: Path, manifest: dict) -> Node:

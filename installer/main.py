@@ -79,6 +79,7 @@ COMMAND_HELP: Dict[str, str] = {
     "status": "show services, images and, where kubectl works, nodes and pods",
     "join-info": "on a control plane: renew the join token and certificates, print the join commands",
     "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
+    "certs": "show every certificate's expiry; `certs renew` renews kubeadm's on a control plane",
 }
 
 
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "images":
             sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
             sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
+        if name == "certs":
+            sub.add_argument("action", nargs="?", choices=("show", "renew"), default="show", help="default: show")
     add_config_parser(commands)
     return parser
 
@@ -110,7 +113,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from installer.commands import images, install, join_info, reset, status
+    from installer.commands import certs, images, install, join_info, reset, status
     from installer.commands.node import bundle_dir
 
     return {
@@ -122,6 +125,7 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "reset": reset.run_reset,
         "status": status.run_status,
         "join-info": join_info.run_join_info,
+        "certs": certs.run_certs,
         "config": lambda args: run_config(args, bundle_dir(args)),
     }
 

@@ -80,6 +80,7 @@ COMMAND_HELP: Dict[str, str] = {
     "join-info": "on a control plane: renew the join token and certificates, print the join commands",
     "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
     "certs": "show every certificate's expiry; `certs renew` renews kubeadm's on a control plane",
+    "upgrade": "move this node to the bundle's release in kubeadm's order; `upgrade plan` only shows the steps",
 }
 
 
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
         if name == "certs":
             sub.add_argument("action", nargs="?", choices=("show", "renew"), default="show", help="default: show")
+        if name == "upgrade":
+            sub.add_argument("action", nargs="?", choices=("run", "plan"), default="run", help="default: run")
+            sub.add_argument("--from", dest="from_", metavar="VERSION", help="the release this node runs now")
     add_config_parser(commands)
     return parser
 
@@ -113,7 +117,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from installer.commands import certs, images, install, join_info, reset, status
+    from installer.commands import certs, images, install, join_info, reset, status, upgrade
     from installer.commands.node import bundle_dir
 
     return {
@@ -126,6 +130,7 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "status": status.run_status,
         "join-info": join_info.run_join_info,
         "certs": certs.run_certs,
+        "upgrade": upgrade.run_upgrade,
         "config": lambda args: run_config(args, bundle_dir(args)),
     }
 

@@ -59,4 +59,4 @@ def upgrade_steps(role: str, first: bool) -> List[Step]:
     else:  # control planes: the control plane first, then drained for the kubelet
         before += [*kubeadm, upgrade.Drain()]
     runtime: List[Step] = [RuntimeBinaries(), ContainerdConfig(), Packages()]
-    return before + runtime + [upgrade.KubeletRestart(), upgrade.Uncordon()]
+    return before + runtime + [upgrade.KubeletRestart(), upgrade.Uncordon(), upgrade.KubeadmConfigFiles()]

@@ -125,6 +125,8 @@ def test_first_control_plane_in_kubeadm_order_then_a_rerun_changes_nothing(
     state = json.loads((root / "var/lib/k8s-install/state.json").read_text())
     assert state["kubernetes"] == TARGET and state["upgrade"]["completed"] is True
     assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in (root / "etc/containerd/config.toml").read_text()
+    init = list(yaml.safe_load_all((root / "etc/k8s-install/kubeadm-init.yaml").read_text()))
+    assert init[1]["kubernetesVersion"] == "v1.30.14" and init[0]["apiVersion"] == "kubeadm.k8s.io/v1beta3"
     (root / "var/log/k8s-install.log").unlink()
     again = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
     assert again.returncode == 0, again.stdout + again.stderr

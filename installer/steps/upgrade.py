@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 from typing import Callable, List, Optional
 
-from installer.cluster import paths
+from installer.cluster import kubeadm, paths
 from installer.engine import Change, Node, Step
 from installer.errors import InstallError
+from installer.files import plan_file
 from installer.packages import dnf_install_command, plan_packages
 from installer.steps.packages import logged_runner, releasever
 from installer.steps.preflight import check_disk
@@ -247,3 +248,21 @@ class Uncordon(Step):
         if kubectl is None:
             return plan_manual(node, "uncordon", f"uncordon {name} from a control plane: kubectl uncordon {name}")
         return plan_action(node, "uncordon", [*kubectl, "uncordon", name])
+
+
+class KubeadmConfigFiles(Step):
+    """The installer's kubeadm config (used again by `join-info`) in the new release's API version: from 1.31
+    kubeadm.k8s.io/v1beta4. A node without the secrets (a worker given none) keeps its file."""
+
+    name = "kubeadm-config"
+    title = "kubeadm configuration for the new release"
+
+    def plan(self, node: Node) -> List[Change]:
+        settings = node.settings
+        if settings.secrets is None:
+            return []
+        if settings.first:
+            text = kubeadm.render_init_config(settings.cluster, settings.node, settings.secrets)
+            return plan_file(node, paths.KUBEADM_INIT_CONFIG, text.encode(), 0o600)
+        text = kubeadm.render_join_config(settings.cluster, settings.node, settings.secrets)
+        return plan_file(node, paths.KUBEADM_JOIN_CONFIG, text.encode(), 0o600)

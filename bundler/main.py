@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_image_flags(build)
     build.add_argument("--cluster", type=Path, metavar="FILE", help="a cluster.yaml to validate and put in the bundle")
+    build.add_argument(
+        "--from", dest="delta_from", type=Path, metavar="OLD",
+        help="write a delta: leave out what this earlier bundle (tarball, folder or bundle.yaml) already holds",
+    )  # fmt: skip
 
     verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
@@ -125,7 +129,8 @@ def dispatch(args: argparse.Namespace) -> int:
             lock=args.lock,
             cluster=args.cluster,
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
-            extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror},
+            extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror,
+                   "delta_from": args.delta_from},  # fmt: skip
         )
         return run_build(options)
     if args.command == "verify":

@@ -6,6 +6,7 @@ BUNDLE_FORMAT = 1
 INSTALLER_NAME = "k8s-install.pyz"
 MANIFEST_NAME = "bundle.yaml"
 SUMS_NAME = "SHA256SUMS"
+DELTA_NAME = "DELTA.yaml"  # only in a delta bundle: the base it needs; removed once completed from that base
 CLUSTER_CONFIG_NAME = "cluster.yaml"
 SECRETS_NAME = "cluster-secrets.yaml"  # never in a bundle: carried apart, 0600
 WORKER_SECRETS_NAME = "cluster-secrets-worker.yaml"  # what workers need: token and CA pin only

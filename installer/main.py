@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from installer import __version__
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
         if name == "verify":
             sub.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
+            sub.add_argument("--base", metavar="DIR", help="a delta bundle: first take what it left out from DIR")
         if name == "images":
             sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
             sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
@@ -111,7 +113,17 @@ def run_verify(args: argparse.Namespace) -> int:
     from installer.commands.node import bundle_dir
     from installer.verify import verify_directory
 
-    result = verify_directory(bundle_dir(args), getattr(args, "jobs", 0))
+    root = bundle_dir(args)
+    if getattr(args, "base", None):
+        from installer.delta import complete_from_base
+
+        filled = complete_from_base(root, Path(args.base))
+        print(f"delta completed from {args.base}: {filled} file(s) taken from the base")
+    else:
+        from installer.delta import refuse_incomplete_delta
+
+        refuse_incomplete_delta(root)
+    result = verify_directory(root, getattr(args, "jobs", 0))
     print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from installer.bundle import Bundle, load_bundle
+from installer.delta import refuse_incomplete_delta
 from installer.engine import Node
 from installer.host import Host
 from installer.settings import NodeSettings
@@ -28,6 +29,7 @@ def bundle_dir(args: argparse.Namespace) -> Path:
 def open_bundle(args: argparse.Namespace, verify: bool = True) -> Bundle:
     root = bundle_dir(args)
     if verify:
+        refuse_incomplete_delta(root)
         verify_directory(root)  # a node never installs from a bundle that does not check out
     return load_bundle(root)
 

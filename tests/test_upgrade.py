@@ -223,3 +223,13 @@ def test_apiserver_version_from_the_static_pod() -> None:
     pod = {"spec": {"containers": [{"image": "registry.k8s.io/kube-apiserver:v1.30.14"}]}}
     assert apiserver_version(yaml.safe_dump(pod)) == "1.30.14"
     assert apiserver_version("not: [yaml") is None
+
+
+def test_a_node_installed_with_the_release_has_nothing_to_upgrade(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    root = old_node(tmp_path / "wn01", False, {"kubernetes": TARGET})
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.100", "--role", "worker", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "k8s-wn01 already runs 1.30.14: nothing to upgrade" in result.stdout
+    assert not (root / "var/log/k8s-install.log").exists()  # nothing was run, not even the preflight probe

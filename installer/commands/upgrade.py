@@ -57,6 +57,9 @@ def run_upgrade(args: argparse.Namespace) -> int:
     node = prepare(args)
     upgrade = node.options["upgrade"]
     steps = upgrade_steps(node.settings.role, node.settings.first)
+    if upgrade.source == node.bundle.kubernetes:
+        print(f"{node.settings.name} already runs {node.bundle.kubernetes}: nothing to upgrade")
+        return 0
     print(f"upgrade of {node.settings.name}: {upgrade.source} -> {node.bundle.kubernetes}")
     if getattr(args, "action", None) == "plan":
         report = converge(node, steps, dry_run=True)

@@ -13,7 +13,7 @@ step checks that record before acting; a --root run logs the exact command inste
 from __future__ import annotations
 
 import json
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from installer.cluster import kubeadm, paths
 from installer.engine import Change, Node, Step
@@ -199,17 +199,13 @@ class KubeadmUpgradeNode(Step):
         )
 
 
-def _drain_done_or_needless(node: Node) -> bool:
-    return record(node).done("kubelet-restarted")
-
-
 class Drain(Step):
     name = "drain"
     title = "node drained before its kubelet is upgraded"
 
     def plan(self, node: Node) -> List[Change]:
-        if _drain_done_or_needless(node):
-            return []
+        if record(node).done("kubelet-restarted"):
+            return []  # past the kubelet upgrade: a drain now would only take the node out again
         name = node.settings.name
         kubectl = admin_kubectl(node)
         if kubectl is None:
@@ -230,7 +226,9 @@ class KubeletRestart(Step):
         upgrade = record(node)
         if upgrade.done("kubelet-restarted"):
             return []
-        mark: Callable[[], None] = lambda: upgrade.mark("kubelet-restarted")  # noqa: E731
+        def mark() -> None:  # the engine restarts the kubelet (daemon-reload first) once the packages are in
+            upgrade.mark("kubelet-restarted")
+
         return [Change("systemctl daemon-reload && systemctl restart kubelet", mark, ("kubelet",))]
 
 

@@ -91,6 +91,10 @@ def test_images_and_package_repository_of_the_release(version: str) -> None:
         f"kubelet = {version}",
         f"kubectl = {version}",
     ]
+    from bundler.rpm.spec import rpm_spec
+
+    spec = rpm_spec(release.raw, "rocky9", str(release.source))  # the builder's own reading of the section
+    assert spec is not None and [repo.id for repo in spec.repositories] == ["kubernetes", "baseos", "appstream"]
 
 
 def test_supported_versions_are_listed_oldest_first() -> None:

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--sign-key", type=Path, metavar="FILE",
         help="sign SHA256SUMS into SHA256SUMS.sig with this OpenSSH key (ed25519; a .pub file: the ssh-agent signs)",
     )  # fmt: skip
+    build.add_argument(
+        "--from", dest="delta_from", type=Path, metavar="OLD",
+        help="write a delta: leave out what this earlier bundle (tarball, folder or bundle.yaml) already holds",
+    )  # fmt: skip
 
     verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
@@ -139,7 +143,8 @@ def dispatch(args: argparse.Namespace) -> int:
             cluster=args.cluster,
             sign_key=open_sign_key(args.sign_key) if args.sign_key else None,
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
-            extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror},
+            extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror,
+                   "delta_from": args.delta_from},  # fmt: skip
         )
         return run_build(options)
     if args.command == "verify":

@@ -24,4 +24,6 @@ def key_pins_path(kubernetes: str) -> Path:
 
 
 def supported_versions() -> list[str]:
-    return sorted(p.stem[len("k8s-") :] for p in MANIFESTS_DIR.glob("k8s-*.yaml"))
+    """Oldest first, as versions (1.29.6 before 1.29.15)."""
+    names = [p.stem[len("k8s-") :] for p in MANIFESTS_DIR.glob("k8s-*.yaml")]
+    return sorted(names, key=lambda v: [int(part) if part.isdigit() else 0 for part in v.split(".")])

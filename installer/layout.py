@@ -9,6 +9,7 @@ SUMS_NAME = "SHA256SUMS"
 SIGNATURE_NAME = "SHA256SUMS.sig"  # OpenSSH signature of SHA256SUMS; beside it, never listed in it
 SIGNATURE_NAMESPACE = "k8s-bundle@offline-bundler"  # ssh-keygen -Y sign/verify -n: a bundle signature only
 SBOM_NAME = "sbom.spdx.json"  # SPDX 2.3 JSON of everything the bundle holds
+DELTA_NAME = "DELTA.yaml"  # only in a delta bundle: the base it needs; removed once completed from that base
 CLUSTER_CONFIG_NAME = "cluster.yaml"
 SECRETS_NAME = "cluster-secrets.yaml"  # never in a bundle: carried apart, 0600
 WORKER_SECRETS_NAME = "cluster-secrets-worker.yaml"  # what workers need: token and CA pin only

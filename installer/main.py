@@ -84,6 +84,8 @@ COMMAND_HELP: Dict[str, str] = {
     "status": "show services, images and, where kubectl works, nodes and pods",
     "join-info": "on a control plane: renew the join token and certificates, print the join commands",
     "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
+    "certs": "show every certificate's expiry; `certs renew` renews kubeadm's on a control plane",
+    "upgrade": "move this node to the bundle's release in kubeadm's order; `upgrade plan` only shows the steps",
 }
 
 
@@ -98,24 +100,35 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
         if name == "verify":
             sub.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
+            sub.add_argument("--base", metavar="DIR", help="a delta bundle: first take what it left out from DIR")
         if name == "images":
             sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
             sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
+        if name == "certs":
+            sub.add_argument("action", nargs="?", choices=("show", "renew"), default="show", help="default: show")
+        if name == "upgrade":
+            sub.add_argument("action", nargs="?", choices=("run", "plan"), default="run", help="default: run")
+            sub.add_argument("--from", dest="from_", metavar="VERSION", help="the release this node runs now")
     add_config_parser(commands)
     return parser
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from installer.commands.node import verify_bundle_dir
+    from installer.commands.node import bundle_dir, verify_bundle_dir
     from installer.host import Host
 
+    if getattr(args, "base", None):
+        from installer.delta import complete_from_base
+
+        filled = complete_from_base(bundle_dir(args), Path(args.base))
+        print(f"delta completed from {args.base}: {filled} file(s) taken from the base")
     result = verify_bundle_dir(args, Host(Path(args.root or "/")), getattr(args, "jobs", 0))
     print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from installer.commands import images, install, join_info, reset, status
+    from installer.commands import certs, images, install, join_info, reset, status, upgrade
     from installer.commands.node import bundle_dir
 
     return {
@@ -127,6 +140,8 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "reset": reset.run_reset,
         "status": status.run_status,
         "join-info": join_info.run_join_info,
+        "certs": certs.run_certs,
+        "upgrade": upgrade.run_upgrade,
         "config": lambda args: run_config(args, bundle_dir(args)),
     }
 

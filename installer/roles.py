@@ -45,3 +45,18 @@ def steps_for(role: str, first: bool) -> List[Step]:
         return steps + [KubeadmJoin()]
     steps += [ClusterFiles(), ApiVip()]
     return steps + ([KubeadmInit(), Calico()] if first else [KubeadmJoin()])
+
+
+def upgrade_steps(role: str, first: bool) -> List[Step]:
+    """kubeadm's upgrade order for this node (installer/steps/upgrade.py); the runtime goes to the bundle's
+    release while the node is drained."""
+    from installer.steps import upgrade
+
+    kubeadm: List[Step] = [upgrade.KubeadmUpgradeApply() if first else upgrade.KubeadmUpgradeNode()]
+    before = [upgrade.UpgradePreflight(), upgrade.KubeadmPackage(), Images()]
+    if role == "worker":  # workers: drained before `kubeadm upgrade node`
+        before += [upgrade.Drain(), *kubeadm]
+    else:  # control planes: the control plane first, then drained for the kubelet
+        before += [*kubeadm, upgrade.Drain()]
+    runtime: List[Step] = [RuntimeBinaries(), ContainerdConfig(), Packages()]
+    return before + runtime + [upgrade.KubeletRestart(), upgrade.Uncordon(), upgrade.KubeadmConfigFiles()]

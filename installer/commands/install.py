@@ -46,6 +46,7 @@ def run_install(args: argparse.Namespace) -> int:
     node.options["dry_run"] = False
     report = converge(node, steps, dry_run=False)
     node.state.data["completed"] = True
+    node.state.data["kubernetes"] = node.bundle.kubernetes  # where `upgrade` starts from
     node.state.save()
     restarted = ", ".join(report.restarted)
     node.host.log(f"=== done: {report.change_count} change(s), restarted {restarted or 'nothing'}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from installer.bundle import Bundle, load_bundle
+from installer.delta import refuse_incomplete_delta
 from installer.engine import Node
 from installer.host import Host
 from installer.settings import NodeSettings
@@ -40,7 +41,9 @@ def trusted_signers(args: argparse.Namespace, host: Host) -> Optional[TrustedSig
 
 def verify_bundle_dir(args: argparse.Namespace, host: Host, jobs: int = 0) -> VerifyResult:
     """Signature first (when signers are configured), then every file; says what it found about the signature."""
-    result = verify_directory(bundle_dir(args), jobs, trusted_signers(args, host))
+    root = bundle_dir(args)
+    refuse_incomplete_delta(root)  # a delta is a bundle only once completed from its base
+    result = verify_directory(root, jobs, trusted_signers(args, host))
     print(result.signature)
     return result
 

@@ -67,4 +67,14 @@ def run_status(args: argparse.Namespace) -> int:
     print("\n".join(image_lines(args, host)))
     print("cluster:")
     print("\n".join(cluster_lines(host)))
+    print("\n".join(certificate_lines(host)))
     return 0
+
+
+def certificate_lines(host: Host) -> List[str]:
+    from installer.certs import WARN_DAYS, expiry_warnings
+
+    warnings = expiry_warnings(host)
+    if not warnings:
+        return [f"certificates: none expires within {WARN_DAYS} days (`certs` lists them)"]
+    return [f"warning: {warning}" for warning in warnings]

@@ -8,6 +8,7 @@ import shutil
 from typing import Callable, Dict, List, Optional, Tuple
 
 from installer.assumed_rpms import unmet_requirements
+from installer.certs import expiry_warnings
 from installer.engine import Change, Node, Step
 from installer.errors import InstallError
 from installer.layout import IMAGES_DIR
@@ -263,6 +264,8 @@ class Preflight(Step):
 
     def plan(self, node: Node) -> List[Change]:
         found = failures(node)
+        for warning in expiry_warnings(node.host):  # a warning only: renewing needs a running node
+            print(f"  preflight warning: {warning}")
         for name, problem in found:
             print(f"  preflight {name}: {problem}")
         if found:

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
     verify.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
+
+    inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
+    inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
+    inspect.add_argument("--json", action="store_true", help="print it as JSON (schema in README.md)")
+    inspect.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
 
     cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
@@ -131,7 +137,11 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "verify":
         from bundler.commands.verify import run_verify
 
-        return run_verify(args.bundle, args.jobs)
+        return run_verify(args.bundle, args.jobs, args.json)
+    if args.command == "inspect":
+        from bundler.commands.inspect import run_inspect
+
+        return run_inspect(args.bundle, args.json, args.jobs)
     if args.command == "cluster":
         from bundler.commands.cluster import run_cluster_check, run_cluster_init
 

@@ -82,6 +82,9 @@ COMMAND_HELP: Dict[str, str] = {
 }
 
 
+JSON_COMMANDS = ("plan", "preflight", "verify", "status")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, parents=[node_options(suppress=False)],
@@ -91,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in COMMAND_HELP.items():
         sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
+        if name in JSON_COMMANDS:
+            sub.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
         if name == "verify":
             sub.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
         if name == "images":
@@ -104,7 +109,13 @@ def run_verify(args: argparse.Namespace) -> int:
     from installer.commands.node import bundle_dir
     from installer.verify import verify_directory
 
-    result = verify_directory(bundle_dir(args), getattr(args, "jobs", 0))
+    root = bundle_dir(args)
+    result = verify_directory(root, getattr(args, "jobs", 0))
+    if getattr(args, "json", False):
+        from installer import report
+
+        report.emit("verify", report.verify_body(str(root), result))
+        return 0
     print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 

@@ -6,14 +6,18 @@ from pathlib import Path
 
 from bundler.errors import BundlerError
 from bundler.progress import human_size
+from installer import report
 from installer.errors import InstallError
 from installer.verify import verify_bundle
 
 
-def run_verify(target: Path, jobs: int = 0) -> int:
+def run_verify(target: Path, jobs: int = 0, as_json: bool = False) -> int:
     try:
         result = verify_bundle(target, jobs)
     except InstallError as error:
         raise BundlerError(str(error)) from None
+    if as_json:
+        report.emit("verify", report.verify_body(str(target), result))
+        return 0
     print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
     return 0

@@ -70,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print it as JSON (schema in README.md)")
     inspect.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
 
+    images = commands.add_parser("images", help="work with a bundle's container images")
+    image_actions = images.add_subparsers(dest="images_action", metavar="ACTION", required=True)
+    text = "copy every image of a bundle (tarball or folder) into a registry, keeping repository names"
+    push = image_actions.add_parser("push", help=text, description=text)
+    push.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
+    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
+    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
+    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
+    push.add_argument(
+        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
+    )
+    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")
+    push.add_argument("--chunk-size", type=_positive, metavar="BYTES", help="upload blobs bigger than this in chunks")
+
     cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
     init = cluster_commands.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
@@ -142,6 +156,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from bundler.commands.inspect import run_inspect
 
         return run_inspect(args.bundle, args.json, args.jobs)
+    if args.command == "images":
+        from bundler.commands.images import run_push
+
+        return run_push(args)
     if args.command == "cluster":
         from bundler.commands.cluster import run_cluster_check, run_cluster_init
 

@@ -31,6 +31,9 @@ lint:
 bench:  ## measured speed against baselines taken in the same run
 	$(PYTHON) -m tests.bench.run
 
+demo:  ## the offline path end to end on this machine (root; stand-in servers; a few minutes)
+	$(PYTHON) -m tests.demo
+
 installer:  ## build dist/k8s-install.pyz alone
 	mkdir -p dist
 	$(PYTHON) -c 'from pathlib import Path; from bundler.zipapp import build_installer; from bundler.commands.build import source_date_epoch; print(build_installer(Path("dist/k8s-install.pyz"), source_date_epoch()))'

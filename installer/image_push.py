@@ -226,15 +226,17 @@ class Pusher:
             return
         uploads = f"/v2/{repository}/blobs/uploads/"
         origin = self.placed.get(digest)
-        if origin is not None:
-            mount = self.client.request("POST", f"{uploads}?mount={digest}&from={origin}", scope,
+        location = ""
+        if origin is not None:  # a mount needs pull on the origin as well: both scopes in one token
+            mount_scope = f"{scope} repository:{origin}:pull"
+            mount = self.client.request("POST", f"{uploads}?mount={digest}&from={origin}", mount_scope,
                                         {"Content-Length": "0"}, b"")  # fmt: skip
             if mount.status == 201:
                 self.report.blobs_mounted += 1
                 return
-            self.client.check(mount, (202,), f"starting the upload of {digest} to {repository}")
-            location = mount.header("location")
-        else:
+            if mount.status == 202:  # the registry did not mount: it opened an upload instead
+                location = mount.header("location")
+        if not location:
             start = self.client.request("POST", uploads, scope, {"Content-Length": "0"}, b"")
             location = self.client.check(start, (202,), f"starting the upload of {digest} to {repository}").header(
                 "location"

@@ -187,7 +187,8 @@ class RegistryClient:
         realm = urlsplit(params["realm"])
         if realm.scheme != "https" and not (realm.scheme == "http" and self.scheme == "http"):
             raise InstallError(f"{self.host}: token realm {params['realm']} is not https: refusing to send credentials")
-        query = {key: value for key, value in (("service", params.get("service")), ("scope", scope)) if value}
+        query = [("service", params["service"])] if params.get("service") else []
+        query += [("scope", part) for part in scope.split()]  # several scopes: one parameter each
         target = realm.path + "?" + urlencode(query) + (f"&{realm.query}" if realm.query else "")
         assert self.credential is not None
         pair = f"{self.credential.username}:{self.credential.password}".encode()

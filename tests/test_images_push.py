@@ -132,3 +132,26 @@ def test_bad_credentials_and_untrusted_certificate_are_one_line(
     assert anonymous.returncode == 1 and "pass --auth-file" in anonymous.stderr
     for result in (refused, untrusted, anonymous):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_push_to_a_token_auth_registry(bundle: Path, registry_storage: Path, tmp_path: Path) -> None:
+    """Bearer tokens: the credentials go to the token service the registry names, with a push scope."""
+    from tests.support.token_server import TokenServer
+
+    tokens = TokenServer(tmp_path / "token", users={USER: PASSWORD}, grant=("pull", "push")).start()
+    try:
+        empty = tmp_path / "token-registry"
+        with Registry(empty, tmp_path / "token-work", token=tokens.registry_config()) as target:
+            auth = tmp_path / "token-auth.json"
+            auth.write_text(
+                json.dumps({"auths": {target.host: {"auth": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}}})
+            )
+            result = run_bundler("images", "push", str(bundle), target.host, "--plain-http", "--auth-file", str(auth))
+            assert result.returncode == 0, result.stderr
+            assert "pushed 3 image(s)" in result.stdout
+            assert " 0 mounted" not in result.stdout  # a mount asks for pull on the origin in the same token
+    finally:
+        tokens.stop()
+    scopes = {scope for request in tokens.requests for scope in request["query"]["scope"]}  # type: ignore[index]
+    assert "repository:pause:pull,push" in scopes
+    assert {request["user"] for request in tokens.requests} == {USER}

@@ -21,12 +21,18 @@ SKIP = (".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache", ".mypy
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the source tree without build leftovers or virtual environments."""
+    copy = tmp_path_factory.mktemp("source") / "k8s-offline-bundler"
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(*SKIP))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory, source: Path) -> Path:
     if subprocess.run([sys.executable, "-c", "import build, wheel"], capture_output=True).returncode != 0:
         pytest.skip("needs the build and wheel packages (the test extra)")
     work = tmp_path_factory.mktemp("wheel")
-    source = work / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*SKIP))
     dist = work / "dist"
     built = subprocess.run(  # sdist first, then the wheel from the sdist: proves the sdist carries the data
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)],
@@ -82,3 +88,21 @@ def test_installed_bundler_builds_a_bundle_from_a_local_mirror(venv: Path, tmp_p
     pyz = subprocess.run([python39, str(tmp_path / TOP / "k8s-install.pyz"), "verify"],
                          capture_output=True, text=True, env=env)  # fmt: skip
     assert pyz.returncode == 0 and "bundle OK" in pyz.stdout, pyz.stderr
+
+
+def test_pipx_install_of_the_source_folder(source: Path, tmp_path: Path) -> None:
+    """`pipx install .` (the runtime dependencies from this interpreter, no network in tests)."""
+    if shutil.which("pipx") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("pipx is missing (installed by .ci/run)")
+        pytest.skip("pipx is not installed")
+    env = dict(os.environ, PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"))
+    installed = subprocess.run(
+        ["pipx", "install", "--python", sys.executable, "--system-site-packages",
+         "--pip-args=--no-index --no-deps --no-build-isolation", str(source)],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    unknown = subprocess.run([str(tmp_path / "bin" / "bundler"), "build", "--k8s", "9.9.9"],
+                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert unknown.returncode == 1 and "supported versions: 1.29.6" in unknown.stderr, unknown.stderr

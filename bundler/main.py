@@ -75,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted-signers", type=Path, metavar="FILE",
         help="OpenSSH allowed_signers file: require a good signature by one of them",
     )  # fmt: skip
+    verify.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
+
+    inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
+    inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
+    inspect.add_argument("--json", action="store_true", help="print it as JSON (schema in README.md)")
+    inspect.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+
+    images = commands.add_parser("images", help="work with a bundle's container images")
+    image_actions = images.add_subparsers(dest="images_action", metavar="ACTION", required=True)
+    text = "copy every image of a bundle (tarball or folder) into a registry, keeping repository names"
+    push = image_actions.add_parser("push", help=text, description=text)
+    push.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
+    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
+    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
+    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
+    push.add_argument(
+        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
+    )
+    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")
+    push.add_argument("--chunk-size", type=_positive, metavar="BYTES", help="upload blobs bigger than this in chunks")
 
     cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
@@ -150,7 +170,15 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "verify":
         from bundler.commands.verify import run_verify
 
-        return run_verify(args.bundle, args.jobs, args.trusted_signers)
+        return run_verify(args.bundle, args.jobs, args.trusted_signers, args.json)
+    if args.command == "inspect":
+        from bundler.commands.inspect import run_inspect
+
+        return run_inspect(args.bundle, args.json, args.jobs)
+    if args.command == "images":
+        from bundler.commands.images import run_push
+
+        return run_push(args)
     if args.command == "cluster":
         from bundler.commands.cluster import run_cluster_check, run_cluster_init
 

@@ -89,6 +89,9 @@ COMMAND_HELP: Dict[str, str] = {
 }
 
 
+JSON_COMMANDS = ("plan", "preflight", "verify", "status")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, parents=[node_options(suppress=False)],
@@ -98,12 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in COMMAND_HELP.items():
         sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
+        if name in JSON_COMMANDS:
+            sub.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
         if name == "verify":
             sub.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
             sub.add_argument("--base", metavar="DIR", help="a delta bundle: first take what it left out from DIR")
         if name == "images":
             sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
             sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
+            add_push_parser(sub)
         if name == "certs":
             sub.add_argument("action", nargs="?", choices=("show", "renew"), default="show", help="default: show")
         if name == "upgrade":
@@ -111,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--from", dest="from_", metavar="VERSION", help="the release this node runs now")
     add_config_parser(commands)
     return parser
+
+
+def add_push_parser(images: argparse.ArgumentParser) -> None:
+    actions = images.add_subparsers(dest="images_action", metavar="ACTION")
+    text = "copy every bundled image into a registry (repository names kept, under --prefix)"
+    push = actions.add_parser("push", help=text, description=text, parents=[node_options(suppress=True)])
+    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
+    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
+    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
+    push.add_argument(
+        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
+    )
+    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -123,6 +142,11 @@ def run_verify(args: argparse.Namespace) -> int:
         filled = complete_from_base(bundle_dir(args), Path(args.base))
         print(f"delta completed from {args.base}: {filled} file(s) taken from the base")
     result = verify_bundle_dir(args, Host(Path(args.root or "/")), getattr(args, "jobs", 0))
+    if getattr(args, "json", False):
+        from installer import report
+
+        report.emit("verify", report.verify_body(str(bundle_dir(args)), result))
+        return 0
     print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import yaml
 

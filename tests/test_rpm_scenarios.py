@@ -136,8 +136,8 @@ def test_preflight_checks_the_nodes_own_versions_of_assumed_packages(release: St
     a node with 2.30 is told to update glibc or use the full closure (rpm's own database, read with rpm -q)."""
     if missing_tools():
         pytest.skip(f"{', '.join(missing_tools())} not installed")
-    scenario = Scenario("node-versions", (rpm_("needs-new", requires=["glibc >= 2.34", "libc.so.6()(64bit)", "bash", "/usr/bin/bash"]),),
-                        ("needs-new",))  # fmt: skip
+    needs = ["glibc >= 2.34", "libc.so.6()(64bit)", "bash", "/usr/bin/bash"]
+    scenario = Scenario("node-versions", (rpm_("needs-new", requires=needs),), ("needs-new",))
     this = BuiltScenario(scenario, tmp_path / "rpms")
     result = build_bundle(release, this, tmp_path)
     assert result.returncode == 0, result.stderr

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from bundler.errors import BundlerError
+from bundler.progress import human_size
 from bundler.sbom import summarise_sbom
 from bundler.signing import describe_signature
-from bundler.progress import human_size
 from installer import report
 from installer.contents import describe, read_manifest, read_member
 from installer.errors import InstallError

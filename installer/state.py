@@ -68,8 +68,11 @@ class State:
         return list(self.data["pending_restarts"])
 
     def clear_pending_restart(self, service: str) -> None:
-        if service in self.data["pending_restarts"]:
-            self.data["pending_restarts"].remove(service)
+        """Done restarting `service` (also under its unit name, as a state file of an older run has it)."""
+        done = [name for name in self.data["pending_restarts"] if name in (service, f"{service}.service")]
+        for name in done:
+            self.data["pending_restarts"].remove(name)
+        if done:
             self.save()
 
     def save(self) -> None:

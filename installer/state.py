@@ -87,3 +87,8 @@ class State:
 
 def backup_path_for(path: str) -> str:
     return f"{BACKUP_DIR}{path}.orig"
+
+
+def ours_path_for(path: str) -> str:
+    """What the installer last wrote over an original: `reset` tells the operator's later edits from it."""
+    return f"{BACKUP_DIR}{path}.ours"

@@ -15,6 +15,7 @@ from installer.errors import InstallError
 from installer.host import Host
 from installer.revert import revert_installer_changes
 from installer.state import State, ours_path_for
+from installer.steps.leftovers import leftovers
 
 OFFLINE_DNF = ("--disablerepo=*", "--setopt=reposdir=/dev/null")
 
@@ -90,6 +91,9 @@ def run_reset(args: argparse.Namespace) -> int:
         else:
             host.run(host.systemctl("disable", unit), check=False)
         print(f"  disabled {unit}")
+    for leftover in leftovers(host, state):
+        leftover.unlink()
+        print(f"  removed {leftover} (left by an interrupted run)")
     for path, record in sorted(files.items(), reverse=True):
         done = undo_file(host, path, record)
         print(f"  {done}")

@@ -60,7 +60,9 @@ class Binary(Step):
 @pytest.fixture
 def node(tmp_path: Path) -> Node:
     host = Host(tmp_path / "root")
-    return Node(host, State(host), Bundle(tmp_path, {}), NodeSettings(role="worker", first=False, name="n", ip="1.2.3.4"))
+    return Node(
+        host, State(host), Bundle(tmp_path, {}), NodeSettings(role="worker", first=False, name="n", ip="1.2.3.4")
+    )
 
 
 def test_the_next_run_removes_what_a_killed_write_left(node: Node) -> None:

@@ -129,9 +129,11 @@ def test_plan_changes_nothing(
             if p.is_file() and "var/log" not in str(p)
         }
 
+    (node_root / "etc/sysctl.conf").write_text("net.ipv4.tcp_keepalive_time = 7200\n")  # EL9: read after ours
     before = snapshot()
     result = install(python39, bundle, node_root, namespace, tmp_path, "plan")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "/etc/sysctl.conf sets net.ipv4.tcp_keepalive_time = 7200, and is read after" in result.stdout
     assert "would create /usr/local/bin/containerd" in result.stdout
     assert "would update /etc/chrony.conf" in result.stdout
     assert "change(s) pending; nothing was changed" in result.stdout

@@ -20,8 +20,8 @@ from installer.cluster.haproxy import render_haproxy_cfg
 from installer.cluster.keepalived import render_check_script
 from installer.cluster.secrets import generate_secrets
 from tests.support.cluster import load, seed_data
-from tests.support.firewalld import require
 from tests.support.netns import Lab, wait_for
+from tests.support.prerequisites import require
 
 # /dev in the namespace is a fresh tmpfs with the few devices haproxy opens; the test's socket is
 # bind-mounted on /dev/log. `unshare -m` keeps every mount inside (nothing changes on the host).

@@ -20,8 +20,9 @@ from installer.state import State
 from installer.steps.chrony import chrony_conf
 from installer.steps.firewall import service_name, service_xml
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
-from tests.support.firewalld import Firewalld, chrony_for_test, require
+from tests.support.firewalld import Firewalld, chrony_for_test
 from tests.support.netns import Lab
+from tests.support.prerequisites import require
 
 SERVER_IP = f"{SUBNET}.11"  # the first control plane: it serves time when ntp.server is empty
 CLIENT_IP = f"{SUBNET}.100"

@@ -15,7 +15,7 @@ import pytest
 
 from installer.host import Host
 from installer.steps.kernel import SYSCTL_SETTINGS, sysctl_apply_command, sysctl_conf, sysctl_overrides
-from tests.support.firewalld import require
+from tests.support.prerequisites import require
 from tests.support.sandbox import NetNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,10 @@ def test_el9_sysctl_conf_is_read_after_ours_and_named(tmp_path: Path) -> None:
     ]
     (root / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
     (root / "etc/sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")  # as EL9 ships it
-    assert [o.path for o in sysctl_overrides(Host(root))] == ["/etc/sysctl.d/99-sysctl.conf"]
+    assert [o.path for o in sysctl_overrides(Host(root))] == ["/etc/sysctl.conf (read as /etc/sysctl.d/99-sysctl.conf)"]
+    (root / "etc/sysctl.d/99-sysctl.conf").unlink()
+    (root / "etc/sysctl.d/99-sysctl.conf").symlink_to("/etc/sysctl.conf")  # absolute: still inside the root
+    assert [o.value for o in sysctl_overrides(Host(root))] == ["7200"]
 
 
 def test_only_files_read_after_ours_count_and_the_last_one_wins(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def run_reset(args: argparse.Namespace) -> int:
         print(f"  disabled {unit}")
     for leftover in leftovers(host, state):
         leftover.unlink()
-        print(f"  removed {leftover} (left by an interrupted run)")
+        print(f"  removed /{leftover.relative_to(host.root)} (left by an interrupted run)")
     for path, record in sorted(files.items(), reverse=True):
         done = undo_file(host, path, record)
         print(f"  {done}")

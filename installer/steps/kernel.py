@@ -178,7 +178,8 @@ LEGACY_SYSCTL = ("/etc/sysctl.conf", "99-sysctl.conf")  # EL9 links 99-sysctl.co
 
 
 def sysctl_files(host: Host) -> List[Tuple[str, str]]:
-    """(name, path on the node) of every sysctl file, in the order they are applied at boot."""
+    """(name, path on the node) of every sysctl file, in the order they are applied at boot; a link is
+    followed inside the node's root (EL9's 99-sysctl.conf is a link to /etc/sysctl.conf)."""
     chosen: Dict[str, str] = {}
     for directory in SYSCTL_DIRS:
         folder = host.path(directory)
@@ -186,7 +187,11 @@ def sysctl_files(host: Host) -> List[Tuple[str, str]]:
             continue
         for entry in sorted(folder.iterdir()):
             if entry.name.endswith(".conf") and entry.name not in chosen:
-                chosen[entry.name] = f"{directory}/{entry.name}"
+                path = f"{directory}/{entry.name}"
+                if entry.is_symlink():
+                    target = posixpath.normpath(posixpath.join(directory, os.readlink(entry)))
+                    path = f"{target} (read as {path})"
+                chosen[entry.name] = path
     legacy, name = LEGACY_SYSCTL
     if name not in chosen and host.path(legacy).is_file():
         chosen[name] = legacy
@@ -216,7 +221,7 @@ def sysctl_overrides(host: Host) -> List[Override]:
     for other, path in sysctl_files(host):
         if other <= name:
             continue
-        for key, value in read_sysctl_file(host, path).items():
+        for key, value in read_sysctl_file(host, path.split(" (read as ")[0]).items():
             if key in ours:
                 if value != ours[key]:
                     found[key] = Override(key, ours[key], path, value)

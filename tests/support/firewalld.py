@@ -8,13 +8,9 @@ set the clock: all namespaces share the host's clock), its pid file and sockets 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import List
-
-import pytest
 
 from tests.support.netns import Lab, wait_for
 
@@ -32,18 +28,6 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
   </policy>
 </busconfig>
 """
-
-
-def require(*tools: str) -> None:
-    """Skip when a tool is missing; under CI=true a missing prerequisite fails instead."""
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if os.geteuid() != 0:
-        missing.append("root")
-    if not missing:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"missing prerequisite(s): {', '.join(missing)}")
-    pytest.skip(f"missing prerequisite(s): {', '.join(missing)}")
 
 
 class Firewalld:

@@ -59,10 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_image_flags(build)
     build.add_argument("--cluster", type=Path, metavar="FILE", help="a cluster.yaml to validate and put in the bundle")
+    build.add_argument(
+        "--sign-key", type=Path, metavar="FILE",
+        help="sign SHA256SUMS into SHA256SUMS.sig with this OpenSSH key (ed25519; a .pub file: the ssh-agent signs)",
+    )  # fmt: skip
 
     verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
     verify.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+    verify.add_argument(
+        "--trusted-signers", type=Path, metavar="FILE",
+        help="OpenSSH allowed_signers file: require a good signature by one of them",
+    )  # fmt: skip
 
     cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
@@ -70,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
     init.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="Kubernetes version (default: newest)")
     init.add_argument("--name", help="cluster name (default k8s-cluster)")
+    init.add_argument(
+        "--trusted-signers", type=Path, metavar="FILE",
+        help="OpenSSH allowed_signers file: record who signs bundles; nodes then refuse unsigned ones",
+    )  # fmt: skip
     check = cluster_commands.add_parser("check", help="validate a cluster.yaml (and its secrets file)")
     check.add_argument("config", type=Path, metavar="cluster.yaml")
     check.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="the bundle's Kubernetes version")
@@ -110,6 +122,7 @@ def _image_options(args: argparse.Namespace) -> dict:
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "build":
         from bundler.commands.build import run_build
+        from bundler.signing import open_sign_key
 
         if not args.kubernetes and not args.manifest:
             raise BundlerError("bundler build needs --k8s VERSION (or --manifest FILE)")
@@ -124,6 +137,7 @@ def dispatch(args: argparse.Namespace) -> int:
             allow_unpinned=args.allow_unpinned,
             lock=args.lock,
             cluster=args.cluster,
+            sign_key=open_sign_key(args.sign_key) if args.sign_key else None,
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
             extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror},
         )
@@ -131,12 +145,12 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "verify":
         from bundler.commands.verify import run_verify
 
-        return run_verify(args.bundle, args.jobs)
+        return run_verify(args.bundle, args.jobs, args.trusted_signers)
     if args.command == "cluster":
         from bundler.commands.cluster import run_cluster_check, run_cluster_init
 
         if args.cluster_command == "init":
-            return run_cluster_init(args.dir, args.kubernetes, args.name)
+            return run_cluster_init(args.dir, args.kubernetes, args.name, args.trusted_signers)
         return run_cluster_check(args.config, args.kubernetes, args.secrets)
     raise AssertionError(args.command)
 

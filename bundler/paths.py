@@ -18,5 +18,10 @@ def checksums_path(kubernetes: str) -> Path:
     return CHECKSUMS_DIR / f"k8s-{kubernetes}.sha256"
 
 
+def key_pins_path(kubernetes: str) -> Path:
+    """OpenPGP fingerprints of the RPM repositories' keys, keyed by the key's URL."""
+    return CHECKSUMS_DIR / f"k8s-{kubernetes}.keys"
+
+
 def supported_versions() -> list[str]:
     return sorted(p.stem[len("k8s-") :] for p in MANIFESTS_DIR.glob("k8s-*.yaml"))

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from installer import __version__
@@ -65,6 +66,10 @@ def node_options(suppress: bool) -> argparse.ArgumentParser:
     common.add_argument(
         "--containerd-address", metavar="SOCKET", help="containerd to import images into (default: the node's own)"
     )
+    common.add_argument(
+        "--trusted-signers", metavar="FILE",
+        help="OpenSSH allowed_signers: the bundle must be signed by one (default: those in the cluster secrets)",
+    )  # fmt: skip
     switch("--no-gpgcheck", help="install unsigned RPMs (only for bundles built from unsigned repositories)")
     switch("--verbose", "-v", help="print every command as it runs")
     return common
@@ -101,10 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from installer.commands.node import bundle_dir
-    from installer.verify import verify_directory
+    from installer.commands.node import verify_bundle_dir
+    from installer.host import Host
 
-    result = verify_directory(bundle_dir(args), getattr(args, "jobs", 0))
+    result = verify_bundle_dir(args, Host(Path(args.root or "/")), getattr(args, "jobs", 0))
     print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 

@@ -19,6 +19,8 @@ from bundler.download import Downloader
 from bundler.errors import BundlerError
 from bundler.manifest import load_release
 from bundler.progress import human_size
+from bundler.sbom import add_sbom
+from bundler.signing import sign_sums
 from bundler.sources.cluster import add_cluster_config
 from bundler.sources.files import fetch_files
 from bundler.sources.images import fetch_images
@@ -110,9 +112,11 @@ def run_build(options: BuildOptions) -> int:
     # Further source kinds (images, RPMs) add themselves here, in this order.
     with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
         add_installer(context, epoch, Path(work))
+        add_sbom(context.contents, context.record, epoch)  # after every source: it describes them all
         manifest_text = yaml.safe_dump(context.record, sort_keys=False, default_flow_style=False)
         context.contents.add_bytes(MANIFEST_NAME, manifest_text.encode())
-        sums_sha256 = write_tarball(context.contents, top, tarball, epoch)
+        signature = sign_sums(context.contents.sums_text(), options.sign_key)
+        sums_sha256 = write_tarball(context.contents, top, tarball, epoch, signature)
     size = tarball.stat().st_size
     elapsed = time.monotonic() - started
     print(

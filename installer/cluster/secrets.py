@@ -5,6 +5,10 @@ control-plane certificates `kubeadm init --upload-certs` shares, the keepalived 
 cluster CA (certificate and key) with its public-key pin. Because the CA exists before `kubeadm init`
 (kubeadm uses a CA it finds in /etc/kubernetes/pki), joining nodes verify the API server against the
 pin: discovery never skips CA verification.
+
+`trusted_signers` (optional, in both files) holds OpenSSH allowed_signers lines: who may sign the bundles
+this cluster installs from. They travel here because this file is already carried apart from the bundle
+and every command finds it; whoever could change it could take the cluster anyway.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import yaml
 
 from installer.atomic import write_atomically
 from installer.cluster.certificates import ca_cert_hash, generate_ca
 from installer.errors import InstallError
+from installer.signature import TrustedSigners, validate_signers
 
 FULL = "full"
 WORKER = "worker"
@@ -59,6 +64,7 @@ class ClusterSecrets:
     ca_key_pem: str
     ca_cert_hash: str  # sha256:<hex> of the CA's SubjectPublicKeyInfo
     scope: str = FULL  # WORKER: only what a worker's join needs (no certificate key, CA key, VRRP password)
+    trusted_signers: str = ""  # allowed_signers lines: who signs this cluster's bundles ("" = not recorded)
 
     @property
     def is_worker_only(self) -> bool:
@@ -87,7 +93,7 @@ def random_password() -> str:
             return password
 
 
-def generate_secrets(cluster: str) -> ClusterSecrets:
+def generate_secrets(cluster: str, trusted_signers: str = "") -> ClusterSecrets:
     token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(6)) + "."
     token += "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(16))
     authority = generate_ca()
@@ -99,6 +105,7 @@ def generate_secrets(cluster: str) -> ClusterSecrets:
         ca_cert_pem=authority.cert_pem,
         ca_key_pem=authority.key_pem,
         ca_cert_hash=ca_cert_hash(authority.cert_pem),
+        trusted_signers=trusted_signers,
     )
 
 
@@ -114,6 +121,7 @@ def worker_secrets(cluster_secrets: ClusterSecrets) -> ClusterSecrets:
         ca_key_pem="",
         ca_cert_hash=cluster_secrets.ca_cert_hash,
         scope=WORKER,
+        trusted_signers=cluster_secrets.trusted_signers,
     )
 
 
@@ -127,6 +135,8 @@ def secrets_text(cluster_secrets: ClusterSecrets) -> str:
             "ca_cert_hash": cluster_secrets.ca_cert_hash,
             "ca_cert": cluster_secrets.ca_cert_pem,
         }
+        if cluster_secrets.trusted_signers:
+            data["trusted_signers"] = cluster_secrets.trusted_signers
         body = yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, width=200)
         return WORKER_HEADER.format(cluster=cluster_secrets.cluster) + body
     data = {
@@ -139,6 +149,8 @@ def secrets_text(cluster_secrets: ClusterSecrets) -> str:
         "ca_cert": cluster_secrets.ca_cert_pem,
         "ca_key": cluster_secrets.ca_key_pem,
     }
+    if cluster_secrets.trusted_signers:
+        data["trusted_signers"] = cluster_secrets.trusted_signers
     body = yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, width=200)
     return HEADER.format(cluster=cluster_secrets.cluster) + body
 
@@ -233,6 +245,7 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
             raise InstallError(f"{where}: keepalived_password: {weakness}: {PASSWORD_ADVICE}")
     if not worker_only and "PRIVATE KEY-----" not in fields["ca_key"]:
         raise InstallError(f"{where}: ca_key: not a PEM private key")
+    signers = _signers_field(data, where)
     actual = ca_cert_hash(fields["ca_cert"], f"{where}: ca_cert")
     if actual != fields["ca_cert_hash"]:
         raise InstallError(f"{where}: ca_cert_hash does not match ca_cert ({actual}): the file was altered")
@@ -245,4 +258,31 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
         ca_key_pem=fields["ca_key"],
         ca_cert_hash=fields["ca_cert_hash"],
         scope=WORKER if worker_only else FULL,
+        trusted_signers=signers,
     )
+
+
+def _signers_field(data: Dict[str, Any], where: str) -> str:
+    value = data.get("trusted_signers")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InstallError(f"{where}: trusted_signers: not a block of allowed_signers lines")
+    return validate_signers(value, f"{where}: trusted_signers")
+
+
+def recorded_signers(path: Path) -> Optional[TrustedSigners]:
+    """The trusted signers recorded in a secrets file, read before the bundle (and so its cluster.yaml) is
+    trusted: only this field is taken; the rest is checked later, as always (a missing file too)."""
+    if not Path(path).exists():
+        return None
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise InstallError(f"{path}: cannot read the secrets file: {error}") from None
+    except yaml.YAMLError:
+        raise InstallError(f"{path}: not valid YAML; restore it from your backup copy") from None
+    if not isinstance(data, dict):
+        raise InstallError(f"{path}: not a cluster secrets file")
+    signers = _signers_field(data, str(path))
+    return TrustedSigners(signers, f"{path}: trusted_signers") if signers else None

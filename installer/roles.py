@@ -12,6 +12,7 @@ from installer.steps.firewall import Firewall
 from installer.steps.images import Images
 from installer.steps.kernel import KernelModules, Sysctl
 from installer.steps.kubelet import KubeletEnabled
+from installer.steps.leftovers import Leftovers
 from installer.steps.packages import Packages
 from installer.steps.preflight import Preflight
 from installer.steps.runtime import RuntimeBinaries
@@ -22,6 +23,7 @@ def node_steps() -> List[Step]:
     """What every node gets: from a fresh EL9 install to containerd running, images loaded, kubelet enabled."""
     return [
         Preflight(),
+        Leftovers(),  # temporary files a killed run left
         Hostname(),
         Swap(),
         Selinux(),

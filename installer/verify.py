@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 import yaml
 
 from installer.errors import InstallError
-from installer.layout import MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
+from installer.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
 from installer.signature import TrustedSigners, check_signature, describe_unchecked
 
 CHUNK = 1 << 20
@@ -121,6 +121,7 @@ def check_consistency(
             raise InstallError(
                 f"{where}: {path} is corrupted: sha256 {actual[path][0]}, expected {sums[path]}; re-copy the bundle"
             )
+    check_blob_digests(actual, where)
     if MANIFEST_NAME not in sums:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not listed in {SUMS_NAME}")
     try:
@@ -134,6 +135,20 @@ def check_consistency(
             raise InstallError(f"{where}: {MANIFEST_NAME} and {SUMS_NAME} disagree on the sha256 of {path}")
         if size is not None and actual[path][1] != size:
             raise InstallError(f"{where}: {path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
+
+
+BLOBS_PREFIX = f"{IMAGES_DIR}/blobs/sha256/"
+
+
+def check_blob_digests(actual: Dict[str, Tuple[str, int]], where: str) -> None:
+    """Every content-addressed file (images/blobs/sha256/X) hashes to X: SHA256SUMS alone is not enough, as a
+    blob changed together with its SHA256SUMS line would pass it and reach containerd."""
+    for path in sorted(actual):
+        if path.startswith(BLOBS_PREFIX) and actual[path][0] != path[len(BLOBS_PREFIX) :]:
+            raise InstallError(
+                f"{where}: {path} is not the blob its name says (sha256 {actual[path][0]}); "
+                "the image was altered: re-copy the bundle from the build"
+            )
 
 
 def _walk_bundle(root: Path) -> List[str]:

@@ -56,6 +56,18 @@ def test_cluster_check_reports_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "differs from this bundle's Kubernetes 1.30.2" in other.stderr
 
 
+def test_cluster_check_refuses_the_seeds_vrrp_password(tmp_path: Path) -> None:
+    """Regression: a secrets file with keepalived's `1111` passed `cluster check`."""
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path)).returncode == 0
+    secrets = tmp_path / "cluster-secrets.yaml"
+    data = yaml.safe_load(secrets.read_text())
+    secrets.write_text(yaml.safe_dump(dict(data, keepalived_password="1111")))
+    result = run_bundler("cluster", "check", str(tmp_path / "cluster.yaml"), "--secrets", str(secrets))
+    assert result.returncode == 1
+    assert f"{secrets}: keepalived_password: only 4 character(s): use 8 random letters and digits" in result.stderr
+    assert "uses only the first 8 characters" in result.stderr and "Traceback" not in result.stderr
+
+
 def build(release: StandInRelease, tmp_path: Path, *extra: str):
     return run_bundler(
         "build",

@@ -111,7 +111,8 @@ def corrupt(made: ClusterSecrets, **changes: str) -> dict:
         ({"certificate_key": "xyz"}, "certificate_key: not in the form 64 hex digits"),
         (
             {"keepalived_password": "far-too-long"},
-            "keepalived_password: not in the form 1 to 8 letters or digits",
+            "keepalived_password: not 8 letters or digits: use 8 random letters and digits (keepalived's PASS "
+            "authentication uses only the first 8 characters)",
         ),
         ({"ca_cert_hash": "sha256:" + "0" * 64}, "ca_cert_hash does not match ca_cert"),
         ({"ca_cert": "not a pem"}, "ca_cert: not a PEM certificate"),
@@ -151,6 +152,31 @@ def test_worker_secrets_hold_only_the_join(tmp_path: Path) -> None:
         assert secret not in text
     loaded = load_secrets(path, "seed").secrets
     assert loaded.is_worker_only and loaded.ca_cert_hash == made.ca_cert_hash and loaded.ca_key_pem == ""
+
+
+@pytest.mark.parametrize(
+    "password,why",
+    [
+        ("1111", "only 4 character(s)"),  # the seed's: the regression
+        ("Ab3d", "only 4 character(s)"),
+        ("12345678", "a guessable password"),
+        ("Password", "a guessable password"),
+        ("aaaabbbb", "a guessable password"),
+        ("abcdefgh", "a guessable password"),
+        ("hgfedcba", "a guessable password"),
+        ("Xy7pQ2mZextra", "13 characters, of which keepalived uses only the first 8"),
+        ("Xy7pQ2m!", "not 8 letters or digits"),
+    ],
+)
+def test_weak_vrrp_passwords_are_refused(made: ClusterSecrets, password: str, why: str) -> None:
+    with pytest.raises(InstallError) as caught:
+        parse_secrets(corrupt(made, keepalived_password=password), "cluster-secrets.yaml", "seed")
+    assert str(caught.value).startswith(f"cluster-secrets.yaml: keepalived_password: {why}: use 8 random letters")
+    assert "only the first 8 characters" in str(caught.value)
+
+
+def test_a_random_password_is_accepted(made: ClusterSecrets) -> None:
+    assert parse_secrets(corrupt(made, keepalived_password="Xy7pQ2mZ"), "s", "seed").keepalived_password == "Xy7pQ2mZ"
 
 
 SIGNERS = "ops@example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKaOJfMo+LYD/c4W2n9wp7PK+SkL0oKfdT9JONXQhBhA\n"

@@ -34,7 +34,16 @@ WORKER_KEYS = ("cluster", "bootstrap_token", "ca_cert_hash", "ca_cert")
 SECRETS_FORMAT = 1
 TOKEN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
 CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$")
-KEEPALIVED_PASSWORD = re.compile(r"^[A-Za-z0-9]{1,8}$")  # PASS auth uses at most 8 characters
+KEEPALIVED_PASSWORD = re.compile(r"^[A-Za-z0-9]{8}$")  # PASS auth uses only the first 8 characters
+# Passwords from guides and habits: the seed's 1111, keyboard and counting runs, words of the trade.
+GUESSABLE_PASSWORDS = {
+    "11111111", "12345678", "87654321", "password", "passw0rd", "keepaliv", "kubernet", "changeme",
+    "qwertyui", "asdfghjk", "abcdefgh", "abcd1234", "admin123", "letmein1", "k8s12345",
+}  # fmt: skip
+PASSWORD_ADVICE = (
+    "use 8 random letters and digits (keepalived's PASS authentication uses only the first 8 characters); "
+    "`bundler cluster init` in an empty folder makes one"
+)
 CA_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
@@ -77,6 +86,13 @@ WORKER_HEADER = """\
 """
 
 
+def random_password() -> str:
+    while True:  # a draw the weakness check would refuse (odds about one in a million) is drawn again
+        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(8))
+        if not password_weakness(password):
+            return password
+
+
 def generate_secrets(cluster: str, trusted_signers: str = "") -> ClusterSecrets:
     token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(6)) + "."
     token += "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(16))
@@ -85,7 +101,7 @@ def generate_secrets(cluster: str, trusted_signers: str = "") -> ClusterSecrets:
         cluster=cluster,
         bootstrap_token=token,
         certificate_key=secrets.token_hex(32),
-        keepalived_password="".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(8)),
+        keepalived_password=random_password(),
         ca_cert_pem=authority.cert_pem,
         ca_key_pem=authority.key_pem,
         ca_cert_hash=ca_cert_hash(authority.cert_pem),
@@ -184,6 +200,19 @@ def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
     return LoadedSecrets(parse_secrets(data, where, cluster), warnings)
 
 
+def password_weakness(password: str) -> str:
+    """Why a VRRP password is refused, or "" when it is fit: exactly 8 letters or digits, not a known or
+    repetitive one (any host on the segment that guesses it can take the VIP)."""
+    if len(password) > 8 and KEEPALIVED_PASSWORD.match(password[:8]):
+        return f"{len(password)} characters, of which keepalived uses only the first 8"
+    if not KEEPALIVED_PASSWORD.match(password):
+        return "not 8 letters or digits" if len(password) >= 8 else f"only {len(password)} character(s)"
+    steps = {ord(b) - ord(a) for a, b in zip(password, password[1:])}
+    if password.lower() in GUESSABLE_PASSWORDS or len(set(password.lower())) < 4 or steps <= {1} or steps <= {-1}:
+        return "a guessable password"
+    return ""
+
+
 def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
     if not isinstance(data, dict):
         raise InstallError(f"{where}: not a cluster secrets file")
@@ -203,14 +232,17 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
     checks = (
         ("bootstrap_token", TOKEN, "[a-z0-9]{6}.[a-z0-9]{16}"),
         ("certificate_key", CERTIFICATE_KEY, "64 hex digits"),
-        ("keepalived_password", KEEPALIVED_PASSWORD, "1 to 8 letters or digits"),
         ("ca_cert_hash", CA_HASH, "sha256:<64 hex>"),
     )
     for key, pattern, shape in checks:
-        if worker_only and key in ("certificate_key", "keepalived_password"):
+        if worker_only and key == "certificate_key":
             continue
         if not pattern.match(fields[key]):
             raise InstallError(f"{where}: {key}: not in the form {shape}")
+    if not worker_only:
+        weakness = password_weakness(fields["keepalived_password"])
+        if weakness:
+            raise InstallError(f"{where}: keepalived_password: {weakness}: {PASSWORD_ADVICE}")
     if not worker_only and "PRIVATE KEY-----" not in fields["ca_key"]:
         raise InstallError(f"{where}: ca_key: not a PEM private key")
     signers = _signers_field(data, where)

@@ -12,6 +12,7 @@ from installer.certs import expiry_warnings
 from installer.engine import Change, Node, Step
 from installer.errors import InstallError
 from installer.layout import IMAGES_DIR
+from installer.steps.kernel import SYSCTL_FILE, sysctl_overrides
 
 MIN_CPUS = 2
 MIN_MEMORY = 2 * 1024**3
@@ -258,11 +259,23 @@ def failures(node: Node) -> List[Tuple[str, str]]:
     return found
 
 
+def sysctl_warnings(node: Node) -> List[str]:
+    """Settings of ours that a sysctl file read after ours at boot changes back (it does so silently)."""
+    return [
+        f"{found.path} sets {found.key} = {found.value}, and is read after {SYSCTL_FILE} (= {found.ours}): "
+        f"at boot its value wins; remove the line there, or set {found.ours}"
+        for found in sysctl_overrides(node.host)
+    ]
+
+
 class Preflight(Step):
     name = "preflight"
     title = "node can run Kubernetes"
 
     def plan(self, node: Node) -> List[Change]:
+        for warning in sysctl_warnings(node):
+            print(f"  preflight sysctl: warning: {warning}")
+            node.host.log(f"preflight sysctl: warning: {warning}")
         found = failures(node)
         for warning in expiry_warnings(node.host):  # a warning only: renewing needs a running node
             print(f"  preflight warning: {warning}")

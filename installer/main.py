@@ -141,10 +141,12 @@ def run_verify(args: argparse.Namespace) -> int:
 
         filled = complete_from_base(bundle_dir(args), Path(args.base))
         print(f"delta completed from {args.base}: {filled} file(s) taken from the base")
-    result = verify_bundle_dir(args, Host(Path(args.root or "/")), getattr(args, "jobs", 0))
-    if getattr(args, "json", False):
-        from installer import report
+    from installer import report
 
+    as_json = bool(getattr(args, "json", False))
+    with report.text_to_stderr(as_json):
+        result = verify_bundle_dir(args, Host(Path(args.root or "/")), getattr(args, "jobs", 0))
+    if as_json:
         report.emit("verify", report.verify_body(str(bundle_dir(args)), result))
         return 0
     print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")

@@ -13,7 +13,7 @@ import pytest
 
 from bundler.zipapp import build_installer
 from installer.certs import expiry_warnings, parse_certificate, pem_certificates, read_kubeconfig, read_pem
-from installer.commands.status import certificate_lines
+from installer.commands.status import certificate_lines, certificate_warnings
 from installer.host import Host
 from tests.support.pki import make_certificate, make_control_plane_pki, openssl_enddate
 
@@ -72,8 +72,8 @@ def test_warnings_30_days_ahead_in_status_and_preflight(tmp_path: Path) -> None:
     assert any(w.startswith("certificate apiserver (/etc/kubernetes/pki/apiserver.crt) expired ") for w in expired)
     assert any("`kubeadm certs renew` does not renew CAs" in w for w in expiry_warnings(host, now=later.replace(
         year=later.year + 10)))  # fmt: skip
-    assert certificate_lines(host) == [f"warning: {w}" for w in warnings]
-    assert certificate_lines(Host(tmp_path / "empty"))[0].startswith("certificates: none expires within 30 days")
+    assert certificate_lines(certificate_warnings(host)) == [f"warning: {w}" for w in warnings]
+    assert certificate_lines(certificate_warnings(Host(tmp_path / "empty")))[0].startswith("certificates: none expires within 30 days")
 
 
 def test_certs_lists_every_certificate(python39: str, pyz: Path, tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def test_delta_leaves_out_what_the_base_holds_and_carries_the_full_sums(built: P
     full, delta = built / "full" / f"{NEW_TOP}.tar", built / "delta" / f"{NEW_TOP}-delta.tar"
     carried = [n.split("/", 1)[1] for n in names(delta)]
     assert carried == ["DELTA.yaml", "SHA256SUMS", "bundle.yaml", "files/containerd-1.1.0-linux-amd64.bin",
-                       "k8s-install.pyz"]  # fmt: skip
+                       "k8s-install.pyz", "sbom.spdx.json"]  # fmt: skip  (the SBOM names the new release)
     assert delta.stat().st_size < full.stat().st_size
     with tarfile.open(full) as a, tarfile.open(delta) as b:
         for name in ("SHA256SUMS", "bundle.yaml"):

@@ -73,7 +73,8 @@ def test_warnings_30_days_ahead_in_status_and_preflight(tmp_path: Path) -> None:
     assert any("`kubeadm certs renew` does not renew CAs" in w for w in expiry_warnings(host, now=later.replace(
         year=later.year + 10)))  # fmt: skip
     assert certificate_lines(certificate_warnings(host)) == [f"warning: {w}" for w in warnings]
-    assert certificate_lines(certificate_warnings(Host(tmp_path / "empty")))[0].startswith("certificates: none expires within 30 days")
+    empty = certificate_warnings(Host(tmp_path / "empty"))
+    assert certificate_lines(empty)[0].startswith("certificates: none expires within 30 days")
 
 
 def test_certs_lists_every_certificate(python39: str, pyz: Path, tmp_path: Path) -> None:

@@ -142,6 +142,5 @@ def write_ansible(config: ClusterConfig, config_path: Path, options: AnsibleOpti
 def next_steps(written: Sequence[Path]) -> str:
     inventory, playbook = written[0], written[1]
     return (
-        f"next: ansible-playbook -i {inventory} {playbook} --check (each node's plan), "
-        f"then without --check to install"
+        f"next: ansible-playbook -i {inventory} {playbook} --check (each node's plan), then without --check to install"
     )

@@ -24,7 +24,10 @@ def _batch(value: str) -> int:
 
 def add_ansible_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dir", type=Path, default=DEFAULT_OUTPUT, help=f"where the inventory and playbook go (default {DEFAULT_OUTPUT})"
+        "--dir",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"where the inventory and playbook go (default {DEFAULT_OUTPUT})",
     )
     parser.add_argument(
         "--secrets", type=Path, metavar="FILE", help=f"{SECRETS_NAME} for control planes (default: beside cluster.yaml)"

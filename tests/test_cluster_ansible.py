@@ -27,7 +27,9 @@ from tests.support.ssh_nodes import SSHD, SshNodes, ansible_playbook
 
 # first control plane, second control plane, worker
 NODES = [SEED_NODES[0], SEED_NODES[1], SEED_NODES[3]]
-SHORT = {"k8s-mn01": "mn01", "k8s-mn02": "mn02", "k8s-wn01": "wn01"}
+SECOND_WORKER = {"name": "k8s-wn02", "ip": f"{SUBNET}.101", "role": "worker"}
+BATCH_NODES = [SEED_NODES[0], SEED_NODES[3], SECOND_WORKER]  # for the worker batches: one control plane
+SHORT = {"k8s-mn01": "mn01", "k8s-mn02": "mn02", "k8s-wn01": "wn01", "k8s-wn02": "wn02"}
 DEBIAN_OS_RELEASE = 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
 
 
@@ -190,7 +192,7 @@ def cluster(site: Site) -> Iterator[Cluster]:
     try:
         nodes = SshNodes(lab, site.work / "ssh")
         nodes.add_admin("admin", f"{SUBNET}.5/24")
-        for node in NODES:
+        for node in NODES + [SECOND_WORKER]:
             nodes.add_node(SHORT[node["name"]], f"{node['ip']}/24")
         ansible = site.work / "ansible"
         result = generate(site, ansible, "--worker-batch", "2")
@@ -200,13 +202,15 @@ def cluster(site: Site) -> Iterator[Cluster]:
         lab.close()
 
 
-def fresh_nodes(cluster: Cluster, tag: str, broken: Optional[str] = None) -> Dict[str, Path]:
+def fresh_nodes(
+    cluster: Cluster, tag: str, broken: Optional[str] = None, nodes: List[dict] = NODES, ansible: Optional[Path] = None
+) -> Dict[str, Path]:
     """Give every node a new root, bundle folder and shiv cache under `tag` (host_vars beside the inventory:
     the installer's extra arguments go through k8s_install_args). Returns node name -> its folder."""
-    host_vars = cluster.ansible / "host_vars"
+    host_vars = (ansible or cluster.ansible) / "host_vars"
     host_vars.mkdir(exist_ok=True)
     folders = {}
-    for node in NODES:
+    for node in nodes:
         folder = cluster.site.work / tag / SHORT[node["name"]]
         root = make_el9_root(folder / "root")
         add_kubelet_unit(root)
@@ -222,8 +226,9 @@ def fresh_nodes(cluster: Cluster, tag: str, broken: Optional[str] = None) -> Dic
     return folders
 
 
-def play(cluster: Cluster, *extra: str) -> subprocess.CompletedProcess:
-    return cluster.nodes.run_playbook(cluster.ansible / "inventory.yml", cluster.ansible / "k8s-cluster.yml", *extra)
+def play(cluster: Cluster, *extra: str, ansible: Optional[Path] = None) -> subprocess.CompletedProcess:
+    folder = ansible or cluster.ansible
+    return cluster.nodes.run_playbook(folder / "inventory.yml", folder / "k8s-cluster.yml", *extra)
 
 
 def recap(output: str) -> Dict[str, Dict[str, int]]:
@@ -301,3 +306,17 @@ def test_a_failed_node_stops_the_rollout_with_its_error(cluster: Cluster) -> Non
     assert "done:" in (folders["k8s-mn01"] / "root/var/log/k8s-install.log").read_text()
     assert not (folders["k8s-wn01"] / "root/var/log/k8s-install.log").exists()  # the workers never started
     assert "PLAY [Workers" not in result.stdout
+
+
+def test_a_failed_worker_stops_the_rollout_before_the_next_batch(cluster: Cluster, cluster_secrets) -> None:  # type: ignore[no-untyped-def]
+    site = cluster.site
+    config = write_cluster(site.work / "site-batches", cluster_secrets, BATCH_NODES)
+    ansible = site.work / "ansible-batches"
+    generated = generate(site._replace(cluster=config), ansible, "--worker-batch", "1")
+    assert generated.returncode == 0, generated.stderr
+    folders = fresh_nodes(cluster, "batches", broken="k8s-wn01", nodes=BATCH_NODES, ansible=ansible)
+    result = play(cluster, ansible=ansible)
+    assert result.returncode != 0
+    assert '"msg": "k8s-wn01: k8s-install.pyz: error: preflight failed (os)' in result.stdout, result.stdout
+    assert task_hosts(result.stdout, "Install (k8s-install.pyz --yes)") == ["k8s-mn01", "k8s-wn01"]
+    assert not (folders["k8s-wn02"] / "root/var/log/k8s-install.log").exists()  # its batch never started

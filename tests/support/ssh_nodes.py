@@ -37,7 +37,10 @@ Subsystem sftp internal-sftp
 
 
 def ansible_playbook() -> Optional[str]:
-    """ansible-playbook of the Python running the tests (pip's ansible-core), else one on PATH."""
+    """$ANSIBLE_PLAYBOOK (another ansible-core, e.g. in a venv), else the one beside the Python running the
+    tests (pip's ansible-core), else one on PATH."""
+    if os.environ.get("ANSIBLE_PLAYBOOK"):
+        return os.environ["ANSIBLE_PLAYBOOK"]
     beside = Path(sys.executable).parent / "ansible-playbook"
     return str(beside) if beside.exists() else shutil.which("ansible-playbook")
 

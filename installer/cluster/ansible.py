@@ -21,7 +21,14 @@ from installer.cluster.model import ClusterConfig
 from installer.cluster.render import render
 from installer.cluster.secrets import load_secrets
 from installer.errors import InstallError
-from installer.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
+from installer.layout import (
+    CLUSTER_CONFIG_NAME,
+    INSTALLER_NAME,
+    MANIFEST_NAME,
+    SECRETS_NAME,
+    SUMS_NAME,
+    WORKER_SECRETS_NAME,
+)
 from installer.verify import verify_tarball
 
 INVENTORY_NAME = "inventory.yml"
@@ -53,25 +60,23 @@ def read_bundle_tarball(path: Path) -> BundleTarball:
     path = Path(path).resolve()
     if not path.is_file():
         raise InstallError(f"{path}: no such bundle tarball; give the .tar that `bundler build` wrote")
-    result = verify_tarball(path)
+    result = verify_tarball(path)  # also: one top folder, regular files only, bundle.yaml consistent
     with tarfile.open(path, "r:") as archive:
         first = archive.next()
         top = first.name.split("/", 1)[0] if first else ""
-        member = archive.getmember(f"{top}/{MANIFEST_NAME}") if _has(archive, f"{top}/{MANIFEST_NAME}") else None
-        stream = archive.extractfile(member) if member else None
-        manifest = yaml.safe_load(stream.read()) if stream else None
+        manifest = _member_yaml(archive, f"{top}/{MANIFEST_NAME}")
     kubernetes = str(manifest.get("kubernetes", "")) if isinstance(manifest, dict) else ""
     if not kubernetes:
         raise InstallError(f"{path}: no Kubernetes version in its {MANIFEST_NAME}: rebuild the bundle")
     return BundleTarball(path, top, result.sums_sha256, kubernetes)
 
 
-def _has(archive: tarfile.TarFile, name: str) -> bool:
+def _member_yaml(archive: tarfile.TarFile, name: str) -> object:
     try:
-        archive.getmember(name)
-    except KeyError:
-        return False
-    return True
+        stream = archive.extractfile(name)
+        return yaml.safe_load(stream.read()) if stream else None
+    except (KeyError, yaml.YAMLError):
+        return None
 
 
 def check_inputs(config: ClusterConfig, bundle: BundleTarball, options: AnsibleOptions) -> None:
@@ -110,12 +115,18 @@ def inventory_text(config: ClusterConfig, config_path: Path, bundle: BundleTarba
         config_path=str(Path(config_path).resolve()),
         secrets_path=str(Path(options.secrets).resolve()),
         worker_secrets_path=str(Path(options.worker_secrets).resolve()),
-        cluster_config_name=CLUSTER_CONFIG_NAME,
     )
 
 
 def playbook_text(config: ClusterConfig, options: AnsibleOptions) -> str:
-    return render("ansible-playbook.yml.j2", config=config, options=options, node_tasks=NODE_TASKS_NAME)
+    names = {
+        "sums": SUMS_NAME,
+        "installer": INSTALLER_NAME,
+        "config": CLUSTER_CONFIG_NAME,
+        "secrets": SECRETS_NAME,
+        "worker_secrets": WORKER_SECRETS_NAME,
+    }
+    return render("ansible-playbook.yml.j2", config=config, options=options, node_tasks=NODE_TASKS_NAME, names=names)
 
 
 def node_tasks_text() -> str:

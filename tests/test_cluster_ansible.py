@@ -189,8 +189,8 @@ class Cluster(NamedTuple):
 def cluster(site: Site) -> Iterator[Cluster]:
     (site.work / "logs").mkdir()
     lab = Lab(site.work / "logs", prefix="k8sans")
+    nodes = SshNodes(lab, site.work / "ssh")
     try:
-        nodes = SshNodes(lab, site.work / "ssh")
         nodes.add_admin("admin", f"{SUBNET}.5/24")
         for node in NODES + [SECOND_WORKER]:
             nodes.add_node(SHORT[node["name"]], f"{node['ip']}/24")
@@ -199,6 +199,7 @@ def cluster(site: Site) -> Iterator[Cluster]:
         assert result.returncode == 0, result.stderr
         yield Cluster(site, nodes, ansible)
     finally:
+        nodes.close()
         lab.close()
 
 

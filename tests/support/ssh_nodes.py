@@ -8,8 +8,10 @@ All namespaces share this machine's filesystem, so every node is given its own f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +35,8 @@ UsePAM no
 StrictModes no
 PidFile none
 Subsystem sftp internal-sftp
+ClientAliveInterval 2
+ClientAliveCountMax 3
 """
 
 
@@ -58,6 +62,7 @@ class SshNodes:
         self.known_hosts = work / "known_hosts"
         self.known_hosts.write_text("")
         self.addresses: Dict[str, str] = {}
+        self.daemons: List[subprocess.Popen] = []
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
 
     def add_admin(self, short: str, address_cidr: str) -> None:
@@ -78,7 +83,7 @@ class SshNodes:
         assert check.returncode == 0, check.stderr
         with self.known_hosts.open("a") as known:
             known.write(f"{address} {host_key.with_suffix('.pub').read_text()}")
-        self.lab.start(short, [SSHD, "-D", "-e", "-f", str(config)], f"sshd-{short}")
+        self.daemons.append(self.lab.start(short, [SSHD, "-D", "-e", "-f", str(config)], f"sshd-{short}"))
         wait_for(lambda: self._listening(short, address), timeout=20, what=f"sshd on {address}")
         self.addresses[short] = address
 
@@ -86,12 +91,19 @@ class SshNodes:
         result = self.lab.run(short, ["ss", "-Hltn", f"src {address}:22"])
         return bool(result.stdout.strip())
 
+    def close(self) -> None:
+        """Stop the sessions each sshd forked (by PID, before the network goes), then the lab stops sshd."""
+        for daemon in self.daemons:
+            for pid in _descendants(daemon.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
     def ansible_env(self) -> Dict[str, str]:
         """Environment for ansible-playbook: every file it keeps goes under work/, host keys stay checked."""
         ssh_args = (
             f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes "
             f"-o IdentityFile={self.client_key} -o IdentitiesOnly=yes -o BatchMode=yes "
-            "-o ControlMaster=auto -o ControlPersist=2s"
+            "-o ControlMaster=no"  # no connection outlives its task: none is left open when the network goes
         )
         home = self.work / "ansible-home"
         return dict(
@@ -114,6 +126,21 @@ class SshNodes:
             ["ip", "netns", "exec", self.lab.hosts[self.admin], *command],
             capture_output=True, text=True, env=self.ansible_env(), timeout=timeout, cwd=self.work,
         )  # fmt: skip
+
+
+def _descendants(pid: int) -> List[int]:
+    children: Dict[int, List[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        child = queue.pop()
+        found.append(child)
+        queue += children.get(child, [])
+    return found
 
 
 def _keygen(path: Path) -> None:

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
     verify.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
 
-    cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
+    cluster = commands.add_parser(
+        "cluster", help="write or check a cluster.yaml and its secrets; write the Ansible playbook for it"
+    )
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
     init = cluster_commands.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")

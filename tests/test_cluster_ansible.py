@@ -166,6 +166,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(site: Site, tmp_path: Path) -
          "holds the full secrets; workers get only cluster-secrets-worker.yaml"),
         (["--bundle", str(site.tarball), "--secrets", str(secrets / "cluster-secrets-worker.yaml")],
          "a worker-only secrets file; control planes need cluster-secrets.yaml"),
+        (["--bundle", str(site.tarball), "--remote-dir", "bundles"], "--remote-dir: bundles is not an absolute path"),
     ]  # fmt: skip
     for args, message in cases:
         out = tmp_path / "out"

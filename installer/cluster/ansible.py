@@ -100,6 +100,8 @@ def check_inputs(config: ClusterConfig, bundle: BundleTarball, options: AnsibleO
             raise InstallError(f"{options.worker_secrets}: not from the same `cluster init` as {options.secrets}")
     if options.worker_batch < 1:
         raise InstallError("--worker-batch: must be 1 or more")
+    if not options.remote_dir.startswith("/"):
+        raise InstallError(f"--remote-dir: {options.remote_dir} is not an absolute path on the nodes")
 
 
 def inventory_text(config: ClusterConfig, config_path: Path, bundle: BundleTarball, options: AnsibleOptions) -> str:

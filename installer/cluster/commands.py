@@ -17,7 +17,7 @@ DEFAULT_NAME = "k8s-cluster"
 
 
 def add_config_parser(commands: Any) -> None:
-    config = commands.add_parser("config", help="write or check cluster.yaml")
+    config = commands.add_parser("config", help="write or check cluster.yaml, or write its Ansible playbook")
     actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     init = actions.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")

@@ -18,6 +18,7 @@ from bundler.build_context import BuildOptions
 from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
 from bundler.errors import BundlerError
+from installer.cluster.ansible_cli import add_ansible_options, ansible_settings
 
 
 def _positive(value: str) -> int:
@@ -96,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")
     push.add_argument("--chunk-size", type=_positive, metavar="BYTES", help="upload blobs bigger than this in chunks")
 
-    cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
+    cluster = commands.add_parser(
+        "cluster", help="write or check a cluster.yaml and its secrets; write the Ansible playbook for it"
+    )
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
     init = cluster_commands.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
@@ -110,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path, metavar="cluster.yaml")
     check.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="the bundle's Kubernetes version")
     check.add_argument("--secrets", type=Path, metavar="FILE", help="also check this cluster-secrets.yaml")
+    ansible = cluster_commands.add_parser("ansible", help="write an Ansible inventory and playbook for every node")
+    ansible.add_argument("config", type=Path, metavar="cluster.yaml")
+    ansible.add_argument("--bundle", type=Path, required=True, metavar="FILE.tar", help="the bundle tarball to carry")
+    add_ansible_options(ansible)
     return parser
 
 
@@ -184,6 +191,12 @@ def dispatch(args: argparse.Namespace) -> int:
 
         if args.cluster_command == "init":
             return run_cluster_init(args.dir, args.kubernetes, args.name, args.trusted_signers)
+        if args.cluster_command == "ansible":
+            from bundler.commands.cluster import run_cluster_ansible
+
+            return run_cluster_ansible(
+                args.config, args.bundle, args.dir, args.secrets, args.worker_secrets, **ansible_settings(args)
+            )
         return run_cluster_check(args.config, args.kubernetes, args.secrets)
     raise AssertionError(args.command)
 

@@ -1,4 +1,5 @@
-"""`bundler cluster init` (a commented cluster.yaml plus its secrets file) and `bundler cluster check`."""
+"""`bundler cluster init` (a commented cluster.yaml plus its secrets file), `bundler cluster check` and
+`bundler cluster ansible` (an inventory and a playbook for many nodes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from installer.cluster.config import load_cluster_config
 from installer.cluster.secrets import load_secrets
 from installer.cluster.starter import DEFAULT_NAME, write_starting_files
 from installer.errors import InstallError
-from installer.layout import SECRETS_NAME
+from installer.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 from installer.signature import read_trusted_signers
 
 
@@ -62,4 +63,32 @@ def run_cluster_check(config_path: Path, kubernetes: Optional[str], secrets_path
         f"(VRRP id {config.virtual_router_id}), control planes: {planes}, workers: {len(config.workers)}, "
         f"etcd {config.etcd_topology}, Calico {config.calico.encapsulation}"
     )
+    return 0
+
+
+def run_cluster_ansible(
+    config_path: Path,
+    tarball: Path,
+    output: Path,
+    secrets: Optional[Path],
+    worker_secrets: Optional[Path],
+    **settings: object,
+) -> int:
+    from installer.cluster.ansible import AnsibleOptions, next_steps, write_ansible
+
+    try:
+        config = load_cluster_config(config_path).config
+        options = AnsibleOptions(
+            tarball=tarball,
+            secrets=secrets or Path(config_path).parent / SECRETS_NAME,
+            worker_secrets=worker_secrets or Path(config_path).parent / WORKER_SECRETS_NAME,
+            output=output,
+            **settings,  # type: ignore[arg-type]
+        )
+        written = write_ansible(config, config_path, options)
+    except InstallError as error:
+        raise BundlerError(str(error)) from None
+    for path in written:
+        print(f"wrote {path}")
+    print(next_steps(written))
     return 0

@@ -1,4 +1,5 @@
-"""`k8s-install.pyz config init|check`: write a starting cluster.yaml (+ secrets), or check one here."""
+"""`k8s-install.pyz config init|check|ansible`: write a starting cluster.yaml (+ secrets), check one here, or
+write an Ansible inventory and playbook for every node from an admin node."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from typing import Any, Optional
 
 import yaml
 
+from installer.cluster.ansible_cli import add_ansible_options, ansible_settings
 from installer.errors import InstallError
-from installer.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME
+from installer.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
 
 DEFAULT_NAME = "k8s-cluster"
 
 
 def add_config_parser(commands: Any) -> None:
-    config = commands.add_parser("config", help="write or check cluster.yaml")
+    config = commands.add_parser("config", help="write or check cluster.yaml, or write its Ansible playbook")
     actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     init = actions.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
@@ -28,6 +30,12 @@ def add_config_parser(commands: Any) -> None:
     check.add_argument("--config", type=Path, help="cluster.yaml (default: the one in the bundle)")
     check.add_argument("--secrets", type=Path, help=f"also check this {SECRETS_NAME}")
     check.add_argument("--node", help="this machine's node name (default: matched by its addresses)")
+    ansible = actions.add_parser("ansible", help="write an Ansible inventory and playbook for every node")
+    ansible.add_argument("--config", type=Path, help="cluster.yaml (default: the one in the bundle)")
+    ansible.add_argument(
+        "--tarball", type=Path, metavar="FILE.tar", help="the bundle tarball to carry (default: beside the bundle)"
+    )
+    add_ansible_options(ansible)
 
 
 def bundle_kubernetes(bundle: Path) -> Optional[str]:
@@ -63,6 +71,8 @@ def run_config(args: argparse.Namespace, bundle: Path) -> int:
             "edit cluster.yaml, then `config check`"
         )
         return 0
+    if args.config_command == "ansible":
+        return run_config_ansible(args, Path(bundle), version)
     loaded = load_cluster_config(args.config or Path(bundle) / CLUSTER_CONFIG_NAME, version)
     config = loaded.config
     for warning in loaded.warnings:
@@ -75,4 +85,25 @@ def run_config(args: argparse.Namespace, bundle: Path) -> int:
         f"cluster {config.name} is valid; this machine is {identity.node.name} ({identity.node.role}, "
         f"{identity.node.ip} on {identity.interface})"
     )
+    return 0
+
+
+def run_config_ansible(args: argparse.Namespace, bundle: Path, version: Optional[str]) -> int:
+    from installer.cluster.ansible import AnsibleOptions, next_steps, write_ansible
+    from installer.cluster.config import load_cluster_config
+
+    config_path = args.config or bundle / CLUSTER_CONFIG_NAME
+    beside = Path(args.config).parent if args.config else bundle.resolve().parent  # where secrets are kept
+    config = load_cluster_config(config_path, version).config
+    options = AnsibleOptions(
+        tarball=args.tarball or bundle.resolve().parent / f"{bundle.resolve().name}.tar",
+        secrets=args.secrets or beside / SECRETS_NAME,
+        worker_secrets=args.worker_secrets or beside / WORKER_SECRETS_NAME,
+        output=args.dir,
+        **ansible_settings(args),
+    )
+    written = write_ansible(config, config_path, options)
+    for path in written:
+        print(f"wrote {path}")
+    print(next_steps(written))
     return 0

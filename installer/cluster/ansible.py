@@ -1,0 +1,159 @@
+"""`bundler cluster ansible` / `k8s-install.pyz config ansible`: an inventory and a playbook from cluster.yaml.
+
+The playbook uses only ansible-core's built-in modules (nothing more to carry into the air gap). It copies
+the bundle tarball to every node unless the node's SHA256SUMS already has the sum recorded here, verifies
+it, runs the first control plane, the other control planes one at a time, then the workers in batches;
+each node gets only the secrets file its role needs (mode 0600).
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, NamedTuple, Sequence
+
+import yaml
+
+from installer.atomic import write_atomically
+from installer.cluster.ansible_cli import DEFAULT_NODE_PYTHON, DEFAULT_REMOTE_DIR, DEFAULT_WORKER_BATCH
+from installer.cluster.model import ClusterConfig
+from installer.cluster.render import render
+from installer.cluster.secrets import load_secrets
+from installer.errors import InstallError
+from installer.layout import (
+    CLUSTER_CONFIG_NAME,
+    INSTALLER_NAME,
+    MANIFEST_NAME,
+    SECRETS_NAME,
+    SUMS_NAME,
+    WORKER_SECRETS_NAME,
+)
+from installer.verify import verify_tarball
+
+INVENTORY_NAME = "inventory.yml"
+PLAYBOOK_NAME = "k8s-cluster.yml"
+NODE_TASKS_NAME = "k8s-node-tasks.yml"
+
+
+class BundleTarball(NamedTuple):
+    path: Path
+    top: str  # the folder the tarball unpacks into
+    sums_sha256: str  # sha256 of its SHA256SUMS: what a node's copy must match to be skipped
+    kubernetes: str
+
+
+@dataclass(frozen=True)
+class AnsibleOptions:
+    tarball: Path
+    secrets: Path  # cluster-secrets.yaml: control planes
+    worker_secrets: Path  # cluster-secrets-worker.yaml: workers
+    output: Path  # folder for the inventory and the playbook
+    remote_dir: str = DEFAULT_REMOTE_DIR
+    worker_batch: int = DEFAULT_WORKER_BATCH
+    node_python: str = DEFAULT_NODE_PYTHON
+    ssh_user: str = "root"
+
+
+def read_bundle_tarball(path: Path) -> BundleTarball:
+    """Verify the tarball completely (it is about to be copied to every node) and read its identity."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise InstallError(f"{path}: no such bundle tarball; give the .tar that `bundler build` wrote")
+    result = verify_tarball(path)  # also: one top folder, regular files only, bundle.yaml consistent
+    with tarfile.open(path, "r:") as archive:
+        first = archive.next()
+        top = first.name.split("/", 1)[0] if first else ""
+        manifest = _member_yaml(archive, f"{top}/{MANIFEST_NAME}")
+    kubernetes = str(manifest.get("kubernetes", "")) if isinstance(manifest, dict) else ""
+    if not kubernetes:
+        raise InstallError(f"{path}: no Kubernetes version in its {MANIFEST_NAME}: rebuild the bundle")
+    return BundleTarball(path, top, result.sums_sha256, kubernetes)
+
+
+def _member_yaml(archive: tarfile.TarFile, name: str) -> object:
+    try:
+        stream = archive.extractfile(name)
+        return yaml.safe_load(stream.read()) if stream else None
+    except (KeyError, yaml.YAMLError):
+        return None
+
+
+def check_inputs(config: ClusterConfig, bundle: BundleTarball, options: AnsibleOptions) -> None:
+    """Everything the playbook will carry must be right before a file is written."""
+    if bundle.kubernetes != config.kubernetes_version:
+        raise InstallError(
+            f"{bundle.path}: a bundle of Kubernetes {bundle.kubernetes}, but cluster.yaml says "
+            f"{config.kubernetes_version}: use the matching bundle or fix kubernetes_version"
+        )
+    full = load_secrets(options.secrets, config.name).secrets
+    if full.is_worker_only:
+        raise InstallError(f"{options.secrets}: a worker-only secrets file; control planes need {SECRETS_NAME}")
+    if config.workers:
+        worker = load_secrets(options.worker_secrets, config.name).secrets
+        if not worker.is_worker_only:
+            raise InstallError(
+                f"{options.worker_secrets}: holds the full secrets; workers get only {WORKER_SECRETS_NAME} "
+                "(written by `cluster init` beside cluster-secrets.yaml)"
+            )
+        if worker.bootstrap_token != full.bootstrap_token or worker.ca_cert_hash != full.ca_cert_hash:
+            raise InstallError(f"{options.worker_secrets}: not from the same `cluster init` as {options.secrets}")
+    if options.worker_batch < 1:
+        raise InstallError("--worker-batch: must be 1 or more")
+    if not options.remote_dir.startswith("/"):
+        raise InstallError(f"--remote-dir: {options.remote_dir} is not an absolute path on the nodes")
+
+
+def inventory_text(config: ClusterConfig, config_path: Path, bundle: BundleTarball, options: AnsibleOptions) -> str:
+    first = config.first_control_plane
+    return render(
+        "ansible-inventory.yml.j2",
+        config=config,
+        first=first,
+        other_planes=[node for node in config.control_planes if node != first],
+        workers=config.workers,
+        bundle=bundle,
+        options=options,
+        config_path=str(Path(config_path).resolve()),
+        secrets_path=str(Path(options.secrets).resolve()),
+        worker_secrets_path=str(Path(options.worker_secrets).resolve()),
+    )
+
+
+def playbook_text(config: ClusterConfig, options: AnsibleOptions) -> str:
+    names = {
+        "sums": SUMS_NAME,
+        "installer": INSTALLER_NAME,
+        "config": CLUSTER_CONFIG_NAME,
+        "secrets": SECRETS_NAME,
+        "worker_secrets": WORKER_SECRETS_NAME,
+    }
+    return render("ansible-playbook.yml.j2", config=config, options=options, node_tasks=NODE_TASKS_NAME, names=names)
+
+
+def node_tasks_text() -> str:
+    return render("ansible-node-tasks.yml.j2")
+
+
+def write_ansible(config: ClusterConfig, config_path: Path, options: AnsibleOptions) -> List[Path]:
+    """Check the inputs, then write the inventory, the playbook and its node tasks (regenerated each time)."""
+    bundle = read_bundle_tarball(options.tarball)
+    check_inputs(config, bundle, options)
+    texts = {
+        INVENTORY_NAME: inventory_text(config, config_path, bundle, options),
+        PLAYBOOK_NAME: playbook_text(config, options),
+        NODE_TASKS_NAME: node_tasks_text(),
+    }
+    written = []
+    for name, text in texts.items():
+        path = Path(options.output) / name
+        write_atomically(path, text.encode(), mode=0o644, overwrite=True)
+        written.append(path)
+    return written
+
+
+def next_steps(written: Sequence[Path]) -> str:
+    inventory, playbook = written[0], written[1]
+    return (
+        f"next: ansible-playbook -i {inventory} {playbook} --check (each node's plan), then without --check to install"
+    )

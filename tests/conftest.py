@@ -4,6 +4,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -17,6 +18,10 @@ pytest_plugins = ["tests.support.image_fixtures", "tests.support.cluster_files"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+
+# Commands the tests start by name (python -m bundler, ansible-playbook, ...) come from the environment that
+# runs the tests (a venv under `make test`), not from whatever else is first on PATH.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def find_python39() -> Optional[str]:

@@ -40,6 +40,7 @@ class LiveCluster:
         self.tarball = tarball
         self.site = site
         self.runs: Dict[str, List[Run]] = {}
+        self.count = 0
 
     def __getitem__(self, name: str) -> LabNode:
         return self.nodes.nodes[name]
@@ -58,13 +59,19 @@ class LiveCluster:
 
     def install(self, name: str, *command: str, timeout: float = 900) -> Run:
         started = time.monotonic()
-        result = self[name].run(self.installer(name, *command), timeout=timeout, check=False, cwd=BUNDLE_DIR)
+        self.count += 1
+        argv = self.installer(name, *command)
+        result = self[name].run(argv, timeout=timeout, check=False, cwd=BUNDLE_DIR, unit=f"k8s-lab-run-{self.count}")
         run = Run(result, time.monotonic() - started)
         self.runs.setdefault(name, []).append(run)
         return run
 
-    def start_install(self, name: str, log: Path) -> subprocess.Popen:
-        return self[name].popen(self.installer(name), log, cwd=BUNDLE_DIR)
+    def start_install(self, name: str, log: Path, unit: str) -> subprocess.Popen:
+        return self[name].popen(self.installer(name), log, cwd=BUNDLE_DIR, unit=unit)
+
+    def kill_install(self, name: str, unit: str) -> None:
+        """SIGKILL the installer itself (the unit's main process), as `kill -9 PID` would."""
+        self[name].run(["systemctl", "kill", "--signal=SIGKILL", "--kill-whom=main", unit])
 
     def vip_holders(self) -> List[str]:
         holders = []

@@ -4,7 +4,7 @@ namespace each, veths to one bridge (tests/support/netns.py), all undone by `clo
 Each node's root is an overlay: the cached root below (read-only, shared) and the node's own upper folder,
 which therefore holds exactly what the node changed. containerd's folder is a plain bound folder (its
 overlay snapshotter cannot use an overlay as upper layer). Commands run inside a node with
-`nsenter -t <its PID 1> -a`, as a root shell on the node would.
+`nsenter -t <its PID 1> -a`; the installer as a transient unit of the node's systemd (`systemd-run`).
 
 What a container cannot do, and how the lab stands in for it (also in tests/lab/standins.py):
 - /sys/module is the node's own folder holding the names the host kernel has, so the modprobe stand-in
@@ -132,25 +132,33 @@ class LabNode:
         subprocess.run(["umount", "-l", str(self.merged)], capture_output=True)
 
     # -- commands ---------------------------------------------------------------------------------
-    def command(self, argv: Sequence[str], cwd: str = "/root") -> List[str]:
-        """argv as a root login shell on the node would run it (the node's namespaces, root, PATH)."""
-        return ["nsenter", "-t", str(self.leader), "-a", "-r", "-w", "--",
-                "env", "-i", f"PATH={NODE_PATH}", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb",
-                "sh", "-c", 'cd "$0" && exec "$@"', cwd, *argv]  # fmt: skip
+    def command(self, argv: Sequence[str], cwd: str = "/root", unit: str = "") -> List[str]:
+        """argv as root on the node: in its namespaces and root; with `unit`, as a transient service of the
+        node's systemd (`systemd-run --wait --pipe`), so it has the node's capabilities and cgroup, as a
+        login shell would, and can be killed by unit name."""
+        enter = ["nsenter", "-t", str(self.leader), "-a", "-r", "-w", "--"]
+        in_folder = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', cwd, *argv]
+        if unit:
+            environment = [f"--setenv={name}" for name in (f"PATH={NODE_PATH}", "HOME=/root", "LANG=C.UTF-8")]
+            return enter + ["systemd-run", "--quiet", "--wait", "--pipe", "--collect", f"--unit={unit}",
+                            *environment, *in_folder]  # fmt: skip
+        environment = [f"PATH={NODE_PATH}", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb"]
+        return enter + ["env", "-i", *environment, *in_folder]
 
     def run(
-        self, argv: Sequence[str], timeout: float = 120, check: bool = True, cwd: str = "/root"
+        self, argv: Sequence[str], timeout: float = 120, check: bool = True, cwd: str = "/root", unit: str = ""
     ) -> subprocess.CompletedProcess:
-        result = subprocess.run(self.command(argv, cwd), capture_output=True, text=True, timeout=timeout)
+        command = self.command(argv, cwd, unit)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{self.name}: {' '.join(argv)} -> {result.returncode}\n{result.stdout}{result.stderr}"
             )
         return result
 
-    def popen(self, argv: Sequence[str], log: Path, cwd: str = "/root") -> subprocess.Popen:
+    def popen(self, argv: Sequence[str], log: Path, cwd: str, unit: str) -> subprocess.Popen:
         out = open(log, "ab")  # noqa: SIM115
-        process = subprocess.Popen(self.command(argv, cwd), stdout=out, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(self.command(argv, cwd, unit), stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)  # fmt: skip
         out.close()
         return process

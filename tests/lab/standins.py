@@ -222,10 +222,24 @@ def kubectl(args):
     return 0
 
 
+def set_process_name(name):
+    """What ps and /proc/PID/comm show (the installer's preflight knows the cluster's own listeners)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME
+
+
 def kubelet(args):
-    """Idle until kubeadm writes the API server manifest, then serve the API stand-in on :6443."""
+    """Idle until kubeadm writes the API server manifest, then run the API stand-in on :6443 as a
+    process named kube-apiserver (the real kubelet runs it as a static pod)."""
+    set_process_name("kubelet")
     while not (os.path.exists(MANIFEST) and os.path.exists(PKI + "/apiserver.crt")):
         time.sleep(1)
+    child = os.fork()
+    if child:
+        _, status = os.waitpid(child, 0)
+        return 1
+    set_process_name("kube-apiserver")
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Tuple
 
 import yaml
 
@@ -104,7 +106,7 @@ def build_lab_bundle(work: Path, cluster_yaml: Path, images: List[str], registry
              "--cache", str(work / "cache"), "--output", str(work / "out"), "--cluster", str(cluster_yaml),
              "--insecure-registry", registry.host,
              "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored"],
-            capture_output=True, text=True, cwd=REPO_ROOT, env={**_env(), "SOURCE_DATE_EPOCH": "1700000000"},
+            capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
         )  # fmt: skip
         if result.returncode != 0:
             raise AssertionError(f"bundler build failed: {result.stdout}{result.stderr}")
@@ -115,7 +117,18 @@ def build_lab_bundle(work: Path, cluster_yaml: Path, images: List[str], registry
     return work / "out" / f"{TOP}.tar"
 
 
-def _env() -> dict:
-    import os
+def make_lab_bundle(work: Path, image_storage: Path, secrets: object, timings: Dict[str, float]) -> Tuple[Path, Path]:
+    """cluster.yaml and its secrets in `work/site`, and the bundle tarball built with the test images served
+    from a copy of `image_storage`; returns (tarball, site)."""
+    from tests.support.cluster_files import write_cluster
 
-    return dict(os.environ)
+    site = work / "site"
+    write_cluster(site, secrets)  # type: ignore[arg-type]
+    storage = work / "registry-storage"
+    shutil.copytree(image_storage, storage)
+    started = time.monotonic()
+    with Registry(storage, work / "registry") as registry:
+        images = [f"{registry.host}/test/busybox:1.0", "registry.k8s.io/pause:3.9"]
+        tarball = build_lab_bundle(work / "build", site / "cluster.yaml", images, registry)
+    timings["bundle build"] = time.monotonic() - started
+    return tarball, site

@@ -15,6 +15,7 @@ from tests.support.cluster_files import SUBNET
 from tests.support.node_bundle import TOP
 
 VIP = f"{SUBNET}.240"
+LAB_NODES = (("k8s-mn01", f"{SUBNET}.11/24"), ("k8s-mn02", f"{SUBNET}.22/24"), ("k8s-wn01", f"{SUBNET}.100/24"))
 BUNDLE_DIR = f"/root/{TOP}"
 ROLES: Dict[str, Tuple[str, ...]] = {
     "k8s-mn01": ("--role", "control-plane", "--first"),
@@ -97,3 +98,18 @@ class LiveCluster:
         for unit in INSTALLED_SERVICES:
             found[unit] = node.unit(unit, "InvocationID").get("InvocationID", "")
         return found
+
+
+def boot_lab(root: Path, tarball: Path, site: Path, work: Path, timings: Dict[str, float]) -> LiveCluster:
+    """The three nodes booted from `root` with the bundle unpacked on each; the caller closes `.nodes`."""
+    nodes = LabCluster(root, work)
+    try:
+        for name, address in LAB_NODES:
+            nodes.add(name, address)
+            timings[f"boot {name}"] = nodes.boot_seconds[name]
+        cluster = LiveCluster(nodes, tarball, site)
+        cluster.unpack_everywhere()
+    except BaseException:
+        nodes.close()
+        raise
+    return cluster

@@ -10,18 +10,14 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Tuple
 
 import pytest
 
-from tests.lab.bundle import build_lab_bundle
-from tests.lab.cluster import LiveCluster
-from tests.lab.node import LabCluster
+from tests.lab.bundle import make_lab_bundle
+from tests.lab.cluster import LiveCluster, boot_lab
 from tests.lab.root import lab_root
-from tests.support.cluster_files import SUBNET, write_cluster
-from tests.support.registry import Registry
 
 TOOLS = ("systemd-nspawn", "debootstrap", "nsenter", "ip", "rpmbuild", "createrepo_c", "gpg", "rpmsign")
 TIMINGS: Dict[str, float] = {}
@@ -52,39 +48,24 @@ def lab_root_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab_bundle(pushed_images, cluster_secrets, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+def lab_bundle(pushed_images, cluster_secrets, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    """(bundle tarball, folder of cluster.yaml and its secrets)"""
     require_lab()
-    work = tmp_path_factory.mktemp("lab-bundle")
-    site = work / "site"
-    write_cluster(site, cluster_secrets)
-    storage = work / "registry-storage"
-    shutil.copytree(pushed_images.storage, storage)
-    started = time.monotonic()
-    with Registry(storage, work / "registry") as registry:
-        tarball = build_lab_bundle(
-            work / "build", site / "cluster.yaml", [f"{registry.host}/test/busybox:1.0", "registry.k8s.io/pause:3.9"],
-            registry,
-        )  # fmt: skip
-    TIMINGS["bundle build"] = time.monotonic() - started
-    yield tarball
+    return make_lab_bundle(tmp_path_factory.mktemp("lab-bundle"), pushed_images.storage, cluster_secrets, TIMINGS)
 
 
 @pytest.fixture(scope="session")
-def live(lab_root_dir: Path, lab_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+def live(
+    lab_root_dir: Path, lab_bundle: Tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveCluster]:
     """Three booted nodes (k8s-mn01, k8s-mn02, k8s-wn01) with the bundle unpacked, nothing installed yet."""
     # a short folder: containerd's socket path inside must stay short, and overlay options are long
     work = Path(tempfile.mkdtemp(prefix="k8slab-", dir="/var/tmp"))
-    nodes = LabCluster(lab_root_dir, work)
-    site = lab_bundle.parents[2] / "site"
+    cluster = boot_lab(lab_root_dir, *lab_bundle, work, TIMINGS)
     try:
-        for name, ip in (("k8s-mn01", ".11"), ("k8s-mn02", ".22"), ("k8s-wn01", ".100")):
-            nodes.add(name, f"{SUBNET}{ip}/24")
-            TIMINGS[f"boot {name}"] = nodes.boot_seconds[name]
-        cluster = LiveCluster(nodes, lab_bundle, site)
-        cluster.unpack_everywhere()
         yield cluster
     finally:
-        nodes.close()
+        cluster.nodes.close()
         if os.environ.get("K8S_LAB_KEEP") != "1":
             shutil.rmtree(work, ignore_errors=True)
         write_timings(tmp_path_factory.getbasetemp() / "lab-timings.json")

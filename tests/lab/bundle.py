@@ -4,8 +4,8 @@
   buildkit and nerdctl stand-ins);
 - RPMs, signed by a throwaway key the bundle pins: kubeadm, kubelet, kubectl as the lab stand-ins of
   tests/lab/standins.py (launchers of /usr/lib/k8s-lab/standin; kubelet.service); and every other package
-  the EL9 bundle names (chrony, keepalived, haproxy, socat, conntrack-tools, ...) as RPMs owning no files,
-  because the Debian node already has the real programs;
+  the EL9 bundle names (chrony, keepalived, haproxy, socat, conntrack-tools, ...) as RPMs owning only a
+  marker file, because the Debian node already has the real programs;
 - images from a loopback registry: the test busybox, and pause:3.9 as registry.k8s.io/pause:3.9;
 - cluster.yaml, packed with `--cluster` as a user would.
 """
@@ -23,6 +23,7 @@ from typing import Dict, List, Tuple
 import yaml
 
 from tests.lab import standins
+from tests.lab.root import EL9_PRESENT_RPMS
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import TOP, _tarball, node_release_manifest
 from tests.support.registry import Registry
@@ -55,7 +56,9 @@ def present_rpm(name: str) -> FakeRpm:
 def lab_release(mirror: MirrorServer, work: Path, signer: SigningKey) -> dict:
     """The release manifest: node_bundle's files plus an `rpm:` section served from the mirror."""
     kube = build_rpms([kube_rpm(name) for name in KUBE_PACKAGES], work / "kube-build")
-    base = build_rpms([present_rpm(name) for name in PRESENT_ON_NODE], work / "base-build")
+    # the base repository also holds what the root's RPM database has (rocky-release): the builder checks
+    # every assumed package against the repositories
+    base = build_rpms([present_rpm(name) for name in PRESENT_ON_NODE] + list(EL9_PRESENT_RPMS), work / "base-build")
     signer.sign_rpms([*kube.values(), *base.values()])
     mirror.add(f"/{RPM_HOST}/key.asc", signer.public)
     key = {"gpgkey": f"https://{RPM_HOST}/key.asc", "gpgkey_sha256": hashlib.sha256(signer.public).hexdigest()}
@@ -71,7 +74,7 @@ def lab_release(mirror: MirrorServer, work: Path, signer: SigningKey) -> dict:
         "rocky9": {
             "repositories": repositories,
             "packages": [f"{name} = 1.29.6" for name in KUBE_PACKAGES] + list(PRESENT_ON_NODE[:-2]),
-            "assumed_installed": ["rocky-release"],
+            "assumed_installed": [rpm.name for rpm in EL9_PRESENT_RPMS],
         }
     }
     return manifest

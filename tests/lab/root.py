@@ -169,8 +169,11 @@ def lab_root(timings: Dict[str, float]) -> Path:
         return root
 
 
-def _prune(keep: List[Path]) -> None:
-    """Older dressed roots of earlier recipes (the bases stay: they are the slow part)."""
+def _prune(keep: List[Path], older_than: float = 24 * 3600) -> None:
+    """Dressed roots of other recipes made more than a day ago (another checkout may be running on a newer
+    one); the bases stay: they are the slow part."""
     for old in LAB_CACHE.glob("root-*"):
-        if old not in keep and ".partial-" not in old.name:
-            shutil.rmtree(old, ignore_errors=True)
+        ready = old / ".lab-ready"
+        if old in keep or not ready.exists() or time.time() - ready.stat().st_mtime < older_than:
+            continue
+        shutil.rmtree(old, ignore_errors=True)

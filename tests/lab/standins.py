@@ -30,7 +30,8 @@ STANDINS names each one, where it lives on the node and why it cannot be the rea
 - chronyd: runs with `-x` (serve and measure, never set the clock: the clock is the host's), from a
   harness drop-in; the real chrony.service skips itself in a container (ConditionCapability=CAP_SYS_TIME).
 - RPMs of packages the node already has from Debian (chrony, keepalived, haproxy, socat, conntrack-tools,
-  ...): stand-in RPMs that own no files, so dnf installs them and the Debian programs stay (bundle.py).
+  ...): stand-in RPMs owning only a marker file, so dnf installs them and the Debian programs stay
+  (bundle.py); rocky-release (system-release = 9) is in the root's RPM database from the start (root.py).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ STANDINS: Tuple[StandIn, ...] = (
     StandIn("host-wide sysctl keys", "files bound over /proc/sys/...", "would change the shared host kernel"),
     StandIn("buildkitd, buildctl, nerdctl", "the bundle's tarballs", "release binaries not obtainable here"),
     StandIn("chronyd -x", "chrony.service.d/k8s-lab.conf", "the clock is the host's; never set it"),
-    StandIn("already-installed RPMs", "bundle RPMs owning no files", "the node has them from Debian"),
+    StandIn("already-installed RPMs", "bundle RPMs owning a marker file", "the node has them from Debian"),
 )
 
 STANDIN_PATH = "/usr/lib/k8s-lab/standin"

@@ -236,6 +236,21 @@ def test_run_killed_with_sigkill_converges_when_run_again(installed: LiveCluster
     assert "registry.k8s.io/pause:3.9" in listed
 
 
+def test_reset_of_a_control_plane_stops_its_vip_services_and_the_vip_stays_up(installed: LiveCluster) -> None:
+    node = installed["k8s-mn02"]
+    run = installed.install("k8s-mn02", "reset")
+    assert run.result.returncode == 0, run.output
+    for unit in ("keepalived", "haproxy", "containerd"):
+        assert not node.active(unit), unit
+        assert node.run(["systemctl", "is-enabled", unit], check=False).stdout.strip() != "enabled", unit
+    debian_original = installed.nodes.root / "etc/haproxy/haproxy.cfg"
+    assert node.path("/etc/haproxy/haproxy.cfg").read_bytes() == debian_original.read_bytes()
+    assert not node.path("/etc/keepalived/keepalived.conf").exists()
+    assert installed.wait_for_vip_holder(30) == "k8s-mn01"
+    answer = installed["k8s-wn01"].run(["curl", "-sk", "--max-time", "5", f"https://{VIP}:8443/healthz"])
+    assert answer.stdout == "ok"
+
+
 def test_figures(installed: LiveCluster) -> None:
     """Not an assertion on time: records the run's figures for the summary (and make bench)."""
     figures: Dict[str, float] = {k: round(v, 1) for k, v in TIMINGS.items()}

@@ -22,7 +22,7 @@ from tests.lab.cluster import VIP, LiveCluster
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import HOST_WIDE_SYSCTL_DIR, LabNode
 from tests.support.cluster_files import SUBNET
-from tests.support.sandbox import ORIGINAL_CHRONY, ORIGINAL_HOSTS
+from tests.support.sandbox import ORIGINAL_CHRONY, ORIGINAL_FSTAB, ORIGINAL_HOSTS
 
 CONTROL_PLANES = ("k8s-mn01", "k8s-mn02")
 NODES = CONTROL_PLANES + ("k8s-wn01",)
@@ -168,6 +168,17 @@ def test_second_run_changes_nothing_and_restarts_nothing(installed: LiveCluster)
     assert {name: installed.service_starts(name) for name in NODES} == before
 
 
+def test_join_info_and_status_run_live_on_the_first_control_plane(installed: LiveCluster) -> None:
+    info = installed.install("k8s-mn01", "join-info")
+    assert info.result.returncode == 0, info.output
+    assert f"kubeadm join {VIP}:8443 --token" in info.output
+    calls = installed["k8s-mn01"].path("/var/lib/k8s-lab/calls.jsonl").read_text()
+    assert '["kubeadm", "token", "create"' in calls and '["kubeadm", "init", "phase", "upload-certs"' in calls
+    status = installed.install("k8s-mn01", "status")
+    assert status.result.returncode == 0, status.output
+    assert "containerd" in status.output
+
+
 @pytest.mark.parametrize("service", ["keepalived", "haproxy"])
 def test_vip_moves_when_the_holders_service_stops(installed: LiveCluster, service: str) -> None:
     holder = installed.wait_for_vip_holder(60)
@@ -193,6 +204,8 @@ def test_reset_stops_and_disables_what_it_started_and_restores_files(installed: 
     assert not node.active("kubelet")  # kubeadm reset stops it
     assert node.path("/etc/chrony.conf").read_text() == ORIGINAL_CHRONY
     assert node.path("/etc/hosts").read_text() == ORIGINAL_HOSTS
+    assert node.path("/etc/fstab").read_text() == ORIGINAL_FSTAB
+    assert "SELINUX=enforcing" in node.path("/etc/selinux/config").read_text()
     assert not node.path("/usr/local/bin/containerd").exists()
     assert node.run(["rpm", "-q", "kubelet"], check=False).returncode != 0
     assert node.active("firewalld") and node.active("chronyd")  # there before the installer: left running

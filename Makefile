@@ -1,10 +1,21 @@
-PYTHON ?= python3
-VERMIN = vermin --target=3.9- --no-tips --violations --eval-annotations --backport dataclasses
+# Debian/Ubuntu's python3 refuses `pip install` outside a virtual environment (PEP 668): `make install`
+# and `make dev` use the venv .venv (with the system's site-packages, so apt's python3-rpm stays visible),
+# and the other targets run with it when it exists.
+VENV ?= .venv
+SYSTEM_PYTHON ?= python3
+PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(SYSTEM_PYTHON))
+VERMIN = $(PYTHON) -c 'import sys, vermin; sys.exit(vermin.main())' --target=3.9- --no-tips --violations --eval-annotations --backport dataclasses
 
-.PHONY: install test lint bench installer vermin
+.PHONY: install dev test lint bench installer vermin demo
 
-install:  ## install the builder and the test tools (editable, from this checkout)
-	$(PYTHON) -m pip install -e '.[test]'
+$(VENV)/bin/python:
+	$(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+
+install: $(VENV)/bin/python  ## the builder alone into .venv (run it as .venv/bin/bundler)
+	$(VENV)/bin/python -m pip install .
+
+dev: $(VENV)/bin/python  ## the builder (editable) and the test tools into .venv
+	$(VENV)/bin/python -m pip install -e '.[test]'
 
 vermin:  ## the installer must run on EL9's Python 3.9
 	$(VERMIN) installer bundler
@@ -19,6 +30,9 @@ lint:
 
 bench:  ## measured speed against baselines taken in the same run
 	$(PYTHON) -m tests.bench.run
+
+demo:  ## the offline path end to end on this machine (root; stand-in servers; a few minutes)
+	$(PYTHON) -m tests.demo
 
 installer:  ## build dist/k8s-install.pyz alone
 	mkdir -p dist

@@ -10,6 +10,7 @@ from bundler.bundle_writer import BundleContents
 from bundler.cache import Cache
 from bundler.download import Downloader, FetchOptions
 from bundler.manifest import OsTarget, Release
+from bundler.signing import SignKey
 
 
 @dataclass
@@ -25,6 +26,7 @@ class BuildOptions:
     fetch: FetchOptions = field(default_factory=FetchOptions)
     cluster: Optional[Path] = None
     lock: Optional[Path] = None
+    sign_key: Optional[SignKey] = None  # --sign-key, checked before any download
     extra: Dict[str, Any] = field(default_factory=dict)  # per-source options (images, rpms)
 
 

@@ -1,7 +1,8 @@
 """Write a bundle tarball reproducibly: sorted entries, owner 0:0, one fixed mtime, fixed modes.
 
-The tarball holds one top folder. SHA256SUMS (every file but itself) is generated here, from sums the
-caller already verified, so the writer never re-reads the bytes it lists.
+The tarball holds one top folder. SHA256SUMS (every file but itself and its signature) is generated here,
+from sums the caller already verified, so the writer never re-reads the bytes it lists; SHA256SUMS.sig, when
+the caller signed the same text, goes beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Dict, Optional
 
 from bundler.errors import BundlerError
-from installer.layout import SUMS_NAME
+from installer.layout import SIGNATURE_NAME, SUMS_NAME
 from installer.verify import format_sums, safe_relative_path
 
 COPY_BUFFER = 4 << 20
@@ -131,10 +132,14 @@ class _TarStream:
         self.stream.flush()
 
 
-def write_tarball(contents: BundleContents, top: str, output: Path, epoch: int) -> str:
-    """Write `output` atomically; returns the sha256 of SHA256SUMS (the bundle's root of trust)."""
+def write_tarball(
+    contents: BundleContents, top: str, output: Path, epoch: int, signature: Optional[bytes] = None
+) -> str:
+    """Write `output` atomically; returns the sha256 of SHA256SUMS (the bundle's root of trust).
+    `signature` is the signature of contents.sums_text(), written as SHA256SUMS.sig."""
     sums = contents.sums_text().encode()
-    all_paths = sorted(list(contents.entries) + [SUMS_NAME])
+    generated = {SUMS_NAME: sums} if signature is None else {SUMS_NAME: sums, SIGNATURE_NAME: signature}
+    all_paths = sorted(list(contents.entries) + list(generated))
     temporary = output.with_name(f".{output.name}.partial")
     try:
         with open(temporary, "wb") as stream:
@@ -144,8 +149,9 @@ def write_tarball(contents: BundleContents, top: str, output: Path, epoch: int) 
                 archive.add(_info(f"{top}/{directory}", epoch, tarfile.DIRTYPE, 0o755))
             for path in all_paths:
                 name = f"{top}/{path}"
-                if path == SUMS_NAME:
-                    archive.add(_info(name, epoch, tarfile.REGTYPE, 0o644, len(sums)), data=sums)
+                if path in generated:
+                    data = generated[path]
+                    archive.add(_info(name, epoch, tarfile.REGTYPE, 0o644, len(data)), data=data)
                     continue
                 entry = contents.entries[path]
                 mode = 0o755 if entry.executable else 0o644

@@ -59,10 +59,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_image_flags(build)
     build.add_argument("--cluster", type=Path, metavar="FILE", help="a cluster.yaml to validate and put in the bundle")
+    build.add_argument(
+        "--sign-key", type=Path, metavar="FILE",
+        help="sign SHA256SUMS into SHA256SUMS.sig with this OpenSSH key (ed25519; a .pub file: the ssh-agent signs)",
+    )  # fmt: skip
+    build.add_argument(
+        "--from", dest="delta_from", type=Path, metavar="OLD",
+        help="write a delta: leave out what this earlier bundle (tarball, folder or bundle.yaml) already holds",
+    )  # fmt: skip
 
     verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
     verify.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+    verify.add_argument(
+        "--trusted-signers", type=Path, metavar="FILE",
+        help="OpenSSH allowed_signers file: require a good signature by one of them",
+    )  # fmt: skip
+    verify.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
+
+    inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
+    inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
+    inspect.add_argument("--json", action="store_true", help="print it as JSON (schema in README.md)")
+    inspect.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+
+    images = commands.add_parser("images", help="work with a bundle's container images")
+    image_actions = images.add_subparsers(dest="images_action", metavar="ACTION", required=True)
+    text = "copy every image of a bundle (tarball or folder) into a registry, keeping repository names"
+    push = image_actions.add_parser("push", help=text, description=text)
+    push.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
+    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
+    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
+    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
+    push.add_argument(
+        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
+    )
+    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")
+    push.add_argument("--chunk-size", type=_positive, metavar="BYTES", help="upload blobs bigger than this in chunks")
 
     cluster = commands.add_parser("cluster", help="write or check a cluster.yaml and its secrets")
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
@@ -70,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
     init.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="Kubernetes version (default: newest)")
     init.add_argument("--name", help="cluster name (default k8s-cluster)")
+    init.add_argument(
+        "--trusted-signers", type=Path, metavar="FILE",
+        help="OpenSSH allowed_signers file: record who signs bundles; nodes then refuse unsigned ones",
+    )  # fmt: skip
     check = cluster_commands.add_parser("check", help="validate a cluster.yaml (and its secrets file)")
     check.add_argument("config", type=Path, metavar="cluster.yaml")
     check.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="the bundle's Kubernetes version")
@@ -110,6 +146,7 @@ def _image_options(args: argparse.Namespace) -> dict:
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "build":
         from bundler.commands.build import run_build
+        from bundler.signing import open_sign_key
 
         if not args.kubernetes and not args.manifest:
             raise BundlerError("bundler build needs --k8s VERSION (or --manifest FILE)")
@@ -124,19 +161,29 @@ def dispatch(args: argparse.Namespace) -> int:
             allow_unpinned=args.allow_unpinned,
             lock=args.lock,
             cluster=args.cluster,
+            sign_key=open_sign_key(args.sign_key) if args.sign_key else None,
             fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
-            extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror},
+            extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror,
+                   "delta_from": args.delta_from},  # fmt: skip
         )
         return run_build(options)
     if args.command == "verify":
         from bundler.commands.verify import run_verify
 
-        return run_verify(args.bundle, args.jobs)
+        return run_verify(args.bundle, args.jobs, args.trusted_signers, args.json)
+    if args.command == "inspect":
+        from bundler.commands.inspect import run_inspect
+
+        return run_inspect(args.bundle, args.json, args.jobs)
+    if args.command == "images":
+        from bundler.commands.images import run_push
+
+        return run_push(args)
     if args.command == "cluster":
         from bundler.commands.cluster import run_cluster_check, run_cluster_init
 
         if args.cluster_command == "init":
-            return run_cluster_init(args.dir, args.kubernetes, args.name)
+            return run_cluster_init(args.dir, args.kubernetes, args.name, args.trusted_signers)
         return run_cluster_check(args.config, args.kubernetes, args.secrets)
     raise AssertionError(args.command)
 

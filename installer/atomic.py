@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import List
 
 from installer.errors import InstallError
 
@@ -39,6 +41,27 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644, overwrite: bool
         _remove_quietly(temporary)
         raise
     _fsync_directory(path.parent)
+
+
+TEMPORARY_SUFFIX = re.compile(r"^[a-z0-9_]{8}$")  # what tempfile.mkstemp adds after the prefix
+
+
+def leftover_temporaries(path: Path) -> List[Path]:
+    """Temporary files a killed write_atomically of `path` left beside it (`.NAME.XXXXXXXX`)."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return []
+    return sorted(
+        sibling
+        for sibling in siblings
+        if sibling.name.startswith(prefix)
+        and TEMPORARY_SUFFIX.match(sibling.name[len(prefix) :])
+        and sibling.is_file()
+        and not sibling.is_symlink()
+    )
 
 
 def _move_without_clobbering(temporary: str, path: Path) -> None:

@@ -3,7 +3,11 @@
 A step with no changes is already done; that is what makes a second run a no-op and `plan` honest.
 Services a change needs restarted are recorded in the state file first (so a killed run restarts them on
 the next run), restarted once, and polled until ready. A step that needs a service running (the images
-step needs containerd) flushes the pending restarts before it plans.
+step needs containerd) flushes the pending restarts before it plans; a step that needs the whole node
+settled (kubeadm) flushes all of them, so nothing restarts after it unless it changed after it.
+
+A service has one name, the unit's without `.service` (`containerd.service` and `containerd` are one
+service, restarted once), and pending restarts run in RESTART_ORDER: what others use comes first.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Step:
     name = "step"
     title = "a step"
     needs_running: Tuple[str, ...] = ()  # services that must be (re)started before this step plans
+    needs_settled = False  # every pending restart done before this step plans (kubeadm)
 
     def plan(self, node: Node) -> List[Change]:
         raise NotImplementedError
@@ -69,8 +74,25 @@ def register_readiness(service: str, check: Readiness) -> None:
     READINESS[service] = check
 
 
+# Dependencies first: buildkitd is a containerd client, keepalived's check script asks haproxy, and the
+# kubelet needs the runtime; a service not listed restarts after these, in the order it was asked for.
+RESTART_ORDER = ("chronyd", "containerd", "buildkitd", "haproxy", "keepalived", "kubelet")
+
+
+def service_name(unit: str) -> str:
+    """The one name of a service: `containerd.service` and `containerd` are the same service."""
+    return unit[: -len(".service")] if unit.endswith(".service") else unit
+
+
+def restart_order(services: Sequence[str]) -> List[str]:
+    unique = list(dict.fromkeys(service_name(service) for service in services))
+    rank = {service: index for index, service in enumerate(RESTART_ORDER)}
+    return sorted(unique, key=lambda service: (rank.get(service, len(RESTART_ORDER)), unique.index(service)))
+
+
 def restart_services(node: Node, services: Sequence[str], report: RunReport, timeout: float = 60.0) -> None:
     host = node.host
+    services = restart_order(services)
     if not services:
         return
     if host.live:
@@ -109,7 +131,9 @@ def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[s
     host.log(f"=== {'plan' if dry_run else 'run'}: steps {', '.join(step.name for step in steps)}")
     for step in steps:
         if not dry_run:
-            due = [s for s in node.state.pending_restarts() if s in step.needs_running]
+            needed = {service_name(service) for service in step.needs_running}
+            pending = node.state.pending_restarts()
+            due = pending if step.needs_settled else [s for s in pending if service_name(s) in needed]
             restart_services(node, due, report)
         changes = step.plan(node)
         summaries = [change.summary for change in changes]
@@ -121,7 +145,7 @@ def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[s
             if dry_run:
                 continue
             if change.restarts:
-                node.state.add_pending_restarts(list(change.restarts))
+                node.state.add_pending_restarts([service_name(unit) for unit in change.restarts])
             host.log(f"[{step.name}] {change.summary}")
             change.apply()
     if not dry_run:

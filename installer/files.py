@@ -1,8 +1,9 @@
 """Files the installer manages: rendered, compared, written atomically with their mode, originals kept.
 
 A file the installer did not write is backed up once (to /var/lib/k8s-install/backups) before it is
-replaced, so `reset` can restore it; a managed file edited by hand since the last run is saved beside the
-original backup before it is overwritten. Text files carry a managed-by header.
+replaced, so `reset` can restore it, and what the installer wrote over it is kept too, so `reset` can tell
+the operator's later edits from the installer's; a managed file edited by hand since the last run is saved
+beside the original backup before it is overwritten. Text files carry a managed-by header.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import List, Optional, Tuple
 
 from installer.atomic import write_atomically
 from installer.engine import Change, Node
-from installer.state import backup_path_for
+from installer.state import backup_path_for, ours_path_for
 
 HEADER = "Managed by k8s-install: local edits are replaced on the next run (originals: /var/lib/k8s-install/backups)"
 
@@ -70,7 +71,15 @@ def apply_file(node: Node, path: str, data: bytes, mode: int) -> None:
     elif record is None:
         backup = None
     node.state.record_file(path, sha256_bytes(data), backup)
+    if (node.state.file_record(path) or {}).get("backup"):
+        write_atomically(_private(node, ours_path_for(path)), data, 0o600, overwrite=True)
     write_atomically(target, data, mode, overwrite=True)
+
+
+def _private(node: Node, backup: str) -> Path:
+    destination = node.host.path(backup)
+    destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return destination
 
 
 def _copy(node: Node, source: Path, backup: str) -> None:

@@ -9,6 +9,7 @@ image bundle.yaml lists is in containerd with its digest, else one error naming 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -124,6 +125,27 @@ def _partial_layout(layout: Path, wanted: List[BundleImage]) -> Dict[str, object
     return {"index": dict(index, manifests=descriptors), "blobs": sorted(blobs)}
 
 
+def check_blobs(layout: Path, digests: List[str]) -> None:
+    """Each blob to be imported hashes to its name, checked before ctr reads any of it."""
+    for digest in digests:
+        path = _blob(layout, digest)
+        if not path.is_file():
+            raise InstallError(f"{path}: missing from the bundle (needed by an image); re-copy the bundle")
+        actual = _sha256(path)
+        if "sha256:" + actual != digest:
+            raise InstallError(
+                f"{path}: is not the blob {digest} (sha256 {actual}); the image was altered: re-copy the bundle"
+            )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     import io
 
@@ -155,6 +177,7 @@ def import_images(
     if not wanted:
         return ImportResult([], skipped)
     plan = _partial_layout(layout, wanted)
+    check_blobs(layout, plan["blobs"])  # type: ignore[arg-type]
     command = _ctr(ctr, address, namespace) + ["images", "import"]
     if snapshotter:
         command += ["--snapshotter", snapshotter]

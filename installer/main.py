@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from installer import __version__
@@ -65,6 +66,10 @@ def node_options(suppress: bool) -> argparse.ArgumentParser:
     common.add_argument(
         "--containerd-address", metavar="SOCKET", help="containerd to import images into (default: the node's own)"
     )
+    common.add_argument(
+        "--trusted-signers", metavar="FILE",
+        help="OpenSSH allowed_signers: the bundle must be signed by one (default: those in the cluster secrets)",
+    )  # fmt: skip
     switch("--no-gpgcheck", help="install unsigned RPMs (only for bundles built from unsigned repositories)")
     switch("--verbose", "-v", help="print every command as it runs")
     return common
@@ -79,7 +84,12 @@ COMMAND_HELP: Dict[str, str] = {
     "status": "show services, images and, where kubectl works, nodes and pods",
     "join-info": "on a control plane: renew the join token and certificates, print the join commands",
     "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
+    "certs": "show every certificate's expiry; `certs renew` renews kubeadm's on a control plane",
+    "upgrade": "move this node to the bundle's release in kubeadm's order; `upgrade plan` only shows the steps",
 }
+
+
+JSON_COMMANDS = ("plan", "preflight", "verify", "status")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,26 +101,58 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in COMMAND_HELP.items():
         sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
+        if name in JSON_COMMANDS:
+            sub.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
         if name == "verify":
             sub.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
+            sub.add_argument("--base", metavar="DIR", help="a delta bundle: first take what it left out from DIR")
         if name == "images":
             sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
             sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
+            add_push_parser(sub)
+        if name == "certs":
+            sub.add_argument("action", nargs="?", choices=("show", "renew"), default="show", help="default: show")
+        if name == "upgrade":
+            sub.add_argument("action", nargs="?", choices=("run", "plan"), default="run", help="default: run")
+            sub.add_argument("--from", dest="from_", metavar="VERSION", help="the release this node runs now")
     add_config_parser(commands)
     return parser
 
 
-def run_verify(args: argparse.Namespace) -> int:
-    from installer.commands.node import bundle_dir
-    from installer.verify import verify_directory
+def add_push_parser(images: argparse.ArgumentParser) -> None:
+    actions = images.add_subparsers(dest="images_action", metavar="ACTION")
+    text = "copy every bundled image into a registry (repository names kept, under --prefix)"
+    push = actions.add_parser("push", help=text, description=text, parents=[node_options(suppress=True)])
+    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
+    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
+    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
+    push.add_argument(
+        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
+    )
+    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")
 
-    result = verify_directory(bundle_dir(args), getattr(args, "jobs", 0))
+
+def run_verify(args: argparse.Namespace) -> int:
+    from installer.commands.node import bundle_dir, verify_bundle_dir
+    from installer.host import Host
+
+    if getattr(args, "base", None):
+        from installer.delta import complete_from_base
+
+        filled = complete_from_base(bundle_dir(args), Path(args.base))
+        print(f"delta completed from {args.base}: {filled} file(s) taken from the base")
+    result = verify_bundle_dir(args, Host(Path(args.root or "/")), getattr(args, "jobs", 0))
+    if getattr(args, "json", False):
+        from installer import report
+
+        report.emit("verify", report.verify_body(str(bundle_dir(args)), result))
+        return 0
     print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from installer.commands import images, install, join_info, reset, status
+    from installer.commands import certs, images, install, join_info, reset, status, upgrade
     from installer.commands.node import bundle_dir
 
     return {
@@ -122,6 +164,8 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "reset": reset.run_reset,
         "status": status.run_status,
         "join-info": join_info.run_join_info,
+        "certs": certs.run_certs,
+        "upgrade": upgrade.run_upgrade,
         "config": lambda args: run_config(args, bundle_dir(args)),
     }
 

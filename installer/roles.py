@@ -12,6 +12,7 @@ from installer.steps.firewall import Firewall
 from installer.steps.images import Images
 from installer.steps.kernel import KernelModules, Sysctl
 from installer.steps.kubelet import KubeletEnabled
+from installer.steps.leftovers import Leftovers
 from installer.steps.packages import Packages
 from installer.steps.preflight import Preflight
 from installer.steps.runtime import RuntimeBinaries
@@ -22,6 +23,7 @@ def node_steps() -> List[Step]:
     """What every node gets: from a fresh EL9 install to containerd running, images loaded, kubelet enabled."""
     return [
         Preflight(),
+        Leftovers(),  # temporary files a killed run left
         Hostname(),
         Swap(),
         Selinux(),
@@ -45,3 +47,18 @@ def steps_for(role: str, first: bool) -> List[Step]:
         return steps + [KubeadmJoin()]
     steps += [ClusterFiles(), ApiVip()]
     return steps + ([KubeadmInit(), Calico()] if first else [KubeadmJoin()])
+
+
+def upgrade_steps(role: str, first: bool) -> List[Step]:
+    """kubeadm's upgrade order for this node (installer/steps/upgrade.py); the runtime goes to the bundle's
+    release while the node is drained."""
+    from installer.steps import upgrade
+
+    kubeadm: List[Step] = [upgrade.KubeadmUpgradeApply() if first else upgrade.KubeadmUpgradeNode()]
+    before = [upgrade.UpgradePreflight(), upgrade.KubeadmPackage(), Images()]
+    if role == "worker":  # workers: drained before `kubeadm upgrade node`
+        before += [upgrade.Drain(), *kubeadm]
+    else:  # control planes: the control plane first, then drained for the kubelet
+        before += [*kubeadm, upgrade.Drain()]
+    runtime: List[Step] = [RuntimeBinaries(), ContainerdConfig(), Packages()]
+    return before + runtime + [upgrade.KubeletRestart(), upgrade.Uncordon(), upgrade.KubeadmConfigFiles()]

@@ -33,11 +33,12 @@ class NodeSettings:
 
     def ports(self) -> List[str]:
         """firewalld port specs this role must accept."""
-        # kubelet, NodePort services, Calico BGP / VXLAN / Typha
-        common = ["10250/tcp", "30000-32767/tcp", "179/tcp", "4789/udp", "5473/tcp"]
+        # kubelet, kube-proxy health, NodePort services (TCP and UDP), Calico BGP / VXLAN / Typha
+        common = ["10250/tcp", "10256/tcp", "30000-32767/tcp", "30000-32767/udp", "179/tcp", "4789/udp", "5473/tcp"]
+        time = ["123/udp"] if self.serve_time_to else []  # NTP, on the node that serves time to the others
         if self.is_control_plane:
-            return ["6443/tcp", "2379-2380/tcp", "10257/tcp", "10259/tcp", f"{self.api_vip_port}/tcp"] + common
-        return common
+            return ["6443/tcp", "2379-2380/tcp", "10257/tcp", "10259/tcp", f"{self.api_vip_port}/tcp"] + common + time
+        return common + time
 
     def protocols(self) -> List[str]:
         """IP protocols: IPIP (4) for Calico, VRRP (112) for keepalived on control planes."""

@@ -68,8 +68,11 @@ class State:
         return list(self.data["pending_restarts"])
 
     def clear_pending_restart(self, service: str) -> None:
-        if service in self.data["pending_restarts"]:
-            self.data["pending_restarts"].remove(service)
+        """Done restarting `service` (also under its unit name, as a state file of an older run has it)."""
+        done = [name for name in self.data["pending_restarts"] if name in (service, f"{service}.service")]
+        for name in done:
+            self.data["pending_restarts"].remove(name)
+        if done:
             self.save()
 
     def save(self) -> None:
@@ -84,3 +87,8 @@ class State:
 
 def backup_path_for(path: str) -> str:
     return f"{BACKUP_DIR}{path}.orig"
+
+
+def ours_path_for(path: str) -> str:
+    """What the installer last wrote over an original: `reset` tells the operator's later edits from it."""
+    return f"{BACKUP_DIR}{path}.ours"

@@ -1,8 +1,9 @@
 """Prove a bundle (an unpacked folder or the tarball itself) is exactly what the builder wrote.
 
-SHA256SUMS lists every file of the bundle but itself; bundle.yaml says what each artifact is and must
-agree with it. Verification fails on a mismatch, a missing file, an extra file, a link or special file,
-or a path that escapes the bundle folder.
+SHA256SUMS lists every file of the bundle but itself and its signature SHA256SUMS.sig; bundle.yaml says
+what each artifact is and must agree with it. With trusted signers, the signature is checked first.
+Verification fails on a mismatch, a missing file, an extra file, a link or special file, or a path that
+escapes the bundle folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 import yaml
 
 from installer.errors import InstallError
-from installer.layout import MANIFEST_NAME, SUMS_NAME
+from installer.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
+from installer.signature import TrustedSigners, check_signature, describe_unchecked
 
 CHUNK = 1 << 20
 
@@ -28,6 +30,14 @@ class VerifyResult(NamedTuple):
     files: int
     bytes: int
     sums_sha256: str
+    signature: str = ""  # what the signature check found, one line
+
+
+def signature_status(sums: bytes, signature: Optional[bytes], signers: Optional[TrustedSigners], where: str) -> str:
+    """Check the signature when signers are configured (raises if it does not hold), else say it was not."""
+    if signers is None:
+        return describe_unchecked(signature)
+    return check_signature(sums, signature, signers, where).describe()
 
 
 def sha256_file(path: Path, offset: int = 0, length: Optional[int] = None) -> str:
@@ -111,6 +121,7 @@ def check_consistency(
             raise InstallError(
                 f"{where}: {path} is corrupted: sha256 {actual[path][0]}, expected {sums[path]}; re-copy the bundle"
             )
+    check_blob_digests(actual, where)
     if MANIFEST_NAME not in sums:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not listed in {SUMS_NAME}")
     try:
@@ -124,6 +135,20 @@ def check_consistency(
             raise InstallError(f"{where}: {MANIFEST_NAME} and {SUMS_NAME} disagree on the sha256 of {path}")
         if size is not None and actual[path][1] != size:
             raise InstallError(f"{where}: {path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
+
+
+BLOBS_PREFIX = f"{IMAGES_DIR}/blobs/sha256/"
+
+
+def check_blob_digests(actual: Dict[str, Tuple[str, int]], where: str) -> None:
+    """Every content-addressed file (images/blobs/sha256/X) hashes to X: SHA256SUMS alone is not enough, as a
+    blob changed together with its SHA256SUMS line would pass it and reach containerd."""
+    for path in sorted(actual):
+        if path.startswith(BLOBS_PREFIX) and actual[path][0] != path[len(BLOBS_PREFIX) :]:
+            raise InstallError(
+                f"{where}: {path} is not the blob its name says (sha256 {actual[path][0]}); "
+                "the image was altered: re-copy the bundle from the build"
+            )
 
 
 def _walk_bundle(root: Path) -> List[str]:
@@ -144,15 +169,18 @@ def _walk_bundle(root: Path) -> List[str]:
     return found
 
 
-def verify_directory(root: Path, jobs: int = 0) -> VerifyResult:
+def verify_directory(root: Path, jobs: int = 0, signers: Optional[TrustedSigners] = None) -> VerifyResult:
     """Verify an unpacked bundle folder, hashing files on several threads."""
     root = Path(root)
     sums_path = root / SUMS_NAME
     if not sums_path.is_file() or sums_path.is_symlink():
         raise InstallError(f"{root}: no {SUMS_NAME}: this is not a bundle folder (or it was copied incompletely)")
     sums_bytes = sums_path.read_bytes()
+    sig_path = root / SIGNATURE_NAME
+    signature = sig_path.read_bytes() if sig_path.is_file() and not sig_path.is_symlink() else None
+    status = signature_status(sums_bytes, signature, signers, str(root))
     sums = parse_sums(sums_bytes.decode("utf-8", "replace"), str(sums_path))
-    present = [path for path in _walk_bundle(root) if path != SUMS_NAME]
+    present = [path for path in _walk_bundle(root) if path not in (SUMS_NAME, SIGNATURE_NAME)]
     workers = jobs or min(8, (os.cpu_count() or 2) * 2)
 
     def measure(relative: str) -> Tuple[str, Tuple[str, int]]:
@@ -164,14 +192,14 @@ def verify_directory(root: Path, jobs: int = 0) -> VerifyResult:
     manifest_text = (root / MANIFEST_NAME).read_bytes() if MANIFEST_NAME in actual else b""
     check_consistency(sums, actual, manifest_text, str(root))
     total = sum(size for _, size in actual.values())
-    return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest())
+    return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
 
 
 def _largest_first(root: Path, paths: Iterable[str]) -> List[str]:
     return sorted(paths, key=lambda p: -(root / p).stat().st_size)
 
 
-def verify_tarball(path: Path, jobs: int = 0) -> VerifyResult:
+def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] = None) -> VerifyResult:
     """Verify a bundle tarball in place, without unpacking it (uncompressed tar only)."""
     path = Path(path)
     where = str(path)
@@ -205,6 +233,9 @@ def verify_tarball(path: Path, jobs: int = 0) -> VerifyResult:
         raise InstallError(f"{where}: no {SUMS_NAME} in the tarball: this is not a bundle")
     sums_member = files.pop(SUMS_NAME)
     sums_bytes = _read_member(path, sums_member)
+    sig_member = files.pop(SIGNATURE_NAME, None)
+    signature = _read_member(path, sig_member) if sig_member is not None else None
+    status = signature_status(sums_bytes, signature, signers, where)
     sums = parse_sums(sums_bytes.decode("utf-8", "replace"), f"{where}:{SUMS_NAME}")
     workers = jobs or min(8, (os.cpu_count() or 2) * 2)
 
@@ -218,7 +249,7 @@ def verify_tarball(path: Path, jobs: int = 0) -> VerifyResult:
     manifest_text = _read_member(path, files[MANIFEST_NAME]) if MANIFEST_NAME in files else b""
     check_consistency(sums, actual, manifest_text, where)
     total = sum(member.size for member in files.values())
-    return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest())
+    return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
 
 
 def _read_member(path: Path, member: tarfile.TarInfo) -> bytes:
@@ -227,10 +258,10 @@ def _read_member(path: Path, member: tarfile.TarInfo) -> bytes:
         return stream.read(member.size)
 
 
-def verify_bundle(target: Path, jobs: int = 0) -> VerifyResult:
+def verify_bundle(target: Path, jobs: int = 0, signers: Optional[TrustedSigners] = None) -> VerifyResult:
     target = Path(target)
     if target.is_dir():
-        return verify_directory(target, jobs)
+        return verify_directory(target, jobs, signers)
     if target.is_file():
-        return verify_tarball(target, jobs)
+        return verify_tarball(target, jobs, signers)
     raise InstallError(f"{target}: no such bundle folder or tarball")

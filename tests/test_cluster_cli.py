@@ -25,7 +25,7 @@ def run_installer(*args: str, cwd: Path = REPO):
 
 
 def test_cluster_init_writes_a_valid_config_and_0600_secrets_once(tmp_path: Path) -> None:
-    result = run_bundler("cluster", "init", "--dir", str(tmp_path), "--name", "prod")
+    result = run_bundler("cluster", "init", "--dir", str(tmp_path), "--name", "prod", "--k8s", "1.29.6")
     assert result.returncode == 0, result.stderr
     config, secrets = tmp_path / "cluster.yaml", tmp_path / "cluster-secrets.yaml"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
@@ -33,7 +33,7 @@ def test_cluster_init_writes_a_valid_config_and_0600_secrets_once(tmp_path: Path
     assert yaml.safe_load(config.read_text())["name"] == "prod"
     assert "never inside the bundle" in result.stdout
     before = secrets.read_bytes()
-    again = run_bundler("cluster", "init", "--dir", str(tmp_path))
+    again = run_bundler("cluster", "init", "--dir", str(tmp_path), "--k8s", "1.29.6")
     assert again.returncode == 1
     assert again.stderr.strip().endswith("already exists; nothing was written (a cluster's secrets are made once)")
     assert secrets.read_bytes() == before
@@ -43,7 +43,7 @@ def test_cluster_init_writes_a_valid_config_and_0600_secrets_once(tmp_path: Path
 
 
 def test_cluster_check_reports_one_line_and_exit_1(tmp_path: Path) -> None:
-    assert run_bundler("cluster", "init", "--dir", str(tmp_path)).returncode == 0
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path), "--k8s", "1.29.6").returncode == 0
     config = tmp_path / "cluster.yaml"
     config.write_text(config.read_text().replace("pods: 10.244.0.0/16", "pods: 10.96.0.0/8"))
     result = run_bundler("cluster", "check", str(config))
@@ -54,6 +54,18 @@ def test_cluster_check_reports_one_line_and_exit_1(tmp_path: Path) -> None:
     )
     other = run_bundler("cluster", "check", str(tmp_path / "cluster.yaml"), "--k8s", "1.30.2")
     assert "differs from this bundle's Kubernetes 1.30.2" in other.stderr
+
+
+def test_cluster_check_refuses_the_seeds_vrrp_password(tmp_path: Path) -> None:
+    """Regression: a secrets file with keepalived's `1111` passed `cluster check`."""
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path)).returncode == 0
+    secrets = tmp_path / "cluster-secrets.yaml"
+    data = yaml.safe_load(secrets.read_text())
+    secrets.write_text(yaml.safe_dump(dict(data, keepalived_password="1111")))
+    result = run_bundler("cluster", "check", str(tmp_path / "cluster.yaml"), "--secrets", str(secrets))
+    assert result.returncode == 1
+    assert f"{secrets}: keepalived_password: only 4 character(s): use 8 random letters and digits" in result.stderr
+    assert "uses only the first 8 characters" in result.stderr and "Traceback" not in result.stderr
 
 
 def build(release: StandInRelease, tmp_path: Path, *extra: str):
@@ -78,7 +90,7 @@ def build(release: StandInRelease, tmp_path: Path, *extra: str):
 def test_build_puts_the_validated_config_in_the_bundle_and_never_the_secrets(
     release: StandInRelease, tmp_path: Path
 ) -> None:
-    assert run_bundler("cluster", "init", "--dir", str(tmp_path / "c")).returncode == 0
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path / "c"), "--k8s", "1.29.6").returncode == 0
     result = build(release, tmp_path, "--cluster", str(tmp_path / "c" / "cluster.yaml"))
     assert result.returncode == 0, result.stderr
     tarball = tmp_path / "out" / f"{TOP}.tar"
@@ -103,7 +115,7 @@ def test_build_puts_the_validated_config_in_the_bundle_and_never_the_secrets(
 
 def test_build_refuses_an_invalid_config_before_downloading(release: StandInRelease, tmp_path: Path) -> None:
     config = tmp_path / "cluster.yaml"
-    assert run_bundler("cluster", "init", "--dir", str(tmp_path)).returncode == 0
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path), "--k8s", "1.29.6").returncode == 0
     config.write_text(config.read_text().replace("vip: 192.168.10.240", "vip: 192.168.10.22"))
     result = build(release, tmp_path, "--cluster", str(config))
     assert result.returncode == 1
@@ -113,7 +125,7 @@ def test_build_refuses_an_invalid_config_before_downloading(release: StandInRele
 
 
 def test_build_refuses_the_secrets_file_as_cluster_config(release: StandInRelease, tmp_path: Path) -> None:
-    assert run_bundler("cluster", "init", "--dir", str(tmp_path)).returncode == 0
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path), "--k8s", "1.29.6").returncode == 0
     result = build(release, tmp_path, "--cluster", str(tmp_path / "cluster-secrets.yaml"))
     assert result.returncode == 1
     assert "unknown field" in result.stderr or "bundles never carry secrets" in result.stderr
@@ -135,7 +147,7 @@ def test_the_zipapp_renders_its_templates_under_python39(
     release: StandInRelease, tmp_path: Path, python39: str
 ) -> None:
     """Templates load from the unpacked shiv archive, with the pure-Python yaml/jinja2 of the nodes."""
-    assert run_bundler("cluster", "init", "--dir", str(tmp_path / "c")).returncode == 0
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path / "c"), "--k8s", "1.29.6").returncode == 0
     assert build(release, tmp_path, "--cluster", str(tmp_path / "c" / "cluster.yaml")).returncode == 0
     subprocess.run(["tar", "-xf", str(tmp_path / "out" / f"{TOP}.tar"), "-C", str(tmp_path)], check=True)
     pyz = tmp_path / TOP / "k8s-install.pyz"

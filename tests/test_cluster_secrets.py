@@ -111,7 +111,8 @@ def corrupt(made: ClusterSecrets, **changes: str) -> dict:
         ({"certificate_key": "xyz"}, "certificate_key: not in the form 64 hex digits"),
         (
             {"keepalived_password": "far-too-long"},
-            "keepalived_password: not in the form 1 to 8 letters or digits",
+            "keepalived_password: not 8 letters or digits: use 8 random letters and digits (keepalived's PASS "
+            "authentication uses only the first 8 characters)",
         ),
         ({"ca_cert_hash": "sha256:" + "0" * 64}, "ca_cert_hash does not match ca_cert"),
         ({"ca_cert": "not a pem"}, "ca_cert: not a PEM certificate"),
@@ -151,3 +152,88 @@ def test_worker_secrets_hold_only_the_join(tmp_path: Path) -> None:
         assert secret not in text
     loaded = load_secrets(path, "seed").secrets
     assert loaded.is_worker_only and loaded.ca_cert_hash == made.ca_cert_hash and loaded.ca_key_pem == ""
+
+
+@pytest.mark.parametrize(
+    "password,why",
+    [
+        ("1111", "only 4 character(s)"),  # the seed's: the regression
+        ("Ab3d", "only 4 character(s)"),
+        ("12345678", "a guessable password"),
+        ("Password", "a guessable password"),
+        ("aaaabbbb", "a guessable password"),
+        ("abcdefgh", "a guessable password"),
+        ("hgfedcba", "a guessable password"),
+        ("Xy7pQ2mZextra", "13 characters, of which keepalived uses only the first 8"),
+        ("Xy7pQ2m!", "not 8 letters or digits"),
+    ],
+)
+def test_weak_vrrp_passwords_are_refused(made: ClusterSecrets, password: str, why: str) -> None:
+    with pytest.raises(InstallError) as caught:
+        parse_secrets(corrupt(made, keepalived_password=password), "cluster-secrets.yaml", "seed")
+    assert str(caught.value).startswith(f"cluster-secrets.yaml: keepalived_password: {why}: use 8 random letters")
+    assert "only the first 8 characters" in str(caught.value)
+
+
+def test_a_random_password_is_accepted(made: ClusterSecrets) -> None:
+    assert parse_secrets(corrupt(made, keepalived_password="Xy7pQ2mZ"), "s", "seed").keepalived_password == "Xy7pQ2mZ"
+
+
+SIGNERS = "ops@example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKaOJfMo+LYD/c4W2n9wp7PK+SkL0oKfdT9JONXQhBhA\n"
+
+
+def test_trusted_signers_travel_in_both_secrets_files_and_survive_a_rewrite(
+    made: ClusterSecrets, tmp_path: Path
+) -> None:
+    """`cluster init --trusted-signers`: the allowed_signers lines are kept as written in both files, and the
+    control plane's installed copy (written with secrets_text) keeps them."""
+    import dataclasses
+
+    from installer.cluster.secrets import recorded_signers, worker_secrets
+
+    signed = dataclasses.replace(made, trusted_signers=SIGNERS)
+    for name, secrets in (("full.yaml", signed), ("worker.yaml", worker_secrets(signed))):
+        path = tmp_path / name
+        write_secrets(path, secrets)
+        assert yaml.safe_load(path.read_text())["trusted_signers"] == SIGNERS
+        loaded = load_secrets(path, "seed").secrets
+        assert loaded.trusted_signers == SIGNERS
+        assert secrets_text(loaded) == path.read_text()
+        found = recorded_signers(path)
+        assert found is not None and found.text == SIGNERS and found.source == f"{path}: trusted_signers"
+    plain = tmp_path / "plain.yaml"
+    write_secrets(plain, made)
+    assert "trusted_signers" not in plain.read_text() and recorded_signers(plain) is None
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("ssh-ed25519 AAAAC3Nza ops\n", "line 1: starts with the key type; an allowed_signers line starts with"),
+        ("# only a comment\n", "no trusted signer in it"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\n", "line 1: a private key"),
+        ("ops@example.org\n", "line 1: no public key"),
+    ],
+)
+def test_bad_trusted_signers_are_refused(made: ClusterSecrets, text: str, message: str) -> None:
+    with pytest.raises(InstallError) as caught:
+        parse_secrets(corrupt(made, trusted_signers=text), "cluster-secrets.yaml", "seed")
+    assert str(caught.value).startswith("cluster-secrets.yaml: trusted_signers")
+    assert message in str(caught.value)
+
+
+def test_cluster_init_records_trusted_signers(tmp_path: Path) -> None:
+    from tests.conftest import run_bundler
+
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(SIGNERS)
+    result = run_bundler("cluster", "init", "--dir", str(tmp_path / "c"), "--trusted-signers", str(signers))
+    assert result.returncode == 0, result.stderr
+    assert "recorded the trusted signers" in result.stdout
+    for name in ("cluster-secrets.yaml", "cluster-secrets-worker.yaml"):
+        assert yaml.safe_load((tmp_path / "c" / name).read_text())["trusted_signers"] == SIGNERS
+    bare = tmp_path / "key.pub"
+    bare.write_text(SIGNERS.split(" ", 1)[1])
+    refused = run_bundler("cluster", "init", "--dir", str(tmp_path / "d"), "--trusted-signers", str(bare))
+    assert refused.returncode == 1 and "starts with the key type" in refused.stderr
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())

@@ -108,3 +108,66 @@ def test_symlink_in_place_of_a_managed_file_is_refused(node: Node, tmp_path: Pat
     target.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(InstallError, match="exists and is not a regular file"):
         plan_file(node, "/etc/a", b"1")
+
+
+class EnableUnit(Step):
+    """Asks for `unit` (a unit name, `x.service`) to be restarted, as plan_enabled does."""
+
+    def __init__(self, name: str, unit: str, needs: Tuple[str, ...] = (), settled: bool = False):
+        self.name = name
+        self.title = name
+        self.unit = unit
+        self.needs_running = needs
+        self.needs_settled = settled
+
+    def plan(self, node: Node) -> List[Change]:
+        marker = node.host.path(f"/etc/enabled/{self.unit}")
+        if marker.exists():
+            return []
+        return [Change(f"enable {self.unit}", lambda: marker.parent.mkdir(parents=True, exist_ok=True)
+                       or marker.write_text(""), (self.unit,))]  # fmt: skip
+
+
+def restarts_in_log(node: Node) -> List[str]:
+    return [line.rsplit("systemctl restart ", 1)[1] for line in log_lines(node) if "systemctl restart " in line]
+
+
+def test_a_unit_name_and_its_service_name_are_one_service_restarted_once(node: Node) -> None:
+    """Regression: containerd (its files) and containerd.service (enabling it) were two restarts."""
+    steps = [
+        WriteFiles("binaries", [("/usr/local/bin/containerd", "x")], service="containerd"),
+        EnableUnit("enable", "containerd.service"),
+        WriteFiles("images", [("/etc/images", "y")], needs=("containerd",)),
+        EnableUnit("vip-haproxy", "haproxy.service"),
+        WriteFiles("vip", [("/etc/haproxy.cfg", "z")], service="haproxy"),
+    ]
+    report = converge(node, steps, dry_run=False, echo=lambda line: None)
+    assert report.restarted == ["containerd", "haproxy"]
+    assert restarts_in_log(node) == ["containerd", "haproxy"]
+    assert node.state.pending_restarts() == []
+
+
+def test_pending_restarts_run_in_dependency_order_and_all_before_kubeadm(node: Node) -> None:
+    """Regression: containerd and keepalived restarted after `kubeadm join` (the VIP dropped)."""
+    steps = [
+        WriteFiles("time", [("/etc/chrony.conf", "c")], service="chronyd"),
+        WriteFiles("buildkit", [("/etc/buildkitd.toml", "b")], service="buildkitd"),
+        WriteFiles("keepalived", [("/etc/keepalived.conf", "k")], service="keepalived"),
+        WriteFiles("haproxy", [("/etc/haproxy.cfg", "h")], service="haproxy"),
+        EnableUnit("runtime", "containerd.service"),
+        EnableUnit("kubeadm", "kubeadm-marker", settled=True),
+        WriteFiles("calico", [("/etc/calico.yaml", "c")]),
+    ]
+    converge(node, steps, dry_run=False, echo=lambda line: None)
+    assert restarts_in_log(node)[:5] == ["chronyd", "containerd", "buildkitd", "haproxy", "keepalived"]
+    lines = log_lines(node)
+    kubeadm = next(i for i, line in enumerate(lines) if "[kubeadm] enable kubeadm-marker" in line)
+    after = [line for line in lines[kubeadm:] if "systemctl restart " in line]
+    assert after == [lines[-1]] and after[0].endswith("restart kubeadm-marker")  # only what kubeadm itself asked
+
+
+def test_a_state_file_with_unit_names_is_cleared_by_the_restart(node: Node) -> None:
+    node.state.add_pending_restarts(["containerd.service"])
+    report = converge(node, [WriteFiles("a", [("/etc/a", "1")], service="containerd")], dry_run=False,
+                      echo=lambda line: None)  # fmt: skip
+    assert report.restarted == ["containerd"] and node.state.pending_restarts() == []

@@ -54,9 +54,10 @@ def test_images_are_pulled_into_one_oci_layout(
     assert images[busybox]["digest"] == pushed_images.digests["test/busybox:1.0/amd64"]
     assert images[busybox]["index_digest"] == pushed_images.digests["test/busybox:1.0"]
     assert images[busybox]["platform"] == "linux/amd64"
-    # app is a Docker schema2 manifest, stored byte for byte
-    assert images[app]["digest"] == pushed_images.digests["test/app:2.0"]
-    assert images[app]["media_type"] == "application/vnd.docker.distribution.manifest.v2+json"
+    # app is a Docker schema2 manifest: the layout holds its OCI form (same blobs), the registry's is recorded
+    assert images[app]["source_digest"] == pushed_images.digests["test/app:2.0"]
+    assert images[app]["digest"] != images[app]["source_digest"]
+    assert images[app]["media_type"] == "application/vnd.oci.image.manifest.v1+json"
     assert "index_digest" not in images[app]
     names = {d["annotations"]["io.containerd.image.name"] for d in bundle["index"]["manifests"]}
     assert names == {busybox, app}
@@ -175,8 +176,8 @@ def test_lock_reproduces_the_digests_or_fails(
         release.set_images([f"{moved.host}/test/busybox:1.0"])
         unlocked = build_bundle(release, tmp_path, "--insecure-registry", moved.host, out="unlocked")
         assert unlocked.returncode == 0, unlocked.stderr
-        moved_digest = read_bundle(tmp_path / "unlocked" / f"{TOP}.tar")["manifest"]["images"][0]["digest"]
-        assert moved_digest == pushed_images.digests["test/app:2.0"]
+        moved_entry = read_bundle(tmp_path / "unlocked" / f"{TOP}.tar")["manifest"]["images"][0]
+        assert moved_entry["source_digest"] == pushed_images.digests["test/app:2.0"]  # now app, in OCI form
         locked = build_bundle(release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="locked")
         assert locked.returncode == 0, locked.stderr
         again = read_bundle(tmp_path / "locked" / f"{TOP}.tar")["manifest"]["images"]

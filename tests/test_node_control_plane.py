@@ -83,6 +83,13 @@ def test_first_control_plane_writes_vip_kubeadm_and_calico_then_changes_nothing(
     ):
         assert secret not in log and secret not in first.stdout
     assert "would run: kubectl --kubeconfig=/etc/kubernetes/admin.conf apply -f /etc/k8s-install/calico.yaml" in log
+    # each service restarted once, dependencies first, and all of them before kubeadm (the VIP stays up)
+    restarts = [line.rsplit("systemctl restart ", 1)[1] for line in log.splitlines() if "systemctl restart " in line]
+    assert {"chronyd", "containerd", "buildkitd", "haproxy", "keepalived"} <= set(restarts)
+    assert len(restarts) == len(set(restarts)), restarts
+    for before, after in (("containerd", "buildkitd"), ("haproxy", "keepalived")):
+        assert restarts.index(before) < restarts.index(after), restarts
+    assert "systemctl restart" not in log[log.index("would run: kubeadm init") :]
 
     _, again = control_plane(python39, bundle, tmp_path, "mn01", f"{SUBNET}.11", "--first")
     assert "done: 0 change(s) applied" in again.stdout, again.stdout + again.stderr

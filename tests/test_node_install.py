@@ -14,7 +14,14 @@ import pytest
 
 from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import build_node_bundle
-from tests.support.sandbox import ORIGINAL_CHRONY, ORIGINAL_HOSTS, NetNamespace, add_kubelet_unit, make_el9_root
+from tests.support.sandbox import (
+    ORIGINAL_CHRONY,
+    ORIGINAL_FSTAB,
+    ORIGINAL_HOSTS,
+    NetNamespace,
+    add_kubelet_unit,
+    make_el9_root,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, chown)")
 
@@ -122,9 +129,11 @@ def test_plan_changes_nothing(
             if p.is_file() and "var/log" not in str(p)
         }
 
+    (node_root / "etc/sysctl.conf").write_text("net.ipv4.tcp_keepalive_time = 7200\n")  # EL9: read after ours
     before = snapshot()
     result = install(python39, bundle, node_root, namespace, tmp_path, "plan")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "/etc/sysctl.conf sets net.ipv4.tcp_keepalive_time = 7200, and is read after" in result.stdout
     assert "would create /usr/local/bin/containerd" in result.stdout
     assert "would update /etc/chrony.conf" in result.stdout
     assert "change(s) pending; nothing was changed" in result.stdout
@@ -143,6 +152,27 @@ def test_reset_restores_the_hand_edited_file_and_removes_the_rest(
     assert not (node_root / "etc/containerd/config.toml").exists()
     assert not (node_root / "etc/systemd/system/multi-user.target.wants/containerd.service").exists()
     assert not (node_root / "var/lib/k8s-install/state.json").exists()
+
+
+def test_reset_keeps_lines_the_operator_added_after_the_install(
+    python39: str, bundle: Path, node_root: Path, namespace: NetNamespace, tmp_path: Path
+) -> None:
+    """Regression: reset copied the whole originals back, and an fstab line and a hosts entry were lost."""
+    assert install(python39, bundle, node_root, namespace, tmp_path).returncode == 0
+    nfs, nas = "nas:/data /data nfs defaults 0 0\n", "10.1.1.1 nas\n"
+    with open(node_root / "etc/fstab", "a") as fstab:
+        fstab.write(nfs)
+    with open(node_root / "etc/hosts", "a") as hosts:
+        hosts.write(nas)  # after the managed block
+    again = install(python39, bundle, node_root, namespace, tmp_path)
+    assert "done: 0 change(s) applied" in again.stdout, again.stdout  # the block is not moved below the line
+    result = install(python39, bundle, node_root, namespace, tmp_path, "reset")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (node_root / "etc/fstab").read_text() == ORIGINAL_FSTAB + nfs
+    assert (node_root / "etc/hosts").read_text() == ORIGINAL_HOSTS + nas
+    assert (node_root / "etc/chrony.conf").read_text() == ORIGINAL_CHRONY  # untouched since: the original
+    assert "took the installer's lines out of /etc/hosts and kept your later edits" in result.stdout
+    assert "restored /etc/chrony.conf" in result.stdout
 
 
 def test_killed_run_is_completed_by_a_rerun(

@@ -47,7 +47,7 @@ def test_intact_tarball_and_folder_pass(bundle: Path, unpacked: Path) -> None:
     for target in (bundle, unpacked):
         result = verify(target)
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith("bundle OK: 5 files")
+        assert result.stdout.startswith("bundle OK: 6 files")
 
 
 def test_flipped_byte_is_caught_in_folder_and_tarball(bundle: Path, unpacked: Path) -> None:
@@ -123,7 +123,8 @@ def test_zipapp_verify_under_python39(unpacked: Path, python39: str, tmp_path: P
     ok = subprocess.run([python39, str(unpacked / "k8s-install.pyz"), "verify"], env=env,
                         capture_output=True, text=True)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith("bundle OK: 5 files")
+    assert ok.stdout.startswith("bundle is unsigned (no SHA256SUMS.sig)")
+    assert "\nbundle OK: 6 files" in ok.stdout
     (unpacked / "files" / "runc-1.0.0-linux-amd64.bin").write_bytes(b"changed")
     bad = subprocess.run([python39, str(unpacked / "k8s-install.pyz"), "verify"], env=env,
                          capture_output=True, text=True)  # fmt: skip

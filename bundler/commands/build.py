@@ -15,10 +15,13 @@ from bundler import __version__
 from bundler.build_context import BuildContext, BuildOptions
 from bundler.bundle_writer import BundleContents, write_tarball
 from bundler.cache import DEFAULT_CACHE, Cache
+from bundler.delta import DeltaContents, read_base
 from bundler.download import Downloader
 from bundler.errors import BundlerError
 from bundler.manifest import load_release
 from bundler.progress import human_size
+from bundler.sbom import add_sbom
+from bundler.signing import sign_sums
 from bundler.sources.cluster import add_cluster_config
 from bundler.sources.files import fetch_files
 from bundler.sources.images import fetch_images
@@ -100,8 +103,9 @@ def run_build(options: BuildOptions) -> int:
     except OSError as error:
         raise BundlerError(f"cannot create the output folder {output_dir}: {error.strerror}") from None
     context = prepare(options)
+    base = read_base(options.extra["delta_from"]) if options.extra.get("delta_from") else None
     top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
-    tarball = output_dir / f"{top}.tar"
+    tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
     print(f"building {tarball.name} (cache {context.cache.root})", file=sys.stderr)
     add_cluster_config(context)  # validated before anything is downloaded
     fetch_files(context)
@@ -110,13 +114,21 @@ def run_build(options: BuildOptions) -> int:
     # Further source kinds (images, RPMs) add themselves here, in this order.
     with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
         add_installer(context, epoch, Path(work))
+        add_sbom(context.contents, context.record, epoch)  # after every source: it describes them all
         manifest_text = yaml.safe_dump(context.record, sort_keys=False, default_flow_style=False)
         context.contents.add_bytes(MANIFEST_NAME, manifest_text.encode())
-        sums_sha256 = write_tarball(context.contents, top, tarball, epoch)
+        contents = context.contents if base is None else DeltaContents(context.contents, base, top)
+        signature = sign_sums(contents.sums_text(), options.sign_key)
+        sums_sha256 = write_tarball(contents, top, tarball, epoch, signature)
+    if isinstance(contents, DeltaContents):
+        print(
+            f"delta over {contents.base.name}: {contents.left_out} file(s), "
+            f"{human_size(contents.left_out_bytes)} left out (the base holds them)"
+        )
     size = tarball.stat().st_size
     elapsed = time.monotonic() - started
     print(
-        f"wrote {tarball} ({human_size(size)}, {len(context.contents.entries)} files, {elapsed:.1f} s)\n"
+        f"wrote {tarball} ({human_size(size)}, {len(contents.entries)} files, {elapsed:.1f} s)\n"
         f"SHA256SUMS sha256: {sums_sha256}  (compare on the node: sha256sum {top}/SHA256SUMS)"
     )
     return 0

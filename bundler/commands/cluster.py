@@ -12,6 +12,7 @@ from installer.cluster.secrets import load_secrets
 from installer.cluster.starter import DEFAULT_NAME, write_starting_files
 from installer.errors import InstallError
 from installer.layout import SECRETS_NAME
+from installer.signature import read_trusted_signers
 
 
 def newest_supported_version() -> str:
@@ -21,15 +22,20 @@ def newest_supported_version() -> str:
     return max(versions, key=lambda v: tuple(int(part) for part in v.split(".") if part.isdigit()))
 
 
-def run_cluster_init(directory: Path, kubernetes: Optional[str], name: Optional[str]) -> int:
+def run_cluster_init(
+    directory: Path, kubernetes: Optional[str], name: Optional[str], trusted_signers: Optional[Path] = None
+) -> int:
     version = kubernetes or newest_supported_version()
     try:
-        written = write_starting_files(directory, version, name or DEFAULT_NAME)
+        signers = read_trusted_signers(trusted_signers).text if trusted_signers is not None else ""
+        written = write_starting_files(directory, version, name or DEFAULT_NAME, signers)
     except InstallError as error:
         raise BundlerError(str(error)) from None
     print(f"wrote {written.config} (edit it: nodes, VIP, networks)")
     print(f"wrote {written.secrets} (mode 0600: token, certificate key, CA, VRRP password: control planes)")
     print(f"wrote {written.worker_secrets} (mode 0600: token and CA pin only: workers)")
+    if trusted_signers is not None:
+        print(f"recorded the trusted signers of {trusted_signers} in both: nodes install only bundles they signed")
     print(
         f"next: bundler build --k8s {version} --cluster {written.config}; carry {SECRETS_NAME} to the nodes "
         "separately, never inside the bundle"

@@ -1,19 +1,27 @@
-"""`bundler verify BUNDLE.tar|DIR`: prove a copied bundle is intact."""
+"""`bundler verify BUNDLE.tar|DIR`: prove a copied bundle is intact (and, with trusted signers, signed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from bundler.errors import BundlerError
 from bundler.progress import human_size
+from installer import report
 from installer.errors import InstallError
+from installer.signature import read_trusted_signers
 from installer.verify import verify_bundle
 
 
-def run_verify(target: Path, jobs: int = 0) -> int:
+def run_verify(target: Path, jobs: int = 0, trusted_signers: Optional[Path] = None, as_json: bool = False) -> int:
     try:
-        result = verify_bundle(target, jobs)
+        signers = read_trusted_signers(trusted_signers) if trusted_signers is not None else None
+        result = verify_bundle(target, jobs, signers)
     except InstallError as error:
         raise BundlerError(str(error)) from None
+    if as_json:
+        report.emit("verify", report.verify_body(str(target), result))
+        return 0
     print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
+    print(result.signature)
     return 0

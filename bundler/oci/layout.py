@@ -3,6 +3,10 @@
 index.json holds one manifest descriptor per image, annotated with its full name
 (`io.containerd.image.name`, which `ctr images import` uses as is, and `org.opencontainers.image.ref.name`).
 A blob used by several images is stored once. Blobs are referenced from the cache, never copied.
+
+Docker schema2 manifests are written in their OCI form (`as_oci_manifest`, what `skopeo copy --format oci`
+does: the same config and layer blobs, OCI media types): the containers/image tools (skopeo, podman,
+buildah) and umoci only see OCI manifests in a layout, while containerd reads both.
 """
 
 from __future__ import annotations
@@ -18,6 +22,14 @@ from installer.layout import IMAGES_DIR
 CONTAINERD_NAME = "io.containerd.image.name"
 OCI_REF_NAME = "org.opencontainers.image.ref.name"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_TO_OCI = {
+    "application/vnd.docker.container.image.v1+json": "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}  # fmt: skip
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 
 
@@ -34,6 +46,26 @@ class StoredImage:
     media_type: str
     manifest: StoredBlob
     platform: Dict[str, str]
+
+
+def as_oci_manifest(data: bytes, media_type: str) -> Optional[bytes]:
+    """The OCI form of a Docker schema2 manifest (same blobs), or None when it is already OCI or has a
+    blob type without an OCI equivalent (then it stays as it is)."""
+    if media_type != DOCKER_MANIFEST:
+        return None
+    body = json.loads(data)
+    descriptors = [body.get("config") or {}] + list(body.get("layers") or [])
+    if any(descriptor.get("mediaType") not in DOCKER_TO_OCI for descriptor in descriptors):
+        return None
+
+    def convert(descriptor: Dict[str, object]) -> Dict[str, object]:
+        return {**descriptor, "mediaType": DOCKER_TO_OCI[str(descriptor["mediaType"])]}
+
+    converted: Dict[str, object] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": convert(body["config"])}
+    converted["layers"] = [convert(layer) for layer in body.get("layers") or []]
+    if body.get("annotations"):
+        converted["annotations"] = body["annotations"]
+    return json.dumps(converted, separators=(",", ":")).encode()
 
 
 def blob_path(digest: str) -> str:

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 from bundler.download import Downloader, Fetched
 from bundler.errors import BundlerError
+from bundler.rpm.keys import KeyInfo, check_key
 from bundler.rpm.repodata import (
     FileEntry,
     MetadataFile,
@@ -18,9 +19,9 @@ from bundler.rpm.repodata import (
     parse_repomd,
     primary_elements,
     read_filelists,
-    read_primary,
 )
 from bundler.rpm.signature import verify_detached
+from bundler.rpm.solver import RepoMetadata
 from bundler.rpm.spec import RepositorySpec
 
 HASH_NAMES = {"sha": "sha1", "sha1": "sha1", "sha224": "sha224", "sha256": "sha256", "sha384": "sha384",
@@ -53,8 +54,12 @@ def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: s
 
 
 class RemoteRepository:
-    def __init__(self, spec: RepositorySpec, url: str, downloader: Downloader) -> None:
+    def __init__(
+        self, spec: RepositorySpec, url: str, downloader: Downloader, fingerprint: Optional[str] = None
+    ) -> None:
         self.spec = spec
+        self.fingerprint = spec.gpgkey_fingerprint or fingerprint  # the key's pin, from the manifest or checksums/
+        self.key_info: Optional[KeyInfo] = None
         self.id = spec.id
         self.url = url
         self.downloader = downloader
@@ -62,21 +67,37 @@ class RemoteRepository:
         self.repomd_sha256 = ""
         self.key: Optional[Fetched] = None
         self.signer: Optional[str] = None
-        self._filelists: Optional[Dict[str, Tuple[FileEntry, ...]]] = None
 
-    def load(self) -> List[Package]:
-        """Read repomd.xml and primary; every package of the repository."""
+    def load(self) -> RepoMetadata:
+        """Read repomd.xml (signature checked when the key is pinned) and fetch primary; filelists on demand."""
         fetched = self.downloader.fetch(f"{self.id} repomd.xml", self.url + "repodata/repomd.xml", None)
         self.repomd_sha256 = fetched.sha256
+        where = f"repository {self.id}"
         if self.spec.gpgkey:
             self.key = self.downloader.fetch(f"{self.id} key", self.spec.gpgkey, self.spec.gpgkey_sha256)
-        if self.spec.gpgkey_sha256 and self.key is not None:
-            signature = self.downloader.fetch(f"{self.id} repomd.xml.asc", self.url + "repodata/repomd.xml.asc", None)
-            self.signer = verify_detached(fetched.path, signature.path, self.key.path, f"repository {self.id}")
+            if self.fingerprint:
+                self.key_info = check_key(self.key.path, self.fingerprint, self.spec.gpgkey, where)
+        if (self.spec.gpgkey_sha256 or self.fingerprint) and self.key is not None:
+            signature_url = self.url + "repodata/repomd.xml.asc"
+            try:
+                signature = self.downloader.fetch(f"{self.id} repomd.xml.asc", signature_url, None)
+            except BundlerError as error:
+                raise BundlerError(
+                    f"{where}: its key is pinned, so repomd.xml must be signed, but {signature_url} could not be "
+                    f"fetched ({error}); if the repository does not sign its metadata, remove the key's pin"
+                ) from None
+            self.signer = verify_detached(fetched.path, signature.path, self.key.path, where)
+            if self.fingerprint and self.signer.upper() != self.fingerprint:
+                raise BundlerError(
+                    f"{where}: repomd.xml is signed by {self.signer}, not by the pinned key {self.fingerprint}"
+                )
         self.repomd = parse_repomd(fetched.path.read_bytes(), f"repository {self.id} ({self.url})")
-        primary = self._metadata("primary")
-        with open_metadata(primary, self.repomd.files["primary"].href) as stream:
-            return read_primary(stream, self.id, f"repository {self.id} primary")
+        primary = (self._metadata("primary"), self.repomd.files["primary"].href)
+        return RepoMetadata(self.id, primary, self._filelists_file)
+
+    def _filelists_file(self) -> Optional[Tuple[Path, str]]:
+        entry = self._entry("filelists")
+        return None if entry is None else (self._metadata("filelists"), entry.href)
 
     def _entry(self, kind: str) -> Optional[MetadataFile]:
         assert self.repomd is not None, "load() first"
@@ -88,21 +109,8 @@ class RemoteRepository:
         label = f"{self.id} {kind}"
         return fetch_checked(self.downloader, label, self.url + entry.href, entry.checksum_type, entry.checksum).path
 
-    def filelists(self) -> Dict[str, Tuple[FileEntry, ...]]:
-        """pkgid -> files, for every package (fetched once, only when needed)."""
-        if self._filelists is None:
-            entry = self._entry("filelists")
-            if entry is None:
-                self._filelists = {}
-            else:
-                with open_metadata(self._metadata("filelists"), entry.href) as stream:
-                    self._filelists = read_filelists(stream, f"repository {self.id} filelists")
-        return self._filelists
-
     def files_of(self, checksums: List[str]) -> Dict[str, Tuple[FileEntry, ...]]:
         """pkgid -> files for these packages only (reads filelists without keeping the rest)."""
-        if self._filelists is not None:
-            return {c: self._filelists[c] for c in checksums if c in self._filelists}
         entry = self._entry("filelists")
         if entry is None:
             return {}

@@ -1,7 +1,6 @@
-"""Read yum/dnf repository metadata: repomd.xml, primary.xml and filelists.xml (gz, xz, zst, bz2 or plain).
-
-Only what resolving and re-publishing packages needs is kept: name, arch, epoch:version-release, the
-package checksum and location, Provides/Requires (with `pre`), Conflicts/Obsoletes, and the file names.
+"""Read yum/dnf repository metadata: repomd.xml, and from primary.xml and filelists.xml (gz, xz, zst, bz2 or
+plain) the entries of the packages being re-published. Resolving reads primary and filelists in libsolv
+(bundler/rpm/solver.py); a Package here is one chosen package as the download and publish steps need it.
 """
 
 from __future__ import annotations
@@ -12,10 +11,9 @@ import lzma
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import IO, Callable, Dict, Iterator, Optional, Set, Tuple
 
 from bundler.errors import BundlerError
-from bundler.rpm.vercmp import EVR
 
 REPO_NS = "{http://linux.duke.edu/metadata/repo}"
 COMMON_NS = "{http://linux.duke.edu/metadata/common}"
@@ -44,6 +42,34 @@ class Repomd:
 
 
 @dataclass(frozen=True)
+class EVR:
+    """epoch:version-release; `release` None means "any release" when used in a requirement."""
+
+    epoch: int
+    version: str
+    release: Optional[str] = None
+
+    @classmethod
+    def parse(cls, text: str) -> EVR:
+        text = text.strip()
+        epoch = 0
+        head, colon, rest = text.partition(":")
+        if colon:
+            if not head.isdigit():
+                raise ValueError(f"epoch {head!r} in {text!r} is not a number")
+            epoch, text = int(head), rest
+        version, dash, release = text.rpartition("-") if "-" in text else (text, "", "")
+        if not version:
+            raise ValueError(f"no version in {text!r}")
+        return cls(epoch, version, release if dash else None)
+
+    def __str__(self) -> str:
+        epoch = f"{self.epoch}:" if self.epoch else ""
+        release = f"-{self.release}" if self.release is not None else ""
+        return f"{epoch}{self.version}{release}"
+
+
+@dataclass(frozen=True)
 class Dependency:
     """A Requires/Provides entry; `flags` is None for an unversioned one, `name` may be a rich dependency."""
 
@@ -69,11 +95,7 @@ class Package:
     href: str
     base: Optional[str]
     size: int
-    provides: Tuple[Dependency, ...]
-    requires: Tuple[Dependency, ...]
-    conflicts: Tuple[Dependency, ...]
-    obsoletes: Tuple[Dependency, ...]
-    files: Tuple[str, ...]  # the files primary.xml lists (binaries, /etc); all of them are in filelists
+    files: Tuple[str, ...] = ()  # the published file list comes from filelists (files_of)
 
     @property
     def nevra(self) -> str:
@@ -126,56 +148,6 @@ def parse_repomd(data: bytes, where: str) -> Repomd:
     return Repomd(root.findtext(f"{REPO_NS}revision", "").strip(), files)
 
 
-def _evr_of(element: ET.Element) -> Optional[EVR]:
-    version = element.get("ver")
-    if version is None:
-        return None
-    epoch = element.get("epoch")
-    return EVR(int(epoch) if epoch and epoch.isdigit() else 0, version, element.get("rel"))
-
-
-def _dependencies(format_element: ET.Element, tag: str) -> Tuple[Dependency, ...]:
-    group = format_element.find(f"{RPM_NS}{tag}")
-    if group is None:
-        return ()
-    found = []
-    for entry in group.findall(f"{RPM_NS}entry"):
-        flags = entry.get("flags")
-        found.append(
-            Dependency(entry.get("name", ""), flags, _evr_of(entry) if flags else None, entry.get("pre") == "1")
-        )
-    return tuple(found)
-
-
-def _package(element: ET.Element, repo: str) -> Package:
-    version = element.find(f"{COMMON_NS}version")
-    checksum = element.find(f"{COMMON_NS}checksum")
-    location = element.find(f"{COMMON_NS}location")
-    size = element.find(f"{COMMON_NS}size")
-    fmt = element.find(f"{COMMON_NS}format")
-    if version is None or checksum is None or location is None or fmt is None:
-        raise ValueError("package entry lacks version, checksum, location or format")
-    evr = _evr_of(version)
-    if evr is None:
-        raise ValueError("package entry has no version")
-    return Package(
-        repo=repo,
-        name=element.findtext(f"{COMMON_NS}name", ""),
-        arch=element.findtext(f"{COMMON_NS}arch", ""),
-        evr=EVR(evr.epoch, evr.version, evr.release or ""),
-        checksum_type=checksum.get("type", "sha256"),
-        checksum=(checksum.text or "").strip().lower(),
-        href=location.get("href", ""),
-        base=location.get(XML_BASE),
-        size=int(size.get("package", "0")) if size is not None else 0,
-        provides=_dependencies(fmt, "provides"),
-        requires=_dependencies(fmt, "requires"),
-        conflicts=_dependencies(fmt, "conflicts"),
-        obsoletes=_dependencies(fmt, "obsoletes"),
-        files=tuple(f.text or "" for f in fmt.findall(f"{COMMON_NS}file")),
-    )
-
-
 def _iterate(stream: IO[bytes], tag: str, where: str) -> Iterator[ET.Element]:
     """Each complete `tag` element, freed once the caller is done with it."""
     try:
@@ -185,16 +157,6 @@ def _iterate(stream: IO[bytes], tag: str, where: str) -> Iterator[ET.Element]:
                 element.clear()
     except (ET.ParseError, EOFError, OSError, lzma.LZMAError) as error:
         raise BundlerError(f"{where}: damaged metadata ({error}); the repository may be mid-update, retry") from None
-
-
-def read_primary(stream: IO[bytes], repo: str, where: str) -> List[Package]:
-    packages = []
-    for element in _iterate(stream, f"{COMMON_NS}package", where):
-        try:
-            packages.append(_package(element, repo))
-        except ValueError as error:
-            raise BundlerError(f"{where}: {error}") from None
-    return packages
 
 
 def primary_elements(stream: IO[bytes], wanted: Set[str], where: str) -> Dict[str, bytes]:

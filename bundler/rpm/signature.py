@@ -15,7 +15,7 @@ from bundler.errors import BundlerError
 
 
 def verify_detached(data: Path, signature: Path, key: Path, where: str) -> str:
-    """The fingerprint of the key that made a good signature; BundlerError otherwise."""
+    """The primary-key fingerprint of the key that made a good signature; BundlerError otherwise."""
     gpg, gpgv = shutil.which("gpg"), shutil.which("gpgv")
     if not gpg or not gpgv:
         raise BundlerError(f"{where}: the repository key is pinned but gpg/gpgv are not installed (install gnupg)")
@@ -48,7 +48,8 @@ def verify_detached(data: Path, signature: Path, key: Path, where: str) -> str:
         )
     for line in check.stdout.splitlines():
         if line.startswith("[GNUPG:] VALIDSIG ") and check.returncode == 0:
-            return line.split()[2]
+            fields = line.split()
+            return fields[-1] if len(fields) >= 12 else fields[2]  # the primary key's, when a subkey signed
     raise BundlerError(
         f"{where}: repomd.xml's signature does not verify with the pinned key; the repository or mirror "
         "may be tampered with (or the key changed: check it and update gpgkey_sha256)"

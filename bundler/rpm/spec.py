@@ -7,7 +7,9 @@ rpm:
       - id: kubernetes
         baseurl: https://pkgs.k8s.io/core:/stable:/v1.29/rpm/     # {arch}: x86_64 / aarch64
         gpgkey: https://pkgs.k8s.io/core:/stable:/v1.29/rpm/repodata/repomd.xml.key
-        gpgkey_sha256: <hex>     # optional; when set, repomd.xml.asc must verify against this key
+        gpgkey_fingerprint: <hex> # optional (else checksums/k8s-<version>.keys names it by the key's URL);
+                                  # when pinned, repomd.xml.asc must verify against this key
+        gpgkey_sha256: <hex>     # optional, older form of a pin: the key file's sha256
         mirrors: {aliyun: https://mirrors.aliyun.com/kubernetes-new/core/stable/v1.29/rpm/}
     packages: ["kubeadm = 1.29.6", socat]   # `name` or `name OP version`; a version pins the name
     assumed_installed: [glibc, bash]        # left out of the minimal closure
@@ -21,10 +23,15 @@ from typing import Any, Dict, Optional, Tuple
 
 from bundler.errors import BundlerError
 from bundler.rpm.deps import parse_simple
-from bundler.rpm.pool import rpm_arch
+from bundler.rpm.keys import is_fingerprint, normalize
 from bundler.rpm.repodata import Dependency
 
 SECTION = "rpm"
+RPM_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def rpm_arch(arch: str) -> str:
+    return RPM_ARCHES.get(arch, arch)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class RepositorySpec:
     baseurl: str
     gpgkey: Optional[str] = None
     gpgkey_sha256: Optional[str] = None
+    gpgkey_fingerprint: Optional[str] = None
     mirrors: Tuple[Tuple[str, str], ...] = ()
 
     def url_for(self, arch: str, mirror: Optional[str] = None) -> str:
@@ -77,6 +85,14 @@ def _repository(entry: Any, where: str) -> RepositorySpec:
             raise BundlerError(f"{where}: gpgkey_sha256 {key_sum!r} is not a sha256 hex digest")
         if not entry.get("gpgkey"):
             raise BundlerError(f"{where}: gpgkey_sha256 is set but gpgkey (the key's URL) is not")
+    fingerprint = entry.get("gpgkey_fingerprint")
+    if fingerprint is not None:
+        if not is_fingerprint(str(fingerprint)):
+            raise BundlerError(
+                f"{where}: gpgkey_fingerprint {fingerprint!r} is not an OpenPGP fingerprint (40 hex digits)"
+            )
+        if not entry.get("gpgkey"):
+            raise BundlerError(f"{where}: gpgkey_fingerprint is set but gpgkey (the key's URL) is not")
     mirrors = entry.get("mirrors") or {}
     if not isinstance(mirrors, dict):
         raise BundlerError(f"{where}: mirrors must map a mirror name to a base URL")
@@ -85,6 +101,7 @@ def _repository(entry: Any, where: str) -> RepositorySpec:
         baseurl=_url(entry.get("baseurl"), f"{where}: baseurl"),
         gpgkey=_url(entry["gpgkey"], f"{where}: gpgkey") if entry.get("gpgkey") else None,
         gpgkey_sha256=key_sum,
+        gpgkey_fingerprint=normalize(str(fingerprint)) if fingerprint is not None else None,
         mirrors=tuple(sorted((str(k), _url(v, f"{where}: mirrors.{k}")) for k, v in mirrors.items())),
     )
 

@@ -8,6 +8,7 @@ the cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
 from bundler.oci.auth import load_credentials
-from bundler.oci.layout import StoredBlob, StoredImage, add_layout
+from bundler.oci.layout import OCI_MANIFEST, StoredBlob, StoredImage, add_layout, as_oci_manifest
 from bundler.oci.platform import check_config_platform, select_manifest
 from bundler.oci.reference import ImageRef, is_digest
 from bundler.oci.registry import MANIFEST_TYPES, Manifest, RegistryClient
@@ -85,8 +86,8 @@ def resolve(client: RegistryClient, ref: ImageRef, arch: str, pin: Optional[Dict
     what = ref.name
     index_digest: Optional[str] = None
     platform: Dict[str, str] = {}
-    if pin is not None:
-        manifest = client.manifest(ref, str(pin["digest"]))
+    if pin is not None:  # the registry's digest: source_digest when the bundle holds the OCI form
+        manifest = client.manifest(ref, str(pin.get("source_digest") or pin["digest"]))
         index_digest = pin.get("index_digest")
     else:
         manifest = client.manifest(ref)
@@ -152,6 +153,16 @@ def _fetch_layers(context: BuildContext, client: RegistryClient, images: List[Re
     return stored
 
 
+def _layout_manifest(client: RegistryClient, image: ResolvedImage) -> Tuple[StoredBlob, str]:
+    """The manifest as the layout holds it: Docker schema2 in its OCI form (see bundler/oci/layout.py)."""
+    converted = as_oci_manifest(image.manifest.data, image.manifest.media_type)
+    if converted is None:
+        path = client.store_bytes(image.manifest.data, image.manifest.digest)
+        return StoredBlob(image.manifest.digest, image.manifest.size, path), image.manifest.media_type
+    digest = "sha256:" + hashlib.sha256(converted).hexdigest()
+    return StoredBlob(digest, len(converted), client.store_bytes(converted, digest)), OCI_MANIFEST
+
+
 def fetch_images(context: BuildContext) -> None:
     refs = collect_images(context)
     if not refs:
@@ -162,21 +173,20 @@ def fetch_images(context: BuildContext) -> None:
     stored_images = []
     records = []
     for image in sorted(resolved, key=lambda i: i.ref.name):
-        manifest_path = context.cache.path_for(image.manifest.digest.split(":", 1)[1])
         config_path = context.cache.path_for(image.config.digest.split(":", 1)[1])
         blobs.append(StoredBlob(image.config.digest, image.config.size, config_path))
-        stored = StoredImage(
-            image.ref.name, image.manifest.media_type,
-            StoredBlob(image.manifest.digest, image.manifest.size, manifest_path), image.platform,
-        )  # fmt: skip
+        manifest = _layout_manifest(client, image)
+        stored = StoredImage(image.ref.name, manifest[1], manifest[0], image.platform)
         stored_images.append(stored)
         record: Dict[str, Any] = {
             "name": image.ref.name,
-            "digest": image.manifest.digest,
-            "media_type": image.manifest.media_type,
+            "digest": manifest[0].digest,
+            "media_type": manifest[1],
             "platform": "/".join(image.platform[k] for k in ("os", "architecture", "variant") if image.platform.get(k)),
-            "size": image.manifest.size + image.config.size + sum(layer.size for layer in image.layers),
+            "size": manifest[0].size + image.config.size + sum(layer.size for layer in image.layers),
         }
+        if manifest[0].digest != image.manifest.digest:
+            record["source_digest"] = image.manifest.digest  # the registry's Docker schema2 manifest
         if image.index_digest:
             record["index_digest"] = image.index_digest
         records.append(record)

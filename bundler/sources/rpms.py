@@ -9,14 +9,15 @@ from typing import Dict, List, Optional, Tuple
 from bundler.build_context import BuildContext
 from bundler.download import Fetched
 from bundler.errors import BundlerError
+from bundler.paths import key_pins_path
 from bundler.progress import Progress
-from bundler.rpm.pool import Pool
+from bundler.rpm.keys import load_fingerprint_pins
 from bundler.rpm.remote import RemoteRepository, fetch_checked
 from bundler.rpm.repo_writer import PublishedPackage, write_repodata
-from bundler.rpm.repodata import Dependency, Package
-from bundler.rpm.resolver import Resolution, Resolver
-from bundler.rpm.spec import RpmSpec, rpm_spec
-from bundler.rpm.vercmp import EVR
+from bundler.rpm.repodata import EVR, Dependency, Package
+from bundler.rpm.solver import Policy, Resolution, prove_installable, require_libsolv
+from bundler.rpm.solver import resolve as solve
+from bundler.rpm.spec import RpmSpec, rpm_arch, rpm_spec
 from installer.layout import RPMS_DIR
 
 CLOSURES = ("minimal", "full")
@@ -51,16 +52,15 @@ def _options(context: BuildContext, spec: RpmSpec) -> Tuple[str, Optional[str]]:
     return closure, mirror
 
 
-def resolve(context: BuildContext, spec: RpmSpec, repos: List[RemoteRepository], full: bool) -> Resolution:
-    packages: List[Package] = []
-    for repo in repos:
-        packages.extend(repo.load())
-    by_id = {repo.id: repo for repo in repos}
-    pool = Pool(packages, context.arch, [r.id for r in repos], lambda repo_id: by_id[repo_id].filelists())
+def resolve(context: BuildContext, spec: RpmSpec, repos: List[RemoteRepository], policy: Policy) -> Resolution:
+    """Read every repository's metadata and let libsolv choose the packages (see bundler/rpm/solver.py)."""
+    require_libsolv()
+    metadata = [repo.load() for repo in repos]
     pins: Dict[str, Dependency] = {p.name: p for p in spec.packages if p.flags is not None}
     for name, (pin, _) in lock_pins(context.lock).items():
         pins[name] = pin
-    return Resolver(pool, pins, frozenset(spec.assumed_installed), full).resolve(spec.packages)
+    where = f"{context.release.source}: rpm.{context.os_target.id}"
+    return solve(metadata, spec.packages, pins, spec.assumed_installed, policy, where)
 
 
 def download(context: BuildContext, repos: Dict[str, RemoteRepository], packages: Tuple[Package, ...]) -> List[Fetched]:
@@ -95,8 +95,13 @@ def fetch_rpms(context: BuildContext) -> None:
     if not context.os_target.rpms or spec is None:
         return
     closure, mirror = _options(context, spec)
-    repos = [RemoteRepository(r, r.url_for(context.arch, mirror), context.downloader) for r in spec.repositories]
-    resolution = resolve(context, spec, repos, closure == "full")
+    key_pins = load_fingerprint_pins(key_pins_path(context.release.kubernetes))
+    repos = [
+        RemoteRepository(r, r.url_for(context.arch, mirror), context.downloader, key_pins.get(r.gpgkey or ""))
+        for r in spec.repositories
+    ]
+    policy = Policy(rpm_arch(context.arch), closure)
+    resolution = resolve(context, spec, repos, policy)
     by_id = {repo.id: repo for repo in repos}
     fetched = download(context, by_id, resolution.packages)
     check_lock(context, resolution.packages, fetched)
@@ -110,7 +115,7 @@ def fetch_rpms(context: BuildContext) -> None:
         for package, result in mine:
             listed = files.get(package.checksum) or tuple((path, None) for path in package.files)
             published.append(PublishedPackage(package, elements[package.checksum], listed, result.sha256, result.size))
-    publish(context, spec, repos, resolution, published, closure, mirror)
+    publish(context, spec, repos, resolution, published, policy, mirror)
 
 
 def publish(
@@ -119,12 +124,14 @@ def publish(
     repos: List[RemoteRepository],
     resolution: Resolution,
     published: List[PublishedPackage],
-    closure: str,
+    policy: Policy,
     mirror: Optional[str],
 ) -> None:
     from bundler.commands.build import source_date_epoch
 
-    for path, data in sorted(write_repodata(published, source_date_epoch()).items()):
+    repodata = write_repodata(published, source_date_epoch())
+    prove_installable(repodata, spec.packages, resolution, policy.arch)  # before anything is written
+    for path, data in sorted(repodata.items()):
         context.contents.add_bytes(f"{RPMS_DIR}/{path}", data)
     entries = []
     for item in sorted(published, key=lambda i: i.package.name):
@@ -142,7 +149,7 @@ def publish(
         if repo.key is not None:
             path = f"{RPMS_DIR}/{KEYS_DIR}/{repo.id}.asc"
             context.contents.add_file(path, repo.key.path, repo.key.sha256, repo.key.size)
-            key, pinned = repo.key, repo.spec.gpgkey_sha256 is not None
+            key, pinned = repo.key, repo.spec.gpgkey_sha256 is not None or repo.fingerprint is not None
             keys.append(
                 {
                     "repository": repo.id,
@@ -150,16 +157,18 @@ def publish(
                     "sha256": key.sha256,
                     "size": key.size,
                     "pinned": pinned,
+                    "fingerprint": repo.key_info.fingerprint if repo.key_info else None,
                 }
             )
     signed = {p.repo for p in resolution.packages}.issubset({repo.id for repo in repos if repo.key is not None})
     versions = {p.name: p for p in resolution.packages}
     context.record["rpm_repository"] = {
         "path": RPMS_DIR,
-        "closure": closure,
+        "closure": policy.closure,
+        "policy": policy.record(),
         "gpgcheck": signed,
         "keys": [k["path"] for k in keys],
-        "assumed_installed": list(spec.assumed_installed) if closure == "minimal" else [],
+        "assumed_installed": [a.record() for a in resolution.assumed],
         "install": [{"name": name, "nevra": versions[name].nevra, "exact": request.flags is not None}
                     for request, name in zip(spec.packages, resolution.requested)],
         "repositories": [_repository_record(repo, mirror) for repo in repos],

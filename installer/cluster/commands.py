@@ -20,6 +20,10 @@ def add_config_parser(commands: Any) -> None:
     init = actions.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
     init.add_argument("--name", default=DEFAULT_NAME, help=f"cluster name (default {DEFAULT_NAME})")
+    init.add_argument(
+        "--trusted-signers", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+        help="OpenSSH allowed_signers file to record in the secrets: nodes then refuse unsigned bundles",
+    )  # fmt: skip
     check = actions.add_parser("check", help="validate cluster.yaml and show which node this machine is")
     check.add_argument("--config", type=Path, help="cluster.yaml (default: the one in the bundle)")
     check.add_argument("--secrets", type=Path, help=f"also check this {SECRETS_NAME}")
@@ -49,7 +53,11 @@ def run_config(args: argparse.Namespace, bundle: Path) -> int:
                 f"{bundle}: no {MANIFEST_NAME} to take the Kubernetes version from; "
                 "run this from the unpacked bundle or pass --bundle DIR"
             )
-        written = write_starting_files(args.dir, version, args.name)
+        from installer.signature import read_trusted_signers
+
+        given = getattr(args, "trusted_signers", None)
+        signers = read_trusted_signers(Path(given)).text if given else ""
+        written = write_starting_files(args.dir, version, args.name, signers)
         print(
             f"wrote {written.config}, {written.secrets} and {written.worker_secrets} (0600); "
             "edit cluster.yaml, then `config check`"

@@ -57,9 +57,21 @@ class LoadedConfig(NamedTuple):
     warnings: List[str]
 
 
+# Far beyond any cluster this installer makes (the seed has 4 nodes; 1000 take about 60 KB): a bigger file
+# is the wrong file, refused before the YAML parser (pure Python on the nodes) spends minutes on it.
+MAX_CONFIG_BYTES = 128 * 1024
+MAX_NODES = 1000
+
+
 def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> LoadedConfig:
     where = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise InstallError(
+                f"{where}: {size // 1024} KiB, far more than a cluster config (at most {MAX_CONFIG_BYTES // 1024} "
+                f"KiB, {MAX_NODES} nodes): is this the right file?"
+            )
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InstallError(f"{where}: no such file; write one with `k8s-install.pyz config init`") from None
@@ -69,8 +81,10 @@ def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> 
 
 
 def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str] = None) -> LoadedConfig:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise InstallError(f"{where}: {len(text)} characters, far more than a cluster config: is this the right file?")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml where it exists
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
@@ -148,7 +162,11 @@ def _networks(reader: FieldReader, networks: Dict[str, Any]) -> Tuple[IPv4Networ
 def _nodes(reader: FieldReader, value: Any) -> Tuple[Node, ...]:
     if not isinstance(value, list) or not value:
         raise reader.error("nodes", "must be a list of nodes with name, ip and role")
+    if len(value) > MAX_NODES:
+        raise reader.error("nodes", f"{len(value)} nodes; this installer sets up at most {MAX_NODES} per cluster")
     nodes: List[Node] = []
+    index_of_name: Dict[str, int] = {}
+    index_of_ip: Dict[Any, int] = {}
     for index, entry in enumerate(value):
         field = f"nodes[{index}]"
         entry = reader.mapping(entry, field, NODE_FIELDS)
@@ -164,16 +182,17 @@ def _nodes(reader: FieldReader, value: Any) -> Tuple[Node, ...]:
         interface = reader.text(entry, "interface", f"{field}.interface", required=False)
         if interface is not None and not INTERFACE.match(interface):
             raise reader.error(f"{field}.interface", f"{interface!r} is not an interface name like ens33")
-        for other_index, other in enumerate(nodes):
-            if other.name == name:
-                raise reader.error(
-                    f"{field}.name", f"{name} is also the name of nodes[{other_index}]: names must be unique"
-                )
-            if other.ip == ip:
-                raise reader.error(
-                    f"{field}.ip",
-                    f"{ip} is also the IP of nodes[{other_index}] ({other.name}): IPs must be unique",
-                )
+        if name in index_of_name:
+            raise reader.error(
+                f"{field}.name", f"{name} is also the name of nodes[{index_of_name[name]}]: names must be unique"
+            )
+        if ip in index_of_ip:
+            other_index = index_of_ip[ip]
+            raise reader.error(
+                f"{field}.ip",
+                f"{ip} is also the IP of nodes[{other_index}] ({nodes[other_index].name}): IPs must be unique",
+            )
+        index_of_name[name], index_of_ip[ip] = index, index
         nodes.append(Node(name=name, ip=ip, role=role, interface=interface))
     return tuple(nodes)
 

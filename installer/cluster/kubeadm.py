@@ -1,4 +1,4 @@
-"""kubeadm configuration (kubeadm.k8s.io/v1beta3) and the exact commands the steps run.
+"""kubeadm configuration (kubeadm.k8s.io/v1beta3, v1beta4 from kubeadm 1.31) and the exact commands the steps run.
 
 The first control plane runs `kubeadm init --config FILE --upload-certs` with the pre-generated token,
 certificate key and CA (placed in /etc/kubernetes/pki first); every other node runs
@@ -8,7 +8,7 @@ on a running control plane without changing it, so the secrets file stays valid.
 
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import Dict, List, NamedTuple, Tuple
 
 from installer.cluster import paths
 from installer.cluster.model import API_SERVER_PORT, IMAGE_REPOSITORY, ClusterConfig, Node
@@ -18,6 +18,28 @@ from installer.cluster.secrets import ClusterSecrets
 CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
 TOKEN_TTL = "24h0m0s"  # kubeadm's default; `join-info` re-creates the same token when it expired
 DISCOVERY_TIMEOUT = "5m0s"
+
+
+V1BETA3 = "kubeadm.k8s.io/v1beta3"
+V1BETA4 = "kubeadm.k8s.io/v1beta4"
+V1BETA4_SINCE = (1, 31)  # kubeadm 1.31 adds v1beta4 and deprecates v1beta3
+
+
+def minor_of(kubernetes_version: str) -> Tuple[int, int]:
+    """(1, 31) from "1.31.14" or "v1.31.14"."""
+    major, minor = kubernetes_version.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+def api_version(kubernetes_version: str) -> str:
+    """The kubeadm configuration API this release's kubeadm is given: v1beta4 from 1.31 (its
+    kubeletExtraArgs is a list of {name, value}; discovery.timeout became timeouts.tlsBootstrap)."""
+    return V1BETA4 if minor_of(kubernetes_version) >= V1BETA4_SINCE else V1BETA3
+
+
+def api_values(kubernetes_version: str) -> Dict[str, object]:
+    version = api_version(kubernetes_version)
+    return {"api_version": version, "v1beta4": version == V1BETA4}
 
 
 class PlacedFile(NamedTuple):
@@ -46,6 +68,7 @@ def render_init_config(config: ClusterConfig, node: Node, secrets: ClusterSecret
         pod_subnet=str(config.pod_network),
         service_subnet=str(config.service_network),
         external_etcd=config.external_etcd,
+        **api_values(config.kubernetes_version),
     )
 
 
@@ -64,6 +87,7 @@ def render_join_config(config: ClusterConfig, node: Node, secrets: ClusterSecret
         cri_socket=CRI_SOCKET,
         certificate_key=secrets.certificate_key,
         api_server_port=API_SERVER_PORT,
+        **api_values(config.kubernetes_version),
     )
 
 

@@ -5,6 +5,10 @@ control-plane certificates `kubeadm init --upload-certs` shares, the keepalived 
 cluster CA (certificate and key) with its public-key pin. Because the CA exists before `kubeadm init`
 (kubeadm uses a CA it finds in /etc/kubernetes/pki), joining nodes verify the API server against the
 pin: discovery never skips CA verification.
+
+`trusted_signers` (optional, in both files) holds OpenSSH allowed_signers lines: who may sign the bundles
+this cluster installs from. They travel here because this file is already carried apart from the bundle
+and every command finds it; whoever could change it could take the cluster anyway.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import yaml
 
 from installer.atomic import write_atomically
 from installer.cluster.certificates import ca_cert_hash, generate_ca
 from installer.errors import InstallError
+from installer.signature import TrustedSigners, validate_signers
 
 FULL = "full"
 WORKER = "worker"
@@ -29,7 +34,16 @@ WORKER_KEYS = ("cluster", "bootstrap_token", "ca_cert_hash", "ca_cert")
 SECRETS_FORMAT = 1
 TOKEN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
 CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$")
-KEEPALIVED_PASSWORD = re.compile(r"^[A-Za-z0-9]{1,8}$")  # PASS auth uses at most 8 characters
+KEEPALIVED_PASSWORD = re.compile(r"^[A-Za-z0-9]{8}$")  # PASS auth uses only the first 8 characters
+# Passwords from guides and habits: the seed's 1111, keyboard and counting runs, words of the trade.
+GUESSABLE_PASSWORDS = {
+    "11111111", "12345678", "87654321", "password", "passw0rd", "keepaliv", "kubernet", "changeme",
+    "qwertyui", "asdfghjk", "abcdefgh", "abcd1234", "admin123", "letmein1", "k8s12345",
+}  # fmt: skip
+PASSWORD_ADVICE = (
+    "use 8 random letters and digits (keepalived's PASS authentication uses only the first 8 characters); "
+    "`bundler cluster init` in an empty folder makes one"
+)
 CA_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
@@ -50,6 +64,7 @@ class ClusterSecrets:
     ca_key_pem: str
     ca_cert_hash: str  # sha256:<hex> of the CA's SubjectPublicKeyInfo
     scope: str = FULL  # WORKER: only what a worker's join needs (no certificate key, CA key, VRRP password)
+    trusted_signers: str = ""  # allowed_signers lines: who signs this cluster's bundles ("" = not recorded)
 
     @property
     def is_worker_only(self) -> bool:
@@ -71,7 +86,14 @@ WORKER_HEADER = """\
 """
 
 
-def generate_secrets(cluster: str) -> ClusterSecrets:
+def random_password() -> str:
+    while True:  # a draw the weakness check would refuse (odds about one in a million) is drawn again
+        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(8))
+        if not password_weakness(password):
+            return password
+
+
+def generate_secrets(cluster: str, trusted_signers: str = "") -> ClusterSecrets:
     token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(6)) + "."
     token += "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(16))
     authority = generate_ca()
@@ -79,10 +101,11 @@ def generate_secrets(cluster: str) -> ClusterSecrets:
         cluster=cluster,
         bootstrap_token=token,
         certificate_key=secrets.token_hex(32),
-        keepalived_password="".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(8)),
+        keepalived_password=random_password(),
         ca_cert_pem=authority.cert_pem,
         ca_key_pem=authority.key_pem,
         ca_cert_hash=ca_cert_hash(authority.cert_pem),
+        trusted_signers=trusted_signers,
     )
 
 
@@ -98,6 +121,7 @@ def worker_secrets(cluster_secrets: ClusterSecrets) -> ClusterSecrets:
         ca_key_pem="",
         ca_cert_hash=cluster_secrets.ca_cert_hash,
         scope=WORKER,
+        trusted_signers=cluster_secrets.trusted_signers,
     )
 
 
@@ -111,6 +135,8 @@ def secrets_text(cluster_secrets: ClusterSecrets) -> str:
             "ca_cert_hash": cluster_secrets.ca_cert_hash,
             "ca_cert": cluster_secrets.ca_cert_pem,
         }
+        if cluster_secrets.trusted_signers:
+            data["trusted_signers"] = cluster_secrets.trusted_signers
         body = yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, width=200)
         return WORKER_HEADER.format(cluster=cluster_secrets.cluster) + body
     data = {
@@ -123,6 +149,8 @@ def secrets_text(cluster_secrets: ClusterSecrets) -> str:
         "ca_cert": cluster_secrets.ca_cert_pem,
         "ca_key": cluster_secrets.ca_key_pem,
     }
+    if cluster_secrets.trusted_signers:
+        data["trusted_signers"] = cluster_secrets.trusted_signers
     body = yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, width=200)
     return HEADER.format(cluster=cluster_secrets.cluster) + body
 
@@ -172,6 +200,19 @@ def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
     return LoadedSecrets(parse_secrets(data, where, cluster), warnings)
 
 
+def password_weakness(password: str) -> str:
+    """Why a VRRP password is refused, or "" when it is fit: exactly 8 letters or digits, not a known or
+    repetitive one (any host on the segment that guesses it can take the VIP)."""
+    if len(password) > 8 and KEEPALIVED_PASSWORD.match(password[:8]):
+        return f"{len(password)} characters, of which keepalived uses only the first 8"
+    if not KEEPALIVED_PASSWORD.match(password):
+        return "not 8 letters or digits" if len(password) >= 8 else f"only {len(password)} character(s)"
+    steps = {ord(b) - ord(a) for a, b in zip(password, password[1:])}
+    if password.lower() in GUESSABLE_PASSWORDS or len(set(password.lower())) < 4 or steps <= {1} or steps <= {-1}:
+        return "a guessable password"
+    return ""
+
+
 def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
     if not isinstance(data, dict):
         raise InstallError(f"{where}: not a cluster secrets file")
@@ -191,16 +232,20 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
     checks = (
         ("bootstrap_token", TOKEN, "[a-z0-9]{6}.[a-z0-9]{16}"),
         ("certificate_key", CERTIFICATE_KEY, "64 hex digits"),
-        ("keepalived_password", KEEPALIVED_PASSWORD, "1 to 8 letters or digits"),
         ("ca_cert_hash", CA_HASH, "sha256:<64 hex>"),
     )
     for key, pattern, shape in checks:
-        if worker_only and key in ("certificate_key", "keepalived_password"):
+        if worker_only and key == "certificate_key":
             continue
         if not pattern.match(fields[key]):
             raise InstallError(f"{where}: {key}: not in the form {shape}")
+    if not worker_only:
+        weakness = password_weakness(fields["keepalived_password"])
+        if weakness:
+            raise InstallError(f"{where}: keepalived_password: {weakness}: {PASSWORD_ADVICE}")
     if not worker_only and "PRIVATE KEY-----" not in fields["ca_key"]:
         raise InstallError(f"{where}: ca_key: not a PEM private key")
+    signers = _signers_field(data, where)
     actual = ca_cert_hash(fields["ca_cert"], f"{where}: ca_cert")
     if actual != fields["ca_cert_hash"]:
         raise InstallError(f"{where}: ca_cert_hash does not match ca_cert ({actual}): the file was altered")
@@ -213,4 +258,31 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
         ca_key_pem=fields["ca_key"],
         ca_cert_hash=fields["ca_cert_hash"],
         scope=WORKER if worker_only else FULL,
+        trusted_signers=signers,
     )
+
+
+def _signers_field(data: Dict[str, Any], where: str) -> str:
+    value = data.get("trusted_signers")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InstallError(f"{where}: trusted_signers: not a block of allowed_signers lines")
+    return validate_signers(value, f"{where}: trusted_signers")
+
+
+def recorded_signers(path: Path) -> Optional[TrustedSigners]:
+    """The trusted signers recorded in a secrets file, read before the bundle (and so its cluster.yaml) is
+    trusted: only this field is taken; the rest is checked later, as always (a missing file too)."""
+    if not Path(path).exists():
+        return None
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise InstallError(f"{path}: cannot read the secrets file: {error}") from None
+    except yaml.YAMLError:
+        raise InstallError(f"{path}: not valid YAML; restore it from your backup copy") from None
+    if not isinstance(data, dict):
+        raise InstallError(f"{path}: not a cluster secrets file")
+    signers = _signers_field(data, str(path))
+    return TrustedSigners(signers, f"{path}: trusted_signers") if signers else None

@@ -27,8 +27,11 @@ def starting_config_text(name: str, kubernetes_version: str) -> str:
     return text
 
 
-def write_starting_files(directory: Path, kubernetes_version: str, name: str = DEFAULT_NAME) -> StartingFiles:
-    """Write cluster.yaml (0644) and cluster-secrets.yaml (0600); refuse if either exists, before writing."""
+def write_starting_files(
+    directory: Path, kubernetes_version: str, name: str = DEFAULT_NAME, trusted_signers: str = ""
+) -> StartingFiles:
+    """Write cluster.yaml (0644) and cluster-secrets.yaml (0600); refuse if either exists, before writing.
+    `trusted_signers` (allowed_signers lines) go into both secrets files."""
     directory = Path(directory)
     config_path, secrets_path = directory / CONFIG_NAME, directory / SECRETS_NAME
     worker_path = directory / WORKER_SECRETS_NAME
@@ -36,7 +39,7 @@ def write_starting_files(directory: Path, kubernetes_version: str, name: str = D
         if path.exists():
             raise InstallError(f"{path}: already exists; nothing was written (a cluster's secrets are made once)")
     text = starting_config_text(name, kubernetes_version)
-    secrets = generate_secrets(name)
+    secrets = generate_secrets(name, trusted_signers)
     write_atomically(secrets_path, secrets_text(secrets).encode(), mode=0o600)
     write_atomically(worker_path, secrets_text(worker_secrets(secrets)).encode(), mode=0o600)
     write_atomically(config_path, text.encode(), mode=0o644)

@@ -28,12 +28,16 @@ def config_path(args: argparse.Namespace, bundle: Bundle) -> Path:
 
 
 def secrets_path(args: argparse.Namespace, bundle: Bundle, host: Host, role: str) -> Optional[Path]:
+    return find_secrets(args, bundle.root, host, role)
+
+
+def find_secrets(args: argparse.Namespace, bundle_root: Path, host: Host, role: str) -> Optional[Path]:
     """--secrets, else the copy a control plane keeps, else the file beside the bundle folder (a worker
     takes the worker-only file when it is there)."""
     if getattr(args, "secrets", None):
         return Path(args.secrets)
     names = [WORKER_SECRETS_NAME, SECRETS_NAME] if role == "worker" else [SECRETS_NAME]
-    candidates = [host.path(INSTALLED_SECRETS)] + [bundle.root.parent / name for name in names]
+    candidates = [host.path(INSTALLED_SECRETS)] + [bundle_root.parent / name for name in names]
     for candidate in candidates:
         if candidate.is_file():
             return candidate

@@ -11,6 +11,8 @@ from installer.steps.images import Images
 
 
 def run_images(args: argparse.Namespace) -> int:
+    if getattr(args, "images_action", None) == "push":
+        return run_push(args)
     node = make_node(args, dry_run=False, settings=None, need_cluster=False)
     node.options["ctr"] = getattr(args, "ctr", None)
     node.options["snapshotter"] = getattr(args, "snapshotter", None)
@@ -22,4 +24,19 @@ def run_images(args: argparse.Namespace) -> int:
         f"images: {imported} imported, {total - imported} already present; "
         f"all {total} bundled images are in containerd namespace {NAMESPACE}"
     )
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    """`images push REGISTRY`: the verified bundle's images into a registry (no containerd, no root needed)."""
+    from installer.commands.node import bundle_dir
+    from installer.image_push import PushOptions, push_bundle, summary
+    from installer.verify import verify_directory
+
+    root = bundle_dir(args)
+    verify_directory(root)
+    options = PushOptions(args.registry, args.prefix, args.ca_file, args.auth_file, args.plain_http)
+    print(f"pushing the images of {root} to {args.registry}")
+    report = push_bundle(root, options)
+    print(summary(report, args.registry))
     return 0

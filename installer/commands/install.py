@@ -4,26 +4,58 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any, Dict
 
+from installer import report
 from installer.commands.node import make_node
-from installer.engine import converge
+from installer.engine import Node, converge
 from installer.errors import InstallError
 from installer.roles import steps_for
-from installer.steps.preflight import Preflight
+from installer.steps.preflight import CHECKS, Preflight
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    node = make_node(args, dry_run=True)
-    report = converge(node, steps_for(node.settings.role, node.settings.first), dry_run=True)
-    print(f"plan: {report.change_count} change(s) pending; nothing was changed")
+    as_json = getattr(args, "json", False)
+    with report.text_to_stderr(as_json):
+        node = make_node(args, dry_run=True)
+        echo = (lambda _line: None) if as_json else print
+        result = converge(node, steps_for(node.settings.role, node.settings.first), dry_run=True, echo=echo)
+    if as_json:
+        steps = [{"name": step.name, "title": step.title, "changes": step.changes} for step in result.steps]
+        report.emit("plan", {**node_body(node), "change_count": result.change_count, "steps": steps})
+        return 0
+    print(f"plan: {result.change_count} change(s) pending; nothing was changed")
     return 0
 
 
+def node_body(node: Node) -> Dict[str, Any]:
+    settings = node.settings
+    return {"node": settings.name, "role": settings.role, "first": settings.first, "root": str(node.host.root)}
+
+
 def run_preflight(args: argparse.Namespace) -> int:
+    if getattr(args, "json", False):
+        return preflight_json(args)
     node = make_node(args, dry_run=True)
     converge(node, [Preflight()], dry_run=True)
     print("preflight: all checks passed")
     return 0
+
+
+def preflight_json(args: argparse.Namespace) -> int:
+    """Every check with its result; exit 1 when one failed (the document is printed either way)."""
+    with report.text_to_stderr(True):
+        node = make_node(args, dry_run=True)
+        checks = []
+        for name, check in CHECKS:
+            if name in node.settings.ignore_preflight:
+                checks.append({"name": name, "result": "ignored", "problem": None})
+                continue
+            problem = check(node)
+            checks.append({"name": name, "result": "failed" if problem else "ok", "problem": problem})
+    ok = all(entry["result"] != "failed" for entry in checks)
+    report.emit("preflight", {**node_body(node), "ok": ok, "checks": checks})
+    return 0 if ok else 1
 
 
 def confirm(args: argparse.Namespace, pending: int) -> None:
@@ -46,6 +78,7 @@ def run_install(args: argparse.Namespace) -> int:
     node.options["dry_run"] = False
     report = converge(node, steps, dry_run=False)
     node.state.data["completed"] = True
+    node.state.data["kubernetes"] = node.bundle.kubernetes  # where `upgrade` starts from
     node.state.save()
     restarted = ", ".join(report.restarted)
     node.host.log(f"=== done: {report.change_count} change(s), restarted {restarted or 'nothing'}")

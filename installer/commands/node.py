@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Optional
 
 from installer.bundle import Bundle, load_bundle
+from installer.delta import refuse_incomplete_delta
 from installer.engine import Node
 from installer.host import Host
 from installer.settings import NodeSettings
+from installer.signature import TrustedSigners, read_trusted_signers
 from installer.state import State
-from installer.verify import verify_directory
+from installer.verify import VerifyResult, verify_directory
 
 
 def default_bundle_dir() -> Path:
@@ -25,10 +27,31 @@ def bundle_dir(args: argparse.Namespace) -> Path:
     return Path(args.bundle) if getattr(args, "bundle", None) else default_bundle_dir()
 
 
-def open_bundle(args: argparse.Namespace, verify: bool = True) -> Bundle:
+def trusted_signers(args: argparse.Namespace, host: Host) -> Optional[TrustedSigners]:
+    """--trusted-signers FILE, else the trusted_signers recorded in the cluster secrets (found as every
+    command finds them), else none."""
+    if getattr(args, "trusted_signers", None):
+        return read_trusted_signers(Path(args.trusted_signers))
+    from installer.cluster.secrets import recorded_signers
+    from installer.commands.cluster_settings import find_secrets
+
+    found = find_secrets(args, bundle_dir(args), host, getattr(args, "role", None) or "worker")
+    return recorded_signers(found) if found is not None else None
+
+
+def verify_bundle_dir(args: argparse.Namespace, host: Host, jobs: int = 0) -> VerifyResult:
+    """Signature first (when signers are configured), then every file; says what it found about the signature."""
     root = bundle_dir(args)
-    if verify:
-        verify_directory(root)  # a node never installs from a bundle that does not check out
+    refuse_incomplete_delta(root)  # a delta is a bundle only once completed from its base
+    result = verify_directory(root, jobs, trusted_signers(args, host))
+    print(result.signature)
+    return result
+
+
+def open_bundle(args: argparse.Namespace, verify: bool = True, host: Optional[Host] = None) -> Bundle:
+    root = bundle_dir(args)
+    if verify:  # a node never installs from a bundle that does not check out
+        verify_bundle_dir(args, host or Host(Path(args.root or "/")))
     return load_bundle(root)
 
 
@@ -36,7 +59,7 @@ def make_node(
     args: argparse.Namespace, dry_run: bool, settings: Optional[NodeSettings] = None, need_cluster: bool = True
 ) -> Node:
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
-    bundle = open_bundle(args)
+    bundle = open_bundle(args, host=host)
     if settings is None and not need_cluster:
         settings = NodeSettings(
             role=args.role or "worker", first=False, name="", ip="", containerd_address=args.containerd_address

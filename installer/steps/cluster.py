@@ -93,7 +93,7 @@ class KubeadmInit(Step):
 
     name = "kubeadm"
     title = "kubeadm init (first control plane)"
-    needs_running = ("containerd", "haproxy", "keepalived")
+    needs_settled = True  # kubeadm starts the kubelet and static pods: every restart is done before it
 
     def plan(self, node: Node) -> List[Change]:
         settings = node.settings
@@ -113,7 +113,7 @@ class KubeadmJoin(Step):
 
     name = "kubeadm"
     title = "kubeadm join"
-    needs_running = ("containerd", "haproxy", "keepalived")
+    needs_settled = True  # kubeadm starts the kubelet and static pods: every restart is done before it
 
     def plan(self, node: Node) -> List[Change]:
         settings = node.settings

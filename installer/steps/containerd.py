@@ -27,7 +27,7 @@ def containerd_config(node: Node) -> str:
         "",
     )
     return render(
-        "containerd-config.toml.j2",
+        containerd_config_template(version),
         header=HEADER,
         containerd_version=version,
         root_dir=containerd_root_dir,
@@ -37,6 +37,12 @@ def containerd_config(node: Node) -> str:
         runc_path="/usr/local/sbin/runc",
         certs_dir=containerd_certs_dir,
     )
+
+
+def containerd_config_template(version: str) -> str:
+    """containerd 2.x reads config version 3 (plugin ids io.containerd.cri.v1.*, pinned_images); 1.x reads 2."""
+    major = version.lstrip("v").split(".", 1)[0]
+    return "containerd-config-v3.toml.j2" if major.isdigit() and int(major) >= 2 else "containerd-config.toml.j2"
 
 
 def containerd_answers(node: Node) -> Optional[str]:

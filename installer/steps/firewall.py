@@ -21,8 +21,8 @@ def service_xml(node: Node) -> str:
     for spec in node.settings.ports():
         port, protocol = spec.split("/")
         lines.append(f'  <port protocol="{protocol}" port="{port}"/>')
-    for number in node.settings.protocols():
-        lines.append(f'  <protocol value="{ {"4": "ipv4", "112": "vrrp"}[number] }"/>')
+    for number in node.settings.protocols():  # by number: protocol names differ between /etc/protocols files
+        lines.append(f'  <protocol value="{number}"/>')
     lines.append("</service>")
     return "\n".join(lines) + "\n"
 

@@ -6,10 +6,13 @@ the reason for the value chosen.
 
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+import os
+import posixpath
+from typing import Callable, Dict, List, NamedTuple, Tuple
 
 from installer.engine import Change, Node, Step
 from installer.files import plan_file, with_header
+from installer.host import Host
 
 MODULES_FILE = "/etc/modules-load.d/k8s.conf"
 SYSCTL_FILE = "/etc/sysctl.d/90-k8s.conf"
@@ -97,8 +100,6 @@ def loaded_modules() -> List[str]:
 
 
 def module_present(name: str) -> bool:
-    import os
-
     return name in loaded_modules() or os.path.isdir(f"/sys/module/{name}")
 
 
@@ -129,6 +130,17 @@ class KernelModules(Step):
         return changes
 
 
+def missing_sysctl_keys(proc_sys: str = "/proc/sys") -> List[str]:
+    """Our keys this kernel does not have (IPv6 ones on a node booted with ipv6.disable=1, bridge ones
+    before br_netfilter is loaded): `sysctl -p` fails on each, so they are left out and reported."""
+    return [key for key, _, _ in SYSCTL_SETTINGS if not os.path.exists(f"{proc_sys}/{key.replace('.', '/')}")]
+
+
+def sysctl_apply_command(path: str = SYSCTL_FILE) -> List[str]:
+    """Apply the file; -e: a key the kernel lacks is skipped instead of failing the whole file."""
+    return ["sysctl", "-e", "-p", path]
+
+
 class Sysctl(Step):
     name = "sysctl"
     title = "kernel settings"
@@ -136,10 +148,83 @@ class Sysctl(Step):
     def plan(self, node: Node) -> List[Change]:
         changes = plan_file(node, SYSCTL_FILE, sysctl_conf().encode())
         if not node.host.live:
-            node.host.skipped(f"sysctl -p {SYSCTL_FILE}")
+            node.host.skipped(" ".join(sysctl_apply_command()))
             return changes
-        differing = [key for key, value, _ in SYSCTL_SETTINGS if current_sysctl(key) not in ("", value)]
+        missing = missing_sysctl_keys()
+        differing = [
+            key for key, value, _ in SYSCTL_SETTINGS if key not in missing and current_sysctl(key) not in ("", value)
+        ]
+        if missing:
+            node.host.log(f"sysctl keys this kernel does not have: {', '.join(missing)}")
         if changes or differing:
             summary = f"apply {SYSCTL_FILE}" + (f" ({len(differing)} values differ)" if differing else "")
-            changes.append(Change(summary, lambda: node.host.run(["sysctl", "-p", SYSCTL_FILE])))
+            if missing:
+                summary += f"; left out, as this kernel does not have them: {', '.join(missing)}"
+            changes.append(Change(summary, lambda: node.host.run(sysctl_apply_command())))
         return changes
+
+
+class Override(NamedTuple):
+    key: str
+    ours: str
+    path: str  # the file read after ours that sets the key
+    value: str
+
+
+# Where systemd-sysctl (and `sysctl --system`) read settings: a name in an earlier folder hides the same
+# name in later ones; all files are then read in name order, and a later setting of a key wins.
+SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
+LEGACY_SYSCTL = ("/etc/sysctl.conf", "99-sysctl.conf")  # EL9 links 99-sysctl.conf to it: read after ours
+
+
+def sysctl_files(host: Host) -> List[Tuple[str, str]]:
+    """(name, path on the node) of every sysctl file, in the order they are applied at boot; a link is
+    followed inside the node's root (EL9's 99-sysctl.conf is a link to /etc/sysctl.conf)."""
+    chosen: Dict[str, str] = {}
+    for directory in SYSCTL_DIRS:
+        folder = host.path(directory)
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            if entry.name.endswith(".conf") and entry.name not in chosen:
+                path = f"{directory}/{entry.name}"
+                if entry.is_symlink():
+                    target = posixpath.normpath(posixpath.join(directory, os.readlink(entry)))
+                    path = f"{target} (read as {path})"
+                chosen[entry.name] = path
+    legacy, name = LEGACY_SYSCTL
+    if name not in chosen and host.path(legacy).is_file():
+        chosen[name] = legacy
+    return sorted(chosen.items())
+
+
+def read_sysctl_file(host: Host, path: str) -> Dict[str, str]:
+    settings: Dict[str, str] = {}
+    try:
+        text = host.path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return settings
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        settings[key.strip().lstrip("-").replace("/", ".")] = " ".join(value.split())
+    return settings
+
+
+def sysctl_overrides(host: Host) -> List[Override]:
+    """Our keys that a file applied after ours at boot sets to another value (the last such file wins)."""
+    ours = {key: value for key, value, _ in SYSCTL_SETTINGS}
+    name = posixpath.basename(SYSCTL_FILE)
+    found: Dict[str, Override] = {}
+    for other, path in sysctl_files(host):
+        if other <= name:
+            continue
+        for key, value in read_sysctl_file(host, path.split(" (read as ")[0]).items():
+            if key in ours:
+                if value != ours[key]:
+                    found[key] = Override(key, ours[key], path, value)
+                else:
+                    found.pop(key, None)
+    return [found[key] for key in sorted(found)]

@@ -7,9 +7,12 @@ import platform
 import shutil
 from typing import Callable, Dict, List, Optional, Tuple
 
+from installer.assumed_rpms import unmet_requirements
+from installer.certs import expiry_warnings
 from installer.engine import Change, Node, Step
 from installer.errors import InstallError
 from installer.layout import IMAGES_DIR
+from installer.steps.kernel import SYSCTL_FILE, sysctl_overrides
 
 MIN_CPUS = 2
 MIN_MEMORY = 2 * 1024**3
@@ -203,6 +206,33 @@ def check_runtime(node: Node) -> Optional[str]:
     return None
 
 
+def check_assumed_rpms(node: Node) -> Optional[str]:
+    """A minimal-closure bundle leaves out what a minimal install has: the node's own versions must do."""
+    repository = node.bundle.manifest.get("rpm_repository")
+    assumed = repository.get("assumed_installed") if isinstance(repository, dict) else None
+    if not isinstance(assumed, list) or not all(isinstance(entry, dict) for entry in assumed):
+        return None  # no RPMs, the full closure, or a bundle from before requirements were recorded
+    if not any(entry.get("required") for entry in assumed):
+        return None
+    if node.host.which("rpm") is None:
+        return "rpm is not installed, but the bundle's RPMs need an EL9 node's rpm database"
+    root_args = [] if node.host.live else ["--root", str(node.host.root)]
+
+    def run(argv: List[str]) -> Tuple[int, str]:
+        result = node.host.run(argv, check=False)
+        return result.returncode, result.stdout.decode(errors="replace")
+
+    unmet = unmet_requirements(assumed, run, root_args)
+    if not unmet:
+        return None
+    names = sorted({item.package for item in unmet})
+    shown = "; ".join(str(item) for item in unmet[:4]) + (f"; and {len(unmet) - 4} more" if len(unmet) > 4 else "")
+    return (
+        f"this node's packages do not meet what the bundle's RPMs require: {shown}: update the node "
+        f"(dnf update {' '.join(names)}) or use a bundle built with --rpm-closure full"
+    )
+
+
 CHECKS: Tuple[Tuple[str, Check], ...] = (
     ("root", check_root),
     ("os", check_os),
@@ -212,6 +242,7 @@ CHECKS: Tuple[Tuple[str, Check], ...] = (
     ("disk", check_disk),
     ("ports", check_ports),
     ("runtime", check_runtime),
+    ("assumed-rpms", check_assumed_rpms),
 )
 CHECK_NAMES = tuple(name for name, _ in CHECKS)
 
@@ -228,12 +259,26 @@ def failures(node: Node) -> List[Tuple[str, str]]:
     return found
 
 
+def sysctl_warnings(node: Node) -> List[str]:
+    """Settings of ours that a sysctl file read after ours at boot changes back (it does so silently)."""
+    return [
+        f"{found.path} sets {found.key} = {found.value}, and is read after {SYSCTL_FILE} (= {found.ours}): "
+        f"at boot its value wins; remove the line there, or set {found.ours}"
+        for found in sysctl_overrides(node.host)
+    ]
+
+
 class Preflight(Step):
     name = "preflight"
     title = "node can run Kubernetes"
 
     def plan(self, node: Node) -> List[Change]:
+        for warning in sysctl_warnings(node):
+            print(f"  preflight sysctl: warning: {warning}")
+            node.host.log(f"preflight sysctl: warning: {warning}")
         found = failures(node)
+        for warning in expiry_warnings(node.host):  # a warning only: renewing needs a running node
+            print(f"  preflight warning: {warning}")
         for name, problem in found:
             print(f"  preflight {name}: {problem}")
         if found:

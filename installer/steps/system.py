@@ -24,14 +24,19 @@ def _encode(text: str) -> bytes:
 
 
 def hosts_with_block(current: str, entries: List[tuple]) -> str:
-    """/etc/hosts with our block replaced (or appended); lines outside the block are kept as they are."""
-    pattern = re.compile(re.escape(HOSTS_BEGIN) + r".*?" + re.escape(HOSTS_END) + r"\n?", re.S)
-    outside = pattern.sub("", current)
-    if outside and not outside.endswith("\n"):
-        outside += "\n"
+    """/etc/hosts with our block replaced where it is (or appended); lines outside it are kept as they are,
+    so a line the operator adds after the block does not move it on every run."""
     width = max((len(ip) for ip, _ in entries), default=0)
     lines = [f"{ip.ljust(width)} {name}" for ip, name in entries]
-    return outside + "\n".join([HOSTS_BEGIN, *lines, HOSTS_END]) + "\n"
+    block = "\n".join([HOSTS_BEGIN, *lines, HOSTS_END]) + "\n"
+    pattern = re.compile(re.escape(HOSTS_BEGIN) + r".*?" + re.escape(HOSTS_END) + r"[^\n]*\n?", re.S)
+    found = pattern.search(current)
+    if found is not None:
+        rest = pattern.sub("", current[found.end() :])  # a second block (hand-copied) goes
+        return current[: found.start()] + block + rest
+    if current and not current.endswith("\n"):
+        current += "\n"
+    return current + block
 
 
 class Hostname(Step):

@@ -31,10 +31,12 @@ def cni_tarball() -> bytes:
 def add_rpm_section(
     release, graph: RpmGraph, name: str = "default", base_rpms: Optional[List[Path]] = None,
     compress: str = "gz", repo_extra: Optional[Dict[str, object]] = None, signer: Optional[SigningKey] = None,
+    pin: str = "sha256",
 ) -> Dict[str, str]:  # fmt: skip
     """Serve a kubernetes repo and a per-arch base repo; returns repo id -> served URL prefix.
 
-    With a signer, both repomd.xml files get a detached signature and both repositories pin its key."""
+    With a signer, both repomd.xml files get a detached signature and both repositories pin its key (by the
+    key file's sha256, or with pin="fingerprint" by its OpenPGP fingerprint)."""
     mirror = release.mirror
     sign = signer.sign_detached if signer else (lambda path: path)
     kubernetes = graph.repo(f"{name}-kubernetes", graph.kubernetes_rpms)
@@ -52,10 +54,11 @@ def add_rpm_section(
     kubernetes_repo.update(repo_extra or {})
     if signer is not None:
         mirror.add(f"/{HOST}/{name}/key.asc", signer.public)
-        key = {
-            "gpgkey": f"https://{HOST}/{name}/key.asc",
-            "gpgkey_sha256": hashlib.sha256(signer.public).hexdigest(),
-        }
+        key = {"gpgkey": f"https://{HOST}/{name}/key.asc"}
+        if pin == "sha256":
+            key["gpgkey_sha256"] = hashlib.sha256(signer.public).hexdigest()
+        else:
+            key["gpgkey_fingerprint"] = signer.fingerprint
         kubernetes_repo.update(key)
         base_repo.update(key)
     release.manifest["rpm"] = {
@@ -65,6 +68,13 @@ def add_rpm_section(
             "assumed_installed": ASSUMED,
         }
     }
+    add_cni_plugins(release)
+    release.write()
+    return prefixes
+
+
+def add_cni_plugins(release) -> None:  # type: ignore[no-untyped-def]
+    """The cni-plugins tarball an EL9 release names (its plugins are laid over the kubernetes-cni RPM's)."""
     data = cni_tarball()
     url_path = "/releases/cni-plugins/cni-plugins-linux-{arch}-v1.4.0.tgz"
     files = release.manifest["files"]
@@ -74,6 +84,4 @@ def add_rpm_section(
          "sha256": {arch: hashlib.sha256(data).hexdigest() for arch in ("amd64", "arm64")}}
     )  # fmt: skip
     for arch in ("amd64", "arm64"):
-        mirror.add(f"/downloads.example.invalid{url_path.replace('{arch}', arch)}", data)
-    release.write()
-    return prefixes
+        release.mirror.add(f"/downloads.example.invalid{url_path.replace('{arch}', arch)}", data)

@@ -28,6 +28,10 @@ class FakeRpm:
     requires: Sequence[str] = ()
     provides: Sequence[str] = ()
     files: Dict[str, str] = field(default_factory=dict)  # absolute path -> content (default: the NVR)
+    conflicts: Sequence[str] = ()
+    obsoletes: Sequence[str] = ()
+    recommends: Sequence[str] = ()
+    supplements: Sequence[str] = ()
 
     @property
     def nvr(self) -> str:
@@ -52,6 +56,9 @@ class FakeRpm:
             lines.append("BuildArch: noarch")
         lines += [f"Requires: {r}" for r in self.requires]
         lines += [f"Provides: {p}" for p in self.provides]
+        for tag, values in (("Conflicts", self.conflicts), ("Obsoletes", self.obsoletes),
+                            ("Recommends", self.recommends), ("Supplements", self.supplements)):  # fmt: skip
+            lines += [f"{tag}: {v}" for v in values]
         lines += ["%description", f"{self.name} for tests", "%install"]
         for path, content in sorted(files.items()):
             folder = path.rsplit("/", 1)[0]

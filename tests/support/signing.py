@@ -33,6 +33,11 @@ class SigningKey:
         self.public = self._gpg("--armor", "--export", f"{name}@example.invalid").stdout
 
     @property
+    def fingerprint(self) -> str:
+        listing = self._gpg("--with-colons", "--list-keys", f"{self.name}@example.invalid").stdout.decode()
+        return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+
+    @property
     def env(self) -> Dict[str, str]:
         return dict(os.environ, GNUPGHOME=str(self.home))
 

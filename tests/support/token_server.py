@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support.registry import make_certificate
@@ -29,7 +29,10 @@ def _b64url(data: bytes) -> str:
 
 
 class TokenServer:
-    def __init__(self, work: Path, users: Optional[Dict[str, str]] = None, anonymous: bool = False) -> None:
+    def __init__(
+        self, work: Path, users: Optional[Dict[str, str]] = None, anonymous: bool = False,
+        grant: Tuple[str, ...] = ("pull",),
+    ) -> None:  # fmt: skip
         self.keys = make_certificate(work / "token-signer", name="token-signer")
         der = subprocess.run(
             ["openssl", "x509", "-in", str(self.keys["cert"]), "-outform", "DER"],
@@ -39,6 +42,7 @@ class TokenServer:
         self.x5c = base64.b64encode(der).decode()
         self.users = users or {}
         self.anonymous = anonymous
+        self.grant = grant  # the actions a token may carry (pushing tests add push)
         self.requests: List[Dict[str, object]] = []
         server = self
 
@@ -87,7 +91,7 @@ class TokenServer:
         access = []
         for scope in scopes:
             kind, name, actions = scope.split(":", 2) if scope.count(":") >= 2 else ("", scope, "")
-            access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a == "pull"]})
+            access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a in self.grant]})
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
         claims = {"iss": ISSUER, "sub": subject, "aud": SERVICE, "exp": now + 300, "nbf": now - 10,

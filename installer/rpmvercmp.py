@@ -1,4 +1,5 @@
-"""Version comparison exactly as rpm orders packages (rpmvercmp plus epoch:version-release).
+"""Version comparison exactly as rpm orders packages (rpmvercmp plus epoch:version-release), pure Python
+for the node (the preflight compares the node's packages with what the bundle's RPMs require).
 
 A version string is split into runs of digits and runs of ASCII letters; every other character only
 separates runs. Numeric runs compare as numbers (leading zeros ignored) and beat alphabetic runs. `~`
@@ -8,8 +9,7 @@ but before any further run (1.0 < 1.0^git1 < 1.0.1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 
 def _is_alnum(char: str) -> bool:
@@ -74,39 +74,21 @@ def rpmvercmp(left: str, right: str) -> int:
     return -1 if at_end_left else 1
 
 
-@dataclass(frozen=True)
-class EVR:
-    """epoch:version-release; `release` None means "any release" when used in a requirement."""
-
-    epoch: int
-    version: str
-    release: Optional[str] = None
-
-    @classmethod
-    def parse(cls, text: str) -> EVR:
-        text = text.strip()
-        epoch = 0
-        head, colon, rest = text.partition(":")
-        if colon:
-            if not head.isdigit():
-                raise ValueError(f"epoch {head!r} in {text!r} is not a number")
-            epoch, text = int(head), rest
-        version, dash, release = text.rpartition("-") if "-" in text else (text, "", "")
-        if not version:
-            raise ValueError(f"no version in {text!r}")
-        return cls(epoch, version, release if dash else None)
-
-    def __str__(self) -> str:
-        epoch = f"{self.epoch}:" if self.epoch else ""
-        release = f"-{self.release}" if self.release is not None else ""
-        return f"{epoch}{self.version}{release}"
+def _evr(text: str) -> Tuple[int, str, Optional[str]]:
+    epoch, colon, rest = text.partition(":")
+    if not colon:
+        epoch, rest = "0", text
+    version, dash, release = rest.rpartition("-") if "-" in rest else (rest, "", "")
+    return (int(epoch) if epoch.isdigit() else 0, version, release if dash else None)
 
 
-def compare_evr(left: EVR, right: EVR) -> int:
-    """Order two EVRs; the release takes part only when both sides have one (as rpm matches deps)."""
-    if left.epoch != right.epoch:
-        return 1 if left.epoch > right.epoch else -1
-    result = rpmvercmp(left.version, right.version)
-    if result or left.release is None or right.release is None:
+def compare_evr(left: str, right: str) -> int:
+    """Order two `[epoch:]version[-release]` strings; the release takes part only when both sides have one
+    (as rpm matches a requirement without release against any release)."""
+    (e1, v1, r1), (e2, v2, r2) = _evr(left), _evr(right)
+    if e1 != e2:
+        return 1 if e1 > e2 else -1
+    result = rpmvercmp(v1, v2)
+    if result or r1 is None or r2 is None:
         return result
-    return rpmvercmp(left.release, right.release)
+    return rpmvercmp(r1, r2)

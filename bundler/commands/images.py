@@ -1,0 +1,25 @@
+"""`bundler images push BUNDLE REGISTRY`: a bundle's images into a registry, read from the tarball in place."""
+
+from __future__ import annotations
+
+import argparse
+
+from bundler.errors import BundlerError
+from installer.errors import InstallError
+from installer.image_push import DEFAULT_CHUNK, PushOptions, push_bundle, summary
+from installer.verify import verify_bundle
+
+
+def run_push(args: argparse.Namespace) -> int:
+    options = PushOptions(
+        registry=args.registry, prefix=args.prefix, ca_file=args.ca_file, auth_file=args.auth_file,
+        plain_http=args.plain_http, chunk_size=args.chunk_size or DEFAULT_CHUNK,
+    )  # fmt: skip
+    try:
+        verify_bundle(args.bundle)  # every byte pushed is checked against SHA256SUMS first
+        print(f"pushing the images of {args.bundle} to {args.registry}")
+        report = push_bundle(args.bundle, options)
+    except InstallError as error:
+        raise BundlerError(str(error)) from None
+    print(summary(report, args.registry))
+    return 0

@@ -1,0 +1,83 @@
+"""A cluster.yaml far beyond any real cluster is refused at once with one clear line, by the loader and by
+both commands that check it (`bundler cluster check`, `k8s-install.pyz config check`).
+
+Regression: a 10 MB cluster.yaml hung both (pure-Python YAML, then a duplicate check over every pair of
+nodes). The deadlines below are upper bounds, not measurements."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from installer.cluster.config import MAX_NODES, load_cluster_config
+from installer.errors import InstallError
+from tests.conftest import REPO, run_bundler
+from tests.support.cluster import seed_data
+
+
+def with_nodes(count: int) -> dict:
+    """The seed cluster with `count` workers added (unique names and IPs in a 10.200.0.0/16 node network)."""
+    data = seed_data(networks={"nodes": "10.200.0.0/16", "pods": "172.16.0.0/12", "services": "10.96.0.0/12"})
+    planes = [dict(node, ip=f"10.200.0.{11 * (i + 1)}") for i, node in enumerate(data["nodes"][:3])]
+    workers = [
+        {"name": f"w{i}", "ip": f"10.200.{1 + (i >> 8)}.{i & 255}", "role": "worker"} for i in range(1, count + 1)
+    ]
+    return dict(data, api={"vip": "10.200.0.240"}, nodes=planes + workers)
+
+
+def refused_within(seconds: float, load: Callable[[], object]) -> str:
+    started = time.monotonic()
+    with pytest.raises(InstallError) as caught:
+        load()
+    assert time.monotonic() - started < seconds
+    return str(caught.value)
+
+
+def test_a_10_mb_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(seed_data()) + "# padding\n" * (10 * 1024 * 1024 // 10))
+    message = refused_within(1.0, lambda: load_cluster_config(path))
+    assert message == (
+        f"{path}: 10240 KiB, far more than a cluster config (at most 128 KiB, {MAX_NODES} nodes): "
+        "is this the right file?"
+    )
+
+
+def test_more_nodes_than_any_cluster_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(with_nodes(2000), default_flow_style=None, width=200))
+    message = refused_within(5.0, lambda: load_cluster_config(path))
+    assert message.endswith(f"nodes: 2003 nodes; this installer sets up at most {MAX_NODES} per cluster")
+
+
+def test_duplicate_checks_stay_fast_and_name_both_nodes(tmp_path: Path) -> None:
+    data = with_nodes(MAX_NODES - 3)
+    data["nodes"][-1]["ip"] = data["nodes"][5]["ip"]
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(data, default_flow_style=None, width=200))
+    message = refused_within(5.0, lambda: load_cluster_config(path))
+    assert f"nodes[{MAX_NODES - 1}].ip: {data['nodes'][5]['ip']} is also the IP of nodes[5] (w3)" in message
+    del data["nodes"][-1]
+    path.write_text(yaml.safe_dump(data, default_flow_style=None, width=200))
+    assert len(load_cluster_config(path).config.nodes) == MAX_NODES - 1
+
+
+def test_both_commands_refuse_the_10_mb_file_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(seed_data()) + "# padding\n" * (10 * 1024 * 1024 // 10))
+    line = f"{path}: 10240 KiB, far more than a cluster config"
+    bundler = run_bundler("cluster", "check", str(path))
+    assert bundler.returncode == 1 and bundler.stderr.count("\n") == 1 and line in bundler.stderr
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    installer = subprocess.run(
+        [sys.executable, "-m", "installer", "config", "check", "--config", str(path)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert installer.returncode == 1 and installer.stderr.count("\n") == 1 and line in installer.stderr

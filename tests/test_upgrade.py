@@ -1,0 +1,235 @@
+"""`k8s-install.pyz upgrade` on simulated nodes (the real pyz under Python 3.9, a temporary root, the node's
+address in its own network namespace). kubeadm, kubelet and kubectl cannot run here: the tests assert the
+exact commands the upgrade would run, in kubeadm's order, and that re-runs and stopped runs converge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+import yaml
+
+from installer.upgrade import apiserver_version, skew_problem
+from tests.support.cluster_files import SUBNET, write_cluster
+from tests.support.http_server import MirrorServer
+from tests.support.node_bundle import build_node_bundle
+from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
+
+TARGET = "1.30.14"
+ADMIN = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
+
+
+def retarget(bundle: Path, version: str) -> None:
+    """Stand-in for a bundle of another release: bundle.yaml names `version` and kubeadm's images for it (the
+    image pipeline itself is tested in test_images_*; a --root run does not import images), and SHA256SUMS
+    is updated to match, as the builder would write it."""
+    record = yaml.safe_load((bundle / "bundle.yaml").read_text())
+    record["kubernetes"] = version
+    names = [f"registry.k8s.io/{c}:v{version}" for c in ("kube-apiserver", "kube-controller-manager",
+                                                         "kube-scheduler", "kube-proxy")]  # fmt: skip
+    names += ["registry.k8s.io/etcd:3.5.15-0", "registry.k8s.io/coredns/coredns:v1.11.3", "registry.k8s.io/pause:3.9"]
+    record["images"] = [{"name": n, "digest": "sha256:" + hashlib.sha256(n.encode()).hexdigest()} for n in names]
+    data = yaml.safe_dump(record, sort_keys=False).encode()
+    (bundle / "bundle.yaml").write_bytes(data)
+    sums = (bundle / "SHA256SUMS").read_text().splitlines()
+    sums = [f"{hashlib.sha256(data).hexdigest()}  bundle.yaml" if s.endswith("  bundle.yaml") else s for s in sums]
+    (bundle / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    mirror = MirrorServer().start()
+    try:
+        built = build_node_bundle(mirror, tmp_path_factory.mktemp("upgrade-bundle"))
+    finally:
+        mirror.stop()
+    retarget(built, TARGET)
+    yield built
+
+
+def old_node(root: Path, control_plane: bool, state: dict) -> Path:
+    """A node installed with 1.29.6: the installer's record and, on control planes, kubeadm's static pod."""
+    make_el9_root(root)
+    add_kubelet_unit(root)
+    (root / "var/lib/k8s-install").mkdir(parents=True)
+    (root / "var/lib/k8s-install/state.json").write_text(json.dumps({"kubernetes": "1.29.6", **state}))
+    if control_plane:
+        manifests = root / "etc/kubernetes/manifests"
+        manifests.mkdir(parents=True)
+        pod = {"kind": "Pod", "spec": {"containers": [{"image": "registry.k8s.io/kube-apiserver:v1.29.6"}]}}
+        (manifests / "kube-apiserver.yaml").write_text(yaml.safe_dump(pod))
+    return root
+
+
+def upgrade(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *flags: str):
+    site = tmp_path / "site"
+    with NetNamespace() as namespace:
+        namespace.add_address(f"{ip}/24")
+        command = namespace.prefix() + [
+            python39, str(bundle / "k8s-install.pyz"), "upgrade", *flags, "--root", str(root),
+            "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"),
+        ]  # fmt: skip
+        env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def actions(root: Path) -> List[str]:
+    """What the run did or would do on the running cluster, in order: commands, restarts, operator notes."""
+    found = []
+    for line in (root / "var/log/k8s-install.log").read_text().splitlines():
+        text = line.split(" ", 1)[1]
+        if "would run: " in text:
+            found.append(text.split("would run: ", 1)[1])
+        elif text.startswith("skipped (offline root") and "systemctl restart" in text:
+            found.append(text.split("): ", 1)[1])
+        elif text.startswith("operator: "):
+            found.append(text)
+    return found
+
+
+@pytest.fixture
+def site(cluster_secrets, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    path = write_cluster(tmp_path / "site", cluster_secrets)
+    document = yaml.safe_load(path.read_text())
+    document["kubernetes_version"] = TARGET  # the operator's cluster.yaml, moved to the new release
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_first_control_plane_in_kubeadm_order_then_a_rerun_changes_nothing(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    root = old_node(tmp_path / "mn01", True, {})
+    first = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "upgrade of k8s-mn01: 1.29.6 -> 1.30.14" in first.stdout
+    assert "/etc/kubernetes/tmp/kubeadm-backup-etcd-<date>-<time>" in first.stdout
+    assert actions(root) == [
+        f"{ADMIN} get --raw /readyz",
+        "kubeadm upgrade plan v1.30.14",
+        "kubeadm upgrade apply v1.30.14 --yes",
+        f"{ADMIN} drain k8s-mn01 --ignore-daemonsets",
+        "systemctl restart containerd",
+        "systemctl restart kubelet",
+        f"{ADMIN} uncordon k8s-mn01",
+        "systemctl restart buildkitd",
+    ]
+    state = json.loads((root / "var/lib/k8s-install/state.json").read_text())
+    assert state["kubernetes"] == TARGET and state["upgrade"]["completed"] is True
+    assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in (root / "etc/containerd/config.toml").read_text()
+    init = list(yaml.safe_load_all((root / "etc/k8s-install/kubeadm-init.yaml").read_text()))
+    assert init[1]["kubernetesVersion"] == "v1.30.14" and init[0]["apiVersion"] == "kubeadm.k8s.io/v1beta3"
+    (root / "var/log/k8s-install.log").unlink()
+    again = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1.30.14 -> 1.30.14" not in again.stdout  # the record keeps where the upgrade started
+    assert "0 change(s)" in again.stdout
+    assert actions(root) == [f"{ADMIN} get --raw /readyz"]
+
+
+def test_other_control_plane_runs_upgrade_node(python39: str, bundle: Path, site: Path, tmp_path: Path) -> None:
+    root = old_node(tmp_path / "mn02", True, {})
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.22", "--role", "control-plane", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert actions(root)[:4] == [
+        f"{ADMIN} get --raw /readyz",
+        "kubeadm upgrade node",
+        f"{ADMIN} drain k8s-mn02 --ignore-daemonsets",
+        "systemctl restart containerd",
+    ]
+    assert "kubeadm upgrade apply v1.30.14 --yes" not in actions(root)
+
+
+def test_worker_is_drained_before_upgrade_node_with_the_commands_shown(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    root = old_node(tmp_path / "wn01", False, {})
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.100", "--role", "worker", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    drain = "drain k8s-wn01 from a control plane before confirming: kubectl drain k8s-wn01 --ignore-daemonsets"
+    assert actions(root) == [
+        "kubectl --kubeconfig=/etc/kubernetes/kubelet.conf get --raw /version",
+        f"operator: {drain} (this node has no admin kubeconfig)",
+        "kubeadm upgrade node",
+        "systemctl restart containerd",
+        "systemctl restart kubelet",
+        "operator: uncordon k8s-wn01 from a control plane: kubectl uncordon k8s-wn01",
+        "systemctl restart buildkitd",
+    ]
+    assert "kubectl drain k8s-wn01 --ignore-daemonsets" in result.stdout
+
+
+def test_a_stopped_upgrade_goes_on_from_the_next_action(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    stopped = {"upgrade": {"from": "1.29.6", "to": TARGET, "done": ["kubeadm-upgrade-plan", "kubeadm-upgrade-apply"]}}
+    root = old_node(tmp_path / "mn01", True, stopped)
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert actions(root)[:2] == [f"{ADMIN} get --raw /readyz", f"{ADMIN} drain k8s-mn01 --ignore-daemonsets"]
+    assert not any(action.startswith("kubeadm ") for action in actions(root))
+
+
+def test_upgrade_plan_shows_the_steps_and_changes_nothing(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    root = old_node(tmp_path / "mn01", True, {})
+    before = (root / "var/lib/k8s-install/state.json").read_text()
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "plan", "--role", "control-plane", "--first")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would kubeadm upgrade apply v1.30.14 --yes" in result.stdout
+    assert "[kubelet-restart] kubelet restarted on the new version: 1 to change" in result.stdout
+    assert "nothing was changed" in result.stdout
+    assert (root / "var/lib/k8s-install/state.json").read_text() == before
+    assert not (root / "etc/containerd/config.toml").exists()
+
+
+def test_skipping_a_minor_is_refused_in_one_line(python39: str, bundle: Path, site: Path, tmp_path: Path) -> None:
+    root = old_node(tmp_path / "mn01", True, {"kubernetes": "1.28.9"})
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "k8s-install.pyz: error: 1.28.9 -> 1.30.14 skips a minor version: kubeadm upgrades one minor at a time; "
+        "upgrade every node to a 1.29 bundle first"
+    )
+    assert not (root / "etc/containerd/config.toml").exists()
+
+
+@pytest.mark.parametrize(
+    "installed, target, problem",
+    [
+        ("1.29.6", "1.29.15", None),
+        ("1.29.15", "1.30.14", None),
+        ("1.30.14", "1.31.14", None),
+        ("1.30.14", "1.30.14", None),
+        ("1.29.6", "1.31.14", "skips a minor version"),
+        ("1.30.14", "1.29.15", "downgrades are not supported"),
+    ],
+)
+def test_skew_rules(installed: str, target: str, problem) -> None:  # type: ignore[no-untyped-def]
+    found = skew_problem(installed, target)
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_apiserver_version_from_the_static_pod() -> None:
+    pod = {"spec": {"containers": [{"image": "registry.k8s.io/kube-apiserver:v1.30.14"}]}}
+    assert apiserver_version(yaml.safe_dump(pod)) == "1.30.14"
+    assert apiserver_version("not: [yaml") is None
+
+
+def test_a_node_installed_with_the_release_has_nothing_to_upgrade(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    root = old_node(tmp_path / "wn01", False, {"kubernetes": TARGET})
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.100", "--role", "worker", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "k8s-wn01 already runs 1.30.14: nothing to upgrade" in result.stdout
+    assert not (root / "var/log/k8s-install.log").exists()  # nothing was run, not even the preflight probe

@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -105,7 +106,7 @@ def build_lab_bundle(work: Path, cluster_yaml: Path, images: List[str], registry
         release = work / "release.yaml"
         release.write_text(yaml.safe_dump(manifest, sort_keys=False))
         result = subprocess.run(
-            ["python3", "-m", "bundler", "build", "--manifest", str(release), "--mirror", mirror.url,
+            [sys.executable, "-m", "bundler", "build", "--manifest", str(release), "--mirror", mirror.url,
              "--cache", str(work / "cache"), "--output", str(work / "out"), "--cluster", str(cluster_yaml),
              "--insecure-registry", registry.host,
              "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored"],

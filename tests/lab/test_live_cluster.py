@@ -27,7 +27,6 @@ from tests.support.sandbox import ORIGINAL_CHRONY, ORIGINAL_FSTAB, ORIGINAL_HOST
 CONTROL_PLANES = ("k8s-mn01", "k8s-mn02")
 NODES = CONTROL_PLANES + ("k8s-wn01",)
 IMAGES = ("127.0.0.1:", "registry.k8s.io/pause:3.9")  # the test busybox keeps its loopback registry's name
-ISSUE_10 = "issue 10 (node-step fixes, merged separately)"
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +35,6 @@ def installed(live: LiveCluster) -> LiveCluster:
     for name in NODES:
         run = live.install(name)
         TIMINGS[f"live install {name}"] = run.seconds
-        if run.result.returncode != 0 and "sysctl -p" in run.output and "cannot stat /proc/sys/" in run.output:
-            # a node's own network namespace lacks the keys only the host's has (net.core.netdev_max_backlog,
-            # the neigh gc_* ones); a VM would have them, and the installer is to skip missing keys
-            pytest.xfail(f"`sysctl -p` stops at a key this kernel does not show the node ({ISSUE_10})")
         assert run.result.returncode == 0, f"{name}: {run.output}"
     return live
 
@@ -86,9 +81,6 @@ def test_time_comes_from_the_first_control_plane(installed: LiveCluster, name: s
         sources = node.run(["chronyc", "-n", "sources"]).stdout
         return next((line for line in sources.splitlines() if line.startswith("^*")), "")
 
-    ports = installed["k8s-mn01"].run(["firewall-cmd", "--info-service=k8s-control-plane"]).stdout
-    if "123/udp" not in ports:
-        pytest.xfail(f"the first control plane's firewall does not let NTP (123/udp) in ({ISSUE_10})")
     deadline = time.monotonic() + 90
     while not selected() and time.monotonic() < deadline:
         time.sleep(1)

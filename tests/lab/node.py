@@ -72,6 +72,7 @@ class LabNode:
         self.name, self.address = name, address_cidr.split("/")[0]
         self.work = work
         self.namespace = lab.add_host(name, address_cidr)
+        self.machine = f"{name}-{lab.suffix}"  # unique: systemd-nspawn keeps state under /run by this name
         self.process: Optional[subprocess.Popen] = None
         self.leader = 0
         self.merged = work / "root"
@@ -96,7 +97,7 @@ class LabNode:
         started = time.monotonic()
         log = open(self.work / "console.log", "ab")  # noqa: SIM115 - lives as long as the container
         self.process = subprocess.Popen(
-            ["systemd-nspawn", *NSPAWN_FLAGS, "-D", str(self.merged), f"--machine={self.name}",
+            ["systemd-nspawn", *NSPAWN_FLAGS, "-D", str(self.merged), f"--machine={self.machine}",
              f"--network-namespace-path=/run/netns/{self.namespace}", *self.binds],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=dict(os.environ, SYSTEMD_LOG_LEVEL="err", SYSTEMD_NSPAWN_API_VFS_WRITABLE="network"),

@@ -1,0 +1,138 @@
+"""The bundle the lab nodes install from, made by the real `bundler build` from loopback sources.
+
+- files: node_bundle.py's runtime artifacts (Debian's real containerd, ctr, shim and runc; small CNI,
+  buildkit and nerdctl stand-ins);
+- RPMs, signed by a throwaway key the bundle pins: kubeadm, kubelet, kubectl as the lab stand-ins of
+  tests/lab/standins.py (launchers of /usr/lib/k8s-lab/standin; kubelet.service); and every other package
+  the EL9 bundle names (chrony, keepalived, haproxy, socat, conntrack-tools, ...) as RPMs owning only a
+  marker file, because the Debian node already has the real programs;
+- images from a loopback registry: the test busybox, and pause:3.9 as registry.k8s.io/pause:3.9;
+- cluster.yaml, packed with `--cluster` as a user would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import yaml
+
+from tests.lab import standins
+from tests.lab.root import EL9_PRESENT_RPMS
+from tests.support.http_server import MirrorServer
+from tests.support.node_bundle import TOP, _tarball, node_release_manifest
+from tests.support.registry import Registry
+from tests.support.rpm_repo import FakeRpm, build_rpms, make_repo, serve_directory
+from tests.support.signing import SigningKey
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RPM_HOST = "rpms.example.invalid"
+KUBE_RELEASE = "150500.1.1"
+KUBE_PACKAGES = ("kubeadm", "kubelet", "kubectl")
+# What the real manifest's rocky9 `packages:` list adds to the kube RPMs; the node has each from Debian.
+PRESENT_ON_NODE = ("conntrack-tools", "socat", "iptables", "ebtables", "ethtool", "ipvsadm", "ipset", "chrony",
+                   "keepalived", "haproxy", "tar", "cri-tools", "kubernetes-cni")  # fmt: skip
+EMPTY_FILES = {"/usr/share/k8s-lab/rpms/{name}": "lab stand-in: the node has {name} from Debian"}
+
+
+def kube_rpm(name: str) -> FakeRpm:
+    files = {f"/usr/bin/{name}": standins.launcher(name)}
+    if name == "kubelet":
+        files["/usr/lib/systemd/system/kubelet.service"] = standins.KUBELET_UNIT
+    requires = ("kubelet", "kubectl", "cri-tools", "kubernetes-cni") if name == "kubeadm" else ()
+    return FakeRpm(name, "1.29.6", KUBE_RELEASE, arches=("x86_64",), requires=requires, files=files)
+
+
+def present_rpm(name: str) -> FakeRpm:
+    marker = {k.format(name=name): v.format(name=name) for k, v in EMPTY_FILES.items()}
+    return FakeRpm(name, "0.lab", files=marker)
+
+
+def lab_release(mirror: MirrorServer, work: Path, signer: SigningKey) -> dict:
+    """The release manifest: node_bundle's files plus an `rpm:` section served from the mirror."""
+    kube = build_rpms([kube_rpm(name) for name in KUBE_PACKAGES], work / "kube-build")
+    # the base repository also holds what the root's RPM database has (rocky-release): the builder checks
+    # every assumed package against the repositories
+    base = build_rpms([present_rpm(name) for name in PRESENT_ON_NODE] + list(EL9_PRESENT_RPMS), work / "base-build")
+    signer.sign_rpms([*kube.values(), *base.values()])
+    mirror.add(f"/{RPM_HOST}/key.asc", signer.public)
+    key = {"gpgkey": f"https://{RPM_HOST}/key.asc", "gpgkey_sha256": hashlib.sha256(signer.public).hexdigest()}
+    repositories = []
+    for repo_id, rpms in (("kubernetes", list(kube.values())), ("base", list(base.values()))):
+        folder = make_repo(work / "repos" / repo_id, rpms)
+        signer.sign_detached(folder / "repodata" / "repomd.xml")
+        serve_directory(mirror, f"/{RPM_HOST}/{repo_id}", folder)
+        repositories.append({"id": repo_id, "baseurl": f"https://{RPM_HOST}/{repo_id}/", **key})
+    manifest = node_release_manifest(mirror)
+    replace_file_artifact(manifest, mirror, "buildkit", buildkit_standin())
+    manifest["rpm"] = {
+        "rocky9": {
+            "repositories": repositories,
+            "packages": [f"{name} = 1.29.6" for name in KUBE_PACKAGES] + list(PRESENT_ON_NODE[:-2]),
+            "assumed_installed": [rpm.name for rpm in EL9_PRESENT_RPMS],
+        }
+    }
+    return manifest
+
+
+def buildkit_standin() -> bytes:
+    """buildkit's release tarball with a buildkitd that stays up as the daemon does (tests/lab/standins.py)."""
+    daemon = standins.BUILDKITD.encode()
+    return _tarball([("bin/buildkitd", daemon), ("bin/buildctl", b"#!/bin/sh\necho 'buildctl (lab stand-in)'\n")])
+
+
+def replace_file_artifact(manifest: dict, mirror: MirrorServer, name: str, data: bytes) -> None:
+    """Serve `data` as the amd64 file of artifact `name`, and pin its sha256."""
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            mirror.add("/" + entry["url"].replace("{arch}", "amd64").split("://", 1)[1], data)
+            entry["sha256"] = {"amd64": hashlib.sha256(data).hexdigest()}
+
+
+def build_lab_bundle(work: Path, cluster_yaml: Path, images: List[str], registry: Registry) -> Path:
+    """Build with the real builder and return the bundle tarball (unpacked by each node itself)."""
+    work.mkdir(parents=True, exist_ok=True)
+    mirror = MirrorServer().start()
+    signer = SigningKey("k8s-lab")
+    try:
+        manifest = lab_release(mirror, work, signer)
+        manifest["images"] = images
+        release = work / "release.yaml"
+        release.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        result = subprocess.run(
+            [sys.executable, "-m", "bundler", "build", "--manifest", str(release), "--mirror", mirror.url,
+             "--cache", str(work / "cache"), "--output", str(work / "out"), "--cluster", str(cluster_yaml),
+             "--insecure-registry", registry.host,
+             "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored"],
+            capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise AssertionError(f"bundler build failed: {result.stdout}{result.stderr}")
+    finally:
+        signer.close()
+        mirror.stop()
+    shutil.rmtree(work / "cache", ignore_errors=True)
+    return work / "out" / f"{TOP}.tar"
+
+
+def make_lab_bundle(work: Path, image_storage: Path, secrets: object, timings: Dict[str, float]) -> Tuple[Path, Path]:
+    """cluster.yaml and its secrets in `work/site`, and the bundle tarball built with the test images served
+    from a copy of `image_storage`; returns (tarball, site)."""
+    from tests.support.cluster_files import write_cluster
+
+    site = work / "site"
+    write_cluster(site, secrets)  # type: ignore[arg-type]
+    storage = work / "registry-storage"
+    shutil.copytree(image_storage, storage)
+    started = time.monotonic()
+    with Registry(storage, work / "registry") as registry:
+        images = [f"{registry.host}/test/busybox:1.0", "registry.k8s.io/pause:3.9"]
+        tarball = build_lab_bundle(work / "build", site / "cluster.yaml", images, registry)
+    timings["bundle build"] = time.monotonic() - started
+    return tarball, site

@@ -1,0 +1,115 @@
+"""Running the installer live on lab nodes, as a user would: the bundle tarball copied onto the node,
+unpacked there, the secrets file beside it, then `./k8s-install.pyz --role ... --yes` from the bundle folder."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from tests.lab.node import LabCluster, LabNode
+from tests.support.cluster_files import SUBNET
+from tests.support.node_bundle import TOP
+
+VIP = f"{SUBNET}.240"
+LAB_NODES = (("k8s-mn01", f"{SUBNET}.11/24"), ("k8s-mn02", f"{SUBNET}.22/24"), ("k8s-wn01", f"{SUBNET}.100/24"))
+BUNDLE_DIR = f"/root/{TOP}"
+ROLES: Dict[str, Tuple[str, ...]] = {
+    "k8s-mn01": ("--role", "control-plane", "--first"),
+    "k8s-mn02": ("--role", "control-plane"),
+    "k8s-wn01": ("--role", "worker"),
+}
+INSTALLED_SERVICES = ("containerd", "keepalived", "haproxy", "chronyd", "firewalld", "buildkitd")
+
+
+@dataclass
+class Run:
+    result: subprocess.CompletedProcess
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+
+class LiveCluster:
+    def __init__(self, nodes: LabCluster, tarball: Path, site: Path) -> None:
+        self.nodes = nodes
+        self.tarball = tarball
+        self.site = site
+        self.runs: Dict[str, List[Run]] = {}
+        self.count = 0
+
+    def __getitem__(self, name: str) -> LabNode:
+        return self.nodes.nodes[name]
+
+    def unpack_everywhere(self) -> None:
+        for name, node in self.nodes.nodes.items():
+            shutil.copy2(self.tarball, node.path(f"/root/{self.tarball.name}"))
+            node.run(["tar", "-xf", self.tarball.name])
+            secrets = "cluster-secrets-worker.yaml" if "wn" in name else "cluster-secrets.yaml"
+            target = node.path(f"/root/{secrets}")
+            shutil.copy2(self.site / secrets, target)
+            target.chmod(0o600)
+
+    def installer(self, name: str, *command: str) -> List[str]:
+        return ["./k8s-install.pyz", *command, *ROLES[name], "--yes"]
+
+    def install(self, name: str, *command: str, timeout: float = 900) -> Run:
+        started = time.monotonic()
+        self.count += 1
+        argv = self.installer(name, *command)
+        result = self[name].run(argv, timeout=timeout, check=False, cwd=BUNDLE_DIR, unit=f"k8s-lab-run-{self.count}")
+        run = Run(result, time.monotonic() - started)
+        self.runs.setdefault(name, []).append(run)
+        return run
+
+    def start_install(self, name: str, log: Path, unit: str) -> subprocess.Popen:
+        return self[name].popen(self.installer(name), log, cwd=BUNDLE_DIR, unit=unit)
+
+    def kill_install(self, name: str, unit: str) -> None:
+        """SIGKILL the installer itself (the unit's main process), as `kill -9 PID` would."""
+        self[name].run(["systemctl", "kill", "--signal=SIGKILL", "--kill-whom=main", unit])
+
+    def vip_holders(self) -> List[str]:
+        holders = []
+        for name in ("k8s-mn01", "k8s-mn02"):
+            shown = self[name].run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+            if f" {VIP}/" in shown:
+                holders.append(name)
+        return holders
+
+    def wait_for_vip_holder(self, timeout: float, not_on: Optional[str] = None) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            holders = self.vip_holders()
+            if len(holders) == 1 and holders[0] != not_on:
+                return holders[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no single VIP holder (other than {not_on}) within {timeout:.0f} s: {self.vip_holders()}")
+
+    def service_starts(self, name: str) -> Dict[str, str]:
+        """unit -> its invocation id: a restart changes it."""
+        node = self[name]
+        found = {}
+        for unit in INSTALLED_SERVICES:
+            found[unit] = node.unit(unit, "InvocationID").get("InvocationID", "")
+        return found
+
+
+def boot_lab(root: Path, tarball: Path, site: Path, work: Path, timings: Dict[str, float]) -> LiveCluster:
+    """The three nodes booted from `root` with the bundle unpacked on each; the caller closes `.nodes`."""
+    nodes = LabCluster(root, work)
+    try:
+        for name, address in LAB_NODES:
+            nodes.add(name, address)
+            timings[f"boot {name}"] = nodes.boot_seconds[name]
+        cluster = LiveCluster(nodes, tarball, site)
+        cluster.unpack_everywhere()
+    except BaseException:
+        nodes.close()
+        raise
+    return cluster

@@ -1,0 +1,82 @@
+"""Session fixtures of the lab: the cached root, the bundle, and three booted nodes on one bridge.
+
+Building is once per test run (the root once per machine); the figures (root build, boot, installs) are
+written to the session's `lab-timings.json` and printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterator, Tuple
+
+import pytest
+
+from tests.lab.bundle import make_lab_bundle
+from tests.lab.cluster import LiveCluster, boot_lab
+from tests.lab.root import lab_root
+
+TOOLS = ("systemd-nspawn", "debootstrap", "nsenter", "ip", "rpmbuild", "createrepo_c", "gpg", "rpmsign")
+TIMINGS: Dict[str, float] = {}
+
+
+def lab_prerequisites() -> str:
+    """Why the lab cannot run here, or "" when it can."""
+    if os.geteuid() != 0:
+        return "the lab needs root (mounts, network namespaces, systemd-nspawn)"
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"the lab needs {', '.join(missing)} (apt-get install systemd-container debootstrap; see .ci/run)"
+    return ""
+
+
+def require_lab() -> None:
+    reason = lab_prerequisites()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab_root_dir() -> Path:
+    require_lab()
+    return lab_root(TIMINGS)
+
+
+@pytest.fixture(scope="session")
+def lab_bundle(pushed_images, cluster_secrets, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    """(bundle tarball, folder of cluster.yaml and its secrets)"""
+    require_lab()
+    return make_lab_bundle(tmp_path_factory.mktemp("lab-bundle"), pushed_images.storage, cluster_secrets, TIMINGS)
+
+
+@pytest.fixture(scope="session")
+def live(
+    lab_root_dir: Path, lab_bundle: Tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveCluster]:
+    """Three booted nodes (k8s-mn01, k8s-mn02, k8s-wn01) with the bundle unpacked, nothing installed yet."""
+    # a short folder: containerd's socket path inside must stay short, and overlay options are long
+    work = Path(tempfile.mkdtemp(prefix="k8slab-", dir="/var/tmp"))
+    cluster = boot_lab(lab_root_dir, *lab_bundle, work, TIMINGS)
+    try:
+        yield cluster
+    finally:
+        cluster.nodes.close()
+        if os.environ.get("K8S_LAB_KEEP") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+        write_timings(tmp_path_factory.getbasetemp() / "lab-timings.json")
+
+
+def write_timings(path: Path) -> None:
+    path.write_text(json.dumps(TIMINGS, indent=1))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if TIMINGS:
+        terminalreporter.write_sep("-", "lab figures (seconds)")
+        for what, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{what:40s} {seconds:7.1f}")

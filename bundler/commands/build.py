@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import yaml
 
@@ -15,14 +16,17 @@ from bundler import __version__
 from bundler.build_context import BuildContext, BuildOptions
 from bundler.bundle_writer import BundleContents, write_tarball
 from bundler.cache import DEFAULT_CACHE, Cache
+from bundler.completeness import Inventory, missing_parts
 from bundler.download import Downloader
 from bundler.errors import BundlerError
+from bundler.fetcher import fetch_all
 from bundler.manifest import load_release
+from bundler.plan import Plan, SourcePlan
 from bundler.progress import human_size
 from bundler.sources.cluster import add_cluster_config
-from bundler.sources.files import fetch_files
-from bundler.sources.images import fetch_images
-from bundler.sources.rpms import fetch_rpms
+from bundler.sources.files import plan_files
+from bundler.sources.images import plan_images
+from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
 from installer.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 
@@ -91,23 +95,78 @@ def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
     context.record["installer"] = {"path": INSTALLER_NAME, "version": __version__, "sha256": digest, "size": size}
 
 
+def resolve_plan(context: BuildContext) -> Plan:
+    """Read every piece of metadata (pins and sizes, repository metadata and the package solve, image
+    indexes, manifests and configs) and describe every blob; nothing large is fetched yet."""
+    files = plan_files(context)
+    for name in context.release.images_from_files:  # small YAML files whose images are more metadata
+        listed = next(blob for blob in files.blobs if blob.name == name)
+        context.fetched_files[name] = listed.fetch(None).path
+    rpms = plan_rpms(context)  # before images: a bad repository fails before any registry is asked
+    images = plan_images(context)
+    return Plan([files, images] + ([rpms] if rpms is not None else []))
+
+
+def check_complete(context: BuildContext, plan: Plan) -> List[str]:
+    """Fail listing every missing part, or with --allow-incomplete warn and record them in bundle.yaml."""
+    by_kind: Dict[str, SourcePlan] = {source.kind: source for source in plan.sources}
+    inventory = Inventory(
+        os_id=context.os_target.id,
+        installs_rpms=context.os_target.rpms,
+        kubernetes=context.release.kubernetes,
+        files=tuple(blob.name for blob in by_kind["files"].blobs),
+        rpms=tuple(by_kind["rpms"].details.get("packages", ())) if "rpms" in by_kind else (),
+        images=tuple(by_kind["images"].details.get("images", ())),
+        images_from_files=context.release.images_from_files,
+    )
+    missing = missing_parts(inventory)
+    if missing and not context.options.allow_incomplete:
+        raise BundlerError(
+            f"the bundle for {context.os_target.id} would be incomplete, missing: {'; '.join(missing)}; "
+            f"add them to {context.release.source} (or pass --allow-incomplete for a partial bundle)"
+        )
+    for part in missing:
+        print(f"warning: incomplete bundle (--allow-incomplete): missing {part}", file=sys.stderr)
+    if missing:
+        context.record["incomplete"] = missing
+    return missing
+
+
+def print_plan(plan: Plan, missing: List[str], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**plan.as_data(), "incomplete": missing}, indent=2))
+        return
+    for source in plan.sources:
+        for blob in source.blobs:
+            size = human_size(blob.size) if blob.size is not None else "size unknown"
+            state = "cached" if blob.cached else "fetch"
+            print(f"{blob.kind:5} {state:6} {size:>10}  {blob.places[0]}  <- {blob.urls[0]}")
+
+
 def run_build(options: BuildOptions) -> int:
     started = time.monotonic()
     epoch = source_date_epoch()
     output_dir = Path(options.output)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BundlerError(f"cannot create the output folder {output_dir}: {error.strerror}") from None
+    if not options.dry_run:
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BundlerError(f"cannot create the output folder {output_dir}: {error.strerror}") from None
     context = prepare(options)
     top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
     tarball = output_dir / f"{top}.tar"
-    print(f"building {tarball.name} (cache {context.cache.root})", file=sys.stderr)
+    print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)
     add_cluster_config(context)  # validated before anything is downloaded
-    fetch_files(context)
-    fetch_images(context)
-    fetch_rpms(context)
-    # Further source kinds (images, RPMs) add themselves here, in this order.
+    plan = resolve_plan(context)
+    for line in plan.summary_lines():
+        print(line, file=sys.stderr)
+    missing = check_complete(context, plan)
+    if options.dry_run:
+        print_plan(plan, missing, options.json)
+        return 0
+    fetched = fetch_all(plan, options.jobs)
+    for source in plan.sources:
+        source.publish(fetched)
     with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
         add_installer(context, epoch, Path(work))
         manifest_text = yaml.safe_dump(context.record, sort_keys=False, default_flow_style=False)

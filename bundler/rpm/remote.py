@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from bundler.download import Downloader, Fetched
 from bundler.errors import BundlerError
@@ -27,14 +27,17 @@ HASH_NAMES = {"sha": "sha1", "sha1": "sha1", "sha224": "sha224", "sha256": "sha2
               "sha512": "sha512", "md5": "md5"}  # fmt: skip
 
 
-def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: str, checksum: str) -> Fetched:
+def fetch_checked(
+    downloader: Downloader, label: str, url: str, checksum_type: str, checksum: str,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Fetched:  # fmt: skip
     """Download `url` and prove it has the checksum the repository metadata gives, whatever its type."""
     kind = HASH_NAMES.get(checksum_type.lower())
     if kind is None:
         raise BundlerError(f"{label}: unknown checksum type {checksum_type!r} in the repository metadata")
     if kind == "sha256":
         try:
-            return downloader.fetch(label, url, checksum)
+            return downloader.fetch(label, url, checksum, progress)
         except BundlerError as error:
             if "checksum mismatch" not in str(error):
                 raise
@@ -42,7 +45,7 @@ def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: s
                 f"{label}: checksum mismatch for {url}: the repository metadata gives sha256 {checksum}; the "
                 "download, the mirror or the repository is damaged (retry, or try without --rpm-mirror)"
             ) from None
-    fetched = downloader.fetch(label, url, None)
+    fetched = downloader.fetch(label, url, None, progress)
     digest = hashlib.new(kind)
     with open(fetched.path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -53,8 +56,11 @@ def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: s
 
 
 class RemoteRepository:
-    def __init__(self, spec: RepositorySpec, url: str, downloader: Downloader) -> None:
+    def __init__(
+        self, spec: RepositorySpec, url: str, downloader: Downloader, locked: Optional[Dict[str, str]] = None
+    ) -> None:
         self.spec = spec
+        self.locked = locked or {}  # "repomd", "signature", "key" -> sha256 from --lock: taken from the cache
         self.id = spec.id
         self.url = url
         self.downloader = downloader
@@ -62,21 +68,32 @@ class RemoteRepository:
         self.repomd_sha256 = ""
         self.key: Optional[Fetched] = None
         self.signer: Optional[str] = None
+        self.signature_sha256: Optional[str] = None
         self._filelists: Optional[Dict[str, Tuple[FileEntry, ...]]] = None
 
     def load(self) -> List[Package]:
         """Read repomd.xml and primary; every package of the repository."""
-        fetched = self.downloader.fetch(f"{self.id} repomd.xml", self.url + "repodata/repomd.xml", None)
+        fetched = self._unpinned("repomd", f"{self.id} repomd.xml", self.url + "repodata/repomd.xml")
         self.repomd_sha256 = fetched.sha256
         if self.spec.gpgkey:
-            self.key = self.downloader.fetch(f"{self.id} key", self.spec.gpgkey, self.spec.gpgkey_sha256)
+            if self.spec.gpgkey_sha256:
+                self.key = self.downloader.fetch(f"{self.id} key", self.spec.gpgkey, self.spec.gpgkey_sha256)
+            else:
+                self.key = self._unpinned("key", f"{self.id} key", self.spec.gpgkey)
         if self.spec.gpgkey_sha256 and self.key is not None:
-            signature = self.downloader.fetch(f"{self.id} repomd.xml.asc", self.url + "repodata/repomd.xml.asc", None)
+            signature = self._unpinned("signature", f"{self.id} repomd.xml.asc", self.url + "repodata/repomd.xml.asc")
+            self.signature_sha256 = signature.sha256
             self.signer = verify_detached(fetched.path, signature.path, self.key.path, f"repository {self.id}")
         self.repomd = parse_repomd(fetched.path.read_bytes(), f"repository {self.id} ({self.url})")
         primary = self._metadata("primary")
         with open_metadata(primary, self.repomd.files["primary"].href) as stream:
             return read_primary(stream, self.id, f"repository {self.id} primary")
+
+    def _unpinned(self, what: str, label: str, url: str) -> Fetched:
+        """A file that may change upstream (repomd.xml, its signature, an unpinned key): the copy the --lock
+        file names when the cache has it (no request), else the current one."""
+        locked = self.downloader.cached(self.locked.get(what))
+        return locked if locked is not None else self.downloader.fetch(label, url, None)
 
     def _entry(self, kind: str) -> Optional[MetadataFile]:
         assert self.repomd is not None, "load() first"

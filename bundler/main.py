@@ -141,9 +141,12 @@ def dispatch(args: argparse.Namespace) -> int:
             lock=args.lock,
             cluster=args.cluster,
             fetch=FetchOptions(
-                mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file,
+                mirror=args.mirror,
+                timeout=args.timeout,
+                retries=args.retries,
+                ca_bundle=args.ca_file,
                 offline=args.offline,
-            ),  # fmt: skip
+            ),
             dry_run=args.dry_run,
             json=args.json,
             allow_incomplete=args.allow_incomplete,

@@ -63,9 +63,7 @@ class FetchProgress:
             if self._bar is not None:
                 self._bar.update(size - counted)
             origin = "cache" if from_cache else "downloaded"
-            line = (
-                f"  [{self.items_done}/{self.total_items}] {label}: {human_size(size)} ({origin}, verified)"
-            )
+            line = f"  [{self.items_done}/{self.total_items}] {label}: {human_size(size)} ({origin}, verified)"
             if self._bar is not None:
                 self._bar.write(line, file=sys.stderr)
             else:

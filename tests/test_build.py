@@ -180,13 +180,16 @@ def test_release_manifest_pins_every_file_for_both_arches() -> None:
 
     release = load_release("1.29.6", None)
     pins = load_pins(paths.checksums_path("1.29.6"))
-    for os_id in ("rocky9", "linux"):
+    from bundler.manifest import OsTarget
+
+    binaries = OsTarget("linux", rpms=False)  # not a supported target yet, but its files stay pinned
+    for target in (release.resolve_os("rocky9"), binaries):
         for arch in ("amd64", "arm64"):
-            for artifact in release.files_for(release.resolve_os(os_id), arch):
+            for artifact in release.files_for(target, arch):
                 assert artifact.url in pins, artifact.url
     names = {a.name for a in release.files_for(release.resolve_os("rocky9"), "amd64")}
     assert names == {"containerd", "runc", "cni-plugins", "buildkit", "nerdctl", "calico-manifest"}
-    linux = {a.name for a in release.files_for(release.resolve_os("linux"), "amd64")}
+    linux = {a.name for a in release.files_for(binaries, "amd64")}
     assert linux == names | {"crictl", "kubeadm", "kubelet", "kubectl"}
 
 
@@ -201,7 +204,8 @@ def _build_on_small_disk(release: StandInRelease, tmp_path: Path, full: str):
         pytest.skip("needs root and unshare for a private tmpfs")
     (tmp_path / full).mkdir()
     build = (
-        f"mount -t tmpfs -o size=600k tmpfs {tmp_path / full} && python -m bundler build --allow-incomplete --manifest {release.path} "
+        f"mount -t tmpfs -o size=600k tmpfs {tmp_path / full} && python -m bundler build --allow-incomplete "
+        f"--manifest {release.path} "
         f"--mirror {release.mirror.url} --cache {tmp_path / 'cache'} --output {tmp_path / 'out'} --retries 0; "
         f"status=$?; echo left: $(ls -A {tmp_path / 'out'}); exit $status"
     )
@@ -242,7 +246,8 @@ def test_interrupted_build_says_so_and_the_rerun_resumes(release: StandInRelease
     path = release.served_path("containerd")
     release.mirror.files[path].throttle = 0.05
     command = [
-        "python", "-m", "bundler", "build", "--allow-incomplete", "--manifest", str(release.path), "--mirror", release.mirror.url,
+        "python", "-m", "bundler", "build", "--allow-incomplete", "--manifest", str(release.path),
+        "--mirror", release.mirror.url,
         "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--jobs", "1",
     ]  # fmt: skip
     process = subprocess.Popen(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -100,15 +101,22 @@ def resolve_plan(context: BuildContext) -> Plan:
     indexes, manifests and configs) and describe every blob; nothing large is fetched yet."""
     files = plan_files(context)
     for name in context.release.images_from_files:  # small YAML files whose images are more metadata
-        listed = next(blob for blob in files.blobs if blob.name == name)
-        context.fetched_files[name] = listed.fetch(None).path
+        index = next(i for i, blob in enumerate(files.blobs) if blob.name == name)
+        listed = files.blobs[index].fetch(None)
+        context.fetched_files[name] = listed.path
+        files.blobs[index] = dataclasses.replace(files.blobs[index], cached=True, size=listed.size)
+    if context.os_target.rpms and context.release.raw.get("rpm"):
+        print("  reading the RPM repositories' metadata and solving the packages", file=sys.stderr, flush=True)
     rpms = plan_rpms(context)  # before images: a bad repository fails before any registry is asked
+    extra = context.options.extra
+    if context.release.images or context.release.images_from_files or extra.get("images") or extra.get("image_files"):
+        print("  reading the image indexes, manifests and configs", file=sys.stderr, flush=True)
     images = plan_images(context)
     return Plan([files, images] + ([rpms] if rpms is not None else []))
 
 
-def check_complete(context: BuildContext, plan: Plan) -> List[str]:
-    """Fail listing every missing part, or with --allow-incomplete warn and record them in bundle.yaml."""
+def missing_from(context: BuildContext, plan: Plan) -> List[str]:
+    """The parts a node needs that the plan does not hold (bundler/completeness.py)."""
     by_kind: Dict[str, SourcePlan] = {source.kind: source for source in plan.sources}
     inventory = Inventory(
         os_id=context.os_target.id,
@@ -119,7 +127,11 @@ def check_complete(context: BuildContext, plan: Plan) -> List[str]:
         images=tuple(by_kind["images"].details.get("images", ())),
         images_from_files=context.release.images_from_files,
     )
-    missing = missing_parts(inventory)
+    return missing_parts(inventory)
+
+
+def require_complete(context: BuildContext, missing: List[str]) -> None:
+    """Fail listing every missing part, or with --allow-incomplete warn and record them in bundle.yaml."""
     if missing and not context.options.allow_incomplete:
         raise BundlerError(
             f"the bundle for {context.os_target.id} would be incomplete, missing: {'; '.join(missing)}; "
@@ -129,7 +141,6 @@ def check_complete(context: BuildContext, plan: Plan) -> List[str]:
         print(f"warning: incomplete bundle (--allow-incomplete): missing {part}", file=sys.stderr)
     if missing:
         context.record["incomplete"] = missing
-    return missing
 
 
 def print_plan(plan: Plan, missing: List[str], as_json: bool) -> None:
@@ -160,9 +171,11 @@ def run_build(options: BuildOptions) -> int:
     plan = resolve_plan(context)
     for line in plan.summary_lines():
         print(line, file=sys.stderr)
-    missing = check_complete(context, plan)
+    missing = missing_from(context, plan)
     if options.dry_run:
-        print_plan(plan, missing, options.json)
+        print_plan(plan, missing, options.json)  # also when incomplete: the plan shows what is there
+    require_complete(context, missing)
+    if options.dry_run:
         return 0
     fetched = fetch_all(plan, options.jobs)
     for source in plan.sources:

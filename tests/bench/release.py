@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 RATE = os.environ.get("BENCH_RATE", "100mbit")
 MIB = 1 << 20
 FILES = {  # name -> MiB, shaped like the real artifacts
-    "containerd": 45, "runc": 10, "cni-plugins": 43, "buildkit": 58, "nerdctl": 9, "crictl": 19,
-    "calicoctl": 62, "helm": 16, "etcd": 21,
+    "containerd": 45, "runc": 10, "cni-plugins": 43, "buildkit": 70, "nerdctl": 9, "crictl": 19,
+    "calicoctl": 80, "helm": 40, "etcd": 21,
 }  # fmt: skip
 IMAGES = {  # name -> (shared base layer, own layer sizes in MiB)
     "registry.k8s.io/kube-apiserver:v1.29.6": ("distroless", (31,)),
@@ -47,8 +47,8 @@ IMAGES = {  # name -> (shared base layer, own layer sizes in MiB)
     "registry.k8s.io/etcd:3.5.12-0": ("distroless", (55,)),
     "registry.k8s.io/coredns/coredns:v1.11.1": ("distroless", (15,)),
     "registry.k8s.io/pause:3.9": ("", (1,)),
-    "docker.io/calico/node:v3.28.0": ("ubi", (140, 12)),
-    "docker.io/calico/cni:v3.28.0": ("ubi", (90,)),
+    "docker.io/calico/node:v3.28.0": ("ubi", (180, 12)),
+    "docker.io/calico/cni:v3.28.0": ("ubi", (110,)),
     "docker.io/calico/kube-controllers:v3.28.0": ("ubi", (30,)),
     "docker.io/calico/typha:v3.28.0": ("ubi", (28,)),
 }

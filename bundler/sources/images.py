@@ -1,9 +1,10 @@
 """Container images into the bundle's OCI layout (images/), recorded in bundle.yaml `images:`.
 
-For each image: resolve the tag to a manifest (from an index, the bundle arch's platform manifest; never
-attestations), or, with `--lock`, fetch exactly the manifest digest the lock names. Then every config and
-layer blob is fetched once (shared layers once overall), verified against its digest, and referenced from
-the cache.
+The plan: for each image, resolve the tag to a manifest (from an index, the bundle arch's platform manifest;
+never attestations), or, with `--lock`, take exactly the manifest digest the lock names (from the cache when
+it is there: no request). Its config is read now (the platform check); its manifest, config and layers are
+the plan's blobs, a layer shared by images once. The one fetch verifies each against its digest; the
+layout references them from the cache.
 """
 
 from __future__ import annotations

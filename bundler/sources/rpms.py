@@ -1,5 +1,6 @@
-"""OS packages: resolve the manifest's RPMs and what they need from the configured repositories, download
-each one verified against the repository's checksum, and publish them as a repository in `rpms/`."""
+"""OS packages: resolve the manifest's RPMs and what they need from the configured repositories (the plan:
+one blob per package, with the repository's checksum), and once the one fetch has verified them, publish
+them as a repository in `rpms/`. `resolve()` is the seam to the solver; everything here is around it."""
 
 from __future__ import annotations
 

@@ -41,9 +41,8 @@ class Cache:
     def locked(self, partial: Path) -> Iterator[None]:
         """Exclusive use of one partial download, across threads and processes sharing the cache.
 
-        The lock file is removed again when no partial download is left to protect (a finished or failed
-        download), so a failed build leaves no empty files; a waiter that wakes up on a removed lock file
-        opens the new one instead."""
+        The lock file is removed when the holder is done, so no build leaves empty files behind; a waiter
+        that wakes up holding a removed lock file opens the current one instead."""
         lock_path = partial.with_suffix(".lock")
         while True:
             handle = open(lock_path, "a+b")  # noqa: SIM115 (closed below)
@@ -59,8 +58,7 @@ class Cache:
             yield
         finally:
             drop_if_empty(partial)
-            if not partial.exists():
-                lock_path.unlink(missing_ok=True)
+            lock_path.unlink(missing_ok=True)  # still held: a waiter then sees it gone and takes a new one
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             handle.close()
 

@@ -22,7 +22,7 @@ from bundler.http_session import ThreadSessions
 from bundler.network_errors import connect_failure, short_reason
 from bundler.retry import RETRYABLE_STATUS, Retryable, with_retries
 
-CHUNK = 1 << 18  # small enough that a dropped connection loses little
+CHUNK = 1 << 16  # small enough that a dropped connection loses little and a stop is seen at once
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,9 @@ class BuildOptions:
     cluster: Optional[Path] = None
     lock: Optional[Path] = None
     sign_key: Optional[SignKey] = None  # --sign-key, checked before any download
+    dry_run: bool = False  # resolve and print the plan, fetch nothing large, write nothing
+    json: bool = False  # the dry run's plan as JSON on stdout
+    allow_incomplete: bool = False  # a bundle missing parts of a node (tests, partial bundles): warn only
     extra: Dict[str, Any] = field(default_factory=dict)  # per-source options (images, rpms)
 
 

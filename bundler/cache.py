@@ -39,16 +39,49 @@ class Cache:
 
     @contextlib.contextmanager
     def locked(self, partial: Path) -> Iterator[None]:
-        """Exclusive use of one partial download, across threads and processes sharing the cache."""
-        with open(partial.with_suffix(".lock"), "a+b") as handle:
+        """Exclusive use of one partial download, across threads and processes sharing the cache.
+
+        The lock file is removed when the holder is done, so no build leaves empty files behind; a waiter
+        that wakes up holding a removed lock file opens the current one instead."""
+        lock_path = partial.with_suffix(".lock")
+        while True:
+            handle = open(lock_path, "a+b")  # noqa: SIM115 (closed below)
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                current = os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                current = -1
+            if current == os.fstat(handle.fileno()).st_ino:
+                break
+            handle.close()  # the holder removed it meanwhile: lock the file that is there now
+        try:
+            yield
+        finally:
+            drop_if_empty(partial)
+            lock_path.unlink(missing_ok=True)  # still held: a waiter then sees it gone and takes a new one
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+    def holds(self, sha256: str, size: Optional[int] = None) -> Optional[Path]:
+        """The entry for `sha256`, trusted without re-reading: only verified bytes ever enter `sha256/`.
+        An entry of the wrong size (damaged on disk) is dropped and fetched again."""
+        path = self.lookup(sha256)
+        if path is not None and size is not None and path.stat().st_size != size:
+            path.unlink()
+            return None
+        return path
 
     def commit(self, verified_file: Path, sha256: str) -> Path:
         """Move a file whose sum has been checked into the cache (atomic, same filesystem)."""
         target = self.path_for(sha256)
         os.replace(verified_file, target)
         return target
+
+
+def drop_if_empty(partial: Path) -> None:
+    """A partial download that never received a byte is not worth keeping."""
+    try:
+        if partial.stat().st_size == 0:
+            partial.unlink()
+    except FileNotFoundError:
+        pass

@@ -19,11 +19,10 @@ from bundler import interrupt
 from bundler.cache import Cache
 from bundler.errors import BundlerError
 from bundler.http_session import ThreadSessions
-from bundler.network_errors import short_reason
+from bundler.network_errors import connect_failure, short_reason
 from bundler.retry import RETRYABLE_STATUS, Retryable, with_retries
-from installer.verify import sha256_file
 
-CHUNK = 1 << 18  # small enough that a dropped connection loses little
+CHUNK = 1 << 16  # small enough that a dropped connection loses little and a stop is seen at once
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,7 @@ class FetchOptions:
     retries: int = 4
     backoff: float = 0.5
     ca_bundle: Optional[str] = None  # a CA file for TLS; verification is never turned off
+    offline: bool = False  # every byte must come from the cache; a miss is an error, never a request
 
 
 @dataclass(frozen=True)
@@ -64,34 +64,59 @@ class Downloader:
         return self._sessions.get()
 
     def fetch(
-        self, label: str, url: str, expected: Optional[str], progress: Optional[Callable[[int, int], None]] = None
-    ) -> Fetched:
+        self, label: str, url: str, expected: Optional[str], progress: Optional[Callable[[int, int], None]] = None,
+        size: Optional[int] = None,
+    ) -> Fetched:  # fmt: skip
         """Return a verified file in the cache. `progress(done, total)` is called as bytes arrive."""
-        hit = self._from_cache(expected, progress)
+        hit = self.cached(expected, size)
         if hit is not None:
             return hit
         source = mirrored_url(url, self.options.mirror)
+        if self.options.offline:
+            raise BundlerError(f"{label}: not in the cache, and --offline forbids fetching it from {source}")
         partial = self.cache.partial_path(url, expected)
         with self.cache.locked(partial):
-            hit = self._from_cache(expected, progress)  # another build may have fetched it meanwhile
+            hit = self.cached(expected, size)  # another build may have fetched it meanwhile
             if hit is not None:
                 return hit
             return self._fetch_locked(label, url, source, partial, expected, progress)
 
-    def _from_cache(self, expected: Optional[str], progress: Optional[Callable[[int, int], None]]) -> Optional[Fetched]:
-        """A cache entry, re-hashed before use (a damaged entry is dropped and fetched again)."""
+    def cached(self, expected: Optional[str], size: Optional[int] = None) -> Optional[Fetched]:
+        """The cache entry for a pinned sum, without re-reading it (it was verified when it went in)."""
         if not expected:
             return None
-        cached = self.cache.lookup(expected)
-        if cached is None:
+        path = self.cache.holds(expected, size)
+        if path is None:
             return None
-        if sha256_file(cached) != expected:
-            cached.unlink()
-            return None
-        size = cached.stat().st_size
-        if progress:
-            progress(size, size)
-        return Fetched(cached, expected, size, True)
+        return Fetched(path, expected, path.stat().st_size, True)
+
+    def probe_size(self, label: str, url: str) -> Optional[int]:
+        """The size the server announces (HEAD), or None when it does not say. A missing file, a TLS
+        failure or a host that does not resolve fails here, before any large download starts."""
+        source = mirrored_url(url, self.options.mirror)
+
+        def attempt() -> Optional[int]:
+            try:
+                response = self._session().head(source, allow_redirects=True, timeout=self.options.timeout)
+            except requests.exceptions.SSLError as error:
+                raise BundlerError(f"{label}: TLS verification failed for {source}: {short_reason(error)}; "
+                                   "pass --ca-file") from None  # fmt: skip
+            except (requests.ConnectionError, requests.Timeout) as error:
+                failure = connect_failure(error, source)
+                if isinstance(failure, BundlerError):
+                    raise BundlerError(f"{label}: {failure}") from None
+                raise failure from None
+            with response:
+                if response.status_code in RETRYABLE_STATUS:
+                    raise Retryable(f"HTTP {response.status_code}")
+                if response.status_code == 404:
+                    raise BundlerError(f"{label}: HTTP 404 Not Found: {source}; check the URL or the --mirror contents")
+                length = response.headers.get("Content-Length", "")
+                if response.status_code != 200 or not length.isdigit():
+                    return None  # a server without HEAD: the size becomes known when the download starts
+                return int(length)
+
+        return with_retries(attempt, self.options.retries, self.options.backoff, label, source)
 
     def _fetch_locked(
         self, label: str, url: str, source: str, partial: Path, expected: Optional[str],
@@ -125,7 +150,7 @@ class Downloader:
         except requests.exceptions.SSLError as error:
             raise BundlerError(f"TLS verification failed for {source}: {short_reason(error)}; pass --ca-file") from None
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise Retryable(f"cannot connect: {short_reason(error)}") from None
+            raise connect_failure(error, source) from None
         with response:
             if response.status_code == 416 and have:
                 partial.unlink()  # the partial file is longer than the resource: start over

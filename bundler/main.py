@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
     )
     _add_image_flags(build)
+    _add_plan_flags(build)
     build.add_argument("--cluster", type=Path, metavar="FILE", help="a cluster.yaml to validate and put in the bundle")
     build.add_argument(
         "--sign-key", type=Path, metavar="FILE",
@@ -140,6 +141,19 @@ def _add_image_flags(build: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_plan_flags(build: argparse.ArgumentParser) -> None:
+    plan = build.add_argument_group("plan and fetch")
+    plan.add_argument("--dry-run", action="store_true", help="resolve every source, print the plan, fetch nothing")
+    plan.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON on stdout")
+    plan.add_argument(
+        "--offline", action="store_true", help="make no network request: every item must be in the cache (use --lock)"
+    )
+    plan.add_argument(
+        "--allow-incomplete", action="store_true",
+        help="build even when the bundle lacks parts a node needs (they are listed and recorded)",
+    )  # fmt: skip
+
+
 def _image_options(args: argparse.Namespace) -> dict:
     return {
         "images": args.image,
@@ -157,6 +171,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
         if not args.kubernetes and not args.manifest:
             raise BundlerError("bundler build needs --k8s VERSION (or --manifest FILE)")
+        if args.json and not args.dry_run:
+            raise BundlerError("--json prints the plan: give it with --dry-run")
         options = BuildOptions(
             kubernetes=args.kubernetes,
             arch=args.arch,
@@ -169,7 +185,16 @@ def dispatch(args: argparse.Namespace) -> int:
             lock=args.lock,
             cluster=args.cluster,
             sign_key=open_sign_key(args.sign_key) if args.sign_key else None,
-            fetch=FetchOptions(mirror=args.mirror, timeout=args.timeout, retries=args.retries, ca_bundle=args.ca_file),
+            fetch=FetchOptions(
+                mirror=args.mirror,
+                timeout=args.timeout,
+                retries=args.retries,
+                ca_bundle=args.ca_file,
+                offline=args.offline,
+            ),
+            dry_run=args.dry_run,
+            json=args.json,
+            allow_incomplete=args.allow_incomplete,
             extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror,
                    "delta_from": args.delta_from},  # fmt: skip
         )

@@ -23,3 +23,18 @@ def short_reason(error: BaseException) -> str:
         if marker in text:
             return reason
     return text[:200]
+
+
+def connect_failure(error: BaseException, url: str) -> Exception:
+    """What a failed connection means: worth a retry, except a host name that does not resolve (no
+    network, no DNS, a typo), which fails at once instead of backing off for many seconds."""
+    from urllib.parse import urlsplit
+
+    from bundler.errors import BundlerError
+    from bundler.retry import Retryable
+
+    reason = short_reason(error)
+    if reason == "cannot resolve the host name":
+        host = urlsplit(url).hostname or url
+        return BundlerError(f"cannot resolve the host name {host}; check the network and DNS (or build --offline)")
+    return Retryable(f"cannot connect: {reason}")

@@ -1,10 +1,11 @@
-"""Progress reporting: tqdm bars when stderr is a terminal, plain lines otherwise (CI logs, pipes)."""
+"""Progress of the one fetch: a tqdm bar in bytes against the plan's total when stderr is a terminal, plain
+lines otherwise (CI logs, pipes). Either way one line per item as soon as it is finished."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Set
 
 from tqdm import tqdm
 
@@ -17,43 +18,67 @@ def human_size(size: float) -> str:
     return f"{size:.1f} GiB"
 
 
-class Progress:
-    """One bar per download plus a total; thread-safe."""
+class FetchProgress:
+    """Thread-safe. `tracker(key)` gives a download its `progress(done, total)` callback; `finished` prints
+    the item's line and counts its bytes (all of them, also when it came from the cache)."""
 
-    def __init__(self, total_items: int, interactive: Optional[bool] = None) -> None:
+    def __init__(self, total_bytes: int, total_items: int, interactive: Optional[bool] = None) -> None:
         self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.total_bytes = total_bytes
+        self.total_items = total_items
+        self.items_done = 0
+        self.bytes_done = 0  # bytes of finished items
+        self._seen: Dict[str, int] = {}  # key -> bytes of an unfinished download counted in the bar
+        self._unsized: Set[str] = set()
         self._lock = threading.Lock()
-        self._bars: Dict[str, tqdm] = {}
-        self._total = tqdm(total=total_items, desc="artifacts", unit="file", position=0) if self.interactive else None
+        self._bar: Optional[tqdm] = None
+        if self.interactive:
+            self._bar = tqdm(
+                total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="fetch",
+                dynamic_ncols=True, file=sys.stderr,
+            )  # fmt: skip
 
-    def tracker(self, label: str) -> Callable[[int, int], None]:
+    def tracker(self, key: str, size_known: bool = True) -> Callable[[int, int], None]:
+        if not size_known:
+            self._unsized.add(key)
+
         def update(done: int, total: int) -> None:
-            if not self.interactive:
-                return
             with self._lock:
-                bar = self._bars.get(label)
-                if bar is None:
-                    bar = tqdm(total=total or None, desc=label, unit="B", unit_scale=True, leave=False)
-                    self._bars[label] = bar
-                bar.update(done - bar.n)
+                if key in self._unsized and total:
+                    self._grow(key, total)
+                before = self._seen.get(key, 0)
+                self._seen[key] = done
+                if self._bar is not None and done != before:
+                    self._bar.update(done - before)  # goes back when a retry starts over
 
         return update
 
-    def finished(self, label: str, size: int, from_cache: bool) -> None:
+    def finished(self, key: str, label: str, size: int, from_cache: bool) -> None:
         with self._lock:
-            bar = self._bars.pop(label, None)
-            if bar is not None:
-                bar.close()
+            counted = self._seen.pop(key, 0)
+            if key in self._unsized:
+                self._grow(key, size)
+            self.items_done += 1
+            self.bytes_done += size
+            if self._bar is not None:
+                self._bar.update(size - counted)
             origin = "cache" if from_cache else "downloaded"
-            if self._total is not None:
-                self._total.update(1)
-                self._total.write(f"  {label}: {human_size(size)} ({origin}, verified)")
+            line = f"  [{self.items_done}/{self.total_items}] {label}: {human_size(size)} ({origin}, verified)"
+            if self._bar is not None:
+                self._bar.write(line, file=sys.stderr)
             else:
-                print(f"  {label}: {human_size(size)} ({origin}, verified)", file=sys.stderr, flush=True)
+                print(line, file=sys.stderr, flush=True)
+
+    def _grow(self, key: str, size: int) -> None:
+        """An item whose size the plan did not know: its size joins the total once known."""
+        self._unsized.discard(key)
+        self.total_bytes += size
+        if self._bar is not None:
+            self._bar.total = self.total_bytes
+            self._bar.refresh()
 
     def close(self) -> None:
         with self._lock:
-            for bar in self._bars.values():
-                bar.close()
-            if self._total is not None:
-                self._total.close()
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None

@@ -71,6 +71,7 @@ def test_cluster_check_refuses_the_seeds_vrrp_password(tmp_path: Path) -> None:
 def build(release: StandInRelease, tmp_path: Path, *extra: str):
     return run_bundler(
         "build",
+        "--allow-incomplete",
         "--manifest",
         str(release.path),
         "--mirror",

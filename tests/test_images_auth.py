@@ -74,7 +74,7 @@ def test_basic_auth_from_docker_config(release: StandInRelease, basic_registry: 
     from tests.conftest import run_bundler
 
     result = run_bundler(
-        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+        "build", "--allow-incomplete", "--manifest", str(release.path), "--mirror", release.mirror.url,
         "--cache", str(tmp_path / "c"), "--output", str(tmp_path / "out"),
         "--insecure-registry", basic_registry.host,
         env={"DOCKER_CONFIG": str(config_dir)},

@@ -184,13 +184,16 @@ def test_lock_reproduces_the_digests_or_fails(
         assert [(e["digest"], e["index_digest"]) for e in again] == [
             (e["digest"], e["index_digest"]) for e in first["images"]
         ]
-        # the locked digest is gone from the registry: the build fails instead of taking another image
+        # the locked digest is gone from the registry: a build with an empty cache fails instead of taking
+        # another image (with the cache that holds it, a locked build asks the registry nothing)
         manifest_link = (
             moved.storage / "docker/registry/v2/repositories/test/busybox/_manifests/revisions/sha256"
             / first["images"][0]["digest"].split(":")[1]
         )  # fmt: skip
         shutil.rmtree(manifest_link)
-        gone = build_bundle(release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="gone")
+        gone = build_bundle(
+            release, tmp_path, "--insecure-registry", moved.host, "--lock", str(lock), out="gone", cache="empty"
+        )
         assert gone.returncode == 1
         assert "not found" in gone.stderr and first["images"][0]["digest"] in gone.stderr
         # an image that the lock does not name is refused

@@ -47,7 +47,8 @@ def bundle(mirror, rpm_graph: RpmGraph, tmp_path: Path) -> Path:  # type: ignore
     release = NodeRelease(mirror, work)
     add_rpm_section(release, rpm_graph, name="node")
     result = subprocess.run(
-        ["python", "-m", "bundler", "build", "--manifest", str(release.path), "--mirror", mirror.url,
+        ["python", "-m", "bundler", "build", "--allow-incomplete", "--manifest", str(release.path),
+         "--mirror", mirror.url,
          "--cache", str(work / "cache"), "--output", str(work / "out")],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import yaml
 
@@ -15,17 +17,20 @@ from bundler import __version__
 from bundler.build_context import BuildContext, BuildOptions
 from bundler.bundle_writer import BundleContents, write_tarball
 from bundler.cache import DEFAULT_CACHE, Cache
+from bundler.completeness import Inventory, missing_parts
 from bundler.delta import DeltaContents, read_base
 from bundler.download import Downloader
 from bundler.errors import BundlerError
+from bundler.fetcher import fetch_all
 from bundler.manifest import load_release
+from bundler.plan import Plan, SourcePlan
 from bundler.progress import human_size
 from bundler.sbom import add_sbom
 from bundler.signing import sign_sums
 from bundler.sources.cluster import add_cluster_config
-from bundler.sources.files import fetch_files
-from bundler.sources.images import fetch_images
-from bundler.sources.rpms import fetch_rpms
+from bundler.sources.files import plan_files
+from bundler.sources.images import plan_images
+from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
 from installer.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 
@@ -94,24 +99,91 @@ def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
     context.record["installer"] = {"path": INSTALLER_NAME, "version": __version__, "sha256": digest, "size": size}
 
 
+def resolve_plan(context: BuildContext) -> Plan:
+    """Read every piece of metadata (pins and sizes, repository metadata and the package solve, image
+    indexes, manifests and configs) and describe every blob; nothing large is fetched yet."""
+    files = plan_files(context)
+    for name in context.release.images_from_files:  # small YAML files whose images are more metadata
+        index = next(i for i, blob in enumerate(files.blobs) if blob.name == name)
+        listed = files.blobs[index].fetch(None)
+        context.fetched_files[name] = listed.path
+        files.blobs[index] = dataclasses.replace(files.blobs[index], cached=True, size=listed.size)
+    if context.os_target.rpms and context.release.raw.get("rpm"):
+        print("  reading the RPM repositories' metadata and solving the packages", file=sys.stderr, flush=True)
+    rpms = plan_rpms(context)  # before images: a bad repository fails before any registry is asked
+    extra = context.options.extra
+    if context.release.images or context.release.images_from_files or extra.get("images") or extra.get("image_files"):
+        print("  reading the image indexes, manifests and configs", file=sys.stderr, flush=True)
+    images = plan_images(context)
+    return Plan([files, images] + ([rpms] if rpms is not None else []))
+
+
+def missing_from(context: BuildContext, plan: Plan) -> List[str]:
+    """The parts a node needs that the plan does not hold (bundler/completeness.py)."""
+    by_kind: Dict[str, SourcePlan] = {source.kind: source for source in plan.sources}
+    inventory = Inventory(
+        os_id=context.os_target.id,
+        installs_rpms=context.os_target.rpms,
+        kubernetes=context.release.kubernetes,
+        files=tuple(blob.name for blob in by_kind["files"].blobs),
+        rpms=tuple(by_kind["rpms"].details.get("packages", ())) if "rpms" in by_kind else (),
+        images=tuple(by_kind["images"].details.get("images", ())),
+        images_from_files=context.release.images_from_files,
+    )
+    return missing_parts(inventory)
+
+
+def require_complete(context: BuildContext, missing: List[str]) -> None:
+    """Fail listing every missing part, or with --allow-incomplete warn and record them in bundle.yaml."""
+    if missing and not context.options.allow_incomplete:
+        raise BundlerError(
+            f"the bundle for {context.os_target.id} would be incomplete, missing: {'; '.join(missing)}; "
+            f"add them to {context.release.source} (or pass --allow-incomplete for a partial bundle)"
+        )
+    for part in missing:
+        print(f"warning: incomplete bundle (--allow-incomplete): missing {part}", file=sys.stderr)
+    if missing:
+        context.record["incomplete"] = missing
+
+
+def print_plan(plan: Plan, missing: List[str], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**plan.as_data(), "incomplete": missing}, indent=2))
+        return
+    for source in plan.sources:
+        for blob in source.blobs:
+            size = human_size(blob.size) if blob.size is not None else "size unknown"
+            state = "cached" if blob.cached else "fetch"
+            print(f"{blob.kind:5} {state:6} {size:>10}  {blob.places[0]}  <- {blob.urls[0]}")
+
+
 def run_build(options: BuildOptions) -> int:
     started = time.monotonic()
     epoch = source_date_epoch()
     output_dir = Path(options.output)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BundlerError(f"cannot create the output folder {output_dir}: {error.strerror}") from None
+    if not options.dry_run:
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BundlerError(f"cannot create the output folder {output_dir}: {error.strerror}") from None
     context = prepare(options)
     base = read_base(options.extra["delta_from"]) if options.extra.get("delta_from") else None
     top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
     tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
-    print(f"building {tarball.name} (cache {context.cache.root})", file=sys.stderr)
+    print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)
     add_cluster_config(context)  # validated before anything is downloaded
-    fetch_files(context)
-    fetch_images(context)
-    fetch_rpms(context)
-    # Further source kinds (images, RPMs) add themselves here, in this order.
+    plan = resolve_plan(context)
+    for line in plan.summary_lines():
+        print(line, file=sys.stderr)
+    missing = missing_from(context, plan)
+    if options.dry_run:
+        print_plan(plan, missing, options.json)  # also when incomplete: the plan shows what is there
+    require_complete(context, missing)
+    if options.dry_run:
+        return 0
+    fetched = fetch_all(plan, options.jobs)
+    for source in plan.sources:
+        source.publish(fetched)
     with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
         add_installer(context, epoch, Path(work))
         add_sbom(context.contents, context.record, epoch)  # after every source: it describes them all

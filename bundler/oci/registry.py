@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Optional
 
 import requests
 
-from bundler.cache import Cache
+from bundler.cache import Cache, drop_if_empty
 from bundler.download import receive
 from bundler.errors import BundlerError
 from bundler.oci.reference import ImageRef, is_digest
@@ -74,15 +74,25 @@ class RegistryClient:
         return endpoint_for(ref, self.options)
 
     def manifest(self, ref: ImageRef, reference: Optional[str] = None) -> Manifest:
-        """A manifest or index by tag or digest; its bytes must hash to the digest asked for or announced."""
+        """A manifest or index by tag or digest; its bytes must hash to the digest asked for or announced.
+        By digest, a manifest the cache holds is taken from there (no request: offline rebuilds)."""
         endpoint = self.endpoint(ref)
         reference = reference or ref.reference
         what = ref.name if reference == ref.reference else f"{ref.name} ({reference})"
-        response = self.transport.get(endpoint, endpoint.url("manifests", reference), {"Accept": ACCEPT}, what)
-        with response:
-            data = _read_limited(response, what)
-            announced = response.headers.get("Docker-Content-Digest")
-            header_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        cached = self.cache.holds(digest_hex(reference, what)) if is_digest(reference) else None
+        if cached is not None:
+            data, announced, header_type = cached.read_bytes(), None, ""
+        elif self.options.offline:
+            raise BundlerError(
+                f"{what}: its manifest is not in the cache, and --offline forbids asking {endpoint.host}"
+                + ("" if is_digest(reference) else " (a tag needs the registry: build with --lock)")
+            )
+        else:
+            response = self.transport.get(endpoint, endpoint.url("manifests", reference), {"Accept": ACCEPT}, what)
+            with response:
+                data = _read_limited(response, what)
+                announced = response.headers.get("Docker-Content-Digest")
+                header_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         expected = reference if is_digest(reference) else announced
         if expected and expected != digest:
@@ -96,7 +106,7 @@ class RegistryClient:
             raise BundlerError(f"{what}: the manifest from {endpoint.host} is not JSON") from None
         if not isinstance(body, dict):
             raise BundlerError(f"{what}: the manifest from {endpoint.host} is not a JSON object")
-        media_type = body.get("mediaType") or header_type
+        media_type = body.get("mediaType") or header_type or _implied_media_type(body)
         if media_type not in MANIFEST_TYPES + INDEX_TYPES:
             if body.get("schemaVersion") == 1 or "schema1" in str(media_type):
                 raise BundlerError(f"{what}: Docker schema 1 manifests are not supported; push the image again")
@@ -130,24 +140,25 @@ class RegistryClient:
     ) -> Path:
         what = f"{ref.name} blob {digest[:19]}"
         hex_digest = digest_hex(digest, what)
-        cached = self.cache.lookup(hex_digest)
+        cached = self.cache.holds(hex_digest, size)  # verified when it went in: not re-read
         if cached is not None:
-            if sha256_file(cached) == hex_digest:
-                if progress:
-                    progress(cached.stat().st_size, cached.stat().st_size)
-                return cached
-            cached.unlink()
+            return cached
         endpoint = self.endpoint(ref)
         url = endpoint.url("blobs", digest)
+        if self.options.offline:
+            raise BundlerError(f"{what}: not in the cache, and --offline forbids fetching it from {endpoint.host}")
         partial = self.cache.partial_path(f"oci-blob:{digest}", hex_digest)
         if partial.exists() and size is not None and partial.stat().st_size >= size:
             if partial.stat().st_size == size and sha256_file(partial) == hex_digest:
                 return self.cache.commit(partial, hex_digest)  # complete, but not moved in before a stop
             partial.unlink()
-        actual = with_retries(
-            lambda: self._download(endpoint, url, partial, what, progress),
-            self.options.retries, self.options.backoff, what, url,
-        )  # fmt: skip
+        try:
+            actual = with_retries(
+                lambda: self._download(endpoint, url, partial, what, progress),
+                self.options.retries, self.options.backoff, what, url,
+            )  # fmt: skip
+        finally:
+            drop_if_empty(partial)
         if actual != hex_digest:
             partial.unlink()
             raise BundlerError(
@@ -172,6 +183,15 @@ class RegistryClient:
         headers = {"Range": f"bytes={have}-"} if have else {}
         with self.transport.get(endpoint, url, headers, what) as response:
             return receive(response, partial, have, progress)
+
+
+def _implied_media_type(body: Dict[str, Any]) -> str:
+    """An OCI manifest read back from the cache may not name its type (the field is optional)."""
+    if isinstance(body.get("manifests"), list):
+        return OCI_INDEX
+    if isinstance(body.get("config"), dict):
+        return OCI_MANIFEST
+    return ""
 
 
 def _read_limited(response: requests.Response, what: str) -> bytes:

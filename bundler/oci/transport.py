@@ -21,7 +21,7 @@ import requests
 
 from bundler.errors import BundlerError
 from bundler.http_session import ThreadSessions
-from bundler.network_errors import short_reason
+from bundler.network_errors import connect_failure, short_reason
 from bundler.oci.auth import Challenge, Credential, parse_challenge
 from bundler.oci.reference import ImageRef, api_host
 from bundler.retry import RETRYABLE_STATUS, Retryable, with_retries
@@ -44,6 +44,7 @@ class RegistryOptions:
     insecure: FrozenSet[str] = frozenset()
     mirrors: Mapping[str, Mirror] = field(default_factory=dict)
     credentials: Mapping[str, Credential] = field(default_factory=dict)
+    offline: bool = False  # manifests by digest and blobs come from the cache only
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,10 @@ class Transport:
                     "pass --ca-file with the registry's CA (a plain-HTTP registry needs --insecure-registry)"
                 ) from None
             except (requests.ConnectionError, requests.Timeout) as error:
-                raise Retryable(f"cannot connect: {short_reason(error)}") from None
+                failure = connect_failure(error, url)
+                if isinstance(failure, BundlerError):
+                    raise BundlerError(f"{what}: {failure}") from None
+                raise failure from None
             status = response.status_code
             if status in (200, 206):
                 return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from bundler.download import Downloader, Fetched
 from bundler.errors import BundlerError
@@ -28,14 +28,17 @@ HASH_NAMES = {"sha": "sha1", "sha1": "sha1", "sha224": "sha224", "sha256": "sha2
               "sha512": "sha512", "md5": "md5"}  # fmt: skip
 
 
-def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: str, checksum: str) -> Fetched:
+def fetch_checked(
+    downloader: Downloader, label: str, url: str, checksum_type: str, checksum: str,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Fetched:  # fmt: skip
     """Download `url` and prove it has the checksum the repository metadata gives, whatever its type."""
     kind = HASH_NAMES.get(checksum_type.lower())
     if kind is None:
         raise BundlerError(f"{label}: unknown checksum type {checksum_type!r} in the repository metadata")
     if kind == "sha256":
         try:
-            return downloader.fetch(label, url, checksum)
+            return downloader.fetch(label, url, checksum, progress)
         except BundlerError as error:
             if "checksum mismatch" not in str(error):
                 raise
@@ -43,7 +46,7 @@ def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: s
                 f"{label}: checksum mismatch for {url}: the repository metadata gives sha256 {checksum}; the "
                 "download, the mirror or the repository is damaged (retry, or try without --rpm-mirror)"
             ) from None
-    fetched = downloader.fetch(label, url, None)
+    fetched = downloader.fetch(label, url, None, progress)
     digest = hashlib.new(kind)
     with open(fetched.path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -55,11 +58,17 @@ def fetch_checked(downloader: Downloader, label: str, url: str, checksum_type: s
 
 class RemoteRepository:
     def __init__(
-        self, spec: RepositorySpec, url: str, downloader: Downloader, fingerprint: Optional[str] = None
+        self,
+        spec: RepositorySpec,
+        url: str,
+        downloader: Downloader,
+        fingerprint: Optional[str] = None,
+        locked: Optional[Dict[str, str]] = None,
     ) -> None:
         self.spec = spec
         self.fingerprint = spec.gpgkey_fingerprint or fingerprint  # the key's pin, from the manifest or checksums/
         self.key_info: Optional[KeyInfo] = None
+        self.locked = locked or {}  # "repomd", "signature", "key" -> sha256 from --lock: taken from the cache
         self.id = spec.id
         self.url = url
         self.downloader = downloader
@@ -67,25 +76,30 @@ class RemoteRepository:
         self.repomd_sha256 = ""
         self.key: Optional[Fetched] = None
         self.signer: Optional[str] = None
+        self.signature_sha256: Optional[str] = None
 
     def load(self) -> RepoMetadata:
         """Read repomd.xml (signature checked when the key is pinned) and fetch primary; filelists on demand."""
-        fetched = self.downloader.fetch(f"{self.id} repomd.xml", self.url + "repodata/repomd.xml", None)
+        fetched = self._unpinned("repomd", f"{self.id} repomd.xml", self.url + "repodata/repomd.xml")
         self.repomd_sha256 = fetched.sha256
         where = f"repository {self.id}"
         if self.spec.gpgkey:
-            self.key = self.downloader.fetch(f"{self.id} key", self.spec.gpgkey, self.spec.gpgkey_sha256)
+            if self.spec.gpgkey_sha256:
+                self.key = self.downloader.fetch(f"{self.id} key", self.spec.gpgkey, self.spec.gpgkey_sha256)
+            else:
+                self.key = self._unpinned("key", f"{self.id} key", self.spec.gpgkey)
             if self.fingerprint:
                 self.key_info = check_key(self.key.path, self.fingerprint, self.spec.gpgkey, where)
         if (self.spec.gpgkey_sha256 or self.fingerprint) and self.key is not None:
             signature_url = self.url + "repodata/repomd.xml.asc"
             try:
-                signature = self.downloader.fetch(f"{self.id} repomd.xml.asc", signature_url, None)
+                signature = self._unpinned("signature", f"{self.id} repomd.xml.asc", signature_url)
             except BundlerError as error:
                 raise BundlerError(
                     f"{where}: its key is pinned, so repomd.xml must be signed, but {signature_url} could not be "
                     f"fetched ({error}); if the repository does not sign its metadata, remove the key's pin"
                 ) from None
+            self.signature_sha256 = signature.sha256
             self.signer = verify_detached(fetched.path, signature.path, self.key.path, where)
             if self.fingerprint and self.signer.upper() != self.fingerprint:
                 raise BundlerError(
@@ -98,6 +112,12 @@ class RemoteRepository:
     def _filelists_file(self) -> Optional[Tuple[Path, str]]:
         entry = self._entry("filelists")
         return None if entry is None else (self._metadata("filelists"), entry.href)
+
+    def _unpinned(self, what: str, label: str, url: str) -> Fetched:
+        """A file that may change upstream (repomd.xml, its signature, an unpinned key): the copy the --lock
+        file names when the cache has it (no request), else the current one."""
+        locked = self.downloader.cached(self.locked.get(what))
+        return locked if locked is not None else self.downloader.fetch(label, url, None)
 
     def _entry(self, kind: str) -> Optional[MetadataFile]:
         assert self.repomd is not None, "load() first"

@@ -1,19 +1,26 @@
-"""File artifacts of the release (tarballs, binaries, manifests) fetched over HTTP into files/."""
+"""File artifacts of the release (tarballs, binaries, manifests) fetched over HTTP into files/.
+
+The plan: one blob per artifact, pinned by its sha256 (checksums/ or the manifest). The size of an artifact
+that is not cached yet is asked with HEAD, so a missing file fails before anything large is downloaded.
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from functools import partial
+from typing import List, Mapping, Optional
 
 from bundler import paths
 from bundler.build_context import BuildContext
 from bundler.checksums import load_pins
-from bundler.download import Fetched
+from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
 from bundler.manifest import FileArtifact
-from bundler.progress import Progress
+from bundler.plan import Blob, ProgressCallback, SourcePlan
 from installer.layout import FILES_DIR
+
+KIND = "files"
 
 
 @dataclass(frozen=True)
@@ -21,8 +28,12 @@ class PlannedFile:
     artifact: FileArtifact
     expected: Optional[str]  # None only when unpinned downloads were allowed
 
+    @property
+    def path(self) -> str:
+        return f"{FILES_DIR}/{self.artifact.filename}"
 
-def plan_files(context: BuildContext) -> List[PlannedFile]:
+
+def pinned_files(context: BuildContext) -> List[PlannedFile]:
     """Every file artifact with its pinned sum; refuse unpinned ones unless explicitly allowed."""
     release = context.release
     pins = load_pins(paths.checksums_path(release.kubernetes))
@@ -41,50 +52,47 @@ def plan_files(context: BuildContext) -> List[PlannedFile]:
     return planned
 
 
-def fetch_files(context: BuildContext) -> None:
-    planned = plan_files(context)
-    progress = Progress(len(planned))
-    results: Dict[str, Fetched] = {}
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, context.options.jobs)) as pool:
-            futures = {
-                pool.submit(
-                    context.downloader.fetch,
-                    item.artifact.name,
-                    item.artifact.url,
-                    item.expected,
-                    progress.tracker(item.artifact.name),
-                ): item
-                for item in planned
-            }
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in done:
-                if future.exception() is not None:
-                    for other in futures:
-                        other.cancel()
-                    raise future.exception()  # type: ignore[misc]
-            for future, item in futures.items():
-                fetched = future.result()
-                results[item.artifact.name] = fetched
-                progress.finished(item.artifact.name, fetched.size, fetched.from_cache)
-    finally:
-        progress.close()
-    entries = []
-    for item in planned:
-        artifact, fetched = item.artifact, results[item.artifact.name]
-        path = f"{FILES_DIR}/{artifact.filename}"
-        context.contents.add_file(path, fetched.path, fetched.sha256, fetched.size, artifact.executable)
-        context.fetched_files[artifact.name] = fetched.path
-        entries.append(
-            {
-                "name": artifact.name,
-                "version": artifact.version,
-                "arch": artifact.arch,
-                "path": path,
-                "size": fetched.size,
-                "sha256": fetched.sha256,
-                "source": artifact.url,
-                "pinned": item.expected is not None,
-            }
-        )
-    context.record["artifacts"] = entries
+def fetch_file(context: BuildContext, item: PlannedFile, progress: Optional[ProgressCallback] = None) -> Fetched:
+    return context.downloader.fetch(item.artifact.name, item.artifact.url, item.expected, progress)
+
+
+def _blob(context: BuildContext, item: PlannedFile) -> Blob:
+    downloader = context.downloader
+    hit = downloader.cached(item.expected)
+    if hit is None and context.options.fetch.offline:
+        name, url = item.artifact.name, item.artifact.url
+        raise BundlerError(f"{name}: not in the cache, and --offline forbids fetching {url}")
+    size = hit.size if hit is not None else downloader.probe_size(item.artifact.name, item.artifact.url)
+    return Blob(
+        kind="file", name=item.artifact.name, urls=(mirrored_url(item.artifact.url, context.options.fetch.mirror),),
+        digest=item.expected, algorithm="sha256", size=size, places=(item.path,), cached=hit is not None,
+        fetch=partial(fetch_file, context, item),
+    )  # fmt: skip
+
+
+def plan_files(context: BuildContext) -> SourcePlan:
+    planned = pinned_files(context)
+    with ThreadPoolExecutor(max_workers=max(1, context.options.jobs)) as pool:
+        blobs = list(pool.map(partial(_blob, context), planned))
+
+    def publish(fetched: Mapping[str, Fetched]) -> None:
+        entries = []
+        for item, blob in zip(planned, blobs):
+            artifact, result = item.artifact, fetched[blob.key]
+            context.contents.add_file(item.path, result.path, result.sha256, result.size, artifact.executable)
+            context.fetched_files[artifact.name] = result.path
+            entries.append(
+                {
+                    "name": artifact.name,
+                    "version": artifact.version,
+                    "arch": artifact.arch,
+                    "path": item.path,
+                    "size": result.size,
+                    "sha256": result.sha256,
+                    "source": artifact.url,
+                    "pinned": item.expected is not None,
+                }
+            )
+        context.record["artifacts"] = entries
+
+    return SourcePlan(KIND, blobs, publish)

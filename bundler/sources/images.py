@@ -1,30 +1,34 @@
 """Container images into the bundle's OCI layout (images/), recorded in bundle.yaml `images:`.
 
-For each image: resolve the tag to a manifest (from an index, the bundle arch's platform manifest; never
-attestations), or, with `--lock`, fetch exactly the manifest digest the lock names. Then every config and
-layer blob is fetched once (shared layers once overall), verified against its digest, and referenced from
-the cache.
+The plan: for each image, resolve the tag to a manifest (from an index, the bundle arch's platform manifest;
+never attestations), or, with `--lock`, take exactly the manifest digest the lock names (from the cache when
+it is there: no request). Its config is read now (the platform check); its manifest, config and layers are
+the plan's blobs, a layer shared by images once. The one fetch verifies each against its digest; the
+layout references them from the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from functools import partial
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from bundler.build_context import BuildContext
+from bundler.download import Fetched
 from bundler.errors import BundlerError
 from bundler.oci.auth import load_credentials
-from bundler.oci.layout import OCI_MANIFEST, StoredBlob, StoredImage, add_layout, as_oci_manifest
+from bundler.oci.layout import OCI_MANIFEST, StoredBlob, StoredImage, add_layout, as_oci_manifest, blob_path
 from bundler.oci.platform import check_config_platform, select_manifest
 from bundler.oci.reference import ImageRef, is_digest
 from bundler.oci.registry import MANIFEST_TYPES, Manifest, RegistryClient
 from bundler.oci.transport import RegistryOptions, parse_mirrors
-from bundler.progress import Progress, human_size
+from bundler.plan import Blob, ProgressCallback, SourcePlan
 from bundler.sources.image_list import collect_images
+
+KIND = "images"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ def registry_options(context: BuildContext) -> RegistryOptions:
         insecure=insecure,
         mirrors=parse_mirrors(extra.get("registry_mirrors", []), insecure),
         credentials=load_credentials(extra.get("registry_auth", [])),
+        offline=fetch.offline,
     )
 
 
@@ -130,27 +135,14 @@ def _resolve_all(context: BuildContext, client: RegistryClient, refs: List[Image
         return [future.result() for future in futures]
 
 
-def _fetch_layers(context: BuildContext, client: RegistryClient, images: List[ResolvedImage]) -> List[StoredBlob]:
-    wanted: Dict[str, Tuple[ImageRef, Descriptor]] = {}
-    for image in images:
-        for layer in image.layers:
-            wanted.setdefault(layer.digest, (image.ref, layer))
-    progress = Progress(len(wanted))
-    stored: List[StoredBlob] = []
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, context.options.jobs)) as pool:
-            futures = {}
-            for digest, (ref, layer) in sorted(wanted.items()):
-                label = f"{ref.repository.rsplit('/', 1)[-1]} {digest[7:19]}"
-                future = pool.submit(client.blob, ref, digest, layer.size, progress.tracker(label))
-                futures[future] = (label, layer)
-            for future, (label, layer) in futures.items():
-                path = future.result()
-                progress.finished(label, layer.size, False)
-                stored.append(StoredBlob(layer.digest, layer.size, path))
-    finally:
-        progress.close()
-    return stored
+def _fetch_blob(
+    client: RegistryClient, ref: ImageRef, blob: Descriptor, progress: Optional[ProgressCallback]
+) -> Fetched:
+    hex_digest = blob.digest.split(":", 1)[1]
+    hit = client.cache.holds(hex_digest, blob.size)
+    if hit is not None:
+        return Fetched(hit, hex_digest, blob.size, True)
+    return Fetched(client.blob(ref, blob.digest, blob.size, progress), hex_digest, blob.size, False)
 
 
 def _layout_manifest(client: RegistryClient, image: ResolvedImage) -> Tuple[StoredBlob, str]:
@@ -163,21 +155,52 @@ def _layout_manifest(client: RegistryClient, image: ResolvedImage) -> Tuple[Stor
     return StoredBlob(digest, len(converted), client.store_bytes(converted, digest)), OCI_MANIFEST
 
 
-def fetch_images(context: BuildContext) -> None:
+def _plan_blob(client: RegistryClient, ref: ImageRef, blob: Descriptor, label: str) -> Blob:
+    hex_digest = blob.digest.split(":", 1)[1]
+    return Blob(
+        kind="image", name=label, urls=(client.endpoint(ref).url("blobs", blob.digest),), digest=hex_digest,
+        algorithm="sha256", size=blob.size, places=(blob_path(blob.digest),),
+        cached=client.cache.holds(hex_digest, blob.size) is not None, fetch=partial(_fetch_blob, client, ref, blob),
+    )  # fmt: skip
+
+
+def _short(ref: ImageRef) -> str:
+    return ref.name.rsplit("/", 1)[-1]
+
+
+def plan_images(context: BuildContext) -> SourcePlan:
+    """Resolve every image to its manifest and config (small, fetched now); plan its layers."""
     refs = collect_images(context)
-    if not refs:
-        return
     client = RegistryClient(context.cache, registry_options(context))
-    resolved = _resolve_all(context, client, refs)
-    blobs = _fetch_layers(context, client, resolved)
+    resolved = _resolve_all(context, client, refs) if refs else []
+    blobs: List[Blob] = []
+    for image in resolved:
+        manifest = Descriptor(image.manifest.digest, image.manifest.size)
+        blobs.append(_plan_blob(client, image.ref, manifest, f"{_short(image.ref)} manifest"))
+        blobs.append(_plan_blob(client, image.ref, image.config, f"{_short(image.ref)} config"))
+        for layer in image.layers:
+            blobs.append(_plan_blob(client, image.ref, layer, f"{_short(image.ref)} layer {layer.digest[7:19]}"))
+
+    def publish(fetched: Mapping[str, Fetched]) -> None:
+        if resolved:
+            publish_images(context, client, resolved, fetched)
+
+    return SourcePlan(KIND, blobs, publish, {"images": [image.ref.name for image in resolved]})
+
+
+def publish_images(
+    context: BuildContext, client: RegistryClient, resolved: List[ResolvedImage], fetched: Mapping[str, Fetched]
+) -> None:
+    def stored(blob: Descriptor) -> StoredBlob:
+        return StoredBlob(blob.digest, blob.size, fetched[blob.digest].path)
+
+    blobs: List[StoredBlob] = []
     stored_images = []
     records = []
     for image in sorted(resolved, key=lambda i: i.ref.name):
-        config_path = context.cache.path_for(image.config.digest.split(":", 1)[1])
-        blobs.append(StoredBlob(image.config.digest, image.config.size, config_path))
+        blobs += [stored(image.config)] + [stored(layer) for layer in image.layers]
         manifest = _layout_manifest(client, image)
-        stored = StoredImage(image.ref.name, manifest[1], manifest[0], image.platform)
-        stored_images.append(stored)
+        stored_images.append(StoredImage(image.ref.name, manifest[1], manifest[0], image.platform))
         record: Dict[str, Any] = {
             "name": image.ref.name,
             "digest": manifest[0].digest,
@@ -192,10 +215,3 @@ def fetch_images(context: BuildContext) -> None:
         records.append(record)
     add_layout(context.contents, stored_images, blobs)
     context.record["images"] = records
-    total = sum(blob.size for blob in {b.digest: b for b in blobs}.values())
-    unique = len({blob.digest for blob in blobs})
-    print(
-        f"  images: {len(records)} in images/ ({unique} blobs, {human_size(total)})",
-        file=sys.stderr,
-        flush=True,
-    )

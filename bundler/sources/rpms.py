@@ -1,25 +1,26 @@
-"""OS packages: resolve the manifest's RPMs and what they need from the configured repositories, download
-each one verified against the repository's checksum, and publish them as a repository in `rpms/`."""
+"""OS packages: resolve the manifest's RPMs and what they need from the configured repositories (the plan:
+one blob per package, with the repository's checksum), and once the one fetch has verified them, publish
+them as a repository in `rpms/`. `resolve()` is the seam to the solver; everything here is around it."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from bundler.build_context import BuildContext
-from bundler.download import Fetched
+from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
 from bundler.paths import key_pins_path
-from bundler.progress import Progress
+from bundler.plan import Blob, ProgressCallback, SourcePlan
 from bundler.rpm.keys import load_fingerprint_pins
 from bundler.rpm.remote import RemoteRepository, fetch_checked
-from bundler.rpm.repo_writer import PublishedPackage, write_repodata
+from bundler.rpm.repo_writer import PACKAGES, PublishedPackage, write_repodata
 from bundler.rpm.repodata import EVR, Dependency, Package
 from bundler.rpm.solver import Policy, Resolution, prove_installable, require_libsolv
 from bundler.rpm.solver import resolve as solve
 from bundler.rpm.spec import RpmSpec, rpm_arch, rpm_spec
 from installer.layout import RPMS_DIR
 
+KIND = "rpms"
 CLOSURES = ("minimal", "full")
 KEYS_DIR = "keys"
 
@@ -63,20 +64,20 @@ def resolve(context: BuildContext, spec: RpmSpec, repos: List[RemoteRepository],
     return solve(metadata, spec.packages, pins, spec.assumed_installed, policy, where)
 
 
-def download(context: BuildContext, repos: Dict[str, RemoteRepository], packages: Tuple[Package, ...]) -> List[Fetched]:
-    progress = Progress(len(packages))
+def _plan_package(context: BuildContext, repo: RemoteRepository, package: Package) -> Blob:
+    url = repo.package_url(package)
+    algorithm = package.checksum_type.lower()
+    hit = context.downloader.cached(package.checksum) if algorithm == "sha256" else None
 
-    def one(package: Package) -> Fetched:
-        url = repos[package.repo].package_url(package)
-        fetched = fetch_checked(context.downloader, package.filename, url, package.checksum_type, package.checksum)
-        progress.finished(package.filename, fetched.size, fetched.from_cache)
-        return fetched
+    def fetch(progress: Optional[ProgressCallback]) -> Fetched:
+        downloader = context.downloader
+        return fetch_checked(downloader, package.filename, url, package.checksum_type, package.checksum, progress)
 
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, context.options.jobs)) as pool:
-            return list(pool.map(one, packages))
-    finally:
-        progress.close()
+    return Blob(
+        kind="rpm", name=package.filename, urls=(mirrored_url(url, context.options.fetch.mirror),),
+        digest=package.checksum, algorithm=algorithm, size=package.size,
+        places=(f"{RPMS_DIR}/{PACKAGES}/{package.filename}",), cached=hit is not None, fetch=fetch,
+    )  # fmt: skip
 
 
 def check_lock(context: BuildContext, packages: Tuple[Package, ...], fetched: List[Fetched]) -> None:
@@ -90,32 +91,65 @@ def check_lock(context: BuildContext, packages: Tuple[Package, ...], fetched: Li
             )
 
 
-def fetch_rpms(context: BuildContext) -> None:
+def locked_metadata(lock: Dict[str, object]) -> Dict[str, Dict[str, str]]:
+    """repository id -> sha256 of its repomd.xml, repomd.xml.asc and key in the --lock file, so a locked
+    rebuild takes the same metadata from the cache instead of asking the repository."""
+    record = lock.get("rpm_repository")
+    found: Dict[str, Dict[str, str]] = {}
+    entries = record.get("repositories") if isinstance(record, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("id"):
+            sums = {"repomd": entry.get("repomd_sha256"), "signature": entry.get("repomd_asc_sha256")}
+            found[str(entry["id"])] = {k: str(v) for k, v in sums.items() if v}
+    extras = lock.get("extras")
+    for key in extras if isinstance(extras, list) else []:
+        if isinstance(key, dict) and key.get("repository") in found and key.get("sha256"):
+            found[str(key["repository"])]["key"] = str(key["sha256"])
+    return found
+
+
+def plan_rpms(context: BuildContext) -> Optional[SourcePlan]:
+    """Read every repository's metadata and solve the closure now; the packages become the plan's blobs."""
     spec = rpm_spec(context.release.raw, context.os_target.id, str(context.release.source))
     if not context.os_target.rpms or spec is None:
-        return
+        return None
     closure, mirror = _options(context, spec)
     key_pins = load_fingerprint_pins(key_pins_path(context.release.kubernetes))
+    pinned = locked_metadata(context.lock)
     repos = [
-        RemoteRepository(r, r.url_for(context.arch, mirror), context.downloader, key_pins.get(r.gpgkey or ""))
+        RemoteRepository(
+            r, r.url_for(context.arch, mirror), context.downloader, key_pins.get(r.gpgkey or ""), pinned.get(r.id)
+        )
         for r in spec.repositories
     ]
     policy = Policy(rpm_arch(context.arch), closure)
     resolution = resolve(context, spec, repos, policy)
     by_id = {repo.id: repo for repo in repos}
-    fetched = download(context, by_id, resolution.packages)
-    check_lock(context, resolution.packages, fetched)
-    published = []
-    for repo in repos:
-        mine = [(p, f) for p, f in zip(resolution.packages, fetched) if p.repo == repo.id]
-        if not mine:
-            continue
-        elements = repo.primary_xml([p.checksum for p, _ in mine])
-        files = repo.files_of([p.checksum for p, _ in mine])
-        for package, result in mine:
-            listed = files.get(package.checksum) or tuple((path, None) for path in package.files)
-            published.append(PublishedPackage(package, elements[package.checksum], listed, result.sha256, result.size))
-    publish(context, spec, repos, resolution, published, policy, mirror)
+    blobs = [_plan_package(context, by_id[package.repo], package) for package in resolution.packages]
+
+    def publish_packages(fetched: Mapping[str, Fetched]) -> None:
+        results = [fetched[blob.key] for blob in blobs]
+        check_lock(context, resolution.packages, results)
+        published = []
+        for repo in repos:
+            mine = [(p, f) for p, f in zip(resolution.packages, results) if p.repo == repo.id]
+            if not mine:
+                continue
+            elements = repo.primary_xml([p.checksum for p, _ in mine])
+            files = repo.files_of([p.checksum for p, _ in mine])
+            for package, result in mine:
+                listed = files.get(package.checksum) or tuple((path, None) for path in package.files)
+                published.append(
+                    PublishedPackage(package, elements[package.checksum], listed, result.sha256, result.size)
+                )
+        publish(context, spec, repos, resolution, published, policy, mirror)
+
+    details = {
+        "closure": closure,
+        "repositories": [repo.id for repo in repos],
+        "packages": [package.name for package in resolution.packages],
+    }
+    return SourcePlan(KIND, blobs, publish_packages, details)
 
 
 def publish(
@@ -185,4 +219,5 @@ def _repository_record(repo: RemoteRepository, mirror: Optional[str]) -> Dict[st
         "revision": repo.repomd.revision if repo.repomd else "",
         "repomd_sha256": repo.repomd_sha256,
         "signature": f"verified ({repo.signer})" if repo.signer else "not checked (no pinned key)",
+        **({"repomd_asc_sha256": repo.signature_sha256} if repo.signature_sha256 else {}),
     }

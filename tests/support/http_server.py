@@ -1,6 +1,6 @@
 """A real HTTP server on a free loopback port serving in-memory files, with scripted faults.
 
-Faults per path: `fail_status` (a list of statuses answered first, e.g. [500]), `drop_after` (close the
+Faults per path: `fail_status` (a list of statuses answered first, to HEAD or GET, e.g. [500]), `drop_after` (close the
 connection after N bytes, once), `delay` (seconds to sleep before answering). Range requests are honoured.
 """
 
@@ -25,7 +25,8 @@ class Served:
 class MirrorServer:
     def __init__(self) -> None:
         self.files: Dict[str, Served] = {}
-        self.requests: List[tuple] = []
+        self.requests: List[tuple] = []  # GETs: (path, Range header)
+        self.heads: List[str] = []  # HEADs (the builder asks sizes while it plans)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +34,16 @@ class MirrorServer:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                server.heads.append(self.path)
+                served = server.files.get(self.path)
+                if served is not None and served.delay:
+                    time.sleep(served.delay)
+                status = 404 if served is None else served.fail_status.pop(0) if served.fail_status else 200
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(served.data)) if served and status == 200 else "0")
+                self.end_headers()
 
             def do_GET(self) -> None:  # noqa: N802
                 server.requests.append((self.path, self.headers.get("Range")))

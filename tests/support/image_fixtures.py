@@ -58,7 +58,7 @@ def build_bundle(release, tmp_path: Path, *extra: str, out: str = "out", cache: 
     from tests.conftest import run_bundler
 
     return run_bundler(
-        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
+        "build", "--allow-incomplete", "--manifest", str(release.path), "--mirror", release.mirror.url,
         "--cache", str(tmp_path / cache), "--output", str(tmp_path / out),
         "--retries", "1", "--timeout", "5", *extra,
     )  # fmt: skip

@@ -125,7 +125,8 @@ def build_node_bundle(
     manifest_path.write_text(yaml.safe_dump(node_release_manifest(mirror, extra_manifest)))
     out = work / "out"
     result = subprocess.run(
-        ["python", "-m", "bundler", "build", "--manifest", str(manifest_path), "--mirror", mirror.url,
+        ["python", "-m", "bundler", "build", "--allow-incomplete", "--manifest", str(manifest_path),
+         "--mirror", mirror.url,
          "--cache", str(work / "cache"), "--output", str(out), *extra_args],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip

@@ -58,7 +58,7 @@ def node_options(suppress: bool) -> argparse.ArgumentParser:
         "--firewall",
         choices=FIREWALL_MODES,
         default=argparse.SUPPRESS if suppress else "firewalld",
-        help="open the role's ports in firewalld (default), or disable firewalld as the seed guide does",
+        help="open the role's ports in firewalld (default), or stop and disable firewalld altogether",
     )
     common.add_argument(
         "--ignore-preflight", action="append", metavar="NAME", help="go on despite this preflight check (repeatable)"

@@ -1,0 +1,53 @@
+"""What a new user hits first, each run for real: `python -m bundler`, and the built k8s-install.pyz under
+Python 3.9 (issue 13, "small things a new user hit")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Dict, Optional
+
+import pytest
+
+from bundler.zipapp import build_installer
+from tests.conftest import REPO, run_bundler
+
+BUNDLER_HELP = (
+    [], ["build"], ["verify"], ["inspect"], ["images"], ["images", "push"], ["cluster"], ["cluster", "init"],
+    ["cluster", "check"],
+)  # fmt: skip
+PYZ_HELP = ([], ["plan"], ["preflight"], ["verify"], ["images"], ["images", "push"], ["config"], ["reset"])
+
+
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_installer(tmp_path_factory.mktemp("pyz") / "k8s-install.pyz", 1700000000)
+
+
+def run_pyz(
+    python39: str, pyz: Path, *args: str, env: Optional[Dict[str, str]] = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [python39, str(pyz), *args], capture_output=True, text=True, env=env or dict(os.environ), timeout=120
+    )
+
+
+def test_help_and_readme_explain_themselves_without_the_seed_guide(pyz: Path, python39: str, tmp_path: Path) -> None:
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    for words in BUNDLER_HELP:
+        result = run_bundler(*words, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "seed" not in result.stdout.lower(), words
+    for words in PYZ_HELP:
+        result = run_pyz(python39, pyz, *words, "--help", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "seed" not in result.stdout.lower(), words
+    assert "seed" not in (REPO / "README.md").read_text(encoding="utf-8").lower()
+
+
+def test_the_sysctl_file_explains_its_values_without_the_seed_guide() -> None:
+    from installer.steps.kernel import sysctl_conf
+
+    text = sysctl_conf()
+    assert "# guides set 202808 then 52706963" in text and "seed" not in text.lower()

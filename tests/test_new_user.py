@@ -51,3 +51,17 @@ def test_the_sysctl_file_explains_its_values_without_the_seed_guide() -> None:
 
     text = sysctl_conf()
     assert "# guides set 202808 then 52706963" in text and "seed" not in text.lower()
+
+
+def test_cluster_check_of_a_missing_file_names_both_init_commands(pyz: Path, python39: str, tmp_path: Path) -> None:
+    missing = tmp_path / "cluster.yaml"
+    result = run_bundler("cluster", "check", str(missing))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"bundler: error: {missing}: no such file; write one with `bundler cluster init` "
+        "(on a node: `k8s-install.pyz config init`)\n"
+    )
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    on_node = run_pyz(python39, pyz, "config", "check", "--config", str(missing), env=env)
+    assert on_node.returncode == 1
+    assert "`bundler cluster init` (on a node: `k8s-install.pyz config init`)" in on_node.stderr

@@ -74,7 +74,9 @@ def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> 
             )
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InstallError(f"{where}: no such file; write one with `k8s-install.pyz config init`") from None
+        raise InstallError(
+            f"{where}: no such file; write one with `bundler cluster init` (on a node: `k8s-install.pyz config init`)"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise InstallError(f"{where}: cannot read the cluster config: {error}") from None
     return parse_cluster_config(text, where, bundle_kubernetes)

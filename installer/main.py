@@ -149,7 +149,9 @@ def run_verify(args: argparse.Namespace) -> int:
     if as_json:
         report.emit("verify", report.verify_body(str(bundle_dir(args)), result))
         return 0
-    print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
+    from installer.units import human_size
+
+    print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 
 

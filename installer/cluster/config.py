@@ -57,7 +57,7 @@ class LoadedConfig(NamedTuple):
     warnings: List[str]
 
 
-# Far beyond any cluster this installer makes (the seed has 4 nodes; 1000 take about 60 KB): a bigger file
+# Far beyond any cluster this installer makes (a usual one has 3-10 nodes; 1000 take about 60 KiB): a bigger file
 # is the wrong file, refused before the YAML parser (pure Python on the nodes) spends minutes on it.
 MAX_CONFIG_BYTES = 128 * 1024
 MAX_NODES = 1000

@@ -93,3 +93,58 @@ def test_both_tools_print_sizes_in_binary_units(bundle: Path, python39: str, tmp
     assert inspected.returncode == 0, inspected.stderr
     for text in (builder.stdout, node.stdout, inspected.stdout):
         assert not re.search(r"\d ?([KMG]B|kB|bytes)\b", text), text
+
+
+BAD_BUNDLER_ARGS = {
+    "unknown command": ["bild"],
+    "no command": [],
+    "missing value": ["build", "--k8s"],
+    "bad choice": ["build", "--k8s", "1.29.6", "--arch", "sparc"],
+    "neither --k8s nor --manifest": ["build"],
+    "unsupported --k8s": ["build", "--k8s", "1.99.0"],
+    "registry-auth shape": ["build", "--k8s", "1.29.6", "--registry-auth", "registry.example"],
+    "registry-mirror shape": ["build", "--k8s", "1.29.6", "--registry-mirror", "docker.io"],
+    "plain-http mirror without --insecure-registry": [
+        "build", "--k8s", "1.29.6", "--registry-mirror", "docker.io=http://127.0.0.1:5000",
+    ],  # fmt: skip
+    "timeout 0": ["build", "--k8s", "1.29.6", "--timeout", "0"],
+    "negative jobs": ["verify", "--jobs", "-1", "."],
+    "missing action": ["images"],
+    "missing positional": ["images", "push", "bundle.tar"],
+    "cluster init of an unsupported version": ["cluster", "init", "--k8s", "1.99.0"],
+}
+
+
+@pytest.mark.parametrize("args", BAD_BUNDLER_ARGS.values(), ids=BAD_BUNDLER_ARGS.keys())
+def test_bundler_bad_arguments_exit_2_before_doing_anything(args: list, tmp_path: Path) -> None:
+    # --output/--dir/--cache point into tmp_path where the command takes them: nothing may appear there
+    if args[:1] == ["build"]:
+        args = [*args, "--mirror", "http://127.0.0.1:9"]  # were the check to miss, nothing leaves this machine
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    result = run_bundler(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.match(r"bundler( [a-z]+)*: error: ", last) and "Traceback" not in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == [], "a bad command line wrote something"
+
+
+BAD_PYZ_ARGS = {
+    "unknown command": ["instal"],
+    "missing value": ["--role"],
+    "bad choice": ["--role", "master"],
+    "--first with --role worker": ["--first", "--role", "worker"],
+    "unknown check to ignore": ["preflight", "--ignore-preflight", "cpu"],
+    "negative jobs": ["verify", "--jobs", "-2"],
+    "missing registry": ["images", "push"],
+    "bad prefix": ["images", "push", "registry.example:5000", "--prefix", "Mirror"],
+    "missing config action": ["config"],
+    "bad certs action": ["certs", "renoo"],
+}
+
+
+@pytest.mark.parametrize("args", BAD_PYZ_ARGS.values(), ids=BAD_PYZ_ARGS.keys())
+def test_pyz_bad_arguments_exit_2(args: list, pyz: Path, python39: str, tmp_path: Path) -> None:
+    result = run_pyz(python39, pyz, *args, env=dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv")))
+    assert result.returncode == 2, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.match(r"k8s-install\.pyz( [a-z]+)*: error: ", last) and "Traceback" not in result.stderr, result.stderr

@@ -3,16 +3,21 @@ Python 3.9 (issue 13, "small things a new user hit")."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
+import zipfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from bundler.zipapp import build_installer
+from bundler.zipapp import SHIV_ROOT_DEFAULT, build_installer
 from tests.conftest import REPO, StandInRelease, run_bundler
+from tests.support.prerequisites import require
 
 BUNDLER_HELP = (
     [], ["build"], ["verify"], ["inspect"], ["images"], ["images", "push"], ["cluster"], ["cluster", "init"],
@@ -148,3 +153,96 @@ def test_pyz_bad_arguments_exit_2(args: list, pyz: Path, python39: str, tmp_path
     assert result.returncode == 2, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert re.match(r"k8s-install\.pyz( [a-z]+)*: error: ", last) and "Traceback" not in result.stderr, result.stderr
+
+
+NOBODY = 65534
+# Run a command as nobody in a private mount namespace. A Python under /root (pyenv) stays reachable: a tmpfs
+# (0755) covers /root in the namespace only, and the interpreter's folder is bound back at its own path.
+AS_NOBODY = """
+set -e
+if [ "${PREFIX#/root/}" != "$PREFIX" ]; then
+    mkdir -p "$STAGE" && mount --bind "$PREFIX" "$STAGE"
+    mount -t tmpfs -o mode=0755 tmpfs /root
+    mkdir -p "$PREFIX" && mount --bind "$STAGE" "$PREFIX"
+fi
+exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
+"""
+
+
+@pytest.fixture
+def public(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody can read (pytest's own are root's alone)."""
+    require("unshare", "setpriv", "mount")
+    folder = Path(tempfile.mkdtemp(prefix="k8s-new-user-", dir="/tmp"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def run_as_nobody(python39: str, command: List[str], home: str, public: Path) -> subprocess.CompletedProcess:
+    tmp = public / "tmp"
+    tmp.mkdir(mode=0o1777, exist_ok=True)
+    tmp.chmod(0o1777)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home, "TMPDIR": str(tmp), "LANG": "C.UTF-8",
+           "PREFIX": str(Path(python39).resolve().parents[1]), "STAGE": str(public / "python-prefix")}  # fmt: skip
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", AS_NOBODY, "sh", python39, *command],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+
+
+def readable_copy(bundle: Path, public: Path) -> Path:
+    copy = public / bundle.name
+    shutil.copytree(bundle, copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return copy
+
+
+def test_verify_by_a_user_who_is_not_root_just_works(bundle: Path, python39: str, public: Path) -> None:
+    """shiv would extract under the root-owned /var/lib/k8s-install/shiv and fail with a traceback; the pyz's
+    launcher sends other users to their own cache folder, else to a private temporary one it removes."""
+    copy = readable_copy(bundle, public)
+    home = public / "home"
+    home.mkdir()
+    os.chown(home, NOBODY, NOBODY)
+    for home_dir in ("/nonexistent", str(home)):
+        result = run_as_nobody(python39, [str(copy / "k8s-install.pyz"), "verify"], home_dir, public)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+        assert "\nbundle OK: 6 files" in result.stdout
+        assert list((public / "tmp").iterdir()) == [], "the temporary extraction was left behind"
+    extracted = list((home / ".cache" / "k8s-install" / "shiv").iterdir())
+    expected = f"k8s-install.pyz_{build_id(copy / 'k8s-install.pyz')}"
+    assert [path.name for path in extracted if path.is_dir()] == [expected]
+    assert all(path.stat().st_uid == NOBODY for path in extracted)
+
+
+def test_a_user_who_is_not_root_gets_one_line_for_a_user_error(python39: str, pyz: Path, public: Path) -> None:
+    shutil.copy(pyz, public / "k8s-install.pyz")
+    (public / "k8s-install.pyz").chmod(0o755)
+    result = run_as_nobody(python39, [str(public / "k8s-install.pyz"), "verify"], "/nonexistent", public)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"k8s-install.pyz: error: {public}: no SHA256SUMS")
+
+
+def build_id(pyz: Path) -> str:
+    with zipfile.ZipFile(pyz) as archive:
+        return str(json.loads(archive.read("environment.json"))["build_id"])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--version"], ["verify", "--help"], ["images", "push", "-h"]])
+def test_help_and_version_write_nothing(args: List[str], pyz: Path, python39: str, tmp_path: Path) -> None:
+    """--help and --version run straight from the zip: no extraction, not in SHIV_ROOT, not in the default."""
+    watched = tmp_path / "shiv"
+    default = Path(SHIV_ROOT_DEFAULT) / f"{pyz.name}_{build_id(pyz)}"
+    existed = default.exists()
+    result = run_pyz(python39, pyz, *args, env=dict(os.environ, SHIV_ROOT=str(watched)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(("usage: k8s-install.pyz", "k8s-install.pyz 0."))
+    assert not watched.exists()
+    without = {key: value for key, value in os.environ.items() if key != "SHIV_ROOT"}
+    assert run_pyz(python39, pyz, *args, env=without).returncode == 0
+    assert default.exists() == existed, f"{args} extracted into {default}"

@@ -17,7 +17,10 @@ import pytest
 
 from bundler.zipapp import SHIV_ROOT_DEFAULT, build_installer
 from tests.conftest import REPO, StandInRelease, run_bundler
+from tests.support.cluster_files import SEED_NODES, write_cluster
+from tests.support.node_bundle import build_node_bundle
 from tests.support.prerequisites import require
+from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
 
 BUNDLER_HELP = (
     [], ["build"], ["verify"], ["inspect"], ["images"], ["images", "push"], ["cluster"], ["cluster", "init"],
@@ -246,3 +249,56 @@ def test_help_and_version_write_nothing(args: List[str], pyz: Path, python39: st
     without = {key: value for key, value in os.environ.items() if key != "SHIV_ROOT"}
     assert run_pyz(python39, pyz, *args, env=without).returncode == 0
     assert default.exists() == existed, f"{args} extracted into {default}"
+
+
+@pytest.fixture(scope="module")
+def node_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.support.http_server import MirrorServer
+
+    mirror = MirrorServer().start()
+    try:
+        return build_node_bundle(mirror, tmp_path_factory.mktemp("node-bundle"))
+    finally:
+        mirror.stop()
+
+
+def prepare_image(python39: str, bundle: Path, root: Path, site: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real pyz on an EL9 image for another machine: in a network namespace holding no address at all, so
+    no node IP is on "this machine" and nothing can be reached."""
+    require("ip")
+    if not root.exists():
+        make_el9_root(root)
+        add_kubelet_unit(root)
+    with NetNamespace() as namespace:
+        command = namespace.prefix() + [
+            python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--config", str(site / "cluster.yaml"),
+            "--secrets", str(site / "cluster-secrets.yaml"), *args,
+        ]  # fmt: skip
+        env = dict(os.environ, SHIV_ROOT=str(root.parent / "shiv"))
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_root_prepares_an_image_for_a_node_whose_addresses_are_elsewhere(  # type: ignore[no-untyped-def]
+    python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    planes = [dict(node, interface="ens33") if node["role"] == "control-plane" else node for node in SEED_NODES]
+    write_cluster(site, cluster_secrets, planes)
+    first = prepare_image(python39, node_bundle, tmp_path / "mn01", site, "--node", "k8s-mn01", "--first", "--yes")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "interface ens33" in (tmp_path / "mn01" / "etc/keepalived/keepalived.conf").read_text()
+    worker = prepare_image(python39, node_bundle, tmp_path / "wn01", site, "--node", "k8s-wn01", "--yes")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert "k8s-wn01" in (tmp_path / "wn01" / "etc/hostname").read_text()
+
+
+def test_root_for_a_control_plane_without_an_interface_asks_for_one(  # type: ignore[no-untyped-def]
+    python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
+) -> None:
+    write_cluster(tmp_path / "site", cluster_secrets)
+    result = prepare_image(python39, node_bundle, tmp_path / "mn02", tmp_path / "site", "--node", "k8s-mn02", "plan")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "k8s-install.pyz: error: cluster.yaml: node k8s-mn02: set nodes[].interface (e.g. ens33): with --root this "
+        "machine's interfaces say nothing about the image's, and keepalived puts the API VIP on it"
+    )

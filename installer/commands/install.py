@@ -69,8 +69,8 @@ def confirm(args: argparse.Namespace, pending: int) -> None:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    if not args.role:
-        raise InstallError("say which node this is: --role control-plane [--first] or --role worker")
+    if not args.role and not args.node:  # --node names a node of cluster.yaml, and so its role
+        raise InstallError("say which node this is: --role control-plane [--first], --role worker, or --node NAME")
     node = make_node(args, dry_run=True)  # verifies the bundle once
     steps = steps_for(node.settings.role, node.settings.first)
     if not args.yes:

@@ -302,3 +302,21 @@ def test_root_for_a_control_plane_without_an_interface_asks_for_one(  # type: ig
         "k8s-install.pyz: error: cluster.yaml: node k8s-mn02: set nodes[].interface (e.g. ens33): with --root this "
         "machine's interfaces say nothing about the image's, and keepalived puts the API VIP on it"
     )
+
+
+def test_preflight_lists_the_checks_it_ran(  # type: ignore[no-untyped-def]
+    python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
+) -> None:
+    from installer.steps.preflight import CHECK_NAMES
+
+    write_cluster(tmp_path / "site", cluster_secrets)
+    image, site = tmp_path / "wn01", tmp_path / "site"
+    args = ("--node", "k8s-wn01", "preflight", "--ignore-preflight", "cpus")
+    result = prepare_image(python39, node_bundle, image, site, *args)
+    assert "Traceback" not in result.stderr
+    listed = [line.split(":")[0].split()[-1] for line in result.stdout.splitlines() if line.startswith("  preflight ")]
+    assert listed == list(CHECK_NAMES), result.stdout
+    assert "  preflight cpus: ignored (--ignore-preflight cpus)" in result.stdout
+    assert "  preflight os: ok" in result.stdout and "  preflight arch: ok" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == f"preflight: all checks passed ({len(CHECK_NAMES) - 1} run, 1 ignored)"

@@ -37,8 +37,9 @@ def run_preflight(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         return preflight_json(args)
     node = make_node(args, dry_run=True)
-    converge(node, [Preflight()], dry_run=True)
-    print("preflight: all checks passed")
+    converge(node, [Preflight(list_checks=True)], dry_run=True)
+    ignored = len(node.settings.ignore_preflight)
+    print(f"preflight: all checks passed ({len(CHECKS) - ignored} run" + (f", {ignored} ignored)" if ignored else ")"))
     return 0
 
 

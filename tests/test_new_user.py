@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
+import jsonschema
 import pytest
 
 from bundler.zipapp import SHIV_ROOT_DEFAULT, build_installer
@@ -320,3 +321,27 @@ def test_preflight_lists_the_checks_it_ran(  # type: ignore[no-untyped-def]
     assert "  preflight os: ok" in result.stdout and "  preflight arch: ok" in result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == f"preflight: all checks passed ({len(CHECK_NAMES) - 1} run, 1 ignored)"
+
+
+def test_plan_marks_what_root_only_logs(  # type: ignore[no-untyped-def]
+    python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
+) -> None:
+    """Under --root, actions on the running machine (modprobe, sysctl, firewall-cmd, kubeadm, restarts) are only
+    logged: plan says so for each, in text and JSON, instead of reporting the step as simply ok."""
+    site = tmp_path / "site"
+    write_cluster(site, cluster_secrets, [dict(node, interface="ens33") for node in SEED_NODES])
+    args = ("--node", "k8s-mn01", "--first", "plan")
+    text = prepare_image(python39, node_bundle, tmp_path / "mn01", site, *args)
+    assert text.returncode == 0, text.stdout + text.stderr
+    marked = [line for line in text.stdout.splitlines() if "--root: only logged, not run:" in line]
+    for action in ("modprobe overlay", "sysctl -e -p /etc/sysctl.d/90-k8s.conf", "kubeadm init --config"):
+        assert any(action in line for line in marked), (action, text.stdout)
+    assert "would create /etc/containerd/config.toml (--root: restart of containerd only logged)" in text.stdout
+    summary = text.stdout.splitlines()[-1]
+    logged = r"\d+ action\(s\) on the running machine only logged \(--root\)"
+    assert re.fullmatch(rf"plan: \d+ change\(s\) pending; nothing was changed; {logged}", summary), summary
+    as_json = prepare_image(python39, node_bundle, tmp_path / "mn01", site, *args, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    steps = {step["name"]: step for step in json.loads(as_json.stdout)["steps"]}
+    assert any(entry.startswith("modprobe overlay") for entry in steps["kernel-modules"]["recorded_only"])
+    jsonschema.validate(json.loads(as_json.stdout), json.loads((REPO / "schemas/plan.schema.json").read_text()))

@@ -21,10 +21,15 @@ def run_plan(args: argparse.Namespace) -> int:
         echo = (lambda _line: None) if as_json else print
         result = converge(node, steps_for(node.settings.role, node.settings.first), dry_run=True, echo=echo)
     if as_json:
-        steps = [{"name": step.name, "title": step.title, "changes": step.changes} for step in result.steps]
+        steps = [
+            {"name": step.name, "title": step.title, "changes": step.changes, "recorded_only": step.recorded}
+            for step in result.steps
+        ]
         report.emit("plan", {**node_body(node), "change_count": result.change_count, "steps": steps})
         return 0
-    print(f"plan: {result.change_count} change(s) pending; nothing was changed")
+    recorded = sum(len(step.recorded) for step in result.steps)
+    logged = f"; {recorded} action(s) on the running machine only logged (--root)" if recorded else ""
+    print(f"plan: {result.change_count} change(s) pending; nothing was changed{logged}")
     return 0
 
 

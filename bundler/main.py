@@ -62,6 +62,16 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if from_manifests and args.kubernetes and args.kubernetes not in paths.supported_versions():
         versions = ", ".join(paths.supported_versions()) or "none"
         parser.error(f"Kubernetes {args.kubernetes} is not supported; supported versions: {versions}")
+    if args.command == "images":
+        from installer.errors import InstallError
+        from installer.image_push import check_prefix
+
+        if args.plain_http and args.ca_file:
+            parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
+        try:
+            check_prefix(args.prefix)
+        except InstallError as error:
+            parser.error(str(error))
     if args.command != "build":
         return
     if not args.kubernetes and not args.manifest:

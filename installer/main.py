@@ -138,6 +138,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         if getattr(args, "images_action", None) == "push":
             from installer.image_push import check_prefix
 
+            if args.plain_http and args.ca_file:
+                parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
             check_prefix(args.prefix)
     except InstallError as error:
         parser.error(str(error))

@@ -120,6 +120,8 @@ BAD_BUNDLER_ARGS = {
     "negative jobs": ["verify", "--jobs", "-1", "."],
     "missing action": ["images"],
     "missing positional": ["images", "push", "bundle.tar"],
+    "bad push prefix": ["images", "push", "bundle.tar", "127.0.0.1:5000", "--prefix", "Mirror"],
+    "plain http with a CA file": ["images", "push", "bundle.tar", "127.0.0.1:5000", "--plain-http", "--ca-file", "ca"],
     "cluster init of an unsupported version": ["cluster", "init", "--k8s", "1.99.0"],
 }
 
@@ -146,6 +148,7 @@ BAD_PYZ_ARGS = {
     "negative jobs": ["verify", "--jobs", "-2"],
     "missing registry": ["images", "push"],
     "bad prefix": ["images", "push", "registry.example:5000", "--prefix", "Mirror"],
+    "plain http with a CA file": ["images", "push", "127.0.0.1:5000", "--plain-http", "--ca-file", "ca.pem"],
     "missing config action": ["config"],
     "bad certs action": ["certs", "renoo"],
 }

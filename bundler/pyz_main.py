@@ -52,7 +52,16 @@ def launch() -> None:
     choose_shiv_root()
     import _bootstrap  # type: ignore[import-not-found]  # shiv's bootstrap, in the zipapp beside this file
 
-    _bootstrap.bootstrap()
+    try:
+        _bootstrap.bootstrap()
+    except OSError as error:  # unpacking failed (the installer itself reports its own errors)
+        where = os.environ.get("SHIV_ROOT", "/var/lib/k8s-install/shiv")
+        print(
+            f"k8s-install.pyz: error: cannot unpack into {where} ({error.strerror or error}): "
+            "set SHIV_ROOT to a folder you can write",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -348,3 +348,13 @@ def test_plan_marks_what_root_only_logs(  # type: ignore[no-untyped-def]
     steps = {step["name"]: step for step in json.loads(as_json.stdout)["steps"]}
     assert any(entry.startswith("modprobe overlay") for entry in steps["kernel-modules"]["recorded_only"])
     jsonschema.validate(json.loads(as_json.stdout), json.loads((REPO / "schemas/plan.schema.json").read_text()))
+
+
+def test_an_unwritable_shiv_root_is_one_line(pyz: Path, python39: str, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = run_pyz(python39, pyz, "verify", env=dict(os.environ, SHIV_ROOT=str(tmp_path / "a-file" / "shiv")))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == (
+        f"k8s-install.pyz: error: cannot unpack into {tmp_path / 'a-file' / 'shiv'} (Not a directory): "
+        "set SHIV_ROOT to a folder you can write\n"
+    )

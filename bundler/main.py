@@ -7,13 +7,15 @@ the log file named on screen), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
+from urllib.parse import urlsplit
 
-from bundler import __version__, interrupt
+from bundler import __version__, interrupt, paths
 from bundler.build_context import BuildOptions
 from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
@@ -26,6 +28,61 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
     return number
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 or more")
+    return number
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be more than 0")
+    return number
+
+
+def _shaped(example: str, pattern: str) -> Callable[[str], str]:
+    """An argument type that accepts values looking like `example` (checked by `pattern`)."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise argparse.ArgumentTypeError(f"{value!r}: expected {example}")
+        return value
+
+    return check
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot see alone but is still a bad command line: exit 2 with its usage line."""
+    from_manifests = (args.command == "build" and not args.manifest) or (
+        args.command == "cluster" and args.cluster_command == "init"
+    )
+    if from_manifests and args.kubernetes and args.kubernetes not in paths.supported_versions():
+        versions = ", ".join(paths.supported_versions()) or "none"
+        parser.error(f"Kubernetes {args.kubernetes} is not supported; supported versions: {versions}")
+    if args.command == "images":
+        from installer.errors import InstallError
+        from installer.image_push import check_prefix
+
+        if args.plain_http and args.ca_file:
+            parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
+        try:
+            check_prefix(args.prefix)
+        except InstallError as error:
+            parser.error(str(error))
+    if args.command != "build":
+        return
+    if not args.kubernetes and not args.manifest:
+        parser.error("bundler build needs --k8s VERSION (or --manifest FILE)")
+    if args.json and not args.dry_run:
+        parser.error("--json prints the plan: give it with --dry-run")
+    for value in args.registry_mirror:
+        host = urlsplit(value.partition("=")[2])
+        if host.scheme == "http" and host.netloc not in args.insecure_registry:
+            parser.error(f"--registry-mirror {value}: plain http needs --insecure-registry {host.netloc} as well")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache", type=Path, metavar="DIR", help=f"download cache (default {DEFAULT_CACHE})")
     build.add_argument("--jobs", type=_positive, default=4, metavar="N", help="parallel downloads (default 4)")
     build.add_argument("--mirror", metavar="URL", help="fetch https://HOST/PATH from URL/HOST/PATH instead")
-    build.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="network timeout (30)")
-    build.add_argument("--retries", type=int, default=4, metavar="N", help="retries on 5xx/connection errors (4)")
+    build.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS", help="network timeout (30)")
+    build.add_argument("--retries", type=_count, default=4, metavar="N", help="retries on 5xx/connection errors (4)")
     build.add_argument("--ca-file", metavar="FILE", help="extra CA bundle for TLS (verification stays on)")
     build.add_argument(
         "--lock", type=Path, metavar="FILE", help="a bundle.yaml whose resolved image digests/RPMs must be reproduced"
@@ -72,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="check a bundle tarball or folder against its SHA256SUMS")
     verify.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
-    verify.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+    verify.add_argument("--jobs", type=_count, default=0, metavar="N", help="hashing threads (default: automatic)")
     verify.add_argument(
         "--trusted-signers", type=Path, metavar="FILE",
         help="OpenSSH allowed_signers file: require a good signature by one of them",
@@ -82,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
     inspect.add_argument("--json", action="store_true", help="print it as JSON (schema in README.md)")
-    inspect.add_argument("--jobs", type=int, default=0, metavar="N", help="hashing threads (default: automatic)")
+    inspect.add_argument("--jobs", type=_count, default=0, metavar="N", help="hashing threads (default: automatic)")
 
     images = commands.add_parser("images", help="work with a bundle's container images")
     image_actions = images.add_subparsers(dest="images_action", metavar="ACTION", required=True)
@@ -129,6 +186,7 @@ def _add_image_flags(build: argparse.ArgumentParser) -> None:
     )
     images.add_argument(
         "--registry-auth", action="append", default=[], metavar="HOST=USER:PASSWORD_FILE",
+        type=_shaped("HOST=USER:PASSWORD_FILE", r"[^=]+=[^:]+:.+"),
         help="log in to HOST as USER with the password in PASSWORD_FILE (else ~/.docker/config.json)",
     )  # fmt: skip
     images.add_argument(
@@ -137,6 +195,7 @@ def _add_image_flags(build: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     images.add_argument(
         "--registry-mirror", action="append", default=[], metavar="HOST=URL",
+        type=_shaped("HOST=https://MIRROR[/PREFIX]", r"[^=]+=https?://[^/]+.*"),
         help="pull HOST's images from URL (its path is a repository prefix); names stay HOST's",
     )  # fmt: skip
 
@@ -169,10 +228,6 @@ def dispatch(args: argparse.Namespace) -> int:
         from bundler.commands.build import run_build
         from bundler.signing import open_sign_key
 
-        if not args.kubernetes and not args.manifest:
-            raise BundlerError("bundler build needs --k8s VERSION (or --manifest FILE)")
-        if args.json and not args.dry_run:
-            raise BundlerError("--json prints the plan: give it with --dry-run")
         options = BuildOptions(
             kubernetes=args.kubernetes,
             arch=args.arch,
@@ -227,7 +282,9 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
     interrupt.install_handler()
     try:
         return dispatch(args)

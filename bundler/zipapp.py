@@ -3,7 +3,8 @@
 The nodes run it with their system Python (3.9 on EL9), so nothing compiled goes in: pyyaml and
 markupsafe fall back to their pure-Python code when their C extensions are absent. The result is
 reproducible (fixed timestamps, sorted entries, build id from content) and extracts under
-SHIV_ROOT_DEFAULT, a root-owned folder, never a world-writable one.
+SHIV_ROOT_DEFAULT, a root-owned folder, never a world-writable one (bundler/pyz_main.py, its __main__.py,
+sends other users to their own cache folder and runs --help/--version without extracting).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Iterable
 
@@ -23,6 +25,7 @@ from bundler.errors import BundlerError
 SHIV_ROOT_DEFAULT = "/var/lib/k8s-install/shiv"
 ENTRY_POINT = "installer.main:main"
 THIRD_PARTY = ("yaml", "jinja2", "markupsafe")
+LAUNCHER = Path(__file__).with_name("pyz_main.py")  # becomes __main__.py: where to extract, and --help unextracted
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib", ".c", ".h", ".pyc")
 DEFAULT_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carry
 
@@ -45,6 +48,22 @@ def stage_site_packages(site: Path) -> None:
     _copy_pure_python(paths.INSTALLER_PACKAGE_DIR, site / "installer")
     for name in THIRD_PARTY:
         _copy_pure_python(_package_dir(name), site / name)
+
+
+def with_launcher(built: Path, target: Path) -> None:
+    """Copy shiv's zipapp to `target` with LAUNCHER as its __main__.py; shebang, entry order, timestamps,
+    modes and compression stay as shiv wrote them, so the result is as reproducible as shiv's."""
+    data = built.read_bytes()
+    shebang = data[: data.index(b"\n") + 1]
+    with zipfile.ZipFile(built) as source, open(target, "wb") as out:
+        out.write(shebang)
+        with zipfile.ZipFile(out, "w") as archive:
+            for entry in source.infolist():
+                copy = zipfile.ZipInfo(entry.filename, entry.date_time)
+                copy.compress_type = entry.compress_type
+                copy.external_attr = entry.external_attr
+                body = LAUNCHER.read_bytes() if entry.filename == "__main__.py" else source.read(entry)
+                archive.writestr(copy, body)
 
 
 def build_installer(output: Path, epoch: int) -> Path:
@@ -72,7 +91,7 @@ def build_installer(output: Path, epoch: int) -> Path:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise BundlerError(f"building {output.name} with shiv failed: {last}")
         temporary = output.with_name(output.name + ".tmp")
-        shutil.copyfile(built, temporary)
+        with_launcher(built, temporary)
         os.chmod(temporary, 0o755)
         os.replace(temporary, output)
     return output

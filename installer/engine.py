@@ -54,6 +54,7 @@ class StepReport:
     name: str
     title: str
     changes: List[str]
+    recorded: List[str] = field(default_factory=list)  # actions on the running machine --root only logs
 
 
 @dataclass
@@ -124,6 +125,20 @@ def _wait_ready(node: Node, service: str, timeout: float) -> None:
     )
 
 
+RECORDED_MARK = "--root: only logged, not run:"  # an action on the running machine, not on the image
+
+
+def printable_recorded(action: str) -> str:
+    return action[len("would run: ") :] if action.startswith("would run: ") else action
+
+
+def restart_note(host: Host, change: Change) -> str:
+    """Under --root a change's restarts are only logged: say so where the change is shown."""
+    if host.live or not change.restarts:
+        return ""
+    return f" (--root: restart of {', '.join(restart_order(list(change.restarts)))} only logged)"
+
+
 def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[str], None] = print) -> RunReport:
     """Plan and (unless dry_run) apply every step in order."""
     report = RunReport()
@@ -135,19 +150,23 @@ def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[s
             pending = node.state.pending_restarts()
             due = pending if step.needs_settled else [s for s in pending if service_name(s) in needed]
             restart_services(node, due, report)
+        already = len(host.recorded)
         changes = step.plan(node)
+        recorded = [printable_recorded(action) for action in host.recorded[already:]]
         summaries = [change.summary for change in changes]
-        report.steps.append(StepReport(step.name, step.title, summaries))
+        report.steps.append(StepReport(step.name, step.title, summaries, recorded))
         mark = "ok" if not changes else (f"{len(changes)} to change" if dry_run else f"{len(changes)} changed")
         echo(f"[{step.name}] {step.title}: {mark}")
         for change in changes:
-            echo(f"    {'would ' if dry_run else ''}{change.summary}")
+            echo(f"    {'would ' if dry_run else ''}{change.summary}{restart_note(host, change)}")
             if dry_run:
                 continue
             if change.restarts:
                 node.state.add_pending_restarts([service_name(unit) for unit in change.restarts])
             host.log(f"[{step.name}] {change.summary}")
             change.apply()
+        for action in recorded:
+            echo(f"    {RECORDED_MARK} {action}")
     if not dry_run:
         restart_services(node, node.state.pending_restarts(), report)
     return report

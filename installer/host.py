@@ -27,6 +27,7 @@ class Host:
         self.root = Path(root).resolve()
         self.live = self.root == Path("/")
         self.verbose = verbose
+        self.recorded: List[str] = []  # what skipped() logged, in order: `plan` shows it
 
     def path(self, absolute: str) -> Path:
         """Where an absolute path of the target system is, seen from here."""
@@ -84,6 +85,7 @@ class Host:
 
     def skipped(self, action: str) -> None:
         """An action on the running system that a --root run does not do."""
+        self.recorded.append(action)
         self.log(f"skipped (offline root {self.root}): {action}")
 
     def systemctl(self, *args: str) -> List[str]:

@@ -58,7 +58,7 @@ def node_options(suppress: bool) -> argparse.ArgumentParser:
         "--firewall",
         choices=FIREWALL_MODES,
         default=argparse.SUPPRESS if suppress else "firewalld",
-        help="open the role's ports in firewalld (default), or disable firewalld as the seed guide does",
+        help="open the role's ports in firewalld (default), or stop and disable firewalld altogether",
     )
     common.add_argument(
         "--ignore-preflight", action="append", metavar="NAME", help="go on despite this preflight check (repeatable)"
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in JSON_COMMANDS:
             sub.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
         if name == "verify":
-            sub.add_argument("--jobs", type=int, default=0, help="hashing threads (default: automatic)")
+            sub.add_argument("--jobs", type=_count, default=0, help="hashing threads (default: automatic)")
             sub.add_argument("--base", metavar="DIR", help="a delta bundle: first take what it left out from DIR")
         if name == "images":
             sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
@@ -117,6 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--from", dest="from_", metavar="VERSION", help="the release this node runs now")
     add_config_parser(commands)
     return parser
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 or more")
+    return number
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot see alone but is still a bad command line: exit 2 with its usage line."""
+    if args.first and args.role == "worker":
+        parser.error("--first names the first control plane: it does not go with --role worker")
+    try:
+        if args.ignore_preflight:
+            from installer.commands.cluster_settings import ignored_checks
+
+            ignored_checks(args.ignore_preflight)
+        if getattr(args, "images_action", None) == "push":
+            from installer.image_push import check_prefix
+
+            if args.plain_http and args.ca_file:
+                parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
+            check_prefix(args.prefix)
+    except InstallError as error:
+        parser.error(str(error))
 
 
 def add_push_parser(images: argparse.ArgumentParser) -> None:
@@ -149,7 +175,9 @@ def run_verify(args: argparse.Namespace) -> int:
     if as_json:
         report.emit("verify", report.verify_body(str(bundle_dir(args)), result))
         return 0
-    print(f"bundle OK: {result.files} files, {result.bytes} bytes, SHA256SUMS sha256 {result.sums_sha256}")
+    from installer.units import human_size
+
+    print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 
 
@@ -181,7 +209,9 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
     try:
         return dispatch(args)
     except InstallError as error:

@@ -80,7 +80,7 @@ def test_dry_run_changes_nothing_and_records_no_restart(node: Node) -> None:
     printed: List[str] = []
     report = converge(node, [WriteFiles("a", [("/etc/a", "1")], service="svc")], dry_run=True, echo=printed.append)
     assert report.change_count == 1
-    assert printed == ["[a] a: 1 to change", "    would create /etc/a"]
+    assert printed == ["[a] a: 1 to change", "    would create /etc/a (--root: restart of svc only logged)"]
     assert not (node.host.root / "etc/a").exists()
     assert node.state.pending_restarts() == []
 

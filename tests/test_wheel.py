@@ -66,7 +66,7 @@ def test_installed_bundler_is_the_wheel_and_knows_its_releases(venv: Path, tmp_p
                            capture_output=True, text=True, cwd=tmp_path, check=True)  # fmt: skip
     assert where.stdout.strip().startswith(str(venv))
     unknown = run(venv, "build", "--k8s", "9.9.9", cwd=tmp_path)
-    assert unknown.returncode == 1 and all(v in unknown.stderr for v in supported_versions()), unknown.stderr
+    assert unknown.returncode == 2 and all(v in unknown.stderr for v in supported_versions()), unknown.stderr
     init = run(venv, "cluster", "init", "--dir", str(tmp_path / "site"), cwd=tmp_path)
     assert init.returncode == 0, init.stderr
     newest = supported_versions()[-1]  # cluster init writes the newest release it carries
@@ -107,4 +107,4 @@ def test_pipx_install_of_the_source_folder(source: Path, tmp_path: Path) -> None
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
     unknown = subprocess.run([str(tmp_path / "bin" / "bundler"), "build", "--k8s", "9.9.9"],
                              capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
-    assert unknown.returncode == 1 and "supported versions: 1.29.6" in unknown.stderr, unknown.stderr
+    assert unknown.returncode == 2 and "supported versions: 1.29.6" in unknown.stderr, unknown.stderr

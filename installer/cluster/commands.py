@@ -50,7 +50,7 @@ def bundle_kubernetes(bundle: Path) -> Optional[str]:
 
 def run_config(args: argparse.Namespace, bundle: Path) -> int:
     from installer.cluster.config import load_cluster_config
-    from installer.cluster.identity import identify_node, read_local_addresses
+    from installer.cluster.identity import identify_image_node, identify_node, read_local_addresses
     from installer.cluster.secrets import load_secrets
     from installer.cluster.starter import write_starting_files
 
@@ -80,10 +80,14 @@ def run_config(args: argparse.Namespace, bundle: Path) -> int:
     if args.secrets is not None:
         for warning in load_secrets(args.secrets, config.name).warnings:
             print(f"warning: {warning}")
-    identity = identify_node(config, read_local_addresses(), args.node)
+    image = getattr(args, "root", None) and Path(args.root) != Path("/") and args.node
+    if image:
+        identity = identify_image_node(config, args.node)
+    else:
+        identity = identify_node(config, read_local_addresses(), args.node)
     print(
-        f"cluster {config.name} is valid; this machine is {identity.node.name} ({identity.node.role}, "
-        f"{identity.node.ip} on {identity.interface})"
+        f"cluster {config.name} is valid; {f'the image in {args.root}' if image else 'this machine'} is "
+        f"{identity.node.name} ({identity.node.role}, {identity.node.ip} on {identity.interface or 'any interface'})"
     )
     return 0
 

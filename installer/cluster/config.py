@@ -57,7 +57,7 @@ class LoadedConfig(NamedTuple):
     warnings: List[str]
 
 
-# Far beyond any cluster this installer makes (the seed has 4 nodes; 1000 take about 60 KB): a bigger file
+# Far beyond any cluster this installer makes (a usual one has 3-10 nodes; 1000 take about 60 KiB): a bigger file
 # is the wrong file, refused before the YAML parser (pure Python on the nodes) spends minutes on it.
 MAX_CONFIG_BYTES = 128 * 1024
 MAX_NODES = 1000
@@ -74,7 +74,9 @@ def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> 
             )
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InstallError(f"{where}: no such file; write one with `k8s-install.pyz config init`") from None
+        raise InstallError(
+            f"{where}: no such file; write one with `bundler cluster init` (on a node: `k8s-install.pyz config init`)"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise InstallError(f"{where}: cannot read the cluster config: {error}") from None
     return parse_cluster_config(text, where, bundle_kubernetes)

@@ -1,6 +1,7 @@
 """Which node of cluster.yaml this machine is: its own addresses (`ip -j addr`) matched to node IPs.
 
-`--node NAME` overrides the match. The node's interface is the one cluster.yaml names, else the one
+`--node NAME` overrides the match; for a mounted image (--root) it is the only way, and no address has to
+be on this machine. The node's interface is the one cluster.yaml names, else the one
 holding the node's IP (keepalived puts the VIP there).
 """
 
@@ -61,15 +62,35 @@ def read_local_addresses() -> List[InterfaceAddress]:
 def identify_node(
     config: ClusterConfig, addresses: List[InterfaceAddress], node_name: Optional[str] = None
 ) -> NodeIdentity:
-    if node_name is not None:
-        try:
-            node = config.node(node_name)
-        except KeyError:
-            names = ", ".join(n.name for n in config.nodes)
-            raise InstallError(f"--node {node_name}: no such node in cluster.yaml (nodes: {names})") from None
-    else:
-        node = _match(config, addresses)
+    node = _named(config, node_name) if node_name is not None else _match(config, addresses)
     return NodeIdentity(node, _interface_for(node, addresses))
+
+
+def identify_image_node(config: ClusterConfig, node_name: str) -> NodeIdentity:
+    """The node a mounted system image (--root) is for, named by --node: no address of it has to be on this
+    machine. keepalived's interface (control planes) comes from cluster.yaml, else from this machine where it
+    holds the node's IP (an image prepared inside a network namespace, say)."""
+    node = _named(config, node_name)
+    if node.is_control_plane and not node.interface:
+        try:
+            local = [entry for entry in read_local_addresses() if entry.address == node.ip]
+        except InstallError:
+            local = []
+        if local:
+            return NodeIdentity(node, local[0].interface)
+        raise InstallError(
+            f"cluster.yaml: node {node.name}: set nodes[].interface (e.g. ens33): with --root this machine's "
+            "interfaces say nothing about the image's, and keepalived puts the API VIP on it"
+        )
+    return NodeIdentity(node, node.interface or "")
+
+
+def _named(config: ClusterConfig, node_name: str) -> Node:
+    try:
+        return config.node(node_name)
+    except KeyError:
+        names = ", ".join(n.name for n in config.nodes)
+        raise InstallError(f"--node {node_name}: no such node in cluster.yaml (nodes: {names})") from None
 
 
 def _match(config: ClusterConfig, addresses: List[InterfaceAddress]) -> Node:

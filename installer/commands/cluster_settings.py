@@ -8,7 +8,7 @@ from typing import FrozenSet, List, Optional
 
 from installer.bundle import Bundle
 from installer.cluster.config import load_cluster_config
-from installer.cluster.identity import identify_node, read_local_addresses
+from installer.cluster.identity import identify_image_node, identify_node, read_local_addresses
 from installer.cluster.model import ClusterConfig, Node
 from installer.cluster.secrets import ClusterSecrets, load_secrets
 from installer.errors import InstallError
@@ -69,7 +69,10 @@ def settings_for(args: argparse.Namespace, bundle: Bundle, host: Host) -> NodeSe
     for warning in loaded.warnings:
         print(f"warning: {warning}")
     config = loaded.config
-    identity = identify_node(config, read_local_addresses(), args.node)
+    if not host.live and args.node:  # an image for another machine: its addresses need not be this machine's
+        identity = identify_image_node(config, args.node)
+    else:
+        identity = identify_node(config, read_local_addresses(), args.node)
     node = identity.node
     check_role(args, config, node)
     secrets: Optional[ClusterSecrets] = None

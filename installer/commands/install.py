@@ -21,10 +21,15 @@ def run_plan(args: argparse.Namespace) -> int:
         echo = (lambda _line: None) if as_json else print
         result = converge(node, steps_for(node.settings.role, node.settings.first), dry_run=True, echo=echo)
     if as_json:
-        steps = [{"name": step.name, "title": step.title, "changes": step.changes} for step in result.steps]
+        steps = [
+            {"name": step.name, "title": step.title, "changes": step.changes, "recorded_only": step.recorded}
+            for step in result.steps
+        ]
         report.emit("plan", {**node_body(node), "change_count": result.change_count, "steps": steps})
         return 0
-    print(f"plan: {result.change_count} change(s) pending; nothing was changed")
+    recorded = sum(len(step.recorded) for step in result.steps)
+    logged = f"; {recorded} action(s) on the running machine only logged (--root)" if recorded else ""
+    print(f"plan: {result.change_count} change(s) pending; nothing was changed{logged}")
     return 0
 
 
@@ -37,8 +42,9 @@ def run_preflight(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         return preflight_json(args)
     node = make_node(args, dry_run=True)
-    converge(node, [Preflight()], dry_run=True)
-    print("preflight: all checks passed")
+    converge(node, [Preflight(list_checks=True)], dry_run=True)
+    ignored = len(node.settings.ignore_preflight)
+    print(f"preflight: all checks passed ({len(CHECKS) - ignored} run" + (f", {ignored} ignored)" if ignored else ")"))
     return 0
 
 
@@ -69,8 +75,8 @@ def confirm(args: argparse.Namespace, pending: int) -> None:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    if not args.role:
-        raise InstallError("say which node this is: --role control-plane [--first] or --role worker")
+    if not args.role and not args.node:  # --node names a node of cluster.yaml, and so its role
+        raise InstallError("say which node this is: --role control-plane [--first], --role worker, or --node NAME")
     node = make_node(args, dry_run=True)  # verifies the bundle once
     steps = steps_for(node.settings.role, node.settings.first)
     if not args.yes:

@@ -46,8 +46,8 @@ def installed_release(node: Node, given: Optional[str]) -> str:
 
 
 def prepare(args: argparse.Namespace) -> Node:
-    if not args.role:
-        raise InstallError("say which node this is: --role control-plane [--first] or --role worker")
+    if not args.role and not args.node:  # --node names a node of cluster.yaml, and so its role
+        raise InstallError("say which node this is: --role control-plane [--first], --role worker, or --node NAME")
     node = make_node(args, dry_run=True)  # verifies the new bundle once
     node.options["upgrade"] = UpgradeRecord(node.state, node.bundle.kubernetes, installed_release(node, args.from_))
     return node

@@ -1,6 +1,6 @@
 """Time: chrony syncs every node from the cluster NTP server or the first control plane.
 
-The first control plane serves its time to the node subnet (as in the seed) and, with no upstream NTP
+The first control plane serves its time to the node subnet and, with no upstream NTP
 server reachable in an air gap, keeps serving from its own clock (`local stratum 10`) so the cluster
 agrees with itself: etcd and certificates care about agreement, not about UTC.
 """

@@ -1,4 +1,4 @@
-"""Firewall: open the ports the role needs in firewalld (default), or disable firewalld as the seed does."""
+"""Firewall: open the ports the role needs in firewalld (default), or stop and disable firewalld."""
 
 from __future__ import annotations
 

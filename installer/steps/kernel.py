@@ -1,6 +1,6 @@
-"""Kernel: the modules Kubernetes, kube-proxy (IPVS) and Calico need, and the sysctl settings of the seed.
+"""Kernel: the modules Kubernetes, kube-proxy (IPVS) and Calico need, and common sysctl settings.
 
-The seed's sysctl list sets several keys twice with different values; each key appears once here, with
+Common guides set several keys twice with different values; each key appears once here, with
 the reason for the value chosen.
 """
 
@@ -24,7 +24,7 @@ SYSCTL_SETTINGS: Tuple[Tuple[str, str, str], ...] = (
     ("net.bridge.bridge-nf-call-ip6tables", "1", "required, as above for IPv6"),
     ("net.bridge.bridge-nf-call-arptables", "1", ""),
     ("net.ipv4.ip_forward", "1", "required: nodes route pod traffic"),
-    ("fs.file-max", "52706963", "seed: 202808 then 52706963; the larger one avoids 'too many open files'"),
+    ("fs.file-max", "52706963", "guides set 202808 then 52706963; the larger one avoids 'too many open files'"),
     ("fs.nr_open", "52706963", ""),
     ("fs.inotify.max_user_instances", "8192", ""),
     ("fs.inotify.max_user_watches", "524288", ""),
@@ -33,33 +33,33 @@ SYSCTL_SETTINGS: Tuple[Tuple[str, str, str], ...] = (
     ("vm.overcommit_memory", "1", ""),
     ("vm.panic_on_oom", "0", ""),
     ("vm.max_map_count", "262144", ""),
-    ("net.core.netdev_max_backlog", "16384", "seed: 262144 then 16384; the later value, as sysctl applied it"),
-    ("net.core.somaxconn", "32768", "seed: 262144 then 32768; the later value, as sysctl applied it"),
+    ("net.core.netdev_max_backlog", "16384", "guides set 262144 then 16384; the later value, as sysctl applies it"),
+    ("net.core.somaxconn", "32768", "guides set 262144 then 32768; the later value, as sysctl applies it"),
     ("net.core.rmem_default", "6291456", ""),
     ("net.core.wmem_default", "6291456", ""),
-    ("net.core.rmem_max", "16777216", "seed: 12582912 then 16777216; the later value"),
-    ("net.core.wmem_max", "16777216", "seed: 12582912 then 16777216; the later value"),
+    ("net.core.rmem_max", "16777216", "guides set 12582912 then 16777216; the later value"),
+    ("net.core.wmem_max", "16777216", "guides set 12582912 then 16777216; the later value"),
     ("net.ipv4.tcp_rmem", "10240 87380 12582912", ""),
     ("net.ipv4.tcp_wmem", "10240 87380 12582912", ""),
     ("net.ipv4.tcp_max_orphans", "262144", ""),
-    ("net.ipv4.tcp_max_syn_backlog", "8096", "seed: 262144 then 8096; the later value"),
-    ("net.ipv4.tcp_synack_retries", "2", "seed: 1 then 2; 1 drops clients on a single lost SYN-ACK"),
+    ("net.ipv4.tcp_max_syn_backlog", "8096", "guides set 262144 then 8096; the later value"),
+    ("net.ipv4.tcp_synack_retries", "2", "guides set 1 then 2; 1 drops clients on a single lost SYN-ACK"),
     ("net.ipv4.tcp_syn_retries", "1", ""),
     (
         "net.ipv4.ip_local_port_range",
         "45001 65000",
-        "seed: 15000-65000 then 45001-65000; the first overlaps the NodePort range 30000-32767",
+        "guides set 15000-65000 then 45001-65000; the first overlaps the NodePort range 30000-32767",
     ),
-    ("net.ipv4.tcp_keepalive_time", "600", "seed: 1500 then 600; the later value"),
-    ("net.ipv4.tcp_keepalive_intvl", "30", "seed: 60 then 30; the later value"),
-    ("net.ipv4.tcp_keepalive_probes", "10", "seed: 3 then 10; the later value"),
+    ("net.ipv4.tcp_keepalive_time", "600", "guides set 1500 then 600; the later value"),
+    ("net.ipv4.tcp_keepalive_intvl", "30", "guides set 60 then 30; the later value"),
+    ("net.ipv4.tcp_keepalive_probes", "10", "guides set 3 then 10; the later value"),
     ("net.ipv4.tcp_syncookies", "1", ""),
     ("net.ipv4.tcp_fin_timeout", "30", ""),
     ("net.ipv4.tcp_max_tw_buckets", "6000", ""),
     (
         "net.ipv4.tcp_timestamps",
         "1",
-        "seed: 0, 0 then 1; tcp_tw_reuse only works with timestamps, and 0 disables PAWS",
+        "guides set 0, 0 then 1; tcp_tw_reuse only works with timestamps, and 0 disables PAWS",
     ),
     ("net.ipv4.tcp_tw_reuse", "1", ""),
     ("net.ipv4.neigh.default.gc_stale_time", "120", ""),
@@ -72,7 +72,7 @@ SYSCTL_SETTINGS: Tuple[Tuple[str, str, str], ...] = (
     ("net.ipv6.neigh.default.gc_thresh1", "8192", ""),
     ("net.ipv6.neigh.default.gc_thresh2", "32768", ""),
     ("net.ipv6.neigh.default.gc_thresh3", "65536", ""),
-    ("net.ipv6.conf.all.disable_ipv6", "1", "seed: IPv4-only cluster"),
+    ("net.ipv6.conf.all.disable_ipv6", "1", "the cluster is IPv4-only"),
     ("net.ipv6.conf.default.disable_ipv6", "1", ""),
     ("net.ipv6.conf.lo.disable_ipv6", "1", ""),
 )

@@ -272,6 +272,9 @@ class Preflight(Step):
     name = "preflight"
     title = "node can run Kubernetes"
 
+    def __init__(self, list_checks: bool = False) -> None:
+        self.list_checks = list_checks  # the `preflight` command names every check; install only failures
+
     def plan(self, node: Node) -> List[Change]:
         for warning in sysctl_warnings(node):
             print(f"  preflight sysctl: warning: {warning}")
@@ -279,8 +282,13 @@ class Preflight(Step):
         found = failures(node)
         for warning in expiry_warnings(node.host):  # a warning only: renewing needs a running node
             print(f"  preflight warning: {warning}")
-        for name, problem in found:
-            print(f"  preflight {name}: {problem}")
+        failed = dict(found)
+        for name, _check in CHECKS:
+            if name in failed:
+                print(f"  preflight {name}: {failed[name]}")
+            elif self.list_checks:
+                ignored = name in node.settings.ignore_preflight
+                print(f"  preflight {name}: {f'ignored (--ignore-preflight {name})' if ignored else 'ok'}")
         if found:
             names = ", ".join(name for name, _ in found)
             raise InstallError(

@@ -1,4 +1,4 @@
-"""Node basics from the seed guide: hostname and /etc/hosts, swap off, SELinux permissive."""
+"""Node basics: hostname and /etc/hosts, swap off, SELinux permissive."""
 
 from __future__ import annotations
 

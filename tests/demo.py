@@ -193,6 +193,7 @@ def run_demo(work: Path) -> None:
             "--insecure-registry", registry.host,  # type: ignore[attr-defined]
             "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored",  # type: ignore[attr-defined]
             "--cluster", str(config), "--cache", str(work / "cache"), "--output", str(work / "out"),
+            "--allow-incomplete",  # stand-in release: no RPM repository of kubeadm/kubelet/kubectl
         ), cwd=REPO, env=env)  # fmt: skip
         tarball = work / "out" / f"{TOP}.tar"
 

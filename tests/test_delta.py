@@ -22,7 +22,7 @@ NEW_TOP = "k8s-bundle-1.29.15-rocky9-amd64"
 def build(release: StandInRelease, tmp_path: Path, out: str, *extra: str) -> subprocess.CompletedProcess:
     return run_bundler(
         "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
-        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / out), *extra,
+        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / out), "--allow-incomplete", *extra,
     )  # fmt: skip
 
 

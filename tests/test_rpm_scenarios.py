@@ -65,7 +65,8 @@ def build_bundle(release: StandInRelease, built: BuiltScenario, tmp_path: Path, 
     release.write()
     return run_bundler(
         "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
-        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--retries", "1", *extra,
+        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--retries", "1",
+        "--allow-incomplete", *extra,
     )  # fmt: skip
 
 

@@ -3,7 +3,8 @@ and for each chosen package the chain of requirements that brought it in."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections import deque
+from typing import Any, Deque, Dict, List, Sequence, Tuple
 
 try:
     import solv
@@ -59,28 +60,24 @@ def explain(pool: Any, problems: Sequence[Any], repo_names: str, requests: Reque
     return "; ".join("; ".join(_problem_chains(pool, problem, repo_names, requests)) for problem in problems)
 
 
-def decision_chains(solver: Any, new: Sequence[Any], selected: Requests) -> Dict[int, Chain]:
-    """Why each new package is there: the request, or the package that requires it and the requirement."""
-    parents: Dict[int, Tuple[Optional[int], str]] = {}
-    for solvable in new:
-        for request, ids in selected:
-            if solvable.id in ids:
-                parents[solvable.id] = (None, f"requested {request}")
-                break
-        else:
-            _, rule = solver.describe_decision(solvable)
-            info = rule.info() if rule is not None else None
-            if info is not None and info.type == solv.Solver.SOLVER_RULE_PKG_REQUIRES and info.solvable is not None:
-                parents[solvable.id] = (info.solvable.id, f"{info.solvable} requires {info.dep}")
-            else:
-                parents[solvable.id] = (None, "needed by the transaction")
+def requirement_chains(pool: Any, new: Sequence[Any], selected: Requests) -> Dict[int, Chain]:
+    """Why each new package is there: the shortest chain of requirements from a request, found breadth-first
+    in request order over the packages' own Requires (their metadata order), so the same inputs always give
+    the same words (libsolv's decision order is not part of the answer: bundle.yaml must be reproducible)."""
+    in_set = {solvable.id: solvable for solvable in new}
     chains: Dict[int, Chain] = {}
-
-    def chain(solvable_id: int, seen: Tuple[int, ...] = ()) -> Chain:
-        if solvable_id not in chains:
-            parent, text = parents.get(solvable_id, (None, "needed by the transaction"))
-            head = chain(parent, seen + (solvable_id,)) if parent is not None and parent not in seen else ()
-            chains[solvable_id] = head + (text,)
-        return chains[solvable_id]
-
-    return {solvable.id: chain(solvable.id) for solvable in new}
+    queue: Deque[int] = deque()
+    for request, ids in selected:
+        for solvable_id in sorted(ids):
+            if solvable_id in in_set and solvable_id not in chains:
+                chains[solvable_id] = (f"requested {request}",)
+                queue.append(solvable_id)
+    while queue:
+        solvable = in_set[queue.popleft()]
+        for dep in solvable.lookup_deparray(solv.SOLVABLE_REQUIRES, 0):
+            providers = sorted(pool.whatprovides(dep), key=lambda p: (p.name, p.arch, p.evr, p.id))
+            for provider in providers:
+                if provider.id in in_set and provider.id not in chains:
+                    chains[provider.id] = chains[solvable.id] + (f"{solvable} requires {dep}",)
+                    queue.append(provider.id)
+    return {s.id: chains.get(s.id, ("needed by the transaction",)) for s in new}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bundler.errors import BundlerError
-from bundler.rpm.explain import Chain, decision_chains, explain
+from bundler.rpm.explain import Chain, explain, requirement_chains
 from bundler.rpm.repodata import EVR, Dependency, Package, open_metadata
 
 try:
@@ -335,7 +335,7 @@ def resolve(
     if problems:
         raise BundlerError(f"cannot resolve the RPMs: {explain(pool, problems, repo_names, selected)}")
     new = list(solver.transaction().newsolvables())
-    chains = decision_chains(solver, new, selected)
+    chains = requirement_chains(pool, new, selected)
     by_id = {s.id: s for s in new}
     requested = []
     for request, ids in selected:

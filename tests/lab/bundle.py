@@ -108,7 +108,7 @@ def build_lab_bundle(work: Path, cluster_yaml: Path, images: List[str], registry
         result = subprocess.run(
             [sys.executable, "-m", "bundler", "build", "--manifest", str(release), "--mirror", mirror.url,
              "--cache", str(work / "cache"), "--output", str(work / "out"), "--cluster", str(cluster_yaml),
-             "--insecure-registry", registry.host,
+             "--insecure-registry", registry.host, "--allow-incomplete",
              "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored"],
             capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
         )  # fmt: skip

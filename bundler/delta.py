@@ -20,9 +20,9 @@ import yaml
 
 from bundler.bundle_writer import BundleContents
 from bundler.errors import BundlerError
-from installer.errors import InstallError
-from installer.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
-from installer.verify import declared_files, parse_sums
+from k8s_install.errors import InstallError
+from k8s_install.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
+from k8s_install.verify import declared_files, parse_sums
 
 ALWAYS_CARRIED = (INSTALLER_NAME, MANIFEST_NAME)  # SHA256SUMS is always written
 

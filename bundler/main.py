@@ -20,7 +20,7 @@ from bundler.build_context import BuildOptions
 from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
 from bundler.errors import BundlerError
-from installer.cluster.ansible_cli import add_ansible_options, ansible_settings
+from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
 
 
 def _positive(value: str) -> int:
@@ -64,8 +64,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         versions = ", ".join(paths.supported_versions()) or "none"
         parser.error(f"Kubernetes {args.kubernetes} is not supported; supported versions: {versions}")
     if args.command == "images":
-        from installer.errors import InstallError
-        from installer.image_push import check_prefix
+        from k8s_install.errors import InstallError
+        from k8s_install.image_push import check_prefix
 
         if args.plain_http and args.ca_file:
             parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")

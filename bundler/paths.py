@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import installer
+import k8s_install
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -22,7 +22,7 @@ def _data_dir(name: str) -> Path:
 
 MANIFESTS_DIR = _data_dir("manifests")
 CHECKSUMS_DIR = _data_dir("checksums")
-INSTALLER_PACKAGE_DIR = Path(installer.__file__).resolve().parent
+INSTALLER_PACKAGE_DIR = Path(k8s_install.__file__).resolve().parent
 
 
 def manifest_path(kubernetes: str) -> Path:

@@ -21,7 +21,7 @@ NO_EXTRACTION = ("-h", "--help", "--version")
 
 def run_from_zip() -> None:
     sys.path.insert(0, os.path.join(sys.argv[0], "site-packages"))
-    from installer.main import main
+    from k8s_install.main import main
 
     sys.exit(main())
 

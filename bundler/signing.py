@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import NamedTuple, Optional, Tuple
 
 from bundler.errors import BundlerError
-from installer.errors import InstallError
-from installer.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE, SUMS_NAME
-from installer.signature import TrustedSigners, check_signature, signing_key
+from k8s_install.errors import InstallError
+from k8s_install.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE, SUMS_NAME
+from k8s_install.signature import TrustedSigners, check_signature, signing_key
 
 TIMEOUT = 300  # a passphrase may be typed, or an agent may ask for confirmation
 

@@ -23,7 +23,7 @@ from bundler import paths
 from bundler.errors import BundlerError
 
 SHIV_ROOT_DEFAULT = "/var/lib/k8s-install/shiv"
-ENTRY_POINT = "installer.main:main"
+ENTRY_POINT = "k8s_install.main:main"
 THIRD_PARTY = ("yaml", "jinja2", "markupsafe")
 LAUNCHER = Path(__file__).with_name("pyz_main.py")  # becomes __main__.py: where to extract, and --help unextracted
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib", ".c", ".h", ".pyc")
@@ -45,7 +45,7 @@ def _copy_pure_python(source: Path, target: Path) -> None:
 
 
 def stage_site_packages(site: Path) -> None:
-    _copy_pure_python(paths.INSTALLER_PACKAGE_DIR, site / "installer")
+    _copy_pure_python(paths.INSTALLER_PACKAGE_DIR, site / "k8s_install")
     for name in THIRD_PARTY:
         _copy_pure_python(_package_dir(name), site / name)
 

@@ -1,3 +1,3 @@
-from installer.main import main
+from k8s_install.main import main
 
 raise SystemExit(main())

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
-from installer.rpmvercmp import compare_evr
+from k8s_install.rpmvercmp import compare_evr
 
 LESS, GREATER, EQUAL = 2, 4, 8  # rpm's RPMSENSE_* bits
 OPERATORS = {"<": LESS, "<=": LESS | EQUAL, "=": EQUAL, "==": EQUAL, ">=": GREATER | EQUAL, ">": GREATER}

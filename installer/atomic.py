@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import List
 
-from installer.errors import InstallError
+from k8s_install.errors import InstallError
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644, overwrite: bool = False) -> None:

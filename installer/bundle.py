@@ -8,8 +8,8 @@ from typing import Any, Dict, List
 
 import yaml
 
-from installer.errors import InstallError
-from installer.layout import INSTALLER_NAME, MANIFEST_NAME
+from k8s_install.errors import InstallError
+from k8s_install.layout import INSTALLER_NAME, MANIFEST_NAME
 
 
 @dataclass(frozen=True)

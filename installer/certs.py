@@ -17,8 +17,8 @@ from typing import List, Optional, Tuple
 
 import yaml
 
-from installer.cluster import paths
-from installer.host import Host
+from k8s_install.cluster import paths
+from k8s_install.host import Host
 
 WARN_DAYS = 30  # preflight and status warn this many days before a certificate expires
 

@@ -12,8 +12,8 @@ from typing import Any, Dict, List
 
 import yaml
 
-from installer.errors import InstallError
-from installer.layout import MANIFEST_NAME
+from k8s_install.errors import InstallError
+from k8s_install.layout import MANIFEST_NAME
 
 
 def read_member(target: Path, relative: str) -> bytes:

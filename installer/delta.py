@@ -16,9 +16,9 @@ from typing import Any, Dict
 
 import yaml
 
-from installer.errors import InstallError
-from installer.layout import DELTA_NAME, SUMS_NAME
-from installer.verify import parse_sums, sha256_file
+from k8s_install.errors import InstallError
+from k8s_install.layout import DELTA_NAME, SUMS_NAME
+from k8s_install.verify import parse_sums, sha256_file
 
 
 def read_delta_record(bundle: Path) -> Dict[str, Any]:

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from installer.errors import InstallError
-from installer.host import Host
-from installer.state import State
+from k8s_install.errors import InstallError
+from k8s_install.host import Host
+from k8s_install.state import State
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from installer.atomic import write_atomically
-from installer.engine import Change, Node
-from installer.state import backup_path_for, ours_path_for
+from k8s_install.atomic import write_atomically
+from k8s_install.engine import Change, Node
+from k8s_install.state import backup_path_for, ours_path_for
 
 HEADER = "Managed by k8s-install: local edits are replaced on the next run (originals: /var/lib/k8s-install/backups)"
 
@@ -39,7 +39,7 @@ def plan_file(node: Node, path: str, data: bytes, mode: int = 0o644, restarts: T
     """The change (if any) that makes `path` hold exactly `data` with `mode`."""
     target = node.host.path(path)
     if target.is_symlink() or (target.exists() and not target.is_file()):
-        from installer.errors import InstallError
+        from k8s_install.errors import InstallError
 
         raise InstallError(f"{path} exists and is not a regular file; move it away and re-run")
     current = target.read_bytes() if target.exists() else None

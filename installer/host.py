@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from installer.errors import InstallError
+from k8s_install.errors import InstallError
 
 LOG_PATH = "/var/log/k8s-install.log"
 STATE_DIR = "/var/lib/k8s-install"

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Dict, List, Optional, Tuple
 
-from installer.errors import InstallError
-from installer.layout import IMAGES_DIR
-from installer.registry_client import RegistryClient
+from k8s_install.errors import InstallError
+from k8s_install.layout import IMAGES_DIR
+from k8s_install.registry_client import RegistryClient
 
 NAME_ANNOTATION = "io.containerd.image.name"
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -302,7 +302,7 @@ class PushOptions:
 
 def push_bundle(bundle: Path, options: PushOptions, echo: Callable[[str], None] = print) -> PushReport:
     """Push every image of a verified bundle (folder or tarball); see the module docstring."""
-    from installer.registry_client import read_auth_file
+    from k8s_install.registry_client import read_auth_file
 
     host = registry_host(options.registry)
     prefix = check_prefix(options.prefix)

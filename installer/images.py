@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import IO, Dict, List, NamedTuple, Optional, Set
 
-from installer.bundle import load_bundle
-from installer.errors import InstallError
-from installer.layout import IMAGES_DIR, MANIFEST_NAME
+from k8s_install.bundle import load_bundle
+from k8s_install.errors import InstallError
+from k8s_install.layout import IMAGES_DIR, MANIFEST_NAME
 
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 NAMESPACE = "k8s.io"  # the kubelet's CRI sees only this namespace

@@ -13,10 +13,10 @@ import traceback
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from installer import __version__
-from installer.cluster.commands import add_config_parser, run_config
-from installer.errors import InstallError
-from installer.settings import FIREWALL_MODES, ROLES
+from k8s_install import __version__
+from k8s_install.cluster.commands import add_config_parser, run_config
+from k8s_install.errors import InstallError
+from k8s_install.settings import FIREWALL_MODES, ROLES
 
 PROG = "k8s-install.pyz"
 CRASH_LOG = "/var/log/k8s-install.crash.log"
@@ -132,11 +132,11 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--first names the first control plane: it does not go with --role worker")
     try:
         if args.ignore_preflight:
-            from installer.commands.cluster_settings import ignored_checks
+            from k8s_install.commands.cluster_settings import ignored_checks
 
             ignored_checks(args.ignore_preflight)
         if getattr(args, "images_action", None) == "push":
-            from installer.image_push import check_prefix
+            from k8s_install.image_push import check_prefix
 
             if args.plain_http and args.ca_file:
                 parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
@@ -159,15 +159,15 @@ def add_push_parser(images: argparse.ArgumentParser) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from installer.commands.node import bundle_dir, verify_bundle_dir
-    from installer.host import Host
+    from k8s_install.commands.node import bundle_dir, verify_bundle_dir
+    from k8s_install.host import Host
 
     if getattr(args, "base", None):
-        from installer.delta import complete_from_base
+        from k8s_install.delta import complete_from_base
 
         filled = complete_from_base(bundle_dir(args), Path(args.base))
         print(f"delta completed from {args.base}: {filled} file(s) taken from the base")
-    from installer import report
+    from k8s_install import report
 
     as_json = bool(getattr(args, "json", False))
     with report.text_to_stderr(as_json):
@@ -175,15 +175,15 @@ def run_verify(args: argparse.Namespace) -> int:
     if as_json:
         report.emit("verify", report.verify_body(str(bundle_dir(args)), result))
         return 0
-    from installer.units import human_size
+    from k8s_install.units import human_size
 
     print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
     return 0
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from installer.commands import certs, images, install, join_info, reset, status, upgrade
-    from installer.commands.node import bundle_dir
+    from k8s_install.commands import certs, images, install, join_info, reset, status, upgrade
+    from k8s_install.commands.node import bundle_dir
 
     return {
         "install": install.run_install,

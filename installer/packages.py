@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from installer.bundle import load_bundle
-from installer.errors import InstallError
-from installer.layout import RPMS_DIR
+from k8s_install.bundle import load_bundle
+from k8s_install.errors import InstallError
+from k8s_install.layout import RPMS_DIR
 
 REPO_ID = "k8s-bundle"
 QUERY_FORMAT = "%{NAME}|%{EPOCHNUM}|%{VERSION}|%{RELEASE}|%{ARCH}\\n"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Dict, Optional, Tuple, Union
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from installer.errors import InstallError
+from k8s_install.errors import InstallError
 
 Body = Union[bytes, IO[bytes], None]
 _PARAM = re.compile(r'([A-Za-z_]+)="([^"]*)"|([A-Za-z_]+)=([^\s,"]+)')

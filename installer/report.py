@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any, Dict, Iterator
 
-from installer.verify import VerifyResult
+from k8s_install.verify import VerifyResult
 
 SCHEMA_VERSION = 1
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import List
 
-from installer.engine import Step
-from installer.steps.chrony import Chrony
-from installer.steps.cluster import ApiVip, Calico, ClusterFiles, KubeadmInit, KubeadmJoin
-from installer.steps.containerd import ContainerdConfig, RuntimeServices
-from installer.steps.firewall import Firewall
-from installer.steps.images import Images
-from installer.steps.kernel import KernelModules, Sysctl
-from installer.steps.kubelet import KubeletEnabled
-from installer.steps.leftovers import Leftovers
-from installer.steps.packages import Packages
-from installer.steps.preflight import Preflight
-from installer.steps.runtime import RuntimeBinaries
-from installer.steps.system import Hostname, Selinux, Swap
+from k8s_install.engine import Step
+from k8s_install.steps.chrony import Chrony
+from k8s_install.steps.cluster import ApiVip, Calico, ClusterFiles, KubeadmInit, KubeadmJoin
+from k8s_install.steps.containerd import ContainerdConfig, RuntimeServices
+from k8s_install.steps.firewall import Firewall
+from k8s_install.steps.images import Images
+from k8s_install.steps.kernel import KernelModules, Sysctl
+from k8s_install.steps.kubelet import KubeletEnabled
+from k8s_install.steps.leftovers import Leftovers
+from k8s_install.steps.packages import Packages
+from k8s_install.steps.preflight import Preflight
+from k8s_install.steps.runtime import RuntimeBinaries
+from k8s_install.steps.system import Hostname, Selinux, Swap
 
 
 def node_steps() -> List[Step]:
@@ -52,7 +52,7 @@ def steps_for(role: str, first: bool) -> List[Step]:
 def upgrade_steps(role: str, first: bool) -> List[Step]:
     """kubeadm's upgrade order for this node (installer/steps/upgrade.py); the runtime goes to the bundle's
     release while the node is drained."""
-    from installer.steps import upgrade
+    from k8s_install.steps import upgrade
 
     kubeadm: List[Step] = [upgrade.KubeadmUpgradeApply() if first else upgrade.KubeadmUpgradeNode()]
     before = [upgrade.UpgradePreflight(), upgrade.KubeadmPackage(), Images()]

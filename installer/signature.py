@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
 
-from installer.errors import InstallError
-from installer.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE, SUMS_NAME
+from k8s_install.errors import InstallError
+from k8s_install.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE, SUMS_NAME
 
 KEY_FINGERPRINT = re.compile(r"with (\S+) key (\S+)")
 TIMEOUT = 60

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
-from installer.atomic import write_atomically
-from installer.host import STATE_DIR, Host
+from k8s_install.atomic import write_atomically
+from k8s_install.host import STATE_DIR, Host
 
 STATE_FILE = f"{STATE_DIR}/state.json"
 BACKUP_DIR = f"{STATE_DIR}/backups"

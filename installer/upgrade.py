@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from installer.errors import InstallError
+from k8s_install.errors import InstallError
 
 APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 KUBEADM_BACKUPS = "/etc/kubernetes/tmp"  # kubeadm-backup-etcd-<date>-<time>, kubeadm-backup-manifests-<date>-<time>

@@ -19,9 +19,9 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import yaml
 
-from installer.errors import InstallError
-from installer.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
-from installer.signature import TrustedSigners, check_signature, describe_unchecked
+from k8s_install.errors import InstallError
+from k8s_install.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
+from k8s_install.signature import TrustedSigners, check_signature, describe_unchecked
 
 CHUNK = 1 << 20
 

@@ -116,7 +116,7 @@ class DemoRelease:
 
 
 def write_site(site: Path) -> Path:
-    from installer.cluster.secrets import generate_secrets, worker_secrets, write_secrets
+    from k8s_install.cluster.secrets import generate_secrets, worker_secrets, write_secrets
     from tests.support.cluster_files import cluster_document
 
     site.mkdir(parents=True)

@@ -11,9 +11,9 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
-from installer.cluster.api_probe import ProbeResult, probe_api, wait_for_api
-from installer.cluster.secrets import ClusterSecrets, generate_secrets
-from installer.errors import InstallError
+from k8s_install.cluster.api_probe import ProbeResult, probe_api, wait_for_api
+from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
+from k8s_install.errors import InstallError
 from tests.conftest import REPO
 from tests.support.cluster import issue_server_certificate, load, seed_data
 from tests.support.netns import wait_for

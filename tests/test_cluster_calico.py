@@ -7,8 +7,8 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
-from installer.cluster.calico import manifest_images, render_calico, typha_replicas
-from installer.errors import InstallError
+from k8s_install.cluster.calico import manifest_images, render_calico, typha_replicas
+from k8s_install.errors import InstallError
 from tests.conftest import SHARED
 from tests.support.cluster import load, seed_data
 

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl
 
 def run_installer(*args: str, cwd: Path = REPO):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "installer", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    command = [sys.executable, "-m", "k8s_install", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
 
 
 def test_cluster_init_writes_a_valid_config_and_0600_secrets_once(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from typing import Any, Callable, Dict
 
 import pytest
 
-from installer.cluster.config import load_cluster_config, parse_cluster_config
-from installer.cluster.model import derived_virtual_router_id
-from installer.cluster.starter import starting_config_text
-from installer.errors import InstallError
+from k8s_install.cluster.config import load_cluster_config, parse_cluster_config
+from k8s_install.cluster.model import derived_virtual_router_id
+from k8s_install.cluster.starter import starting_config_text
+from k8s_install.errors import InstallError
 from tests.support.cluster import load, seed_data, warnings_for
 
 Change = Callable[[Dict[str, Any]], None]

@@ -16,8 +16,8 @@ from typing import Callable
 import pytest
 import yaml
 
-from installer.cluster.config import MAX_NODES, load_cluster_config
-from installer.errors import InstallError
+from k8s_install.cluster.config import MAX_NODES, load_cluster_config
+from k8s_install.errors import InstallError
 from tests.conftest import REPO, run_bundler
 from tests.support.cluster import seed_data
 
@@ -77,7 +77,7 @@ def test_both_commands_refuse_the_10_mb_file_with_one_line(tmp_path: Path) -> No
     assert bundler.returncode == 1 and bundler.stderr.count("\n") == 1 and line in bundler.stderr
     env = dict(os.environ, PYTHONPATH=str(REPO))
     installer = subprocess.run(
-        [sys.executable, "-m", "installer", "config", "check", "--config", str(path)],
+        [sys.executable, "-m", "k8s_install", "config", "check", "--config", str(path)],
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert installer.returncode == 1 and installer.stderr.count("\n") == 1 and line in installer.stderr

@@ -21,10 +21,10 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from installer.cluster.haproxy import render_haproxy_cfg
-from installer.cluster.keepalived import render_check_script, render_keepalived_conf
-from installer.cluster.model import ClusterConfig
-from installer.cluster.secrets import ClusterSecrets, generate_secrets
+from k8s_install.cluster.haproxy import render_haproxy_cfg
+from k8s_install.cluster.keepalived import render_check_script, render_keepalived_conf
+from k8s_install.cluster.model import ClusterConfig
+from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
 from tests.conftest import REPO
 from tests.support.cluster import issue_server_certificate, load, seed_data
 from tests.support.netns import Lab, wait_for
@@ -40,7 +40,7 @@ SETTLE = 60.0
 # What a joining node does before `kubeadm join`: wait for the VIP with a countdown, CA verified.
 WAITER = """
 import sys
-from installer.cluster.api_probe import probe_api, wait_for_api
+from k8s_install.cluster.api_probe import probe_api, wait_for_api
 host, port, ca = sys.argv[1], int(sys.argv[2]), open(sys.argv[3]).read()
 say = lambda left, why: print(f"waiting for the cluster API at {host}:{port}: {left} s left ({why})")
 wait_for_api(lambda: probe_api(host, port, ca, timeout=1), 120, say, interval=0.5)

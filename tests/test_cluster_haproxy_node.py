@@ -16,9 +16,9 @@ from typing import Iterator, List
 
 import pytest
 
-from installer.cluster.haproxy import render_haproxy_cfg
-from installer.cluster.keepalived import render_check_script
-from installer.cluster.secrets import generate_secrets
+from k8s_install.cluster.haproxy import render_haproxy_cfg
+from k8s_install.cluster.keepalived import render_check_script
+from k8s_install.cluster.secrets import generate_secrets
 from tests.support.cluster import load, seed_data
 from tests.support.netns import Lab, wait_for
 from tests.support.prerequisites import require

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from installer.cluster.identity import identify_node, parse_ip_addr_json, read_local_addresses
-from installer.errors import InstallError
+from k8s_install.cluster.identity import identify_node, parse_ip_addr_json, read_local_addresses
+from k8s_install.errors import InstallError
 from tests.support.cluster import load, seed_data
 
 

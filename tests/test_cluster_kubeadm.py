@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from installer.cluster.kubeadm import (
+from k8s_install.cluster.kubeadm import (
     init_command,
     join_command,
     join_command_line,
@@ -18,7 +18,7 @@ from installer.cluster.kubeadm import (
     token_create_command,
     upload_certs_command,
 )
-from installer.cluster.secrets import ClusterSecrets, generate_secrets
+from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
 from tests.support.cluster import load, seed_data
 from tests.support.kubeadm_v1beta3 import SCHEMAS, unknown_keys
 

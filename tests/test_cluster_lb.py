@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from installer.cluster.haproxy import render_haproxy_cfg
-from installer.cluster.keepalived import (
+from k8s_install.cluster.haproxy import render_haproxy_cfg
+from k8s_install.cluster.keepalived import (
     render_check_script,
     render_keepalived_conf,
     vrrp_priority,
     vrrp_state,
 )
-from installer.cluster.model import ClusterConfig
+from k8s_install.cluster.model import ClusterConfig
 from tests.support.cluster import load, seed_data
 
 PASSWORD = "Ab3dE6gH"
@@ -112,7 +112,7 @@ def test_check_script_fails_when_nothing_answers(check_script: Path) -> None:
 @needs("haproxy")
 @pytest.mark.parametrize("config", configs(), ids=["seed", "unicast"])
 def test_haproxy_accepts_the_config(config: ClusterConfig, tmp_path: Path) -> None:
-    from installer.cluster.secrets import generate_secrets
+    from k8s_install.cluster.secrets import generate_secrets
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed for the CA file haproxy loads")

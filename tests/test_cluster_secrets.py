@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.cluster.certificates import ca_cert_hash
-from installer.cluster.secrets import (
+from k8s_install.cluster.certificates import ca_cert_hash
+from k8s_install.cluster.secrets import (
     ClusterSecrets,
     generate_secrets,
     load_secrets,
@@ -21,7 +21,7 @@ from installer.cluster.secrets import (
     secrets_text,
     write_secrets,
 )
-from installer.errors import InstallError
+from k8s_install.errors import InstallError
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make the CA")
 
@@ -141,7 +141,7 @@ def test_the_pin_of_a_certificate_without_version_field_still_parses(made: Clust
 
 
 def test_worker_secrets_hold_only_the_join(tmp_path: Path) -> None:
-    from installer.cluster.secrets import worker_secrets
+    from k8s_install.cluster.secrets import worker_secrets
 
     made = generate_secrets("seed")
     path = tmp_path / "cluster-secrets-worker.yaml"
@@ -189,7 +189,7 @@ def test_trusted_signers_travel_in_both_secrets_files_and_survive_a_rewrite(
     control plane's installed copy (written with secrets_text) keeps them."""
     import dataclasses
 
-    from installer.cluster.secrets import recorded_signers, worker_secrets
+    from k8s_install.cluster.secrets import recorded_signers, worker_secrets
 
     signed = dataclasses.replace(made, trusted_signers=SIGNERS)
     for name, secrets in (("full.yaml", signed), ("worker.yaml", worker_secrets(signed))):

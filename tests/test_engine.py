@@ -8,12 +8,12 @@ from typing import List, Tuple
 
 import pytest
 
-from installer.bundle import Bundle
-from installer.engine import Change, Node, Step, converge
-from installer.files import plan_file
-from installer.host import Host
-from installer.settings import NodeSettings
-from installer.state import State
+from k8s_install.bundle import Bundle
+from k8s_install.engine import Change, Node, Step, converge
+from k8s_install.files import plan_file
+from k8s_install.host import Host
+from k8s_install.settings import NodeSettings
+from k8s_install.state import State
 
 
 class WriteFiles(Step):
@@ -101,7 +101,7 @@ def test_file_edited_by_hand_is_saved_before_it_is_replaced(node: Node) -> None:
 
 
 def test_symlink_in_place_of_a_managed_file_is_refused(node: Node, tmp_path: Path) -> None:
-    from installer.errors import InstallError
+    from k8s_install.errors import InstallError
 
     target = node.host.root / "etc/a"
     target.parent.mkdir(parents=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from installer.errors import InstallError
-from installer.images import import_images, present_images
+from k8s_install.errors import InstallError
+from k8s_install.images import import_images, present_images
 from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.containerd import Containerd
 from tests.support.image_fixtures import build_bundle
@@ -54,7 +54,7 @@ def alter_with_its_sums_line(bundle: Path, relative: str) -> None:
 
 def run_installer(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "installer", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "k8s_install", *args], capture_output=True, text=True, env=env)
 
 
 def test_a_layer_changed_with_its_sums_line_is_refused_everywhere(unpacked: Path, tmp_path: Path) -> None:

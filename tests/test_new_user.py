@@ -70,7 +70,7 @@ def test_help_and_readme_explain_themselves_without_the_seed_guide(pyz: Path, py
 
 
 def test_the_sysctl_file_explains_its_values_without_the_seed_guide() -> None:
-    from installer.steps.kernel import sysctl_conf
+    from k8s_install.steps.kernel import sysctl_conf
 
     text = sysctl_conf()
     assert "# guides set 202808 then 52706963" in text and "seed" not in text.lower()
@@ -311,7 +311,7 @@ def test_root_for_a_control_plane_without_an_interface_asks_for_one(  # type: ig
 def test_preflight_lists_the_checks_it_ran(  # type: ignore[no-untyped-def]
     python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
 ) -> None:
-    from installer.steps.preflight import CHECK_NAMES
+    from k8s_install.steps.preflight import CHECK_NAMES
 
     write_cluster(tmp_path / "site", cluster_secrets)
     image, site = tmp_path / "wn01", tmp_path / "site"

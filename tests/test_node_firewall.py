@@ -11,14 +11,14 @@ from typing import Iterator
 
 import pytest
 
-from installer.bundle import Bundle
-from installer.commands.cluster_settings import settings_for
-from installer.engine import Node
-from installer.host import Host
-from installer.settings import NodeSettings
-from installer.state import State
-from installer.steps.chrony import chrony_conf
-from installer.steps.firewall import service_name, service_xml
+from k8s_install.bundle import Bundle
+from k8s_install.commands.cluster_settings import settings_for
+from k8s_install.engine import Node
+from k8s_install.host import Host
+from k8s_install.settings import NodeSettings
+from k8s_install.state import State
+from k8s_install.steps.chrony import chrony_conf
+from k8s_install.steps.firewall import service_name, service_xml
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
 from tests.support.firewalld import Firewalld, chrony_for_test
 from tests.support.netns import Lab
@@ -41,7 +41,7 @@ def node_for(site: Path, name: str, role: str, first: bool, tmp_path: Path) -> N
 @pytest.fixture
 def site(cluster_secrets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
     """The seed's cluster with the defaults (no ntp.server); --node names the node, as this machine is none."""
-    monkeypatch.setattr("installer.commands.cluster_settings.read_local_addresses", lambda: [])
+    monkeypatch.setattr("k8s_install.commands.cluster_settings.read_local_addresses", lambda: [])
     write_cluster(tmp_path / "site", cluster_secrets, [dict(node, interface="eth0") for node in SEED_NODES])
     return tmp_path / "site"
 

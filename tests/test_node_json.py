@@ -12,7 +12,7 @@ from typing import Iterator
 import jsonschema
 import pytest
 
-from installer.steps.preflight import CHECK_NAMES
+from k8s_install.steps.preflight import CHECK_NAMES
 from tests.conftest import REPO
 from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import build_node_bundle

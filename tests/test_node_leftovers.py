@@ -13,21 +13,21 @@ from typing import List
 
 import pytest
 
-from installer.atomic import leftover_temporaries
-from installer.bundle import Bundle
-from installer.commands.reset import run_reset
-from installer.engine import Change, Node, Step, converge
-from installer.files import plan_file
-from installer.host import Host
-from installer.settings import NodeSettings
-from installer.state import State
-from installer.steps.leftovers import Leftovers
+from k8s_install.atomic import leftover_temporaries
+from k8s_install.bundle import Bundle
+from k8s_install.commands.reset import run_reset
+from k8s_install.engine import Change, Node, Step, converge
+from k8s_install.files import plan_file
+from k8s_install.host import Host
+from k8s_install.settings import NodeSettings
+from k8s_install.state import State
+from k8s_install.steps.leftovers import Leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLED_WRITER = """
 import os, sys, time
 from pathlib import Path
-from installer.atomic import write_atomically
+from k8s_install.atomic import write_atomically
 
 def stall(descriptor):
     print("writing", flush=True)

@@ -73,7 +73,7 @@ def namespace() -> Iterator[NetNamespace]:
 
 
 def run(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path, *extra: str):
-    from installer.cluster.secrets import generate_secrets
+    from k8s_install.cluster.secrets import generate_secrets
 
     site = tmp_path / "site"
     if not (site / "cluster.yaml").exists():

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
-from installer.host import Host
-from installer.steps.kernel import SYSCTL_SETTINGS, sysctl_apply_command, sysctl_conf, sysctl_overrides
+from k8s_install.host import Host
+from k8s_install.steps.kernel import SYSCTL_SETTINGS, sysctl_apply_command, sysctl_conf, sysctl_overrides
 from tests.support.prerequisites import require
 from tests.support.sandbox import NetNamespace
 
@@ -40,7 +40,8 @@ def net_only_file(tmp_path: Path) -> Path:
 def test_keys_the_kernel_lacks_are_left_out_and_named_once(namespace: NetNamespace, tmp_path: Path) -> None:
     path = net_only_file(tmp_path)
     probe = (
-        "import json; from installer.steps.kernel import missing_sysctl_keys; print(json.dumps(missing_sysctl_keys()))"
+        "import json; from k8s_install.steps.kernel import missing_sysctl_keys; "
+        "print(json.dumps(missing_sysctl_keys()))"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     found = subprocess.run(namespace.prefix() + [sys.executable, "-c", probe], capture_output=True, text=True, env=env)
@@ -97,11 +98,11 @@ def test_only_files_read_after_ours_count_and_the_last_one_wins(tmp_path: Path) 
 
 
 def test_plan_and_preflight_name_the_file_and_value(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from installer.bundle import Bundle
-    from installer.engine import Node
-    from installer.settings import NodeSettings
-    from installer.state import State
-    from installer.steps.preflight import sysctl_warnings
+    from k8s_install.bundle import Bundle
+    from k8s_install.engine import Node
+    from k8s_install.settings import NodeSettings
+    from k8s_install.state import State
+    from k8s_install.steps.preflight import sysctl_warnings
 
     root = tmp_path / "node"
     write(root, "/etc/sysctl.conf", "net.ipv4.tcp_keepalive_time = 7200\n")

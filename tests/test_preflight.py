@@ -11,13 +11,13 @@ from typing import Callable
 
 import pytest
 
-from installer.bundle import Bundle
-from installer.engine import Node
-from installer.errors import InstallError
-from installer.host import Host
-from installer.settings import NodeSettings
-from installer.state import State
-from installer.steps import preflight
+from k8s_install.bundle import Bundle
+from k8s_install.engine import Node
+from k8s_install.errors import InstallError
+from k8s_install.host import Host
+from k8s_install.settings import NodeSettings
+from k8s_install.state import State
+from k8s_install.steps import preflight
 from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, make_el9_root
@@ -225,7 +225,7 @@ def test_ports_held_by_our_own_services_are_not_conflicts(
 
 
 def test_unknown_check_name_to_ignore_is_refused_with_the_list() -> None:
-    from installer.commands.cluster_settings import ignored_checks
+    from k8s_install.commands.cluster_settings import ignored_checks
 
     assert ignored_checks(["cpus", "ports"]) == frozenset({"cpus", "ports"})
     with pytest.raises(InstallError) as raised:

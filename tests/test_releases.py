@@ -19,10 +19,10 @@ import yaml
 from bundler import paths
 from bundler.checksums import load_pins
 from bundler.manifest import load_release
-from installer.bundle import Bundle
-from installer.cluster.kubeadm import api_version, render_init_config, render_join_config
-from installer.cluster.secrets import ClusterSecrets, generate_secrets
-from installer.steps.containerd import containerd_config
+from k8s_install.bundle import Bundle
+from k8s_install.cluster.kubeadm import api_version, render_init_config, render_join_config
+from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
+from k8s_install.steps.containerd import containerd_config
 from tests.conftest import SHARED, run_bundler
 from tests.support import containerd_v3_keys, kubeadm_v1beta3, kubeadm_v1beta4
 from tests.support.cluster import load, seed_data

@@ -15,12 +15,12 @@ import yaml
 from bundler.errors import BundlerError
 from bundler.rpm.deps import parse_simple
 from bundler.rpm.solver import Policy, RepoMetadata, prove_installable, resolve
-from installer.bundle import Bundle
-from installer.engine import Node
-from installer.host import Host
-from installer.settings import NodeSettings
-from installer.state import State
-from installer.steps.preflight import check_assumed_rpms
+from k8s_install.bundle import Bundle
+from k8s_install.engine import Node
+from k8s_install.host import Host
+from k8s_install.settings import NodeSettings
+from k8s_install.state import State
+from k8s_install.steps.preflight import check_assumed_rpms
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.rpm_release import add_cni_plugins
 from tests.support.rpm_repo import FakeRpm, build_rpms, make_repo, serve_directory

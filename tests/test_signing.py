@@ -15,8 +15,8 @@ from typing import Iterator, List, Optional
 
 import pytest
 
-from installer.cluster.secrets import generate_secrets, write_secrets
-from installer.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE
+from k8s_install.cluster.secrets import generate_secrets, write_secrets
+from k8s_install.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.http_server import MirrorServer
 
@@ -313,7 +313,7 @@ def test_every_bundle_command_checks_the_signature_first(
 def test_describe_signature_for_inspect(signed: Path, pristine: Path, unpacked: Path, keys: Keys) -> None:
     from bundler.errors import BundlerError
     from bundler.signing import describe_signature
-    from installer.signature import read_trusted_signers
+    from k8s_install.signature import read_trusted_signers
 
     assert describe_signature(pristine).startswith("signed with ED25519 SHA256:")
     assert describe_signature(signed) == describe_signature(pristine)
@@ -330,7 +330,7 @@ def test_zipapp_config_init_records_trusted_signers(pristine: Path, keys: Keys, 
     result = node(python39, pristine, "config", "init", "--dir", str(tmp_path / "c"),
                   "--trusted-signers", str(keys.allowed), tmp_path=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    from installer.cluster.secrets import recorded_signers
+    from k8s_install.cluster.secrets import recorded_signers
 
     for name in ("cluster-secrets.yaml", "cluster-secrets-worker.yaml"):
         found = recorded_signers(tmp_path / "c" / name)

@@ -15,7 +15,7 @@ from typing import Iterator, List
 import pytest
 import yaml
 
-from installer.upgrade import apiserver_version, skew_problem
+from k8s_install.upgrade import apiserver_version, skew_problem
 from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import build_node_bundle

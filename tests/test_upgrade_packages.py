@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from installer.bundle import load_bundle
-from installer.engine import Node
-from installer.host import Host
-from installer.packages import install_packages
-from installer.settings import NodeSettings
-from installer.state import State
-from installer.steps.upgrade import KubeadmPackage
+from k8s_install.bundle import load_bundle
+from k8s_install.engine import Node
+from k8s_install.host import Host
+from k8s_install.packages import install_packages
+from k8s_install.settings import NodeSettings
+from k8s_install.state import State
+from k8s_install.steps.upgrade import KubeadmPackage
 from tests.conftest import StandInRelease
 from tests.support.rpm_graph import RpmGraph
 from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node

@@ -137,7 +137,7 @@ def test_zipapp_holds_no_compiled_code(unpacked: Path) -> None:
 
     with zipfile.ZipFile(unpacked / "k8s-install.pyz") as archive:
         names = archive.namelist()
-    assert any(n.endswith("installer/main.py") for n in names)
+    assert any(n.endswith("k8s_install/main.py") for n in names)
     assert any(n.endswith("yaml/__init__.py") for n in names)
     assert any(n.endswith("jinja2/__init__.py") for n in names)
     assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib"))]

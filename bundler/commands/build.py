@@ -32,7 +32,7 @@ from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
-from installer.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
+from k8s_install.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 
 
 def source_date_epoch() -> int:
@@ -91,7 +91,7 @@ def read_lock(path: Path) -> Dict[str, Any]:
 
 def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
     pyz = build_installer(work / INSTALLER_NAME, epoch)
-    from installer.verify import sha256_file
+    from k8s_install.verify import sha256_file
 
     digest = sha256_file(pyz)
     size = pyz.stat().st_size

@@ -8,12 +8,12 @@ from typing import Optional
 
 from bundler import paths
 from bundler.errors import BundlerError
-from installer.cluster.config import load_cluster_config
-from installer.cluster.secrets import load_secrets
-from installer.cluster.starter import DEFAULT_NAME, write_starting_files
-from installer.errors import InstallError
-from installer.layout import SECRETS_NAME, WORKER_SECRETS_NAME
-from installer.signature import read_trusted_signers
+from k8s_install.cluster.config import load_cluster_config
+from k8s_install.cluster.secrets import load_secrets
+from k8s_install.cluster.starter import DEFAULT_NAME, write_starting_files
+from k8s_install.errors import InstallError
+from k8s_install.layout import SECRETS_NAME, WORKER_SECRETS_NAME
+from k8s_install.signature import read_trusted_signers
 
 
 def newest_supported_version() -> str:
@@ -74,7 +74,7 @@ def run_cluster_ansible(
     worker_secrets: Optional[Path],
     **settings: object,
 ) -> int:
-    from installer.cluster.ansible import AnsibleOptions, next_steps, write_ansible
+    from k8s_install.cluster.ansible import AnsibleOptions, next_steps, write_ansible
 
     try:
         config = load_cluster_config(config_path).config

@@ -7,10 +7,10 @@ from typing import Optional
 
 from bundler.errors import BundlerError
 from bundler.progress import human_size
-from installer import report
-from installer.errors import InstallError
-from installer.signature import read_trusted_signers
-from installer.verify import verify_bundle
+from k8s_install import report
+from k8s_install.errors import InstallError
+from k8s_install.signature import read_trusted_signers
+from k8s_install.verify import verify_bundle
 
 
 def run_verify(target: Path, jobs: int = 0, trusted_signers: Optional[Path] = None, as_json: bool = False) -> int:

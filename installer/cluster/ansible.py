@@ -15,13 +15,13 @@ from typing import List, NamedTuple, Sequence
 
 import yaml
 
-from installer.atomic import write_atomically
-from installer.cluster.ansible_cli import DEFAULT_NODE_PYTHON, DEFAULT_REMOTE_DIR, DEFAULT_WORKER_BATCH
-from installer.cluster.model import ClusterConfig
-from installer.cluster.render import render
-from installer.cluster.secrets import load_secrets
-from installer.errors import InstallError
-from installer.layout import (
+from k8s_install.atomic import write_atomically
+from k8s_install.cluster.ansible_cli import DEFAULT_NODE_PYTHON, DEFAULT_REMOTE_DIR, DEFAULT_WORKER_BATCH
+from k8s_install.cluster.model import ClusterConfig
+from k8s_install.cluster.render import render
+from k8s_install.cluster.secrets import load_secrets
+from k8s_install.errors import InstallError
+from k8s_install.layout import (
     CLUSTER_CONFIG_NAME,
     INSTALLER_NAME,
     MANIFEST_NAME,
@@ -29,7 +29,7 @@ from installer.layout import (
     SUMS_NAME,
     WORKER_SECRETS_NAME,
 )
-from installer.verify import verify_tarball
+from k8s_install.verify import verify_tarball
 
 INVENTORY_NAME = "inventory.yml"
 PLAYBOOK_NAME = "k8s-cluster.yml"

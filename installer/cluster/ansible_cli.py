@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict
 
-from installer.layout import SECRETS_NAME, WORKER_SECRETS_NAME
+from k8s_install.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 
 DEFAULT_OUTPUT = Path("ansible")
 DEFAULT_REMOTE_DIR = "/var/lib/k8s-bundle"  # where a node keeps the unpacked bundle and its secrets

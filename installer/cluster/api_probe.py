@@ -14,8 +14,8 @@ import ssl
 import time
 from typing import Callable, NamedTuple
 
-from installer.cluster import paths
-from installer.errors import InstallError
+from k8s_install.cluster import paths
+from k8s_install.errors import InstallError
 
 
 class ProbeResult(NamedTuple):

@@ -13,8 +13,8 @@ from typing import Any, Dict, Iterator, List
 
 import yaml
 
-from installer.cluster.model import ClusterConfig
-from installer.errors import InstallError
+from k8s_install.cluster.model import ClusterConfig
+from k8s_install.errors import InstallError
 
 MANIFEST_WHERE = "calico manifest"
 HEADER = "# managed by k8s-install: calico-typha.yaml for cluster {cluster}, edited from the upstream file\n"

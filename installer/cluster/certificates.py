@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple, Tuple
 
-from installer.errors import InstallError
+from k8s_install.errors import InstallError
 
 CA_COMMON_NAME = "kubernetes"  # what kubeadm names its own CA
 CA_DAYS = 3650  # kubeadm's CA lifetime: 10 years

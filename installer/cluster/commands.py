@@ -9,9 +9,9 @@ from typing import Any, Optional
 
 import yaml
 
-from installer.cluster.ansible_cli import add_ansible_options, ansible_settings
-from installer.errors import InstallError
-from installer.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
+from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
+from k8s_install.errors import InstallError
+from k8s_install.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
 
 DEFAULT_NAME = "k8s-cluster"
 
@@ -49,10 +49,10 @@ def bundle_kubernetes(bundle: Path) -> Optional[str]:
 
 
 def run_config(args: argparse.Namespace, bundle: Path) -> int:
-    from installer.cluster.config import load_cluster_config
-    from installer.cluster.identity import identify_image_node, identify_node, read_local_addresses
-    from installer.cluster.secrets import load_secrets
-    from installer.cluster.starter import write_starting_files
+    from k8s_install.cluster.config import load_cluster_config
+    from k8s_install.cluster.identity import identify_image_node, identify_node, read_local_addresses
+    from k8s_install.cluster.secrets import load_secrets
+    from k8s_install.cluster.starter import write_starting_files
 
     version = bundle_kubernetes(bundle)
     if args.config_command == "init":
@@ -61,7 +61,7 @@ def run_config(args: argparse.Namespace, bundle: Path) -> int:
                 f"{bundle}: no {MANIFEST_NAME} to take the Kubernetes version from; "
                 "run this from the unpacked bundle or pass --bundle DIR"
             )
-        from installer.signature import read_trusted_signers
+        from k8s_install.signature import read_trusted_signers
 
         given = getattr(args, "trusted_signers", None)
         signers = read_trusted_signers(Path(given)).text if given else ""
@@ -93,8 +93,8 @@ def run_config(args: argparse.Namespace, bundle: Path) -> int:
 
 
 def run_config_ansible(args: argparse.Namespace, bundle: Path, version: Optional[str]) -> int:
-    from installer.cluster.ansible import AnsibleOptions, next_steps, write_ansible
-    from installer.cluster.config import load_cluster_config
+    from k8s_install.cluster.ansible import AnsibleOptions, next_steps, write_ansible
+    from k8s_install.cluster.config import load_cluster_config
 
     config_path = args.config or bundle / CLUSTER_CONFIG_NAME
     beside = Path(args.config).parent if args.config else bundle.resolve().parent  # where secrets are kept

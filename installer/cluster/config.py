@@ -14,9 +14,9 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import yaml
 
-from installer.cluster.addresses import parse_ipv4, parse_ipv4_network
-from installer.cluster.fields import FieldReader
-from installer.cluster.model import (
+from k8s_install.cluster.addresses import parse_ipv4, parse_ipv4_network
+from k8s_install.cluster.fields import FieldReader
+from k8s_install.cluster.model import (
     API_SERVER_PORT,
     CONTROL_PLANE,
     ROLES,
@@ -26,8 +26,8 @@ from installer.cluster.model import (
     Node,
     derived_virtual_router_id,
 )
-from installer.errors import InstallError
-from installer.layout import CLUSTER_CONFIG_NAME
+from k8s_install.errors import InstallError
+from k8s_install.layout import CLUSTER_CONFIG_NAME
 
 CONFIG_NAME = CLUSTER_CONFIG_NAME
 TOP_FIELDS = ("name", "kubernetes_version", "api", "networks", "nodes", "ntp", "etcd", "calico")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from installer.errors import InstallError
+from k8s_install.errors import InstallError
 
 
 class FieldReader:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from installer.cluster import paths
-from installer.cluster.model import API_SERVER_PORT, ClusterConfig
-from installer.cluster.render import render
+from k8s_install.cluster import paths
+from k8s_install.cluster.model import API_SERVER_PORT, ClusterConfig
+from k8s_install.cluster.render import render
 
 
 def render_haproxy_cfg(

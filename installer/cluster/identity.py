@@ -13,8 +13,8 @@ import subprocess
 from ipaddress import IPv4Address
 from typing import Any, List, NamedTuple, Optional
 
-from installer.cluster.model import ClusterConfig, Node
-from installer.errors import InstallError
+from k8s_install.cluster.model import ClusterConfig, Node
+from k8s_install.errors import InstallError
 
 
 class InterfaceAddress(NamedTuple):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List
 
-from installer.cluster import paths
-from installer.cluster.model import API_SERVER_PORT, ClusterConfig, Node
-from installer.cluster.render import render
+from k8s_install.cluster import paths
+from k8s_install.cluster.model import API_SERVER_PORT, ClusterConfig, Node
+from k8s_install.cluster.render import render
 
 TOP_PRIORITY = 150
 PRIORITY_STEP = 10

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Tuple
 
-from installer.cluster import paths
-from installer.cluster.model import API_SERVER_PORT, IMAGE_REPOSITORY, ClusterConfig, Node
-from installer.cluster.render import render
-from installer.cluster.secrets import ClusterSecrets
+from k8s_install.cluster import paths
+from k8s_install.cluster.model import API_SERVER_PORT, IMAGE_REPOSITORY, ClusterConfig, Node
+from k8s_install.cluster.render import render
+from k8s_install.cluster.secrets import ClusterSecrets
 
 CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
 TOKEN_TTL = "24h0m0s"  # kubeadm's default; `join-info` re-creates the same token when it expired

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from installer import render as shared
+from k8s_install import render as shared
 
 MANAGED_BY = "managed by k8s-install: changes here are overwritten on the next run"
 

@@ -23,10 +23,10 @@ from typing import Any, Dict, List, NamedTuple, Optional
 
 import yaml
 
-from installer.atomic import write_atomically
-from installer.cluster.certificates import ca_cert_hash, generate_ca
-from installer.errors import InstallError
-from installer.signature import TrustedSigners, validate_signers
+from k8s_install.atomic import write_atomically
+from k8s_install.cluster.certificates import ca_cert_hash, generate_ca
+from k8s_install.errors import InstallError
+from k8s_install.signature import TrustedSigners, validate_signers
 
 FULL = "full"
 WORKER = "worker"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from installer.atomic import write_atomically
-from installer.cluster.config import CONFIG_NAME, parse_cluster_config
-from installer.cluster.render import render
-from installer.cluster.secrets import generate_secrets, secrets_text, worker_secrets
-from installer.errors import InstallError
-from installer.layout import SECRETS_NAME, WORKER_SECRETS_NAME
+from k8s_install.atomic import write_atomically
+from k8s_install.cluster.config import CONFIG_NAME, parse_cluster_config
+from k8s_install.cluster.render import render
+from k8s_install.cluster.secrets import generate_secrets, secrets_text, worker_secrets
+from k8s_install.errors import InstallError
+from k8s_install.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 
 DEFAULT_NAME = "k8s-cluster"  # also in commands.py, which must not import jinja2
 

@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 from typing import List
 
-from installer.certs import WARN_DAYS, expiry_warnings, node_certificates, table, utc_now
-from installer.commands.install import confirm
-from installer.engine import Node, converge
-from installer.host import Host
-from installer.settings import NodeSettings
-from installer.state import State
-from installer.steps.certificates import RenewCertificates, check_expiration_command
+from k8s_install.certs import WARN_DAYS, expiry_warnings, node_certificates, table, utc_now
+from k8s_install.commands.install import confirm
+from k8s_install.engine import Node, converge
+from k8s_install.host import Host
+from k8s_install.settings import NodeSettings
+from k8s_install.state import State
+from k8s_install.steps.certificates import RenewCertificates, check_expiration_command
 
 
 def kubeadm_check_lines(host: Host) -> List[str]:

@@ -6,16 +6,16 @@ import argparse
 from pathlib import Path
 from typing import FrozenSet, List, Optional
 
-from installer.bundle import Bundle
-from installer.cluster.config import load_cluster_config
-from installer.cluster.identity import identify_image_node, identify_node, read_local_addresses
-from installer.cluster.model import ClusterConfig, Node
-from installer.cluster.secrets import ClusterSecrets, load_secrets
-from installer.errors import InstallError
-from installer.host import Host
-from installer.layout import CLUSTER_CONFIG_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
-from installer.settings import NodeSettings
-from installer.steps.preflight import CHECK_NAMES
+from k8s_install.bundle import Bundle
+from k8s_install.cluster.config import load_cluster_config
+from k8s_install.cluster.identity import identify_image_node, identify_node, read_local_addresses
+from k8s_install.cluster.model import ClusterConfig, Node
+from k8s_install.cluster.secrets import ClusterSecrets, load_secrets
+from k8s_install.errors import InstallError
+from k8s_install.host import Host
+from k8s_install.layout import CLUSTER_CONFIG_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
+from k8s_install.settings import NodeSettings
+from k8s_install.steps.preflight import CHECK_NAMES
 
 INSTALLED_SECRETS = "/etc/k8s-install/cluster-secrets.yaml"
 

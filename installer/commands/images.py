@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from installer.commands.node import make_node
-from installer.engine import converge
-from installer.images import NAMESPACE
-from installer.steps.images import Images
+from k8s_install.commands.node import make_node
+from k8s_install.engine import converge
+from k8s_install.images import NAMESPACE
+from k8s_install.steps.images import Images
 
 
 def run_images(args: argparse.Namespace) -> int:
@@ -29,9 +29,9 @@ def run_images(args: argparse.Namespace) -> int:
 
 def run_push(args: argparse.Namespace) -> int:
     """`images push REGISTRY`: the verified bundle's images into a registry (no containerd, no root needed)."""
-    from installer.commands.node import bundle_dir
-    from installer.image_push import PushOptions, push_bundle, summary
-    from installer.verify import verify_directory
+    from k8s_install.commands.node import bundle_dir
+    from k8s_install.image_push import PushOptions, push_bundle, summary
+    from k8s_install.verify import verify_directory
 
     root = bundle_dir(args)
     verify_directory(root)

@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import Any, Dict
 
-from installer import report
-from installer.commands.node import make_node
-from installer.engine import Node, converge
-from installer.errors import InstallError
-from installer.roles import steps_for
-from installer.steps.preflight import CHECKS, Preflight
+from k8s_install import report
+from k8s_install.commands.node import make_node
+from k8s_install.engine import Node, converge
+from k8s_install.errors import InstallError
+from k8s_install.roles import steps_for
+from k8s_install.steps.preflight import CHECKS, Preflight
 
 
 def run_plan(args: argparse.Namespace) -> int:

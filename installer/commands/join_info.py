@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from installer.cluster import kubeadm
-from installer.cluster.paths import ADMIN_KUBECONFIG
-from installer.commands.node import make_node
-from installer.errors import InstallError
-from installer.host import masked
+from k8s_install.cluster import kubeadm
+from k8s_install.cluster.paths import ADMIN_KUBECONFIG
+from k8s_install.commands.node import make_node
+from k8s_install.errors import InstallError
+from k8s_install.host import masked
 
 
 def run_join_info(args: argparse.Namespace) -> int:

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from installer.bundle import Bundle, load_bundle
-from installer.delta import refuse_incomplete_delta
-from installer.engine import Node
-from installer.host import Host
-from installer.settings import NodeSettings
-from installer.signature import TrustedSigners, read_trusted_signers
-from installer.state import State
-from installer.verify import VerifyResult, verify_directory
+from k8s_install.bundle import Bundle, load_bundle
+from k8s_install.delta import refuse_incomplete_delta
+from k8s_install.engine import Node
+from k8s_install.host import Host
+from k8s_install.settings import NodeSettings
+from k8s_install.signature import TrustedSigners, read_trusted_signers
+from k8s_install.state import State
+from k8s_install.verify import VerifyResult, verify_directory
 
 
 def default_bundle_dir() -> Path:
@@ -32,8 +32,8 @@ def trusted_signers(args: argparse.Namespace, host: Host) -> Optional[TrustedSig
     command finds them), else none."""
     if getattr(args, "trusted_signers", None):
         return read_trusted_signers(Path(args.trusted_signers))
-    from installer.cluster.secrets import recorded_signers
-    from installer.commands.cluster_settings import find_secrets
+    from k8s_install.cluster.secrets import recorded_signers
+    from k8s_install.commands.cluster_settings import find_secrets
 
     found = find_secrets(args, bundle_dir(args), host, getattr(args, "role", None) or "worker")
     return recorded_signers(found) if found is not None else None
@@ -65,7 +65,7 @@ def make_node(
             role=args.role or "worker", first=False, name="", ip="", containerd_address=args.containerd_address
         )
     if settings is None:
-        from installer.commands.cluster_settings import settings_for
+        from k8s_install.commands.cluster_settings import settings_for
 
         settings = settings_for(args, bundle, host)
     options = {"dry_run": dry_run, "no_gpgcheck": getattr(args, "no_gpgcheck", False)}

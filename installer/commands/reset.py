@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from installer.atomic import write_atomically
-from installer.errors import InstallError
-from installer.host import Host
-from installer.revert import revert_installer_changes
-from installer.state import State, ours_path_for
-from installer.steps.leftovers import leftovers
+from k8s_install.atomic import write_atomically
+from k8s_install.errors import InstallError
+from k8s_install.host import Host
+from k8s_install.revert import revert_installer_changes
+from k8s_install.state import State, ours_path_for
+from k8s_install.steps.leftovers import leftovers
 
 OFFLINE_DNF = ("--disablerepo=*", "--setopt=reposdir=/dev/null")
 

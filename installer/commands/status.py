@@ -10,9 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict, List
 
-from installer import report
-from installer.host import Host
-from installer.state import State
+from k8s_install import report
+from k8s_install.host import Host
+from k8s_install.state import State
 
 SERVICES = ("containerd", "buildkitd", "kubelet", "chronyd", "keepalived", "haproxy")
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -33,9 +33,9 @@ def services(host: Host) -> List[Dict[str, str]]:
 
 def images(args: argparse.Namespace, host: Host) -> Dict[str, Any]:
     """How many of the bundle's images containerd holds in k8s.io (when the bundle and containerd are here)."""
-    from installer.commands.node import bundle_dir
-    from installer.errors import InstallError
-    from installer.images import DEFAULT_ADDRESS, bundle_images, find_ctr, images_to_import
+    from k8s_install.commands.node import bundle_dir
+    from k8s_install.errors import InstallError
+    from k8s_install.images import DEFAULT_ADDRESS, bundle_images, find_ctr, images_to_import
 
     address = args.containerd_address or (DEFAULT_ADDRESS if host.live else None)
     if address is None:
@@ -115,13 +115,13 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def certificate_warnings(host: Host) -> List[str]:
-    from installer.certs import expiry_warnings
+    from k8s_install.certs import expiry_warnings
 
     return list(expiry_warnings(host))
 
 
 def certificate_lines(warnings: List[str]) -> List[str]:
-    from installer.certs import WARN_DAYS
+    from k8s_install.certs import WARN_DAYS
 
     if not warnings:
         return [f"certificates: none expires within {WARN_DAYS} days (`certs` lists them)"]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from installer.commands.install import confirm
-from installer.commands.node import make_node
-from installer.engine import Node, converge
-from installer.errors import InstallError
-from installer.packages import installed_packages
-from installer.roles import upgrade_steps
-from installer.upgrade import APISERVER_MANIFEST, UpgradeRecord, apiserver_version, parse_version
+from k8s_install.commands.install import confirm
+from k8s_install.commands.node import make_node
+from k8s_install.engine import Node, converge
+from k8s_install.errors import InstallError
+from k8s_install.packages import installed_packages
+from k8s_install.roles import upgrade_steps
+from k8s_install.upgrade import APISERVER_MANIFEST, UpgradeRecord, apiserver_version, parse_version
 
 
 def installed_release(node: Node, given: Optional[str]) -> str:

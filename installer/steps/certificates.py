@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from typing import Callable, List
 
-from installer.cluster import kubeadm, paths
-from installer.cluster.api_probe import probe_api, wait_for_api
-from installer.cluster.model import API_SERVER_PORT
-from installer.engine import Change, Node, Step
-from installer.errors import InstallError
-from installer.files import apply_file
-from installer.steps.cluster import plan_command
+from k8s_install.cluster import kubeadm, paths
+from k8s_install.cluster.api_probe import probe_api, wait_for_api
+from k8s_install.cluster.model import API_SERVER_PORT
+from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.files import apply_file
+from k8s_install.steps.cluster import plan_command
 
 MANIFESTS_DIR = "/etc/kubernetes/manifests"
 HOLDING_DIR = "/etc/kubernetes/tmp/k8s-install-static-pods"  # beside kubeadm's own backups in /etc/kubernetes/tmp

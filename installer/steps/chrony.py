@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import List
 
-from installer.engine import Change, Node, Step
-from installer.files import plan_file, with_header
-from installer.steps.services import plan_enabled
+from k8s_install.engine import Change, Node, Step
+from k8s_install.files import plan_file, with_header
+from k8s_install.steps.services import plan_enabled
 
 CHRONY_CONF = "/etc/chrony.conf"
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 import sys
 from typing import Callable, List
 
-from installer.cluster import kubeadm, paths
-from installer.cluster.api_probe import probe_api, wait_for_api
-from installer.cluster.calico import render_calico
-from installer.cluster.haproxy import render_haproxy_cfg
-from installer.cluster.keepalived import render_check_script, render_keepalived_conf
-from installer.cluster.secrets import secrets_text
-from installer.commands.cluster_settings import INSTALLED_SECRETS
-from installer.engine import Change, Node, Step
-from installer.errors import InstallError
-from installer.files import plan_file
-from installer.steps.services import plan_enabled
+from k8s_install.cluster import kubeadm, paths
+from k8s_install.cluster.api_probe import probe_api, wait_for_api
+from k8s_install.cluster.calico import render_calico
+from k8s_install.cluster.haproxy import render_haproxy_cfg
+from k8s_install.cluster.keepalived import render_check_script, render_keepalived_conf
+from k8s_install.cluster.secrets import secrets_text
+from k8s_install.commands.cluster_settings import INSTALLED_SECRETS
+from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.files import plan_file
+from k8s_install.steps.services import plan_enabled
 
 CALICO_MANIFEST = f"{paths.STATE_DIR}/calico.yaml"
 JOIN_WAIT_SECONDS = 900.0
@@ -151,7 +151,7 @@ def plan_root_kubeconfig(node: Node) -> List[Change]:
 
 
 def _copy_kubeconfig(node: Node) -> None:
-    from installer.files import apply_file
+    from k8s_install.files import apply_file
 
     copied = kubeadm.root_kubeconfig()
     apply_file(node, copied.target, node.host.path(copied.source).read_bytes(), copied.mode)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from installer.engine import Change, Node, Step, register_readiness
-from installer.files import HEADER, plan_file
-from installer.render import render
-from installer.steps.services import plan_enabled
+from k8s_install.engine import Change, Node, Step, register_readiness
+from k8s_install.files import HEADER, plan_file
+from k8s_install.render import render
+from k8s_install.steps.services import plan_enabled
 
 containerd_config_path = "/etc/containerd/config.toml"
 containerd_unit_path = "/usr/local/lib/systemd/system/containerd.service"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import List
 from xml.sax.saxutils import escape
 
-from installer.engine import Change, Node, Step
-from installer.files import HEADER, plan_file
-from installer.steps.services import plan_disabled
+from k8s_install.engine import Change, Node, Step
+from k8s_install.files import HEADER, plan_file
+from k8s_install.steps.services import plan_disabled
 
 
 def service_name(node: Node) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from installer.engine import Change, Node, Step
-from installer.errors import InstallError
-from installer.images import DEFAULT_ADDRESS, check_images_present, find_ctr, images_to_import, import_images
+from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.images import DEFAULT_ADDRESS, check_images_present, find_ctr, images_to_import, import_images
 
 
 def ctr_binary(node: Node, explicit: Optional[str] = None) -> str:

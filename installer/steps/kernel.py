@@ -10,9 +10,9 @@ import os
 import posixpath
 from typing import Callable, Dict, List, NamedTuple, Tuple
 
-from installer.engine import Change, Node, Step
-from installer.files import plan_file, with_header
-from installer.host import Host
+from k8s_install.engine import Change, Node, Step
+from k8s_install.files import plan_file, with_header
+from k8s_install.host import Host
 
 MODULES_FILE = "/etc/modules-load.d/k8s.conf"
 SYSCTL_FILE = "/etc/sysctl.d/90-k8s.conf"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import List
 
-from installer.engine import Change, Node, Step
-from installer.steps.services import plan_enabled
+from k8s_install.engine import Change, Node, Step
+from k8s_install.steps.services import plan_enabled
 
 
 class KubeletEnabled(Step):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, List
 
-from installer.atomic import leftover_temporaries
-from installer.engine import Change, Node, Step
-from installer.host import Host
-from installer.state import STATE_FILE, State, ours_path_for
+from k8s_install.atomic import leftover_temporaries
+from k8s_install.engine import Change, Node, Step
+from k8s_install.host import Host
+from k8s_install.state import STATE_FILE, State, ours_path_for
 
 
 def written_paths(state: State) -> List[str]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import subprocess
 from typing import Any, List, Optional
 
-from installer.engine import Change, Node, Step
-from installer.packages import install_packages, plan_packages
-from installer.steps.preflight import read_os_release
+from k8s_install.engine import Change, Node, Step
+from k8s_install.packages import install_packages, plan_packages
+from k8s_install.steps.preflight import read_os_release
 
 
 def logged_runner(node: Node) -> Any:

@@ -7,12 +7,12 @@ import platform
 import shutil
 from typing import Callable, Dict, List, Optional, Tuple
 
-from installer.assumed_rpms import unmet_requirements
-from installer.certs import expiry_warnings
-from installer.engine import Change, Node, Step
-from installer.errors import InstallError
-from installer.layout import IMAGES_DIR
-from installer.steps.kernel import SYSCTL_FILE, sysctl_overrides
+from k8s_install.assumed_rpms import unmet_requirements
+from k8s_install.certs import expiry_warnings
+from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.layout import IMAGES_DIR
+from k8s_install.steps.kernel import SYSCTL_FILE, sysctl_overrides
 
 MIN_CPUS = 2
 MIN_MEMORY = 2 * 1024**3

@@ -12,9 +12,9 @@ import tarfile
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Tuple
 
-from installer.engine import Change, Node, Step
-from installer.errors import InstallError
-from installer.files import plan_file
+from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.files import plan_file
 
 Destination = Callable[[str], Optional[str]]  # member path -> absolute destination, or None to skip
 

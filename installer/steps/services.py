@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import List
 
-from installer.engine import Change, Node
-from installer.errors import InstallError
+from k8s_install.engine import Change, Node
+from k8s_install.errors import InstallError
 
 
 def is_enabled(node: Node, unit: str) -> bool:

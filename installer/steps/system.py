@@ -6,8 +6,8 @@ import re
 import socket
 from typing import List
 
-from installer.engine import Change, Node, Step
-from installer.files import plan_file
+from k8s_install.engine import Change, Node, Step
+from k8s_install.files import plan_file
 
 HOSTS_BEGIN = "# BEGIN k8s-install: cluster nodes (managed block)"
 HOSTS_END = "# END k8s-install"

@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 from typing import List, Optional
 
-from installer.cluster import kubeadm, paths
-from installer.engine import Change, Node, Step
-from installer.errors import InstallError
-from installer.files import plan_file
-from installer.packages import dnf_install_command, plan_packages
-from installer.steps.packages import logged_runner, releasever
-from installer.steps.preflight import check_disk
-from installer.upgrade import (
+from k8s_install.cluster import kubeadm, paths
+from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.files import plan_file
+from k8s_install.packages import dnf_install_command, plan_packages
+from k8s_install.steps.packages import logged_runner, releasever
+from k8s_install.steps.preflight import check_disk
+from k8s_install.upgrade import (
     APISERVER_MANIFEST,
     KUBEADM_BACKUPS,
     UpgradeRecord,

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from installer.cluster.secrets import generate_secrets
+from k8s_install.cluster.secrets import generate_secrets
 from tests.lab.bundle import make_lab_bundle
 from tests.lab.cluster import LAB_NODES, LiveCluster, boot_lab
 from tests.lab.conftest import lab_prerequisites

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from installer.steps.kernel import SYSCTL_SETTINGS
+from k8s_install.steps.kernel import SYSCTL_SETTINGS
 from tests.support.netns import Lab, wait_for
 
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

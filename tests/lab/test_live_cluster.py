@@ -17,7 +17,7 @@ from typing import Dict, List
 
 import pytest
 
-from installer.steps.kernel import KERNEL_MODULES, SYSCTL_SETTINGS
+from k8s_install.steps.kernel import KERNEL_MODULES, SYSCTL_SETTINGS
 from tests.lab.cluster import VIP, LiveCluster
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import HOST_WIDE_SYSCTL_DIR, LabNode

@@ -9,9 +9,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from installer.cluster.config import parse_cluster_config
-from installer.cluster.model import ClusterConfig
-from installer.cluster.secrets import ClusterSecrets
+from k8s_install.cluster.config import parse_cluster_config
+from k8s_install.cluster.model import ClusterConfig
+from k8s_install.cluster.secrets import ClusterSecrets
 
 SEED_LAYOUT: Dict[str, Any] = {
     "name": "seed",

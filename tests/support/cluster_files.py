@@ -8,7 +8,7 @@ from typing import Dict, List
 import pytest
 import yaml
 
-from installer.cluster.secrets import ClusterSecrets, generate_secrets, worker_secrets, write_secrets
+from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets, worker_secrets, write_secrets
 
 CLUSTER_NAME = "it"
 SUBNET = "10.213.7"

@@ -221,7 +221,7 @@ def test_registry_mirror_keeps_the_original_names(
 def test_plain_http_mirror_needs_insecure_registry(release: StandInRelease, registry: Registry, tmp_path: Path) -> None:
     release.set_images(["registry.k8s.io/pause:3.9"])
     result = build_bundle(release, tmp_path, "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a bad command line, caught before anything is fetched
     assert f"--insecure-registry {registry.host}" in result.stderr
 
 

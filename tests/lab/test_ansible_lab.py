@@ -26,7 +26,6 @@ from tests.lab.conftest import TIMINGS
 from tests.lab.node import LabCluster, LabNode
 from tests.lab.ssh import lab_ssh, ssh_command
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
-from tests.support.sandbox import ORIGINAL_HOSTS
 from tests.support.ssh_nodes import SshNodes, ansible_playbook
 
 NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
@@ -174,6 +173,7 @@ def test_a_rerun_changes_nothing(fleet: Fleet) -> None:
 
 def test_check_mode_reports_a_drifted_nodes_plan_and_changes_nothing(fleet: Fleet) -> None:
     hosts_file = fleet["k8s-mn02"].path("/etc/hosts")
+    installed = hosts_file.read_text()
     drifted = "127.0.0.1 localhost\n"
     hosts_file.write_text(drifted)  # someone edited the node by hand
     result, seconds = fleet.play("--check")
@@ -185,7 +185,7 @@ def test_check_mode_reports_a_drifted_nodes_plan_and_changes_nothing(fleet: Flee
     counts = recap(result.stdout)
     assert counts["k8s-mn02"]["changed"] > 0 and counts["k8s-mn01"]["changed"] == 0, result.stdout
     assert hosts_file.read_text() == drifted
-    hosts_file.write_text(ORIGINAL_HOSTS)
+    hosts_file.write_text(installed)
 
 
 def test_a_failed_node_stops_the_rollout_with_its_error(fleet: Fleet) -> None:
@@ -205,3 +205,25 @@ def test_a_failed_node_stops_the_rollout_with_its_error(fleet: Fleet) -> None:
     assert task_hosts(result.stdout, INSTALL_TASK) == ["k8s-mn01", "k8s-mn02"]
     assert "PLAY [Workers" not in result.stdout
     assert worker_log.read_text() == worker_log_before  # the worker's installer never ran
+
+
+def test_a_live_failure_on_the_first_control_plane_stops_the_rollout_then_a_rerun_converges(fleet: Fleet) -> None:
+    """A failure only a live run meets (systemctl refusing a masked unit) ends the run with the installer's
+    error line before any other node starts; once fixed, the same playbook goes through every node."""
+    first = fleet["k8s-mn01"]
+    first.run(["systemctl", "mask", "containerd.service"])
+    try:
+        failed, _seconds = fleet.play()
+    finally:
+        first.run(["systemctl", "unmask", "containerd.service"])
+    assert failed.returncode != 0
+    message = re.search(r'^fatal: \[k8s-mn01\]: FAILED! => .*"msg": "(k8s-mn01: [^"]*)"', failed.stdout, re.MULTILINE)
+    assert message and "containerd" in message.group(1) and "masked" in message.group(1), failed.stdout
+    assert task_hosts(failed.stdout, INSTALL_TASK) == ["k8s-mn01"]
+    assert "PLAY [Other control planes" not in failed.stdout and "PLAY [Workers" not in failed.stdout
+
+    again, _seconds = fleet.play()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert task_hosts(again.stdout, INSTALL_TASK) == list(NODES)
+    assert all(counts["changed"] == 0 for counts in recap(again.stdout).values()), again.stdout
+    assert first.active("containerd")

@@ -33,6 +33,7 @@ BOOTSTRAP_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "python3", 
 NODE_PACKAGES = (
     "firewalld", "chrony", "keepalived", "haproxy", "nftables", "iptables", "ebtables", "ipset", "ipvsadm",
     "ethtool", "conntrack", "socat", "rpm", "dnf", "curl", "openssl", "ca-certificates", "tar", "iputils-ping",
+    "openssh-server",  # the Ansible tests reach the nodes over SSH (sshd as the node's ssh.service)
 )  # fmt: skip
 # Debian enables these at install; on a fresh EL9 node they come from the bundle, disabled until the installer
 # enables them.

@@ -62,6 +62,7 @@ class SshNodes:
         self.known_hosts = work / "known_hosts"
         self.known_hosts.write_text("")
         self.addresses: Dict[str, str] = {}
+        self.remote_tmp: Optional[str] = str(work / "remote-tmp")  # None: Ansible's default (~/.ansible/tmp)
         self.daemons: List[subprocess.Popen] = []
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
 
@@ -81,11 +82,15 @@ class SshNodes:
         config.write_text(SSHD_CONFIG.format(address=address, host_key=host_key, authorized_keys=self.authorized_keys))
         check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-        with self.known_hosts.open("a") as known:
-            known.write(f"{address} {host_key.with_suffix('.pub').read_text()}")
+        self.pin_host_key(address, host_key.with_suffix(".pub"))
         self.daemons.append(self.lab.start(short, [SSHD, "-D", "-e", "-f", str(config)], f"sshd-{short}"))
         wait_for(lambda: self._listening(short, address), timeout=20, what=f"sshd on {address}")
         self.addresses[short] = address
+
+    def pin_host_key(self, address: str, public_key: Path) -> None:
+        """Trust exactly this key for `address` (known_hosts; host key checking stays on)."""
+        with self.known_hosts.open("a") as known:
+            known.write(f"{address} {public_key.read_text()}")
 
     def _listening(self, short: str, address: str) -> bool:
         result = self.lab.run(short, ["ss", "-Hltn", f"src {address}:22"])
@@ -106,11 +111,10 @@ class SshNodes:
             "-o ControlMaster=no"  # no connection outlives its task: none is left open when the network goes
         )
         home = self.work / "ansible-home"
-        return dict(
+        env = dict(
             os.environ,
             ANSIBLE_HOME=str(home),
             ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
-            ANSIBLE_REMOTE_TMP=str(self.work / "remote-tmp"),
             ANSIBLE_SSH_ARGS=ssh_args,
             ANSIBLE_SSH_CONTROL_PATH_DIR=str(home / "cp"),
             ANSIBLE_PIPELINING="True",
@@ -118,6 +122,9 @@ class SshNodes:
             ANSIBLE_FORCE_COLOR="0",
             ANSIBLE_RETRY_FILES_ENABLED="False",
         )
+        if self.remote_tmp:
+            env["ANSIBLE_REMOTE_TMP"] = self.remote_tmp
+        return env
 
     def run_playbook(self, inventory: Path, playbook: Path, *extra: str, timeout: float = 900):
         """ansible-playbook from the admin namespace (the nodes are not reachable from the host's network)."""

@@ -9,13 +9,7 @@ from typing import Callable, Dict, Optional, Set
 
 from tqdm import tqdm
 
-
-def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+from k8s_install.units import human_size  # one unit system (binary) for both tools
 
 
 class FetchProgress:

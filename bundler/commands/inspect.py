@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List
 
+import k8s_install.report as report
 from bundler.errors import BundlerError
 from bundler.progress import human_size
 from bundler.sbom import summarise_sbom
 from bundler.signing import describe_signature
-from k8s_install import report
 from k8s_install.contents import describe, read_manifest, read_member
 from k8s_install.errors import InstallError
 from k8s_install.layout import SBOM_NAME

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import k8s_install.report as report
 from bundler.errors import BundlerError
 from bundler.progress import human_size
-from k8s_install import report
 from k8s_install.errors import InstallError
 from k8s_install.signature import read_trusted_signers
 from k8s_install.verify import verify_bundle

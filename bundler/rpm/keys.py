@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from bundler.checksums import pin_lines
 from bundler.errors import BundlerError
 
 _LINE = re.compile(r"^([0-9A-Fa-f ]{40,60}?)\s{2,}(\S+)$")
@@ -34,16 +35,9 @@ def is_fingerprint(text: str) -> bool:
 
 def load_fingerprint_pins(path: Path) -> Dict[str, str]:
     """key URL -> fingerprint, from lines '<fingerprint>  <url>' (spaces inside the fingerprint allowed)."""
-    if not path.is_file():
-        return {}
     pins: Dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _LINE.match(line)
-        if not match or not is_fingerprint(match.group(1)):
-            raise BundlerError(f"{path} line {number}: expected '<OpenPGP fingerprint>  <key url>', got {line[:80]!r}")
+    lines = pin_lines(path, _LINE, "<OpenPGP fingerprint>  <key url>", lambda match: is_fingerprint(match.group(1)))
+    for _, match in lines:
         pins[match.group(2)] = normalize(match.group(1))
     return pins
 

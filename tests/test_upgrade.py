@@ -4,7 +4,6 @@ exact commands the upgrade would run, in kubeadm's order, and that re-runs and s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,28 +19,12 @@ from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
+from tests.support.upgrade_standin import recorded_actions, retarget
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
 
 TARGET = "1.30.14"
 ADMIN = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
-
-
-def retarget(bundle: Path, version: str) -> None:
-    """Stand-in for a bundle of another release: bundle.yaml names `version` and kubeadm's images for it (the
-    image pipeline itself is tested in test_images_*; a --root run does not import images), and SHA256SUMS
-    is updated to match, as the builder would write it."""
-    record = yaml.safe_load((bundle / "bundle.yaml").read_text())
-    record["kubernetes"] = version
-    names = [f"registry.k8s.io/{c}:v{version}" for c in ("kube-apiserver", "kube-controller-manager",
-                                                         "kube-scheduler", "kube-proxy")]  # fmt: skip
-    names += ["registry.k8s.io/etcd:3.5.15-0", "registry.k8s.io/coredns/coredns:v1.11.3", "registry.k8s.io/pause:3.9"]
-    record["images"] = [{"name": n, "digest": "sha256:" + hashlib.sha256(n.encode()).hexdigest()} for n in names]
-    data = yaml.safe_dump(record, sort_keys=False).encode()
-    (bundle / "bundle.yaml").write_bytes(data)
-    sums = (bundle / "SHA256SUMS").read_text().splitlines()
-    sums = [f"{hashlib.sha256(data).hexdigest()}  bundle.yaml" if s.endswith("  bundle.yaml") else s for s in sums]
-    (bundle / "SHA256SUMS").write_text("\n".join(sums) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +65,7 @@ def upgrade(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *f
 
 
 def actions(root: Path) -> List[str]:
-    """What the run did or would do on the running cluster, in order: commands, restarts, operator notes."""
-    found = []
-    for line in (root / "var/log/k8s-install.log").read_text().splitlines():
-        text = line.split(" ", 1)[1]
-        if "would run: " in text:
-            found.append(text.split("would run: ", 1)[1])
-        elif text.startswith("skipped (offline root") and "systemctl restart" in text:
-            found.append(text.split("): ", 1)[1])
-        elif text.startswith("operator: "):
-            found.append(text)
-    return found
+    return recorded_actions((root / "var/log/k8s-install.log").read_text())
 
 
 @pytest.fixture

@@ -53,11 +53,15 @@ def old_node(root: Path, control_plane: bool, state: dict) -> Path:
 
 
 def upgrade(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *flags: str):
+    return run_pyz(python39, bundle, tmp_path, root, ip, "upgrade", *flags)
+
+
+def run_pyz(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *flags: str):
     site = tmp_path / "site"
     with NetNamespace() as namespace:
         namespace.add_address(f"{ip}/24")
         command = namespace.prefix() + [
-            python39, str(bundle / "k8s-install.pyz"), "upgrade", *flags, "--root", str(root),
+            python39, str(bundle / "k8s-install.pyz"), *flags, "--root", str(root),
             "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"),
         ]  # fmt: skip
         env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
@@ -206,3 +210,21 @@ def test_a_node_installed_with_the_release_has_nothing_to_upgrade(
     assert result.returncode == 0, result.stderr
     assert "k8s-wn01 already runs 1.30.14: nothing to upgrade" in result.stdout
     assert not (root / "var/log/k8s-install.log").exists()  # nothing was run, not even the preflight probe
+
+
+def test_install_from_a_newer_bundle_on_an_installed_node_points_to_upgrade(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    """Without the refusal the install would put the new packages in place without kubeadm's upgrade and record
+    the new release, after which `upgrade` would find nothing to do."""
+    root = old_node(tmp_path / "wn01", False, {})
+    before = (root / "var/lib/k8s-install/state.json").read_text()
+    for command in ((), ("plan",)):
+        result = run_pyz(python39, bundle, tmp_path, root, f"{SUBNET}.100", *command, "--role", "worker", "--yes")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr.strip() == (
+            "k8s-install.pyz: error: this node runs Kubernetes 1.29.6 (installed by k8s-install) and the bundle "
+            "holds 1.30.14: move it with `k8s-install.pyz upgrade` and the same arguments, not with an install"
+        )
+    assert (root / "var/lib/k8s-install/state.json").read_text() == before
+    assert not (root / "etc/containerd/config.toml").exists()

@@ -373,6 +373,10 @@ def test_upgrade_playbook_runs_kubeadms_order_node_by_node_then_changes_nothing(
     copied = run("--tags", "bundle")  # only the bundle, cluster.yaml and secrets: then --check shows the plans
     assert copied.returncode == 0, copied.stdout + copied.stderr
     assert "PLAY [First control plane]" in copied.stdout and UPGRADE_TASK not in copied.stdout
+    wrong = cluster.nodes.run_playbook(ansible / "inventory.yml", ansible / "k8s-cluster.yml")  # install, not upgrade
+    assert wrong.returncode != 0
+    assert '"msg": "k8s-mn01: k8s-install.pyz: error: this node runs Kubernetes 1.29.6' in wrong.stdout, wrong.stdout
+    assert "move it with `k8s-install.pyz upgrade`" in wrong.stdout and "PLAY [Other control planes" not in wrong.stdout
     offsets = log_sizes(folders)
     check = run("--check")
     assert check.returncode == 0, check.stdout + check.stderr

@@ -6,13 +6,14 @@ kubeadm commands, as in test_node_control_plane.py."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 import yaml
@@ -24,6 +25,7 @@ from tests.support.netns import Lab
 from tests.support.node_bundle import TOP, build_node_bundle
 from tests.support.sandbox import add_kubelet_unit, make_el9_root
 from tests.support.ssh_nodes import SSHD, SshNodes, ansible_playbook
+from tests.support.upgrade_standin import recorded_actions, retargeted_tarball
 
 # first control plane, second control plane, worker
 NODES = [SEED_NODES[0], SEED_NODES[1], SEED_NODES[3]]
@@ -147,7 +149,7 @@ def test_the_zipapp_writes_the_same_files_on_an_admin_node(site: Site, tmp_path:
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, SHIV_ROOT=str(tmp_path)))
     assert result.returncode == 0, result.stderr
-    for name in ("inventory.yml", "k8s-cluster.yml", "k8s-node-tasks.yml"):
+    for name in ("inventory.yml", "k8s-cluster.yml", "k8s-node-tasks.yml", "k8s-upgrade.yml", "k8s-node-upgrade.yml"):
         assert (tmp_path / "pyz" / name).read_text() == (tmp_path / "bundler" / name).read_text()
 
 
@@ -322,3 +324,100 @@ def test_a_failed_worker_stops_the_rollout_before_the_next_batch(cluster: Cluste
     assert '"msg": "k8s-wn01: k8s-install.pyz: error: preflight failed (os)' in result.stdout, result.stdout
     assert task_hosts(result.stdout, "Install (k8s-install.pyz --yes)") == ["k8s-mn01", "k8s-wn01"]
     assert not (folders["k8s-wn02"] / "root/var/log/k8s-install.log").exists()  # its batch never started
+
+
+# --- the upgrade playbook ---------------------------------------------------------------------------------
+
+UPGRADE_TO = "1.29.15"
+UPGRADE_TASK = "Upgrade (k8s-install.pyz upgrade --yes)"
+
+
+def upgrade_site(cluster: Cluster, folder: Path) -> Tuple[Site, Path]:
+    """The next release's bundle (a stand-in made from this one, tests/support/upgrade_standin.py), cluster.yaml
+    moved to it beside the same secrets, and the playbooks generated from them with the same host_vars."""
+    site = cluster.site
+    tarball = retargeted_tarball(site.work / "build" / TOP, UPGRADE_TO, folder / "bundle")
+    shutil.copytree(site.cluster.parent, folder / "site")
+    config = folder / "site" / "cluster.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["kubernetes_version"] = UPGRADE_TO
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    new = site._replace(cluster=config, tarball=tarball)
+    ansible = folder / "ansible"
+    generated = generate(new, ansible, "--worker-batch", "2")
+    assert generated.returncode == 0, generated.stderr
+    shutil.copytree(cluster.ansible / "host_vars", ansible / "host_vars")
+    return new, ansible
+
+
+def new_log_lines(folders: Dict[str, Path], offsets: Dict[str, int]) -> Dict[str, str]:
+    logs = {name: (folder / "root/var/log/k8s-install.log").read_text() for name, folder in folders.items()}
+    return {name: text[offsets[name] :] for name, text in logs.items()}
+
+
+def log_sizes(folders: Dict[str, Path]) -> Dict[str, int]:
+    return {name: len((folder / "root/var/log/k8s-install.log").read_text()) for name, folder in folders.items()}
+
+
+def test_upgrade_playbook_runs_kubeadms_order_node_by_node_then_changes_nothing(cluster: Cluster) -> None:
+    folders = fresh_nodes(cluster, "upgrade")
+    installed = play(cluster)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    new, ansible = upgrade_site(cluster, cluster.site.work / "upgrade-site")
+    upgrade_playbook = ansible / "k8s-upgrade.yml"
+    states = {name: (folder / "root/var/lib/k8s-install/state.json").read_text() for name, folder in folders.items()}
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return cluster.nodes.run_playbook(ansible / "inventory.yml", upgrade_playbook, *extra)
+
+    copied = run("--tags", "bundle")  # only the bundle, cluster.yaml and secrets: then --check shows the plans
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert "PLAY [First control plane]" in copied.stdout and UPGRADE_TASK not in copied.stdout
+    wrong = cluster.nodes.run_playbook(ansible / "inventory.yml", ansible / "k8s-cluster.yml")  # install, not upgrade
+    assert wrong.returncode != 0
+    assert '"msg": "k8s-mn01: k8s-install.pyz: error: this node runs Kubernetes 1.29.6' in wrong.stdout, wrong.stdout
+    assert "move it with `k8s-install.pyz upgrade`" in wrong.stdout and "PLAY [Other control planes" not in wrong.stdout
+    offsets = log_sizes(folders)
+    check = run("--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    order = ["k8s-mn01", "k8s-mn02", "k8s-wn01"]
+    assert re.findall(r"upgrade of (k8s-\w+): 1\.29\.6 -> 1\.29\.15", check.stdout) == order
+    assert check.stdout.count("upgrade plan: ") == 3 and "would kubeadm upgrade apply v1.29.15 --yes" in check.stdout
+    assert all(counts["changed"] > 0 for counts in recap(check.stdout).values()), check.stdout
+    for name, folder in folders.items():  # check mode changed nothing on the nodes
+        assert (folder / "root/var/lib/k8s-install/state.json").read_text() == states[name]
+        assert "kubeadm upgrade" not in " ".join(recorded_actions(new_log_lines(folders, offsets)[name]))
+
+    offsets = log_sizes(folders)
+    upgraded = run()
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert task_hosts(upgraded.stdout, UPGRADE_TASK) == order
+    assert all(counts["changed"] > 0 for counts in recap(upgraded.stdout).values()), upgraded.stdout
+    done = {name: recorded_actions(text) for name, text in new_log_lines(folders, offsets).items()}
+    kubeadm = {name: [action for action in actions if action.startswith("kubeadm ")] for name, actions in done.items()}
+    assert kubeadm == {
+        "k8s-mn01": ["kubeadm upgrade plan v1.29.15", "kubeadm upgrade apply v1.29.15 --yes"],
+        "k8s-mn02": ["kubeadm upgrade node"],
+        "k8s-wn01": ["kubeadm upgrade node"],
+    }
+    admin = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
+    drain = f"{admin} drain k8s-mn02 --ignore-daemonsets"
+    assert done["k8s-mn02"][:3] == [f"{admin} get --raw /readyz", "kubeadm upgrade node", drain]
+    assert done["k8s-wn01"][:3] == [
+        "kubectl --kubeconfig=/etc/kubernetes/kubelet.conf get --raw /version",
+        "operator: drain k8s-wn01 from a control plane before confirming: kubectl drain k8s-wn01 --ignore-daemonsets"
+        " (this node has no admin kubeconfig)",
+        "kubeadm upgrade node",
+    ]
+    for name, folder in folders.items():
+        state = json.loads((folder / "root/var/lib/k8s-install/state.json").read_text())
+        assert state["kubernetes"] == UPGRADE_TO and state["upgrade"]["completed"] is True, name
+        assert (folder / "bundle" / TOP / "SHA256SUMS").is_file()  # the old bundle stays beside the new one
+
+    offsets = log_sizes(folders)
+    again = run()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all(counts["changed"] == 0 for counts in recap(again.stdout).values()), again.stdout
+    assert task_hosts(again.stdout, "Copy the bundle tarball") == []
+    for name, text in new_log_lines(folders, offsets).items():
+        assert not [action for action in recorded_actions(text) if action.startswith(("kubeadm ", "operator: "))], name

@@ -4,7 +4,6 @@ exact commands the upgrade would run, in kubeadm's order, and that re-runs and s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,28 +19,12 @@ from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
+from tests.support.upgrade_standin import recorded_actions, retarget
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
 
 TARGET = "1.30.14"
 ADMIN = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
-
-
-def retarget(bundle: Path, version: str) -> None:
-    """Stand-in for a bundle of another release: bundle.yaml names `version` and kubeadm's images for it (the
-    image pipeline itself is tested in test_images_*; a --root run does not import images), and SHA256SUMS
-    is updated to match, as the builder would write it."""
-    record = yaml.safe_load((bundle / "bundle.yaml").read_text())
-    record["kubernetes"] = version
-    names = [f"registry.k8s.io/{c}:v{version}" for c in ("kube-apiserver", "kube-controller-manager",
-                                                         "kube-scheduler", "kube-proxy")]  # fmt: skip
-    names += ["registry.k8s.io/etcd:3.5.15-0", "registry.k8s.io/coredns/coredns:v1.11.3", "registry.k8s.io/pause:3.9"]
-    record["images"] = [{"name": n, "digest": "sha256:" + hashlib.sha256(n.encode()).hexdigest()} for n in names]
-    data = yaml.safe_dump(record, sort_keys=False).encode()
-    (bundle / "bundle.yaml").write_bytes(data)
-    sums = (bundle / "SHA256SUMS").read_text().splitlines()
-    sums = [f"{hashlib.sha256(data).hexdigest()}  bundle.yaml" if s.endswith("  bundle.yaml") else s for s in sums]
-    (bundle / "SHA256SUMS").write_text("\n".join(sums) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +53,15 @@ def old_node(root: Path, control_plane: bool, state: dict) -> Path:
 
 
 def upgrade(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *flags: str):
+    return run_pyz(python39, bundle, tmp_path, root, ip, "upgrade", *flags)
+
+
+def run_pyz(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *flags: str):
     site = tmp_path / "site"
     with NetNamespace() as namespace:
         namespace.add_address(f"{ip}/24")
         command = namespace.prefix() + [
-            python39, str(bundle / "k8s-install.pyz"), "upgrade", *flags, "--root", str(root),
+            python39, str(bundle / "k8s-install.pyz"), *flags, "--root", str(root),
             "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"),
         ]  # fmt: skip
         env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
@@ -82,17 +69,7 @@ def upgrade(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *f
 
 
 def actions(root: Path) -> List[str]:
-    """What the run did or would do on the running cluster, in order: commands, restarts, operator notes."""
-    found = []
-    for line in (root / "var/log/k8s-install.log").read_text().splitlines():
-        text = line.split(" ", 1)[1]
-        if "would run: " in text:
-            found.append(text.split("would run: ", 1)[1])
-        elif text.startswith("skipped (offline root") and "systemctl restart" in text:
-            found.append(text.split("): ", 1)[1])
-        elif text.startswith("operator: "):
-            found.append(text)
-    return found
+    return recorded_actions((root / "var/log/k8s-install.log").read_text())
 
 
 @pytest.fixture
@@ -233,3 +210,21 @@ def test_a_node_installed_with_the_release_has_nothing_to_upgrade(
     assert result.returncode == 0, result.stderr
     assert "k8s-wn01 already runs 1.30.14: nothing to upgrade" in result.stdout
     assert not (root / "var/log/k8s-install.log").exists()  # nothing was run, not even the preflight probe
+
+
+def test_install_from_a_newer_bundle_on_an_installed_node_points_to_upgrade(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    """Without the refusal the install would put the new packages in place without kubeadm's upgrade and record
+    the new release, after which `upgrade` would find nothing to do."""
+    root = old_node(tmp_path / "wn01", False, {})
+    before = (root / "var/lib/k8s-install/state.json").read_text()
+    for command in ((), ("plan",)):
+        result = run_pyz(python39, bundle, tmp_path, root, f"{SUBNET}.100", *command, "--role", "worker", "--yes")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr.strip() == (
+            "k8s-install.pyz: error: this node runs Kubernetes 1.29.6 (installed by k8s-install) and the bundle "
+            "holds 1.30.14: move it with `k8s-install.pyz upgrade` and the same arguments, not with an install"
+        )
+    assert (root / "var/lib/k8s-install/state.json").read_text() == before
+    assert not (root / "etc/containerd/config.toml").exists()

@@ -3,7 +3,9 @@
 The playbook uses only ansible-core's built-in modules (nothing more to carry into the air gap). It copies
 the bundle tarball to every node unless the node's SHA256SUMS already has the sum recorded here, verifies
 it, runs the first control plane, the other control planes one at a time, then the workers in batches;
-each node gets only the secrets file its role needs (mode 0600).
+each node gets only the secrets file its role needs (mode 0600). A second playbook, k8s-upgrade.yml, has the
+same plays and batches but runs `k8s-install.pyz upgrade` (`upgrade plan` in check mode): kubeadm's order
+of nodes is the install's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from k8s_install.verify import verify_tarball
 INVENTORY_NAME = "inventory.yml"
 PLAYBOOK_NAME = "k8s-cluster.yml"
 NODE_TASKS_NAME = "k8s-node-tasks.yml"
+UPGRADE_PLAYBOOK_NAME = "k8s-upgrade.yml"
+UPGRADE_TASKS_NAME = "k8s-node-upgrade.yml"
 
 
 class BundleTarball(NamedTuple):
@@ -120,7 +124,8 @@ def inventory_text(config: ClusterConfig, config_path: Path, bundle: BundleTarba
     )
 
 
-def playbook_text(config: ClusterConfig, options: AnsibleOptions) -> str:
+def playbook_text(config: ClusterConfig, options: AnsibleOptions, upgrade: bool = False) -> str:
+    """The install playbook, or with `upgrade` the upgrade playbook: the same plays, in the same order."""
     names = {
         "sums": SUMS_NAME,
         "installer": INSTALLER_NAME,
@@ -128,11 +133,14 @@ def playbook_text(config: ClusterConfig, options: AnsibleOptions) -> str:
         "secrets": SECRETS_NAME,
         "worker_secrets": WORKER_SECRETS_NAME,
     }
-    return render("ansible-playbook.yml.j2", config=config, options=options, node_tasks=NODE_TASKS_NAME, names=names)
+    node_tasks = UPGRADE_TASKS_NAME if upgrade else NODE_TASKS_NAME
+    return render(
+        "ansible-playbook.yml.j2", config=config, options=options, node_tasks=node_tasks, names=names, upgrade=upgrade
+    )
 
 
-def node_tasks_text() -> str:
-    return render("ansible-node-tasks.yml.j2")
+def node_tasks_text(upgrade: bool = False) -> str:
+    return render("ansible-node-tasks.yml.j2", upgrade=upgrade)
 
 
 def write_ansible(config: ClusterConfig, config_path: Path, options: AnsibleOptions) -> List[Path]:
@@ -143,6 +151,8 @@ def write_ansible(config: ClusterConfig, config_path: Path, options: AnsibleOpti
         INVENTORY_NAME: inventory_text(config, config_path, bundle, options),
         PLAYBOOK_NAME: playbook_text(config, options),
         NODE_TASKS_NAME: node_tasks_text(),
+        UPGRADE_PLAYBOOK_NAME: playbook_text(config, options, upgrade=True),
+        UPGRADE_TASKS_NAME: node_tasks_text(upgrade=True),
     }
     written = []
     for name, text in texts.items():
@@ -153,7 +163,8 @@ def write_ansible(config: ClusterConfig, config_path: Path, options: AnsibleOpti
 
 
 def next_steps(written: Sequence[Path]) -> str:
-    inventory, playbook = written[0], written[1]
+    inventory, playbook, upgrade = written[0], written[1], written[3]
     return (
         f"next: ansible-playbook -i {inventory} {playbook} --check (each node's plan), then without --check to install"
+        f"; to move an installed cluster to this bundle's release: the same with {upgrade}"
     )

@@ -18,6 +18,7 @@ def run_plan(args: argparse.Namespace) -> int:
     as_json = getattr(args, "json", False)
     with report.text_to_stderr(as_json):
         node = make_node(args, dry_run=True)
+        refuse_another_release(node)
         echo = (lambda _line: None) if as_json else print
         result = converge(node, steps_for(node.settings.role, node.settings.first), dry_run=True, echo=echo)
     if as_json:
@@ -31,6 +32,18 @@ def run_plan(args: argparse.Namespace) -> int:
     logged = f"; {recorded} action(s) on the running machine only logged (--root)" if recorded else ""
     print(f"plan: {result.change_count} change(s) pending; nothing was changed{logged}")
     return 0
+
+
+def refuse_another_release(node: Node) -> None:
+    """An installed node moves to another release only with `upgrade` (kubeadm's order): an install from the
+    new bundle would put the new packages in place without `kubeadm upgrade` and record the new release."""
+    installed = node.state.data.get("kubernetes")
+    if installed and installed != node.bundle.kubernetes:
+        raise InstallError(
+            f"this node runs Kubernetes {installed} (installed by k8s-install) and the bundle holds "
+            f"{node.bundle.kubernetes}: move it with `k8s-install.pyz upgrade` and the same arguments, not with "
+            "an install"
+        )
 
 
 def node_body(node: Node) -> Dict[str, Any]:
@@ -78,6 +91,7 @@ def run_install(args: argparse.Namespace) -> int:
     if not args.role and not args.node:  # --node names a node of cluster.yaml, and so its role
         raise InstallError("say which node this is: --role control-plane [--first], --role worker, or --node NAME")
     node = make_node(args, dry_run=True)  # verifies the bundle once
+    refuse_another_release(node)
     steps = steps_for(node.settings.role, node.settings.first)
     if not args.yes:
         confirm(args, converge(node, steps, dry_run=True).change_count)

@@ -26,7 +26,7 @@ import yaml
 from tests.lab import standins
 from tests.lab.root import EL9_PRESENT_RPMS
 from tests.support.http_server import MirrorServer
-from tests.support.node_bundle import TOP, _tarball, node_release_manifest
+from tests.support.node_bundle import _tarball, node_release_manifest
 from tests.support.registry import Registry
 from tests.support.rpm_repo import FakeRpm, build_rpms, make_repo, serve_directory
 from tests.support.signing import SigningKey
@@ -41,12 +41,12 @@ PRESENT_ON_NODE = ("conntrack-tools", "socat", "iptables", "ebtables", "ethtool"
 EMPTY_FILES = {"/usr/share/k8s-lab/rpms/{name}": "lab stand-in: the node has {name} from Debian"}
 
 
-def kube_rpm(name: str) -> FakeRpm:
+def kube_rpm(name: str, version: str = "1.29.6") -> FakeRpm:
     files = {f"/usr/bin/{name}": standins.launcher(name)}
     if name == "kubelet":
         files["/usr/lib/systemd/system/kubelet.service"] = standins.KUBELET_UNIT
     requires = ("kubelet", "kubectl", "cri-tools", "kubernetes-cni") if name == "kubeadm" else ()
-    return FakeRpm(name, "1.29.6", KUBE_RELEASE, arches=("x86_64",), requires=requires, files=files)
+    return FakeRpm(name, version, KUBE_RELEASE, arches=("x86_64",), requires=requires, files=files)
 
 
 def present_rpm(name: str) -> FakeRpm:
@@ -54,9 +54,9 @@ def present_rpm(name: str) -> FakeRpm:
     return FakeRpm(name, "0.lab", files=marker)
 
 
-def lab_release(mirror: MirrorServer, work: Path, signer: SigningKey) -> dict:
+def lab_release(mirror: MirrorServer, work: Path, signer: SigningKey, version: str = "1.29.6") -> dict:
     """The release manifest: node_bundle's files plus an `rpm:` section served from the mirror."""
-    kube = build_rpms([kube_rpm(name) for name in KUBE_PACKAGES], work / "kube-build")
+    kube = build_rpms([kube_rpm(name, version) for name in KUBE_PACKAGES], work / "kube-build")
     # the base repository also holds what the root's RPM database has (rocky-release): the builder checks
     # every assumed package against the repositories
     base = build_rpms([present_rpm(name) for name in PRESENT_ON_NODE] + list(EL9_PRESENT_RPMS), work / "base-build")
@@ -69,12 +69,12 @@ def lab_release(mirror: MirrorServer, work: Path, signer: SigningKey) -> dict:
         signer.sign_detached(folder / "repodata" / "repomd.xml")
         serve_directory(mirror, f"/{RPM_HOST}/{repo_id}", folder)
         repositories.append({"id": repo_id, "baseurl": f"https://{RPM_HOST}/{repo_id}/", **key})
-    manifest = node_release_manifest(mirror)
+    manifest = node_release_manifest(mirror, {"kubernetes": version})
     replace_file_artifact(manifest, mirror, "buildkit", buildkit_standin())
     manifest["rpm"] = {
         "rocky9": {
             "repositories": repositories,
-            "packages": [f"{name} = 1.29.6" for name in KUBE_PACKAGES] + list(PRESENT_ON_NODE[:-2]),
+            "packages": [f"{name} = {version}" for name in KUBE_PACKAGES] + list(PRESENT_ON_NODE[:-2]),
             "assumed_installed": [rpm.name for rpm in EL9_PRESENT_RPMS],
         }
     }
@@ -95,13 +95,16 @@ def replace_file_artifact(manifest: dict, mirror: MirrorServer, name: str, data:
             entry["sha256"] = {"amd64": hashlib.sha256(data).hexdigest()}
 
 
-def build_lab_bundle(work: Path, cluster_yaml: Path, images: List[str], registry: Registry) -> Path:
-    """Build with the real builder and return the bundle tarball (unpacked by each node itself)."""
+def build_lab_bundle(
+    work: Path, cluster_yaml: Path, images: List[str], registry: Registry, version: str = "1.29.6", *extra: str
+) -> Path:
+    """Build with the real builder and return the bundle tarball (unpacked by each node itself); `extra`
+    arguments go to `bundler build` (e.g. --from OLD for a delta)."""
     work.mkdir(parents=True, exist_ok=True)
     mirror = MirrorServer().start()
     signer = SigningKey("k8s-lab")
     try:
-        manifest = lab_release(mirror, work, signer)
+        manifest = lab_release(mirror, work, signer, version)
         manifest["images"] = images
         release = work / "release.yaml"
         release.write_text(yaml.safe_dump(manifest, sort_keys=False))
@@ -109,7 +112,7 @@ def build_lab_bundle(work: Path, cluster_yaml: Path, images: List[str], registry
             [sys.executable, "-m", "bundler", "build", "--manifest", str(release), "--mirror", mirror.url,
              "--cache", str(work / "cache"), "--output", str(work / "out"), "--cluster", str(cluster_yaml),
              "--insecure-registry", registry.host, "--allow-incomplete",
-             "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored"],
+             "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored", *extra],
             capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
         )  # fmt: skip
         if result.returncode != 0:
@@ -118,7 +121,8 @@ def build_lab_bundle(work: Path, cluster_yaml: Path, images: List[str], registry
         signer.close()
         mirror.stop()
     shutil.rmtree(work / "cache", ignore_errors=True)
-    return work / "out" / f"{TOP}.tar"
+    (tarball,) = (work / "out").glob("*.tar")  # the bundle, or with --from its delta
+    return tarball
 
 
 def make_lab_bundle(work: Path, image_storage: Path, secrets: object, timings: Dict[str, float]) -> Tuple[Path, Path]:

@@ -14,6 +14,13 @@ STANDINS names each one, where it lives on the node and why it cannot be the rea
     CA from the API behind the VIP with the certificate key (what the real join does through the
     kubeadm-certs secret), then does what init does;
   * `kubeadm reset --force` stops kubelet and removes what init/join wrote;
+  * the kube-apiserver "pod" manifest names the image of its release, as kubeadm's does (the installer's
+    upgrade reads it): init's `kubernetesVersion`, else the version of the kubeadm package (`rpm -q`);
+  * `kubeadm upgrade apply vX --yes` refuses a vX other than the installed kubeadm package's version (the
+    real one refuses a release newer than itself), then rewrites the manifest for vX; `kubeadm upgrade node`
+    on a control plane rewrites it for the kubeadm package's version; `kubeadm upgrade plan` only records;
+  * the API stand-in answers `/version` with the release of its node's manifest; `kubectl get --raw PATH`
+    asks the server of its --kubeconfig (kubelet.conf names the join endpoint, the VIP, as a real one does);
   * kubelet (the unit) serves the stand-in API server on :6443 once a kube-apiserver manifest exists,
     else idles: the real kubelet would crash-loop until kubeadm writes its config;
   * `kubectl apply -f F` remembers F's basename; `kubectl ... get daemonset calico-node` answers from that.
@@ -142,12 +149,30 @@ def config_value(path, key):
     return found.group(1) if found else ""
 
 
-def kubeconfig(user):
+def kubeconfig(user, server="127.0.0.1:6443"):
     return ("apiVersion: v1\nkind: Config\n# lab stand-in kubeconfig for %s\n"
-            "clusters: [{name: lab, cluster: {server: 'https://127.0.0.1:6443'}}]\n" % user)
+            "clusters: [{name: lab, cluster: {server: 'https://%s'}}]\n" % (user, server))
 
 
-def api_server_files():
+def kubeadm_version():
+    found = subprocess.run(["rpm", "-q", "--qf", "%{VERSION}", "kubeadm"], capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def write_manifest(version):
+    """A static pod manifest of the shape kubeadm writes, naming the release's kube-apiserver image."""
+    write(MANIFEST, "# lab stand-in: kubelet serves the API stand-in while this file exists\n"
+          "apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver, namespace: kube-system}\n"
+          "spec:\n  containers:\n  - name: kube-apiserver\n"
+          "    image: registry.k8s.io/kube-apiserver:v%s\n" % version.lstrip("v"), 0o644)
+
+
+def manifest_version():
+    found = re.search(r"kube-apiserver:(v[0-9.]+)", open(MANIFEST).read()) if os.path.exists(MANIFEST) else None
+    return found.group(1) if found else ""
+
+
+def api_server_files(version):
     subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kube-apiserver",
                     "-keyout", PKI + "/apiserver.key", "-out", LAB + "/apiserver.csr"], check=True,
                    capture_output=True)
@@ -157,7 +182,7 @@ def api_server_files():
                     "-CAkey", PKI + "/ca.key", "-CAcreateserial", "-days", "30", "-extfile", LAB + "/san.ext",
                     "-out", PKI + "/apiserver.crt"], check=True, capture_output=True)
     write("/etc/kubernetes/admin.conf", kubeconfig("kubernetes-admin"))
-    write(MANIFEST, "# lab stand-in: kubelet serves the API stand-in while this file exists\n", 0o644)
+    write_manifest(version)
     subprocess.run(["systemctl", "restart", "kubelet"], check=True)
     deadline = time.monotonic() + 60
     context = ssl.create_default_context(cafile=PKI + "/ca.crt")
@@ -189,13 +214,23 @@ def kubeadm(args):
         return 0
     if command == "init":
         write("/etc/kubernetes/kubelet.conf", kubeconfig("kubelet"))
-        api_server_files()
+        config = args[args.index("--config") + 1]
+        api_server_files(config_value(config, "kubernetesVersion") or kubeadm_version())
     elif command == "join":
         config = args[args.index("--config") + 1]
         if re.search(r"(?m)^controlPlane:", open(config).read()):
             download_certs(config)
-            api_server_files()
-        write("/etc/kubernetes/kubelet.conf", kubeconfig("kubelet"))
+            api_server_files(kubeadm_version())
+        write("/etc/kubernetes/kubelet.conf", kubeconfig("kubelet", config_value(config, "apiServerEndpoint")))
+    elif args[:2] == ["upgrade", "apply"]:
+        wanted, own = args[2].lstrip("v"), kubeadm_version()
+        if wanted != own:
+            print("[standin kubeadm] the specified version to upgrade to v%s is not the kubeadm version v%s"
+                  % (wanted, own), file=sys.stderr)
+            return 1
+        write_manifest(wanted)
+    elif args[:2] == ["upgrade", "node"] and os.path.exists(MANIFEST):
+        write_manifest(kubeadm_version())
     elif command == "reset":
         subprocess.run(["systemctl", "stop", "kubelet"], check=False)
         for path in WRITTEN:
@@ -214,11 +249,28 @@ def kubectl(args):
         shutil.copy(source, os.path.join(applied, os.path.basename(source)))
         print("applied (lab stand-in)")
         return 0
+    if "get" in args and "--raw" in args:
+        return raw_get(args)
     if "get" in args and "daemonset" in args:
         if os.path.exists(os.path.join(applied, "calico.yaml")):
             print("calico-node (lab stand-in)")
             return 0
         print('Error from server (NotFound): daemonsets.apps "calico-node" not found', file=sys.stderr)
+        return 1
+    return 0
+
+
+def raw_get(args):
+    """`kubectl --kubeconfig=K get --raw PATH`: GET PATH from K's server (the stand-in does not check its
+    certificate), print the body; exit 1 when it does not answer."""
+    config = next((a.split("=", 1)[1] for a in args if a.startswith("--kubeconfig=")), "/etc/kubernetes/admin.conf")
+    server = re.search(r"server: '(https://[^']+)'", open(config).read()).group(1)
+    path = args[args.index("--raw") + 1]
+    try:
+        with urllib.request.urlopen(server + path, context=ssl._create_unverified_context(), timeout=10) as answer:
+            print(answer.read().decode())
+    except OSError as error:
+        print("The connection to the server %s was refused: %s" % (server, error), file=sys.stderr)
         return 1
     return 0
 
@@ -241,6 +293,13 @@ def kubelet(args):
         _, status = os.waitpid(child, 0)
         return 1
     set_process_name("kube-apiserver")
+    # die with the kubelet: systemd in the lab container cannot kill a unit's cgroup ("Failed to kill
+    # control group ... Input/output error"), so a restart would leave this child holding :6443
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, 15, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGTERM
+    if os.getppid() == 1:
+        return 1  # the kubelet already went
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -251,6 +310,8 @@ def kubelet(args):
                     self.send_error(403)
                     return
                 body = json.dumps({name: open(PKI + "/" + name).read() for name in ("ca.crt", "ca.key")})
+            elif self.path == "/version":
+                body = json.dumps({"gitVersion": manifest_version()})
             else:
                 body = "ok"
             data = body.encode()

@@ -12,6 +12,8 @@ service, restarted once), and pending restarts run in RESTART_ORDER: what others
 
 from __future__ import annotations
 
+import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -143,6 +145,7 @@ def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[s
     """Plan and (unless dry_run) apply every step in order."""
     report = RunReport()
     host = node.host
+    host.log(f"=== Python {platform.python_version()} ({sys.executable})")  # which python3 the node gave the pyz
     host.log(f"=== {'plan' if dry_run else 'run'}: steps {', '.join(step.name for step in steps)}")
     for step in steps:
         if not dry_run:

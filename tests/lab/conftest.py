@@ -17,6 +17,7 @@ import pytest
 
 from tests.lab.bundle import make_lab_bundle
 from tests.lab.cluster import LiveCluster, boot_lab
+from tests.lab.node import python39_program
 from tests.lab.root import lab_root
 
 TOOLS = ("systemd-nspawn", "debootstrap", "nsenter", "ip", "rpmbuild", "createrepo_c", "gpg", "rpmsign")
@@ -30,6 +31,11 @@ def lab_prerequisites() -> str:
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         return f"the lab needs {', '.join(missing)} (apt-get install systemd-container debootstrap; see .ci/run)"
+    if python39_program() is None:
+        return (
+            "the lab runs the installer with Python 3.9 as EL9 nodes do: install 3.9 with pyenv, or set "
+            "PYTHON39 to a 3.9 installed in a folder of its own (not the system's /usr)"
+        )
     return ""
 
 

@@ -11,6 +11,11 @@ What a container cannot do, and how the lab stands in for it (also in tests/lab/
   can record modules it "loads";
 - each host-wide sysctl key the installer sets (read-only in a container, shared by every node) is a file
   of the node's own bound over /proc/sys/..., starting at the host's value.
+
+`python3` is Python 3.9, as on EL9, where `./k8s-install.pyz` (`#!/usr/bin/env python3`) finds the platform
+Python 3.9: the host's self-contained 3.9 (pyenv's) is bound read-only into every node at its own path, and
+/usr/local/bin/python3, ahead of Debian's /usr/bin/python3 on PATH, points to it. The node's own Python tools
+(firewalld, firewall-cmd, dnf, the stand-ins) name /usr/bin/python3 and keep Debian's 3.11.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from k8s_install.steps.kernel import SYSCTL_SETTINGS
+from tests.conftest import find_python39
 from tests.support.netns import Lab, wait_for
 
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BOOT_TIMEOUT = 120.0
 HOST_WIDE_SYSCTL_DIR = "/var/lib/k8s-lab/sysctl"  # in the node: a file per host-wide key, bound over /proc/sys
+NODE_PYTHON3 = "/usr/local/bin/python3"  # the `python3` the installer finds on NODE_PATH (or sshd's PATH)
 NSPAWN_FLAGS = ("-q", "-b", "--register=no", "--keep-unit", "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
                 "--console=passive", "--link-journal=no")  # fmt: skip
 
@@ -67,6 +74,31 @@ def host_wide_sysctl_keys(namespace: str) -> List[str]:
     return keys
 
 
+def python39_program() -> Optional[Path]:
+    """The host's Python 3.9 if it is self-contained in one folder (pyenv's: its own libpython, found by the
+    folder's path), which can then be bound into a node at the same path; else None."""
+    found = find_python39()
+    if not found:
+        return None
+    program = Path(found).resolve()
+    prefix = program.parents[1]
+    if prefix in (Path("/"), Path("/usr"), Path("/usr/local")):  # a system Python's files spread over /usr
+        return None
+    return program
+
+
+def installer_pythons(log_text: str) -> List[str]:
+    """The Python each run of the installer logged it ran under ("3.9.18 (/usr/local/bin/python3)"), in order."""
+    marker = "=== Python "
+    return [line.split(marker, 1)[1] for line in log_text.splitlines() if marker in line]
+
+
+def ran_under_python39(log_text: str) -> bool:
+    """Every run in the log ran under the node's `python3`, Python 3.9, and there was at least one."""
+    found = installer_pythons(log_text)
+    return bool(found) and all(entry.startswith("3.9.") and entry.endswith(f"({NODE_PYTHON3})") for entry in found)
+
+
 class LabNode:
     def __init__(self, lab: Lab, root: Path, work: Path, name: str, address_cidr: str) -> None:
         self.name, self.address = name, address_cidr.split("/")[0]
@@ -84,6 +116,13 @@ class LabNode:
         for module in os.listdir("/sys/module"):
             (work / "sys-module" / module).mkdir(exist_ok=True)
         self.binds = [f"--bind={work / 'containerd'}:/var/lib/containerd", f"--bind={work / 'sys-module'}:/sys/module"]
+        python39 = python39_program()
+        if python39 is None:
+            raise AssertionError("no self-contained Python 3.9 for the lab nodes (see conftest.lab_prerequisites)")
+        self.binds.append(f"--bind-ro={python39.parents[1]}")
+        python3 = self.path(NODE_PYTHON3)
+        python3.parent.mkdir(parents=True, exist_ok=True)
+        python3.symlink_to(python39)
         # systemd-nspawn binds onto /proc from inside the container: the sources are paths of the node
         sysctl_dir = self.path(HOST_WIDE_SYSCTL_DIR)
         sysctl_dir.mkdir(parents=True, exist_ok=True)

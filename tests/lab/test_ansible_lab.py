@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import REPO
 from tests.lab.cluster import LAB_NODES, VIP
 from tests.lab.conftest import TIMINGS
-from tests.lab.node import LabCluster, LabNode
+from tests.lab.node import NODE_PYTHON3, LabCluster, LabNode, installer_pythons, ran_under_python39
 from tests.lab.ssh import lab_ssh, ssh_command
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
 from tests.support.ssh_nodes import SshNodes, ansible_playbook
@@ -80,7 +80,7 @@ def fleet(
         cluster_yaml = write_cluster(work / "site", cluster_secrets, [by_name[name] for name in NODES])
         written = subprocess.run(
             [sys.executable, "-m", "bundler", "cluster", "ansible", str(cluster_yaml), "--bundle", str(tarball),
-             "--dir", str(work / "ansible")],
+             "--dir", str(work / "ansible"), "--node-python", NODE_PYTHON3],
             cwd=REPO, capture_output=True, text=True,
         )  # fmt: skip
         assert written.returncode == 0, written.stderr
@@ -145,6 +145,7 @@ def test_the_playbook_installs_the_three_nodes_live(fleet: Fleet) -> None:
         node = fleet[name]
         log = node.path("/var/log/k8s-install.log").read_text()
         assert "done:" in log and "skipped (offline root" not in log  # live: nothing only logged
+        assert ran_under_python39(log), installer_pythons(log)  # the pyz and Ansible's modules: the node's 3.9
         wanted = ["containerd", "chronyd", "firewalld", "ssh"] + (["keepalived", "haproxy"] if "mn" in name else [])
         assert {unit: node.active(unit) for unit in wanted} == {unit: True for unit in wanted}
         assert node.run(["systemctl", "is-enabled", "kubelet"]).stdout.strip() == "enabled"

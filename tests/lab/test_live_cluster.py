@@ -20,7 +20,7 @@ import pytest
 from k8s_install.steps.kernel import KERNEL_MODULES, SYSCTL_SETTINGS
 from tests.lab.cluster import VIP, LiveCluster
 from tests.lab.conftest import TIMINGS
-from tests.lab.node import HOST_WIDE_SYSCTL_DIR, LabNode
+from tests.lab.node import HOST_WIDE_SYSCTL_DIR, LabNode, installer_pythons, ran_under_python39
 from tests.support.cluster_files import SUBNET
 from tests.support.sandbox import ORIGINAL_CHRONY, ORIGINAL_FSTAB, ORIGINAL_HOSTS
 
@@ -45,6 +45,7 @@ def test_every_role_converges_live_and_reports_what_it_did(installed: LiveCluste
         assert "[containerd]" in output and "done:" in output, output
         log = installed[name].path("/var/log/k8s-install.log").read_text()
         assert "skipped (offline root" not in log  # a live run skips nothing
+        assert ran_under_python39(log), installer_pythons(log)  # `./k8s-install.pyz` found EL9's python3, 3.9
 
 
 @pytest.mark.parametrize("name", NODES)

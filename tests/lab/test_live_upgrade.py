@@ -20,6 +20,7 @@ import pytest
 
 from tests.lab.cluster import BUNDLE_DIR, ROLES, VIP, LiveCluster, Run
 from tests.lab.conftest import TIMINGS
+from tests.lab.node import installer_pythons, ran_under_python39
 from tests.lab.standins import CALLS_LOG
 from tests.lab.upgrade import NEXT_RELEASE, make_next_delta
 
@@ -157,6 +158,8 @@ def test_every_node_runs_the_new_release(cluster: LiveCluster, name: str) -> Non
     assert packages.split("\n")[:3] == [f"{package} {NEXT_RELEASE}" for package in ("kubeadm", "kubelet", "kubectl")]
     state = json.loads(node.path("/var/lib/k8s-install/state.json").read_text())
     assert state["kubernetes"] == NEXT_RELEASE and state["upgrade"]["completed"] is True
+    log = node.path("/var/log/k8s-install.log").read_text()
+    assert ran_under_python39(log), installer_pythons(log)  # the installs and the upgrades: the node's 3.9
     listed = node.run(["ctr", "-n", "k8s.io", "images", "ls", "-q"]).stdout.split()
     assert f"registry.k8s.io/kube-apiserver:v{NEXT_RELEASE}" in listed
     status = node.run(["systemctl", "status", "--no-pager", "-n", "20", "kubelet"], check=False).stdout

@@ -11,7 +11,7 @@ from k8s_install.commands.node import make_node
 from k8s_install.engine import Node, converge
 from k8s_install.errors import InstallError
 from k8s_install.roles import steps_for
-from k8s_install.steps.preflight import CHECKS, Preflight
+from k8s_install.steps.preflight import CHECKS, Preflight, run_checks
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -65,13 +65,7 @@ def preflight_json(args: argparse.Namespace) -> int:
     """Every check with its result; exit 1 when one failed (the document is printed either way)."""
     with report.text_to_stderr(True):
         node = make_node(args, dry_run=True)
-        checks = []
-        for name, check in CHECKS:
-            if name in node.settings.ignore_preflight:
-                checks.append({"name": name, "result": "ignored", "problem": None})
-                continue
-            problem = check(node)
-            checks.append({"name": name, "result": "failed" if problem else "ok", "problem": problem})
+        checks = [check._asdict() for check in run_checks(node)]
     ok = all(entry["result"] != "failed" for entry in checks)
     report.emit("preflight", {**node_body(node), "ok": ok, "checks": checks})
     return 0 if ok else 1

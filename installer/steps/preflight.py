@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from k8s_install.assumed_rpms import unmet_requirements
 from k8s_install.certs import expiry_warnings
@@ -247,16 +247,27 @@ CHECKS: Tuple[Tuple[str, Check], ...] = (
 CHECK_NAMES = tuple(name for name, _ in CHECKS)
 
 
-def failures(node: Node) -> List[Tuple[str, str]]:
-    found = []
+class CheckResult(NamedTuple):
+    name: str
+    result: str  # ok, failed or ignored
+    problem: Optional[str]
+
+
+def run_checks(node: Node) -> List[CheckResult]:
+    """Every check in order, with its result: the one loop behind install, `preflight` and `preflight --json`."""
+    results = []
     for name, check in CHECKS:
         if name in node.settings.ignore_preflight:
             node.host.log(f"preflight {name}: ignored (--ignore-preflight {name})")
+            results.append(CheckResult(name, "ignored", None))
             continue
         problem = check(node)
-        if problem:
-            found.append((name, problem))
-    return found
+        results.append(CheckResult(name, "failed" if problem else "ok", problem or None))
+    return results
+
+
+def failures(node: Node) -> List[Tuple[str, str]]:
+    return [(r.name, r.problem) for r in run_checks(node) if r.problem]
 
 
 def sysctl_warnings(node: Node) -> List[str]:
@@ -279,18 +290,18 @@ class Preflight(Step):
         for warning in sysctl_warnings(node):
             print(f"  preflight sysctl: warning: {warning}")
             node.host.log(f"preflight sysctl: warning: {warning}")
-        found = failures(node)
+        results = run_checks(node)
         for warning in expiry_warnings(node.host):  # a warning only: renewing needs a running node
             print(f"  preflight warning: {warning}")
-        failed = dict(found)
-        for name, _check in CHECKS:
-            if name in failed:
-                print(f"  preflight {name}: {failed[name]}")
+        for check in results:
+            if check.problem:
+                print(f"  preflight {check.name}: {check.problem}")
             elif self.list_checks:
-                ignored = name in node.settings.ignore_preflight
-                print(f"  preflight {name}: {f'ignored (--ignore-preflight {name})' if ignored else 'ok'}")
+                shown = f"ignored (--ignore-preflight {check.name})" if check.result == "ignored" else "ok"
+                print(f"  preflight {check.name}: {shown}")
+        found = [check for check in results if check.problem]
         if found:
-            names = ", ".join(name for name, _ in found)
+            names = ", ".join(check.name for check in found)
             raise InstallError(
                 f"preflight failed ({names}): fix the above, or pass --ignore-preflight NAME to override one"
             )

@@ -250,8 +250,12 @@ def dispatch(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             json=args.json,
             allow_incomplete=args.allow_incomplete,
-            extra={**_image_options(args), "rpm_closure": args.rpm_closure, "rpm_mirror": args.rpm_mirror,
-                   "delta_from": args.delta_from},  # fmt: skip
+            extra={
+                **_image_options(args),
+                "rpm_closure": args.rpm_closure,
+                "rpm_mirror": args.rpm_mirror,
+                "delta_from": args.delta_from,
+            },  # fmt: skip
         )
         return run_build(options)
     if args.command == "verify":

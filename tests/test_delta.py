@@ -70,8 +70,14 @@ def built(release: StandInRelease, tmp_path: Path) -> Path:
 def test_delta_leaves_out_what_the_base_holds_and_carries_the_full_sums(built: Path) -> None:
     full, delta = built / "full" / f"{NEW_TOP}.tar", built / "delta" / f"{NEW_TOP}-delta.tar"
     carried = [n.split("/", 1)[1] for n in names(delta)]
-    assert carried == ["DELTA.yaml", "SHA256SUMS", "bundle.yaml", "files/containerd-1.1.0-linux-amd64.bin",
-                       "k8s-install.pyz", "sbom.spdx.json"]  # fmt: skip  (the SBOM names the new release)
+    assert carried == [
+        "DELTA.yaml",
+        "SHA256SUMS",
+        "bundle.yaml",
+        "files/containerd-1.1.0-linux-amd64.bin",
+        "k8s-install.pyz",
+        "sbom.spdx.json",
+    ]  # fmt: skip  (the SBOM names the new release)
     assert delta.stat().st_size < full.stat().st_size
     with tarfile.open(full) as a, tarfile.open(delta) as b:
         for name in ("SHA256SUMS", "bundle.yaml"):
@@ -102,9 +108,7 @@ def _same_tree(compare: filecmp.dircmp) -> bool:
     return not mismatch and not errors and all(_same_tree(sub) for sub in compare.subdirs.values())
 
 
-def test_delta_over_the_wrong_base_names_the_base_it_needs(
-    python39: str, release: StandInRelease, built: Path
-) -> None:
+def test_delta_over_the_wrong_base_names_the_base_it_needs(python39: str, release: StandInRelease, built: Path) -> None:
     next_release(release, data=b"another containerd" * 50000)  # a different 1.29.15 build: another base
     release.manifest["kubernetes"] = "1.29.15"
     assert build(release, built, "other").returncode == 0

@@ -48,9 +48,7 @@ def bundle(release: StandInRelease, tmp_path: Path) -> Path:
     return tmp_path / TOP
 
 
-def run_pyz(
-    python39: str, pyz: Path, *args: str, env: Optional[Dict[str, str]] = None
-) -> subprocess.CompletedProcess:
+def run_pyz(python39: str, pyz: Path, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [python39, str(pyz), *args], capture_output=True, text=True, env=env or dict(os.environ), timeout=120
     )
@@ -114,7 +112,11 @@ BAD_BUNDLER_ARGS = {
     "registry-auth shape": ["build", "--k8s", "1.29.6", "--registry-auth", "registry.example"],
     "registry-mirror shape": ["build", "--k8s", "1.29.6", "--registry-mirror", "docker.io"],
     "plain-http mirror without --insecure-registry": [
-        "build", "--k8s", "1.29.6", "--registry-mirror", "docker.io=http://127.0.0.1:5000",
+        "build",
+        "--k8s",
+        "1.29.6",
+        "--registry-mirror",
+        "docker.io=http://127.0.0.1:5000",
     ],  # fmt: skip
     "timeout 0": ["build", "--k8s", "1.29.6", "--timeout", "0"],
     "negative jobs": ["verify", "--jobs", "-1", "."],

@@ -226,6 +226,7 @@ class KubeletRestart(Step):
         upgrade = record(node)
         if upgrade.done("kubelet-restarted"):
             return []
+
         def mark() -> None:  # the engine restarts the kubelet (daemon-reload first) once the packages are in
             upgrade.mark("kubelet-restarted")
 

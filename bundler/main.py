@@ -146,13 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     text = "copy every image of a bundle (tarball or folder) into a registry, keeping repository names"
     push = image_actions.add_parser("push", help=text, description=text)
     push.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
-    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
-    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
-    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
-    push.add_argument(
-        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
-    )
-    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")
+    from k8s_install.image_push import add_push_options
+
+    add_push_options(push)
     push.add_argument("--chunk-size", type=_positive, metavar="BYTES", help="upload blobs bigger than this in chunks")
 
     cluster = commands.add_parser(

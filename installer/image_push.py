@@ -13,6 +13,7 @@ and is skipped when the registry already has it under that tag with the same dig
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import tarfile
@@ -325,3 +326,14 @@ def summary(report: PushReport, host: str) -> str:
         f"{report.blobs_mounted} mounted, {report.blobs_present} already there; "
         f"{report.manifests_pushed} manifest(s) written, {report.manifests_present} unchanged"
     )
+
+
+def add_push_options(push: argparse.ArgumentParser) -> None:
+    """The options of `images push`, the same in both tools (bundler adds the bundle argument)."""
+    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
+    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
+    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
+    push.add_argument(
+        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
+    )
+    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")

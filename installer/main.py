@@ -149,13 +149,9 @@ def add_push_parser(images: argparse.ArgumentParser) -> None:
     actions = images.add_subparsers(dest="images_action", metavar="ACTION")
     text = "copy every bundled image into a registry (repository names kept, under --prefix)"
     push = actions.add_parser("push", help=text, description=text, parents=[node_options(suppress=True)])
-    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
-    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
-    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
-    push.add_argument(
-        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
-    )
-    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")
+    from k8s_install.image_push import add_push_options
+
+    add_push_options(push)
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, find_python39
+from tests.support.ansible_output import recap, task_hosts
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
 from tests.support.netns import Lab
@@ -233,22 +234,6 @@ def fresh_nodes(
 def play(cluster: Cluster, *extra: str, ansible: Optional[Path] = None) -> subprocess.CompletedProcess:
     folder = ansible or cluster.ansible
     return cluster.nodes.run_playbook(folder / "inventory.yml", folder / "k8s-cluster.yml", *extra)
-
-
-def recap(output: str) -> Dict[str, Dict[str, int]]:
-    found = {}
-    for host, counts in re.findall(r"^(k8s-\S+)\s+:\s+(.*)$", output, re.MULTILINE):
-        found[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counts)}
-    return found
-
-
-def task_hosts(output: str, task: str) -> List[str]:
-    """Hosts in the order Ansible reported them for every run of the named task."""
-    hosts: List[str] = []
-    for section in re.split(r"^TASK \[", output, flags=re.MULTILINE)[1:]:
-        if section.startswith(task + "]"):
-            hosts += re.findall(r"^(?:changed|ok|failed|fatal): \[([^\]]+)\]", section, re.MULTILINE)
-    return hosts
 
 
 def test_check_mode_on_new_nodes_reports_the_copy_and_changes_nothing(cluster: Cluster) -> None:

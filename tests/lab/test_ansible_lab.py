@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Tuple
+from typing import Iterator, NamedTuple, Tuple
 
 import pytest
 
@@ -25,6 +25,7 @@ from tests.lab.cluster import LAB_NODES, VIP
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import NODE_PYTHON3, LabCluster, LabNode, installer_pythons, ran_under_python39
 from tests.lab.ssh import lab_ssh, ssh_command
+from tests.support.ansible_output import recap, task_hosts
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
 from tests.support.ssh_nodes import SshNodes, ansible_playbook
 
@@ -91,22 +92,6 @@ def fleet(
         nodes.close()
         if os.environ.get("K8S_LAB_KEEP") != "1":
             shutil.rmtree(work, ignore_errors=True)
-
-
-def recap(output: str) -> Dict[str, Dict[str, int]]:
-    found = {}
-    for host, counts in re.findall(r"^(k8s-\S+)\s+:\s+(.*)$", output, re.MULTILINE):
-        found[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counts)}
-    return found
-
-
-def task_hosts(output: str, task: str) -> List[str]:
-    """Hosts in the order Ansible reported them for every run of the named task."""
-    hosts: List[str] = []
-    for section in re.split(r"^TASK \[", output, flags=re.MULTILINE)[1:]:
-        if section.startswith(task + "]"):
-            hosts += re.findall(r"^(?:changed|ok|failed|fatal): \[([^\]]+)\]", section, re.MULTILINE)
-    return hosts
 
 
 def test_nodes_answer_over_ssh_with_pinned_host_keys_only(fleet: Fleet) -> None:

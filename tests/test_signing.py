@@ -19,6 +19,7 @@ from k8s_install.cluster.secrets import generate_secrets, write_secrets
 from k8s_install.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.http_server import MirrorServer
+from tests.support.user_errors import one_error_line
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 SIGNER = "ops@example.org"
@@ -100,14 +101,6 @@ def unpacked(pristine: Path, tmp_path: Path) -> Path:
 
 def verify(target: Path, signers: Path) -> subprocess.CompletedProcess:
     return run_bundler("verify", str(target), "--trusted-signers", str(signers))
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def resign(folder: Path, key: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import StandInRelease, run_bundler
+from tests.support.user_errors import one_error_line
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
@@ -33,14 +34,6 @@ def unpacked(bundle: Path, tmp_path: Path) -> Path:
 
 def verify(target: Path):
     return run_bundler("verify", str(target))
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def test_intact_tarball_and_folder_pass(bundle: Path, unpacked: Path) -> None:

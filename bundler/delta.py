@@ -20,7 +20,7 @@ import yaml
 
 from bundler.bundle_writer import BundleContents
 from bundler.errors import BundlerError
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
 from k8s_install.verify import declared_files, parse_sums
 
@@ -58,8 +58,10 @@ def read_base(path: Path) -> Base:
             return read_base(path.parent)
         try:
             manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as error:
+        except (OSError, UnicodeDecodeError) as error:
             raise BundlerError(f"--from {path}: cannot read it as a bundle.yaml: {error}") from None
+        except yaml.YAMLError as error:
+            raise BundlerError(f"--from {path}: not valid YAML: {yaml_problem(error)}") from None
         if not isinstance(manifest, dict) or "kubernetes" not in manifest:
             raise BundlerError(f"--from {path}: not a bundle.yaml (no 'kubernetes' field)")
         name = bundle_dir_name(str(manifest["kubernetes"]), str(manifest.get("os")), str(manifest.get("arch")))

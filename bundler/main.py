@@ -21,6 +21,7 @@ from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
 from bundler.errors import BundlerError
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
+from k8s_install.errors import one_line
 
 
 def _positive(value: str) -> int:
@@ -289,7 +290,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return dispatch(args)
     except BundlerError as error:
-        print(f"bundler: error: {error}", file=sys.stderr)
+        print(f"bundler: error: {one_line(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)

@@ -8,8 +8,9 @@ from typing import Any, Dict, List
 
 import yaml
 
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import INSTALLER_NAME, MANIFEST_NAME
+from k8s_install.manifest_shape import check_manifest_shape
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,9 @@ def load_bundle(root: Path) -> Bundle:
             f"{root}: no {MANIFEST_NAME}; run {INSTALLER_NAME} from the unpacked bundle folder or pass --bundle DIR"
         )
     try:
-        manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        manifest = yaml.safe_load(path.read_bytes())
     except OSError as error:
         raise InstallError(f"{path}: cannot read: {error.strerror}; is --bundle the unpacked bundle folder?") from None
     except yaml.YAMLError as error:
-        raise InstallError(f"{path}: not valid YAML ({error}); re-copy the bundle") from None
-    if not isinstance(manifest, dict):
-        raise InstallError(f"{path}: not a bundle manifest; re-copy the bundle")
-    return Bundle(root, manifest)
+        raise InstallError(f"{path}: not valid YAML ({yaml_problem(error)}); re-copy the bundle") from None
+    return Bundle(root, check_manifest_shape(manifest, str(root)))

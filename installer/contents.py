@@ -12,8 +12,9 @@ from typing import Any, Dict, List
 
 import yaml
 
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import MANIFEST_NAME
+from k8s_install.manifest_shape import check_manifest_shape
 
 
 def read_member(target: Path, relative: str) -> bytes:
@@ -28,10 +29,8 @@ def read_manifest(target: Path) -> Dict[str, Any]:
     try:
         manifest = yaml.safe_load(data)
     except yaml.YAMLError as error:
-        raise InstallError(f"{target}: {MANIFEST_NAME} is not valid YAML: {error}") from None
-    if not isinstance(manifest, dict):
-        raise InstallError(f"{target}: {MANIFEST_NAME} is not a mapping; rebuild the bundle")
-    return manifest
+        raise InstallError(f"{target}: {MANIFEST_NAME} is not valid YAML: {yaml_problem(error)}") from None
+    return check_manifest_shape(manifest, str(target))
 
 
 def _member_bytes(tarball: Path, relative: str) -> bytes:

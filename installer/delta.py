@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 import yaml
 
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import DELTA_NAME, SUMS_NAME
 from k8s_install.verify import parse_sums, sha256_file
 
@@ -25,8 +25,10 @@ def read_delta_record(bundle: Path) -> Dict[str, Any]:
     path = bundle / DELTA_NAME
     try:
         record = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise InstallError(f"{path}: cannot read it ({error}); re-copy the delta bundle") from None
+    except yaml.YAMLError as error:
+        raise InstallError(f"{path}: not valid YAML ({yaml_problem(error)}); re-copy the delta bundle") from None
     if not isinstance(record, dict) or not isinstance(record.get("base"), dict):
         raise InstallError(f"{path}: not a delta record; re-copy the delta bundle")
     return record

@@ -5,3 +5,15 @@ from __future__ import annotations
 
 class InstallError(Exception):
     """Something the operator can fix. `str(error)` is the whole message, one line."""
+
+
+def yaml_problem(error: Exception) -> str:
+    """A YAML parser error as one line: what is wrong and on which line (PyYAML's own text spans several)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"line {mark.line + 1}: {problem}" if mark is not None else str(problem)
+
+
+def one_line(message: str) -> str:
+    """The one line a user error prints, even when a message (a tool's output) spans several."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())

@@ -19,8 +19,9 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import yaml
 
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
+from k8s_install.manifest_shape import check_manifest_shape
 from k8s_install.signature import TrustedSigners, check_signature, describe_unchecked
 
 CHUNK = 1 << 20
@@ -125,9 +126,9 @@ def check_consistency(
     if MANIFEST_NAME not in sums:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not listed in {SUMS_NAME}")
     try:
-        manifest = yaml.safe_load(manifest_text) or {}
+        manifest = check_manifest_shape(yaml.safe_load(manifest_text), where)
     except yaml.YAMLError as error:
-        raise InstallError(f"{where}: {MANIFEST_NAME} is not valid YAML: {error}") from None
+        raise InstallError(f"{where}: {MANIFEST_NAME} is not valid YAML: {yaml_problem(error)}") from None
     for path, (digest, size) in sorted(declared_files(manifest).items()):
         if path not in sums:
             raise InstallError(f"{where}: {MANIFEST_NAME} names {path}, which is not in {SUMS_NAME}")

@@ -32,6 +32,7 @@ from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
+from k8s_install.errors import yaml_problem
 from k8s_install.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 
 
@@ -82,8 +83,10 @@ def read_lock(path: Path) -> Dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise BundlerError(f"{path}: cannot read the lock file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise BundlerError(f"{path}: the lock file is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
-        raise BundlerError(f"{path}: the lock file is not valid YAML: {error}") from None
+        raise BundlerError(f"{path}: the lock file is not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(data, dict) or "kubernetes" not in data:
         raise BundlerError(f"{path}: not a lock file (expected the bundle.yaml of an earlier build)")
     return data

@@ -11,6 +11,7 @@ import yaml
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
 from bundler.oci.reference import ImageRef, parse_reference
+from k8s_install.errors import yaml_problem
 
 POD_SPEC_KEYS = ("containers", "initContainers", "ephemeralContainers")
 
@@ -35,7 +36,7 @@ def images_in_yaml(text: str, where: str) -> List[str]:
         for document in yaml.safe_load_all(text):
             _walk(document, found)
     except yaml.YAMLError as error:
-        raise BundlerError(f"{where}: not valid YAML, cannot read its images: {error}") from None
+        raise BundlerError(f"{where}: not valid YAML, cannot read its images: {yaml_problem(error)}") from None
     return found
 
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List
 import yaml
 
 from k8s_install.cluster.model import ClusterConfig
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, yaml_problem
 
 MANIFEST_WHERE = "calico manifest"
 HEADER = "# managed by k8s-install: calico-typha.yaml for cluster {cluster}, edited from the upstream file\n"
@@ -34,7 +34,7 @@ def parse_manifest(text: str) -> List[Dict[str, Any]]:
     try:
         documents = [doc for doc in yaml.load_all(text, Loader=LOADER) if doc is not None]
     except yaml.YAMLError as error:
-        raise InstallError(f"{MANIFEST_WHERE}: not valid YAML: {error}") from None
+        raise InstallError(f"{MANIFEST_WHERE}: not valid YAML: {yaml_problem(error)}") from None
     if not all(isinstance(doc, dict) for doc in documents):
         raise InstallError(f"{MANIFEST_WHERE}: every document must be a Kubernetes object")
     return documents

@@ -1,0 +1,102 @@
+"""A bundle altered on its way to the node, as an unsigned bundle can be: bundle.yaml rewritten together with its
+SHA256SUMS line, so that only its shape can give it away. Every command refuses it with one line, never a crash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import yaml
+
+from tests.conftest import StandInRelease, run_bundler
+from tests.support.http_server import MirrorServer
+from tests.support.user_errors import one_error_line
+
+TOP = "k8s-bundle-1.29.6-rocky9-amd64"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    server = MirrorServer().start()
+    try:
+        work = tmp_path_factory.mktemp("tamper")
+        release = StandInRelease(server, work)
+        result = run_bundler(
+            "build", "--allow-incomplete", "--manifest", str(release.path), "--mirror", server.url,
+            "--cache", str(work / "cache"), "--output", str(work / "out"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        subprocess.run(["tar", "-xf", str(work / "out" / f"{TOP}.tar"), "-C", str(work)], check=True)
+        yield work / TOP
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def unpacked(pristine: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(pristine, tmp_path / TOP))
+
+
+def rewrite_manifest(folder: Path, change: Callable[[str], str]) -> None:
+    """bundle.yaml changed and its SHA256SUMS line with it: what SHA256SUMS alone cannot catch."""
+    manifest = folder / "bundle.yaml"
+    old = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    manifest.write_bytes(change(manifest.read_text()).encode("utf-8", "surrogateescape"))
+    new = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    sums = folder / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace(old, new))
+
+
+SHAPES = [
+    ("a-list", lambda text: "- format: 1\n- kubernetes: 1.29.6\n", "bundle.yaml is not a bundle manifest"),
+    ("empty", lambda text: "", "bundle.yaml is not a bundle manifest"),
+    ("a-string", lambda text: "hello\n", "bundle.yaml is not a bundle manifest"),
+    ("no-kubernetes", lambda text: re.sub(r"(?m)^kubernetes: .*\n", "", text), "bundle.yaml: kubernetes: must be"),
+    ("kubernetes-a-list", lambda text: text.replace("kubernetes: 1.29.6", "kubernetes: [1]"), "kubernetes: must be"),
+    ("format-2", lambda text: text.replace("format: 1", "format: 2"), "format: 2 is not bundle format 1"),
+    (
+        "artifacts-a-string",
+        lambda text: re.sub(r"(?s)\nartifacts:.*?\n(?=[a-z])", "\nartifacts: none\n", text),
+        "bundle.yaml: artifacts: must be a list of mappings",
+    ),
+    (
+        "artifact-path-a-number",
+        lambda text: text.replace("path: files/runc-1.0.0-linux-amd64.bin", "path: 7", 1),
+        "bundle.yaml: artifacts[1].path: must be a string, got 7",
+    ),
+    ("not-utf8", lambda text: text + "note: \udcff\n", "bundle.yaml is not valid YAML: "),
+]
+
+
+@pytest.mark.parametrize("change,message", [case[1:] for case in SHAPES], ids=[case[0] for case in SHAPES])
+def test_a_bundle_yaml_of_the_wrong_shape_is_one_line(unpacked: Path, change, message: str) -> None:
+    rewrite_manifest(unpacked, change)
+    line = one_error_line(run_bundler("verify", str(unpacked)))
+    assert message in line
+
+
+@pytest.mark.parametrize("command", [["verify"], ["plan", "--role", "worker"], ["upgrade", "plan", "--role", "worker"]])
+def test_every_node_command_refuses_it_under_python39(
+    unpacked: Path, python39: str, tmp_path: Path, command: list
+) -> None:
+    rewrite_manifest(unpacked, lambda text: "- a list\n")
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    (tmp_path / "root").mkdir()
+    result = subprocess.run(
+        [python39, str(unpacked / "k8s-install.pyz"), "--root", str(tmp_path / "root"), *command],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert "bundle.yaml is not a bundle manifest" in one_error_line(result)
+
+
+def test_the_real_bundle_yaml_has_the_shape(pristine: Path) -> None:
+    from k8s_install.manifest_shape import check_manifest_shape
+
+    manifest = yaml.safe_load((pristine / "bundle.yaml").read_text())
+    assert check_manifest_shape(manifest, str(pristine)) is manifest

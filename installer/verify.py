@@ -43,24 +43,46 @@ def signature_status(sums: bytes, signature: Optional[bytes], signers: Optional[
 
 def sha256_file(path: Path, offset: int = 0, length: Optional[int] = None) -> str:
     """sha256 of a file, or of `length` bytes of it from `offset` (a member inside a tarball)."""
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            return _sha256_stream(stream, path, offset, length)
+    except OSError as error:
+        raise unreadable(path, error) from None
+
+
+def _sha256_stream(stream, path: Path, offset: int, length: Optional[int]) -> str:  # type: ignore[no-untyped-def]
     digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as stream:
-        if offset:
-            stream.seek(offset)
-        remaining = length
-        buffer = bytearray(CHUNK)
-        view = memoryview(buffer)
-        while remaining is None or remaining > 0:
-            want = CHUNK if remaining is None else min(CHUNK, remaining)
-            got = stream.readinto(view[:want])
-            if not got:
-                break
-            digest.update(view[:got])
-            if remaining is not None:
-                remaining -= got
-        if remaining:
-            raise InstallError(f"{path}: truncated at offset {offset}: re-copy the bundle")
+    if offset:
+        stream.seek(offset)
+    remaining = length
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    while remaining is None or remaining > 0:
+        want = CHUNK if remaining is None else min(CHUNK, remaining)
+        got = stream.readinto(view[:want])
+        if not got:
+            break
+        digest.update(view[:got])
+        if remaining is not None:
+            remaining -= got
+    if remaining:
+        raise InstallError(f"{path}: truncated at offset {offset}: re-copy the bundle")
     return digest.hexdigest()
+
+
+def unreadable(path: Path, error: OSError) -> InstallError:
+    """A bundle file this user cannot read (copied with the wrong owner or mode)."""
+    return InstallError(
+        f"{path}: cannot read it ({error.strerror}): copy the bundle again keeping its permissions "
+        "(`chmod -R u+rwX,go+rX` the folder) or run as a user who can read it"
+    )
+
+
+def read_bundle_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise unreadable(path, error) from None
 
 
 def safe_relative_path(name: str, where: str) -> str:
@@ -155,7 +177,11 @@ def check_blob_digests(actual: Dict[str, Tuple[str, int]], where: str) -> None:
 def _walk_bundle(root: Path) -> List[str]:
     """Every regular file under root as a relative path; links and special files are refused."""
     found: List[str] = []
-    for directory, subdirs, files in os.walk(root):
+
+    def refuse(error: OSError) -> None:  # os.walk would skip an unreadable folder: its files would seem missing
+        raise unreadable(Path(error.filename or root), error)
+
+    for directory, subdirs, files in os.walk(root, onerror=refuse):
         for name in subdirs + files:
             full = os.path.join(directory, name)
             mode = os.lstat(full).st_mode
@@ -176,9 +202,9 @@ def verify_directory(root: Path, jobs: int = 0, signers: Optional[TrustedSigners
     sums_path = root / SUMS_NAME
     if not sums_path.is_file() or sums_path.is_symlink():
         raise InstallError(f"{root}: no {SUMS_NAME}: this is not a bundle folder (or it was copied incompletely)")
-    sums_bytes = sums_path.read_bytes()
+    sums_bytes = read_bundle_file(sums_path)
     sig_path = root / SIGNATURE_NAME
-    signature = sig_path.read_bytes() if sig_path.is_file() and not sig_path.is_symlink() else None
+    signature = read_bundle_file(sig_path) if sig_path.is_file() and not sig_path.is_symlink() else None
     status = signature_status(sums_bytes, signature, signers, str(root))
     sums = parse_sums(sums_bytes.decode("utf-8", "replace"), str(sums_path))
     present = [path for path in _walk_bundle(root) if path not in (SUMS_NAME, SIGNATURE_NAME)]
@@ -190,7 +216,7 @@ def verify_directory(root: Path, jobs: int = 0, signers: Optional[TrustedSigners
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         actual = dict(pool.map(measure, _largest_first(root, present)))
-    manifest_text = (root / MANIFEST_NAME).read_bytes() if MANIFEST_NAME in actual else b""
+    manifest_text = read_bundle_file(root / MANIFEST_NAME) if MANIFEST_NAME in actual else b""
     check_consistency(sums, actual, manifest_text, str(root))
     total = sum(size for _, size in actual.values())
     return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
@@ -208,7 +234,7 @@ def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] 
         with tarfile.open(path, "r:") as archive:
             members = archive.getmembers()
     except (tarfile.TarError, OSError) as error:
-        raise InstallError(f"{where}: not a readable bundle tarball ({error}); re-copy it") from None
+        raise InstallError(f"{where}: not a readable bundle tarball ({error}){_compression_hint(path)}") from None
     top: Optional[str] = None
     files: Dict[str, tarfile.TarInfo] = {}
     for member in members:
@@ -251,6 +277,23 @@ def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] 
     check_consistency(sums, actual, manifest_text, where)
     total = sum(member.size for member in files.values())
     return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
+
+
+COMPRESSED = {b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"BZh": "bzip2", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+def _compression_hint(path: Path) -> str:
+    """What to do with a tarball that does not open: a compressed one is unpacked as it is, a damaged one
+    copied again."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(6)
+    except OSError:
+        return "; re-copy it"
+    for magic, tool in COMPRESSED.items():
+        if head.startswith(magic):
+            return f"; it is compressed with {tool}: unpack it with `tar -xf` and verify the folder"
+    return "; re-copy it"
 
 
 def _read_member(path: Path, member: tarfile.TarInfo) -> bytes:

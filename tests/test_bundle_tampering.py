@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -100,3 +101,42 @@ def test_the_real_bundle_yaml_has_the_shape(pristine: Path) -> None:
 
     manifest = yaml.safe_load((pristine / "bundle.yaml").read_text())
     assert check_manifest_shape(manifest, str(pristine)) is manifest
+
+
+@pytest.fixture
+def readable_copy(pristine: Path) -> Iterator[Path]:
+    """A copy of the bundle another user can reach (pytest's tmp_path is root's alone), run with Debian's python3
+    (pyenv's are under /root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the check as another user")
+    where = Path(tempfile.mkdtemp(prefix="bundle-perm-", dir="/tmp"))
+    try:
+        where.chmod(0o755)
+        copy = Path(shutil.copytree(pristine, where / TOP))
+        subprocess.run(["chmod", "-R", "a+rX", str(copy)], check=True)
+        (where / "shiv").mkdir(mode=0o777)
+        (where / "shiv").chmod(0o777)
+        yield copy
+    finally:
+        shutil.rmtree(where)
+
+
+@pytest.mark.parametrize("relative,mode", [("files/runc-1.0.0-linux-amd64.bin", 0o600), ("files", 0o700)])
+def test_a_bundle_copied_with_wrong_permissions_says_so(readable_copy: Path, relative: str, mode: int) -> None:
+    (readable_copy / relative).chmod(mode)
+    result = subprocess.run(
+        ["/usr/bin/python3", str(readable_copy / "k8s-install.pyz"), "verify"],
+        capture_output=True, text=True, user=65534, group=65534, extra_groups=[],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(readable_copy.parent), "SHIV_ROOT": str(readable_copy.parent / "shiv")},
+    )  # fmt: skip
+    line = one_error_line(result)
+    assert f"{relative}: cannot read it (Permission denied): copy the bundle again keeping its permissions" in line
+
+
+def test_a_compressed_tarball_is_named_as_such(pristine: Path, tmp_path: Path) -> None:
+    tarball = pristine.parent / "out" / f"{TOP}.tar"
+    compressed = tmp_path / f"{TOP}.tar.gz"
+    with open(compressed, "wb") as out:
+        subprocess.run(["gzip", "-c", str(tarball)], stdout=out, check=True)
+    line = one_error_line(run_bundler("verify", str(compressed)))
+    assert line.endswith("it is compressed with gzip: unpack it with `tar -xf` and verify the folder")

@@ -154,7 +154,7 @@ CASES = [
     (
         "unknown-node-field",
         node(0, hostname="x"),
-        "nodes[0].hostname: unknown field; allowed here: name, ip, role",
+        "nodes[0].hostname: unknown field; did you mean name? allowed here: name, ip, role",
     ),
     ("no-control-plane", all_workers, "nodes: no node has role control-plane: at least one is needed"),
     ("no-nodes", top(nodes=[]), "nodes: must be a list of nodes with name, ip and role"),
@@ -170,6 +170,25 @@ CASES = [
     ),
     ("name-shape", top(name="My Cluster"), "name: 'My Cluster' must be lowercase letters, digits and '-'"),
     ("unknown-top", top(vip="192.168.10.240"), "cluster.yaml: vip: unknown field; allowed here: name,"),
+    ("typo-top", top(netwroks={}), "cluster.yaml: netwroks: unknown field; did you mean networks? allowed here: name,"),
+    ("typo-node", node(0, nmae="x"), "nodes[0].nmae: unknown field; did you mean name? allowed here: name, ip,"),
+    ("typo-api", section("api", vipp="x"), "api.vipp: unknown field; did you mean vip? allowed here: vip, port,"),
+    (
+        "node-name-64-characters",
+        node(1, name="k8s-" + "a" * 60),
+        "has 64 characters; a node name becomes its hostname and its kubernetes.io/hostname label, both at most 63",
+    ),
+    (
+        "pods-loopback",
+        section("networks", pods="127.0.0.0/16"),
+        "networks.pods: 127.0.0.0/16 overlaps 127.0.0.0/8 (loopback): use a private range",
+    ),
+    (
+        "services-link-local",
+        section("networks", services="169.254.0.0/16"),
+        "networks.services: 169.254.0.0/16 overlaps 169.254.0.0/16 (link-local): use a private range",
+    ),
+    ("pods-everything", section("networks", pods="0.0.0.0/0"), "networks.pods: 0.0.0.0/0 overlaps 0.0.0.0/8"),
     (
         "etcd-topology",
         section("etcd", topology="sidecar"),
@@ -315,6 +334,12 @@ def test_bad_files_give_one_line(tmp_path) -> None:
     broken = tmp_path / "cluster.yaml"
     broken.write_text("name: [unclosed\n")
     with pytest.raises(InstallError, match=r"cluster.yaml: not valid YAML at line 2"):
+        load_cluster_config(broken)
+    broken.write_text("# only a comment\n")
+    with pytest.raises(InstallError, match=r"cluster.yaml: empty; write one with `bundler cluster init`"):
+        load_cluster_config(broken)
+    broken.write_bytes(b"name: k8s\nkubernetes_version: 1.29.6\napi: {vip: \xff}\n")
+    with pytest.raises(InstallError, match=r"cluster.yaml: line 3: not UTF-8 text \(invalid start byte\); save"):
         load_cluster_config(broken)
     broken.write_text("- a list\n")
     with pytest.raises(InstallError, match=r"\(top level\): must be a mapping"):

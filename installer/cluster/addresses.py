@@ -6,6 +6,16 @@ import ipaddress
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable
 
+# Ranges no cluster network may touch: the kernel routes them itself (loopback, link-local) or they are not
+# unicast at all. 169.254.0.0/16 also holds the cloud metadata and node-local DNS addresses.
+SPECIAL_NETWORKS = (
+    (IPv4Network("0.0.0.0/8"), "'this network'"),
+    (IPv4Network("127.0.0.0/8"), "loopback"),
+    (IPv4Network("169.254.0.0/16"), "link-local"),
+    (IPv4Network("224.0.0.0/4"), "multicast"),
+    (IPv4Network("240.0.0.0/4"), "reserved"),
+)
+
 
 def parse_ipv4(value: Any, field: str, fail: Callable[[str, str], Exception]) -> IPv4Address:
     text = str(value).strip() if value is not None else ""
@@ -32,4 +42,10 @@ def parse_ipv4_network(value: Any, field: str, fail: Callable[[str, str], Except
         raise fail(field, f"{text} is IPv6; only IPv4 is supported so far")
     if str(network) != text:
         raise fail(field, f"{text} is not a network address (host bits are set): use {network}")
+    for special, what in SPECIAL_NETWORKS:
+        if network.overlaps(special):
+            raise fail(
+                field,
+                f"{text} overlaps {special} ({what}): use a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)",
+            )
     return network

@@ -48,6 +48,7 @@ RESERVED_PORTS = {
 }
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+MAX_NODE_NAME = 63  # a label value (kubernetes.io/hostname) and a hostname both stop at 63 characters
 VERSION = re.compile(r"^v?(\d+\.\d+\.\d+)$")
 INTERFACE = re.compile(r"^[^\s/:]{1,15}$")
 
@@ -72,13 +73,17 @@ def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> 
                 f"{where}: {size // 1024} KiB, far more than a cluster config (at most {MAX_CONFIG_BYTES // 1024} "
                 f"KiB, {MAX_NODES} nodes): is this the right file?"
             )
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InstallError(f"{where}: line {line}: not UTF-8 text ({error.reason}); save the file as UTF-8") from None
     except FileNotFoundError:
         raise InstallError(
             f"{where}: no such file; write one with `bundler cluster init` (on a node: `k8s-install.pyz config init`)"
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InstallError(f"{where}: cannot read the cluster config: {error}") from None
+    except OSError as error:
+        raise InstallError(f"{where}: cannot read the cluster config: {error.strerror}") from None
     return parse_cluster_config(text, where, bundle_kubernetes)
 
 
@@ -91,6 +96,10 @@ def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str]
         mark = getattr(error, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise InstallError(f"{where}: not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+    if data is None:
+        raise InstallError(
+            f"{where}: empty; write one with `bundler cluster init` (on a node: `k8s-install.pyz config init`)"
+        )
     reader = FieldReader(where)
     top = reader.mapping(data, "(top level)", TOP_FIELDS)
     name = reader.text(top, "name", "name") or ""
@@ -176,6 +185,12 @@ def _nodes(reader: FieldReader, value: Any) -> Tuple[Node, ...]:
         if not DNS_NAME.match(name):
             raise reader.error(
                 f"{field}.name", f"{name!r} is not a valid node name (lowercase letters, digits, '-', '.')"
+            )
+        if len(name) > MAX_NODE_NAME:
+            raise reader.error(
+                f"{field}.name",
+                f"{name!r} has {len(name)} characters; a node name becomes its hostname and its kubernetes.io/hostname "
+                f"label, both at most {MAX_NODE_NAME}",
             )
         ip = parse_ipv4(reader.text(entry, "ip", f"{field}.ip"), f"{field}.ip", reader.error)
         role = reader.text(entry, "role", f"{field}.role") or ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Dict, Optional, Tuple
 
 from k8s_install.errors import InstallError
@@ -24,7 +25,9 @@ class FieldReader:
         for key in value:
             if key not in allowed:
                 prefix = f"{field}." if field != "(top level)" else ""
-                raise self.error(f"{prefix}{key}", f"unknown field; allowed here: {', '.join(allowed)}")
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise self.error(f"{prefix}{key}", f"unknown field; {hint}allowed here: {', '.join(allowed)}")
         return value
 
     def text(self, section: Dict[str, Any], key: str, field: str, required: bool = True) -> Optional[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 
@@ -168,3 +170,39 @@ def test_redirect_to_a_registry_with_its_own_token_challenge(
     assert result.returncode == 0, result.stderr
     scopes = {scope for request in tokens.requests for scope in request["query"]["scope"]}  # type: ignore[index]
     assert scopes == {"repository:test/busybox:pull"}
+
+
+@pytest.mark.parametrize(
+    "challenge,message",
+    [
+        (None, "answered HTTP 401 without a WWW-Authenticate challenge, as no registry does: check the registry"),
+        ("Negotiate", "asks for negotiate authentication (HTTP 401); only registry tokens (Bearer) and Basic are"),
+    ],
+)
+def test_a_401_the_builder_cannot_answer_is_one_line(
+    release: StandInRelease, tmp_path: Path, challenge: Optional[str], message: str
+) -> None:
+    class Refuse(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(401)
+            if challenge:
+                self.send_header("WWW-Authenticate", challenge)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        release.set_images([f"{host}/test/app:2.0"])
+        result = build_bundle(release, tmp_path, "--insecure-registry", host)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        line = result.stderr.strip().splitlines()[-1]  # after the progress lines
+        assert f"{host}/test/app:2.0: {host} " in line and message in line
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    finally:
+        server.shutdown()
+        server.server_close()

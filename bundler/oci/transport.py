@@ -158,8 +158,16 @@ class Transport:
         challenge = parse_challenge(header)
         # credentials go only to the registry they were given for (and its token realm)
         credential = self.options.credentials.get(endpoint.host) if host == endpoint.host else None
-        if challenge is None or challenge.scheme not in ("bearer", "basic"):
-            raise BundlerError(f"{what}: {host} asks for authentication it does not describe (HTTP 401)")
+        if challenge is None:
+            raise BundlerError(
+                f"{what}: {host} answered HTTP 401 without a WWW-Authenticate challenge, as no registry does: "
+                "check the registry address (a proxy or login page in the way?)"
+            )
+        if challenge.scheme not in ("bearer", "basic"):
+            raise BundlerError(
+                f"{what}: {host} asks for {challenge.scheme} authentication (HTTP 401); "
+                "only registry tokens (Bearer) and Basic are supported"
+            )
         if challenge.scheme == "basic":
             if credential is None:
                 raise _needs_credentials(endpoint, what)

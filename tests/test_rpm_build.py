@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
 from pathlib import Path
 from typing import Dict, Tuple
@@ -187,3 +188,20 @@ def test_without_libsolv_the_build_says_so_in_one_line(
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("bundler: error: RPM targets are resolved with libsolv, whose Python package 'solv'")
     assert "Traceback" not in result.stderr and not (tmp_path / "out" / f"{TOP}.tar").exists()
+
+
+def test_a_repository_without_filelists_is_named_when_a_file_requirement_fails(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
+) -> None:
+    prefixes = add_rpm_section(release, rpm_graph, name="no-filelists")
+    repomd = release.mirror.files[f"{prefixes['base']}/repodata/repomd.xml"]
+    repomd.data = re.sub(rb'(?s)<data type="filelists">.*?</data>\s*', b"", repomd.data)
+    result = build(release, tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "requires /usr/share/k8s-test/marker, which nothing in the repositories (kubernetes, base)" in message
+    assert message.endswith(
+        "(repository base has no filelists in its repomd.xml, so a file requirement can only be met by the few files "
+        "primary.xml lists: regenerate its metadata with createrepo_c)"
+    )
+    assert not (tmp_path / "out" / f"{TOP}.tar").exists()

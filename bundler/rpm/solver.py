@@ -157,6 +157,19 @@ def load_pool(repos: Sequence[RepoMetadata], arch: str) -> Any:
     return pool
 
 
+def _no_filelists_note(repos: Sequence[RepoMetadata], message: str) -> str:
+    """Why a file requirement found nothing when a repository publishes no filelists.xml (dnf needs it too)."""
+    if " requires /" not in message:
+        return ""
+    lacking = [metadata.id for metadata in repos if metadata.filelists() is None]
+    if not lacking:
+        return ""
+    return (
+        f" (repository {', '.join(lacking)} has no filelists in its repomd.xml, so a file requirement can only be met"
+        " by the few files primary.xml lists: regenerate its metadata with createrepo_c)"
+    )
+
+
 # -- the installed set and the considered packages -----------------------------------------------------------
 
 
@@ -333,7 +346,8 @@ def resolve(
     solver = _solver(pool)
     problems = solver.solve(jobs)
     if problems:
-        raise BundlerError(f"cannot resolve the RPMs: {explain(pool, problems, repo_names, selected)}")
+        message = f"cannot resolve the RPMs: {explain(pool, problems, repo_names, selected)}"
+        raise BundlerError(message + _no_filelists_note(repos, message))
     new = list(solver.transaction().newsolvables())
     chains = requirement_chains(pool, new, selected)
     by_id = {s.id: s for s in new}

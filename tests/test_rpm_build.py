@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Dict, Tuple
@@ -205,3 +208,46 @@ def test_a_repository_without_filelists_is_named_when_a_file_requirement_fails(
         "primary.xml lists: regenerate its metadata with createrepo_c)"
     )
     assert not (tmp_path / "out" / f"{TOP}.tar").exists()
+
+
+# Repository layouts seen on real mirrors: (createrepo_c options, packages' folder, where they are served from
+# relative to the repository; None: inside it), and the build's outcome (None: it works).
+ODD_REPOSITORIES = [
+    ("bz2-metadata", ["--general-compress-type=bz2"], "Packages", None, None),
+    ("sha1-checksums", ["--checksum=sha1"], "Packages", None, None),
+    ("sha512-checksums", ["--checksum=sha512"], "Packages", None, None),
+    ("packages-in-subfolders", [], "Packages/s", None, None),
+    ("xml-base-absolute", ["--baseurl=https://rpms.example.invalid/pool/"], "Packages", "../../../pool", None),
+    ("xml-base-relative", ["--baseurl=../../pool/"], "Packages", "../../pool", None),
+    ("xml-base-file", ["--baseurl=file:///etc/"], "Packages", "../../pool", "xml:base 'file:///etc/', not an http"),
+]
+
+
+@pytest.mark.parametrize(
+    "options,folder,served_at,error", [case[1:] for case in ODD_REPOSITORIES], ids=[c[0] for c in ODD_REPOSITORIES]
+)
+def test_odd_but_valid_repository_layouts(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path, options, folder, served_at, error
+) -> None:
+    prefixes = add_rpm_section(release, rpm_graph, name="odd")
+    base = tmp_path / "base"
+    (base / folder).mkdir(parents=True)
+    for rpm in rpm_graph.base_rpms:
+        shutil.copy2(rpm, base / folder / rpm.name)
+    subprocess.run(["createrepo_c", "-q", "--no-database", *options, str(base)], check=True)
+    for path in [path for path in release.mirror.files if path.startswith(prefixes["base"] + "/")]:
+        del release.mirror.files[path]
+    served = prefixes["base"] if served_at is None else posixpath.normpath(f"{prefixes['base']}/{served_at}")
+    for path in sorted(base.rglob("*")):
+        if path.is_file():
+            prefix = served if "/Packages/" in f"/{path.relative_to(base).as_posix()}" else prefixes["base"]
+            release.mirror.add(f"{prefix}/{path.relative_to(base).as_posix()}", path.read_bytes())
+    result = build(release, tmp_path)
+    if error:
+        assert result.returncode == 1 and error in result.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in result.stderr and not (tmp_path / "out" / f"{TOP}.tar").exists()
+        return
+    assert result.returncode == 0, result.stderr
+    manifest, members = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
+    assert versions(manifest) == MINIMAL_X86_64
+    assert all(entry["path"] in members for entry in manifest["rpms"])

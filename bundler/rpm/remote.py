@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
+from urllib.parse import urljoin, urlsplit
 
 from bundler.download import Downloader, Fetched
 from bundler.errors import BundlerError
@@ -145,5 +146,10 @@ class RemoteRepository:
             return primary_elements(stream, set(checksums), f"repository {self.id} primary")
 
     def package_url(self, package: Package) -> str:
-        base = package.base or self.url
+        base = urljoin(self.url, package.base) if package.base else self.url  # xml:base may be relative to the repo
+        if urlsplit(base).scheme not in ("http", "https"):
+            raise BundlerError(
+                f"repository {self.id}: {package.href} has location xml:base {package.base!r}, not an http(s) URL; "
+                "fix the repository's metadata"
+            )
         return (base if base.endswith("/") else base + "/") + package.href

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import shutil
@@ -16,7 +17,7 @@ import yaml
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.rpm_graph import FULL_EXTRA, MINIMAL_X86_64, RpmGraph
 from tests.support.rpm_release import add_rpm_section
-from tests.support.rpm_repo import FakeRpm, build_rpms
+from tests.support.rpm_repo import FakeRpm, build_rpms, serve_directory
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
@@ -251,3 +252,36 @@ def test_odd_but_valid_repository_layouts(
     manifest, members = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
     assert versions(manifest) == MINIMAL_X86_64
     assert all(entry["path"] in members for entry in manifest["rpms"])
+
+
+@pytest.mark.parametrize("rebuilt", [False, True], ids=["same-bytes", "other-bytes"])
+def test_the_same_nevra_in_two_repositories(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path, rebuilt: bool
+) -> None:
+    """socat-1.7.4.1-1.noarch also in the kubernetes repository: the same file is no news; a different build of
+    it is bundled from the first repository, as dnf would, with a warning naming both."""
+    prefixes = add_rpm_section(release, rpm_graph, name="duplicate")
+    socat = next(path for path in rpm_graph.base_rpms if path.name.startswith("socat-"))
+    if rebuilt:
+        other = FakeRpm("socat", "1.7.4.1", requires=["glibc"], files={"/usr/share/fake-rpms/socat": "rebuilt"})
+        socat = build_rpms([other], tmp_path / "rebuilt")[socat.name]
+    kubernetes = tmp_path / "kubernetes"
+    (kubernetes / "Packages").mkdir(parents=True)
+    for rpm in [*rpm_graph.kubernetes_rpms, socat]:
+        shutil.copy2(rpm, kubernetes / "Packages" / rpm.name)
+    subprocess.run(["createrepo_c", "-q", "--no-database", str(kubernetes)], check=True)
+    serve_directory(release.mirror, prefixes["kubernetes"], kubernetes)
+    result = build(release, tmp_path)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "is in repositories" in line]
+    if rebuilt:
+        assert warned == [
+            f"warning: socat-1.7.4.1-1.noarch is in repositories kubernetes and base with different content (sha256 "
+            f"{hashlib.sha256(socat.read_bytes()).hexdigest()[:12]}... and {warned[0].split(' and ')[-1][:12]}...); "
+            "bundled the one from kubernetes"
+        ]
+    else:
+        assert warned == []
+    manifest, _ = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
+    (entry,) = [entry for entry in manifest["rpms"] if entry["name"] == "socat"]
+    assert entry["repository"] == "kubernetes" and entry["sha256"] == hashlib.sha256(socat.read_bytes()).hexdigest()

@@ -89,6 +89,7 @@ class Resolution:
     chains: Dict[str, Chain]  # package name -> why it is in the set
     assumed: Tuple[Assumed, ...]
     installed_solv: bytes  # the assumed set as a libsolv repository (empty for the full closure)
+    warnings: Tuple[str, ...] = ()  # chosen packages another repository offers with the same NEVRA but other bytes
 
 
 # -- loading -----------------------------------------------------------------------------------------------
@@ -364,7 +365,27 @@ def resolve(
         chains={s.name: chains[s.id] for s in new},
         assumed=_assumed_requirements(pool, installed, new) if installed is not None else (),
         installed_solv=_write_solv(installed) if installed is not None else b"",
+        warnings=_same_nevra_other_bytes(pool, new),
     )
+
+
+def _same_nevra_other_bytes(pool: Any, chosen: Sequence[Any]) -> Tuple[str, ...]:
+    """A package whose name-epoch:version-release.arch two repositories publish with different checksums: a
+    rebuild or a tampered mirror. dnf takes one silently; the build says which it took."""
+    wanted = {(s.name, s.evr, s.arch): s for s in chosen}
+    found = []
+    for other in pool.solvables_iter():
+        mine = wanted.get((other.name, other.evr, other.arch))
+        if mine is None or other.id == mine.id or other.repo.name == mine.repo.name:
+            continue
+        ours, theirs = _package(mine), _package(other)
+        if ours.checksum_type == theirs.checksum_type and ours.checksum != theirs.checksum:
+            found.append(
+                f"{mine.name}-{mine.evr}.{mine.arch} is in repositories {mine.repo.name} and {other.repo.name} with "
+                f"different content ({ours.checksum_type} {ours.checksum[:12]}... and {theirs.checksum[:12]}...); "
+                f"bundled the one from {mine.repo.name}"
+            )
+    return tuple(sorted(set(found)))
 
 
 # -- the proof -------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ them as a repository in `rpms/`. `resolve()` is the seam to the solver; everythi
 
 from __future__ import annotations
 
+import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from bundler.build_context import BuildContext
@@ -124,6 +125,8 @@ def plan_rpms(context: BuildContext) -> Optional[SourcePlan]:
     ]
     policy = Policy(rpm_arch(context.arch), closure)
     resolution = resolve(context, spec, repos, policy)
+    for warning in resolution.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     by_id = {repo.id: repo for repo in repos}
     blobs = [_plan_package(context, by_id[package.repo], package) for package in resolution.packages]
 

@@ -297,6 +297,8 @@ def test_every_bundle_command_checks_the_signature_first(
         ["plan", "--role", "worker", "--root", str(tmp_path / "root")],
         ["preflight", "--role", "worker", "--root", str(tmp_path / "root")],
         ["images", "--containerd-address", str(tmp_path / "no-containerd.sock"), "--root", str(tmp_path / "root")],
+        ["images", "push", "127.0.0.1:9", "--plain-http"],
+        ["upgrade", "plan", "--role", "worker", "--root", str(tmp_path / "root")],
     ):
         line = node_error(node(python39, unpacked, *command, tmp_path=tmp_path))
         assert "unsigned bundle (no SHA256SUMS.sig) but trusted signers are set" in line, command

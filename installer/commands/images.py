@@ -29,12 +29,14 @@ def run_images(args: argparse.Namespace) -> int:
 
 def run_push(args: argparse.Namespace) -> int:
     """`images push REGISTRY`: the verified bundle's images into a registry (no containerd, no root needed)."""
-    from k8s_install.commands.node import bundle_dir
+    from pathlib import Path
+
+    from k8s_install.commands.node import bundle_dir, verify_bundle_dir
+    from k8s_install.host import Host
     from k8s_install.image_push import PushOptions, push_bundle, summary
-    from k8s_install.verify import verify_directory
 
     root = bundle_dir(args)
-    verify_directory(root)
+    verify_bundle_dir(args, Host(Path(args.root or "/")))  # the signature too, as every other bundle command
     options = PushOptions(args.registry, args.prefix, args.ca_file, args.auth_file, args.plain_http)
     print(f"pushing the images of {root} to {args.registry}")
     report = push_bundle(root, options)

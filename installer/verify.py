@@ -15,11 +15,12 @@ import stat
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import yaml
 
 from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.image_index import INDEX_PATH, check_image_index
 from k8s_install.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
 from k8s_install.manifest_shape import check_manifest_shape
 from k8s_install.signature import TrustedSigners, check_signature, describe_unchecked
@@ -130,9 +131,10 @@ def declared_files(manifest: dict) -> Dict[str, Tuple[str, Optional[int]]]:
 
 
 def check_consistency(
-    sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], manifest_text: bytes, where: str
+    sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], read: Callable[[str], bytes], where: str
 ) -> None:
-    """Compare what is present (`actual`: path -> (sha256, size)) with SHA256SUMS and bundle.yaml."""
+    """Compare what is present (`actual`: path -> (sha256, size)) with SHA256SUMS and bundle.yaml, and bundle.yaml's
+    images with images/index.json; `read` gives the bytes of a file of the bundle."""
     missing = sorted(set(sums) - set(actual))
     if missing:
         raise InstallError(f"{where}: {len(missing)} file(s) listed in {SUMS_NAME} are missing, first {missing[0]}")
@@ -148,7 +150,7 @@ def check_consistency(
     if MANIFEST_NAME not in sums:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not listed in {SUMS_NAME}")
     try:
-        manifest = check_manifest_shape(yaml.safe_load(manifest_text), where)
+        manifest = check_manifest_shape(yaml.safe_load(read(MANIFEST_NAME)), where)
     except yaml.YAMLError as error:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not valid YAML: {yaml_problem(error)}") from None
     for path, (digest, size) in sorted(declared_files(manifest).items()):
@@ -158,6 +160,7 @@ def check_consistency(
             raise InstallError(f"{where}: {MANIFEST_NAME} and {SUMS_NAME} disagree on the sha256 of {path}")
         if size is not None and actual[path][1] != size:
             raise InstallError(f"{where}: {path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
+    check_image_index(manifest, read(INDEX_PATH) if INDEX_PATH in actual else None, set(actual), where)
 
 
 BLOBS_PREFIX = f"{IMAGES_DIR}/blobs/sha256/"
@@ -216,8 +219,7 @@ def verify_directory(root: Path, jobs: int = 0, signers: Optional[TrustedSigners
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         actual = dict(pool.map(measure, _largest_first(root, present)))
-    manifest_text = read_bundle_file(root / MANIFEST_NAME) if MANIFEST_NAME in actual else b""
-    check_consistency(sums, actual, manifest_text, str(root))
+    check_consistency(sums, actual, lambda relative: read_bundle_file(root / relative), str(root))
     total = sum(size for _, size in actual.values())
     return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
 
@@ -273,8 +275,7 @@ def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] 
     ordered = sorted(files.items(), key=lambda item: -item[1].size)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         actual = dict(pool.map(measure, ordered))
-    manifest_text = _read_member(path, files[MANIFEST_NAME]) if MANIFEST_NAME in files else b""
-    check_consistency(sums, actual, manifest_text, where)
+    check_consistency(sums, actual, lambda relative: _read_member(path, files[relative]), where)
     total = sum(member.size for member in files.values())
     return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -17,8 +19,10 @@ from k8s_install.errors import InstallError
 from k8s_install.images import import_images, present_images
 from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.containerd import Containerd
+from tests.support.http_server import MirrorServer
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
+from tests.support.user_errors import one_error_line
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
@@ -80,3 +84,64 @@ def test_the_images_step_checks_blobs_before_ctr_reads_them(unpacked: Path, cont
     with pytest.raises(InstallError, match=f"{layer.rsplit('/', 1)[1]}: is not the blob sha256:"):
         import_images(unpacked, containerd.ctr, str(containerd.socket))
     assert present_images(containerd.ctr, str(containerd.socket)) == {}  # nothing reached containerd
+
+
+@pytest.fixture(scope="module")
+def image_bundle(pushed_images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One bundle with an image, built once for the index.json cases."""
+    work = tmp_path_factory.mktemp("index-cases")
+    storage = Path(shutil.copytree(pushed_images.storage, work / "storage"))
+    mirror = MirrorServer().start()
+    try:
+        with Registry(storage, work / "registry") as registry:
+            release = StandInRelease(mirror, work)
+            release.set_images([f"{registry.host}/test/busybox:1.0"])
+            result = build_bundle(release, work, "--insecure-registry", registry.host)
+            assert result.returncode == 0, result.stderr
+        subprocess.run(["tar", "-xf", str(work / "out" / f"{TOP}.tar"), "-C", str(work)], check=True)
+        yield work / TOP
+    finally:
+        mirror.stop()
+
+
+def rewrite_index(bundle: Path, change: Callable[[dict], object]) -> None:
+    """index.json changed (or removed when `change` returns None) with its SHA256SUMS line."""
+    index_path = bundle / "images" / "index.json"
+    new = change(json.loads(index_path.read_text()))
+    sums = bundle / "SHA256SUMS"
+    lines = [line for line in sums.read_text().splitlines() if not line.endswith("  images/index.json")]
+    if new is None:
+        index_path.unlink()
+    else:
+        data = new.encode() if isinstance(new, str) else json.dumps(new).encode()
+        index_path.write_bytes(data)
+        lines.append(f"{hashlib.sha256(data).hexdigest()}  images/index.json")
+    sums.write_text("\n".join(sorted(lines, key=lambda line: line[66:])) + "\n")
+
+
+def _zero_digest(index: dict) -> dict:
+    index["manifests"][0]["digest"] = "sha256:" + "0" * 64
+    return index
+
+
+INDEX_CASES = [
+    ("not-json", lambda index: "{not json", "images/index.json is not JSON"),
+    ("no-manifests", lambda index: {}, "images/index.json is not an OCI image index (no manifests list)"),
+    ("entry-not-a-mapping", lambda index: {"manifests": [1]}, "manifests[0] lacks an image name or a sha256 digest"),
+    ("image-dropped", lambda index: dict(index, manifests=[]), "disagree on image 127.0.0.1:"),
+    ("other-digest", _zero_digest, "(images/index.json: sha256:0000000000000000000000000000000000000000000000000000"),
+    ("index-removed", lambda index: None, "bundle.yaml lists 1 image(s) but there is no images/index.json"),
+]
+
+
+@pytest.mark.parametrize("change,message", [c[1:] for c in INDEX_CASES], ids=[c[0] for c in INDEX_CASES])
+def test_an_index_json_not_matching_bundle_yaml_is_refused(
+    image_bundle: Path, tmp_path: Path, change: Callable[[dict], object], message: str
+) -> None:
+    """Without a signature, index.json can be rewritten with its SHA256SUMS line; `images push` then pushed
+    whatever it listed (nothing, for an empty index) and reported success."""
+    unpacked = Path(shutil.copytree(image_bundle, tmp_path / TOP))
+    rewrite_index(unpacked, change)
+    assert message in one_error_line(run_bundler("verify", str(unpacked)))
+    push = run_installer("--bundle", str(unpacked), "images", "push", "127.0.0.1:9", "--plain-http")
+    assert message in one_error_line(push)

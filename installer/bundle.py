@@ -10,7 +10,7 @@ import yaml
 
 from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import INSTALLER_NAME, MANIFEST_NAME
-from k8s_install.manifest_shape import check_manifest_shape
+from k8s_install.manifest_shape import check_manifest_shape, load_manifest_yaml
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def load_bundle(root: Path) -> Bundle:
             f"{root}: no {MANIFEST_NAME}; run {INSTALLER_NAME} from the unpacked bundle folder or pass --bundle DIR"
         )
     try:
-        manifest = yaml.safe_load(path.read_bytes())
+        manifest = load_manifest_yaml(path.read_bytes())
     except OSError as error:
         raise InstallError(f"{path}: cannot read: {error.strerror}; is --bundle the unpacked bundle folder?") from None
     except yaml.YAMLError as error:

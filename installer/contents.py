@@ -14,7 +14,7 @@ import yaml
 
 from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import MANIFEST_NAME
-from k8s_install.manifest_shape import check_manifest_shape
+from k8s_install.manifest_shape import check_manifest_shape, load_manifest_yaml
 
 
 def read_member(target: Path, relative: str) -> bytes:
@@ -27,7 +27,7 @@ def read_manifest(target: Path) -> Dict[str, Any]:
     """bundle.yaml of a bundle folder or tarball, as a mapping."""
     data = read_member(target, MANIFEST_NAME)
     try:
-        manifest = yaml.safe_load(data)
+        manifest = load_manifest_yaml(data)
     except yaml.YAMLError as error:
         raise InstallError(f"{target}: {MANIFEST_NAME} is not valid YAML: {yaml_problem(error)}") from None
     return check_manifest_shape(manifest, str(target))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+import yaml
+
 from k8s_install.errors import InstallError
 from k8s_install.layout import BUNDLE_FORMAT, MANIFEST_NAME
 
@@ -16,6 +18,31 @@ TEXT_FIELDS = ("kubernetes", "os", "arch")
 LIST_SECTIONS = ("artifacts", "rpms", "images", "extras")  # lists of mappings
 MAPPING_SECTIONS = ("installer", "rpm_repository")
 FILE_SECTIONS = ("installer", "artifacts", "rpms", "extras")  # entries naming a file: path and sha256
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader, refusing aliases: the builder never writes one (NoAliasDumper), and nested aliases
+    expand exponentially for whoever walks the result (a few hundred bytes can stand for gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"uses the YAML alias *{event.anchor}, which the builder never writes", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+class NoAliasDumper(yaml.SafeDumper):
+    """What the builder writes bundle.yaml with: a value used twice is written twice, never as an alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def load_manifest_yaml(data: bytes) -> Any:
+    """bundle.yaml's text as Python values; raises yaml.YAMLError (an alias included)."""
+    return yaml.load(data, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def check_manifest_shape(manifest: Any, where: str) -> Dict[str, Any]:

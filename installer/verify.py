@@ -22,7 +22,7 @@ import yaml
 from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.image_index import INDEX_PATH, check_image_index
 from k8s_install.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
-from k8s_install.manifest_shape import check_manifest_shape
+from k8s_install.manifest_shape import check_manifest_shape, load_manifest_yaml
 from k8s_install.signature import TrustedSigners, check_signature, describe_unchecked
 
 CHUNK = 1 << 20
@@ -150,7 +150,7 @@ def check_consistency(
     if MANIFEST_NAME not in sums:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not listed in {SUMS_NAME}")
     try:
-        manifest = check_manifest_shape(yaml.safe_load(read(MANIFEST_NAME)), where)
+        manifest = check_manifest_shape(load_manifest_yaml(read(MANIFEST_NAME)), where)
     except yaml.YAMLError as error:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not valid YAML: {yaml_problem(error)}") from None
     for path, (digest, size) in sorted(declared_files(manifest).items()):

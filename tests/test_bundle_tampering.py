@@ -72,6 +72,12 @@ SHAPES = [
         "bundle.yaml: artifacts[1].path: must be a string, got 7",
     ),
     ("not-utf8", lambda text: text + "note: \udcff\n", "bundle.yaml is not valid YAML: "),
+    (
+        "alias-bomb",  # nine levels of nine aliases: 9**9 strings for whoever walks the `builder` field
+        lambda text: "".join(f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}" if n else "x"] * 9) + "]\n" for n in range(9))
+        + text.replace("builder: bundler", "builder: *l8\nold_builder: bundler"),
+        "bundle.yaml is not valid YAML: line 2: uses the YAML alias *l0, which the builder never writes",
+    ),
 ]
 
 
@@ -114,8 +120,8 @@ def readable_copy(pristine: Path) -> Iterator[Path]:
         where.chmod(0o755)
         copy = Path(shutil.copytree(pristine, where / TOP))
         subprocess.run(["chmod", "-R", "a+rX", str(copy)], check=True)
-        (where / "shiv").mkdir(mode=0o777)
-        (where / "shiv").chmod(0o777)
+        (where / "sh").mkdir()
+        (where / "sh").chmod(0o777)  # the pyz unpacks itself here as the other user
         yield copy
     finally:
         shutil.rmtree(where)
@@ -127,7 +133,7 @@ def test_a_bundle_copied_with_wrong_permissions_says_so(readable_copy: Path, rel
     result = subprocess.run(
         ["/usr/bin/python3", str(readable_copy / "k8s-install.pyz"), "verify"],
         capture_output=True, text=True, user=65534, group=65534, extra_groups=[],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(readable_copy.parent), "SHIV_ROOT": str(readable_copy.parent / "shiv")},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(readable_copy.parent), "SHIV_ROOT": str(readable_copy.parent / "sh")},
     )  # fmt: skip
     line = one_error_line(result)
     assert f"{relative}: cannot read it (Permission denied): copy the bundle again keeping its permissions" in line
@@ -140,3 +146,12 @@ def test_a_compressed_tarball_is_named_as_such(pristine: Path, tmp_path: Path) -
         subprocess.run(["gzip", "-c", str(tarball)], stdout=out, check=True)
     line = one_error_line(run_bundler("verify", str(compressed)))
     assert line.endswith("it is compressed with gzip: unpack it with `tar -xf` and verify the folder")
+
+
+def test_the_builder_writes_a_shared_value_twice_never_as_an_alias() -> None:
+    from k8s_install.manifest_shape import NoAliasDumper, load_manifest_yaml
+
+    shared = ["alma9", "rhel9"]
+    text = yaml.dump({"os_aliases": shared, "again": shared}, Dumper=NoAliasDumper)
+    assert "&" not in text and "*" not in text
+    assert load_manifest_yaml(text.encode()) == {"os_aliases": shared, "again": shared}

@@ -34,6 +34,7 @@ from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
 from k8s_install.errors import yaml_problem
 from k8s_install.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
+from k8s_install.manifest_shape import NoAliasDumper
 
 
 def source_date_epoch() -> int:
@@ -190,7 +191,7 @@ def run_build(options: BuildOptions) -> int:
     with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
         add_installer(context, epoch, Path(work))
         add_sbom(context.contents, context.record, epoch)  # after every source: it describes them all
-        manifest_text = yaml.safe_dump(context.record, sort_keys=False, default_flow_style=False)
+        manifest_text = yaml.dump(context.record, Dumper=NoAliasDumper, sort_keys=False, default_flow_style=False)
         context.contents.add_bytes(MANIFEST_NAME, manifest_text.encode())
         contents = context.contents if base is None else DeltaContents(context.contents, base, top)
         signature = sign_sums(contents.sums_text(), options.sign_key)

@@ -37,6 +37,14 @@ def all_workers(data: Dict[str, Any]) -> None:
         entry["role"] = "worker"
 
 
+def alias_bomb() -> list:
+    """Nine levels of nine: safe_dump writes each shared level once and refers to it by alias (9**9 strings)."""
+    level: list = ["x"] * 9
+    for _ in range(8):
+        level = [level] * 9
+    return level
+
+
 CASES = [
     # (id, change, expected message)
     (
@@ -188,6 +196,9 @@ CASES = [
         section("networks", services="169.254.0.0/16"),
         "networks.services: 169.254.0.0/16 overlaps 169.254.0.0/16 (link-local): use a private range",
     ),
+    ("port-alias-bomb", section("api", port=alias_bomb()), "api.port: must be a whole number from 1 to 65535, got [[["),
+    ("endpoint-alias-bomb", section("etcd", topology="external", endpoints=[alias_bomb()]), "etcd.endpoints[0]: [[["),
+    ("name-100k", top(name="x" * 100_000), "name: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxxxx"),
     ("pods-everything", section("networks", pods="0.0.0.0/0"), "networks.pods: 0.0.0.0/0 overlaps 0.0.0.0/8"),
     (
         "etcd-topology",
@@ -248,7 +259,7 @@ def test_each_invalid_config_gets_one_line_naming_the_field(change: Change, mess
     text = str(caught.value)
     assert message in text
     assert text.startswith("cluster.yaml: ")
-    assert "\n" not in text
+    assert "\n" not in text and len(text) < 500  # a value is quoted cut short, however large it is
 
 
 def test_the_seed_layout_is_valid_and_reads_as_values() -> None:

@@ -6,6 +6,8 @@ import ipaddress
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable
 
+from k8s_install.cluster.fields import shown
+
 # Ranges no cluster network may touch: the kernel routes them itself (loopback, link-local) or they are not
 # unicast at all. 169.254.0.0/16 also holds the cloud metadata and node-local DNS addresses.
 SPECIAL_NETWORKS = (
@@ -22,7 +24,7 @@ def parse_ipv4(value: Any, field: str, fail: Callable[[str, str], Exception]) ->
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        raise fail(field, f"{text!r} is not an IP address (write it like 192.168.10.11)") from None
+        raise fail(field, f"{shown(text)} is not an IP address (write it like 192.168.10.11)") from None
     if not isinstance(address, IPv4Address):
         raise fail(field, f"{text} is IPv6; only IPv4 is supported so far")
     if address.is_unspecified or address.is_loopback or address.is_multicast:
@@ -33,11 +35,11 @@ def parse_ipv4(value: Any, field: str, fail: Callable[[str, str], Exception]) ->
 def parse_ipv4_network(value: Any, field: str, fail: Callable[[str, str], Exception]) -> IPv4Network:
     text = str(value).strip() if value is not None else ""
     if "/" not in text:
-        raise fail(field, f"{text!r} is not a network in CIDR form (write it like 10.244.0.0/16)")
+        raise fail(field, f"{shown(text)} is not a network in CIDR form (write it like 10.244.0.0/16)")
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise fail(field, f"{text!r} is not a network in CIDR form (write it like 10.244.0.0/16)") from None
+        raise fail(field, f"{shown(text)} is not a network in CIDR form (write it like 10.244.0.0/16)") from None
     if not isinstance(network, IPv4Network):
         raise fail(field, f"{text} is IPv6; only IPv4 is supported so far")
     if str(network) != text:

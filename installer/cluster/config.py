@@ -15,7 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 import yaml
 
 from k8s_install.cluster.addresses import parse_ipv4, parse_ipv4_network
-from k8s_install.cluster.fields import FieldReader
+from k8s_install.cluster.fields import FieldReader, shown
 from k8s_install.cluster.model import (
     API_SERVER_PORT,
     CONTROL_PLANE,
@@ -104,7 +104,7 @@ def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str]
     top = reader.mapping(data, "(top level)", TOP_FIELDS)
     name = reader.text(top, "name", "name") or ""
     if not DNS_LABEL.match(name):
-        raise reader.error("name", f"{name!r} must be lowercase letters, digits and '-' (at most 63)")
+        raise reader.error("name", f"{shown(name)} must be lowercase letters, digits and '-' (at most 63)")
     version = _version(reader, top, bundle_kubernetes)
     api = reader.mapping(top.get("api"), "api", API_FIELDS)
     networks = reader.mapping(top.get("networks"), "networks", NETWORK_FIELDS)
@@ -116,7 +116,7 @@ def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str]
         raise reader.error("api.port", f"{port} is used by {RESERVED_PORTS[port]} on every control plane; use 8443")
     unicast = api.get("vrrp_unicast", False)
     if not isinstance(unicast, bool):
-        raise reader.error("api.vrrp_unicast", f"must be true or false, got {unicast!r}")
+        raise reader.error("api.vrrp_unicast", f"must be true or false, got {shown(unicast)}")
     config = ClusterConfig(
         name=name,
         kubernetes_version=version,
@@ -141,7 +141,7 @@ def _version(reader: FieldReader, top: Dict[str, Any], bundle_kubernetes: Option
     raw = reader.text(top, "kubernetes_version", "kubernetes_version") or ""
     match = VERSION.match(raw)
     if not match:
-        raise reader.error("kubernetes_version", f"{raw!r} is not a version like 1.29.6")
+        raise reader.error("kubernetes_version", f"{shown(raw)} is not a version like 1.29.6")
     version = match.group(1)
     if bundle_kubernetes and version != bundle_kubernetes.lstrip("v"):
         raise reader.error(
@@ -184,21 +184,21 @@ def _nodes(reader: FieldReader, value: Any) -> Tuple[Node, ...]:
         name = reader.text(entry, "name", f"{field}.name") or ""
         if not DNS_NAME.match(name):
             raise reader.error(
-                f"{field}.name", f"{name!r} is not a valid node name (lowercase letters, digits, '-', '.')"
+                f"{field}.name", f"{shown(name)} is not a valid node name (lowercase letters, digits, '-', '.')"
             )
         if len(name) > MAX_NODE_NAME:
             raise reader.error(
                 f"{field}.name",
-                f"{name!r} has {len(name)} characters; a node name becomes its hostname and its kubernetes.io/hostname "
-                f"label, both at most {MAX_NODE_NAME}",
+                f"{shown(name)} has {len(name)} characters; a node name becomes its hostname and its "
+                f"kubernetes.io/hostname label, both at most {MAX_NODE_NAME}",
             )
         ip = parse_ipv4(reader.text(entry, "ip", f"{field}.ip"), f"{field}.ip", reader.error)
         role = reader.text(entry, "role", f"{field}.role") or ""
         if role not in ROLES:
-            raise reader.error(f"{field}.role", f"unknown role {role!r}: use {' or '.join(ROLES)}")
+            raise reader.error(f"{field}.role", f"unknown role {shown(role)}: use {' or '.join(ROLES)}")
         interface = reader.text(entry, "interface", f"{field}.interface", required=False)
         if interface is not None and not INTERFACE.match(interface):
-            raise reader.error(f"{field}.interface", f"{interface!r} is not an interface name like ens33")
+            raise reader.error(f"{field}.interface", f"{shown(interface)} is not an interface name like ens33")
         if name in index_of_name:
             raise reader.error(
                 f"{field}.name", f"{name} is also the name of nodes[{index_of_name[name]}]: names must be unique"
@@ -218,7 +218,7 @@ def _ntp(reader: FieldReader, value: Any) -> Optional[str]:
     ntp = reader.mapping(value, "ntp", ("server",))
     server = reader.text(ntp, "server", "ntp.server", required=False)
     if server is not None and not DNS_NAME.match(server.lower()):
-        raise reader.error("ntp.server", f"{server!r} is not an IP address or host name")
+        raise reader.error("ntp.server", f"{shown(server)} is not an IP address or host name")
     return server
 
 
@@ -226,7 +226,7 @@ def _etcd(reader: FieldReader, value: Any) -> Optional[ExternalEtcd]:
     etcd = reader.mapping(value, "etcd", ETCD_FIELDS)
     topology = reader.text(etcd, "topology", "etcd.topology", required=False) or "stacked"
     if topology not in ("stacked", "external"):
-        raise reader.error("etcd.topology", f"unknown topology {topology!r}: use stacked or external")
+        raise reader.error("etcd.topology", f"unknown topology {shown(topology)}: use stacked or external")
     if topology == "stacked":
         extra = [key for key in ETCD_FIELDS[1:] if key in etcd]
         if extra:
@@ -237,12 +237,12 @@ def _etcd(reader: FieldReader, value: Any) -> Optional[ExternalEtcd]:
         raise reader.error("etcd.endpoints", "external etcd needs a list of endpoints like https://10.0.0.5:2379")
     for index, endpoint in enumerate(endpoints):
         if not isinstance(endpoint, str) or not re.match(r"^https://[^/\s]+:\d+$", endpoint):
-            raise reader.error(f"etcd.endpoints[{index}]", f"{endpoint!r} is not like https://10.0.0.5:2379")
+            raise reader.error(f"etcd.endpoints[{index}]", f"{shown(endpoint)} is not like https://10.0.0.5:2379")
     files: Dict[str, str] = {}
     for key in ("ca_file", "cert_file", "key_file"):
         path = reader.text(etcd, key, f"etcd.{key}") or ""
         if not path.startswith("/"):
-            raise reader.error(f"etcd.{key}", f"{path!r} must be an absolute path on the control planes")
+            raise reader.error(f"etcd.{key}", f"{shown(path)} must be an absolute path on the control planes")
         files[key] = path
     return ExternalEtcd(endpoints=tuple(endpoints), **files)
 
@@ -251,12 +251,14 @@ def _calico(reader: FieldReader, value: Any) -> CalicoSettings:
     calico = reader.mapping(value, "calico", ("encapsulation", "mode"))
     encapsulation = reader.text(calico, "encapsulation", "calico.encapsulation", required=False) or "IPIP"
     if encapsulation not in CALICO_ENCAPSULATIONS:
-        raise reader.error("calico.encapsulation", f"unknown {encapsulation!r}: use {', '.join(CALICO_ENCAPSULATIONS)}")
+        raise reader.error(
+            "calico.encapsulation", f"unknown {shown(encapsulation)}: use {', '.join(CALICO_ENCAPSULATIONS)}"
+        )
     mode = reader.text(calico, "mode", "calico.mode", required=False) or "Always"
     if mode not in CALICO_MODES:
         raise reader.error(
             "calico.mode",
-            f"unknown {mode!r}: use {' or '.join(CALICO_MODES)} (no encapsulation is encapsulation: None)",
+            f"unknown {shown(mode)}: use {' or '.join(CALICO_MODES)} (no encapsulation is encapsulation: None)",
         )
     return CalicoSettings(encapsulation=encapsulation, mode=mode)
 

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from typing import Any, Dict, Optional, Tuple
 
 from k8s_install.errors import InstallError
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict = 80, 80, 2, 4, 4
+
+
+def shown(value: Any) -> str:
+    """A value quoted in a message, cut short: a wrong value can be a 100 KiB string or, through YAML aliases, a
+    list of millions of items that a plain repr() would spell out."""
+    return _SHOWN.repr(value)
 
 
 class FieldReader:
@@ -45,5 +55,5 @@ class FieldReader:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.error(field, f"must be a whole number from {low} to {high}, got {value!r}")
+            raise self.error(field, f"must be a whole number from {low} to {high}, got {shown(value)}")
         return value

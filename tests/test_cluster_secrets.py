@@ -94,7 +94,7 @@ def test_a_readable_file_is_warned_about(made: ClusterSecrets, tmp_path: Path) -
     assert "readable by others (mode 0644): `chmod 600` it" in load_secrets(path, "seed").warnings[0]
 
 
-def corrupt(made: ClusterSecrets, **changes: str) -> dict:
+def corrupt(made: ClusterSecrets, **changes: object) -> dict:
     data = yaml.safe_load(secrets_text(made))
     data.update(changes)
     return data
@@ -118,12 +118,28 @@ def corrupt(made: ClusterSecrets, **changes: str) -> dict:
         ({"ca_cert": "not a pem"}, "ca_cert: not a PEM certificate"),
         ({"ca_key": "nothing"}, "ca_key: not a PEM private key"),
         ({"ca_key": ""}, "ca_key: missing; restore the file from your backup copy"),
+        ({"certificate_key": 12}, "certificate_key: must be a string, got int; restore the file"),
+        (
+            {"bootstrap_token": None, "bootstrap_tokne": "abcdef.0123456789abcdef"},
+            "bootstrap_token: missing (is bootstrap_tokne a typo of it?); restore the file from your backup copy",
+        ),
     ],
 )
 def test_damaged_secrets_are_refused_with_the_field(made: ClusterSecrets, changes: dict, message: str) -> None:
     with pytest.raises(InstallError) as caught:
         parse_secrets(corrupt(made, **changes), "cluster-secrets.yaml", "seed")
     assert f"cluster-secrets.yaml: {message}" in str(caught.value)
+
+
+def test_a_file_that_is_not_utf8_or_not_yaml_is_one_line(made: ClusterSecrets, tmp_path: Path) -> None:
+    path = tmp_path / "cluster-secrets.yaml"
+    path.write_bytes(secrets_text(made).encode() + b"note: \xff\n")
+    path.chmod(0o600)
+    with pytest.raises(InstallError, match=r"secrets.yaml: not UTF-8 text \(invalid start byte\); restore it from"):
+        load_secrets(path, "seed")
+    path.write_text(secrets_text(made) + "note: [\n")
+    with pytest.raises(InstallError, match=r"secrets.yaml: not valid YAML \(line \d+: expected the node content"):
+        load_secrets(path, "seed")
 
 
 def test_missing_file_says_where_it_comes_from(tmp_path: Path) -> None:

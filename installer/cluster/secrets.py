@@ -13,6 +13,7 @@ and every command finds it; whoever could change it could take the cluster anywa
 
 from __future__ import annotations
 
+import difflib
 import re
 import secrets
 import stat
@@ -25,7 +26,7 @@ import yaml
 
 from k8s_install.atomic import write_atomically
 from k8s_install.cluster.certificates import ca_cert_hash, generate_ca
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.signature import TrustedSigners, validate_signers
 
 FULL = "full"
@@ -185,8 +186,10 @@ def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
             f"{where}: no secrets file; it is written with cluster.yaml by "
             "`bundler cluster init`; copy it to this node (mode 0600)"
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InstallError(f"{where}: cannot read the secrets file: {error}") from None
+    except UnicodeDecodeError as error:
+        raise InstallError(f"{where}: not UTF-8 text ({error.reason}); restore it from your backup copy") from None
+    except OSError as error:
+        raise InstallError(f"{where}: cannot read the secrets file: {error.strerror}") from None
     warnings = []
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         warnings.append(
@@ -195,8 +198,9 @@ def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
         )
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise InstallError(f"{where}: not valid YAML; restore it from your backup copy") from None
+    except yaml.YAMLError as error:
+        problem = yaml_problem(error)
+        raise InstallError(f"{where}: not valid YAML ({problem}); restore it from your backup copy") from None
     return LoadedSecrets(parse_secrets(data, where, cluster), warnings)
 
 
@@ -221,8 +225,12 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
     keys = WORKER_KEYS if worker_only else (*WORKER_KEYS, "certificate_key", "keepalived_password", "ca_key")
     for key in keys:
         value = data.get(key)
-        if not isinstance(value, str) or not value:
-            raise InstallError(f"{where}: {key}: missing; restore the file from your backup copy")
+        if value is None or value == "":
+            typo = difflib.get_close_matches(key, [str(other) for other in data if other not in keys], n=1)
+            hint = f" (is {typo[0]} a typo of it?)" if typo else ""
+            raise InstallError(f"{where}: {key}: missing{hint}; restore the file from your backup copy")
+        if not isinstance(value, str):
+            raise InstallError(f"{where}: {key}: must be a string, got {type(value).__name__}; restore the file")
         fields[key] = value
     if fields["cluster"] != cluster:
         raise InstallError(

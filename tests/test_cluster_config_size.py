@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from k8s_install.cluster.config import MAX_NODES, load_cluster_config
+from k8s_install.cluster.secrets import load_secrets
 from k8s_install.errors import InstallError
 from tests.conftest import REPO, run_bundler
 from tests.support.cluster import seed_data
@@ -81,3 +82,11 @@ def test_both_commands_refuse_the_10_mb_file_with_one_line(tmp_path: Path) -> No
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert installer.returncode == 1 and installer.stderr.count("\n") == 1 and line in installer.stderr
+
+
+def test_a_device_or_pipe_is_read_with_a_bound(tmp_path: Path) -> None:
+    """stat() says 0 bytes for /dev/zero: the read itself stops (it used to read until memory ran out)."""
+    with pytest.raises(InstallError, match=r"/dev/zero: over 128 KiB, far more than a cluster config"):
+        load_cluster_config(Path("/dev/zero"))
+    with pytest.raises(InstallError, match=r"/dev/zero: more than 64 KiB: not a cluster secrets file"):
+        load_secrets(Path("/dev/zero"), "seed")

@@ -28,6 +28,7 @@ from k8s_install.cluster.model import (
 )
 from k8s_install.errors import InstallError
 from k8s_install.layout import CLUSTER_CONFIG_NAME
+from k8s_install.small_file import read_small_file
 
 CONFIG_NAME = CLUSTER_CONFIG_NAME
 TOP_FIELDS = ("name", "kubernetes_version", "api", "networks", "nodes", "ntp", "etcd", "calico")
@@ -68,12 +69,14 @@ def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> 
     where = str(path)
     try:
         size = Path(path).stat().st_size
-        if size > MAX_CONFIG_BYTES:
+        read = read_small_file(Path(path), MAX_CONFIG_BYTES)  # st_size is 0 for a pipe or /dev/zero
+        if size > MAX_CONFIG_BYTES or read is None:
+            amount = f"{size // 1024} KiB" if size > MAX_CONFIG_BYTES else f"over {MAX_CONFIG_BYTES // 1024} KiB"
             raise InstallError(
-                f"{where}: {size // 1024} KiB, far more than a cluster config (at most {MAX_CONFIG_BYTES // 1024} "
-                f"KiB, {MAX_NODES} nodes): is this the right file?"
+                f"{where}: {amount}, far more than a cluster config "
+                f"(at most {MAX_CONFIG_BYTES // 1024} KiB, {MAX_NODES} nodes): is this the right file?"
             )
-        data = Path(path).read_bytes()
+        data = read
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1

@@ -28,6 +28,7 @@ from k8s_install.atomic import write_atomically
 from k8s_install.cluster.certificates import ca_cert_hash, generate_ca
 from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.signature import TrustedSigners, validate_signers
+from k8s_install.small_file import read_small_file
 
 FULL = "full"
 WORKER = "worker"
@@ -176,11 +177,17 @@ def write_secrets(path: Path, cluster_secrets: ClusterSecrets) -> None:
     write_atomically(path, secrets_text(cluster_secrets).encode(), mode=0o600)
 
 
+MAX_SECRETS_BYTES = 64 * 1024  # a secrets file is about 7 KiB
+
+
 def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
     where = str(path)
     try:
         info = Path(path).stat()
-        text = Path(path).read_text(encoding="utf-8")
+        data = read_small_file(Path(path), MAX_SECRETS_BYTES)
+        if data is None:
+            raise InstallError(f"{where}: more than {MAX_SECRETS_BYTES // 1024} KiB: not a cluster secrets file")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise InstallError(
             f"{where}: no secrets file; it is written with cluster.yaml by "

@@ -74,8 +74,10 @@ SHAPES = [
     ("not-utf8", lambda text: text + "note: \udcff\n", "bundle.yaml is not valid YAML: "),
     (
         "alias-bomb",  # nine levels of nine aliases: 9**9 strings for whoever walks the `builder` field
-        lambda text: "".join(f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}" if n else "x"] * 9) + "]\n" for n in range(9))
-        + text.replace("builder: bundler", "builder: *l8\nold_builder: bundler"),
+        lambda text: (
+            "".join(f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}" if n else "x"] * 9) + "]\n" for n in range(9))
+            + text.replace("builder: bundler", "builder: *l8\nold_builder: bundler")
+        ),
         "bundle.yaml is not valid YAML: line 2: uses the YAML alias *l0, which the builder never writes",
     ),
 ]

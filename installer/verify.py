@@ -203,6 +203,10 @@ def verify_directory(root: Path, jobs: int = 0, signers: Optional[TrustedSigners
     """Verify an unpacked bundle folder, hashing files on several threads."""
     root = Path(root)
     sums_path = root / SUMS_NAME
+    if root.is_file():
+        raise InstallError(f"{root}: a file, not the unpacked bundle folder: unpack it with `tar -xf`, use the folder")
+    if not root.exists():
+        raise InstallError(f"{root}: no such bundle folder")
     if not sums_path.is_file() or sums_path.is_symlink():
         raise InstallError(f"{root}: no {SUMS_NAME}: this is not a bundle folder (or it was copied incompletely)")
     sums_bytes = read_bundle_file(sums_path)

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,7 +16,7 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
-from tests.conftest import StandInRelease, run_bundler
+from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.http_server import MirrorServer
 from tests.support.user_errors import one_error_line
 
@@ -157,3 +158,17 @@ def test_the_builder_writes_a_shared_value_twice_never_as_an_alias() -> None:
     text = yaml.dump({"os_aliases": shared, "again": shared}, Dumper=NoAliasDumper)
     assert "&" not in text and "*" not in text
     assert load_manifest_yaml(text.encode()) == {"os_aliases": shared, "again": shared}
+
+
+@pytest.mark.parametrize(
+    "given,message",
+    [("tarball", "a file, not the unpacked bundle folder: unpack it with `tar -xf`, use the folder"),
+     ("nothing", "no such bundle folder")],
+)  # fmt: skip
+def test_bundle_that_is_a_tarball_or_nothing_says_so(pristine: Path, tmp_path: Path, given: str, message: str) -> None:
+    bundle = pristine.parent / "out" / f"{TOP}.tar" if given == "tarball" else tmp_path / "nothing"
+    result = subprocess.run(
+        [sys.executable, "-m", "k8s_install", "--bundle", str(bundle), "verify"],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    assert one_error_line(result).endswith(f"{bundle}: {message}")

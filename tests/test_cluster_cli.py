@@ -160,3 +160,17 @@ def test_the_zipapp_renders_its_templates_under_python39(
     assert "# cluster.yaml: the cluster k8s-install builds." in (tmp_path / "fresh" / "cluster.yaml").read_text()
     check = run("config", "check", "--secrets", str(tmp_path / "fresh" / "cluster-secrets.yaml"), "--node", "k8s-mn01")
     assert check.returncode == 1 and "k8s-mn01's IP 192.168.10.11 is not on this machine" in check.stderr
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["options-before-the-command", "options-after-it"])
+def test_installer_config_check_takes_config_and_node_on_either_side(tmp_path: Path, before: bool) -> None:
+    """`k8s-install.pyz --config X config check` used to drop X (the subcommand's own default replaced it)."""
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path), "--k8s", "1.29.6").returncode == 0
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.yaml").write_text("kubernetes: 1.29.6\n")
+    options = ["--config", str(tmp_path / "cluster.yaml"), "--node", "k8s-wn01"]
+    args = [*options, "config", "check"] if before else ["config", "check", *options]
+    result = run_installer("--bundle", str(bundle), *args)
+    assert result.returncode == 1 and "no such file" not in result.stderr, result.stderr
+    assert "k8s-wn01's IP 192.168.10.100 is not on this machine" in result.stderr

@@ -27,11 +27,13 @@ def add_config_parser(commands: Any) -> None:
         help="OpenSSH allowed_signers file to record in the secrets: nodes then refuse unsigned bundles",
     )  # fmt: skip
     check = actions.add_parser("check", help="validate cluster.yaml and show which node this machine is")
-    check.add_argument("--config", type=Path, help="cluster.yaml (default: the one in the bundle)")
-    check.add_argument("--secrets", type=Path, help=f"also check this {SECRETS_NAME}")
-    check.add_argument("--node", help="this machine's node name (default: matched by its addresses)")
+    # SUPPRESS: the same options given before the command name (`--config X config check`) are kept
+    keep = argparse.SUPPRESS
+    check.add_argument("--config", type=Path, default=keep, help="cluster.yaml (default: the one in the bundle)")
+    check.add_argument("--secrets", type=Path, default=keep, help=f"also check this {SECRETS_NAME}")
+    check.add_argument("--node", default=keep, help="this machine's node name (default: matched by its addresses)")
     ansible = actions.add_parser("ansible", help="write an Ansible inventory and playbook for every node")
-    ansible.add_argument("--config", type=Path, help="cluster.yaml (default: the one in the bundle)")
+    ansible.add_argument("--config", type=Path, default=keep, help="cluster.yaml (default: the one in the bundle)")
     ansible.add_argument(
         "--tarball", type=Path, metavar="FILE.tar", help="the bundle tarball to carry (default: beside the bundle)"
     )

@@ -8,6 +8,7 @@ bundle.yaml is enough there. The lab (tests/lab) builds its next release with th
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 from typing import List
@@ -23,12 +24,35 @@ def retarget(bundle: Path, version: str) -> None:
     names = [f"registry.k8s.io/{c}:v{version}" for c in ("kube-apiserver", "kube-controller-manager",
                                                          "kube-scheduler", "kube-proxy")]  # fmt: skip
     names += ["registry.k8s.io/etcd:3.5.15-0", "registry.k8s.io/coredns/coredns:v1.11.3", "registry.k8s.io/pause:3.9"]
-    record["images"] = [{"name": n, "digest": "sha256:" + hashlib.sha256(n.encode()).hexdigest()} for n in names]
+    written = _image_layout(bundle, names)  # verify holds bundle.yaml's images to images/index.json
+    record["images"] = [{"name": n, "digest": digest} for n, digest in written.pop("digests").items()]
     data = yaml.safe_dump(record, sort_keys=False).encode()
     (bundle / "bundle.yaml").write_bytes(data)
-    sums = (bundle / "SHA256SUMS").read_text().splitlines()
-    sums = [f"{hashlib.sha256(data).hexdigest()}  bundle.yaml" if s.endswith("  bundle.yaml") else s for s in sums]
-    (bundle / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    files = dict(written["files"], **{"bundle.yaml": data})
+    sums = {line[66:]: line[:64] for line in (bundle / "SHA256SUMS").read_text().splitlines() if line.strip()}
+    sums = {path: digest for path, digest in sums.items() if not path.startswith("images/")}
+    sums.update({path: hashlib.sha256(content).hexdigest() for path, content in files.items()})
+    (bundle / "SHA256SUMS").write_text("".join(f"{sums[path]}  {path}\n" for path in sorted(sums)))
+
+
+def _image_layout(bundle: Path, names: List[str]) -> dict:
+    """images/ replaced by an OCI layout whose manifests are stand-ins (a --root run imports no image)."""
+    layout = bundle / "images"
+    subprocess.run(["rm", "-rf", str(layout)], check=True)
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    files, digests, descriptors = {}, {}, []
+    for name in names:
+        blob = json.dumps({"schemaVersion": 2, "stand_in_for": name}).encode()
+        digest = hashlib.sha256(blob).hexdigest()
+        files[f"images/blobs/sha256/{digest}"] = blob
+        digests[name] = f"sha256:{digest}"
+        descriptors.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": f"sha256:{digest}",
+                            "size": len(blob), "annotations": {"io.containerd.image.name": name}})  # fmt: skip
+    files["images/index.json"] = json.dumps({"schemaVersion": 2, "manifests": descriptors}).encode()
+    files["images/oci-layout"] = b'{"imageLayoutVersion": "1.0.0"}'
+    for relative, content in files.items():
+        (bundle / relative).write_bytes(content)
+    return {"files": files, "digests": digests}
 
 
 def retargeted_tarball(bundle: Path, version: str, work: Path) -> Path:

@@ -115,6 +115,13 @@ def test_tls_with_the_registry_ca(release: StandInRelease, registry_storage: Pat
         assert without.returncode == 1
         assert f"TLS verification failed for {registry.host}" in without.stderr
         assert "--ca-file" in without.stderr and "Traceback" not in without.stderr
+        insecure = build_bundle(release, tmp_path, "--insecure-registry", registry.host, out="insecure")
+        assert insecure.returncode == 1 and "Traceback" not in insecure.stderr
+        last = insecure.stderr.strip().splitlines()[-1]
+        assert last.endswith(
+            f"HTTP 400 Bad Request from http://{registry.host}/v2/test/busybox/manifests/1.0: if {registry.host} "
+            "speaks HTTPS, drop --insecure-registry for it (and pass --ca-file if its certificate is private)"
+        )
         result = build_bundle(release, tmp_path, "--ca-file", str(tls["cert"]))
         assert result.returncode == 0, result.stderr
 

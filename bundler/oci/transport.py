@@ -234,6 +234,11 @@ class Transport:
             return _denied(endpoint, what)
         if status == 404:
             return BundlerError(f"{what}: not found on {endpoint.host} (HTTP 404 for {url}); check the name and tag")
+        if status == 400 and urlsplit(url).scheme == "http":  # Go's TLS servers answer plain HTTP so
+            return BundlerError(
+                f"{what}: HTTP 400 {response.reason} from {url}: if {urlsplit(url).netloc} speaks HTTPS, drop "
+                "--insecure-registry for it (and pass --ca-file if its certificate is private)"
+            )
         return BundlerError(f"{what}: HTTP {status} {response.reason} from {url}")
 
 

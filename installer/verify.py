@@ -91,8 +91,13 @@ def safe_relative_path(name: str, where: str) -> str:
     if not name or name.startswith("/") or "\\" in name or "\0" in name:
         raise InstallError(f"{where}: path {name!r} is not a relative path inside the bundle")
     normal = posixpath.normpath(name)
-    if normal != name.rstrip("/") or normal == ".." or normal.startswith("../") or normal == ".":
-        raise InstallError(f"{where}: path {name!r} escapes the bundle folder or is not normalised")
+    if normal == ".." or normal.startswith("../") or "/../" in f"/{name}/":
+        raise InstallError(f"{where}: path {name!r} escapes the bundle folder")
+    if normal != name.rstrip("/") or normal == ".":
+        raise InstallError(
+            f"{where}: path {name!r} is not in the builder's form ({normal!r}); "
+            "use the tarball or folder the build wrote, not a repacked or rewritten copy"
+        )
     return normal
 
 

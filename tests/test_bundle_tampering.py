@@ -4,11 +4,13 @@ SHA256SUMS line, so that only its shape can give it away. Every command refuses 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -172,3 +174,22 @@ def test_bundle_that_is_a_tarball_or_nothing_says_so(pristine: Path, tmp_path: P
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
     )  # fmt: skip
     assert one_error_line(result).endswith(f"{bundle}: {message}")
+
+
+@pytest.mark.parametrize(
+    "member,message",
+    [(f"{TOP}/files/../../escaped", "escapes the bundle folder"),
+     (f"./{TOP}/files/extra", f"is not in the builder's form ('{TOP}/files/extra'); use the tarball or folder"),
+     (f"/{TOP}/files/extra", "is not a relative path inside the bundle")],
+)  # fmt: skip
+def test_member_names_a_tar_writes_only_when_repacked_or_forged(
+    pristine: Path, tmp_path: Path, member: str, message: str
+) -> None:
+    tarball = tmp_path / "odd.tar"
+    with tarfile.open(pristine.parent / "out" / f"{TOP}.tar") as source, tarfile.open(tarball, "w") as out:
+        for info in source.getmembers():
+            out.addfile(info, source.extractfile(info) if info.isfile() else None)
+        extra = tarfile.TarInfo(member)
+        extra.size = 3
+        out.addfile(extra, io.BytesIO(b"odd"))
+    assert message in one_error_line(run_bundler("verify", str(tarball)))

@@ -7,6 +7,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import StandInRelease, run_bundler
@@ -272,3 +273,29 @@ def test_interrupted_build_says_so_and_the_rerun_resumes(release: StandInRelease
     assert build(release, tmp_path).returncode == 0
     ranges = [r for p, r in release.mirror.requests if p == path]
     assert ranges and ranges[0] is not None and int(ranges[0][len("bytes=") : -1]) > 200_000
+
+
+LOCK_CASES = [
+    ("images-a-string", {"images": "all"}, "lock.yaml: bundle.yaml: images: must be a list of mappings"),
+    ("rpm-repository-a-list", {"rpm_repository": [1]}, "lock.yaml: bundle.yaml: rpm_repository: must be a mapping"),
+    ("format-2", {"format": 2}, "lock.yaml: bundle.yaml: format: 2 is not bundle format 1"),
+    (
+        "another-release",
+        {"kubernetes": "1.30.14"},
+        "lock.yaml: the lock was built for kubernetes 1.30.14, this build is 1.29.6: use the bundle.yaml of a build",
+    ),
+]
+
+
+@pytest.mark.parametrize("change,message", [c[1:] for c in LOCK_CASES], ids=[c[0] for c in LOCK_CASES])
+def test_a_lock_of_the_wrong_shape_or_release_is_refused_before_any_download(
+    release: StandInRelease, tmp_path: Path, change: dict, message: str
+) -> None:
+    lock = tmp_path / "lock.yaml"
+    lock.write_text(
+        yaml.safe_dump(dict({"format": 1, "kubernetes": "1.29.6", "os": "rocky9", "arch": "amd64"}, **change))
+    )
+    result = build(release, tmp_path, "--lock", str(lock))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert release.mirror.requests == []

@@ -32,9 +32,9 @@ from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
-from k8s_install.errors import yaml_problem
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
-from k8s_install.manifest_shape import NoAliasDumper
+from k8s_install.manifest_shape import NoAliasDumper, check_manifest_shape
 
 
 def source_date_epoch() -> int:
@@ -75,6 +75,12 @@ def prepare(options: BuildOptions) -> BuildContext:
     release.files_for(os_target, options.arch)  # validates the arch early
     if options.lock is not None:
         context.lock = read_lock(options.lock)
+        for field in ("kubernetes", "os"):
+            if str(context.lock.get(field)) != str(record[field]):
+                raise BundlerError(
+                    f"{options.lock}: the lock was built for {field} {context.lock.get(field)}, this build is "
+                    f"{record[field]}: use the bundle.yaml of a build of the same release and OS"
+                )
     return context
 
 
@@ -90,7 +96,10 @@ def read_lock(path: Path) -> Dict[str, Any]:
         raise BundlerError(f"{path}: the lock file is not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(data, dict) or "kubernetes" not in data:
         raise BundlerError(f"{path}: not a lock file (expected the bundle.yaml of an earlier build)")
-    return data
+    try:
+        return check_manifest_shape(data, str(path))  # the shape every bundle.yaml has
+    except InstallError as error:
+        raise BundlerError(str(error)) from None
 
 
 def add_installer(context: BuildContext, epoch: int, work: Path) -> None:

@@ -22,6 +22,7 @@ from bundler.bundle_writer import BundleContents
 from bundler.errors import BundlerError
 from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
+from k8s_install.manifest_shape import check_manifest_shape
 from k8s_install.verify import declared_files, parse_sums
 
 ALWAYS_CARRIED = (INSTALLER_NAME, MANIFEST_NAME)  # SHA256SUMS is always written
@@ -53,8 +54,8 @@ def read_base(path: Path) -> Base:
         return _from_sums(path.name, sums.read_bytes(), str(sums))
     if not path.is_file():
         raise BundlerError(f"--from {path}: not found; give the old bundle's tarball, folder or bundle.yaml")
-    if path.name == MANIFEST_NAME:
-        if (path.parent / SUMS_NAME).is_file():
+    if path.name == MANIFEST_NAME or path.suffix in (".yaml", ".yml"):  # a bundle.yaml kept under another name
+        if path.name == MANIFEST_NAME and (path.parent / SUMS_NAME).is_file():
             return read_base(path.parent)
         try:
             manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -64,6 +65,10 @@ def read_base(path: Path) -> Base:
             raise BundlerError(f"--from {path}: not valid YAML: {yaml_problem(error)}") from None
         if not isinstance(manifest, dict) or "kubernetes" not in manifest:
             raise BundlerError(f"--from {path}: not a bundle.yaml (no 'kubernetes' field)")
+        try:
+            check_manifest_shape(manifest, f"--from {path}")
+        except InstallError as error:
+            raise BundlerError(str(error)) from None
         name = bundle_dir_name(str(manifest["kubernetes"]), str(manifest.get("os")), str(manifest.get("arch")))
         return Base(name, None, frozenset(digest for digest, _ in declared_files(manifest).values()))
     try:
@@ -75,7 +80,10 @@ def read_base(path: Path) -> Base:
                     data = stream.read() if stream else b""
                     return _from_sums(parts[0], data, f"{path}:{member.name}")
     except (tarfile.TarError, OSError) as error:
-        raise BundlerError(f"--from {path}: not a bundle tarball ({error})") from None
+        reason = str(error).splitlines()[0].rstrip(":")  # tarfile lists every compression it tried
+        raise BundlerError(
+            f"--from {path}: not a bundle tarball ({reason}); give its tarball, folder or bundle.yaml"
+        ) from None
     raise BundlerError(f"--from {path}: no TOP/{SUMS_NAME} inside: not a bundle tarball")
 
 

@@ -136,3 +136,24 @@ def test_from_a_folder_or_a_bare_bundle_yaml(release: StandInRelease, built: Pat
     missing = build(release, built, "x", "--from", str(built / "nothing.tar"))
     assert missing.returncode == 1
     assert missing.stderr.strip().endswith("not found; give the old bundle's tarball, folder or bundle.yaml")
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("old.yaml", "- a list\n", "old.yaml: not a bundle.yaml (no 'kubernetes' field)"),
+        ("bundle.yaml", "format: 1\nkubernetes: 1.29.6\nos: rocky9\narch: amd64\nextras: 7\n", "extras: must be"),
+        ("old.txt", "- a list\n", "old.txt: not a bundle tarball (file could not be opened successfully); give its"),
+    ],
+)
+def test_a_base_of_the_wrong_shape_is_one_line(
+    release: StandInRelease, tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    """A bundle.yaml kept under another name is read as one; a wrong shape used to crash (extras: 7) or to
+    list every compression tarfile tried."""
+    base = tmp_path / "base" / name
+    base.parent.mkdir()
+    base.write_text(text)
+    result = build(release, tmp_path, "out", "--from", str(base))
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]

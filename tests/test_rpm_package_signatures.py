@@ -118,6 +118,23 @@ def test_missing_metadata_signature_names_the_field_to_set(
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def test_metadata_signed_true_demands_the_signature_of_an_unpinned_key(
+    release: StandInRelease, signed: RpmGraph, repo_key: SigningKey, tmp_path: Path
+) -> None:
+    prefixes = add_rpm_section(release, signed, name="declared-signed", signer=repo_key)
+    kubernetes = release.manifest["rpm"]["rocky9"]["repositories"][0]
+    del kubernetes["gpgkey_sha256"]  # the key is fetched but not pinned
+    kubernetes["metadata_signed"] = True
+    release.write()
+    del release.mirror.files[f"{prefixes['kubernetes']}/repodata/repomd.xml.asc"]
+    result = build(release, tmp_path)
+    assert result.returncode == 1
+    assert last_line(result).startswith(
+        f"bundler: error: repository kubernetes: {release.path} says metadata_signed: true, so repomd.xml must be "
+        "signed, but "
+    ), last_line(result)
+
+
 def spoil_kubectl(graph: RpmGraph, original: RpmGraph, how: str, impostor: SigningKey) -> None:
     """kubectl (x86_64) unsigned, signed by another key, or with a signature that no longer verifies."""
     path = graph.rpms[KUBECTL]

@@ -98,8 +98,9 @@ class RemoteRepository:
             try:
                 signature = self._unpinned("signature", f"{self.id} repomd.xml.asc", signature_url)
             except BundlerError as error:
+                why = "its key is pinned" if self.key_pinned else f"{self.manifest} says metadata_signed: true"
                 raise BundlerError(
-                    f"{where}: its key is pinned, so repomd.xml must be signed, but {signature_url} could not be "
+                    f"{where}: {why}, so repomd.xml must be signed, but {signature_url} could not be "
                     f"fetched ({error}); if the repository publishes no metadata signature (Rocky Linux, Fedora, "
                     f"EPEL and RHEL do not), set `metadata_signed: false` on repository {self.id} in "
                     f"{self.manifest}: the pinned key then checks every package's signature instead"

@@ -213,9 +213,33 @@ def test_one_rpmkeys_process_checks_many_packages(
 
     monkeypatch.setattr(package_signatures.subprocess, "run", counting_run)
     assert verify_signatures(groups) == len(packages) > 20
-    checks = [run for run in runs if "--checksig" in run]
+    checks = [run for run in runs if "--checksig" in run and "--verbose" not in run]
     assert len(checks) == 2  # one per repository, not one per package
     assert sum(len([a for a in run if a.endswith(".rpm")]) for run in checks) == len(packages)
+    hashes = [run for run in runs if "--checksig" in run and "--verbose" in run]
+    assert len(hashes) == 2  # and one more, for the signatures' hash algorithm
+    assert sum(len([a for a in run if a.endswith(".rpm")]) for run in hashes) == len(packages)
+
+
+def test_a_package_signed_with_sha1_fails_the_build_as_el9_would(
+    rpm_graph: RpmGraph, repo_key: SigningKey, tmp_path: Path
+) -> None:
+    """EL9's DEFAULT crypto policy makes rpm refuse SHA-1 signatures; rpm here accepts them, so the build
+    reads the hash from rpmkeys' verbose lines and refuses the package."""
+    graph = rpm_graph.copy(tmp_path / "graph")
+    repo_key.sign_rpms(list(graph.rpms.values()))
+    shutil.copy2(rpm_graph.rpms[KUBECTL], graph.rpms[KUBECTL])
+    repo_key.sign_rpms([graph.rpms[KUBECTL]], digest="sha1")
+    key = tmp_path / "key.asc"
+    key.write_bytes(repo_key.public)
+    with pytest.raises(BundlerError) as raised:
+        verify_signatures([RepositoryPackages("kubernetes", key, "FPR", tuple(packages_of(graph)))])
+    message = str(raised.value)
+    assert message.startswith(f"RPM {KUBECTL[: -len('.rpm')]} from repository kubernetes is signed with SHA-1 ("), (
+        message
+    )
+    assert "/SHA1 Signature, key ID" in message and "EL9's default crypto policy refuses" in message
+    assert message.endswith("(1 RPM(s) so signed)")
 
 
 def test_every_failing_package_is_counted_in_the_one_line(

@@ -5,7 +5,9 @@ Per repository, its key(s) are imported into a private, throwaway rpm database (
 machine trusts can make a package pass), then one rpmkeys process checks many packages at once with
 `_pkgverify_level signature` (a package without a signature fails, as with gpgcheck). rpmkeys prints one
 verdict line per file; only for the files that fail does a second, verbose run say why (unsigned, signed by
-another key, a signature that does not verify), so the error names the package and what to do.
+another key, a signature that does not verify), so the error names the package and what to do. When all pass,
+a verbose run names the signatures' hash: one made with SHA-1 verifies here but not under EL9's default
+crypto policy, so it fails the build too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bundler.errors import BundlerError
 FILES_PER_RUN = 400  # packages per rpmkeys process: few processes, command lines far below ARG_MAX
 _ARMORED_KEY = re.compile(rb"-----BEGIN PGP PUBLIC KEY BLOCK-----.*?-----END PGP PUBLIC KEY BLOCK-----", re.S)
 _KEY_ID = re.compile(r"key ID ([0-9a-fA-F]+)")
+_SHA1_SIGNATURE = re.compile(r"/SHA1 Signature\b")
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,20 @@ def verify_signatures(groups: Sequence[RepositoryPackages]) -> int:
         with tempfile.TemporaryDirectory(prefix="bundler-rpmkeys-") as work:
             base = _base_command(program, Path(work))
             _import_keys(base, group, Path(work))
-            failed = [p for start in range(0, len(group.packages), FILES_PER_RUN)
-                      for p in _failed(base, group.packages[start : start + FILES_PER_RUN])]  # fmt: skip
+            chunks = [group.packages[start : start + FILES_PER_RUN] for start in range(0, len(group.packages),
+                                                                                     FILES_PER_RUN)]  # fmt: skip
+            failed = [p for chunk in chunks for p in _failed(base, chunk)]
             if failed and not failures:
                 explanation = _sentence(_verbose(base, failed[0]), group)
+            if not failed and not failures:
+                weak = [found for chunk in chunks for found in _sha1_signed(base, chunk)]
+                if weak:
+                    package, item = weak[0]
+                    raise BundlerError(
+                        f"RPM {package.nevra} from repository {group.repository} is signed with SHA-1 ({item}), "
+                        "which EL9's default crypto policy refuses: dnf on the node would refuse it; take another "
+                        f"version, or report it to the repository's owner ({len(weak)} RPM(s) so signed)"
+                    )
         failures += [(group, package) for package in failed]
     if failures:
         group, package = failures[0]
@@ -123,6 +136,23 @@ def _failed(base: List[str], packages: Sequence[PackageFile]) -> List[PackageFil
         detail = " ".join(result.stderr.split())[:300]
         raise BundlerError(f"rpmkeys --checksig failed without naming a package ({detail})")
     return failed
+
+
+def _sha1_signed(base: List[str], packages: Sequence[PackageFile]) -> List[Tuple[PackageFile, str]]:
+    """Packages whose signature rpmkeys reports as made with SHA-1 ("Header V4 RSA/SHA1 Signature, key ID
+    ...: OK"): they verify here, but EL9's DEFAULT crypto policy makes its rpm reject them."""
+    result = subprocess.run([*base, "--checksig", "--verbose", *(str(p.path) for p in packages)],
+                            capture_output=True, text=True)  # fmt: skip
+    by_path = {f"{package.path}:": package for package in packages}
+    found: List[Tuple[PackageFile, str]] = []
+    current = None
+    for line in result.stdout.splitlines():
+        if line in by_path:
+            current = by_path[line]
+        elif current is not None and _SHA1_SIGNATURE.search(line):
+            found.append((current, line.strip()))
+            current = None  # one mention per package
+    return found
 
 
 def _verbose(base: List[str], package: PackageFile) -> List[str]:

@@ -45,7 +45,8 @@ class SigningKey:
     def _gpg(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["gpg", "--batch", *args], env=self.env, check=True, capture_output=True)
 
-    def sign_rpms(self, rpms: Sequence[Path]) -> None:
+    def sign_rpms(self, rpms: Sequence[Path], digest: str = "") -> None:
+        """rpmsign with this key; `digest` (e.g. sha1) overrides the signature's hash algorithm."""
         command = [
             "rpmsign",
             "--addsign",
@@ -54,6 +55,8 @@ class SigningKey:
             "--define",
             "__gpg /usr/bin/gpg",
         ]
+        if digest:
+            command += ["--define", f"_gpg_digest_algo {digest}"]
         subprocess.run([*command, *map(str, rpms)], env=self.env, check=True, capture_output=True)
 
     def sign_detached(self, path: Path) -> Path:

@@ -11,7 +11,6 @@ to the 1.29.6 install again (that file ends with resets); alone, it installs the
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -22,7 +21,7 @@ from tests.lab.cluster import BUNDLE_DIR, ROLES, VIP, LiveCluster, Run
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import installer_pythons, ran_under_python39
 from tests.lab.standins import CALLS_LOG
-from tests.lab.upgrade import NEXT_RELEASE, make_next_delta
+from tests.lab.upgrade import NEXT_RELEASE, unpack_delta
 
 NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
 NEW_DIR = BUNDLE_DIR.replace("1.29.6", NEXT_RELEASE)
@@ -31,21 +30,13 @@ KILL_AT = "[packages]"  # on the second control plane: after `kubeadm upgrade no
 
 
 @pytest.fixture(scope="module")
-def delta(lab_bundle, pushed_images, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    tarball, site = lab_bundle
-    return make_next_delta(tmp_path_factory.mktemp("lab-delta"), pushed_images.storage, site, tarball, TIMINGS)
-
-
-@pytest.fixture(scope="module")
-def cluster(live: LiveCluster, delta: Path) -> LiveCluster:
+def cluster(live: LiveCluster, next_delta: Path) -> LiveCluster:
     """The three nodes on 1.29.6, the delta unpacked beside the old bundle folder on each (not yet completed)."""
     for name in NODES:
         run = live.install(name)
         assert run.result.returncode == 0, f"{name}: {run.output}"
     for node in live.nodes.nodes.values():
-        shutil.copy2(delta, node.path(f"/root/{delta.name}"))
-        node.run(["tar", "-xf", delta.name])
-        node.path(f"/root/{delta.name}").unlink()
+        unpack_delta(node, next_delta)
     return live
 
 

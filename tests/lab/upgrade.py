@@ -11,22 +11,30 @@ release, so it serves as `--from` for the next delta as well as the full bundle 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import yaml
 
 from k8s_install.upgrade import kubeadm_images
 from tests.lab.bundle import build_lab_bundle
+from tests.lab.cluster import BUNDLE_DIR, ROLES, LiveCluster, Run
 from tests.lab.node import LabNode
+from tests.lab.standins import CALLS_LOG
 from tests.support.registry import Registry
 
 INSTALLED_RELEASE = "1.29.6"  # the lab bundle's
 NEXT_RELEASE = "1.29.15"  # a patch release: the same minor
 NEXT_MINOR_RELEASE = "1.30.14"  # the next minor: kubeadm upgrades one minor at a time
+
+
+def release_dir(version: str) -> str:
+    """Where a release's bundle (or completed delta) is unpacked on a lab node, beside the lab bundle."""
+    return BUNDLE_DIR.replace(INSTALLED_RELEASE, version)
 
 
 def next_release_site(site: Path, work: Path, version: str = NEXT_RELEASE) -> Path:
@@ -73,3 +81,47 @@ def unpack_delta(node: LabNode, delta: Path) -> None:
     shutil.copy2(delta, node.path(f"/root/{delta.name}"))
     node.run(["tar", "-xf", delta.name])
     node.path(f"/root/{delta.name}").unlink()
+
+
+def calls(cluster: LiveCluster, name: str) -> List[List[str]]:
+    """Every kubeadm, kubelet and kubectl call recorded on the node (tests/lab/standins.py), in order."""
+    path = cluster[name].path(CALLS_LOG)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_upgrade(cluster: LiveCluster, name: str, version: str) -> Run:
+    """`./k8s-install.pyz upgrade --role ... --yes` from the unpacked bundle of `version`."""
+    cluster.count += 1
+    started = time.monotonic()
+    argv = ["./k8s-install.pyz", "upgrade", *ROLES[name], "--yes"]
+    unit = f"k8s-lab-upgrade-{cluster.count}"
+    result = cluster[name].run(argv, timeout=900, check=False, cwd=release_dir(version), unit=unit)
+    return Run(result, time.monotonic() - started)
+
+
+def commands_and_kubelet_starts(made: List[List[str]]) -> Tuple[List[List[str]], int]:
+    """The kubeadm and kubectl calls in order, and how many times the kubelet (a unit) started: it records
+    itself when systemd has started it, so its place among the other calls is not the installer's order."""
+    return [call for call in made if call != ["kubelet"]], made.count(["kubelet"])
+
+
+def upgrade_with_calls(
+    cluster: LiveCluster, name: str, version: str, timings: Dict[str, float], label: str
+) -> Tuple[List[List[str]], int]:
+    """Upgrade the node to `version` (it must succeed), timed as `label`; the calls it made."""
+    before = len(calls(cluster, name))
+    kubelet = cluster[name].unit("kubelet", "InvocationID").get("InvocationID", "")
+    run = run_upgrade(cluster, name, version)
+    timings[label] = run.seconds
+    assert run.result.returncode == 0, run.output
+    assert f"upgrade done: {name} runs {version}" in run.output, run.output
+    if cluster[name].unit("kubelet", "InvocationID").get("InvocationID", "") != kubelet:
+        wait_for_kubelet_record(cluster, name, before)
+    return commands_and_kubelet_starts(calls(cluster, name)[before:])
+
+
+def wait_for_kubelet_record(cluster: LiveCluster, name: str, since: int, timeout: float = 30) -> None:
+    """A restarted kubelet records itself once its process runs, which may be just after the installer ended."""
+    deadline = time.monotonic() + timeout
+    while ["kubelet"] not in calls(cluster, name)[since:] and time.monotonic() < deadline:
+        time.sleep(0.1)

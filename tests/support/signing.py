@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -64,3 +65,23 @@ class SigningKey:
     def close(self) -> None:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+SIGNATURE_TAGS = (267, 268)  # RPMSIGTAG_DSA and RPMSIGTAG_RSA: the header's OpenPGP signature (EdDSA uses 267)
+
+
+def tamper_signature(rpm: Path) -> None:
+    """Flip one byte inside the OpenPGP signature in an RPM's signature header (after the 96-byte lead), so
+    the package still reads but its signature no longer verifies."""
+    data = bytearray(rpm.read_bytes())
+    start = 96
+    assert data[start : start + 3] == b"\x8e\xad\xe8", f"{rpm}: no signature header"
+    count = struct.unpack(">I", data[start + 8 : start + 12])[0]
+    store = start + 16 + 16 * count
+    for index in range(count):
+        tag, _, offset, size = struct.unpack(">IIII", data[start + 16 + 16 * index : start + 32 + 16 * index])
+        if tag in SIGNATURE_TAGS:
+            data[store + offset + size - 3] ^= 0xFF  # inside the signature's last MPI
+            rpm.write_bytes(bytes(data))
+            return
+    raise AssertionError(f"{rpm}: not signed")

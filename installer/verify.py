@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 import yaml
 
 from k8s_install.errors import InstallError
-from k8s_install.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
+from k8s_install.layout import DELTA_NAME, IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
 from k8s_install.signature import TrustedSigners, check_signature, describe_unchecked
 
 CHUNK = 1 << 20
@@ -107,16 +107,17 @@ def declared_files(manifest: dict) -> Dict[str, Tuple[str, Optional[int]]]:
 
 
 def check_consistency(
-    sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], manifest_text: bytes, where: str
+    sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], manifest_text: bytes, where: str, partial: bool = False
 ) -> None:
-    """Compare what is present (`actual`: path -> (sha256, size)) with SHA256SUMS and bundle.yaml."""
+    """Compare what is present (`actual`: path -> (sha256, size)) with SHA256SUMS and bundle.yaml; `partial`
+    (a delta bundle) lets files SHA256SUMS lists be missing: its base holds them."""
     missing = sorted(set(sums) - set(actual))
-    if missing:
+    if missing and not partial:
         raise InstallError(f"{where}: {len(missing)} file(s) listed in {SUMS_NAME} are missing, first {missing[0]}")
     extra = sorted(set(actual) - set(sums))
     if extra:
         raise InstallError(f"{where}: {extra[0]} is not listed in {SUMS_NAME}: remove it or rebuild the bundle")
-    for path in sorted(sums):
+    for path in sorted(set(sums) & set(actual)):
         if actual[path][0] != sums[path]:
             raise InstallError(
                 f"{where}: {path} is corrupted: sha256 {actual[path][0]}, expected {sums[path]}; re-copy the bundle"
@@ -133,7 +134,7 @@ def check_consistency(
             raise InstallError(f"{where}: {MANIFEST_NAME} names {path}, which is not in {SUMS_NAME}")
         if sums[path] != digest:
             raise InstallError(f"{where}: {MANIFEST_NAME} and {SUMS_NAME} disagree on the sha256 of {path}")
-        if size is not None and actual[path][1] != size:
+        if size is not None and path in actual and actual[path][1] != size:
             raise InstallError(f"{where}: {path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
 
 
@@ -199,8 +200,12 @@ def _largest_first(root: Path, paths: Iterable[str]) -> List[str]:
     return sorted(paths, key=lambda p: -(root / p).stat().st_size)
 
 
-def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] = None) -> VerifyResult:
-    """Verify a bundle tarball in place, without unpacking it (uncompressed tar only)."""
+def verify_tarball(
+    path: Path, jobs: int = 0, signers: Optional[TrustedSigners] = None, delta: bool = False
+) -> VerifyResult:
+    """Verify a bundle tarball in place, without unpacking it (uncompressed tar only). With `delta`, a delta
+    bundle's tarball: its DELTA.yaml is required, and the files it left out (its base holds them) may be
+    missing; every file it does carry must match."""
     path = Path(path)
     where = str(path)
     try:
@@ -233,6 +238,8 @@ def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] 
         raise InstallError(f"{where}: no {SUMS_NAME} in the tarball: this is not a bundle")
     sums_member = files.pop(SUMS_NAME)
     sums_bytes = _read_member(path, sums_member)
+    if delta and files.pop(DELTA_NAME, None) is None:
+        raise InstallError(f"{where}: no {DELTA_NAME} in the tarball: this is not a delta bundle")
     sig_member = files.pop(SIGNATURE_NAME, None)
     signature = _read_member(path, sig_member) if sig_member is not None else None
     status = signature_status(sums_bytes, signature, signers, where)
@@ -247,7 +254,7 @@ def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         actual = dict(pool.map(measure, ordered))
     manifest_text = _read_member(path, files[MANIFEST_NAME]) if MANIFEST_NAME in files else b""
-    check_consistency(sums, actual, manifest_text, where)
+    check_consistency(sums, actual, manifest_text, where, partial=delta)
     total = sum(member.size for member in files.values())
     return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
 

@@ -6,7 +6,7 @@ from typing import List
 
 from k8s_install.engine import Step
 from k8s_install.steps.chrony import Chrony
-from k8s_install.steps.cluster import ApiVip, Calico, ClusterFiles, KubeadmInit, KubeadmJoin
+from k8s_install.steps.cluster import ApiVip, Calico, CalicoUpgrade, ClusterFiles, KubeadmInit, KubeadmJoin
 from k8s_install.steps.containerd import ContainerdConfig, RuntimeServices
 from k8s_install.steps.firewall import Firewall
 from k8s_install.steps.images import Images
@@ -50,11 +50,11 @@ def steps_for(role: str, first: bool) -> List[Step]:
 
 
 def upgrade_steps(role: str, first: bool) -> List[Step]:
-    """kubeadm's upgrade order for this node (installer/steps/upgrade.py); the runtime goes to the bundle's
-    release while the node is drained."""
+    """kubeadm's upgrade order for this node (installer/steps/upgrade.py): Calico right after `kubeadm upgrade
+    apply` on the first control plane; the runtime goes to the bundle's release while the node is drained."""
     from k8s_install.steps import upgrade
 
-    kubeadm: List[Step] = [upgrade.KubeadmUpgradeApply() if first else upgrade.KubeadmUpgradeNode()]
+    kubeadm: List[Step] = [upgrade.KubeadmUpgradeApply(), CalicoUpgrade()] if first else [upgrade.KubeadmUpgradeNode()]
     before = [upgrade.UpgradePreflight(), upgrade.KubeadmPackage(), Images()]
     if role == "worker":  # workers: drained before `kubeadm upgrade node`
         before += [upgrade.Drain(), *kubeadm]

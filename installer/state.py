@@ -36,6 +36,11 @@ class State:
         record["sha256"] = sha256
         self.save()
 
+    def drop_file(self, path: str) -> None:
+        """The installer no longer manages `path` (undone)."""
+        if self.data["files"].pop(path, None) is not None:
+            self.save()
+
     def files(self) -> Dict[str, Dict[str, Any]]:
         return dict(self.data["files"])
 

@@ -21,7 +21,7 @@ import yaml
 
 from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.image_index import INDEX_PATH, check_image_index
-from k8s_install.layout import IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
+from k8s_install.layout import DELTA_NAME, IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
 from k8s_install.manifest_shape import check_manifest_shape, load_manifest_yaml
 from k8s_install.signature import TrustedSigners, check_signature, describe_unchecked
 
@@ -136,17 +136,22 @@ def declared_files(manifest: dict) -> Dict[str, Tuple[str, Optional[int]]]:
 
 
 def check_consistency(
-    sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], read: Callable[[str], bytes], where: str
+    sums: Dict[str, str],
+    actual: Dict[str, Tuple[str, int]],
+    read: Callable[[str], bytes],
+    where: str,
+    partial: bool = False,
 ) -> None:
     """Compare what is present (`actual`: path -> (sha256, size)) with SHA256SUMS and bundle.yaml, and bundle.yaml's
-    images with images/index.json; `read` gives the bytes of a file of the bundle."""
+    images with images/index.json; `read` gives the bytes of a file of the bundle. `partial` (a delta bundle)
+    lets files SHA256SUMS lists be missing: its base holds them."""
     missing = sorted(set(sums) - set(actual))
-    if missing:
+    if missing and not partial:
         raise InstallError(f"{where}: {len(missing)} file(s) listed in {SUMS_NAME} are missing, first {missing[0]}")
     extra = sorted(set(actual) - set(sums))
     if extra:
         raise InstallError(f"{where}: {extra[0]} is not listed in {SUMS_NAME}: remove it or rebuild the bundle")
-    for path in sorted(sums):
+    for path in sorted(set(sums) & set(actual)):
         if actual[path][0] != sums[path]:
             raise InstallError(
                 f"{where}: {path} is corrupted: sha256 {actual[path][0]}, expected {sums[path]}; re-copy the bundle"
@@ -163,9 +168,11 @@ def check_consistency(
             raise InstallError(f"{where}: {MANIFEST_NAME} names {path}, which is not in {SUMS_NAME}")
         if sums[path] != digest:
             raise InstallError(f"{where}: {MANIFEST_NAME} and {SUMS_NAME} disagree on the sha256 of {path}")
-        if size is not None and actual[path][1] != size:
+        if size is not None and path in actual and actual[path][1] != size:
             raise InstallError(f"{where}: {path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
-    check_image_index(manifest, read(INDEX_PATH) if INDEX_PATH in actual else None, set(actual), where)
+    if partial and INDEX_PATH not in actual:
+        return  # a delta without a new image index: the base's is checked once the delta is completed
+    check_image_index(manifest, read(INDEX_PATH) if INDEX_PATH in actual else None, set(sums), where)
 
 
 BLOBS_PREFIX = f"{IMAGES_DIR}/blobs/sha256/"
@@ -237,8 +244,12 @@ def _largest_first(root: Path, paths: Iterable[str]) -> List[str]:
     return sorted(paths, key=lambda p: -(root / p).stat().st_size)
 
 
-def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] = None) -> VerifyResult:
-    """Verify a bundle tarball in place, without unpacking it (uncompressed tar only)."""
+def verify_tarball(
+    path: Path, jobs: int = 0, signers: Optional[TrustedSigners] = None, delta: bool = False
+) -> VerifyResult:
+    """Verify a bundle tarball in place, without unpacking it (uncompressed tar only). With `delta`, a delta
+    bundle's tarball: its DELTA.yaml is required, and the files it left out (its base holds them) may be
+    missing; every file it does carry must match."""
     path = Path(path)
     where = str(path)
     try:
@@ -271,6 +282,8 @@ def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] 
         raise InstallError(f"{where}: no {SUMS_NAME} in the tarball: this is not a bundle")
     sums_member = files.pop(SUMS_NAME)
     sums_bytes = _read_member(path, sums_member)
+    if delta and files.pop(DELTA_NAME, None) is None:
+        raise InstallError(f"{where}: no {DELTA_NAME} in the tarball: this is not a delta bundle")
     sig_member = files.pop(SIGNATURE_NAME, None)
     signature = _read_member(path, sig_member) if sig_member is not None else None
     status = signature_status(sums_bytes, signature, signers, where)
@@ -284,7 +297,7 @@ def verify_tarball(path: Path, jobs: int = 0, signers: Optional[TrustedSigners] 
     ordered = sorted(files.items(), key=lambda item: -item[1].size)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         actual = dict(pool.map(measure, ordered))
-    check_consistency(sums, actual, lambda relative: _read_member(path, files[relative]), where)
+    check_consistency(sums, actual, lambda relative: _read_member(path, files[relative]), where, partial=delta)
     total = sum(member.size for member in files.values())
     return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -23,7 +24,7 @@ from tests.support.ansible_output import recap, task_hosts
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
 from tests.support.netns import Lab
-from tests.support.node_bundle import TOP, build_node_bundle
+from tests.support.node_bundle import TOP, build_node_bundle, node_release_manifest
 from tests.support.sandbox import add_kubelet_unit, make_el9_root
 from tests.support.ssh_nodes import SSHD, SshNodes, ansible_playbook
 from tests.support.upgrade_standin import recorded_actions, retargeted_tarball
@@ -78,6 +79,39 @@ def site(prerequisites: str, tmp_path_factory: pytest.TempPathFactory, cluster_s
         mirror.stop()
     cluster = write_cluster(work / "site", cluster_secrets, NODES)
     return Site(work, cluster, work / "build" / "out" / f"{TOP}.tar", prerequisites)
+
+
+DELTA_TO = "1.29.15"
+DELTA_TOP = TOP.replace("1.29.6", DELTA_TO)
+
+
+@pytest.fixture(scope="module")
+def delta(site: Site) -> Path:
+    """The delta tarball of a 1.29.15 bundle over the site's 1.29.6 one, built by the real builder `--from` it."""
+    work = site.work / "delta"
+    work.mkdir()
+    mirror = MirrorServer().start()
+    try:
+        manifest = work / "release.yaml"
+        manifest.write_text(yaml.safe_dump(node_release_manifest(mirror, {"kubernetes": DELTA_TO})))
+        built = bundler(
+            "build", "--allow-incomplete", "--manifest", str(manifest), "--mirror", mirror.url,
+            "--cache", str(work / "cache"), "--output", str(work / "out"), "--from", str(site.tarball),
+        )  # fmt: skip
+    finally:
+        mirror.stop()
+    assert built.returncode == 0, built.stderr
+    return work / "out" / f"{DELTA_TOP}-delta.tar"
+
+
+def delta_site(site: Site, delta: Path, folder: Path) -> Site:
+    """cluster.yaml moved to the delta's release, beside the same secrets."""
+    shutil.copytree(site.cluster.parent, folder)
+    config = folder / "cluster.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["kubernetes_version"] = DELTA_TO
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    return site._replace(cluster=config, tarball=delta)
 
 
 def bundler(*args: str) -> subprocess.CompletedProcess:
@@ -178,6 +212,61 @@ def test_bad_inputs_are_one_line_and_write_nothing(site: Site, tmp_path: Path) -
         assert result.stderr.startswith("bundler: error: ") and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert not out.exists()
+
+
+def _first_play_tasks(path: Path) -> List[str]:
+    return [task["name"] for task in yaml.safe_load(path.read_text())[0]["tasks"]]
+
+
+def test_a_delta_bundle_is_completed_from_the_base_the_install_left_before_anything_runs(
+    site: Site, delta: Path, tmp_path: Path
+) -> None:
+    new = delta_site(site, delta, tmp_path / "site")
+    result = generate(new, tmp_path / "ansible")
+    assert result.returncode == 0, result.stderr
+    variables = yaml.safe_load((tmp_path / "ansible" / "inventory.yml").read_text())["all"]["vars"]
+    base_sums = subprocess.run(["tar", "-xOf", str(site.tarball), f"{TOP}/SHA256SUMS"], capture_output=True, check=True)
+    assert (variables["k8s_bundle_name"], variables["k8s_bundle_base"]) == (DELTA_TOP, TOP)  # derived, not typed
+    assert variables["k8s_bundle_base_sums_sha256"] == hashlib.sha256(base_sums.stdout).hexdigest()
+    delta_sums = subprocess.run(["tar", "-xOf", str(delta), f"{DELTA_TOP}/SHA256SUMS"], capture_output=True, check=True)
+    assert variables["k8s_bundle_sums_sha256"] == hashlib.sha256(delta_sums.stdout).hexdigest()  # the full new sums
+    for name in ("k8s-upgrade.yml", "k8s-cluster.yml"):
+        playbook = tmp_path / "ansible" / name
+        tasks = _first_play_tasks(playbook)
+        completes = "Delta: complete it from its base (k8s-install.pyz verify --base)"
+        assert tasks.index("Copy and unpack the bundle (skipped when its SHA256SUMS matches)") < tasks.index(completes)
+        assert tasks.index(completes) < tasks.index("Verify every file of the bundle")
+        first_play = yaml.safe_load(playbook.read_text())[0]["tasks"]
+        task = next(task for task in first_play if task["name"] == completes)
+        assert task["ansible.builtin.command"]["argv"][2:] == ["verify", "--base", "{{ k8s_base_dir }}"]
+        where = next(task for task in first_play if task.get("ansible.builtin.set_fact", {}).get("k8s_base_dir"))
+        assert where["ansible.builtin.set_fact"]["k8s_base_dir"] == "{{ k8s_remote_dir }}/{{ k8s_bundle_base }}"
+        modules = set(_modules(first_play))
+        assert all(module.startswith("ansible.builtin.") for module in modules), modules
+        check = subprocess.run(
+            [ansible_playbook() or "", "-i", "inventory.yml", name, "--syntax-check"],
+            cwd=tmp_path / "ansible", capture_output=True, text=True,
+        )  # fmt: skip
+        assert check.returncode == 0, check.stdout + check.stderr
+    full = generate(site, tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    assert "k8s_bundle_base" not in (tmp_path / "full" / "inventory.yml").read_text()
+    for name in ("k8s-upgrade.yml", "k8s-cluster.yml"):
+        assert not [task for task in _first_play_tasks(tmp_path / "full" / name) if task.startswith("Delta")]
+
+
+def test_a_damaged_delta_is_refused_in_one_line(site: Site, delta: Path, tmp_path: Path) -> None:
+    new = delta_site(site, delta, tmp_path / "site")
+    with tarfile.open(delta) as archive:
+        member = archive.getmember(f"{DELTA_TOP}/k8s-install.pyz")
+    data = bytearray(delta.read_bytes())
+    data[member.offset_data + member.size // 2] ^= 1
+    damaged = tmp_path / delta.name
+    damaged.write_bytes(bytes(data))
+    result = generate(new._replace(tarball=damaged), tmp_path / "out")
+    assert result.returncode == 1 and result.stderr.startswith("bundler: error: "), result.stderr
+    assert "k8s-install.pyz is corrupted" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 # --- the playbook against SSH nodes -----------------------------------------------------------------------

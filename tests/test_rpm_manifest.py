@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from bundler import paths
 from bundler.errors import BundlerError
 from bundler.manifest import load_release
+from bundler.rpm.keys import load_fingerprint_pins
 from bundler.rpm.spec import rpm_spec
 
 
@@ -50,9 +52,35 @@ def test_real_release_names_repositories_for_both_arches_and_a_mirror() -> None:
                      "packages": ["a"]}}, "gpgkey_fingerprint is set but gpgkey (the key's URL) is not"),
         ({"rocky9": {"repositories": [{"id": "a", "baseurl": "https://x/"}, {"id": "a", "baseurl": "https://y/"}],
                      "packages": ["a"]}}, "two repositories share one id"),
+        ({"rocky9": {"repositories": [{"id": "x", "baseurl": "https://x/"}, {"id": "baseos", "baseurl": "https://y/",
+                                       "gpgkey": "https://y/k", "metadata_signed": "nope"}], "packages": ["a"]}},
+         "release.yaml: rpm.rocky9.repositories[1] (repository baseos): metadata_signed must be true or false "
+         "(false: the repository publishes no repomd.xml.asc), got 'nope'"),
+        ({"rocky9": {"repositories": [{"id": "baseos", "baseurl": "https://y/", "metadata_signed": False}],
+                     "packages": ["a"]}},
+         "release.yaml: rpm.rocky9.repositories[0] (repository baseos): metadata_signed is set but gpgkey (the key's "
+         "URL) is not"),
     ],
 )  # fmt: skip
 def test_bad_rpm_section_is_one_clear_error(section: dict, message: str) -> None:
     with pytest.raises(BundlerError) as error:
         rpm_spec({"rpm": section}, "rocky9", str(Path("release.yaml")))
-    assert message in str(error.value)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("version", paths.supported_versions())
+def test_every_release_pins_each_repository_key_and_marks_rocky_metadata_unsigned(version: str) -> None:
+    """pkgs.k8s.io (OBS) signs repomd.xml; Rocky Linux 9 BaseOS/AppStream sign their packages but publish no
+    repomd.xml.asc, so a pinned key there must not demand one."""
+    release = load_release(version, None)
+    spec = rpm_spec(release.raw, "rocky9", str(release.source))
+    assert spec is not None
+    pins = load_fingerprint_pins(paths.key_pins_path(version))
+    signed = {repo.id: repo.metadata_signed for repo in spec.repositories}
+    assert signed == {"kubernetes": None, "baseos": False, "appstream": False}
+    fingerprints = {repo.id: pins.get(repo.gpgkey or "") for repo in spec.repositories}
+    assert fingerprints == {
+        "kubernetes": "DE15B14486CD377B9E876E1A234654DA9A296436",  # one OBS key for every core:/stable: minor
+        "baseos": "21CB256AE16FC54C6E652949702D426D350D275D",
+        "appstream": "21CB256AE16FC54C6E652949702D426D350D275D",
+    }

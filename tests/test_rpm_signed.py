@@ -60,14 +60,24 @@ def test_signed_repository_installs_with_gpgcheck_on(
     assert plan_packages(bundle, root) == []
 
 
-def test_unsigned_packages_are_refused_when_gpgcheck_is_on(
-    release: StandInRelease, rpm_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
+def test_the_node_refuses_packages_not_signed_by_the_bundle_keys(
+    release: StandInRelease, signed_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
 ) -> None:
-    add_rpm_section(release, rpm_graph, name="unsigned-rpms", signer=signing_key)  # repomd signed, RPMs not
+    """The build proves each package against its repository's key (tests/test_rpm_package_signatures.py); on
+    the node, dnf's gpgcheck proves them again against the keys the bundle carries: with other keys, none
+    installs."""
+    add_rpm_section(release, signed_graph, name="node-keys", signer=signing_key)
     bundle = build_and_unpack(release, tmp_path)
-    root = minimal_node(tmp_path / "root", rpm_graph)
-    with pytest.raises(InstallError, match="is not signed"):
+    impostor = SigningKey("impostor")
+    try:
+        for key in (bundle / "rpms" / "keys").glob("*.asc"):
+            key.write_bytes(impostor.public)
+    finally:
+        impostor.close()
+    root = minimal_node(tmp_path / "root", signed_graph)
+    with pytest.raises(InstallError, match="Public key for .* is not installed.*GPG check FAILED"):
         install_packages(bundle, root, releasever="9", run=OfflineRunner())
+    assert "kubelet-0:1.29.6-150500.1.1.x86_64" not in installed(root)
 
 
 def test_repomd_signed_by_another_key_fails_the_build(

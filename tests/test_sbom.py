@@ -54,7 +54,9 @@ def built(
     try:
         with Registry(storage, root / "registry") as registry:
             release = StandInRelease(mirror, root)
-            add_rpm_section(release, rpm_graph, signer=repo_key)
+            signed = rpm_graph.copy(root / "signed-rpms")  # the builder checks each RPM's signature
+            repo_key.sign_rpms(list(signed.rpms.values()))
+            add_rpm_section(release, signed, signer=repo_key)
             images = [f"{registry.host}/test/busybox:1.0", f"{registry.host}/test/app:2.0"]
             release.set_images(images)
             outputs = []

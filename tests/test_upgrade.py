@@ -4,6 +4,7 @@ exact commands the upgrade would run, in kubeadm's order, and that re-runs and s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,10 @@ from typing import Iterator, List
 import pytest
 import yaml
 
+from k8s_install.bundle import load_bundle
+from k8s_install.cluster.calico import render_calico
+from k8s_install.cluster.config import load_cluster_config
+from k8s_install.steps.cluster import CALICO_APPLIED_KEY, CALICO_MANIFEST
 from k8s_install.upgrade import apiserver_version, skew_problem
 from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
@@ -52,6 +57,25 @@ def old_node(root: Path, control_plane: bool, state: dict) -> Path:
     return root
 
 
+def installed_calico(root: Path, bundle: Path, site: Path, older: bool = False) -> bytes:
+    """What the install left on the first control plane: the bundle's Calico manifest rendered for the cluster
+    in /etc/k8s-install/calico.yaml and recorded in the state as applied; with `older`, one of another Calico
+    release. Returns what the bundle renders."""
+    config = load_cluster_config(site).config
+    data = render_calico(load_bundle(bundle).artifact("calico-manifest").read_text(), config).encode()
+    installed = data.replace(b"calico/node:", b"calico/node-older:") if older else data
+    target = root / CALICO_MANIFEST.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(installed)
+    state_file = root / "var/lib/k8s-install/state.json"
+    state = json.loads(state_file.read_text())
+    sha256 = hashlib.sha256(installed).hexdigest()
+    state.setdefault("files", {})[CALICO_MANIFEST] = {"sha256": sha256, "backup": None}
+    state[CALICO_APPLIED_KEY] = sha256
+    state_file.write_text(json.dumps(state))
+    return data
+
+
 def upgrade(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *flags: str):
     return run_pyz(python39, bundle, tmp_path, root, ip, "upgrade", *flags)
 
@@ -85,6 +109,7 @@ def test_first_control_plane_in_kubeadm_order_then_a_rerun_changes_nothing(
     python39: str, bundle: Path, site: Path, tmp_path: Path
 ) -> None:
     root = old_node(tmp_path / "mn01", True, {})
+    installed_calico(root, bundle, site)
     first = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "upgrade of k8s-mn01: 1.29.6 -> 1.30.14" in first.stdout
@@ -149,6 +174,7 @@ def test_a_stopped_upgrade_goes_on_from_the_next_action(
 ) -> None:
     stopped = {"upgrade": {"from": "1.29.6", "to": TARGET, "done": ["kubeadm-upgrade-plan", "kubeadm-upgrade-apply"]}}
     root = old_node(tmp_path / "mn01", True, stopped)
+    installed_calico(root, bundle, site)
     result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert actions(root)[:2] == [f"{ADMIN} get --raw /readyz", f"{ADMIN} drain k8s-mn01 --ignore-daemonsets"]
@@ -228,3 +254,54 @@ def test_install_from_a_newer_bundle_on_an_installed_node_points_to_upgrade(
         )
     assert (root / "var/lib/k8s-install/state.json").read_text() == before
     assert not (root / "etc/containerd/config.toml").exists()
+
+
+def test_a_changed_calico_manifest_is_applied_right_after_upgrade_apply(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    """A release carrying another Calico: the first control plane applies it after `kubeadm upgrade apply`
+    (kubeadm's order: then the CNI plugin), and the other nodes never do."""
+    root = old_node(tmp_path / "mn01", True, {})
+    new = installed_calico(root, bundle, site, older=True)
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert actions(root)[2:5] == [
+        "kubeadm upgrade apply v1.30.14 --yes",
+        f"{ADMIN} apply -f {CALICO_MANIFEST}",
+        f"{ADMIN} drain k8s-mn01 --ignore-daemonsets",
+    ]
+    assert (root / CALICO_MANIFEST.lstrip("/")).read_bytes() == new
+    (root / "var/log/k8s-install.log").unlink()  # the apply failed after the file was written: a re-run applies
+    again = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
+    assert again.returncode == 0 and f"{ADMIN} apply -f {CALICO_MANIFEST}" in actions(root), again.stdout
+    other = old_node(tmp_path / "mn02", True, {})
+    result = upgrade(python39, bundle, tmp_path, other, f"{SUBNET}.22", "--role", "control-plane", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not any(" apply -f " in action for action in actions(other))
+
+
+def test_binaries_the_new_runtime_no_longer_ships_are_retired(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    """containerd 1.6 installs containerd-shim and containerd-shim-runc-v1, which 1.7 and 2.x no longer ship:
+    after the runtime upgrade the installer's copy is gone, and a binary it had replaced (here a CNI plugin
+    of the kubernetes-cni RPM) is put back as it was; an operator's own file beside them is left alone."""
+    shim, plugin, own = "/usr/local/bin/containerd-shim-runc-v1", "/opt/cni/bin/old-plugin", "/usr/local/bin/mine"
+    backup = f"/var/lib/k8s-install/backups{plugin}.orig"
+    files = {
+        shim: {"sha256": hashlib.sha256(b"shim v1").hexdigest(), "backup": None},
+        plugin: {"sha256": hashlib.sha256(b"installer's plugin").hexdigest(), "backup": backup},
+    }
+    root = old_node(tmp_path / "wn01", False, {"files": files})
+    for path, data in ((shim, b"shim v1"), (plugin, b"installer's plugin"), (backup, b"rpm's plugin"), (own, b"x")):
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / path.lstrip("/")).write_bytes(data)
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.100", "--role", "worker", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"retire {shim} (not in this bundle's runtime)" in result.stdout
+    assert not (root / shim.lstrip("/")).exists()
+    assert (root / plugin.lstrip("/")).read_bytes() == b"rpm's plugin"
+    assert (root / own.lstrip("/")).read_bytes() == b"x"
+    state = json.loads((root / "var/lib/k8s-install/state.json").read_text())
+    assert shim not in state["files"] and plugin not in state["files"]
+    assert (root / "usr/local/bin/containerd").exists()  # the bundle's runtime is in place

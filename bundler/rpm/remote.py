@@ -1,5 +1,6 @@
 """One remote RPM repository as the builder sees it: its repomd.xml (signature checked when the key is
-pinned), then primary and filelists fetched by the checksums repomd.xml gives."""
+pinned, unless the manifest says the repository publishes none: `metadata_signed: false`), then primary and
+filelists fetched by the checksums repomd.xml gives."""
 
 from __future__ import annotations
 
@@ -65,8 +66,10 @@ class RemoteRepository:
         downloader: Downloader,
         fingerprint: Optional[str] = None,
         locked: Optional[Dict[str, str]] = None,
+        manifest: str = "the release manifest",
     ) -> None:
         self.spec = spec
+        self.manifest = manifest  # for messages that say which field to change
         self.fingerprint = spec.gpgkey_fingerprint or fingerprint  # the key's pin, from the manifest or checksums/
         self.key_info: Optional[KeyInfo] = None
         self.locked = locked or {}  # "repomd", "signature", "key" -> sha256 from --lock: taken from the cache
@@ -91,14 +94,17 @@ class RemoteRepository:
                 self.key = self._unpinned("key", f"{self.id} key", self.spec.gpgkey)
             if self.fingerprint:
                 self.key_info = check_key(self.key.path, self.fingerprint, self.spec.gpgkey, where)
-        if (self.spec.gpgkey_sha256 or self.fingerprint) and self.key is not None:
+        if self.metadata_must_be_signed and self.key is not None:
             signature_url = self.url + "repodata/repomd.xml.asc"
             try:
                 signature = self._unpinned("signature", f"{self.id} repomd.xml.asc", signature_url)
             except BundlerError as error:
+                why = "its key is pinned" if self.key_pinned else f"{self.manifest} says metadata_signed: true"
                 raise BundlerError(
-                    f"{where}: its key is pinned, so repomd.xml must be signed, but {signature_url} could not be "
-                    f"fetched ({error}); if the repository does not sign its metadata, remove the key's pin"
+                    f"{where}: {why}, so repomd.xml must be signed, but {signature_url} could not be "
+                    f"fetched ({error}); if the repository publishes no metadata signature (Rocky Linux, Fedora, "
+                    f"EPEL and RHEL do not), set `metadata_signed: false` on repository {self.id} in "
+                    f"{self.manifest}: the pinned key then checks every package's signature instead"
                 ) from None
             self.signature_sha256 = signature.sha256
             self.signer = verify_detached(fetched.path, signature.path, self.key.path, where)
@@ -109,6 +115,24 @@ class RemoteRepository:
         self.repomd = parse_repomd(fetched.path.read_bytes(), f"repository {self.id} ({self.url})")
         primary = (self._metadata("primary"), self.repomd.files["primary"].href)
         return RepoMetadata(self.id, primary, self._filelists_file)
+
+    @property
+    def key_pinned(self) -> bool:
+        return self.spec.gpgkey_sha256 is not None or self.fingerprint is not None
+
+    @property
+    def metadata_must_be_signed(self) -> bool:
+        """The manifest's `metadata_signed` when given, else: whenever the key is pinned."""
+        return self.key_pinned if self.spec.metadata_signed is None else self.spec.metadata_signed
+
+    @property
+    def metadata_check(self) -> str:
+        """What was proven about repomd.xml, for bundle.yaml."""
+        if self.signer:
+            return f"verified ({self.signer})"
+        if self.spec.metadata_signed is False:
+            return "not published (metadata_signed: false)"
+        return "not checked (no pinned key)"
 
     def _filelists_file(self) -> Optional[Tuple[Path, str]]:
         entry = self._entry("filelists")

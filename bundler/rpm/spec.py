@@ -10,6 +10,9 @@ rpm:
         gpgkey_fingerprint: <hex> # optional (else checksums/k8s-<version>.keys names it by the key's URL);
                                   # when pinned, repomd.xml.asc must verify against this key
         gpgkey_sha256: <hex>     # optional, older form of a pin: the key file's sha256
+        metadata_signed: false   # optional: the repository publishes no repomd.xml.asc (Rocky, Fedora, EPEL,
+                                 # RHEL): its pinned key then checks only the packages (default: signed
+                                 # whenever the key is pinned)
         mirrors: {aliyun: https://mirrors.aliyun.com/kubernetes-new/core/stable/v1.29/rpm/}
     packages: ["kubeadm = 1.29.6", socat]   # `name` or `name OP version`; a version pins the name
     assumed_installed: [glibc, bash]        # left out of the minimal closure
@@ -42,6 +45,7 @@ class RepositorySpec:
     gpgkey_sha256: Optional[str] = None
     gpgkey_fingerprint: Optional[str] = None
     mirrors: Tuple[Tuple[str, str], ...] = ()
+    metadata_signed: Optional[bool] = None  # None: signed whenever the key is pinned; False: never signed
 
     def url_for(self, arch: str, mirror: Optional[str] = None) -> str:
         """The base URL for one arch, from the named mirror when this repository has one."""
@@ -93,6 +97,7 @@ def _repository(entry: Any, where: str) -> RepositorySpec:
             )
         if not entry.get("gpgkey"):
             raise BundlerError(f"{where}: gpgkey_fingerprint is set but gpgkey (the key's URL) is not")
+    metadata_signed = _metadata_signed(entry, where)
     mirrors = entry.get("mirrors") or {}
     if not isinstance(mirrors, dict):
         raise BundlerError(f"{where}: mirrors must map a mirror name to a base URL")
@@ -103,7 +108,32 @@ def _repository(entry: Any, where: str) -> RepositorySpec:
         gpgkey_sha256=key_sum,
         gpgkey_fingerprint=normalize(str(fingerprint)) if fingerprint is not None else None,
         mirrors=tuple(sorted((str(k), _url(v, f"{where}: mirrors.{k}")) for k, v in mirrors.items())),
+        metadata_signed=metadata_signed,
     )
+
+
+def _metadata_signed(entry: Dict[str, Any], where: str) -> Optional[bool]:
+    """`metadata_signed`: whether the repository signs repomd.xml (repomd.xml.asc); None when not given."""
+    if "metadata_signed" not in entry:
+        return None
+    value = entry["metadata_signed"]
+    if not isinstance(value, bool):
+        raise BundlerError(
+            f"{where}: metadata_signed must be true or false (false: the repository publishes no "
+            f"repomd.xml.asc), got {value!r}"
+        )
+    if not entry.get("gpgkey"):
+        raise BundlerError(
+            f"{where}: metadata_signed is set but gpgkey (the key's URL) is not: without a key neither the "
+            "metadata nor the packages can be checked; add the repository's gpgkey or remove metadata_signed"
+        )
+    return value
+
+
+def _repository_where(where: str, index: int, entry: Any) -> str:
+    """`<manifest>: rpm.<os>.repositories[<i>]`, with the repository's id when it has one."""
+    name = entry.get("id") if isinstance(entry, dict) else None
+    return f"{where}.repositories[{index}]" + (f" (repository {name})" if isinstance(name, str) else "")
 
 
 def rpm_spec(raw: Dict[str, Any], os_id: str, source: str) -> Optional[RpmSpec]:
@@ -122,7 +152,7 @@ def rpm_spec(raw: Dict[str, Any], os_id: str, source: str) -> Optional[RpmSpec]:
     repos = entry.get("repositories")
     if not isinstance(repos, list) or not repos:
         raise BundlerError(f"{where}: field 'repositories' must be a non-empty list")
-    repositories = tuple(_repository(r, f"{where}.repositories[{i}]") for i, r in enumerate(repos))
+    repositories = tuple(_repository(r, _repository_where(where, i, r)) for i, r in enumerate(repos))
     ids = [r.id for r in repositories]
     if len(set(ids)) != len(ids):
         raise BundlerError(f"{where}.repositories: two repositories share one id")

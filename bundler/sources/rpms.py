@@ -13,6 +13,7 @@ from bundler.errors import BundlerError
 from bundler.paths import key_pins_path
 from bundler.plan import Blob, ProgressCallback, SourcePlan
 from bundler.rpm.keys import load_fingerprint_pins
+from bundler.rpm.package_signatures import PackageFile, RepositoryPackages, verify_signatures
 from bundler.rpm.remote import RemoteRepository, fetch_checked
 from bundler.rpm.repo_writer import PACKAGES, PublishedPackage, write_repodata
 from bundler.rpm.repodata import EVR, Dependency, Package
@@ -117,12 +118,14 @@ def plan_rpms(context: BuildContext) -> Optional[SourcePlan]:
     closure, mirror = _options(context, spec)
     key_pins = load_fingerprint_pins(key_pins_path(context.release.kubernetes))
     pinned = locked_metadata(context.lock)
+    manifest = str(context.release.source)
     repos = [
         RemoteRepository(
-            r, r.url_for(context.arch, mirror), context.downloader, key_pins.get(r.gpgkey or ""), pinned.get(r.id)
+            r, r.url_for(context.arch, mirror), context.downloader, key_pins.get(r.gpgkey or ""), pinned.get(r.id),
+            manifest,
         )
         for r in spec.repositories
-    ]
+    ]  # fmt: skip
     policy = Policy(rpm_arch(context.arch), closure)
     resolution = resolve(context, spec, repos, policy)
     for warning in resolution.warnings:
@@ -133,6 +136,7 @@ def plan_rpms(context: BuildContext) -> Optional[SourcePlan]:
     def publish_packages(fetched: Mapping[str, Fetched]) -> None:
         results = [fetched[blob.key] for blob in blobs]
         check_lock(context, resolution.packages, results)
+        checked = check_package_signatures(repos, resolution.packages, results)
         published = []
         for repo in repos:
             mine = [(p, f) for p, f in zip(resolution.packages, results) if p.repo == repo.id]
@@ -145,7 +149,7 @@ def plan_rpms(context: BuildContext) -> Optional[SourcePlan]:
                 published.append(
                     PublishedPackage(package, elements[package.checksum], listed, result.sha256, result.size)
                 )
-        publish(context, spec, repos, resolution, published, policy, mirror)
+        publish(context, spec, repos, resolution, published, policy, mirror, checked)
 
     details = {
         "closure": closure,
@@ -153,6 +157,33 @@ def plan_rpms(context: BuildContext) -> Optional[SourcePlan]:
         "packages": [package.name for package in resolution.packages],
     }
     return SourcePlan(KIND, blobs, publish_packages, details)
+
+
+def check_package_signatures(
+    repos: List[RemoteRepository], packages: Tuple[Package, ...], fetched: List[Fetched]
+) -> Dict[str, int]:
+    """Every downloaded RPM against the key of its repository, with rpmkeys (bundler/rpm/package_signatures.py),
+    before anything is written; repository id -> packages checked. A repository without a key is said
+    aloud: nothing proves who made its packages, and dnf's gpgcheck on the node refuses them."""
+    groups = []
+    for repo in repos:
+        mine = tuple(PackageFile(p.nevra, f.path) for p, f in zip(packages, fetched) if p.repo == repo.id)
+        if not mine:
+            continue
+        if repo.key is None:
+            print(
+                f"warning: repository {repo.id} names no gpgkey: the signatures of its {len(mine)} RPM(s) are not "
+                "checked, and the node's dnf refuses them unless the installer runs with --no-gpgcheck",
+                file=sys.stderr,
+            )
+            continue
+        label = repo.key_info.fingerprint if repo.key_info else (repo.spec.gpgkey or repo.id)
+        groups.append(RepositoryPackages(repo.id, repo.key.path, label, mine))
+    if groups:
+        count = sum(len(group.packages) for group in groups)
+        print(f"  checking the signatures of {count} RPM(s) with rpmkeys", file=sys.stderr, flush=True)
+    verify_signatures(groups)
+    return {group.repository: len(group.packages) for group in groups}
 
 
 def publish(
@@ -163,6 +194,7 @@ def publish(
     published: List[PublishedPackage],
     policy: Policy,
     mirror: Optional[str],
+    checked: Dict[str, int],
 ) -> None:
     from bundler.commands.build import source_date_epoch
 
@@ -186,7 +218,7 @@ def publish(
         if repo.key is not None:
             path = f"{RPMS_DIR}/{KEYS_DIR}/{repo.id}.asc"
             context.contents.add_file(path, repo.key.path, repo.key.sha256, repo.key.size)
-            key, pinned = repo.key, repo.spec.gpgkey_sha256 is not None or repo.fingerprint is not None
+            key, pinned = repo.key, repo.key_pinned
             keys.append(
                 {
                     "repository": repo.id,
@@ -208,19 +240,24 @@ def publish(
         "assumed_installed": [a.record() for a in resolution.assumed],
         "install": [{"name": name, "nevra": versions[name].nevra, "exact": request.flags is not None}
                     for request, name in zip(spec.packages, resolution.requested)],
-        "repositories": [_repository_record(repo, mirror) for repo in repos],
+        "repositories": [_repository_record(repo, mirror, checked.get(repo.id)) for repo in repos],
     }  # fmt: skip
     context.record["rpms"] = entries
     context.record["extras"] = list(context.record.get("extras") or []) + keys
 
 
-def _repository_record(repo: RemoteRepository, mirror: Optional[str]) -> Dict[str, object]:
+def _repository_record(repo: RemoteRepository, mirror: Optional[str], checked: Optional[int]) -> Dict[str, object]:
+    if checked is not None:
+        package_signatures = f"verified with rpmkeys ({checked} RPMs)"
+    else:
+        package_signatures = "not checked (no gpgkey)" if repo.key is None else "no RPMs taken"
     return {
         "id": repo.id,
         "url": repo.url,
         "mirror": mirror if mirror and mirror in dict(repo.spec.mirrors) else None,
         "revision": repo.repomd.revision if repo.repomd else "",
         "repomd_sha256": repo.repomd_sha256,
-        "signature": f"verified ({repo.signer})" if repo.signer else "not checked (no pinned key)",
+        "signature": repo.metadata_check,
         **({"repomd_asc_sha256": repo.signature_sha256} if repo.signature_sha256 else {}),
+        "package_signatures": package_signatures,
     }

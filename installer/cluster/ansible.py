@@ -6,6 +6,11 @@ it, runs the first control plane, the other control planes one at a time, then t
 each node gets only the secrets file its role needs (mode 0600). A second playbook, k8s-upgrade.yml, has the
 same plays and batches but runs `k8s-install.pyz upgrade` (`upgrade plan` in check mode): kubeadm's order
 of nodes is the install's.
+
+The bundle may be a delta (`bundler build --from OLD`, DELTA.yaml naming its base): the playbooks then copy
+the delta, unpack it beside the base folder an earlier playbook run left in the nodes' remote folder, and
+complete it there with `k8s-install.pyz verify --base` before anything else runs; a node without that base
+stops the rollout with the installer's error line.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, NamedTuple, Sequence
+from typing import List, NamedTuple, Sequence, Tuple
 
 import yaml
 
@@ -25,6 +30,7 @@ from k8s_install.cluster.secrets import load_secrets
 from k8s_install.errors import InstallError
 from k8s_install.layout import (
     CLUSTER_CONFIG_NAME,
+    DELTA_NAME,
     INSTALLER_NAME,
     MANIFEST_NAME,
     SECRETS_NAME,
@@ -45,6 +51,8 @@ class BundleTarball(NamedTuple):
     top: str  # the folder the tarball unpacks into
     sums_sha256: str  # sha256 of its SHA256SUMS: what a node's copy must match to be skipped
     kubernetes: str
+    base: str = ""  # a delta: the top folder of the bundle it completes from (else "")
+    base_sums_sha256: str = ""  # a delta: the sha256 of that base's SHA256SUMS
 
 
 @dataclass(frozen=True)
@@ -64,15 +72,38 @@ def read_bundle_tarball(path: Path) -> BundleTarball:
     path = Path(path).resolve()
     if not path.is_file():
         raise InstallError(f"{path}: no such bundle tarball; give the .tar that `bundler build` wrote")
-    result = verify_tarball(path)  # also: one top folder, regular files only, bundle.yaml consistent
+    try:
+        with tarfile.open(path, "r:") as archive:
+            first = archive.next()
+            top = first.name.split("/", 1)[0] if first else ""
+            delta = f"{top}/{DELTA_NAME}" in archive.getnames()
+    except (tarfile.TarError, OSError) as error:
+        raise InstallError(f"{path}: not a readable bundle tarball ({error}); re-copy it") from None
+    # also: one top folder, regular files only, bundle.yaml consistent; a delta's carried files all match
+    result = verify_tarball(path, delta=delta)
     with tarfile.open(path, "r:") as archive:
-        first = archive.next()
-        top = first.name.split("/", 1)[0] if first else ""
         manifest = _member_yaml(archive, f"{top}/{MANIFEST_NAME}")
+        record = _member_yaml(archive, f"{top}/{DELTA_NAME}") if delta else None
     kubernetes = str(manifest.get("kubernetes", "")) if isinstance(manifest, dict) else ""
     if not kubernetes:
         raise InstallError(f"{path}: no Kubernetes version in its {MANIFEST_NAME}: rebuild the bundle")
-    return BundleTarball(path, top, result.sums_sha256, kubernetes)
+    if not delta:
+        return BundleTarball(path, top, result.sums_sha256, kubernetes)
+    base, base_sums = _delta_base(record)
+    if not base:
+        raise InstallError(f"{path}: its {DELTA_NAME} names no base bundle folder: rebuild the delta")
+    return BundleTarball(path, top, result.sums_sha256, kubernetes, base, base_sums)
+
+
+def _delta_base(record: object) -> Tuple[str, str]:
+    """(base folder name, its SHA256SUMS sha256) from a DELTA.yaml; ("", "") when it names none usable."""
+    base = record.get("base") if isinstance(record, dict) else None
+    if not isinstance(base, dict):
+        return "", ""
+    name, sums = str(base.get("bundle") or ""), str(base.get("sums_sha256") or "")
+    if not name or "/" in name or name in (".", ".."):  # a folder beside the delta on the node, nothing else
+        return "", ""
+    return name, sums
 
 
 def _member_yaml(archive: tarfile.TarFile, name: str) -> object:
@@ -124,18 +155,26 @@ def inventory_text(config: ClusterConfig, config_path: Path, bundle: BundleTarba
     )
 
 
-def playbook_text(config: ClusterConfig, options: AnsibleOptions, upgrade: bool = False) -> str:
-    """The install playbook, or with `upgrade` the upgrade playbook: the same plays, in the same order."""
+def playbook_text(config: ClusterConfig, options: AnsibleOptions, upgrade: bool = False, delta: bool = False) -> str:
+    """The install playbook, or with `upgrade` the upgrade playbook: the same plays, in the same order; with
+    `delta`, the first play completes the delta bundle from its base folder on each node."""
     names = {
         "sums": SUMS_NAME,
         "installer": INSTALLER_NAME,
         "config": CLUSTER_CONFIG_NAME,
         "secrets": SECRETS_NAME,
         "worker_secrets": WORKER_SECRETS_NAME,
+        "delta": DELTA_NAME,
     }
     node_tasks = UPGRADE_TASKS_NAME if upgrade else NODE_TASKS_NAME
     return render(
-        "ansible-playbook.yml.j2", config=config, options=options, node_tasks=node_tasks, names=names, upgrade=upgrade
+        "ansible-playbook.yml.j2",
+        config=config,
+        options=options,
+        node_tasks=node_tasks,
+        names=names,
+        upgrade=upgrade,
+        delta=delta,
     )
 
 
@@ -149,9 +188,9 @@ def write_ansible(config: ClusterConfig, config_path: Path, options: AnsibleOpti
     check_inputs(config, bundle, options)
     texts = {
         INVENTORY_NAME: inventory_text(config, config_path, bundle, options),
-        PLAYBOOK_NAME: playbook_text(config, options),
+        PLAYBOOK_NAME: playbook_text(config, options, delta=bool(bundle.base)),
         NODE_TASKS_NAME: node_tasks_text(),
-        UPGRADE_PLAYBOOK_NAME: playbook_text(config, options, upgrade=True),
+        UPGRADE_PLAYBOOK_NAME: playbook_text(config, options, upgrade=True, delta=bool(bundle.base)),
         UPGRADE_TASKS_NAME: node_tasks_text(upgrade=True),
     }
     written = []

@@ -18,10 +18,11 @@ from k8s_install.cluster.secrets import secrets_text
 from k8s_install.commands.cluster_settings import INSTALLED_SECRETS
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
-from k8s_install.files import plan_file
+from k8s_install.files import plan_file, sha256_bytes
 from k8s_install.steps.services import plan_enabled
 
 CALICO_MANIFEST = f"{paths.STATE_DIR}/calico.yaml"
+CALICO_APPLIED_KEY = "calico_applied_sha256"  # in the installer's state: the manifest the cluster was given
 JOIN_WAIT_SECONDS = 900.0
 
 
@@ -162,13 +163,42 @@ class Calico(Step):
     title = "Calico network (applied from the first control plane)"
 
     def plan(self, node: Node) -> List[Change]:
-        source = node.bundle.artifact("calico-manifest")
-        rendered = render_calico(source.read_text(encoding="utf-8"), node.settings.cluster)
-        changes = plan_file(node, CALICO_MANIFEST, rendered.encode(), 0o644)
-        command = ["kubectl", f"--kubeconfig={paths.ADMIN_KUBECONFIG}", "apply", "-f", CALICO_MANIFEST]
-        if changes or not calico_applied(node):
-            changes += plan_command(node, command)
+        return plan_calico(node, ask_cluster=True)
+
+
+class CalicoUpgrade(Step):
+    """kubeadm's upgrade order: the CNI plugin after `kubeadm upgrade apply` on the first control plane. A
+    bundle whose Calico manifest differs from the one applied (a release carrying another Calico) applies
+    it; an unchanged one runs no kubectl at all."""
+
+    name = "calico"
+    title = "Calico network upgraded (first control plane)"
+
+    def plan(self, node: Node) -> List[Change]:
+        return plan_calico(node, ask_cluster=False)
+
+
+def plan_calico(node: Node, ask_cluster: bool) -> List[Change]:
+    """Render the bundle's Calico manifest for this cluster and `kubectl apply` it when it differs from the
+    one last applied (kept in the state, so a failed apply is retried even though the file is written), or
+    (with `ask_cluster`) when the cluster has no calico-node DaemonSet yet."""
+    source = node.bundle.artifact("calico-manifest")
+    data = render_calico(source.read_text(encoding="utf-8"), node.settings.cluster).encode()
+    changes = plan_file(node, CALICO_MANIFEST, data, 0o644)
+    applied = node.state.data.get(CALICO_APPLIED_KEY)
+    stale = applied != sha256_bytes(data) if applied else bool(changes)
+    if not stale and not (ask_cluster and not calico_applied(node)):
         return changes
+    command = ["kubectl", f"--kubeconfig={paths.ADMIN_KUBECONFIG}", "apply", "-f", CALICO_MANIFEST]
+    for change in plan_command(node, command):
+
+        def apply_and_record(change: Change = change) -> None:
+            change.apply()
+            node.state.data[CALICO_APPLIED_KEY] = sha256_bytes(data)
+            node.state.save()
+
+        changes.append(Change(change.summary, apply_and_record, change.restarts))
+    return changes
 
 
 def calico_applied(node: Node) -> bool:

@@ -3,6 +3,10 @@
 Members are read from the verified tarballs and written by name to fixed destinations (never extracted
 by their own paths), each compared with what is on disk first. The CNI plugins 1.4.0 are re-checked on
 every run, so they win over the older plugins of the kubernetes-cni RPM on first install and re-runs.
+
+A binary an earlier runtime release installed that the bundle's release no longer ships (containerd 1.6's
+containerd-shim and containerd-shim-runc-v1 after an upgrade to 1.7 or 2.x) is retired: removed, or the
+original it replaced put back, as `reset` would, so no stale binary stays on PATH.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import posixpath
 import tarfile
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
 from k8s_install.files import plan_file
+from k8s_install.undo import undo_file
 
 Destination = Callable[[str], Optional[str]]  # member path -> absolute destination, or None to skip
 
@@ -70,26 +75,42 @@ def tar_members(path: str) -> Iterator[Tuple[str, bytes]]:
         raise InstallError(f"{path}: cannot read the archive ({error}); run ./k8s-install.pyz verify") from None
 
 
-def plan_binary_set(node: Node, binaries: BinarySet) -> List[Change]:
+def binary_files(node: Node, binaries: BinarySet) -> Dict[str, bytes]:
+    """destination -> bytes of what this bundle's artifact installs (empty: an optional artifact it lacks)."""
     if not node.bundle.has_artifact(binaries.artifact):
         if binaries.optional:
-            return []
+            return {}
         raise InstallError(f"the bundle has no {binaries.artifact} artifact; rebuild it with this release")
     source = node.bundle.artifact(binaries.artifact)
     if binaries.single_file:
-        return plan_file(node, binaries.single_file, source.read_bytes(), 0o755, binaries.restarts)
-    changes: List[Change] = []
-    placed = 0
+        return {binaries.single_file: source.read_bytes()}
+    files: Dict[str, bytes] = {}
     for name, data in tar_members(str(source)):
         destination = binaries.destination(name)
-        if destination is None:
-            continue
-        placed += 1
-        changes += plan_file(node, destination, data, 0o755, binaries.restarts)
-    if placed == 0:
+        if destination is not None:
+            files[destination] = data
+    if not files:
         raise InstallError(
             f"{source}: no files to install from {binaries.artifact}; the artifact is not what it should be"
         )
+    return files
+
+
+RUNTIME_FOLDERS = ("/usr/local/bin/", "/usr/local/sbin/", "/opt/cni/bin/")
+
+
+def plan_retired(node: Node, installed: Set[str]) -> List[Change]:
+    """Binaries the installer put in the runtime's folders earlier that this bundle does not install."""
+    changes: List[Change] = []
+    for path, record in sorted(node.state.files().items()):
+        if not path.startswith(RUNTIME_FOLDERS) or path in installed:
+            continue
+
+        def retire(path: str = path, record: Dict[str, object] = record) -> None:
+            node.host.log(f"retired {path}: {undo_file(node.host, path, record)}")
+            node.state.drop_file(path)
+
+        changes.append(Change(f"retire {path} (not in this bundle's runtime)", retire))
     return changes
 
 
@@ -99,6 +120,9 @@ class RuntimeBinaries(Step):
 
     def plan(self, node: Node) -> List[Change]:
         changes: List[Change] = []
+        installed: Set[str] = set()
         for binaries in BINARY_SETS:
-            changes += plan_binary_set(node, binaries)
-        return changes
+            for destination, data in binary_files(node, binaries).items():
+                installed.add(destination)
+                changes += plan_file(node, destination, data, 0o755, binaries.restarts)
+        return changes + plan_retired(node, installed)

@@ -104,30 +104,37 @@ def _push_images(registry_url: str, rng: random.Random) -> int:
     bases = {name: _random(mib * MIB, rng) for name, mib in BASES.items() if mib}
     pushed: Dict[str, int] = {}
     for name, (base, own) in IMAGES.items():
-        repository = _served_repository(name)
         layers = ([bases[base]] if base else []) + [_random(mib * MIB, rng) for mib in own]
-        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [
-            "sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]}}).encode()  # fmt: skip
-        descriptors = []
-        for blob, media_type in [(config, "application/vnd.oci.image.config.v1+json")] + [
-            (layer, "application/vnd.oci.image.layer.v1.tar") for layer in layers
-        ]:
-            digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-            start = requests.post(f"{registry_url}/v2/{repository}/blobs/uploads/", timeout=60)
-            location = start.headers["Location"]
-            location = location if location.startswith("http") else registry_url + location
-            separator = "&" if "?" in location else "?"
-            requests.put(f"{location}{separator}digest={digest}", data=blob, timeout=600).raise_for_status()
-            descriptors.append({"mediaType": media_type, "digest": digest, "size": len(blob)})
-            pushed[digest] = len(blob)
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                               "config": descriptors[0], "layers": descriptors[1:]}).encode()  # fmt: skip
-        tag = name.rsplit(":", 1)[1]
-        media = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
-        put = requests.put(f"{registry_url}/v2/{repository}/manifests/{tag}", data=manifest, timeout=60, headers=media)
-        put.raise_for_status()
-        pushed["manifest:" + name] = len(manifest)
+        pushed.update(push_image(registry_url, name, layers))
     return sum(pushed.values())
+
+
+def push_image(registry_url: str, name: str, layers: List[bytes]) -> Dict[str, int]:
+    """Push image `name` (served under _served_repository) made of `layers`; returns digest -> size of what it
+    holds (the manifest as 'manifest:NAME')."""
+    repository = _served_repository(name)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [
+        "sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]}}).encode()  # fmt: skip
+    descriptors, pushed = [], {}
+    for blob, media_type in [(config, "application/vnd.oci.image.config.v1+json")] + [
+        (layer, "application/vnd.oci.image.layer.v1.tar") for layer in layers
+    ]:
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        start = requests.post(f"{registry_url}/v2/{repository}/blobs/uploads/", timeout=60)
+        location = start.headers["Location"]
+        location = location if location.startswith("http") else registry_url + location
+        separator = "&" if "?" in location else "?"
+        requests.put(f"{location}{separator}digest={digest}", data=blob, timeout=600).raise_for_status()
+        descriptors.append({"mediaType": media_type, "digest": digest, "size": len(blob)})
+        pushed[digest] = len(blob)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": descriptors[0], "layers": descriptors[1:]}).encode()  # fmt: skip
+    tag = name.rsplit(":", 1)[1]
+    media = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+    put = requests.put(f"{registry_url}/v2/{repository}/manifests/{tag}", data=manifest, timeout=60, headers=media)
+    put.raise_for_status()
+    pushed["manifest:" + name] = len(manifest)
+    return pushed
 
 
 def _served_repository(name: str) -> str:
@@ -139,17 +146,23 @@ def _rpm_repository(mirror, rng: random.Random) -> Tuple[List[str], int]:  # typ
     """Random-content packages and a primary.xml naming them (the builder checks checksums only)."""
     sizes = dict(KUBE_RPMS)
     sizes.update({f"lib-bench{index}": 0 for index in range(OTHER_RPMS)})
+    packages = {(name, "1.0"): _random(mib * MIB if mib else rng.randrange(100_000, 8 * MIB), rng)
+                for name, mib in sizes.items()}  # fmt: skip
+    return list(sizes), serve_rpm_repository(mirror, "repo", packages)
+
+
+def serve_rpm_repository(mirror, path: str, packages: Dict[Tuple[str, str], bytes]) -> int:  # type: ignore[no-untyped-def]
+    """Serve (name, version) -> content as x86_64 packages with a primary.xml under /RPM_HOST/path; returns bytes."""
     entries, total = [], 0
-    for name, mib in sizes.items():
-        data = _random(mib * MIB if mib else rng.randrange(100_000, 8 * MIB), rng)
-        filename = f"{name}-1.0-1.el9.x86_64.rpm"
-        mirror.add(f"/{RPM_HOST}/repo/Packages/{filename}", data)
+    for (name, version), data in packages.items():
+        filename = f"{name}-{version}-1.el9.x86_64.rpm"
+        mirror.add(f"/{RPM_HOST}/{path}/Packages/{filename}", data)
         digest = hashlib.sha256(data).hexdigest()
         entries.append(
-            f'<package type="rpm"><name>{name}</name><arch>x86_64</arch><version epoch="0" ver="1.0" rel="1.el9"/>'
-            f'<checksum type="sha256" pkgid="YES">{digest}</checksum><location href="Packages/{filename}"/>'
-            f'<size package="{len(data)}"/><format><rpm:provides><rpm:entry name="{name}" flags="EQ" epoch="0" '
-            f'ver="1.0" rel="1.el9"/></rpm:provides></format></package>'
+            f'<package type="rpm"><name>{name}</name><arch>x86_64</arch><version epoch="0" ver="{version}" '
+            f'rel="1.el9"/><checksum type="sha256" pkgid="YES">{digest}</checksum><location href="Packages/'
+            f'{filename}"/><size package="{len(data)}"/><format><rpm:provides><rpm:entry name="{name}" flags="EQ" '
+            f'epoch="0" ver="{version}" rel="1.el9"/></rpm:provides></format></package>'
         )
         total += len(data)
     primary = gzip.compress(
@@ -163,9 +176,9 @@ def _rpm_repository(mirror, rng: random.Random) -> Tuple[List[str], int]:  # typ
         f'<data type="primary"><checksum type="sha256">{primary_sum}</checksum>'
         f'<location href="repodata/{primary_sum}-primary.xml.gz"/></data></repomd>\n'
     ).encode()
-    mirror.add(f"/{RPM_HOST}/repo/repodata/{primary_sum}-primary.xml.gz", primary)
-    mirror.add(f"/{RPM_HOST}/repo/repodata/repomd.xml", repomd)
-    return list(sizes), total + len(primary) + len(repomd)
+    mirror.add(f"/{RPM_HOST}/{path}/repodata/{primary_sum}-primary.xml.gz", primary)
+    mirror.add(f"/{RPM_HOST}/{path}/repodata/repomd.xml", repomd)
+    return total + len(primary) + len(repomd)
 
 
 def _timed(command: List[str], **kwargs: object) -> Tuple[float, int]:

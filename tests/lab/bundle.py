@@ -8,12 +8,19 @@
   marker file, because the Debian node already has the real programs;
 - images from a loopback registry: the test busybox, and pause:3.9 as registry.k8s.io/pause:3.9;
 - cluster.yaml, packed with `--cluster` as a user would.
+
+The kube RPMs of each release come from that minor's own stand-in "kubernetes" repository (as the real
+manifests have one repository per minor). Every release the lab builds (1.29.6, and the upgrades' 1.29.15 and
+1.30.14, tests/lab/upgrade.py) carries Debian's containerd 1.6 as its runtime, its artifact labelled with that
+binary's own version, so the installer renders the configuration format 1.6 reads (version 2), not the 1.30
+line's containerd 2.x format: containerd 2.x cannot be obtained on this machine (tests/lab/standins.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +33,7 @@ import yaml
 from tests.lab import standins
 from tests.lab.root import EL9_PRESENT_RPMS
 from tests.support.http_server import MirrorServer
-from tests.support.node_bundle import _tarball, node_release_manifest
+from tests.support.node_bundle import REAL_CONTAINERD, _tarball, node_release_manifest
 from tests.support.registry import Registry
 from tests.support.rpm_repo import FakeRpm, build_rpms, make_repo, serve_directory
 from tests.support.signing import SigningKey
@@ -64,13 +71,18 @@ def lab_release(mirror: MirrorServer, work: Path, signer: SigningKey, version: s
     mirror.add(f"/{RPM_HOST}/key.asc", signer.public)
     key = {"gpgkey": f"https://{RPM_HOST}/key.asc", "gpgkey_sha256": hashlib.sha256(signer.public).hexdigest()}
     repositories = []
-    for repo_id, rpms in (("kubernetes", list(kube.values())), ("base", list(base.values()))):
+    minor = ".".join(version.split(".")[:2])
+    served = (("kubernetes", f"kubernetes/v{minor}", list(kube.values())), ("base", "base", list(base.values())))
+    for repo_id, where, rpms in served:
         folder = make_repo(work / "repos" / repo_id, rpms)
         signer.sign_detached(folder / "repodata" / "repomd.xml")
-        serve_directory(mirror, f"/{RPM_HOST}/{repo_id}", folder)
-        repositories.append({"id": repo_id, "baseurl": f"https://{RPM_HOST}/{repo_id}/", **key})
+        serve_directory(mirror, f"/{RPM_HOST}/{where}", folder)
+        repositories.append({"id": repo_id, "baseurl": f"https://{RPM_HOST}/{where}/", **key})
     manifest = node_release_manifest(mirror, {"kubernetes": version})
     replace_file_artifact(manifest, mirror, "buildkit", buildkit_standin())
+    for entry in manifest["files"]:
+        if entry["name"] == "containerd":
+            entry["version"] = debian_containerd_version()
     manifest["rpm"] = {
         "rocky9": {
             "repositories": repositories,
@@ -79,6 +91,15 @@ def lab_release(mirror: MirrorServer, work: Path, signer: SigningKey, version: s
         }
     }
     return manifest
+
+
+def debian_containerd_version() -> str:
+    """The version of the containerd the lab bundles (Debian's, tests/support/node_bundle.py), e.g. 1.6.20."""
+    shown = subprocess.run([REAL_CONTAINERD[0], "--version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r" v?(\d+\.\d+\.\d+)", shown)
+    if not found:
+        raise AssertionError(f"containerd --version: no version in {shown!r}")
+    return found.group(1)
 
 
 def buildkit_standin() -> bytes:

@@ -1,7 +1,8 @@
 """Session fixtures of the lab: the cached root, the bundle, and three booted nodes on one bridge.
 
-Building is once per test run (the root once per machine); the figures (root build, boot, installs) are
-written to the session's `lab-timings.json` and printed at the end of the run.
+Building is once per test run (the root once per machine), the next releases' deltas too (tests/lab/upgrade.py,
+shared by the playbook's and the installer's upgrade tests); the figures (root build, boot, installs, delta
+builds, upgrades) are written to the session's `lab-timings.json` and printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.lab.bundle import make_lab_bundle
 from tests.lab.cluster import LiveCluster, boot_lab
 from tests.lab.node import python39_program
 from tests.lab.root import lab_root
+from tests.lab.upgrade import NEXT_MINOR_RELEASE, NEXT_RELEASE, make_delta
 
 TOOLS = ("systemd-nspawn", "debootstrap", "nsenter", "ip", "rpmbuild", "createrepo_c", "gpg", "rpmsign")
 TIMINGS: Dict[str, float] = {}
@@ -58,6 +60,23 @@ def lab_bundle(pushed_images, cluster_secrets, tmp_path_factory: pytest.TempPath
     """(bundle tarball, folder of cluster.yaml and its secrets)"""
     require_lab()
     return make_lab_bundle(tmp_path_factory.mktemp("lab-bundle"), pushed_images.storage, cluster_secrets, TIMINGS)
+
+
+@pytest.fixture(scope="session")
+def next_delta(lab_bundle, pushed_images, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """The delta tarball of the stand-in 1.29.15 over the lab bundle (1.29.6)."""
+    tarball, site = lab_bundle
+    work = tmp_path_factory.mktemp("lab-delta")
+    return make_delta(work, pushed_images.storage, site, tarball, TIMINGS, NEXT_RELEASE)
+
+
+@pytest.fixture(scope="session")
+def minor_delta(lab_bundle, next_delta: Path, pushed_images, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """The delta tarball of the stand-in 1.30.14 over the 1.29.15 one (`--from` its delta tarball, whose
+    SHA256SUMS is the complete 1.29.15 bundle's)."""
+    _tarball, site = lab_bundle
+    work = tmp_path_factory.mktemp("lab-delta-minor")
+    return make_delta(work, pushed_images.storage, site, next_delta, TIMINGS, NEXT_MINOR_RELEASE, NEXT_RELEASE)
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,10 @@ STANDINS names each one, where it lives on the node and why it cannot be the rea
   release binaries are not obtainable here; the lab's buildkitd stays up as the daemon does.
 - chronyd: runs with `-x` (serve and measure, never set the clock: the clock is the host's), from a
   harness drop-in; the real chrony.service skips itself in a container (ConditionCapability=CAP_SYS_TIME).
+- containerd 2.x (the runtime line of 1.30 and 1.31): cannot be obtained on this machine. Every lab bundle,
+  the upgrades' 1.29.15 and 1.30.14 included, carries Debian's real containerd 1.6 (with its ctr, shim and
+  runc), its artifact labelled with that version, so the installer renders the configuration 1.6 reads and no
+  runtime upgrade happens in the lab (tests/lab/bundle.py).
 - RPMs of packages the node already has from Debian (chrony, keepalived, haproxy, socat, conntrack-tools,
   ...): stand-in RPMs owning only a marker file, so dnf installs them and the Debian programs stay
   (bundle.py); rocky-release (system-release = 9) is in the root's RPM database from the start (root.py).
@@ -60,6 +64,7 @@ STANDINS: Tuple[StandIn, ...] = (
     StandIn("host-wide sysctl keys", "files bound over /proc/sys/...", "would change the shared host kernel"),
     StandIn("buildkitd, buildctl, nerdctl", "the bundle's tarballs", "release binaries not obtainable here"),
     StandIn("chronyd -x", "chrony.service.d/k8s-lab.conf", "the clock is the host's; never set it"),
+    StandIn("containerd 2.x (1.30, 1.31)", "Debian's containerd 1.6 in every lab bundle", "2.x not obtainable here"),
     StandIn("already-installed RPMs", "bundle RPMs owning a marker file", "the node has them from Debian"),
 )
 

@@ -3,11 +3,15 @@
 admin namespace on the lab's bridge, copies the bundle tarball, cluster.yaml and the secrets over SSH and
 runs `k8s-install.pyz` on each node with no --root. The tests run in file order on these nodes: check mode
 on new nodes, the install, a re-run that changes nothing, check mode showing a drift's plan, then a node
-made to fail stopping the rollout. kubeadm, kubelet and kubectl are the lab's stand-ins.
+made to fail stopping the rollout. Then the upgrade playbook (k8s-upgrade.yml) carries the delta bundle of
+the stand-in 1.29.15 (tests/lab/upgrade.py): check mode shows it, a node whose base is not the delta's stops
+the rollout with the installer's error, then the three nodes are upgraded in kubeadm's order and a re-run
+changes nothing. kubeadm, kubelet and kubectl are the lab's stand-ins.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, NamedTuple, Tuple
+from typing import Dict, Iterator, NamedTuple, Optional, Tuple
 
 import pytest
 
@@ -25,8 +29,11 @@ from tests.lab.cluster import LAB_NODES, VIP
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import NODE_PYTHON3, LabCluster, LabNode, installer_pythons, ran_under_python39
 from tests.lab.ssh import lab_ssh, ssh_command
+from tests.lab.standins import CALLS_LOG
+from tests.lab.upgrade import INSTALLED_RELEASE, NEXT_RELEASE, next_release_site
 from tests.support.ansible_output import recap, task_hosts
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
+from tests.support.node_bundle import TOP
 from tests.support.ssh_nodes import SshNodes, ansible_playbook
 
 NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
@@ -44,13 +51,17 @@ class Fleet(NamedTuple):
     def __getitem__(self, name: str) -> LabNode:
         return self.nodes.nodes[name]
 
-    def play(self, *extra: str) -> Tuple[subprocess.CompletedProcess, float]:
+    def play(
+        self, *extra: str, ansible: Optional[Path] = None, playbook: str = "k8s-cluster.yml"
+    ) -> Tuple[subprocess.CompletedProcess, float]:
+        """Run `playbook` of the folder `ansible` (default: the install playbook written for the fleet)."""
+        folder = ansible or self.ansible
         started = time.monotonic()
-        result = self.ssh.run_playbook(self.ansible / "inventory.yml", self.ansible / "k8s-cluster.yml", *extra)
+        result = self.ssh.run_playbook(folder / "inventory.yml", folder / playbook, *extra)
         seconds = time.monotonic() - started
         runs = len(list(self.ansible.parent.glob("playbook-*.log")))
         log = self.ansible.parent / f"playbook-{runs + 1}.log"  # kept with K8S_LAB_KEEP=1
-        log.write_text(f"ansible-playbook {' '.join(extra)}: exit {result.returncode}, {seconds:.1f} s\n"
+        log.write_text(f"ansible-playbook {playbook} {' '.join(extra)}: exit {result.returncode}, {seconds:.1f} s\n"
                        f"{result.stdout}{result.stderr}")  # fmt: skip
         return result, seconds
 
@@ -213,3 +224,106 @@ def test_a_live_failure_on_the_first_control_plane_stops_the_rollout_then_a_reru
     assert task_hosts(again.stdout, INSTALL_TASK) == list(NODES)
     assert all(counts["changed"] == 0 for counts in recap(again.stdout).values()), again.stdout
     assert first.active("containerd")
+
+
+# --- the upgrade playbook with a delta bundle -------------------------------------------------------------
+
+UPGRADE_TASK = "Upgrade (k8s-install.pyz upgrade --yes)"
+COMPLETE_TASK = "Delta: complete it from its base (k8s-install.pyz verify --base)"
+BASE_DIR = f"{REMOTE_DIR}/{TOP}"  # where the install playbook unpacked the lab bundle
+NEW_DIR = f"{REMOTE_DIR}/{TOP.replace(INSTALLED_RELEASE, NEXT_RELEASE)}"
+
+
+@pytest.fixture(scope="module")
+def upgrade_ansible(fleet: Fleet, next_delta: Path) -> Path:
+    """The playbooks `bundler cluster ansible` writes for the delta, cluster.yaml moved to its release."""
+    site = next_release_site(fleet.ansible.parent / "site", fleet.ansible.parent / "site-next", NEXT_RELEASE)
+    out = fleet.ansible.parent / "ansible-next"
+    written = subprocess.run(
+        [sys.executable, "-m", "bundler", "cluster", "ansible", str(site / "cluster.yaml"), "--bundle",
+         str(next_delta), "--dir", str(out), "--node-python", NODE_PYTHON3],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    return out
+
+
+def states(fleet: Fleet) -> Dict[str, str]:
+    return {name: fleet[name].path("/var/lib/k8s-install/state.json").read_text() for name in NODES}
+
+
+def calls_since(fleet: Fleet, offsets: Dict[str, int]) -> Dict[str, str]:
+    return {name: fleet[name].path(CALLS_LOG).read_text()[offsets[name] :] for name in NODES}
+
+
+def test_upgrade_check_mode_shows_the_delta_and_changes_nothing(fleet: Fleet, upgrade_ansible: Path) -> None:
+    before = states(fleet)
+    result, _seconds = fleet.play("--check", ansible=upgrade_ansible, playbook="k8s-upgrade.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = f"it would be unpacked in {REMOTE_DIR} and completed with `k8s-install.pyz verify --base {BASE_DIR}`"
+    assert result.stdout.count(shown) == 3, result.stdout
+    assert result.stdout.count("would be copied first") == 3
+    assert all(counts["changed"] > 0 and counts["failed"] == 0 for counts in recap(result.stdout).values())
+    for name in NODES:
+        assert not fleet[name].path(NEW_DIR).exists() and not fleet[name].path(f"{NEW_DIR}.tar").exists()
+    assert states(fleet) == before
+
+
+def test_a_node_without_the_deltas_base_stops_the_rollout_with_the_installers_error(
+    fleet: Fleet, upgrade_ansible: Path
+) -> None:
+    """k8s-mn02's base folder is not the bundle the delta was built over: check mode says so, and the live
+    run stops with the installer's own error line before any node is upgraded."""
+    sums = fleet["k8s-mn02"].path(f"{BASE_DIR}/SHA256SUMS")
+    original = sums.read_bytes()
+    sums.write_bytes(original + b"\n")  # another bundle's SHA256SUMS, as far as the delta can tell
+    before = states(fleet)
+    try:
+        check, _seconds = fleet.play("--check", ansible=upgrade_ansible, playbook="k8s-upgrade.yml")
+        failed, _seconds = fleet.play(ansible=upgrade_ansible, playbook="k8s-upgrade.yml")
+    finally:
+        sums.write_bytes(original)
+    assert check.returncode != 0
+    assert f'"msg": "k8s-mn02: {BASE_DIR} is not the base of this delta: it needs {TOP}' in check.stdout, check.stdout
+    assert failed.returncode != 0
+    error = f'"msg": "k8s-mn02: k8s-install.pyz: error: --base {BASE_DIR} is not the base of this delta: it needs {TOP}'
+    assert error in failed.stdout, failed.stdout
+    assert sorted(task_hosts(failed.stdout, COMPLETE_TASK)) == list(NODES)  # in parallel: the others completed
+    assert "PLAY [First control plane]" not in failed.stdout and UPGRADE_TASK not in failed.stdout
+    assert fleet["k8s-mn02"].path(f"{NEW_DIR}/DELTA.yaml").exists()  # still to be completed
+    assert not fleet["k8s-mn01"].path(f"{NEW_DIR}/DELTA.yaml").exists()
+    assert states(fleet) == before
+
+
+def test_the_upgrade_playbook_carries_the_delta_and_upgrades_in_kubeadms_order(
+    fleet: Fleet, upgrade_ansible: Path
+) -> None:
+    offsets = {name: len(fleet[name].path(CALLS_LOG).read_text()) for name in NODES}
+    result, seconds = fleet.play(ansible=upgrade_ansible, playbook="k8s-upgrade.yml")
+    TIMINGS["ansible lab: upgrade 3 nodes (delta)"] = seconds
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert task_hosts(result.stdout, "Copy the bundle tarball") == []  # every node has the delta unpacked
+    assert task_hosts(result.stdout, COMPLETE_TASK) == ["k8s-mn02"]  # only where the failed run left it
+    assert task_hosts(result.stdout, UPGRADE_TASK) == list(NODES)
+    assert all(counts["changed"] > 0 and counts["failed"] == 0 for counts in recap(result.stdout).values())
+    made = calls_since(fleet, offsets)
+    assert f'["kubeadm", "upgrade", "apply", "v{NEXT_RELEASE}", "--yes"]' in made["k8s-mn01"]
+    for name in ("k8s-mn02", "k8s-wn01"):
+        assert '["kubeadm", "upgrade", "node"]' in made[name] and "apply" not in made[name]
+    for name in NODES:
+        node = fleet[name]
+        packages = node.run(["rpm", "-q", "--qf", "%{VERSION}\n", "kubeadm", "kubelet", "kubectl"]).stdout.split()
+        assert packages == [NEXT_RELEASE] * 3, name
+        assert json.loads(states(fleet)[name])["kubernetes"] == NEXT_RELEASE
+        assert not node.path(f"{NEW_DIR}/DELTA.yaml").exists() and node.path(f"{BASE_DIR}/SHA256SUMS").is_file()
+        assert not node.path(f"{NEW_DIR}.tar").exists()
+
+
+def test_the_upgrade_playbook_rerun_changes_nothing(fleet: Fleet, upgrade_ansible: Path) -> None:
+    result, seconds = fleet.play(ansible=upgrade_ansible, playbook="k8s-upgrade.yml")
+    TIMINGS["ansible lab: upgrade re-run (no changes)"] = seconds
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(counts["changed"] == 0 for counts in recap(result.stdout).values()), result.stdout
+    assert task_hosts(result.stdout, "Copy the bundle tarball") == []
+    assert task_hosts(result.stdout, COMPLETE_TASK) == []
+    assert task_hosts(result.stdout, UPGRADE_TASK) == list(NODES)

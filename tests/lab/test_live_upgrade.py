@@ -11,7 +11,6 @@ to the 1.29.6 install again (that file ends with resets); alone, it installs the
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -21,60 +20,32 @@ import pytest
 from tests.lab.cluster import BUNDLE_DIR, ROLES, VIP, LiveCluster, Run
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import installer_pythons, ran_under_python39
-from tests.lab.standins import CALLS_LOG
-from tests.lab.upgrade import NEXT_RELEASE, make_next_delta
+from tests.lab.upgrade import NEXT_RELEASE, calls, commands_and_kubelet_starts, release_dir, run_upgrade, unpack_delta
+from tests.lab.upgrade import upgrade_with_calls as upgrade_to
 
 NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
-NEW_DIR = BUNDLE_DIR.replace("1.29.6", NEXT_RELEASE)
+NEW_DIR = release_dir(NEXT_RELEASE)
 ADMIN = ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf"]
 KILL_AT = "[packages]"  # on the second control plane: after `kubeadm upgrade node` and the drain
 
 
 @pytest.fixture(scope="module")
-def delta(lab_bundle, pushed_images, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    tarball, site = lab_bundle
-    return make_next_delta(tmp_path_factory.mktemp("lab-delta"), pushed_images.storage, site, tarball, TIMINGS)
-
-
-@pytest.fixture(scope="module")
-def cluster(live: LiveCluster, delta: Path) -> LiveCluster:
+def cluster(live: LiveCluster, next_delta: Path) -> LiveCluster:
     """The three nodes on 1.29.6, the delta unpacked beside the old bundle folder on each (not yet completed)."""
     for name in NODES:
         run = live.install(name)
         assert run.result.returncode == 0, f"{name}: {run.output}"
     for node in live.nodes.nodes.values():
-        shutil.copy2(delta, node.path(f"/root/{delta.name}"))
-        node.run(["tar", "-xf", delta.name])
-        node.path(f"/root/{delta.name}").unlink()
+        unpack_delta(node, next_delta)
     return live
 
 
-def calls(cluster: LiveCluster, name: str) -> List[List[str]]:
-    path = cluster[name].path(CALLS_LOG)
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def upgrade(cluster: LiveCluster, name: str) -> Run:
-    cluster.count += 1
-    started = time.monotonic()
-    argv = ["./k8s-install.pyz", "upgrade", *ROLES[name], "--yes"]
-    result = cluster[name].run(argv, timeout=900, check=False, cwd=NEW_DIR, unit=f"k8s-lab-upgrade-{cluster.count}")
-    return Run(result, time.monotonic() - started)
-
-
-def commands_and_kubelet_starts(made: List[List[str]]) -> Tuple[List[List[str]], int]:
-    """The kubeadm and kubectl calls in order, and how many times the kubelet (a unit) started: it records
-    itself when systemd has started it, so its place among the other calls is not the installer's order."""
-    return [call for call in made if call != ["kubelet"]], made.count(["kubelet"])
+    return run_upgrade(cluster, name, NEXT_RELEASE)
 
 
 def upgrade_with_calls(cluster: LiveCluster, name: str) -> Tuple[List[List[str]], int]:
-    before = len(calls(cluster, name))
-    run = upgrade(cluster, name)
-    TIMINGS[f"live upgrade {name}"] = run.seconds
-    assert run.result.returncode == 0, run.output
-    assert f"upgrade done: {name} runs {NEXT_RELEASE}" in run.output, run.output
-    return commands_and_kubelet_starts(calls(cluster, name)[before:])
+    return upgrade_to(cluster, name, NEXT_RELEASE, TIMINGS, f"live upgrade {name}")
 
 
 def test_the_delta_completes_beside_the_old_bundle_on_every_node(cluster: LiveCluster) -> None:

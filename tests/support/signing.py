@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -44,7 +45,8 @@ class SigningKey:
     def _gpg(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["gpg", "--batch", *args], env=self.env, check=True, capture_output=True)
 
-    def sign_rpms(self, rpms: Sequence[Path]) -> None:
+    def sign_rpms(self, rpms: Sequence[Path], digest: str = "") -> None:
+        """rpmsign with this key; `digest` (e.g. sha1) overrides the signature's hash algorithm."""
         command = [
             "rpmsign",
             "--addsign",
@@ -53,6 +55,8 @@ class SigningKey:
             "--define",
             "__gpg /usr/bin/gpg",
         ]
+        if digest:
+            command += ["--define", f"_gpg_digest_algo {digest}"]
         subprocess.run([*command, *map(str, rpms)], env=self.env, check=True, capture_output=True)
 
     def sign_detached(self, path: Path) -> Path:
@@ -64,3 +68,23 @@ class SigningKey:
     def close(self) -> None:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+SIGNATURE_TAGS = (267, 268)  # RPMSIGTAG_DSA and RPMSIGTAG_RSA: the header's OpenPGP signature (EdDSA uses 267)
+
+
+def tamper_signature(rpm: Path) -> None:
+    """Flip one byte inside the OpenPGP signature in an RPM's signature header (after the 96-byte lead), so
+    the package still reads but its signature no longer verifies."""
+    data = bytearray(rpm.read_bytes())
+    start = 96
+    assert data[start : start + 3] == b"\x8e\xad\xe8", f"{rpm}: no signature header"
+    count = struct.unpack(">I", data[start + 8 : start + 12])[0]
+    store = start + 16 + 16 * count
+    for index in range(count):
+        tag, _, offset, size = struct.unpack(">IIII", data[start + 16 + 16 * index : start + 32 + 16 * index])
+        if tag in SIGNATURE_TAGS:
+            data[store + offset + size - 3] ^= 0xFF  # inside the signature's last MPI
+            rpm.write_bytes(bytes(data))
+            return
+    raise AssertionError(f"{rpm}: not signed")

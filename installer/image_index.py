@@ -5,7 +5,7 @@ the bundle says (a push would otherwise report success for whatever the index ho
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set
 
 from k8s_install.errors import InstallError
 from k8s_install.layout import IMAGES_DIR, MANIFEST_NAME
@@ -47,7 +47,38 @@ def index_images(index_bytes: bytes, where: str) -> Dict[str, str]:
     return found
 
 
-def check_image_index(manifest: Dict[str, Any], index_bytes: Optional[bytes], present: Set[str], where: str) -> None:
+def check_manifest_blobs(digest: str, name: str, read: Callable[[str], bytes], present: Set[str], where: str) -> None:
+    """The config and layers an image manifest names are well-formed descriptors, all present."""
+    relative = blob_relative(digest)
+    try:
+        document = json.loads(read(str(relative)))
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise InstallError(f"{where}: {relative}, the manifest of {name}, is not a JSON object; re-copy the bundle")
+    if "manifests" in document:
+        return  # an image index: the builder keeps the platform's manifest only, which index.json names
+    layers = document.get("layers") or []
+    children = ([document.get("config")] if "config" in document else []) + (
+        layers if isinstance(layers, list) else [layers]
+    )
+    for child in children:
+        if not isinstance(child, dict) or blob_relative(child.get("digest")) is None:
+            raise InstallError(
+                f"{where}: the manifest of {name} names a blob without a sha256 digest; re-copy the bundle"
+            )
+        child_path = blob_relative(child["digest"])
+        if child_path not in present:
+            raise InstallError(f"{where}: {child_path}, a blob of {name}, is missing; re-copy the bundle")
+
+
+def check_image_index(
+    manifest: Dict[str, Any],
+    index_bytes: Optional[bytes],
+    present: Set[str],
+    where: str,
+    read: Optional[Callable[[str], bytes]] = None,
+) -> None:
     declared = {str(image.get("name")): str(image.get("digest")) for image in manifest.get("images") or []}
     if index_bytes is None:
         if declared:
@@ -64,3 +95,5 @@ def check_image_index(manifest: Dict[str, Any], index_bytes: Optional[bytes], pr
         relative = blob_relative(listed[name])
         if relative not in present:
             raise InstallError(f"{where}: {relative}, the manifest of {name}, is missing; re-copy the bundle")
+        if read is not None:  # the manifest is at hand: each blob it names must be too
+            check_manifest_blobs(listed[name], name, read, present, where)

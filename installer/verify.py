@@ -172,7 +172,8 @@ def check_consistency(
             raise InstallError(f"{where}: {path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
     if partial and INDEX_PATH not in actual:
         return  # a delta without a new image index: the base's is checked once the delta is completed
-    check_image_index(manifest, read(INDEX_PATH) if INDEX_PATH in actual else None, set(sums), where)
+    index = read(INDEX_PATH) if INDEX_PATH in actual else None
+    check_image_index(manifest, index, set(sums), where, None if partial else read)  # a delta: blobs in its base
 
 
 BLOBS_PREFIX = f"{IMAGES_DIR}/blobs/sha256/"

@@ -145,3 +145,30 @@ def test_an_index_json_not_matching_bundle_yaml_is_refused(
     assert message in one_error_line(run_bundler("verify", str(unpacked)))
     push = run_installer("--bundle", str(unpacked), "images", "push", "127.0.0.1:9", "--plain-http")
     assert message in one_error_line(push)
+
+
+@pytest.mark.parametrize(
+    "layers,message",
+    [(["a string"], "names a blob without a sha256 digest"),
+     ([{"digest": "sha256:" + "1" * 64}], f"images/blobs/sha256/{'1' * 64}, a blob of 127.0.0.1:")],
+)  # fmt: skip
+def test_a_manifest_naming_a_missing_or_malformed_blob_is_refused(
+    image_bundle: Path, tmp_path: Path, layers: list, message: str
+) -> None:
+    """A new manifest blob, with index.json, bundle.yaml and SHA256SUMS rewritten to match: the images step
+    crashed on a layer that is not a mapping, and a missing layer was found only by ctr."""
+    unpacked = Path(shutil.copytree(image_bundle, tmp_path / TOP))
+    index = json.loads((unpacked / "images" / "index.json").read_text())
+    old = index["manifests"][0]["digest"]
+    manifest = json.loads((unpacked / "images/blobs/sha256" / old.split(":")[1]).read_text())
+    blob = json.dumps(dict(manifest, layers=layers)).encode()
+    new = "sha256:" + hashlib.sha256(blob).hexdigest()
+    (unpacked / "images/blobs/sha256" / new.split(":")[1]).write_bytes(blob)
+    for relative in ("images/index.json", "bundle.yaml"):
+        path = unpacked / relative
+        path.write_text(path.read_text().replace(old, new))
+    sums = []
+    for path in sorted(p for p in unpacked.rglob("*") if p.is_file() and p.name != "SHA256SUMS"):
+        sums.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(unpacked).as_posix()}\n")
+    (unpacked / "SHA256SUMS").write_text("".join(sums))
+    assert message in one_error_line(run_bundler("verify", str(unpacked)))

@@ -13,14 +13,22 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import pytest
 
 from tests.lab.cluster import BUNDLE_DIR, ROLES, VIP, LiveCluster, Run
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import installer_pythons, ran_under_python39
-from tests.lab.upgrade import NEXT_RELEASE, calls, commands_and_kubelet_starts, release_dir, run_upgrade, unpack_delta
+from tests.lab.upgrade import (
+    NEXT_RELEASE,
+    assert_rerun_changes_nothing,
+    calls,
+    commands_and_kubelet_starts,
+    release_dir,
+    run_upgrade,
+    unpack_delta,
+)
 from tests.lab.upgrade import upgrade_with_calls as upgrade_to
 
 NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
@@ -141,18 +149,4 @@ def test_every_node_runs_the_new_release(cluster: LiveCluster, name: str) -> Non
 
 
 def test_a_rerun_changes_nothing_and_restarts_nothing(cluster: LiveCluster) -> None:
-    units = ("containerd", "kubelet", "keepalived", "haproxy", "chronyd", "firewalld", "buildkitd")
-    before: Dict[str, Dict[str, str]] = {}
-    for name in NODES:
-        before[name] = {unit: cluster[name].unit(unit, "InvocationID").get("InvocationID", "") for unit in units}
-    for name in NODES:
-        count = len(calls(cluster, name))
-        run = upgrade(cluster, name)
-        TIMINGS[f"upgrade re-run {name}"] = run.seconds
-        assert run.result.returncode == 0, run.output
-        assert f"upgrade done: {name} runs {NEXT_RELEASE}; 0 change(s)" in run.output, run.output
-        probe = "/version" if name == "k8s-wn01" else "/readyz"
-        assert [call[-1] for call in calls(cluster, name)[count:]] == [probe]  # only the preflight's question
-    for name in NODES:
-        after = {unit: cluster[name].unit(unit, "InvocationID").get("InvocationID", "") for unit in units}
-        assert after == before[name], name
+    assert_rerun_changes_nothing(cluster, NODES, NEXT_RELEASE, TIMINGS, "upgrade re-run")

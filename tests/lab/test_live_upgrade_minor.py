@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import pytest
 
@@ -29,7 +29,7 @@ from tests.lab.conftest import TIMINGS
 from tests.lab.upgrade import (
     NEXT_MINOR_RELEASE,
     NEXT_RELEASE,
-    calls,
+    assert_rerun_changes_nothing,
     release_dir,
     run_upgrade,
     unpack_delta,
@@ -149,18 +149,4 @@ def test_every_node_runs_the_next_minor_on_the_same_runtime(cluster: LiveCluster
 
 
 def test_a_rerun_changes_nothing_and_restarts_nothing(cluster: LiveCluster) -> None:
-    units = ("containerd", "kubelet", "keepalived", "haproxy", "chronyd", "firewalld", "buildkitd")
-    before: Dict[str, Dict[str, str]] = {}
-    for name in NODES:
-        before[name] = {unit: cluster[name].unit(unit, "InvocationID").get("InvocationID", "") for unit in units}
-    for name in NODES:
-        count = len(calls(cluster, name))
-        run = run_upgrade(cluster, name, NEXT_MINOR_RELEASE)
-        TIMINGS[f"upgrade 1.30.14 re-run {name}"] = run.seconds
-        assert run.result.returncode == 0, run.output
-        assert f"upgrade done: {name} runs {NEXT_MINOR_RELEASE}; 0 change(s)" in run.output, run.output
-        probe = "/version" if name == "k8s-wn01" else "/readyz"
-        assert [call[-1] for call in calls(cluster, name)[count:]] == [probe]  # only the preflight's question
-    for name in NODES:
-        after = {unit: cluster[name].unit(unit, "InvocationID").get("InvocationID", "") for unit in units}
-        assert after == before[name], name
+    assert_rerun_changes_nothing(cluster, NODES, NEXT_MINOR_RELEASE, TIMINGS, "upgrade 1.30.14 re-run")

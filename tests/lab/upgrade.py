@@ -120,6 +120,29 @@ def upgrade_with_calls(
     return commands_and_kubelet_starts(calls(cluster, name)[before:])
 
 
+UNITS = ("containerd", "kubelet", "keepalived", "haproxy", "chronyd", "firewalld", "buildkitd")
+
+
+def assert_rerun_changes_nothing(
+    cluster: LiveCluster, nodes: Tuple[str, ...], version: str, timings: Dict[str, float], label: str
+) -> None:
+    """Run `upgrade` to `version` again on every node: 0 changes, no kubeadm/kubectl call but the preflight's
+    question, and no unit restarted (same InvocationID); each run timed as `label NODE`."""
+    before = {name: {unit: cluster[name].unit(unit, "InvocationID").get("InvocationID", "") for unit in UNITS}
+              for name in nodes}  # fmt: skip
+    for name in nodes:
+        count = len(calls(cluster, name))
+        run = run_upgrade(cluster, name, version)
+        timings[f"{label} {name}"] = run.seconds
+        assert run.result.returncode == 0, run.output
+        assert f"upgrade done: {name} runs {version}; 0 change(s)" in run.output, run.output
+        probe = "/version" if name == "k8s-wn01" else "/readyz"
+        assert [call[-1] for call in calls(cluster, name)[count:]] == [probe]  # only the preflight's question
+    for name in nodes:
+        after = {unit: cluster[name].unit(unit, "InvocationID").get("InvocationID", "") for unit in UNITS}
+        assert after == before[name], name
+
+
 def wait_for_kubelet_record(cluster: LiveCluster, name: str, since: int, timeout: float = 30) -> None:
     """A restarted kubelet records itself once its process runs, which may be just after the installer ended."""
     deadline = time.monotonic() + timeout

@@ -26,7 +26,8 @@ from tests.support.sandbox import NetNamespace, make_el9_root
 def make_node(tmp_path: Path, role: str = "worker", arch: str = "amd64") -> Node:
     root = make_el9_root(tmp_path / "root")
     host = Host(root)
-    bundle = Bundle(tmp_path, {"arch": arch, "os": "rocky9", "os_aliases": ["alma9", "rhel9"]})
+    (tmp_path / "bundle").mkdir(mode=0o755)
+    bundle = Bundle(tmp_path / "bundle", {"arch": arch, "os": "rocky9", "os_aliases": ["alma9", "rhel9"]})
     settings = NodeSettings(role=role, first=False, name="n1", ip="10.213.0.5")
     return Node(host, State(host), bundle, settings)
 
@@ -98,6 +99,28 @@ def test_each_failure_names_the_check_and_the_fix(
     assert preflight.failures(node) == [(name, message)]
     with pytest.raises(InstallError, match=rf"^preflight failed \({name}\): fix the above, or pass --ignore-preflight"):
         preflight.Preflight().plan(node)
+
+
+def test_a_bundle_others_can_write_is_refused(healthy: None, tmp_path: Path) -> None:
+    """Whoever can write the bundle could swap a binary or an RPM after `verify`: group- or other-writable
+    files and folders fail the check, naming them and the fix."""
+    node = make_node(tmp_path)
+    folder = node.bundle.root / "rpms"
+    folder.mkdir(mode=0o755)
+    (folder / "a.rpm").write_bytes(b"rpm")
+    (folder / "b.rpm").write_bytes(b"rpm")
+    os.chmod(folder / "a.rpm", 0o664)
+    os.chmod(folder, 0o777)
+    assert preflight.failures(node) == [
+        (
+            "bundle-permissions",
+            f"2 path(s) in the bundle folder {node.bundle.root} can be written by other users (rpms, rpms/a.rpm), "
+            f"so they could be swapped after verify: chmod -R go-w {node.bundle.root}, then run "
+            "./k8s-install.pyz verify again",
+        )
+    ]
+    subprocess.run(["chmod", "-R", "go-w", str(node.bundle.root)], check=True)  # the fix the message gives
+    assert preflight.failures(node) == []
 
 
 def test_wrong_os_names_both(healthy: None, tmp_path: Path) -> None:
@@ -232,5 +255,5 @@ def test_unknown_check_name_to_ignore_is_refused_with_the_list() -> None:
         ignored_checks(["cpu"])
     assert str(raised.value) == (
         "--ignore-preflight cpu: no such check; the checks are root, os, arch, cpus, memory, disk, ports, runtime, "
-        "assumed-rpms"
+        "assumed-rpms, bundle-permissions"
     )

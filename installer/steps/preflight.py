@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import stat
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from k8s_install.assumed_rpms import unmet_requirements
@@ -233,6 +234,28 @@ def check_assumed_rpms(node: Node) -> Optional[str]:
     )
 
 
+def check_bundle_permissions(node: Node) -> Optional[str]:
+    """The bundle's files and folders must not be writable by group or others: whoever can write them could
+    swap a binary or an RPM between `verify` and the moment the installer uses it (as root)."""
+    root = node.bundle.root
+    writable: List[str] = []
+    for folder, _, files in os.walk(root):
+        for path in (folder, *(os.path.join(folder, name) for name in files)):
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue  # gone meanwhile: verify names missing files
+            if mode & (stat.S_IWGRP | stat.S_IWOTH) and not stat.S_ISLNK(mode):
+                writable.append(os.path.relpath(path, root))
+    if not writable:
+        return None
+    shown = ", ".join(writable[:3]) + (f" and {len(writable) - 3} more" if len(writable) > 3 else "")
+    return (
+        f"{len(writable)} path(s) in the bundle folder {root} can be written by other users ({shown}), so they "
+        f"could be swapped after verify: chmod -R go-w {root}, then run ./k8s-install.pyz verify again"
+    )
+
+
 CHECKS: Tuple[Tuple[str, Check], ...] = (
     ("root", check_root),
     ("os", check_os),
@@ -243,6 +266,7 @@ CHECKS: Tuple[Tuple[str, Check], ...] = (
     ("ports", check_ports),
     ("runtime", check_runtime),
     ("assumed-rpms", check_assumed_rpms),
+    ("bundle-permissions", check_bundle_permissions),
 )
 CHECK_NAMES = tuple(name for name, _ in CHECKS)
 

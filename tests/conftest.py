@@ -12,7 +12,12 @@ import pytest
 import yaml
 
 from tests.support.http_server import MirrorServer
-from tests.support.rpm_graph import rpm_graph  # noqa: F401  (session fixture: real RPM repositories)
+from tests.support.rpm_graph import (  # noqa: F401  (session fixtures: real RPM repositories, signing keys)
+    impostor,
+    rpm_graph,
+    signed_graph,
+    signing_key,
+)
 
 pytest_plugins = ["tests.support.image_fixtures", "tests.support.cluster_files"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import pytest
 import yaml
@@ -30,27 +30,6 @@ pytestmark = pytest.mark.skipif(
 
 KUBECTL = "kubectl-1.29.6-150500.1.1.x86_64.rpm"
 KUBECTL_NEVRA = "kubectl-0:1.29.6-150500.1.1.x86_64"
-
-
-@pytest.fixture(scope="module")
-def repo_key() -> Iterator[SigningKey]:
-    key = SigningKey("k8s-package-repo")
-    yield key
-    key.close()
-
-
-@pytest.fixture(scope="module")
-def impostor() -> Iterator[SigningKey]:
-    key = SigningKey("impostor")
-    yield key
-    key.close()
-
-
-@pytest.fixture(scope="module")
-def signed(rpm_graph: RpmGraph, repo_key: SigningKey, tmp_path_factory: pytest.TempPathFactory) -> RpmGraph:
-    graph = rpm_graph.copy(tmp_path_factory.mktemp("package-signatures"))
-    repo_key.sign_rpms(list(graph.rpms.values()))
-    return graph
 
 
 def build(release: StandInRelease, work: Path):  # type: ignore[no-untyped-def]
@@ -76,14 +55,14 @@ def unsigned_metadata(release: StandInRelease, name: str, mark: bool) -> None:
 
 
 def test_unsigned_metadata_builds_when_the_pinned_key_signed_every_package_and_installs_with_gpgcheck(
-    release: StandInRelease, signed: RpmGraph, repo_key: SigningKey, tmp_path: Path
+    release: StandInRelease, signed_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
 ) -> None:
-    add_rpm_section(release, signed, name="rocky-like", signer=repo_key, pin="fingerprint")
+    add_rpm_section(release, signed_graph, name="rocky-like", signer=signing_key, pin="fingerprint")
     unsigned_metadata(release, "rocky-like", mark=True)
     bundle = build_and_unpack(release, tmp_path)
     manifest = yaml.safe_load((bundle / "bundle.yaml").read_text())
     repositories = {r["id"]: r for r in manifest["rpm_repository"]["repositories"]}
-    assert repositories["kubernetes"]["signature"] == f"verified ({repo_key.fingerprint})"
+    assert repositories["kubernetes"]["signature"] == f"verified ({signing_key.fingerprint})"
     assert repositories["base"]["signature"] == "not published (metadata_signed: false)"
     assert "repomd_asc_sha256" not in repositories["base"]
     by_repository = {r: sum(1 for e in manifest["rpms"] if e["repository"] == r) for r in repositories}
@@ -91,7 +70,7 @@ def test_unsigned_metadata_builds_when_the_pinned_key_signed_every_package_and_i
         assert count and repositories[repository]["package_signatures"] == f"verified with rpmkeys ({count} RPMs)"
     assert manifest["rpm_repository"]["gpgcheck"] is True
 
-    root = minimal_node(tmp_path / "root", signed)
+    root = minimal_node(tmp_path / "root", signed_graph)
     runner = OfflineRunner()
     install_packages(bundle, root, releasever="9", run=runner)  # dnf --installroot, gpgcheck on by default
     dnf = [command for command in runner.commands if command[0] == "dnf"]
@@ -100,9 +79,9 @@ def test_unsigned_metadata_builds_when_the_pinned_key_signed_every_package_and_i
 
 
 def test_missing_metadata_signature_names_the_field_to_set(
-    release: StandInRelease, signed: RpmGraph, repo_key: SigningKey, tmp_path: Path
+    release: StandInRelease, signed_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
 ) -> None:
-    add_rpm_section(release, signed, name="rocky-unmarked", signer=repo_key, pin="fingerprint")
+    add_rpm_section(release, signed_graph, name="rocky-unmarked", signer=signing_key, pin="fingerprint")
     unsigned_metadata(release, "rocky-unmarked", mark=False)
     result = build(release, tmp_path)
     assert result.returncode == 1
@@ -119,9 +98,9 @@ def test_missing_metadata_signature_names_the_field_to_set(
 
 
 def test_metadata_signed_true_demands_the_signature_of_an_unpinned_key(
-    release: StandInRelease, signed: RpmGraph, repo_key: SigningKey, tmp_path: Path
+    release: StandInRelease, signed_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
 ) -> None:
-    prefixes = add_rpm_section(release, signed, name="declared-signed", signer=repo_key)
+    prefixes = add_rpm_section(release, signed_graph, name="declared-signed", signer=signing_key)
     kubernetes = release.manifest["rpm"]["rocky9"]["repositories"][0]
     del kubernetes["gpgkey_sha256"]  # the key is fetched but not pinned
     kubernetes["metadata_signed"] = True
@@ -158,18 +137,18 @@ def spoil_kubectl(graph: RpmGraph, original: RpmGraph, how: str, impostor: Signi
     ],
 )  # fmt: skip
 def test_a_package_not_signed_by_its_repository_key_fails_the_build_naming_it(
-    how: str, expected: str, release: StandInRelease, rpm_graph: RpmGraph, repo_key: SigningKey,
+    how: str, expected: str, release: StandInRelease, rpm_graph: RpmGraph, signing_key: SigningKey,
     impostor: SigningKey, tmp_path: Path,
 ) -> None:  # fmt: skip
     graph = rpm_graph.copy(tmp_path / "graph")
-    repo_key.sign_rpms(list(graph.rpms.values()))
+    signing_key.sign_rpms(list(graph.rpms.values()))
     spoil_kubectl(graph, rpm_graph, how, impostor)
-    add_rpm_section(release, graph, name=f"spoiled-{how.replace(' ', '-')}", signer=repo_key, pin="fingerprint")
+    add_rpm_section(release, graph, name=f"spoiled-{how.replace(' ', '-')}", signer=signing_key, pin="fingerprint")
     result = build(release, tmp_path)
     assert result.returncode == 1, result.stderr
     line = last_line(result)
     assert line.startswith(f"bundler: error: RPM {KUBECTL_NEVRA} from repository kubernetes "), line
-    message = expected.format(fingerprint=repo_key.fingerprint, impostor_id=impostor.fingerprint[-8:].lower())
+    message = expected.format(fingerprint=signing_key.fingerprint, impostor_id=impostor.fingerprint[-8:].lower())
     assert message in line
     assert "more RPM(s)" not in line  # only the spoiled one fails
     assert "Traceback" not in result.stderr
@@ -196,11 +175,11 @@ def packages_of(graph: RpmGraph) -> List[PackageFile]:
 
 
 def test_one_rpmkeys_process_checks_many_packages(
-    signed: RpmGraph, repo_key: SigningKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    signed_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = tmp_path / "key.asc"
-    key.write_bytes(repo_key.public)
-    packages = packages_of(signed)
+    key.write_bytes(signing_key.public)
+    packages = packages_of(signed_graph)
     half = len(packages) // 2
     groups = [RepositoryPackages("one", key, "the key", tuple(packages[:half])),
               RepositoryPackages("two", key, "the key", tuple(packages[half:]))]  # fmt: skip
@@ -222,16 +201,16 @@ def test_one_rpmkeys_process_checks_many_packages(
 
 
 def test_a_package_signed_with_sha1_fails_the_build_as_el9_would(
-    rpm_graph: RpmGraph, repo_key: SigningKey, tmp_path: Path
+    rpm_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
 ) -> None:
     """EL9's DEFAULT crypto policy makes rpm refuse SHA-1 signatures; rpm here accepts them, so the build
     reads the hash from rpmkeys' verbose lines and refuses the package."""
     graph = rpm_graph.copy(tmp_path / "graph")
-    repo_key.sign_rpms(list(graph.rpms.values()))
+    signing_key.sign_rpms(list(graph.rpms.values()))
     shutil.copy2(rpm_graph.rpms[KUBECTL], graph.rpms[KUBECTL])
-    repo_key.sign_rpms([graph.rpms[KUBECTL]], digest="sha1")
+    signing_key.sign_rpms([graph.rpms[KUBECTL]], digest="sha1")
     key = tmp_path / "key.asc"
-    key.write_bytes(repo_key.public)
+    key.write_bytes(signing_key.public)
     with pytest.raises(BundlerError) as raised:
         verify_signatures([RepositoryPackages("kubernetes", key, "FPR", tuple(packages_of(graph)))])
     message = str(raised.value)
@@ -243,10 +222,10 @@ def test_a_package_signed_with_sha1_fails_the_build_as_el9_would(
 
 
 def test_every_failing_package_is_counted_in_the_one_line(
-    rpm_graph: RpmGraph, repo_key: SigningKey, tmp_path: Path
+    rpm_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
 ) -> None:
     key = tmp_path / "key.asc"
-    key.write_bytes(repo_key.public)
+    key.write_bytes(signing_key.public)
     packages = packages_of(rpm_graph)  # none signed
     with pytest.raises(BundlerError) as raised:
         verify_signatures([RepositoryPackages("base", key, "FPR", tuple(packages))])
@@ -256,8 +235,8 @@ def test_every_failing_package_is_counted_in_the_one_line(
     assert f"({len(packages) - 1} more RPM(s) fail rpmkeys --checksig too: {packages[1].nevra} (base), " in message
 
 
-def test_a_key_rpm_cannot_read_is_one_clear_line(signed: RpmGraph, tmp_path: Path) -> None:
+def test_a_key_rpm_cannot_read_is_one_clear_line(signed_graph: RpmGraph, tmp_path: Path) -> None:
     key = tmp_path / "key.asc"
     key.write_bytes(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PUBLIC KEY BLOCK-----\n")
     with pytest.raises(BundlerError, match=r"^repository base: rpm cannot import its key FPR \("):
-        verify_signatures([RepositoryPackages("base", key, "FPR", tuple(packages_of(signed)[:1]))])
+        verify_signatures([RepositoryPackages("base", key, "FPR", tuple(packages_of(signed_graph)[:1]))])

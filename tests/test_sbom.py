@@ -39,7 +39,10 @@ def spdx_tools() -> Any:
 
 @pytest.fixture(scope="module")
 def built(
-    rpm_graph: RpmGraph, pushed_images: PushedImages, tmp_path_factory: pytest.TempPathFactory
+    signed_graph: RpmGraph,
+    signing_key: SigningKey,
+    pushed_images: PushedImages,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Dict[str, Any]]:
     """Build one bundle with all three source kinds (signed repository metadata, so the repository keys are
     in it too), twice: the second proves the SBOM reproducible."""
@@ -48,15 +51,12 @@ def built(
         pytest.skip(f"{', '.join(missing)} not installed (.ci/run installs them)")
     root = tmp_path_factory.mktemp("sbom")
     mirror = MirrorServer().start()
-    repo_key = SigningKey("sbom-repo")
     storage = root / "registry-storage"
     subprocess.run(["cp", "-a", str(pushed_images.storage), str(storage)], check=True)
     try:
         with Registry(storage, root / "registry") as registry:
             release = StandInRelease(mirror, root)
-            signed = rpm_graph.copy(root / "signed-rpms")  # the builder checks each RPM's signature
-            repo_key.sign_rpms(list(signed.rpms.values()))
-            add_rpm_section(release, signed, signer=repo_key)
+            add_rpm_section(release, signed_graph, signer=signing_key)  # the builder checks each RPM's signature
             images = [f"{registry.host}/test/busybox:1.0", f"{registry.host}/test/app:2.0"]
             release.set_images(images)
             outputs = []
@@ -70,7 +70,6 @@ def built(
                 outputs.append(root / run / f"{TOP}.tar")
     finally:
         mirror.stop()
-        repo_key.close()
     subprocess.run(["tar", "-xf", str(outputs[0]), "-C", str(root)], check=True)
     folder = root / TOP
     yield {

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
 from tests.support.rpm_repo import FakeRpm, build_rpms, make_repo, missing_tools
+from tests.support.signing import SigningKey
 
 BINARY_ARCHES = ("x86_64", "aarch64")
 K8S_RELEASE = "150500.1.1"
@@ -118,3 +119,27 @@ def rpm_graph(tmp_path_factory: pytest.TempPathFactory) -> RpmGraph:
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (apt-get install rpm createrepo-c)")
     return RpmGraph(tmp_path_factory.mktemp("rpm-graph"))
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> Iterator[SigningKey]:
+    """The repositories' throwaway key, for every test that signs the graph's RPMs or repomd.xml."""
+    key = SigningKey("k8s-test-repo")
+    yield key
+    key.close()
+
+
+@pytest.fixture(scope="session")
+def impostor() -> Iterator[SigningKey]:
+    """Another key: what a tampered mirror or a swapped key signs with."""
+    key = SigningKey("impostor")
+    yield key
+    key.close()
+
+
+@pytest.fixture(scope="session")
+def signed_graph(rpm_graph: RpmGraph, signing_key: SigningKey, tmp_path_factory: pytest.TempPathFactory) -> RpmGraph:
+    """The graph's RPMs, copied and signed by `signing_key` (once per session)."""
+    graph = rpm_graph.copy(tmp_path_factory.mktemp("signed-graph"))
+    signing_key.sign_rpms(list(graph.rpms.values()))
+    return graph

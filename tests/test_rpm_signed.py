@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bundler import paths
+from bundler.errors import BundlerError
+from bundler.rpm.keys import check_key, load_fingerprint_pins
 from k8s_install.errors import InstallError
 from k8s_install.packages import install_packages, plan_packages
 from tests.conftest import StandInRelease, run_bundler
@@ -101,6 +104,29 @@ def test_another_key_under_the_pinned_url_fails_the_build(
         f"{impostor.fingerprint}, but {signing_key.fingerprint} is pinned"
     ) in result.stderr
     assert not list((tmp_path / "out").glob("*.tar"))
+
+
+SHARED_KEYS = Path(__file__).resolve().parents[2] / "shared" / "pins" / "keys"
+
+
+@pytest.mark.skipif(not SHARED_KEYS.is_dir(), reason="../shared/pins/keys is not beside the project")
+def test_real_repository_keys_match_the_pins_and_the_expired_one_says_what_to_do() -> None:
+    pins = load_fingerprint_pins(paths.key_pins_path("1.29.6"))
+    rocky_url = "https://dl.rockylinux.org/pub/rocky/RPM-GPG-KEY-Rocky-9"
+    k8s_url = "https://pkgs.k8s.io/core:/stable:/v1.29/rpm/repodata/repomd.xml.key"
+    rocky = check_key(SHARED_KEYS / "RPM-GPG-KEY-Rocky-9", pins[rocky_url], rocky_url, "repository baseos")
+    assert rocky.fingerprint == "21CB256AE16FC54C6E652949702D426D350D275D" and rocky.expires is None
+    key = SHARED_KEYS / "pkgs.k8s.io-core-stable-repomd.xml.key"
+    before_expiry = check_key(key, pins[k8s_url], k8s_url, "repository kubernetes", now=1_700_000_000)
+    assert before_expiry.fingerprint == "DE15B14486CD377B9E876E1A234654DA9A296436"
+    with pytest.raises(BundlerError) as raised:
+        check_key(key, pins[k8s_url], k8s_url, "repository kubernetes")
+    assert str(raised.value).startswith(
+        f"repository kubernetes: the key at {k8s_url} (DE15B14486CD377B9E876E1A234654DA9A296436, isv:kubernetes "
+        "OBS Project <isv:kubernetes@build.opensuse.org>) expired on 2024-11-02, and dnf refuses repositories"
+    )
+    with pytest.raises(BundlerError, match="but DE15B14486CD377B9E876E1A234654DA9A296436 is pinned"):
+        check_key(SHARED_KEYS / "RPM-GPG-KEY-Rocky-9", pins[k8s_url], k8s_url, "repository kubernetes")
 
 
 def test_pinned_key_without_a_published_signature_fails_the_build(

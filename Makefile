@@ -26,8 +26,7 @@ test: vermin  ## the whole test suite (needs root and the Debian packages .ci/ru
 lint:
 	$(PYTHON) -m ruff check bundler installer tests
 	$(PYTHON) -m ruff format --check bundler installer tests
-	mkdir -p build/mypy && ln -sfn ../../installer build/mypy/k8s_install  # installer/ is imported as k8s_install
-	MYPYPATH=build/mypy $(PYTHON) -m mypy -p bundler -p k8s_install
+	$(PYTHON) -m mypy -p bundler -p k8s_install
 
 bench:  ## measured speed against baselines taken in the same run
 	$(PYTHON) -m tests.bench.run

@@ -20,10 +20,10 @@ import yaml
 
 from bundler.bundle_writer import BundleContents
 from bundler.errors import BundlerError
+from k8s_install.bundle_format.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
+from k8s_install.bundle_format.shape import check_manifest_shape
+from k8s_install.bundle_format.verify import declared_files, parse_sums
 from k8s_install.errors import InstallError, yaml_problem
-from k8s_install.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
-from k8s_install.manifest_shape import check_manifest_shape
-from k8s_install.verify import declared_files, parse_sums
 
 ALWAYS_CARRIED = (INSTALLER_NAME, MANIFEST_NAME)  # SHA256SUMS is always written
 

@@ -66,7 +66,7 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"Kubernetes {args.kubernetes} is not supported; supported versions: {versions}")
     if args.command == "images":
         from k8s_install.errors import InstallError
-        from k8s_install.image_push import check_prefix
+        from k8s_install.images.push import check_prefix
 
         if args.plain_http and args.ca_file:
             parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     text = "copy every image of a bundle (tarball or folder) into a registry, keeping repository names"
     push = image_actions.add_parser("push", help=text, description=text)
     push.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
-    from k8s_install.image_push import add_push_options
+    from k8s_install.images.push import add_push_options
 
     add_push_options(push)
     push.add_argument("--chunk-size", type=_positive, metavar="BYTES", help="upload blobs bigger than this in chunks")

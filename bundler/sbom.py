@@ -25,7 +25,7 @@ from urllib.parse import quote
 from bundler import __version__
 from bundler.bundle_writer import BundleContents
 from bundler.oci.layout import blob_path
-from k8s_install.layout import RPMS_DIR, SBOM_NAME, bundle_dir_name
+from k8s_install.bundle_format.layout import RPMS_DIR, SBOM_NAME, bundle_dir_name
 
 NOASSERTION = "NOASSERTION"
 NAMESPACE_BASE = "https://spdx.k8s-offline-bundler.invalid/bundles"  # never fetched: only a unique name

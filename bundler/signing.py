@@ -2,7 +2,8 @@
 
 The key is an OpenSSH private key file (ed25519 is the documented default), or a public key file whose
 private half is held by the ssh-agent at SSH_AUTH_SOCK. SHA256SUMS covers bundle.yaml and every file, so
-its signature covers the whole bundle. Checking lives in installer/signature.py, shared with the node.
+its signature covers the whole bundle. Checking lives in k8s_install/bundle_format/signature.py,
+shared with the node.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import NamedTuple, Optional, Tuple
 
 from bundler.errors import BundlerError
+from k8s_install.bundle_format.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE, SUMS_NAME
+from k8s_install.bundle_format.signature import TrustedSigners, check_signature, signing_key
 from k8s_install.errors import InstallError
-from k8s_install.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE, SUMS_NAME
-from k8s_install.signature import TrustedSigners, check_signature, signing_key
 
 TIMEOUT = 300  # a passphrase may be typed, or an agent may ask for confirmation
 

@@ -108,7 +108,7 @@ def test_every_node_command_refuses_it_under_python39(
 
 
 def test_the_real_bundle_yaml_has_the_shape(pristine: Path) -> None:
-    from k8s_install.manifest_shape import check_manifest_shape
+    from k8s_install.bundle_format.shape import check_manifest_shape
 
     manifest = yaml.safe_load((pristine / "bundle.yaml").read_text())
     assert check_manifest_shape(manifest, str(pristine)) is manifest
@@ -154,7 +154,7 @@ def test_a_compressed_tarball_is_named_as_such(pristine: Path, tmp_path: Path) -
 
 
 def test_the_builder_writes_a_shared_value_twice_never_as_an_alias() -> None:
-    from k8s_install.manifest_shape import NoAliasDumper, load_manifest_yaml
+    from k8s_install.bundle_format.shape import NoAliasDumper, load_manifest_yaml
 
     shared = ["alma9", "rhel9"]
     text = yaml.dump({"os_aliases": shared, "again": shared}, Dumper=NoAliasDumper)

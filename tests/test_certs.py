@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bundler.zipapp import build_installer
-from k8s_install.certs import expiry_warnings, parse_certificate, pem_certificates, read_kubeconfig, read_pem
+from k8s_install.cert_expiry import expiry_warnings, parse_certificate, pem_certificates, read_kubeconfig, read_pem
 from k8s_install.commands.status import certificate_lines, certificate_warnings
-from k8s_install.host import Host
+from k8s_install.node.host import Host
 from tests.support.pki import make_certificate, make_control_plane_pki, openssl_enddate
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")

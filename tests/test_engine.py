@@ -8,12 +8,12 @@ from typing import List, Tuple
 
 import pytest
 
-from k8s_install.bundle import Bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.engine import Change, Node, Step, converge
-from k8s_install.files import plan_file
-from k8s_install.host import Host
+from k8s_install.node.files import plan_file
+from k8s_install.node.host import Host
+from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
-from k8s_install.state import State
 
 
 class WriteFiles(Step):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from k8s_install.errors import InstallError
-from k8s_install.images import bundle_images, check_images_present, import_images, present_images
+from k8s_install.images.containerd_import import bundle_images, check_images_present, import_images, present_images
 from tests.conftest import StandInRelease
 from tests.support.containerd import Containerd
 from tests.support.image_fixtures import build_bundle

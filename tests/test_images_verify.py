@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import pytest
 
 from k8s_install.errors import InstallError
-from k8s_install.images import import_images, present_images
+from k8s_install.images.containerd_import import import_images, present_images
 from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.containerd import Containerd
 from tests.support.http_server import MirrorServer

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from k8s_install.contents import describe
+from k8s_install.bundle_format.contents import describe
 from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry

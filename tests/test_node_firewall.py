@@ -11,12 +11,12 @@ from typing import Iterator
 
 import pytest
 
-from k8s_install.bundle import Bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.commands.cluster_settings import settings_for
 from k8s_install.engine import Node
-from k8s_install.host import Host
+from k8s_install.node.host import Host
+from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
-from k8s_install.state import State
 from k8s_install.steps.chrony import chrony_conf
 from k8s_install.steps.firewall import service_name, service_xml
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster

@@ -13,21 +13,21 @@ from typing import List
 
 import pytest
 
-from k8s_install.atomic import leftover_temporaries
-from k8s_install.bundle import Bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.commands.reset import run_reset
 from k8s_install.engine import Change, Node, Step, converge
-from k8s_install.files import plan_file
-from k8s_install.host import Host
+from k8s_install.node.atomic import leftover_temporaries
+from k8s_install.node.files import plan_file
+from k8s_install.node.host import Host
+from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
-from k8s_install.state import State
 from k8s_install.steps.leftovers import Leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLED_WRITER = """
 import os, sys, time
 from pathlib import Path
-from k8s_install.atomic import write_atomically
+from k8s_install.node.atomic import write_atomically
 
 def stall(descriptor):
     print("writing", flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8s_install.revert import revert_installer_changes
+from k8s_install.node.revert import revert_installer_changes
 from k8s_install.steps.system import fstab_without_swap, hosts_with_block, selinux_config_permissive
 
 HOSTS = "127.0.0.1 localhost localhost.localdomain\n::1 localhost6\n"

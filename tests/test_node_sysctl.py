@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from k8s_install.host import Host
+from k8s_install.node.host import Host
 from k8s_install.steps.kernel import SYSCTL_SETTINGS, sysctl_apply_command, sysctl_conf, sysctl_overrides
 from tests.support.prerequisites import require
 from tests.support.sandbox import NetNamespace
@@ -98,10 +98,10 @@ def test_only_files_read_after_ours_count_and_the_last_one_wins(tmp_path: Path) 
 
 
 def test_plan_and_preflight_name_the_file_and_value(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from k8s_install.bundle import Bundle
+    from k8s_install.bundle_format.bundle import Bundle
     from k8s_install.engine import Node
+    from k8s_install.node.state import State
     from k8s_install.settings import NodeSettings
-    from k8s_install.state import State
     from k8s_install.steps.preflight import sysctl_warnings
 
     root = tmp_path / "node"

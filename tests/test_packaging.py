@@ -1,8 +1,10 @@
-"""The wheel's package list (pyproject.toml) names every package folder, under its import name."""
+"""Folders match imports: the package list the wheel gets (pyproject's find) is every package folder on disk."""
 
 from __future__ import annotations
 
 import sys
+
+from setuptools import find_packages
 
 from tests.conftest import REPO
 
@@ -11,22 +13,27 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     tomllib = None
 
-IMPORT_NAMES = {"installer": "k8s_install"}  # folder -> import name (pyproject's package-dir)
+SOURCE_ROOTS = {"bundler": REPO, "k8s_install": REPO / "installer"}  # import name -> the folder that holds it
 
 
-def test_every_package_folder_is_in_the_wheel() -> None:
+def test_every_package_folder_is_found_under_its_import_name() -> None:
     assert tomllib is not None, "Python 3.11+ runs the tests (tomllib)"
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    assert find["where"] == [".", "installer"]
     on_disk = set()
-    for folder in ("bundler", "installer"):
-        for init in (REPO / folder).rglob("__init__.py"):
-            parts = init.parent.relative_to(REPO).parts
-            on_disk.add(".".join((IMPORT_NAMES.get(parts[0], parts[0]),) + parts[1:]))
-    assert set(config["packages"]) == on_disk
-    assert config["package-dir"] == {"k8s_install": "installer"}
+    for name, root in SOURCE_ROOTS.items():
+        for init in (root / name).rglob("__init__.py"):
+            on_disk.add(".".join(init.parent.relative_to(root).parts))
+    found = set()
+    for where in find["where"]:
+        found |= set(find_packages(str(REPO / where), include=find["include"]))
+    assert found == on_disk
+    assert "package-dir" not in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
 
 
-def test_the_import_name_is_not_pypas_installer() -> None:
+def test_the_import_path_is_the_folder_path() -> None:
     import k8s_install
 
-    assert k8s_install.__file__ is not None and "installer" in k8s_install.__file__  # the folder stays
+    assert k8s_install.__file__ is not None
+    assert str(REPO / "installer" / "k8s_install") in k8s_install.__file__ or "site-packages" in k8s_install.__file__
+    assert not (REPO / "installer" / "__init__.py").exists()  # installer/ is a source root, not a package

@@ -11,12 +11,12 @@ from typing import Callable
 
 import pytest
 
-from k8s_install.bundle import Bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.engine import Node
 from k8s_install.errors import InstallError
-from k8s_install.host import Host
+from k8s_install.node.host import Host
+from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
-from k8s_install.state import State
 from k8s_install.steps import preflight
 from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import build_node_bundle

@@ -19,7 +19,7 @@ import yaml
 from bundler import paths
 from bundler.checksums import load_pins
 from bundler.manifest import load_release
-from k8s_install.bundle import Bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.cluster.kubeadm import api_version, render_init_config, render_join_config
 from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
 from k8s_install.steps.containerd import containerd_config

@@ -11,7 +11,7 @@ from typing import List
 import pytest
 
 from k8s_install.errors import InstallError
-from k8s_install.packages import dnf_install_command, install_packages, plan_packages
+from k8s_install.packages.dnf import dnf_install_command, install_packages, plan_packages
 from tests.conftest import StandInRelease
 from tests.support.rpm_graph import ASSUMED, MINIMAL_X86_64, RpmGraph
 from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node

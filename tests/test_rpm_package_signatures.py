@@ -16,7 +16,7 @@ import yaml
 from bundler.errors import BundlerError
 from bundler.rpm import package_signatures
 from bundler.rpm.package_signatures import PackageFile, RepositoryPackages, verify_signatures
-from k8s_install.packages import install_packages
+from k8s_install.packages.dnf import install_packages
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.rpm_graph import RpmGraph
 from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node

@@ -15,11 +15,11 @@ import yaml
 from bundler.errors import BundlerError
 from bundler.rpm.deps import parse_simple
 from bundler.rpm.solver import Policy, RepoMetadata, prove_installable, resolve
-from k8s_install.bundle import Bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.engine import Node
-from k8s_install.host import Host
+from k8s_install.node.host import Host
+from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
-from k8s_install.state import State
 from k8s_install.steps.preflight import check_assumed_rpms
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.rpm_release import add_cni_plugins

@@ -13,7 +13,7 @@ from bundler import paths
 from bundler.errors import BundlerError
 from bundler.rpm.keys import check_key, load_fingerprint_pins
 from k8s_install.errors import InstallError
-from k8s_install.packages import install_packages, plan_packages
+from k8s_install.packages.dnf import install_packages, plan_packages
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.rpm_graph import RpmGraph
 from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from k8s_install.assumed_rpms import Capability, satisfies
-from k8s_install.rpmvercmp import compare_evr, rpmvercmp
+from k8s_install.packages.assumed_rpms import Capability, satisfies
+from k8s_install.packages.rpmvercmp import compare_evr, rpmvercmp
 
 VERSION_CASES = [
     ("1.0", "1.0", 0), ("1.0", "2.0", -1), ("2.0", "1.0", 1), ("2.0.1", "2.0.1", 0), ("2.0", "2.0.1", -1),

@@ -15,8 +15,8 @@ from typing import Iterator, List, Optional
 
 import pytest
 
+from k8s_install.bundle_format.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE
 from k8s_install.cluster.secrets import generate_secrets, write_secrets
-from k8s_install.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.http_server import MirrorServer
 from tests.support.user_errors import one_error_line
@@ -308,7 +308,7 @@ def test_every_bundle_command_checks_the_signature_first(
 def test_describe_signature_for_inspect(signed: Path, pristine: Path, unpacked: Path, keys: Keys) -> None:
     from bundler.errors import BundlerError
     from bundler.signing import describe_signature
-    from k8s_install.signature import read_trusted_signers
+    from k8s_install.bundle_format.signature import read_trusted_signers
 
     assert describe_signature(pristine).startswith("signed with ED25519 SHA256:")
     assert describe_signature(signed) == describe_signature(pristine)

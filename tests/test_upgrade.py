@@ -15,11 +15,11 @@ from typing import Iterator, List
 import pytest
 import yaml
 
-from k8s_install.bundle import load_bundle
+from k8s_install.bundle_format.bundle import load_bundle
 from k8s_install.cluster.calico import render_calico
 from k8s_install.cluster.config import load_cluster_config
 from k8s_install.steps.cluster import CALICO_APPLIED_KEY, CALICO_MANIFEST
-from k8s_install.upgrade import apiserver_version, skew_problem
+from k8s_install.upgrade_record import apiserver_version, skew_problem
 from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import build_node_bundle

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from k8s_install.bundle import load_bundle
+from k8s_install.bundle_format.bundle import load_bundle
 from k8s_install.engine import Node
-from k8s_install.host import Host
-from k8s_install.packages import install_packages
+from k8s_install.node.host import Host
+from k8s_install.node.state import State
+from k8s_install.packages.dnf import install_packages
 from k8s_install.settings import NodeSettings
-from k8s_install.state import State
 from k8s_install.steps.upgrade import KubeadmPackage
 from tests.conftest import StandInRelease
 from tests.support.rpm_graph import RpmGraph

@@ -32,9 +32,9 @@ from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
+from k8s_install.bundle_format.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
+from k8s_install.bundle_format.shape import NoAliasDumper, check_manifest_shape
 from k8s_install.errors import InstallError, yaml_problem
-from k8s_install.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
-from k8s_install.manifest_shape import NoAliasDumper, check_manifest_shape
 
 
 def source_date_epoch() -> int:
@@ -104,7 +104,7 @@ def read_lock(path: Path) -> Dict[str, Any]:
 
 def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
     pyz = build_installer(work / INSTALLER_NAME, epoch)
-    from k8s_install.verify import sha256_file
+    from k8s_install.bundle_format.verify import sha256_file
 
     digest = sha256_file(pyz)
     size = pyz.stat().st_size

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from bundler.errors import BundlerError
+from k8s_install.bundle_format.verify import verify_bundle
 from k8s_install.errors import InstallError
-from k8s_install.image_push import DEFAULT_CHUNK, PushOptions, push_bundle, summary
-from k8s_install.verify import verify_bundle
+from k8s_install.images.push import DEFAULT_CHUNK, PushOptions, push_bundle, summary
 
 
 def run_push(args: argparse.Namespace) -> int:

@@ -11,10 +11,10 @@ from bundler.errors import BundlerError
 from bundler.progress import human_size
 from bundler.sbom import summarise_sbom
 from bundler.signing import describe_signature
-from k8s_install.contents import describe, read_manifest, read_member
+from k8s_install.bundle_format.contents import describe, read_manifest, read_member
+from k8s_install.bundle_format.layout import SBOM_NAME
+from k8s_install.bundle_format.verify import verify_bundle
 from k8s_install.errors import InstallError
-from k8s_install.layout import SBOM_NAME
-from k8s_install.verify import verify_bundle
 
 
 def inspect_document(target: Path, jobs: int = 0) -> Dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Optional
 import k8s_install.report as report
 from bundler.errors import BundlerError
 from bundler.progress import human_size
+from k8s_install.bundle_format.signature import read_trusted_signers
+from k8s_install.bundle_format.verify import verify_bundle
 from k8s_install.errors import InstallError
-from k8s_install.signature import read_trusted_signers
-from k8s_install.verify import verify_bundle
 
 
 def run_verify(target: Path, jobs: int = 0, trusted_signers: Optional[Path] = None, as_json: bool = False) -> int:

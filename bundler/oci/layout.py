@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from bundler.bundle_writer import BundleContents
-from k8s_install.layout import IMAGES_DIR
+from k8s_install.bundle_format.layout import IMAGES_DIR
 
 CONTAINERD_NAME = "io.containerd.image.name"
 OCI_REF_NAME = "org.opencontainers.image.ref.name"

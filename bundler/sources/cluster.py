@@ -13,9 +13,9 @@ import sys
 
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
+from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME
 from k8s_install.cluster.config import load_cluster_config
 from k8s_install.errors import InstallError
-from k8s_install.layout import CLUSTER_CONFIG_NAME
 
 SECRET_MARKERS = ("bootstrap_token", "certificate_key", "PRIVATE KEY", "keepalived_password")
 

@@ -18,7 +18,7 @@ from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
 from bundler.manifest import FileArtifact
 from bundler.plan import Blob, ProgressCallback, SourcePlan
-from k8s_install.layout import FILES_DIR
+from k8s_install.bundle_format.layout import FILES_DIR
 
 KIND = "files"
 

@@ -20,7 +20,7 @@ from bundler.rpm.repodata import EVR, Dependency, Package
 from bundler.rpm.solver import Policy, Resolution, prove_installable, require_libsolv
 from bundler.rpm.solver import resolve as solve
 from bundler.rpm.spec import RpmSpec, rpm_arch, rpm_spec
-from k8s_install.layout import RPMS_DIR
+from k8s_install.bundle_format.layout import RPMS_DIR
 
 KIND = "rpms"
 CLOSURES = ("minimal", "full")

@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 
 import yaml
 
-from k8s_install.upgrade import kubeadm_images
+from k8s_install.upgrade_record import kubeadm_images
 from tests.lab.bundle import build_lab_bundle
 from tests.lab.cluster import BUNDLE_DIR, ROLES, LiveCluster, Run
 from tests.lab.node import LabNode

@@ -9,7 +9,7 @@ from typing import Dict
 
 import yaml
 
-from k8s_install.certs import KUBEADM_CERTIFICATES
+from k8s_install.cert_expiry import KUBEADM_CERTIFICATES
 
 
 def make_certificate(path: Path, days: int, cn: str, key_type: str = "rsa:2048") -> Path:

@@ -1,0 +1,44 @@
+"""`images`: import the bundled images into containerd and prove every one is there."""
+
+from __future__ import annotations
+
+import argparse
+
+from k8s_install.commands.node import make_node
+from k8s_install.engine import converge
+from k8s_install.images.containerd_import import NAMESPACE
+from k8s_install.steps.image_import import Images
+
+
+def run_images(args: argparse.Namespace) -> int:
+    if getattr(args, "images_action", None) == "push":
+        return run_push(args)
+    node = make_node(args, dry_run=False, settings=None, need_cluster=False)
+    node.options["ctr"] = getattr(args, "ctr", None)
+    node.options["snapshotter"] = getattr(args, "snapshotter", None)
+    converge(node, [Images()], dry_run=False)
+    total = len(node.bundle.images())
+    result = node.options.get("images_result")
+    imported = len(result.imported) if result else 0
+    print(
+        f"images: {imported} imported, {total - imported} already present; "
+        f"all {total} bundled images are in containerd namespace {NAMESPACE}"
+    )
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    """`images push REGISTRY`: the verified bundle's images into a registry (no containerd, no root needed)."""
+    from pathlib import Path
+
+    from k8s_install.commands.node import bundle_dir, verify_bundle_dir
+    from k8s_install.images.push import PushOptions, push_bundle, summary
+    from k8s_install.node.host import Host
+
+    root = bundle_dir(args)
+    verify_bundle_dir(args, Host(Path(args.root or "/")))  # the signature too, as every other bundle command
+    options = PushOptions(args.registry, args.prefix, args.ca_file, args.auth_file, args.plain_http)
+    print(f"pushing the images of {root} to {args.registry}")
+    report = push_bundle(root, options)
+    print(summary(report, args.registry))
+    return 0

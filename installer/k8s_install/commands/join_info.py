@@ -1,0 +1,49 @@
+"""`join-info` on a control plane: make the pre-generated join material valid again and print it.
+
+The bootstrap token is re-created with the same value when it has expired, and the control-plane
+certificates are re-uploaded under the same certificate key (kubeadm deletes them after two hours), so the
+cluster-secrets.yaml the other nodes use keeps working; the equivalent kubeadm command lines are printed
+for a manual join.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from k8s_install.cluster import kubeadm
+from k8s_install.cluster.paths import ADMIN_KUBECONFIG
+from k8s_install.commands.node import make_node
+from k8s_install.errors import InstallError
+from k8s_install.node.host import masked
+
+
+def run_join_info(args: argparse.Namespace) -> int:
+    node = make_node(args, dry_run=False)
+    settings = node.settings
+    host = node.host
+    if not settings.is_control_plane:
+        raise InstallError("join-info runs on a control plane (it needs the cluster's admin kubeconfig)")
+    secrets = settings.secrets
+    if secrets is None:
+        raise InstallError("join-info needs cluster-secrets.yaml: pass --secrets FILE")
+    commands = []
+    if host.live:
+        if not host.path(ADMIN_KUBECONFIG).exists():
+            raise InstallError(f"{ADMIN_KUBECONFIG} is missing: this control plane has not joined the cluster yet")
+        listed = host.run(kubeadm.token_list_command()).stdout.decode()
+        if secrets.token_id not in listed:
+            commands.append(kubeadm.token_create_command(secrets))
+        commands.append(kubeadm.upload_certs_command())
+        for command in commands:
+            host.run(command, redact=[secrets.bootstrap_token])
+    else:
+        commands = [kubeadm.token_list_command(), kubeadm.token_create_command(secrets), kubeadm.upload_certs_command()]
+        for command in commands:
+            host.skipped(f"would run: {masked(' '.join(command), [secrets.bootstrap_token])}")
+    config = settings.cluster
+    print("join material is valid again (same token and certificate key as cluster-secrets.yaml):")
+    print("  workers:        " + " ".join(shlex.quote(p) for p in kubeadm.join_command_line(config, secrets, False)))
+    print("  control planes: " + " ".join(shlex.quote(p) for p in kubeadm.join_command_line(config, secrets, True)))
+    print("or, simpler: ./k8s-install.pyz --role worker|control-plane with the same cluster-secrets.yaml")
+    return 0

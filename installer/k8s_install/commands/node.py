@@ -1,0 +1,72 @@
+"""Build the Node every command works on: host, state, verified bundle, this node's settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from k8s_install.bundle_format.bundle import Bundle, load_bundle
+from k8s_install.bundle_format.delta import refuse_incomplete_delta
+from k8s_install.bundle_format.signature import TrustedSigners, read_trusted_signers
+from k8s_install.bundle_format.verify import VerifyResult, verify_directory
+from k8s_install.engine import Node
+from k8s_install.node.host import Host
+from k8s_install.node.state import State
+from k8s_install.settings import NodeSettings
+
+
+def default_bundle_dir() -> Path:
+    """The folder holding the running pyz (shiv sets argv[0] to the archive)."""
+    return Path(os.path.abspath(sys.argv[0])).parent
+
+
+def bundle_dir(args: argparse.Namespace) -> Path:
+    return Path(args.bundle) if getattr(args, "bundle", None) else default_bundle_dir()
+
+
+def trusted_signers(args: argparse.Namespace, host: Host) -> Optional[TrustedSigners]:
+    """--trusted-signers FILE, else the trusted_signers recorded in the cluster secrets (found as every
+    command finds them), else none."""
+    if getattr(args, "trusted_signers", None):
+        return read_trusted_signers(Path(args.trusted_signers))
+    from k8s_install.cluster.secrets import recorded_signers
+    from k8s_install.commands.cluster_settings import find_secrets
+
+    found = find_secrets(args, bundle_dir(args), host, getattr(args, "role", None) or "worker")
+    return recorded_signers(found) if found is not None else None
+
+
+def verify_bundle_dir(args: argparse.Namespace, host: Host, jobs: int = 0) -> VerifyResult:
+    """Signature first (when signers are configured), then every file; says what it found about the signature."""
+    root = bundle_dir(args)
+    refuse_incomplete_delta(root)  # a delta is a bundle only once completed from its base
+    result = verify_directory(root, jobs, trusted_signers(args, host))
+    print(result.signature)
+    return result
+
+
+def open_bundle(args: argparse.Namespace, verify: bool = True, host: Optional[Host] = None) -> Bundle:
+    root = bundle_dir(args)
+    if verify:  # a node never installs from a bundle that does not check out
+        verify_bundle_dir(args, host or Host(Path(args.root or "/")))
+    return load_bundle(root)
+
+
+def make_node(
+    args: argparse.Namespace, dry_run: bool, settings: Optional[NodeSettings] = None, need_cluster: bool = True
+) -> Node:
+    host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
+    bundle = open_bundle(args, host=host)
+    if settings is None and not need_cluster:
+        settings = NodeSettings(
+            role=args.role or "worker", first=False, name="", ip="", containerd_address=args.containerd_address
+        )
+    if settings is None:
+        from k8s_install.commands.cluster_settings import settings_for
+
+        settings = settings_for(args, bundle, host)
+    options = {"dry_run": dry_run, "no_gpgcheck": getattr(args, "no_gpgcheck", False)}
+    return Node(host=host, state=State(host), bundle=bundle, settings=settings, options=options)

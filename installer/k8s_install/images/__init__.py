@@ -1,0 +1,1 @@
+"""Container images on the node: import into containerd, push to a registry."""

@@ -1,0 +1,234 @@
+"""Command line of k8s-install.pyz: parse arguments, dispatch, map errors to exit codes.
+
+Exit codes: 0 success, 1 an error the operator can fix (one line on stderr), 2 bad command line,
+3 a bug (traceback written to the log, not the screen), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from k8s_install import __version__
+from k8s_install.cluster.commands import add_config_parser, run_config
+from k8s_install.errors import InstallError, one_line
+from k8s_install.settings import FIREWALL_MODES, ROLES
+
+PROG = "k8s-install.pyz"
+CRASH_LOG = "/var/log/k8s-install.crash.log"
+
+DESCRIPTION = """\
+Install one node of an offline Kubernetes cluster from this bundle, with no network beyond the cluster.
+
+  first control plane:   ./k8s-install.pyz --role control-plane --first
+  other control planes:  ./k8s-install.pyz --role control-plane
+  workers:               ./k8s-install.pyz --role worker
+
+Every run shows what it will change and changes only that: run it again at any time, a finished node
+reports 0 changes and a failed run continues where it stopped. Everything is logged to
+/var/log/k8s-install.log.
+"""
+
+EPILOG = "Exit codes: 0 done, 1 an error to fix (the message says what), 2 bad arguments, 3 bug, 130 interrupted."
+
+
+def node_options(suppress: bool) -> argparse.ArgumentParser:
+    """Options every command accepts, before or after the command name (a subcommand's copy keeps what the
+    main parser already read: its defaults are suppressed)."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
+
+    def switch(*names: str, help: str) -> None:
+        common.add_argument(*names, action="store_true", default=argparse.SUPPRESS if suppress else False, help=help)
+
+    common.add_argument("--role", choices=ROLES, help="what this node is")
+    switch("--first", help="this is the first control plane: it creates the cluster")
+    common.add_argument("--node", metavar="NAME", help="this node's name in cluster.yaml (default: found by its IPs)")
+    common.add_argument("--config", metavar="FILE", help="cluster config (default: cluster.yaml in the bundle)")
+    common.add_argument(
+        "--secrets", metavar="FILE", help="cluster-secrets.yaml (default: the installed copy, else beside the bundle)"
+    )
+    common.add_argument("--bundle", metavar="DIR", help="the unpacked bundle (default: the folder of this file)")
+    common.add_argument("--root", metavar="DIR", help="apply to a mounted system image instead of / (no live changes)")
+    switch("--yes", "-y", help="apply without asking")
+    common.add_argument(
+        "--firewall",
+        choices=FIREWALL_MODES,
+        default=argparse.SUPPRESS if suppress else "firewalld",
+        help="open the role's ports in firewalld (default), or stop and disable firewalld altogether",
+    )
+    common.add_argument(
+        "--ignore-preflight", action="append", metavar="NAME", help="go on despite this preflight check (repeatable)"
+    )
+    common.add_argument(
+        "--containerd-address", metavar="SOCKET", help="containerd to import images into (default: the node's own)"
+    )
+    common.add_argument(
+        "--trusted-signers", metavar="FILE",
+        help="OpenSSH allowed_signers: the bundle must be signed by one (default: those in the cluster secrets)",
+    )  # fmt: skip
+    switch("--no-gpgcheck", help="install unsigned RPMs (only for bundles built from unsigned repositories)")
+    switch("--verbose", "-v", help="print every command as it runs")
+    return common
+
+
+COMMAND_HELP: Dict[str, str] = {
+    "install": "converge this node to its role (the default command)",
+    "plan": "print every step with the changes it would make; change nothing",
+    "preflight": "only check that this node can run Kubernetes",
+    "verify": "check every file of the bundle against SHA256SUMS",
+    "images": "import the bundled images into containerd (namespace k8s.io) and check every one is there",
+    "status": "show services, images and, where kubectl works, nodes and pods",
+    "join-info": "on a control plane: renew the join token and certificates, print the join commands",
+    "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
+    "certs": "show every certificate's expiry; `certs renew` renews kubeadm's on a control plane",
+    "upgrade": "move this node to the bundle's release in kubeadm's order; `upgrade plan` only shows the steps",
+}
+
+
+JSON_COMMANDS = ("plan", "preflight", "verify", "status")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=DESCRIPTION, epilog=EPILOG, parents=[node_options(suppress=False)],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in COMMAND_HELP.items():
+        sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
+        if name in JSON_COMMANDS:
+            sub.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
+        if name == "verify":
+            sub.add_argument("--jobs", type=_count, default=0, help="hashing threads (default: automatic)")
+            sub.add_argument("--base", metavar="DIR", help="a delta bundle: first take what it left out from DIR")
+        if name == "images":
+            sub.add_argument("--ctr", help="the ctr binary (default: /usr/local/bin/ctr, else ctr on PATH)")
+            sub.add_argument("--snapshotter", help="containerd snapshotter to unpack into (default: containerd's)")
+            add_push_parser(sub)
+        if name == "certs":
+            sub.add_argument("action", nargs="?", choices=("show", "renew"), default="show", help="default: show")
+        if name == "upgrade":
+            sub.add_argument("action", nargs="?", choices=("run", "plan"), default="run", help="default: run")
+            sub.add_argument("--from", dest="from_", metavar="VERSION", help="the release this node runs now")
+    add_config_parser(commands)
+    return parser
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 or more")
+    return number
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot see alone but is still a bad command line: exit 2 with its usage line."""
+    if args.first and args.role == "worker":
+        parser.error("--first names the first control plane: it does not go with --role worker")
+    try:
+        if args.ignore_preflight:
+            from k8s_install.commands.cluster_settings import ignored_checks
+
+            ignored_checks(args.ignore_preflight)
+        if getattr(args, "images_action", None) == "push":
+            from k8s_install.images.push import check_prefix
+
+            if args.plain_http and args.ca_file:
+                parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
+            check_prefix(args.prefix)
+    except InstallError as error:
+        parser.error(str(error))
+
+
+def add_push_parser(images: argparse.ArgumentParser) -> None:
+    actions = images.add_subparsers(dest="images_action", metavar="ACTION")
+    text = "copy every bundled image into a registry (repository names kept, under --prefix)"
+    push = actions.add_parser("push", help=text, description=text, parents=[node_options(suppress=True)])
+    from k8s_install.images.push import add_push_options
+
+    add_push_options(push)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from k8s_install.commands.node import bundle_dir, verify_bundle_dir
+    from k8s_install.node.host import Host
+
+    if getattr(args, "base", None):
+        from k8s_install.bundle_format.delta import complete_from_base
+
+        filled = complete_from_base(bundle_dir(args), Path(args.base))
+        print(f"delta completed from {args.base}: {filled} file(s) taken from the base")
+    from k8s_install import report
+
+    as_json = bool(getattr(args, "json", False))
+    with report.text_to_stderr(as_json):
+        result = verify_bundle_dir(args, Host(Path(args.root or "/")), getattr(args, "jobs", 0))
+    if as_json:
+        report.emit("verify", report.verify_body(str(bundle_dir(args)), result))
+        return 0
+    from k8s_install.units import human_size
+
+    print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
+    return 0
+
+
+def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
+    from k8s_install.commands import certs, images, install, join_info, reset, status, upgrade
+    from k8s_install.commands.node import bundle_dir
+
+    return {
+        "install": install.run_install,
+        "plan": install.run_plan,
+        "preflight": install.run_preflight,
+        "verify": run_verify,
+        "images": images.run_images,
+        "reset": reset.run_reset,
+        "status": status.run_status,
+        "join-info": join_info.run_join_info,
+        "certs": certs.run_certs,
+        "upgrade": upgrade.run_upgrade,
+        "config": lambda args: run_config(args, bundle_dir(args)),
+    }
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    command = args.command or "install"
+    handler = handlers().get(command)
+    if handler is None:
+        raise InstallError(f"{command} is not available in this version")
+    return handler(args)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    try:
+        return dispatch(args)
+    except InstallError as error:
+        print(f"{PROG}: error: {one_line(str(error))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; re-run the same command to continue", file=sys.stderr)
+        return 130
+    except Exception:  # a bug: keep the screen clean, keep the details
+        where = _write_crash_log()
+        print(f"{PROG}: internal error; details in {where}; please report it", file=sys.stderr)
+        return 3
+
+
+def _write_crash_log() -> str:
+    for candidate in (CRASH_LOG, os.path.join(os.path.expanduser("~"), ".k8s-install.crash.log")):
+        try:
+            with open(candidate, "a", encoding="utf-8") as log:
+                traceback.print_exc(file=log)
+            return candidate
+        except OSError:
+            continue
+    traceback.print_exc()
+    return "stderr"

@@ -1,0 +1,1 @@
+"""Node plumbing: the machine the installer changes, its files, its state and their undo."""

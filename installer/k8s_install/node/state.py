@@ -1,0 +1,99 @@
+"""What the installer has done on this node, kept in /var/lib/k8s-install/state.json (0600).
+
+It lets `reset` undo exactly what was done (files created, originals backed up, units enabled, packages
+installed) and lets a run that was killed re-run the service restarts it had not done yet.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+from k8s_install.node.atomic import write_atomically
+from k8s_install.node.host import STATE_DIR, Host
+
+STATE_FILE = f"{STATE_DIR}/state.json"
+BACKUP_DIR = f"{STATE_DIR}/backups"
+
+
+class State:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.path = host.path(STATE_FILE)
+        self.data: Dict[str, Any] = {"files": {}, "units": [], "pending_restarts": [], "packages": []}
+        if self.path.is_file():
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
+            self.data.update(loaded)
+
+    # -- files ---------------------------------------------------------------------------------------
+    def file_record(self, path: str) -> Optional[Dict[str, Any]]:
+        return self.data["files"].get(path)
+
+    def record_file(self, path: str, sha256: str, backup: Optional[str]) -> None:
+        record = self.data["files"].setdefault(path, {"backup": backup})
+        if backup and not record.get("backup"):
+            record["backup"] = backup
+        record["sha256"] = sha256
+        self.save()
+
+    def drop_file(self, path: str) -> None:
+        """The installer no longer manages `path` (undone)."""
+        if self.data["files"].pop(path, None) is not None:
+            self.save()
+
+    def files(self) -> Dict[str, Dict[str, Any]]:
+        return dict(self.data["files"])
+
+    # -- units, packages, restarts -------------------------------------------------------------------
+    def record_unit(self, unit: str) -> None:
+        if unit not in self.data["units"]:
+            self.data["units"].append(unit)
+            self.save()
+
+    def units(self) -> List[str]:
+        return list(self.data["units"])
+
+    def record_packages(self, names: List[str]) -> None:
+        for name in names:
+            if name not in self.data["packages"]:
+                self.data["packages"].append(name)
+        self.save()
+
+    def packages(self) -> List[str]:
+        return list(self.data["packages"])
+
+    def add_pending_restarts(self, services: List[str]) -> None:
+        pending = self.data["pending_restarts"]
+        for service in services:
+            if service not in pending:
+                pending.append(service)
+        self.save()
+
+    def pending_restarts(self) -> List[str]:
+        return list(self.data["pending_restarts"])
+
+    def clear_pending_restart(self, service: str) -> None:
+        """Done restarting `service` (also under its unit name, as a state file of an older run has it)."""
+        done = [name for name in self.data["pending_restarts"] if name in (service, f"{service}.service")]
+        for name in done:
+            self.data["pending_restarts"].remove(name)
+        if done:
+            self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text = json.dumps(self.data, indent=1, sort_keys=True)
+        write_atomically(self.path, text.encode(), 0o600, overwrite=True)
+
+    def remove(self) -> None:
+        if self.path.exists():
+            self.path.unlink()
+
+
+def backup_path_for(path: str) -> str:
+    return f"{BACKUP_DIR}{path}.orig"
+
+
+def ours_path_for(path: str) -> str:
+    """What the installer last wrote over an original: `reset` tells the operator's later edits from it."""
+    return f"{BACKUP_DIR}{path}.ours"

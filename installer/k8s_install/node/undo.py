@@ -1,0 +1,52 @@
+"""Undo what the installer did to one file: the original back, or the file removed, keeping later edits.
+
+Used by `reset` for every file, and by the runtime step for binaries an earlier runtime release installed
+that the bundle's release no longer has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from typing import Any, Dict
+
+from k8s_install.node.atomic import write_atomically
+from k8s_install.node.host import Host
+from k8s_install.node.revert import revert_installer_changes
+from k8s_install.node.state import ours_path_for
+
+
+def undo_file(host: Host, path: str, record: Dict[str, Any]) -> str:
+    """Restore the original only where the file is as the installer left it; where the operator edited it
+    since, take out only the installer's lines and keep theirs. Returns what was done."""
+    target = host.path(path)
+    backup = host.path(record["backup"]) if record.get("backup") else None
+    original = backup if backup is not None and backup.is_file() else None
+    current = target.read_bytes() if target.is_file() else None
+    if current is None or hashlib.sha256(current).hexdigest() == record.get("sha256"):
+        if original is not None:
+            os.makedirs(target.parent, exist_ok=True)
+            shutil.copy2(original, target)
+            return f"restored {path}"
+        if current is not None:
+            target.unlink()
+            return f"removed {path}"
+        return f"{path} is already gone"
+    if original is None:
+        return f"kept {path}: it was edited after the installer wrote it; remove it if it is not needed"
+    ours = host.path(ours_path_for(path))
+    if not ours.is_file():  # written by an installer that kept no copy: the edits cannot be told apart
+        kept = f"{path}.k8s-install-orig"
+        shutil.copy2(original, host.path(kept))
+        return f"kept {path} as edited after the install; its original is in {kept}"
+    reverted = revert_installer_changes(*(_text(data) for data in (ours.read_bytes(), current, original.read_bytes())))
+    write_atomically(target, reverted.text.encode("utf-8", "surrogateescape"), target.stat().st_mode & 0o7777, True)
+    done = f"took the installer's lines out of {path} and kept your later edits"
+    if reverted.conflicts:
+        done += f" ({reverted.conflicts} place(s) you changed over the installer's lines were kept as you left them)"
+    return done
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")

@@ -1,0 +1,186 @@
+"""OS packages on the node: install the bundle's RPMs with dnf from the bundle's own repository only.
+
+Plain functions a converge step can wrap: `plan_packages` reads what is installed (`rpm -q`, under
+`root` when it is not "/") and returns the changes needed; `install_packages` acts on them with one dnf
+transaction that consults no other repository (`--disablerepo='*'`, `reposdir=/dev/null`), so it works
+with no network at all; an empty plan means nothing runs. Packages the manifest pins to a version
+(kubeadm/kubelet/kubectl = 1.29.6) must be installed at exactly the bundle's epoch:version-release;
+the others (socat, conntrack-tools, ...) only need to be installed.
+
+Package signatures are checked by default (gpgcheck) with the repository keys the bundle carries under
+rpms/keys/; `gpgcheck=False` is an explicit choice for unsigned packages.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from k8s_install.bundle_format.bundle import load_bundle
+from k8s_install.bundle_format.layout import RPMS_DIR
+from k8s_install.errors import InstallError
+
+REPO_ID = "k8s-bundle"
+QUERY_FORMAT = "%{NAME}|%{EPOCHNUM}|%{VERSION}|%{RELEASE}|%{ARCH}\\n"
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@dataclass(frozen=True)
+class WantedPackage:
+    name: str
+    nevra: str  # name-epoch:version-release.arch, as bundle.yaml records it
+    exact: bool  # the installed one must be this very version
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    name: str
+    nevra: str
+    installed: Optional[str]  # what is there now (None: not installed)
+
+    def describe(self) -> str:
+        if self.installed is None:
+            return f"install {self.nevra}"
+        return f"replace {self.installed} with {self.nevra}"
+
+
+def read_bundle_manifest(bundle: Path) -> Dict[str, Any]:
+    return load_bundle(Path(bundle)).manifest
+
+
+def wanted_packages(manifest: Dict[str, Any]) -> List[WantedPackage]:
+    repository = manifest.get("rpm_repository")
+    if not isinstance(repository, dict):
+        return []  # a bundle without RPMs (e.g. --os linux)
+    wanted = []
+    for entry in repository.get("install") or []:
+        wanted.append(WantedPackage(str(entry["name"]), str(entry["nevra"]), bool(entry.get("exact"))))
+    return wanted
+
+
+def installed_packages(
+    names: Sequence[str], root: Path = Path("/"), run: Runner = subprocess.run
+) -> Dict[str, List[str]]:
+    """name -> installed NEVRAs (name-epoch:version-release.arch) of those names."""
+    if not names:
+        return {}
+    command = ["rpm", "-q", "--qf", QUERY_FORMAT, *names]
+    if Path(root) != Path("/"):
+        command[1:1] = ["--root", str(root)]
+    try:
+        result = run(command, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise InstallError("rpm is not installed on this machine: the RPM bundle needs an EL9 node") from None
+    found: Dict[str, List[str]] = {name: [] for name in names}
+    for line in result.stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) == 5:
+            name, epoch, version, release, arch = fields
+            found.setdefault(name, []).append(f"{name}-{epoch}:{version}-{release}.{arch}")
+    if result.returncode != 0 and "is not installed" not in result.stdout + result.stderr:
+        raise InstallError(f"rpm -q failed under {root}: {result.stderr.strip()[:300]}")
+    return found
+
+
+def plan_packages(bundle: Path, root: Path = Path("/"), run: Runner = subprocess.run) -> List[PackageChange]:
+    """What is missing or at the wrong version; an empty list means the packages are in place."""
+    wanted = wanted_packages(read_bundle_manifest(bundle))
+    installed = installed_packages([w.name for w in wanted], root, run)
+    changes = []
+    for package in wanted:
+        present = installed.get(package.name) or []
+        if package.nevra in present or (present and not package.exact):
+            continue
+        changes.append(PackageChange(package.name, package.nevra, ", ".join(present) or None))
+    return changes
+
+
+def repository_keys(bundle: Path, manifest: Dict[str, Any]) -> List[Path]:
+    repository = manifest.get("rpm_repository")
+    keys = repository.get("keys") if isinstance(repository, dict) else None
+    return [Path(bundle).resolve() / str(key) for key in keys or []]
+
+
+def dnf_install_command(
+    bundle: Path,
+    changes: Sequence[PackageChange],
+    root: Path = Path("/"),
+    gpgcheck: bool = True,
+    releasever: Optional[str] = None,
+) -> List[str]:
+    """The one dnf command that installs exactly these NEVRAs from the bundle's repository and no other."""
+    bundle = Path(bundle).resolve()
+    command = [
+        "dnf", "install", "-y", "--disablerepo=*", "--setopt=reposdir=/dev/null",
+        f"--repofrompath={REPO_ID},{bundle / RPMS_DIR}", f"--enablerepo={REPO_ID}",
+        "--setopt=install_weak_deps=False", f"--setopt={REPO_ID}.gpgcheck={1 if gpgcheck else 0}",
+    ]  # fmt: skip
+    if gpgcheck:
+        keys = repository_keys(bundle, read_bundle_manifest(bundle))
+        if not keys:
+            raise InstallError(
+                f"{bundle}: the bundle carries no repository keys, so package signatures cannot be checked; "
+                "rebuild with repository keys in the manifest, or explicitly turn gpgcheck off"
+            )
+        command.append(f"--setopt={REPO_ID}.gpgkey=" + ",".join(key.as_uri() for key in keys))
+    if Path(root) != Path("/"):
+        command.append(f"--installroot={Path(root).resolve()}")
+    if releasever:
+        command.append(f"--releasever={releasever}")
+    return command + ["--", *(change.nevra for change in changes)]
+
+
+def _check_files_present(bundle: Path, manifest: Dict[str, Any], changes: Sequence[PackageChange]) -> None:
+    paths = {str(e.get("nevra")): str(e.get("path")) for e in manifest.get("rpms") or [] if isinstance(e, dict)}
+    repomd = Path(bundle) / RPMS_DIR / "repodata" / "repomd.xml"
+    if not repomd.is_file():
+        raise InstallError(f"{repomd} is missing: the bundle's RPM repository is incomplete; re-copy the bundle")
+    for change in changes:
+        path = paths.get(change.nevra)
+        if path is None or not (Path(bundle) / path).is_file():
+            raise InstallError(f"{change.nevra} is not in the bundle ({path or 'not listed in bundle.yaml'})")
+
+
+PROBLEM_MARKERS = ("no match for argument", "nothing provides", "problem", "conflicts", "is not signed",
+                   "public key", "nokey", "signature", "failed to download", "error")  # fmt: skip
+
+
+def _dnf_problem(output: str) -> str:
+    """dnf's own words for what went wrong: its specific lines first (a few), then its summary line."""
+    lines = [line.strip() for line in output.splitlines() if any(m in line.lower() for m in PROBLEM_MARKERS)]
+    specific = [line for line in lines if not line.startswith("Error")][:3]
+    summary = [line for line in lines if line.startswith("Error")][:1]
+    return "; ".join(specific + summary) or output.strip()[-300:]
+
+
+def install_packages(
+    bundle: Path,
+    root: Path = Path("/"),
+    gpgcheck: bool = True,
+    releasever: Optional[str] = None,
+    run: Runner = subprocess.run,
+) -> List[PackageChange]:
+    """Install what `plan_packages` finds missing; returns what was changed (empty: nothing to do)."""
+    changes = plan_packages(bundle, root, run)
+    if not changes:
+        return []
+    manifest = read_bundle_manifest(bundle)
+    _check_files_present(bundle, manifest, changes)
+    command = dnf_install_command(bundle, changes, root, gpgcheck, releasever)
+    try:
+        result = run(command, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise InstallError("dnf is not installed on this machine: the RPM bundle needs an EL9 node") from None
+    if result.returncode != 0:
+        wanted = ", ".join(change.nevra for change in changes)
+        problem = _dnf_problem(result.stdout + "\n" + result.stderr)
+        raise InstallError(f"dnf could not install {wanted} from the bundle's repository: {problem}")
+    left = plan_packages(bundle, root, run)
+    if left:
+        raise InstallError(
+            "after dnf, still not as the bundle wants: " + "; ".join(c.describe() for c in left)
+            + " (a newer version is installed? remove it first or use a bundle of that version)"
+        )  # fmt: skip
+    return changes

@@ -1,0 +1,86 @@
+"""containerd, buildkitd, nerdctl and crictl configuration, and the units that run them."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from k8s_install.engine import Change, Node, Step, register_readiness
+from k8s_install.node.files import HEADER, plan_file
+from k8s_install.render import render
+from k8s_install.steps.services import plan_enabled
+
+containerd_config_path = "/etc/containerd/config.toml"
+containerd_unit_path = "/usr/local/lib/systemd/system/containerd.service"
+containerd_root_dir = "/var/lib/containerd"
+containerd_state_dir = "/run/containerd"
+containerd_address = "/run/containerd/containerd.sock"
+containerd_certs_dir = "/etc/containerd/certs.d"
+buildkitd_unit_path = "/usr/local/lib/systemd/system/buildkitd.service"
+buildkitd_config_path = "/etc/buildkit/buildkitd.toml"
+nerdctl_config_path = "/etc/nerdctl/nerdctl.toml"
+crictl_config_path = "/etc/crictl.yaml"
+
+
+def containerd_config(node: Node) -> str:
+    version = next(
+        (str(a.get("version")) for a in node.bundle.manifest.get("artifacts") or [] if a.get("name") == "containerd"),
+        "",
+    )
+    return render(
+        containerd_config_template(version),
+        header=HEADER,
+        containerd_version=version,
+        root_dir=containerd_root_dir,
+        state_dir=containerd_state_dir,
+        address=containerd_address,
+        sandbox_image=node.bundle.pause_image(),
+        runc_path="/usr/local/sbin/runc",
+        certs_dir=containerd_certs_dir,
+    )
+
+
+def containerd_config_template(version: str) -> str:
+    """containerd 2.x reads config version 3 (plugin ids io.containerd.cri.v1.*, pinned_images); 1.x reads 2."""
+    major = version.lstrip("v").split(".", 1)[0]
+    return "containerd-config-v3.toml.j2" if major.isdigit() and int(major) >= 2 else "containerd-config.toml.j2"
+
+
+def containerd_answers(node: Node) -> Optional[str]:
+    """Readiness after a restart: the socket answers `ctr version`."""
+    result = node.host.run(["ctr", "--address", containerd_address, "version"], check=False, timeout=10)
+    return None if result.returncode == 0 else "ctr version gets no answer from containerd"
+
+
+register_readiness("containerd", containerd_answers)
+
+
+class ContainerdConfig(Step):
+    name = "containerd"
+    title = "containerd, buildkitd, nerdctl and crictl configuration"
+
+    def plan(self, node: Node) -> List[Change]:
+        values = {"header": HEADER, "address": containerd_address}
+        changes = plan_file(node, containerd_config_path, containerd_config(node).encode(), 0o644, ("containerd",))
+        changes += plan_file(
+            node, containerd_unit_path, render("containerd.service.j2", **values).encode(), 0o644, ("containerd",)
+        )
+        changes += plan_file(
+            node, buildkitd_unit_path, render("buildkitd.service.j2", **values).encode(), 0o644, ("buildkitd",)
+        )
+        changes += plan_file(
+            node, buildkitd_config_path, render("buildkitd.toml.j2", **values).encode(), 0o644, ("buildkitd",)
+        )
+        changes += plan_file(node, nerdctl_config_path, render("nerdctl.toml.j2", **values).encode())
+        changes += plan_file(node, crictl_config_path, render("crictl.yaml.j2", **values).encode())
+        certs = node.host.path(containerd_certs_dir)
+        if not certs.is_dir():
+            changes.append(Change(f"create {containerd_certs_dir}/", lambda: certs.mkdir(parents=True, mode=0o755)))
+        return changes
+
+
+class RuntimeServices(Step):
+    name = "runtime-services"
+    title = "containerd and buildkitd enabled"
+
+    def plan(self, node: Node) -> List[Change]:
+        return plan_enabled(node, "containerd.service") + plan_enabled(node, "buildkitd.service")

@@ -1,0 +1,60 @@
+"""Images: the bundle's OCI layout imported into containerd's k8s.io namespace, then every image checked.
+
+Runs after containerd is (re)started. A --root run imports only into a containerd named with
+--containerd-address (the running system's containerd is not the image's); otherwise it is logged as
+skipped and `./k8s-install.pyz images` does it on the booted node.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.images.containerd_import import (
+    DEFAULT_ADDRESS,
+    check_images_present,
+    find_ctr,
+    images_to_import,
+    import_images,
+)
+
+
+def ctr_binary(node: Node, explicit: Optional[str] = None) -> str:
+    """The ctr the runtime step installed, else one on PATH."""
+    if explicit:
+        return find_ctr(explicit)
+    installed = node.host.path("/usr/local/bin/ctr")
+    return str(installed) if installed.is_file() else find_ctr(None)
+
+
+class Images(Step):
+    name = "images"
+    title = "container images in containerd (k8s.io)"
+    needs_running = ("containerd",)
+
+    def plan(self, node: Node) -> List[Change]:
+        address = node.settings.containerd_address or (DEFAULT_ADDRESS if node.host.live else None)
+        if address is None:
+            node.host.skipped("image import (pass --containerd-address to import into a running containerd)")
+            return []
+        bundle = node.bundle.root
+        try:
+            ctr = ctr_binary(node, node.options.get("ctr"))
+            wanted = images_to_import(bundle, ctr, address)
+        except InstallError:
+            if node.options.get("dry_run"):
+                count = len(node.bundle.images())
+                return [Change(f"import {count} image(s) once containerd runs", lambda: None)] if count else []
+            raise
+        if not wanted:
+            return []
+        names = ", ".join(image.name for image in wanted)
+
+        def load() -> None:
+            node.options["images_result"] = import_images(
+                bundle, ctr, address, snapshotter=node.options.get("snapshotter")
+            )
+            check_images_present(bundle, ctr, address)
+
+        return [Change(f"import {len(wanted)} image(s) into containerd k8s.io: {names}", load)]

@@ -1,0 +1,54 @@
+"""OS packages: the Kubernetes RPMs and what the node steps use, from the bundle's own repository only.
+
+Wraps installer.packages (plan: `rpm -q`; apply: one dnf transaction with every other repository off).
+It runs before the runtime binaries, so the CNI plugins 1.4.0 from the tarball are laid over the older
+ones of the kubernetes-cni RPM on every run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any, List, Optional
+
+from k8s_install.engine import Change, Node, Step
+from k8s_install.packages.dnf import install_packages, plan_packages
+from k8s_install.steps.preflight import read_os_release
+
+
+def logged_runner(node: Node) -> Any:
+    """subprocess.run with the command and its exit code written to the installer log."""
+
+    def run(command: List[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(command, **kwargs)
+        node.host.log(f"run: {' '.join(command)} -> exit {result.returncode}")
+        return result
+
+    return run
+
+
+def releasever(node: Node) -> Optional[str]:
+    """dnf needs the release for an --installroot that has no system-release package yet."""
+    if node.host.live:
+        return None
+    return read_os_release(node).get("VERSION_ID", "9").split(".")[0] or "9"
+
+
+class Packages(Step):
+    name = "packages"
+    title = "Kubernetes and system packages from the bundle"
+
+    def plan(self, node: Node) -> List[Change]:
+        if not node.bundle.manifest.get("rpms"):
+            return []  # a bundle for a target without RPMs
+        bundle, root = node.bundle.root, node.host.root
+        pending = plan_packages(bundle, root, logged_runner(node))
+        if not pending:
+            return []
+        gpgcheck = not node.options.get("no_gpgcheck", False)
+
+        def install() -> None:
+            node.state.record_packages([change.name for change in pending])
+            install_packages(bundle, root, gpgcheck, releasever(node), logged_runner(node))
+
+        names = ", ".join(change.nevra for change in pending)
+        return [Change(f"dnf install from the bundle: {names}", install)]

@@ -1,0 +1,332 @@
+"""Preflight: refuse a node that cannot work, before anything changes. Each failure says how to fix it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import stat
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+from k8s_install.bundle_format.layout import IMAGES_DIR
+from k8s_install.cert_expiry import expiry_warnings
+from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.packages.assumed_rpms import unmet_requirements
+from k8s_install.steps.kernel import SYSCTL_FILE, sysctl_overrides
+
+MIN_CPUS = 2
+MIN_MEMORY = 2 * 1024**3
+ARCH_BY_MACHINE = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+OS_BY_RELEASE = {"rocky": "rocky", "almalinux": "alma", "rhel": "rhel", "centos": "centos"}
+
+Check = Callable[[Node], Optional[str]]
+
+
+def read_os_release(node: Node) -> dict:
+    values = {}
+    path = node.host.path("/etc/os-release")
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+def effective_uid() -> int:
+    return os.geteuid()
+
+
+def check_root(node: Node) -> Optional[str]:
+    if effective_uid() != 0:
+        return "not running as root: run it with sudo (or as root)"
+    return None
+
+
+def check_os(node: Node) -> Optional[str]:
+    if "linux" in node.bundle.os_ids:
+        return None  # a generic Linux bundle
+    release = read_os_release(node)
+    family = OS_BY_RELEASE.get(release.get("ID", ""), release.get("ID", "unknown"))
+    major = release.get("VERSION_ID", "").split(".")[0]
+    found = f"{family}{major}"
+    if found not in node.bundle.os_ids:
+        wanted = "/".join(node.bundle.os_ids)
+        running = release.get("PRETTY_NAME", found)
+        return f"this node runs {running} but the bundle is for {wanted}: use a bundle built with --os {found}"
+    return None
+
+
+def machine() -> str:
+    return platform.machine()
+
+
+def check_arch(node: Node) -> Optional[str]:
+    machine_name = machine()
+    arch = ARCH_BY_MACHINE.get(machine_name, machine_name)
+    if arch != node.bundle.arch:
+        return f"this node is {arch} but the bundle is for {node.bundle.arch}: build one with --arch {arch}"
+    return None
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def check_cpus(node: Node) -> Optional[str]:
+    count = cpu_count()
+    if count < MIN_CPUS:
+        return f"{count} CPU(s), Kubernetes needs at least {MIN_CPUS}: give the machine more CPUs"
+    return None
+
+
+def memory_bytes() -> int:
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def check_memory(node: Node) -> Optional[str]:
+    total = memory_bytes()
+    if total < MIN_MEMORY:
+        return f"{total / 1024**3:.1f} GiB of memory, Kubernetes needs at least 2 GiB: add memory"
+    return None
+
+
+def images_size(node: Node) -> int:
+    """Bytes of the bundle's image store (compressed layers)."""
+    total = 0
+    for directory, _subdirs, files in os.walk(node.bundle.root / IMAGES_DIR):
+        total += sum(os.path.getsize(os.path.join(directory, name)) for name in files)
+    return total
+
+
+def disk_free(path: object) -> int:
+    return shutil.disk_usage(str(path)).free
+
+
+def check_disk(node: Node) -> Optional[str]:
+    target = node.host.path("/var/lib")
+    while not target.exists():
+        target = target.parent
+    free = disk_free(target)
+    needed = 3 * images_size(node) + 2 * 1024**3  # unpacked layers take about 2-3x their compressed size
+    if free < needed:
+        have, want = free / 1024**3, needed / 1024**3
+        return f"{have:.1f} GiB free under /var/lib, needs {want:.1f} GiB: free space or grow the disk"
+    return None
+
+
+# What a node of ours runs on the required ports: after a run that failed half-way (say in kubeadm init,
+# after haproxy started), these are not conflicts, and the re-run must go on.
+OUR_LISTENERS = frozenset(
+    {"haproxy", "kube-apiserver", "etcd", "kubelet", "kube-controller", "kube-scheduler", "kube-proxy"}
+)
+
+
+def listening_ports() -> Dict[int, str]:
+    """Listening TCP ports of this network namespace -> the command name of the process holding them."""
+    inodes: Dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as lines:
+                next(lines, None)
+                for line in lines:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[3] == "0A":  # LISTEN
+                        inodes[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+        except FileNotFoundError:
+            continue
+    owners = {port: "" for port in inodes.values()}
+    for pid in (entry for entry in os.listdir("/proc") if entry.isdigit()):
+        held = [inodes[inode] for inode in _socket_inodes(pid) if inode in inodes]
+        if held:
+            try:
+                with open(f"/proc/{pid}/comm", encoding="ascii", errors="replace") as comm:
+                    name = comm.read().strip()
+            except OSError:
+                continue
+            for port in held:
+                owners[port] = name
+    return owners
+
+
+def _socket_inodes(pid: str) -> List[str]:
+    """Inodes of the sockets a process holds (fds come and go while we look: each is read on its own)."""
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []  # the process ended, or is not ours to read
+    found = []
+    for descriptor in descriptors:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.append(link[len("socket:[") : -1])
+    return found
+
+
+def required_ports(node: Node) -> List[int]:
+    ports = [10250]
+    if node.settings.is_control_plane:
+        ports += [6443, 2379, 2380, 10257, 10259, node.settings.api_vip_port]
+    return ports
+
+
+def check_ports(node: Node) -> Optional[str]:
+    listening = listening_ports()
+    busy = [port for port in required_ports(node) if port in listening and listening[port] not in OUR_LISTENERS]
+    if busy:
+        held = ", ".join(f"{port} ({listening[port] or 'unknown'})" for port in sorted(busy))
+        return f"port(s) {held} already in use: stop what listens there (ss -ltnp shows it)"
+    return None
+
+
+def docker_running(node: Node) -> bool:
+    if node.host.path("/run/docker.sock").exists():
+        return True
+    for entry in os.listdir("/proc") if node.host.live else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm", encoding="ascii", errors="replace") as comm:
+                    if comm.read().strip() == "dockerd":
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def check_runtime(node: Node) -> Optional[str]:
+    if docker_running(node):
+        return "docker is running and would fight containerd: systemctl disable --now docker docker.socket"
+    return None
+
+
+def check_assumed_rpms(node: Node) -> Optional[str]:
+    """A minimal-closure bundle leaves out what a minimal install has: the node's own versions must do."""
+    repository = node.bundle.manifest.get("rpm_repository")
+    assumed = repository.get("assumed_installed") if isinstance(repository, dict) else None
+    if not isinstance(assumed, list) or not all(isinstance(entry, dict) for entry in assumed):
+        return None  # no RPMs, the full closure, or a bundle from before requirements were recorded
+    if not any(entry.get("required") for entry in assumed):
+        return None
+    if node.host.which("rpm") is None:
+        return "rpm is not installed, but the bundle's RPMs need an EL9 node's rpm database"
+    root_args = [] if node.host.live else ["--root", str(node.host.root)]
+
+    def run(argv: List[str]) -> Tuple[int, str]:
+        result = node.host.run(argv, check=False)
+        return result.returncode, result.stdout.decode(errors="replace")
+
+    unmet = unmet_requirements(assumed, run, root_args)
+    if not unmet:
+        return None
+    names = sorted({item.package for item in unmet})
+    shown = "; ".join(str(item) for item in unmet[:4]) + (f"; and {len(unmet) - 4} more" if len(unmet) > 4 else "")
+    return (
+        f"this node's packages do not meet what the bundle's RPMs require: {shown}: update the node "
+        f"(dnf update {' '.join(names)}) or use a bundle built with --rpm-closure full"
+    )
+
+
+def check_bundle_permissions(node: Node) -> Optional[str]:
+    """The bundle's files and folders must not be writable by group or others: whoever can write them could
+    swap a binary or an RPM between `verify` and the moment the installer uses it (as root)."""
+    root = node.bundle.root
+    writable: List[str] = []
+    for folder, _, files in os.walk(root):
+        for path in (folder, *(os.path.join(folder, name) for name in files)):
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue  # gone meanwhile: verify names missing files
+            if mode & (stat.S_IWGRP | stat.S_IWOTH) and not stat.S_ISLNK(mode):
+                writable.append(os.path.relpath(path, root))
+    if not writable:
+        return None
+    shown = ", ".join(writable[:3]) + (f" and {len(writable) - 3} more" if len(writable) > 3 else "")
+    return (
+        f"{len(writable)} path(s) in the bundle folder {root} can be written by other users ({shown}), so they "
+        f"could be swapped after verify: chmod -R go-w {root}, then run ./k8s-install.pyz verify again"
+    )
+
+
+CHECKS: Tuple[Tuple[str, Check], ...] = (
+    ("root", check_root),
+    ("os", check_os),
+    ("arch", check_arch),
+    ("cpus", check_cpus),
+    ("memory", check_memory),
+    ("disk", check_disk),
+    ("ports", check_ports),
+    ("runtime", check_runtime),
+    ("assumed-rpms", check_assumed_rpms),
+    ("bundle-permissions", check_bundle_permissions),
+)
+CHECK_NAMES = tuple(name for name, _ in CHECKS)
+
+
+class CheckResult(NamedTuple):
+    name: str
+    result: str  # ok, failed or ignored
+    problem: Optional[str]
+
+
+def run_checks(node: Node) -> List[CheckResult]:
+    """Every check in order, with its result: the one loop behind install, `preflight` and `preflight --json`."""
+    results = []
+    for name, check in CHECKS:
+        if name in node.settings.ignore_preflight:
+            node.host.log(f"preflight {name}: ignored (--ignore-preflight {name})")
+            results.append(CheckResult(name, "ignored", None))
+            continue
+        problem = check(node)
+        results.append(CheckResult(name, "failed" if problem else "ok", problem or None))
+    return results
+
+
+def failures(node: Node) -> List[Tuple[str, str]]:
+    return [(r.name, r.problem) for r in run_checks(node) if r.problem]
+
+
+def sysctl_warnings(node: Node) -> List[str]:
+    """Settings of ours that a sysctl file read after ours at boot changes back (it does so silently)."""
+    return [
+        f"{found.path} sets {found.key} = {found.value}, and is read after {SYSCTL_FILE} (= {found.ours}): "
+        f"at boot its value wins; remove the line there, or set {found.ours}"
+        for found in sysctl_overrides(node.host)
+    ]
+
+
+class Preflight(Step):
+    name = "preflight"
+    title = "node can run Kubernetes"
+
+    def __init__(self, list_checks: bool = False) -> None:
+        self.list_checks = list_checks  # the `preflight` command names every check; install only failures
+
+    def plan(self, node: Node) -> List[Change]:
+        for warning in sysctl_warnings(node):
+            print(f"  preflight sysctl: warning: {warning}")
+            node.host.log(f"preflight sysctl: warning: {warning}")
+        results = run_checks(node)
+        for warning in expiry_warnings(node.host):  # a warning only: renewing needs a running node
+            print(f"  preflight warning: {warning}")
+        for check in results:
+            if check.problem:
+                print(f"  preflight {check.name}: {check.problem}")
+            elif self.list_checks:
+                shown = f"ignored (--ignore-preflight {check.name})" if check.result == "ignored" else "ok"
+                print(f"  preflight {check.name}: {shown}")
+        found = [check for check in results if check.problem]
+        if found:
+            names = ", ".join(check.name for check in found)
+            raise InstallError(
+                f"preflight failed ({names}): fix the above, or pass --ignore-preflight NAME to override one"
+            )
+        return []

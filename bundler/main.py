@@ -21,7 +21,7 @@ from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
 from bundler.errors import BundlerError
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
-from k8s_install.errors import one_line
+from k8s_install.errors import InstallError, error_lines
 
 
 def _positive(value: str) -> int:
@@ -65,7 +65,6 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         versions = ", ".join(paths.supported_versions()) or "none"
         parser.error(f"Kubernetes {args.kubernetes} is not supported; supported versions: {versions}")
     if args.command == "images":
-        from k8s_install.errors import InstallError
         from k8s_install.images.push import check_prefix
 
         if args.plain_http and args.ca_file:
@@ -158,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
     init = cluster_commands.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
-    init.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="Kubernetes version (default: newest)")
+    init.add_argument(
+        "--k8s", dest="kubernetes", metavar="VERSION", required=True,
+        help="the Kubernetes release cluster.yaml pins "
+        f"(known: {', '.join(paths.supported_versions()) or 'none'})",
+    )  # fmt: skip
     init.add_argument("--name", help="cluster name (default k8s-cluster)")
     init.add_argument(
         "--trusted-signers", type=Path, metavar="FILE",
@@ -289,8 +292,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     interrupt.install_handler()
     try:
         return dispatch(args)
-    except BundlerError as error:
-        print(f"bundler: error: {one_line(str(error))}", file=sys.stderr)
+    except (BundlerError, InstallError) as error:  # an InstallError from the shared cluster.yaml checks
+        for line in error_lines(error):
+            print(f"bundler: error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)

@@ -59,7 +59,7 @@ def test_cluster_check_reports_one_line_and_exit_1(tmp_path: Path) -> None:
 
 def test_cluster_check_refuses_the_seeds_vrrp_password(tmp_path: Path) -> None:
     """Regression: a secrets file with keepalived's `1111` passed `cluster check`."""
-    assert run_bundler("cluster", "init", "--dir", str(tmp_path)).returncode == 0
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path), "--k8s", "1.29.6").returncode == 0
     secrets = tmp_path / "cluster-secrets.yaml"
     data = yaml.safe_load(secrets.read_text())
     secrets.write_text(yaml.safe_dump(dict(data, keepalived_password="1111")))

@@ -10,7 +10,7 @@ import pytest
 from k8s_install.cluster.config import load_cluster_config, parse_cluster_config
 from k8s_install.cluster.model import derived_virtual_router_id
 from k8s_install.cluster.starter import starting_config_text
-from k8s_install.errors import InstallError
+from k8s_install.errors import ErrorList, InstallError
 from tests.support.cluster import load, seed_data, warnings_for
 
 Change = Callable[[Dict[str, Any]], None]
@@ -86,7 +86,8 @@ CASES = [
     (
         "pods-too-small",
         section("networks", pods="10.244.0.0/24"),
-        "networks.pods: 10.244.0.0/24 is too small: each node takes a /24 of it; use /21 or larger",
+        "networks.pods: 10.244.0.0/24 is too small for 5 nodes: each node takes a /24 of it; use /21 or larger, "
+        "e.g. 10.244.0.0/21",
     ),
     ("networks-missing", top(networks=None), "networks.nodes: is required"),
     ("node-ip-invalid", node(1, ip="192.168.10.300"), "nodes[1].ip: '192.168.10.300' is not an IP address"),
@@ -235,12 +236,12 @@ CASES = [
     (
         "calico-encapsulation",
         section("calico", encapsulation="GRE"),
-        "calico.encapsulation: unknown 'GRE': use IPIP, VXLAN, None",
+        "calico.encapsulation: unknown encapsulation 'GRE': use IPIP, VXLAN, None",
     ),
     (
         "calico-mode",
         section("calico", mode="Never"),
-        "calico.mode: unknown 'Never': use Always or CrossSubnet (no encapsulation is encapsulation: None)",
+        "calico.mode: unknown mode 'Never': use Always or CrossSubnet (no encapsulation is encapsulation: None)",
     ),
     (
         "ntp-server",
@@ -250,16 +251,29 @@ CASES = [
 ]
 
 
+# Cases whose one change breaks several fields: each is its own line.
+CONSEQUENCES = {
+    "networks-missing": 3,  # nodes, pods and services are each required
+    "endpoint-alias-bomb": 4,  # external etcd without ca_file, cert_file, key_file
+    "etcd-external-no-endpoints": 4,
+    "etcd-external-endpoint": 4,
+}
+
+
 @pytest.mark.parametrize("change,message", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_each_invalid_config_gets_one_line_naming_the_field(change: Change, message: str) -> None:
+def test_each_invalid_config_gets_one_line_naming_the_field(
+    change: Change, message: str, request: pytest.FixtureRequest
+) -> None:
     data = seed_data()
     change(data)
-    with pytest.raises(InstallError) as caught:
+    with pytest.raises(ErrorList) as caught:
         load(data)
-    text = str(caught.value)
-    assert message in text
-    assert text.startswith("cluster.yaml: ")
-    assert "\n" not in text and len(text) < 500  # a value is quoted cut short, however large it is
+    errors = caught.value.errors
+    assert len(errors) == CONSEQUENCES.get(request.node.callspec.id, 1), errors  # one mistake, one line
+    assert message in errors[0]
+    for text in errors:
+        assert text.startswith("cluster.yaml: ")
+        assert "\n" not in text and len(text) < 500  # a value is quoted cut short, however large it is
 
 
 def test_the_seed_layout_is_valid_and_reads_as_values() -> None:
@@ -344,7 +358,7 @@ def test_bad_files_give_one_line(tmp_path) -> None:
         load_cluster_config(tmp_path / "missing.yaml")
     broken = tmp_path / "cluster.yaml"
     broken.write_text("name: [unclosed\n")
-    with pytest.raises(InstallError, match=r"cluster.yaml: not valid YAML at line 2"):
+    with pytest.raises(InstallError, match=r"cluster.yaml: not valid YAML: line 2: "):
         load_cluster_config(broken)
     broken.write_text("# only a comment\n")
     with pytest.raises(InstallError, match=r"cluster.yaml: empty; write one with `bundler cluster init`"):

@@ -16,7 +16,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from k8s_install.cluster.config import MAX_NODES, load_cluster_config
+from k8s_install.cluster.config import MAX_CONFIG_BYTES, MAX_NODES, load_cluster_config
 from k8s_install.cluster.secrets import load_secrets
 from k8s_install.errors import InstallError
 from tests.conftest import REPO, run_bundler
@@ -46,8 +46,8 @@ def test_a_10_mb_file_is_refused_before_parsing(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(seed_data()) + "# padding\n" * (10 * 1024 * 1024 // 10))
     message = refused_within(1.0, lambda: load_cluster_config(path))
     assert message == (
-        f"{path}: 10240 KiB, far more than a cluster config (at most 128 KiB, {MAX_NODES} nodes): "
-        "is this the right file?"
+        f"{path}: 10240 KiB, far more than a cluster config "
+        f"(at most {MAX_CONFIG_BYTES // 1024} KiB, {MAX_NODES} nodes): is this the right file?"
     )
 
 
@@ -86,7 +86,9 @@ def test_both_commands_refuse_the_10_mb_file_with_one_line(tmp_path: Path) -> No
 
 def test_a_device_or_pipe_is_read_with_a_bound(tmp_path: Path) -> None:
     """stat() says 0 bytes for /dev/zero: the read itself stops (it used to read until memory ran out)."""
-    with pytest.raises(InstallError, match=r"/dev/zero: over 128 KiB, far more than a cluster config"):
+    with pytest.raises(
+        InstallError, match=rf"/dev/zero: over {MAX_CONFIG_BYTES // 1024} KiB, far more than a cluster config"
+    ):
         load_cluster_config(Path("/dev/zero"))
     with pytest.raises(InstallError, match=r"/dev/zero: more than 64 KiB: not a cluster secrets file"):
         load_secrets(Path("/dev/zero"), "seed")

@@ -243,13 +243,17 @@ def test_cluster_init_records_trusted_signers(tmp_path: Path) -> None:
 
     signers = tmp_path / "allowed_signers"
     signers.write_text(SIGNERS)
-    result = run_bundler("cluster", "init", "--dir", str(tmp_path / "c"), "--trusted-signers", str(signers))
+    result = run_bundler(
+        "cluster", "init", "--dir", str(tmp_path / "c"), "--k8s", "1.29.6", "--trusted-signers", str(signers)
+    )
     assert result.returncode == 0, result.stderr
     assert "recorded the trusted signers" in result.stdout
     for name in ("cluster-secrets.yaml", "cluster-secrets-worker.yaml"):
         assert yaml.safe_load((tmp_path / "c" / name).read_text())["trusted_signers"] == SIGNERS
     bare = tmp_path / "key.pub"
     bare.write_text(SIGNERS.split(" ", 1)[1])
-    refused = run_bundler("cluster", "init", "--dir", str(tmp_path / "d"), "--trusted-signers", str(bare))
+    refused = run_bundler(
+        "cluster", "init", "--dir", str(tmp_path / "d"), "--k8s", "1.29.6", "--trusted-signers", str(bare)
+    )
     assert refused.returncode == 1 and "starts with the key type" in refused.stderr
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())

@@ -1,5 +1,8 @@
 """`bundler cluster init` (a commented cluster.yaml plus its secrets file), `bundler cluster check` and
-`bundler cluster ansible` (an inventory and a playbook for many nodes)."""
+`bundler cluster ansible` (an inventory and a playbook for many nodes).
+
+A user error in cluster.yaml is an InstallError (the checks are the node's own); `main` prints it, every line
+of it when the file holds several mistakes."""
 
 from __future__ import annotations
 
@@ -16,20 +19,14 @@ from k8s_install.cluster.starter import DEFAULT_NAME, write_starting_files
 from k8s_install.errors import InstallError
 
 
-def newest_supported_version() -> str:
-    versions = paths.supported_versions()
-    if not versions:
-        raise BundlerError(f"no release manifests in {paths.MANIFESTS_DIR}; give --k8s VERSION")
-    return max(versions, key=lambda v: tuple(int(part) for part in v.split(".") if part.isdigit()))
-
-
 def run_cluster_init(
-    directory: Path, kubernetes: Optional[str], name: Optional[str], trusted_signers: Optional[Path] = None
+    directory: Path, kubernetes: str, name: Optional[str], trusted_signers: Optional[Path] = None
 ) -> int:
-    version = kubernetes or newest_supported_version()
+    """`kubernetes` is required on the command line: the release is a choice the operator makes once, here,
+    and every later step (the bundle, each node) must match what cluster.yaml says."""
     try:
         signers = read_trusted_signers(trusted_signers).text if trusted_signers is not None else ""
-        written = write_starting_files(directory, version, name or DEFAULT_NAME, signers)
+        written = write_starting_files(directory, kubernetes, name or DEFAULT_NAME, signers)
     except InstallError as error:
         raise BundlerError(str(error)) from None
     print(f"wrote {written.config} (edit it: nodes, VIP, networks)")
@@ -38,22 +35,21 @@ def run_cluster_init(
     if trusted_signers is not None:
         print(f"recorded the trusted signers of {trusted_signers} in both: nodes install only bundles they signed")
     print(
-        f"next: bundler build --k8s {version} --cluster {written.config}; carry {SECRETS_NAME} to the nodes "
+        f"next: bundler build --k8s {kubernetes} --cluster {written.config}; carry {SECRETS_NAME} to the nodes "
         "separately, never inside the bundle"
     )
     return 0
 
 
 def run_cluster_check(config_path: Path, kubernetes: Optional[str], secrets_path: Optional[Path]) -> int:
-    try:
-        loaded = load_cluster_config(config_path, kubernetes)
-        config = loaded.config
-        warnings = list(loaded.warnings)
-        if secrets_path is not None:
-            secrets = load_secrets(secrets_path, config.name)
-            warnings += secrets.warnings
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    """Every mistake in the file at once. kubernetes_version must equal --k8s (the bundle's release, which may
+    come from a manifest of one's own) or, without it, be a release this bundler knows."""
+    known = None if kubernetes else paths.supported_versions()
+    loaded = load_cluster_config(config_path, kubernetes, known_versions=known)
+    config = loaded.config
+    warnings = list(loaded.warnings)
+    if secrets_path is not None:
+        warnings += load_secrets(secrets_path, config.name).warnings
     for warning in warnings:
         print(f"warning: {warning}")
     planes = ", ".join(node.name for node in config.control_planes)
@@ -76,18 +72,15 @@ def run_cluster_ansible(
 ) -> int:
     from k8s_install.cluster.ansible import AnsibleOptions, next_steps, write_ansible
 
-    try:
-        config = load_cluster_config(config_path).config
-        options = AnsibleOptions(
-            tarball=tarball,
-            secrets=secrets or Path(config_path).parent / SECRETS_NAME,
-            worker_secrets=worker_secrets or Path(config_path).parent / WORKER_SECRETS_NAME,
-            output=output,
-            **settings,  # type: ignore[arg-type]
-        )
-        written = write_ansible(config, config_path, options)
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    config = load_cluster_config(config_path).config
+    options = AnsibleOptions(
+        tarball=tarball,
+        secrets=secrets or Path(config_path).parent / SECRETS_NAME,
+        worker_secrets=worker_secrets or Path(config_path).parent / WORKER_SECRETS_NAME,
+        output=output,
+        **settings,  # type: ignore[arg-type]
+    )
+    written = write_ansible(config, config_path, options)
     for path in written:
         print(f"wrote {path}")
     print(next_steps(written))

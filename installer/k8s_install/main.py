@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional
 
 from k8s_install import __version__
 from k8s_install.cluster.commands import add_config_parser, run_config
-from k8s_install.errors import InstallError, one_line
+from k8s_install.errors import InstallError, error_lines
 from k8s_install.settings import FIREWALL_MODES, ROLES
 
 PROG = "k8s-install.pyz"
@@ -211,7 +211,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return dispatch(args)
     except InstallError as error:
-        print(f"{PROG}: error: {one_line(str(error))}", file=sys.stderr)
+        for line in error_lines(error):
+            print(f"{PROG}: error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to continue", file=sys.stderr)

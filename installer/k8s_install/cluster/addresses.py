@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from k8s_install.cluster.fields import shown
 
@@ -17,6 +17,8 @@ SPECIAL_NETWORKS = (
     (IPv4Network("224.0.0.0/4"), "multicast"),
     (IPv4Network("240.0.0.0/4"), "reserved"),
 )
+PRIVATE_NETWORKS = (IPv4Network("10.0.0.0/8"), IPv4Network("172.16.0.0/12"), IPv4Network("192.168.0.0/16"))
+CONVENTIONAL_POD_ADDRESS = IPv4Address("10.244.0.0")  # kubeadm's and Calico's examples
 
 
 def parse_ipv4(value: Any, field: str, fail: Callable[[str, str], Exception]) -> IPv4Address:
@@ -51,3 +53,25 @@ def parse_ipv4_network(value: Any, field: str, fail: Callable[[str, str], Except
                 f"{text} overlaps {special} ({what}): use a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)",
             )
     return network
+
+
+def network_that_fits(base: IPv4Address, prefix: int, avoid: Sequence[IPv4Network]) -> Optional[IPv4Network]:
+    """A /prefix network for a suggestion: the one holding `base` (the user's own choice, kept when it is a
+    network address at that size), else 10.244.0.0/prefix, else the first free one in a private range; none
+    overlapping `avoid` or a special range. None when nothing fits."""
+    for candidate in _candidates(base, prefix):
+        if not any(candidate.overlaps(other) for other in avoid) and not _special(candidate):
+            return candidate
+    return None
+
+
+def _candidates(base: IPv4Address, prefix: int) -> Iterator[IPv4Network]:
+    yield IPv4Network(f"{base}/{prefix}", strict=False)
+    yield IPv4Network(f"{CONVENTIONAL_POD_ADDRESS}/{prefix}", strict=False)
+    for private in PRIVATE_NETWORKS:
+        if private.prefixlen <= prefix:
+            yield from private.subnets(new_prefix=prefix)
+
+
+def _special(network: IPv4Network) -> bool:
+    return any(network.overlaps(special) for special, _ in SPECIAL_NETWORKS)

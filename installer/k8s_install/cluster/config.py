@@ -1,25 +1,26 @@
 """Load and validate cluster.yaml before anything changes: each problem is one line naming its field.
 
-`load_cluster_config(path, bundle_kubernetes)` returns the ClusterConfig and a list of warnings (an even
-number of control planes with stacked etcd). Every error is an InstallError "<file>: <field>: <what to do>".
+`load_cluster_config(path, bundle_kubernetes, known_versions)` returns the ClusterConfig and a list of
+warnings (an even number of control planes with stacked etcd). The whole file is checked in one pass: every
+problem found is one line "<file>: <field>: <what to do>", and they are raised together as one ErrorList
+(an InstallError). Only a file that cannot be read as YAML stops at its first problem.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
 
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME
 from k8s_install.cluster.addresses import parse_ipv4, parse_ipv4_network
-from k8s_install.cluster.fields import FieldReader, shown
+from k8s_install.cluster.fields import FieldReader, did_you_mean, shown
 from k8s_install.cluster.model import (
     API_SERVER_PORT,
-    CONTROL_PLANE,
     ROLES,
     CalicoSettings,
     ClusterConfig,
@@ -27,7 +28,8 @@ from k8s_install.cluster.model import (
     Node,
     derived_virtual_router_id,
 )
-from k8s_install.errors import InstallError
+from k8s_install.cluster.topology import NodeEntry, check_topology
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.node.small_file import read_small_file
 
 CONFIG_NAME = CLUSTER_CONFIG_NAME
@@ -36,6 +38,7 @@ API_FIELDS = ("vip", "port", "virtual_router_id", "vrrp_unicast")
 NETWORK_FIELDS = ("nodes", "pods", "services")
 NODE_FIELDS = ("name", "ip", "role", "interface")
 ETCD_FIELDS = ("topology", "endpoints", "ca_file", "cert_file", "key_file")
+ETCD_TOPOLOGIES = ("stacked", "external")
 CALICO_ENCAPSULATIONS = ("IPIP", "VXLAN", "None")
 CALICO_MODES = ("Always", "CrossSubnet")
 # Ports a control plane already uses: haproxy cannot take them for the VIP frontend.
@@ -50,8 +53,23 @@ RESERVED_PORTS = {
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 MAX_NODE_NAME = 63  # a label value (kubernetes.io/hostname) and a hostname both stop at 63 characters
+MAX_INTERFACE_NAME = 15  # IFNAMSIZ - 1
 VERSION = re.compile(r"^v?(\d+\.\d+\.\d+)$")
-INTERFACE = re.compile(r"^[^\s/:]{1,15}$")
+INTERFACE = re.compile(rf"^[^\s/:]{{1,{MAX_INTERFACE_NAME}}}$")
+MAX_NODES = 1000
+
+# The size cap follows from the node cap: MAX_NODES entries as long as valid entries get (the longest name and
+# interface, the longest IPv4 address, every value quoted, 4-space indents, CRLF line ends), plus room for the
+# other sections and comments. Anything bigger is not a cluster config; it is refused before the YAML parser
+# (pure Python on the nodes) spends minutes on it.
+LONGEST_NODE_ENTRY = (
+    f'    - name: "{"n" * MAX_NODE_NAME}"\r\n'
+    '      ip: "192.168.255.254"\r\n'
+    '      role: "control-plane"\r\n'
+    f'      interface: "{"i" * MAX_INTERFACE_NAME}"\r\n'
+)
+ROOM_FOR_THE_REST = 64 * 1024  # the other sections and any comments (the starting file is under 3 KiB)
+MAX_CONFIG_BYTES = math.ceil((MAX_NODES * len(LONGEST_NODE_ENTRY) + ROOM_FOR_THE_REST) / 1024) * 1024
 
 
 class LoadedConfig(NamedTuple):
@@ -59,13 +77,16 @@ class LoadedConfig(NamedTuple):
     warnings: List[str]
 
 
-# Far beyond any cluster this installer makes (a usual one has 3-10 nodes; 1000 take about 60 KiB): a bigger file
-# is the wrong file, refused before the YAML parser (pure Python on the nodes) spends minutes on it.
-MAX_CONFIG_BYTES = 128 * 1024
-MAX_NODES = 1000
+class ApiSettings(NamedTuple):
+    vip: IPv4Address
+    port: int
+    virtual_router_id: Optional[int]  # None: derived from the name
+    vrrp_unicast: bool
 
 
-def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> LoadedConfig:
+def load_cluster_config(
+    path: Path, bundle_kubernetes: Optional[str] = None, known_versions: Optional[Sequence[str]] = None
+) -> LoadedConfig:
     where = str(path)
     try:
         size = Path(path).stat().st_size
@@ -87,138 +108,215 @@ def load_cluster_config(path: Path, bundle_kubernetes: Optional[str] = None) -> 
         ) from None
     except OSError as error:
         raise InstallError(f"{where}: cannot read the cluster config: {error.strerror}") from None
-    return parse_cluster_config(text, where, bundle_kubernetes)
+    return parse_cluster_config(text, where, bundle_kubernetes, known_versions)
 
 
-def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str] = None) -> LoadedConfig:
+def parse_cluster_config(
+    text: str, where: str, bundle_kubernetes: Optional[str] = None, known_versions: Optional[Sequence[str]] = None
+) -> LoadedConfig:
+    """`bundle_kubernetes`: the version the file must name (the bundle's). `known_versions`: without a bundle,
+    the releases the builder knows; the file must name one of them. Neither: any version."""
     if len(text) > MAX_CONFIG_BYTES:
         raise InstallError(f"{where}: {len(text)} characters, far more than a cluster config: is this the right file?")
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml where it exists
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InstallError(f"{where}: not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+        raise InstallError(f"{where}: not valid YAML: {yaml_problem(error)}") from None
     if data is None:
         raise InstallError(
             f"{where}: empty; write one with `bundler cluster init` (on a node: `k8s-install.pyz config init`)"
         )
     reader = FieldReader(where)
     top = reader.mapping(data, "(top level)", TOP_FIELDS)
-    name = reader.text(top, "name", "name") or ""
-    if not DNS_LABEL.match(name):
-        raise reader.error("name", f"{shown(name)} must be lowercase letters, digits and '-' (at most 63)")
-    version = _version(reader, top, bundle_kubernetes)
-    api = reader.mapping(top.get("api"), "api", API_FIELDS)
-    networks = reader.mapping(top.get("networks"), "networks", NETWORK_FIELDS)
-    node_net, pod_net, service_net = _networks(reader, networks)
-    nodes = _nodes(reader, top.get("nodes"))
-    vip = parse_ipv4(reader.text(api, "vip", "api.vip"), "api.vip", reader.error)
-    port = reader.integer(api, "port", "api.port", 8443, 1, 65535)
-    if port in RESERVED_PORTS:
-        raise reader.error("api.port", f"{port} is used by {RESERVED_PORTS[port]} on every control plane; use 8443")
-    unicast = api.get("vrrp_unicast", False)
-    if not isinstance(unicast, bool):
-        raise reader.error("api.vrrp_unicast", f"must be true or false, got {shown(unicast)}")
+    if top is None:
+        reader.raise_errors()
+        raise AssertionError("a top level that is not a mapping is an error")
+    name = reader.attempt(lambda: _name(reader, top))
+    version = reader.attempt(lambda: _version(reader, top, bundle_kubernetes, known_versions))
+    api = _api(reader, top.get("api"))
+    networks = _networks(reader, top.get("networks"))
+    entries, count = _nodes(reader, top.get("nodes"))
+    ntp_server = _ntp(reader, top.get("ntp"))
+    external_etcd = reader.attempt(lambda: _etcd(reader, top.get("etcd")))
+    calico = _calico(reader, top.get("calico"))
+    warnings = check_topology(reader, entries, count, networks, api.vip if api else None, external_etcd)
+    reader.raise_errors()
+    assert name is not None and version is not None and api is not None and calico is not None
     config = ClusterConfig(
         name=name,
         kubernetes_version=version,
-        vip=vip,
-        api_port=port,
-        virtual_router_id=reader.integer(
-            api, "virtual_router_id", "api.virtual_router_id", derived_virtual_router_id(name), 1, 255
-        ),
-        vrrp_unicast=unicast,
-        node_network=node_net,
-        pod_network=pod_net,
-        service_network=service_net,
-        nodes=nodes,
-        ntp_server=_ntp(reader, top.get("ntp")),
-        external_etcd=_etcd(reader, top.get("etcd")),
-        calico=_calico(reader, top.get("calico")),
+        vip=api.vip,
+        api_port=api.port,
+        virtual_router_id=api.virtual_router_id or derived_virtual_router_id(name),
+        vrrp_unicast=api.vrrp_unicast,
+        node_network=networks["nodes"],
+        pod_network=networks["pods"],
+        service_network=networks["services"],
+        nodes=tuple(entry.node for entry in entries),
+        ntp_server=ntp_server,
+        external_etcd=external_etcd,
+        calico=calico,
     )
-    return LoadedConfig(config, _check_topology(reader, config))
+    return LoadedConfig(config, warnings)
 
 
-def _version(reader: FieldReader, top: Dict[str, Any], bundle_kubernetes: Optional[str]) -> str:
+def _name(reader: FieldReader, top: Dict[str, Any]) -> str:
+    name = reader.text(top, "name", "name") or ""
+    if not DNS_LABEL.match(name):
+        raise reader.error("name", f"{shown(name)} must be lowercase letters, digits and '-' (at most 63)")
+    return name
+
+
+def _version(
+    reader: FieldReader, top: Dict[str, Any], bundle_kubernetes: Optional[str], known_versions: Optional[Sequence[str]]
+) -> str:
     raw = reader.text(top, "kubernetes_version", "kubernetes_version") or ""
     match = VERSION.match(raw)
     if not match:
         raise reader.error("kubernetes_version", f"{shown(raw)} is not a version like 1.29.6")
     version = match.group(1)
-    if bundle_kubernetes and version != bundle_kubernetes.lstrip("v"):
+    if bundle_kubernetes:
+        expected = bundle_kubernetes.lstrip("v")
+        if version != expected:
+            raise reader.error(
+                "kubernetes_version",
+                f"{version} differs from this bundle's Kubernetes {expected}: set {expected} or use a matching bundle",
+            )
+    elif known_versions is not None and version not in known_versions:
         raise reader.error(
             "kubernetes_version",
-            f"{version} differs from this bundle's Kubernetes "
-            f"{bundle_kubernetes.lstrip('v')}: set {bundle_kubernetes.lstrip('v')} or use a matching bundle",
+            f"{version} is not a release this bundler knows: {did_you_mean(version, known_versions)}"
+            f"known: {', '.join(known_versions) or 'none'}",
         )
     return version
 
 
-def _networks(reader: FieldReader, networks: Dict[str, Any]) -> Tuple[IPv4Network, IPv4Network, IPv4Network]:
+def _api(reader: FieldReader, value: Any) -> Optional[ApiSettings]:
+    api = reader.mapping(value, "api", API_FIELDS)
+    if api is None:
+        return None
+    vip = reader.attempt(_address, reader, api, "vip", "api.vip")
+    port = reader.attempt(lambda: _port(reader, api))
+    router_id = reader.attempt(lambda: reader.integer(api, "virtual_router_id", "api.virtual_router_id", None, 1, 255))
+    unicast = reader.attempt(lambda: reader.boolean(api, "vrrp_unicast", "api.vrrp_unicast", False))
+    if vip is None or port is None or unicast is None:
+        return None
+    return ApiSettings(vip, port, router_id, unicast)
+
+
+def _port(reader: FieldReader, api: Dict[str, Any]) -> int:
+    port = reader.integer(api, "port", "api.port", 8443, 1, 65535)
+    assert port is not None  # it has a default
+    if port in RESERVED_PORTS:
+        raise reader.error("api.port", f"{port} is used by {RESERVED_PORTS[port]} on every control plane; use 8443")
+    return port
+
+
+def _networks(reader: FieldReader, value: Any) -> Dict[str, IPv4Network]:
+    """The networks that are valid each on its own (keyed nodes, pods, services); the others are reported."""
+    networks = reader.mapping(value, "networks", NETWORK_FIELDS)
+    if networks is None:
+        return {}
     parsed: Dict[str, IPv4Network] = {}
     for key in NETWORK_FIELDS:
-        parsed[key] = parse_ipv4_network(reader.text(networks, key, f"networks.{key}"), f"networks.{key}", reader.error)
+        field = f"networks.{key}"
+        network = reader.attempt(_network, reader, networks, key, field)
+        if network is not None:
+            parsed[key] = network
     for first, second in (("pods", "services"), ("pods", "nodes"), ("services", "nodes")):
-        if parsed[first].overlaps(parsed[second]):
-            raise reader.error(
+        if first in parsed and second in parsed and parsed[first].overlaps(parsed[second]):
+            reader.report(
                 f"networks.{first}",
                 f"{parsed[first]} overlaps networks.{second} {parsed[second]}: choose ranges that do not overlap",
             )
-    if parsed["services"].prefixlen < 12:
-        raise reader.error(
+            del parsed[first]  # checking nodes against it would only repeat this error for each node
+    if "services" in parsed and parsed["services"].prefixlen < 12:
+        reader.report(
             "networks.services",
             f"{parsed['services']} is larger than the API server allows (at most /12, e.g. 10.96.0.0/12)",
         )
-    return parsed["nodes"], parsed["pods"], parsed["services"]
+    return parsed
 
 
-def _nodes(reader: FieldReader, value: Any) -> Tuple[Node, ...]:
+def _nodes(reader: FieldReader, value: Any) -> Tuple[List[NodeEntry], int]:
+    """The node entries that are valid, and how many entries the list has."""
     if not isinstance(value, list) or not value:
-        raise reader.error("nodes", "must be a list of nodes with name, ip and role")
+        reader.report("nodes", "must be a list of nodes with name, ip and role")
+        return [], 0
     if len(value) > MAX_NODES:
-        raise reader.error("nodes", f"{len(value)} nodes; this installer sets up at most {MAX_NODES} per cluster")
-    nodes: List[Node] = []
+        reader.report("nodes", f"{len(value)} nodes; this installer sets up at most {MAX_NODES} per cluster")
+        return [], len(value)
+    entries: List[NodeEntry] = []
     index_of_name: Dict[str, int] = {}
-    index_of_ip: Dict[Any, int] = {}
-    for index, entry in enumerate(value):
+    index_of_ip: Dict[IPv4Address, int] = {}
+    name_at: Dict[int, str] = {}
+    for index, raw in enumerate(value):
         field = f"nodes[{index}]"
-        entry = reader.mapping(entry, field, NODE_FIELDS)
-        name = reader.text(entry, "name", f"{field}.name") or ""
-        if not DNS_NAME.match(name):
-            raise reader.error(
-                f"{field}.name", f"{shown(name)} is not a valid node name (lowercase letters, digits, '-', '.')"
-            )
-        if len(name) > MAX_NODE_NAME:
-            raise reader.error(
-                f"{field}.name",
-                f"{shown(name)} has {len(name)} characters; a node name becomes its hostname and its "
-                f"kubernetes.io/hostname label, both at most {MAX_NODE_NAME}",
-            )
-        ip = parse_ipv4(reader.text(entry, "ip", f"{field}.ip"), f"{field}.ip", reader.error)
-        role = reader.text(entry, "role", f"{field}.role") or ""
-        if role not in ROLES:
-            raise reader.error(f"{field}.role", f"unknown role {shown(role)}: use {' or '.join(ROLES)}")
-        interface = reader.text(entry, "interface", f"{field}.interface", required=False)
-        if interface is not None and not INTERFACE.match(interface):
-            raise reader.error(f"{field}.interface", f"{shown(interface)} is not an interface name like ens33")
-        if name in index_of_name:
-            raise reader.error(
-                f"{field}.name", f"{name} is also the name of nodes[{index_of_name[name]}]: names must be unique"
-            )
-        if ip in index_of_ip:
-            other_index = index_of_ip[ip]
-            raise reader.error(
-                f"{field}.ip",
-                f"{ip} is also the IP of nodes[{other_index}] ({nodes[other_index].name}): IPs must be unique",
-            )
-        index_of_name[name], index_of_ip[ip] = index, index
-        nodes.append(Node(name=name, ip=ip, role=role, interface=interface))
-    return tuple(nodes)
+        errors_before = len(reader.errors)
+        entry = reader.mapping(raw, field, NODE_FIELDS)
+        if entry is None:
+            continue
+        name = reader.attempt(_node_name, reader, entry, field)
+        ip = reader.attempt(_address, reader, entry, "ip", f"{field}.ip")
+        role = reader.attempt(reader.choice, entry, "role", f"{field}.role", ROLES)
+        interface = reader.attempt(_interface, reader, entry, field)
+        if name is not None:
+            name_at[index] = name
+            if name in index_of_name:
+                reader.report(
+                    f"{field}.name", f"{name} is also the name of nodes[{index_of_name[name]}]: names must be unique"
+                )
+            index_of_name.setdefault(name, index)
+        if ip is not None:
+            if ip in index_of_ip:
+                other = index_of_ip[ip]
+                known = f" ({name_at[other]})" if other in name_at else ""
+                reader.report(f"{field}.ip", f"{ip} is also the IP of nodes[{other}]{known}: IPs must be unique")
+            index_of_ip.setdefault(ip, index)
+        if len(reader.errors) == errors_before:
+            assert name is not None and ip is not None and role is not None
+            entries.append(NodeEntry(index, Node(name=name, ip=ip, role=role, interface=interface)))
+    return entries, len(value)
+
+
+def _address(reader: FieldReader, section: Dict[str, Any], key: str, field: str) -> IPv4Address:
+    return parse_ipv4(reader.text(section, key, field), field, reader.error)
+
+
+def _network(reader: FieldReader, section: Dict[str, Any], key: str, field: str) -> IPv4Network:
+    return parse_ipv4_network(reader.text(section, key, field), field, reader.error)
+
+
+def _node_name(reader: FieldReader, entry: Dict[str, Any], field: str) -> str:
+    name = reader.text(entry, "name", f"{field}.name") or ""
+    if not DNS_NAME.match(name):
+        raise reader.error(
+            f"{field}.name", f"{shown(name)} is not a valid node name (lowercase letters, digits, '-', '.')"
+        )
+    if len(name) > MAX_NODE_NAME:
+        raise reader.error(
+            f"{field}.name",
+            f"{shown(name)} has {len(name)} characters; a node name becomes its hostname and its "
+            f"kubernetes.io/hostname label, both at most {MAX_NODE_NAME}",
+        )
+    return name
+
+
+def _interface(reader: FieldReader, entry: Dict[str, Any], field: str) -> Optional[str]:
+    interface = reader.text(entry, "interface", f"{field}.interface", required=False)
+    if interface is not None and not INTERFACE.match(interface):
+        raise reader.error(f"{field}.interface", f"{shown(interface)} is not an interface name like ens33")
+    return interface
 
 
 def _ntp(reader: FieldReader, value: Any) -> Optional[str]:
     ntp = reader.mapping(value, "ntp", ("server",))
+    if ntp is None:
+        return None
+    return reader.attempt(lambda: _ntp_server(reader, ntp))
+
+
+def _ntp_server(reader: FieldReader, ntp: Dict[str, Any]) -> Optional[str]:
     server = reader.text(ntp, "server", "ntp.server", required=False)
     if server is not None and not DNS_NAME.match(server.lower()):
         raise reader.error("ntp.server", f"{shown(server)} is not an IP address or host name")
@@ -227,91 +325,47 @@ def _ntp(reader: FieldReader, value: Any) -> Optional[str]:
 
 def _etcd(reader: FieldReader, value: Any) -> Optional[ExternalEtcd]:
     etcd = reader.mapping(value, "etcd", ETCD_FIELDS)
-    topology = reader.text(etcd, "topology", "etcd.topology", required=False) or "stacked"
-    if topology not in ("stacked", "external"):
-        raise reader.error("etcd.topology", f"unknown topology {shown(topology)}: use stacked or external")
+    if etcd is None:
+        return None
+    topology = reader.choice(etcd, "topology", "etcd.topology", ETCD_TOPOLOGIES, default="stacked")
     if topology == "stacked":
-        extra = [key for key in ETCD_FIELDS[1:] if key in etcd]
-        if extra:
-            raise reader.error(f"etcd.{extra[0]}", "only applies with topology: external")
+        for key in ETCD_FIELDS[1:]:
+            if key in etcd:
+                reader.report(f"etcd.{key}", "only applies with topology: external")
         return None
     endpoints = etcd.get("endpoints")
     if not isinstance(endpoints, list) or not endpoints:
-        raise reader.error("etcd.endpoints", "external etcd needs a list of endpoints like https://10.0.0.5:2379")
+        reader.report("etcd.endpoints", "external etcd needs a list of endpoints like https://10.0.0.5:2379")
+        endpoints = []
     for index, endpoint in enumerate(endpoints):
         if not isinstance(endpoint, str) or not re.match(r"^https://[^/\s]+:\d+$", endpoint):
-            raise reader.error(f"etcd.endpoints[{index}]", f"{shown(endpoint)} is not like https://10.0.0.5:2379")
+            reader.report(f"etcd.endpoints[{index}]", f"{shown(endpoint)} is not like https://10.0.0.5:2379")
     files: Dict[str, str] = {}
     for key in ("ca_file", "cert_file", "key_file"):
-        path = reader.text(etcd, key, f"etcd.{key}") or ""
-        if not path.startswith("/"):
-            raise reader.error(f"etcd.{key}", f"{shown(path)} must be an absolute path on the control planes")
-        files[key] = path
+        path = reader.attempt(reader.text, etcd, key, f"etcd.{key}")
+        if path is not None and not path.startswith("/"):
+            reader.report(f"etcd.{key}", f"{shown(path)} must be an absolute path on the control planes")
+        files[key] = path or ""
     return ExternalEtcd(endpoints=tuple(endpoints), **files)
 
 
-def _calico(reader: FieldReader, value: Any) -> CalicoSettings:
+def _calico(reader: FieldReader, value: Any) -> Optional[CalicoSettings]:
     calico = reader.mapping(value, "calico", ("encapsulation", "mode"))
-    encapsulation = reader.text(calico, "encapsulation", "calico.encapsulation", required=False) or "IPIP"
-    if encapsulation not in CALICO_ENCAPSULATIONS:
-        raise reader.error(
-            "calico.encapsulation", f"unknown {shown(encapsulation)}: use {', '.join(CALICO_ENCAPSULATIONS)}"
-        )
-    mode = reader.text(calico, "mode", "calico.mode", required=False) or "Always"
-    if mode not in CALICO_MODES:
-        raise reader.error(
+    if calico is None:
+        return None
+    encapsulation = reader.attempt(
+        lambda: reader.choice(calico, "encapsulation", "calico.encapsulation", CALICO_ENCAPSULATIONS, default="IPIP")
+    )
+    mode = reader.attempt(
+        lambda: reader.choice(
+            calico,
+            "mode",
             "calico.mode",
-            f"unknown {shown(mode)}: use {' or '.join(CALICO_MODES)} (no encapsulation is encapsulation: None)",
+            CALICO_MODES,
+            default="Always",
+            note=" (no encapsulation is encapsulation: None)",
         )
+    )
+    if encapsulation is None or mode is None:
+        return None
     return CalicoSettings(encapsulation=encapsulation, mode=mode)
-
-
-def _check_topology(reader: FieldReader, config: ClusterConfig) -> List[str]:
-    """Checks across fields: control planes, the VIP and the node network. Returns warnings."""
-    control_planes = config.control_planes
-    if not control_planes:
-        raise reader.error("nodes", f"no node has role {CONTROL_PLANE}: at least one is needed")
-    network = config.node_network
-    for index, node in enumerate(config.nodes):
-        field = f"nodes[{index}].ip"
-        for other_field, other in (
-            ("networks.pods", config.pod_network),
-            ("networks.services", config.service_network),
-        ):
-            if node.ip in other:
-                raise reader.error(field, f"{node.ip} is inside {other_field} {other}: move that network")
-        if node.is_control_plane and node.ip not in network:
-            raise reader.error(
-                field,
-                f"control plane {node.name} ({node.ip}) is outside networks.nodes {network}: "
-                "the control planes and the VIP share one network",
-            )
-        if node.ip in (network.network_address, network.broadcast_address):
-            raise reader.error(field, f"{node.ip} is the network or broadcast address of {network}")
-        if node.ip == config.vip:
-            raise reader.error(
-                "api.vip", f"{config.vip} is also the IP of node {node.name}: the VIP needs an unused address"
-            )
-    if config.vip in (network.network_address, network.broadcast_address):
-        raise reader.error("api.vip", f"{config.vip} is the network or broadcast address of {network}")
-    if config.vip not in network:
-        raise reader.error(
-            "api.vip",
-            f"{config.vip} is outside the control planes' subnet networks.nodes {network}: "
-            "pick a free address inside it",
-        )
-    blocks_needed = math.ceil(math.log2(len(config.nodes)))  # one /24 per node
-    if config.pod_network.prefixlen > 24 - blocks_needed:
-        raise reader.error(
-            "networks.pods",
-            f"{config.pod_network} is too small: each node takes a /24 of it; "
-            f"use /{24 - blocks_needed} or larger, e.g. 10.244.0.0/16",
-        )
-    warnings = []
-    if config.external_etcd is None and len(control_planes) % 2 == 0:
-        warnings.append(
-            f"{reader.where}: nodes: {len(control_planes)} control planes run stacked etcd, which needs a "
-            f"majority: {len(control_planes)} tolerate no more failures than {len(control_planes) - 1}; "
-            "use an odd number (3 or 5)"
-        )
-    return warnings

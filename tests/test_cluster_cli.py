@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bundler import paths
 from tests.conftest import REPO, StandInRelease, run_bundler
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
@@ -174,3 +175,50 @@ def test_installer_config_check_takes_config_and_node_on_either_side(tmp_path: P
     result = run_installer("--bundle", str(bundle), *args)
     assert result.returncode == 1 and "no such file" not in result.stderr, result.stderr
     assert "k8s-wn01's IP 192.168.10.100 is not on this machine" in result.stderr
+
+
+def test_both_checks_list_every_error_then_a_count_and_exit_1(tmp_path: Path) -> None:
+    """Four mistakes, one run: each line names the file and the field, the last counts them."""
+    assert run_bundler("cluster", "init", "--dir", str(tmp_path), "--k8s", "1.29.6").returncode == 0
+    config = tmp_path / "cluster.yaml"
+    text = config.read_text()
+    for old, new in (
+        ("kubernetes_version: 1.29.6", "kubernetes_version: 1.29.60"),
+        ("ip: 192.168.10.22,", "ip: 192.168.10.300,"),
+        ("ip: 192.168.10.100, role: worker", "ip: 192.168.10.100, role: wrker"),
+        ("encapsulation: IPIP", "encapsulation: vxlan"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    config.write_text(text)
+    errors = [
+        f"{config}: nodes[1].ip: '192.168.10.300' is not an IP address (write it like 192.168.10.11)",
+        f"{config}: nodes[3].role: unknown role 'wrker': did you mean worker? use control-plane or worker",
+        f"{config}: calico.encapsulation: unknown encapsulation 'vxlan': did you mean VXLAN? use IPIP, VXLAN, None",
+    ]
+    bundler = run_bundler("cluster", "check", str(config))  # without --k8s: the version is one of the releases
+    known = ", ".join(paths.supported_versions())
+    version = f"{config}: kubernetes_version: 1.29.60 is not a release this bundler knows: did you mean 1.29.6? "
+    assert bundler.returncode == 1 and bundler.stdout == ""
+    assert bundler.stderr.splitlines() == [
+        f"bundler: error: {line}"
+        for line in [f"{version}known: {known}", *errors, f"{config}: 4 errors; fix them all, then check again"]
+    ]
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.yaml").write_text("kubernetes: 1.29.6\n")
+    node = run_installer("--bundle", str(bundle), "config", "check", "--config", str(config))
+    differs = f"{config}: kubernetes_version: 1.29.60 differs from this bundle's Kubernetes 1.29.6: set 1.29.6 or use"
+    assert node.returncode == 1 and node.stderr.splitlines()[0].startswith(f"k8s-install.pyz: error: {differs}")
+    assert node.stderr.splitlines()[1:] == [
+        f"k8s-install.pyz: error: {line}" for line in [*errors, f"{config}: 4 errors; fix them all, then check again"]
+    ]
+
+
+def test_cluster_init_needs_the_release_named(tmp_path: Path) -> None:
+    """No silent default: the release goes into cluster.yaml and every bundle must match it."""
+    result = run_bundler("cluster", "init", "--dir", str(tmp_path))
+    assert result.returncode == 2 and "the following arguments are required: --k8s" in result.stderr
+    assert not any(tmp_path.iterdir())
+    helped = run_bundler("cluster", "init", "--help")
+    assert all(version in " ".join(helped.stdout.split()) for version in paths.supported_versions())

@@ -6,6 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable, Dict
 
 import pytest
+import yaml
 
 from k8s_install.cluster.config import load_cluster_config, parse_cluster_config
 from k8s_install.cluster.model import derived_virtual_router_id
@@ -369,3 +370,76 @@ def test_bad_files_give_one_line(tmp_path) -> None:
     broken.write_text("- a list\n")
     with pytest.raises(InstallError, match=r"\(top level\): must be a mapping"):
         load_cluster_config(broken)
+
+
+def test_four_mistakes_are_reported_in_one_run_then_counted() -> None:
+    """Regression: checking stopped at the first error, so four mistakes took four runs."""
+    data = seed_data(calico={"encapsulation": "vxlan"})
+    data["api"]["port"] = 6443
+    data["nodes"][1]["ip"] = "192.168.10.300"
+    data["nodes"][3]["role"] = "wrker"
+    with pytest.raises(ErrorList) as caught:
+        load(data)
+    assert caught.value.lines == (
+        "cluster.yaml: api.port: 6443 is used by the API server on every control plane; use 8443",
+        "cluster.yaml: nodes[1].ip: '192.168.10.300' is not an IP address (write it like 192.168.10.11)",
+        "cluster.yaml: nodes[3].role: unknown role 'wrker': did you mean worker? use control-plane or worker",
+        "cluster.yaml: calico.encapsulation: unknown encapsulation 'vxlan': did you mean VXLAN? use IPIP, VXLAN, None",
+        "cluster.yaml: 4 errors; fix them all, then check again",
+    )
+
+
+def test_thousands_of_errors_show_the_first_hundred_and_count_all() -> None:
+    data = seed_data()
+    data["nodes"] += [{"name": f"w{i}", "ip": f"192.168.20.{i}", "role": "wrker"} for i in range(1, 201)]
+    with pytest.raises(ErrorList) as caught:
+        load(data)
+    assert len(caught.value.errors) == 200 and len(caught.value.lines) == 101
+    assert caught.value.lines[-1] == "cluster.yaml: 200 errors (100 more not shown); fix them all, then check again"
+
+
+ENUM_TYPOS = [
+    # (change, field, suggestion): every field with a fixed set of values suggests the nearest one
+    (node(3, role="wrker"), "nodes[3].role", "did you mean worker?"),
+    (node(0, role="controlplane"), "nodes[0].role", "did you mean control-plane?"),
+    (section("etcd", topology="extrenal"), "etcd.topology", "did you mean external?"),
+    (section("calico", encapsulation="vxlan"), "calico.encapsulation", "did you mean VXLAN?"),
+    (section("calico", mode="crosssubnet"), "calico.mode", "did you mean CrossSubnet?"),
+    (section("api", vrrp_unicast="ture"), "api.vrrp_unicast", "did you mean true?"),
+]
+
+
+@pytest.mark.parametrize("change,field,suggestion", ENUM_TYPOS, ids=[case[1] for case in ENUM_TYPOS])
+def test_a_misspelt_value_gets_the_nearest_valid_one(change: Change, field: str, suggestion: str) -> None:
+    data = seed_data()
+    change(data)
+    with pytest.raises(ErrorList) as caught:
+        load(data)
+    assert len(caught.value.errors) == 1
+    assert caught.value.errors[0].startswith(f"cluster.yaml: {field}: ") and suggestion in caught.value.errors[0]
+
+
+KNOWN = ["1.29.6", "1.29.15", "1.30.14"]
+
+
+def test_without_a_bundle_the_version_must_be_a_known_release() -> None:
+    """Regression: `cluster check` without --k8s accepted kubernetes_version: 1.29.60."""
+    with pytest.raises(InstallError) as caught:
+        parse_cluster_config(yaml.safe_dump(seed_data(kubernetes_version="1.29.60")), "cluster.yaml", None, KNOWN)
+    assert str(caught.value) == (
+        "cluster.yaml: kubernetes_version: 1.29.60 is not a release this bundler knows: did you mean 1.29.6? "
+        "known: 1.29.6, 1.29.15, 1.30.14"
+    )
+    with pytest.raises(InstallError, match=r"2\.0\.0 is not a release this bundler knows: known: 1\.29\.6,"):
+        parse_cluster_config(yaml.safe_dump(seed_data(kubernetes_version="2.0.0")), "cluster.yaml", None, KNOWN)
+    loaded = parse_cluster_config(yaml.safe_dump(seed_data(kubernetes_version="v1.29.15")), "c", None, KNOWN)
+    assert loaded.config.kubernetes_version == "1.29.15"
+
+
+def test_a_tab_gets_the_shared_one_line_yaml_message(tmp_path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text("name: k8s\napi:\n\tvip: 192.168.10.240\n")
+    with pytest.raises(InstallError) as caught:
+        load_cluster_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not valid YAML: line 3") and "\n" not in message

@@ -16,8 +16,15 @@ from typing import Callable
 import pytest
 import yaml
 
-from k8s_install.cluster.config import MAX_CONFIG_BYTES, MAX_NODES, load_cluster_config
+from k8s_install.cluster.config import (
+    LONGEST_NODE_ENTRY,
+    MAX_CONFIG_BYTES,
+    MAX_NODES,
+    load_cluster_config,
+    parse_cluster_config,
+)
 from k8s_install.cluster.secrets import load_secrets
+from k8s_install.cluster.starter import starting_config_text
 from k8s_install.errors import InstallError
 from tests.conftest import REPO, run_bundler
 from tests.support.cluster import seed_data
@@ -92,3 +99,68 @@ def test_a_device_or_pipe_is_read_with_a_bound(tmp_path: Path) -> None:
         load_cluster_config(Path("/dev/zero"))
     with pytest.raises(InstallError, match=r"/dev/zero: more than 64 KiB: not a cluster secrets file"):
         load_secrets(Path("/dev/zero"), "seed")
+
+
+def maximal_config() -> str:
+    """The starting file (comments included) with MAX_NODES node entries as long as valid ones get: 63-character
+    names, 15-character IPs and interfaces, every value quoted, 4-space indents, CRLF line ends."""
+    entries = []
+    for index in range(MAX_NODES):
+        role = "control-plane" if index < 3 else "worker"
+        entries.append(
+            f'    - name: "{index:04d}-{"n" * 58}"\n'
+            f'      ip: "192.168.{100 + index // 150}.{100 + index % 150}"\n'
+            f'      role: "{role}"\n'
+            f'      interface: "enp{index:04d}s0f1np1"\n'
+        )
+    text = starting_config_text("k8s-cluster", "1.29.6")
+    head, rest = text.split("\nnodes:\n", 1)
+    tail = rest[rest.index("\nntp:") :]
+    head = head.replace("nodes: 192.168.10.0/24", "nodes: 192.168.0.0/16").replace(
+        "pods: 10.244.0.0/16", "pods: 10.244.0.0/14"
+    )
+    return (head + "\nnodes:\n" + "".join(entries) + tail).replace("\n", "\r\n")
+
+
+def test_the_largest_valid_config_is_within_the_size_cap(tmp_path: Path) -> None:
+    """Regression: 1000 nodes with long valid names in block style passed the node limit but not the 128 KiB cap
+    ("is this the right file?"). The size cap now follows from the node cap and the longest valid entry."""
+    text = maximal_config()
+    assert len(text.encode()) <= MAX_CONFIG_BYTES
+    path = tmp_path / "cluster.yaml"
+    path.write_bytes(text.encode())
+    config = load_cluster_config(path, "1.29.6").config
+    assert len(config.nodes) == MAX_NODES and len(config.nodes[-1].name) == 63
+    assert config.nodes[-1].interface == f"enp{MAX_NODES - 1:04d}s0f1np1"
+    as_pyyaml_writes_it = yaml.safe_dump(yaml.safe_load(text), default_flow_style=False, sort_keys=False)
+    assert len(as_pyyaml_writes_it.encode()) <= MAX_CONFIG_BYTES
+
+
+def test_the_size_cap_follows_from_the_node_cap() -> None:
+    assert MAX_NODES * len(LONGEST_NODE_ENTRY.encode()) <= MAX_CONFIG_BYTES
+    assert MAX_CONFIG_BYTES < 1024 * 1024  # still refuses the wrong file before the parser spends minutes on it
+
+
+POD_NETWORK_HINTS = [
+    # (nodes in the cluster, networks.pods given, the hint): the base address is kept when it starts a network
+    # of the size needed and overlaps nothing; else the network holding it; else 10.244.0.0.
+    (1000, "10.244.0.0/16", "use /14 or larger, e.g. 10.244.0.0/14"),
+    (300, "10.246.0.0/16", "use /15 or larger, e.g. 10.246.0.0/15"),
+    (300, "10.245.0.0/16", "use /15 or larger, e.g. 10.244.0.0/15"),
+    (300, "10.96.0.0/16", "use /15 or larger, e.g. 10.244.0.0/15"),  # 10.96.0.0/15 holds services 10.97.0.0/16
+    (300, "172.20.0.0/17", "use /15 or larger, e.g. 172.20.0.0/15"),
+    (5, "10.244.0.0/24", "use /21 or larger, e.g. 10.244.0.0/21"),
+]
+
+
+@pytest.mark.parametrize("count,pods,hint", POD_NETWORK_HINTS)
+def test_a_pod_network_too_small_for_the_nodes_gets_a_hint_that_fits(count: int, pods: str, hint: str) -> None:
+    data = with_nodes(count - 3)
+    data["networks"].update(pods=pods, services="10.97.0.0/16")
+    with pytest.raises(InstallError) as caught:
+        parse_cluster_config(yaml.safe_dump(data), "cluster.yaml", "1.29.6")
+    assert str(caught.value) == (
+        f"cluster.yaml: networks.pods: {pods} is too small for {count} nodes: each node takes a /24 of it; {hint}"
+    )
+    data["networks"]["pods"] = hint.rsplit(" ", 1)[1]
+    assert len(parse_cluster_config(yaml.safe_dump(data), "cluster.yaml", "1.29.6").config.nodes) == count

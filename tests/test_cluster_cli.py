@@ -202,7 +202,7 @@ def test_both_checks_list_every_error_then_a_count_and_exit_1(tmp_path: Path) ->
     assert bundler.returncode == 1 and bundler.stdout == ""
     assert bundler.stderr.splitlines() == [
         f"bundler: error: {line}"
-        for line in [f"{version}known: {known}", *errors, f"{config}: 4 errors; fix them all, then check again"]
+        for line in [f"{version}known: {known}", *errors, f"{config}: 4 errors; fix them all and run again"]
     ]
     bundle = tmp_path / "bundle"
     bundle.mkdir()
@@ -211,7 +211,7 @@ def test_both_checks_list_every_error_then_a_count_and_exit_1(tmp_path: Path) ->
     differs = f"{config}: kubernetes_version: 1.29.60 differs from this bundle's Kubernetes 1.29.6: set 1.29.6 or use"
     assert node.returncode == 1 and node.stderr.splitlines()[0].startswith(f"k8s-install.pyz: error: {differs}")
     assert node.stderr.splitlines()[1:] == [
-        f"k8s-install.pyz: error: {line}" for line in [*errors, f"{config}: 4 errors; fix them all, then check again"]
+        f"k8s-install.pyz: error: {line}" for line in [*errors, f"{config}: 4 errors; fix them all and run again"]
     ]
 
 

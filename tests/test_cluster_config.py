@@ -156,7 +156,7 @@ CASES = [
     (
         "unknown-role",
         node(3, role="master"),
-        "nodes[3].role: unknown role 'master': use control-plane or worker",
+        "nodes[3].role: unknown role 'master': did you mean control-plane? use control-plane or worker",
     ),
     ("role-missing", node(3, role=None), "nodes[3].role: is required"),
     ("bad-node-name", node(0, name="K8S_MN01"), "nodes[0].name: 'K8S_MN01' is not a valid node name"),
@@ -385,7 +385,7 @@ def test_four_mistakes_are_reported_in_one_run_then_counted() -> None:
         "cluster.yaml: nodes[1].ip: '192.168.10.300' is not an IP address (write it like 192.168.10.11)",
         "cluster.yaml: nodes[3].role: unknown role 'wrker': did you mean worker? use control-plane or worker",
         "cluster.yaml: calico.encapsulation: unknown encapsulation 'vxlan': did you mean VXLAN? use IPIP, VXLAN, None",
-        "cluster.yaml: 4 errors; fix them all, then check again",
+        "cluster.yaml: 4 errors; fix them all and run again",
     )
 
 
@@ -395,7 +395,7 @@ def test_thousands_of_errors_show_the_first_hundred_and_count_all() -> None:
     with pytest.raises(ErrorList) as caught:
         load(data)
     assert len(caught.value.errors) == 200 and len(caught.value.lines) == 101
-    assert caught.value.lines[-1] == "cluster.yaml: 200 errors (100 more not shown); fix them all, then check again"
+    assert caught.value.lines[-1] == "cluster.yaml: 200 errors (100 more not shown); fix them all and run again"
 
 
 ENUM_TYPOS = [

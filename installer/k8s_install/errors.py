@@ -33,7 +33,7 @@ class ErrorList(InstallError):
         if len(self.errors) > 1:
             hidden = len(self.errors) - len(lines)
             more = f" ({hidden} more not shown)" if hidden else ""
-            lines.append(f"{subject}: {len(self.errors)} errors{more}; fix them all, then check again")
+            lines.append(f"{subject}: {len(self.errors)} errors{more}; fix them all and run again")
         self.lines: Tuple[str, ...] = tuple(lines)
         super().__init__("\n".join(lines))
 

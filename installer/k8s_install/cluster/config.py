@@ -21,6 +21,7 @@ from k8s_install.cluster.addresses import parse_ipv4, parse_ipv4_network
 from k8s_install.cluster.fields import FieldReader, did_you_mean, shown
 from k8s_install.cluster.model import (
     API_SERVER_PORT,
+    CONTROL_PLANE,
     ROLES,
     CalicoSettings,
     ClusterConfig,
@@ -29,7 +30,7 @@ from k8s_install.cluster.model import (
     derived_virtual_router_id,
 )
 from k8s_install.cluster.topology import NodeEntry, check_topology
-from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.errors import ErrorList, InstallError, yaml_problem
 from k8s_install.node.small_file import read_small_file
 
 CONFIG_NAME = CLUSTER_CONFIG_NAME
@@ -38,6 +39,7 @@ API_FIELDS = ("vip", "port", "virtual_router_id", "vrrp_unicast")
 NETWORK_FIELDS = ("nodes", "pods", "services")
 NODE_FIELDS = ("name", "ip", "role", "interface")
 ETCD_FIELDS = ("topology", "endpoints", "ca_file", "cert_file", "key_file")
+ROLE_ALIASES = {"master": CONTROL_PLANE}  # kubeadm's name for it until 1.20
 ETCD_TOPOLOGIES = ("stacked", "external")
 CALICO_ENCAPSULATIONS = ("IPIP", "VXLAN", "None")
 CALICO_MODES = ("Always", "CrossSubnet")
@@ -128,9 +130,8 @@ def parse_cluster_config(
         )
     reader = FieldReader(where)
     top = reader.mapping(data, "(top level)", TOP_FIELDS)
-    if top is None:
-        reader.raise_errors()
-        raise AssertionError("a top level that is not a mapping is an error")
+    if top is None:  # not a mapping: nothing below it to check
+        raise ErrorList(reader.errors, where)
     name = reader.attempt(lambda: _name(reader, top))
     version = reader.attempt(lambda: _version(reader, top, bundle_kubernetes, known_versions))
     api = _api(reader, top.get("api"))
@@ -239,13 +240,13 @@ def _networks(reader: FieldReader, value: Any) -> Dict[str, IPv4Network]:
 
 
 def _nodes(reader: FieldReader, value: Any) -> Tuple[List[NodeEntry], int]:
-    """The node entries that are valid, and how many entries the list has."""
+    """The node entries that are valid, and how many entries were read (the list's length)."""
     if not isinstance(value, list) or not value:
         reader.report("nodes", "must be a list of nodes with name, ip and role")
         return [], 0
     if len(value) > MAX_NODES:
         reader.report("nodes", f"{len(value)} nodes; this installer sets up at most {MAX_NODES} per cluster")
-        return [], len(value)
+        return [], 0  # none read: no check across nodes would add anything
     entries: List[NodeEntry] = []
     index_of_name: Dict[str, int] = {}
     index_of_ip: Dict[IPv4Address, int] = {}
@@ -258,7 +259,7 @@ def _nodes(reader: FieldReader, value: Any) -> Tuple[List[NodeEntry], int]:
             continue
         name = reader.attempt(_node_name, reader, entry, field)
         ip = reader.attempt(_address, reader, entry, "ip", f"{field}.ip")
-        role = reader.attempt(reader.choice, entry, "role", f"{field}.role", ROLES)
+        role = reader.attempt(reader.choice, entry, "role", f"{field}.role", ROLES, None, "", ROLE_ALIASES)
         interface = reader.attempt(_interface, reader, entry, field)
         if name is not None:
             name_at[index] = name

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import reprlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from k8s_install.errors import ErrorList, InstallError
 
@@ -23,16 +23,19 @@ def shown(value: Any) -> str:
     return _SHOWN.repr(value)
 
 
-def nearest(value: Any, choices: Sequence[str]) -> Optional[str]:
-    """The choice `value` most likely misspells (`wrker` -> worker, `ipip` -> IPIP), or None."""
+def nearest(value: Any, choices: Sequence[str], aliases: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The choice `value` most likely misspells (`wrker` -> worker, `ipip` -> IPIP) or names in other words
+    (`aliases`: `master` -> control-plane), or None."""
+    if aliases and str(value).lower() in aliases:
+        return aliases[str(value).lower()]
     by_folded = {choice.lower(): choice for choice in choices}
     close = difflib.get_close_matches(str(value).lower(), list(by_folded), n=1, cutoff=0.6)
     return by_folded[close[0]] if close else None
 
 
-def did_you_mean(value: Any, choices: Sequence[str]) -> str:
-    """ "did you mean X? " when one choice is close to `value`, else ""."""
-    close = nearest(value, choices)
+def did_you_mean(value: Any, choices: Sequence[str], aliases: Optional[Mapping[str, str]] = None) -> str:
+    """The words 'did you mean X? ' when one choice is close to `value`, else ''."""
+    close = nearest(value, choices, aliases)
     return f"did you mean {close}? " if close is not None else ""
 
 
@@ -94,12 +97,13 @@ class FieldReader:
         choices: Sequence[str],
         default: Optional[str] = None,
         note: str = "",
+        aliases: Optional[Mapping[str, str]] = None,
     ) -> str:
         """One of `choices` (`default` when absent), or an error that suggests the nearest."""
         value = self.text(section, key, field, required=default is None) or default or ""
         if value not in choices:
             listed = " or ".join(choices) if len(choices) == 2 else ", ".join(choices)
-            hint = did_you_mean(value, choices)
+            hint = did_you_mean(value, choices, aliases)
             raise self.error(field, f"unknown {key} {shown(value)}: {hint}use {listed}{note}")
         return value
 

@@ -8,14 +8,23 @@ VERMIN = $(PYTHON) -c 'import sys, vermin; sys.exit(vermin.main())' --target=3.9
 
 .PHONY: install dev test lint bench installer vermin demo
 
+# `make dev`'s install, remembered: `make demo` runs it when it has not run yet (or the package list changed).
+DEV_STAMP = $(VENV)/.k8s-dev-installed
+DEMO_ARGS ?=
+
 $(VENV)/bin/python:
 	$(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+
+$(DEV_STAMP): pyproject.toml setup.py | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -e '.[test]'
+	touch $@
 
 install: $(VENV)/bin/python  ## the builder alone into .venv (run it as .venv/bin/bundler)
 	$(VENV)/bin/python -m pip install .
 
 dev: $(VENV)/bin/python  ## the builder (editable) and the test tools into .venv
 	$(VENV)/bin/python -m pip install -e '.[test]'
+	touch $(DEV_STAMP)
 
 vermin:  ## the installer must run on EL9's Python 3.9
 	$(VERMIN) installer bundler
@@ -31,8 +40,10 @@ lint:
 bench:  ## measured speed against baselines taken in the same run
 	$(PYTHON) -m tests.bench.run
 
-demo:  ## the offline path end to end on this machine (root; stand-in servers; a few minutes)
-	$(PYTHON) -m tests.demo
+demo:  ## the offline path end to end on this machine (root; stand-in servers; a few minutes); sets up .venv first
+	@test "$$(id -u)" = 0 || { echo "make demo: needs root (network namespaces, rpm --root): sudo make demo" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(DEV_STAMP)
+	$(VENV)/bin/python -m tests.demo $(DEMO_ARGS)
 
 installer:  ## build dist/k8s-install.pyz alone
 	mkdir -p dist

@@ -134,11 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted-signers", type=Path, metavar="FILE",
         help="OpenSSH allowed_signers file: require a good signature by one of them",
     )  # fmt: skip
-    verify.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON (schema in docs/json-output.md)")
 
     inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
-    inspect.add_argument("--json", action="store_true", help="print it as JSON (schema in README.md)")
+    inspect.add_argument("--json", action="store_true", help="print it as JSON (schema in docs/json-output.md)")
     inspect.add_argument("--jobs", type=_count, default=0, metavar="N", help="hashing threads (default: automatic)")
 
     images = commands.add_parser("images", help="work with a bundle's container images")

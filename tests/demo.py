@@ -1,14 +1,16 @@
 """`make demo`: the whole offline path on one machine, with no internet, in a few minutes.
 
-Local stand-ins serve what upstream would: an HTTP mirror (containerd, runc and ctr are this machine's real
-binaries, the others small stand-ins), a docker-registry with small test images built by buildah, and an
-RPM repository of stand-in kubeadm/kubelet/kubectl packages built with rpmbuild. The real `bundler` builds,
-verifies and inspects a bundle from them; the real `k8s-install.pyz` then prepares three control planes and
-two workers, each in its own --root sandbox with its own network namespace and containerd. kubeadm,
-kubelet and kubectl cannot run here: their steps are logged as `would run` with the exact command.
-Everything is removed at the end (--keep leaves the folder for a look).
+The real Kubernetes artifacts cannot be downloaded here, so local stand-ins serve what upstream would: an
+HTTP mirror (containerd, runc and ctr are this machine's real binaries, the others small stand-ins), a
+docker-registry holding one small busybox image built by buildah under every name the release needs
+(kubeadm's seven images, Calico's), and an RPM repository of stand-in kubeadm/kubelet/kubectl packages built
+with rpmbuild. The real `bundler` builds a complete bundle from them (no --allow-incomplete), verifies and
+inspects it; the real `k8s-install.pyz` then prepares three control planes and two workers, each in its own
+--root sandbox with its own network namespace and containerd. kubeadm, kubelet and kubectl cannot run here:
+their steps are logged as `would run` with the exact command. Everything is removed at the end (--keep
+leaves the folder, and the demo ends with commands that still work on it).
 
-Needs root and the Debian packages .ci/run installs.
+Needs root and the Debian packages .ci/run installs; `make demo` sets up .venv itself.
 """
 
 from __future__ import annotations
@@ -37,8 +39,23 @@ NODES = [
     {"name": "k8s-wn01", "ip": f"{SUBNET}.21", "role": "worker"},
     {"name": "k8s-wn02", "ip": f"{SUBNET}.22", "role": "worker"},
 ]
+RELEASE_MANIFEST = REPO / "manifests" / "k8s-1.29.6.yaml"  # the image names come from the real release
+STANDIN_SOURCE = "test/busybox:1.0"  # every image of the bundle is this small image under the real name
+CALICO_IMAGES = ("docker.io/calico/node:v3.28.0", "docker.io/calico/typha:v3.28.0")  # the stand-in calico-typha.yaml's
+NODE_INTERFACE = "eth-node"  # the veth NetNamespace.add_address gives each node
 TOOLS = ("ip", "dnf", "rpm", "rpmbuild", "createrepo_c", "containerd", "ctr", "runc", "docker-registry", "buildah",
          "skopeo", "openssl", "systemctl")  # fmt: skip
+
+
+STANDIN_NOTE = """\
+The bundle is complete: the build checked that it holds every part a node needs (kubeadm, kubelet, kubectl,
+containerd, runc, the CNI plugins, kubeadm's seven images, the Calico manifest and its images), so it needed
+no --allow-incomplete. Its content is stand-in, because the real Kubernetes artifacts cannot be downloaded on
+this machine: the kube RPMs hold small scripts, every image is the same busybox, the CNI plugins, buildkit
+and nerdctl are scripts; containerd, ctr and runc are this machine's real binaries. The stand-in RPMs are
+unsigned (the warnings above), so the nodes below run with --no-gpgcheck; real repositories sign theirs and
+the build checks every signature. A real build (`bundler build --k8s 1.29.6 --cluster ...`) fetches the real
+artifacts and checks each against its pinned sha256."""
 
 
 def say(text: str) -> None:
@@ -93,11 +110,41 @@ def start_sources(work: Path, stack: contextlib.ExitStack) -> Dict[str, object]:
     release = DemoRelease(mirror, work)
     add_rpm_section(release, graph, name="demo")
     print(f"RPM repositories (stand-in kubeadm/kubelet/kubectl 1.29.6 and base packages, rpmbuild): {mirror.url}")
-    release.manifest["images"] = [
-        "registry.k8s.io/pause:3.9", f"{registry.host}/test/busybox:1.0", f"{registry.host}/test/app:2.0",
-    ]  # fmt: skip
+    kubeadm_images = release_images()
+    serve_standin_images(registry, [*kubeadm_images, *CALICO_IMAGES])
+    print(
+        f"the same registry serves that busybox-based image under each of the {len(kubeadm_images)} names kubeadm "
+        f"pulls and Calico's {len(CALICO_IMAGES)}: {', '.join(short(n) for n in (*kubeadm_images, *CALICO_IMAGES))}"
+    )
+    release.manifest["images"] = kubeadm_images
+    release.manifest["images_from_files"] = ["calico-manifest"]  # as the real manifest: Calico's images from its file
     release.write()
     return {"mirror": mirror, "registry": registry, "graph": graph, "release": release}
+
+
+def release_images() -> List[str]:
+    """kubeadm's images of the real 1.29.6 release (manifests/k8s-1.29.6.yaml)."""
+    return list(yaml.safe_load(RELEASE_MANIFEST.read_text())["images"])
+
+
+def short(name: str) -> str:
+    return name.split("/", 1)[1]
+
+
+def mirrored(registry_host: str, name: str) -> str:
+    """Where the stand-in registry serves `name` (the build's --registry-mirror prefixes below)."""
+    upstream, path = name.split("/", 1)
+    prefix = {"registry.k8s.io": "mirrored", "docker.io": "dockerhub"}[upstream]
+    return f"docker://{registry_host}/{prefix}/{path}"
+
+
+def serve_standin_images(registry, names: List[str]) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.test_images import skopeo
+
+    source = f"docker://{registry.host}/{STANDIN_SOURCE}"
+    for name in names:
+        skopeo("copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", source,
+               mirrored(registry.host, name))  # fmt: skip
 
 
 class DemoRelease:
@@ -120,9 +167,12 @@ def write_site(site: Path) -> Path:
     from tests.support.cluster_files import cluster_document
 
     site.mkdir(parents=True)
-    document = cluster_document(NODES, name="demo")
+    document = cluster_document([dict(node) for node in NODES], name="demo")
     document["api"]["vip"] = f"{SUBNET}.240"
     document["networks"]["nodes"] = f"{SUBNET}.0/24"
+    for node in document["nodes"]:
+        if node["role"] == "control-plane":
+            node["interface"] = NODE_INTERFACE  # keepalived's VIP; also lets `plan --root --node` run after the demo
     config = site / "cluster.yaml"
     config.write_text(yaml.safe_dump(document, sort_keys=False))
     secrets = generate_secrets("demo")
@@ -192,9 +242,10 @@ def run_demo(work: Path) -> None:
             "build", "--manifest", str(release.path), "--mirror", mirror.url,  # type: ignore[attr-defined]
             "--insecure-registry", registry.host,  # type: ignore[attr-defined]
             "--registry-mirror", f"registry.k8s.io=http://{registry.host}/mirrored",  # type: ignore[attr-defined]
+            "--registry-mirror", f"docker.io=http://{registry.host}/dockerhub",  # type: ignore[attr-defined]
             "--cluster", str(config), "--cache", str(work / "cache"), "--output", str(work / "out"),
-            "--allow-incomplete",  # stand-in release: no RPM repository of kubeadm/kubelet/kubectl
         ), cwd=REPO, env=env)  # fmt: skip
+        print(STANDIN_NOTE)
         tarball = work / "out" / f"{TOP}.tar"
 
         say("4/6 carried to the air gap: verify and inspect the tarball, then unpack it")
@@ -227,6 +278,46 @@ def run_demo(work: Path) -> None:
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
 
 
+def runnable(path: Path) -> str:
+    """`path` as the user can type it from where they are."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def bundler_command() -> str:
+    """How to run the builder after the demo: the venv's `bundler` script, else `python -m bundler`."""
+    script = Path(sys.executable).parent / "bundler"
+    return runnable(script) if script.is_file() else f"{sys.executable} -m bundler"
+
+
+def next_steps(work: Path, kept: bool) -> str:
+    """What to try next: commands that work once the demo's servers, containerds and namespaces are gone."""
+    if not kept:
+        return (
+            "next: `make demo DEMO_ARGS=--keep` keeps the bundle and the node folders and prints commands to try\n"
+            'on them; README.md\'s "First ten minutes" builds a real bundle on a connected machine.'
+        )
+    bundle = work / "air-gap" / TOP
+    site = work / "site"
+    first = work / "nodes" / NODES[0]["name"]
+    pyz = f"SHIV_ROOT={work / 'shiv'} {node_python()} {bundle / 'k8s-install.pyz'}"
+    node_flags = (f"--root {first} --node {NODES[0]['name']} --first --config {site / 'cluster.yaml'} "
+                  f"--secrets {site / 'cluster-secrets.yaml'} --no-gpgcheck")  # fmt: skip
+    return "\n".join([
+        f"kept {work}: the tarball in out/, it unpacked in air-gap/, cluster.yaml and secrets in site/,",
+        "each node's --root folder in nodes/. The demo's servers, containerds and namespaces are gone; these work:",
+        f"  {bundler_command()} inspect {work / 'out' / (TOP + '.tar')}",
+        f"  {bundler_command()} verify {work / 'out' / (TOP + '.tar')}",
+        f"  {pyz} verify",
+        f"  {pyz} plan {node_flags}",
+        f"  {pyz} status --root {first}",
+        f"  less {first / 'var/log/k8s-install.log'}",
+        f"remove it with: rm -rf {work}",
+    ])  # fmt: skip
+
+
 def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the work folder (bundle, node roots) at the end")
@@ -239,10 +330,9 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     try:
         run_demo(work)
     finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
+        if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{next_steps(work, args.keep)}")
     return 0
 
 

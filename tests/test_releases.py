@@ -35,7 +35,7 @@ KUBEADM_IMAGES = {
     "1.30.14": ("3.5.15-0", "v1.11.3", "3.9"),
     "1.31.14": ("3.5.24-0", "v1.11.3", "3.10"),
 }
-# the runtime line each release carries (README "Releases")
+# the runtime line each release carries (docs/releases.md)
 RUNTIME = {
     "1.29.6": ("1.6.33", "1.1.12", "1.4.0"),
     "1.29.15": ("1.7.27", "1.2.6", "1.4.1"),

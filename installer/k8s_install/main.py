@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in COMMAND_HELP.items():
         sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
         if name in JSON_COMMANDS:
-            sub.add_argument("--json", action="store_true", help="print the result as JSON (schema in README.md)")
+            sub.add_argument("--json", action="store_true", help="print the result as JSON (docs/json-output.md)")
         if name == "verify":
             sub.add_argument("--jobs", type=_count, default=0, help="hashing threads (default: automatic)")
             sub.add_argument("--base", metavar="DIR", help="a delta bundle: first take what it left out from DIR")

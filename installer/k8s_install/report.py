@@ -2,7 +2,7 @@
 
 Every document starts with `schema` (the version of its layout, raised only when a field is removed or
 changes meaning; new fields may appear without a raise) and `command` (what produced it). The fields of
-each command are listed in README.md ("Machine-readable output"). Human text goes to stderr while a
+each command are listed in docs/json-output.md. Human text goes to stderr while a
 command writes JSON, so stdout holds exactly one document.
 """
 

@@ -60,7 +60,7 @@ def _file(entry: Dict[str, Any], kind: str) -> Dict[str, Any]:
 
 
 def describe(manifest: Dict[str, Any], total_files: int, total_bytes: int, sums_sha256: str) -> Dict[str, Any]:
-    """The inspect document (schema in README.md): versions, target, images, packages, files, totals."""
+    """The inspect document (schema in docs/json-output.md): versions, target, images, packages, files, totals."""
     files: List[Dict[str, Any]] = []
     installer = manifest.get("installer")
     if isinstance(installer, dict):

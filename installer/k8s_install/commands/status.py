@@ -1,6 +1,6 @@
 """`status`: the node's own view: services, the installer's record, images, and the cluster via kubectl.
 
-The facts are gathered once into a document (`--json` prints it; its fields are in README.md), and the
+The facts are gathered once into a document (`--json` prints it; its fields are in docs/json-output.md), and the
 text view is rendered from the same document.
 """
 

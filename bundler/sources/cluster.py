@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from pathlib import Path
 
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
@@ -18,6 +19,14 @@ from k8s_install.cluster.config import load_cluster_config
 from k8s_install.errors import InstallError
 
 SECRET_MARKERS = ("bootstrap_token", "certificate_key", "PRIVATE KEY", "keepalived_password")
+
+
+def cluster_kubernetes(path: Path) -> str:
+    """The `kubernetes_version` a cluster.yaml names: `build --cluster FILE` needs no `--k8s`."""
+    try:
+        return load_cluster_config(path).config.kubernetes_version
+    except InstallError as error:
+        raise BundlerError(str(error)) from None
 
 
 def add_cluster_config(context: BuildContext) -> None:

@@ -1,7 +1,8 @@
 """A real HTTP server on a free loopback port serving in-memory files, with scripted faults.
 
 Faults per path: `fail_status` (a list of statuses answered first, to HEAD or GET, e.g. [500]), `drop_after` (close the
-connection after N bytes, once), `delay` (seconds to sleep before answering). Range requests are honoured.
+connection after N bytes, once), `delay` (seconds to sleep before answering), `throttle`, `no_head` (HEAD answers 405:
+the size is unknown before the download). Range requests are honoured.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Served:
     drop_after: Optional[int] = None
     delay: float = 0.0
     throttle: float = 0.0  # seconds to sleep after each 64 KiB sent
+    no_head: bool = False  # answer HEAD with 405, as servers without HEAD do: the size is unknown until the GET
 
 
 class MirrorServer:
@@ -41,6 +43,8 @@ class MirrorServer:
                 if served is not None and served.delay:
                     time.sleep(served.delay)
                 status = 404 if served is None else served.fail_status.pop(0) if served.fail_status else 200
+                if served is not None and served.no_head:
+                    status = 405
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(served.data)) if served and status == 200 else "0")
                 self.end_headers()

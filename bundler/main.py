@@ -7,9 +7,11 @@ the log file named on screen), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -399,12 +401,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         return dispatch(args)
     except BundlerError as error:
         print(f"bundler: error: {one_line(str(error))}", file=sys.stderr)
-        return 1
+        return _leave(1)
     except KeyboardInterrupt:
         print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)
-        return 130
+        return _leave(130)
     except Exception:
         with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
             traceback.print_exc(file=log)
         print(f"bundler: internal error; details in {log.name}; please report it", file=sys.stderr)
-        return 3
+        return _leave(3)
+
+
+def _leave(code: int) -> int:
+    """Exit now when a stopped request is still running in a worker thread: a server that accepts and never
+    answers would otherwise hold the exit for its timeout and every retry (Python joins worker threads at
+    exit). Whatever it downloaded so far stays in the cache's partial file for the next run."""
+    lingering = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if lingering and threading.current_thread() is threading.main_thread():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -92,6 +92,8 @@ def test_server_error_is_retried(release: StandInRelease, tmp_path: Path) -> Non
     result = build(release, tmp_path)
     assert result.returncode == 0, result.stderr
     assert release.mirror.heads.count(path) == 3  # the size is asked while planning: 500, 503, then 200
+    assert "retrying runc in 0.5 s: HTTP 500 (1/3)" in result.stderr.splitlines()  # every retry is said
+    assert "retrying runc in 1 s: HTTP 503 (2/3)" in result.stderr.splitlines()
     assert [p for p, _ in release.mirror.requests].count(path) == 1
 
 

@@ -51,11 +51,15 @@ def test_build_writes_verified_bundle_with_every_artifact(release: StandInReleas
 
 
 def test_arm64_bundle_takes_arm64_artifacts(release: StandInRelease, tmp_path: Path) -> None:
+    """--os alma9 builds the rocky9 target (alma9 is its alias) and names the bundle as asked."""
     result = build(release, tmp_path, "--arch", "arm64", "--os", "alma9")
     assert result.returncode == 0, result.stderr
-    with tarfile.open(tmp_path / "out" / "k8s-bundle-1.29.6-rocky9-arm64.tar") as archive:
-        data = archive.extractfile("k8s-bundle-1.29.6-rocky9-arm64/files/runc-1.0.0-linux-arm64.bin").read()  # type: ignore[union-attr]
+    with tarfile.open(tmp_path / "out" / "k8s-bundle-1.29.6-alma9-arm64.tar") as archive:
+        data = archive.extractfile("k8s-bundle-1.29.6-alma9-arm64/files/runc-1.0.0-linux-arm64.bin").read()  # type: ignore[union-attr]
+        manifest = yaml.safe_load(archive.extractfile("k8s-bundle-1.29.6-alma9-arm64/bundle.yaml").read())  # type: ignore[union-attr]
     assert data == release.data["runc-arm64"]
+    assert (manifest["os"], manifest["os_aliases"]) == ("rocky9", ["alma9"])  # what the node checks
+    assert manifest["name"] == "k8s-bundle-1.29.6-alma9-arm64"
 
 
 def test_two_builds_are_byte_identical(release: StandInRelease, tmp_path: Path) -> None:

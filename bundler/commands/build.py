@@ -37,6 +37,7 @@ from bundler.zipapp import DEFAULT_EPOCH, build_installer
 from k8s_install.bundle_format.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 from k8s_install.bundle_format.shape import NoAliasDumper, check_manifest_shape
 from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.report import document
 
 
 def source_date_epoch() -> int:
@@ -162,9 +163,11 @@ def require_complete(context: BuildContext, missing: List[str]) -> None:
         context.record["incomplete"] = missing
 
 
-def print_plan(plan: Plan, missing: List[str], as_json: bool) -> None:
+def print_plan(context: BuildContext, tarball: Path, plan: Plan, missing: List[str], as_json: bool) -> None:
     if as_json:
-        print(json.dumps({**plan.as_data(), "incomplete": missing}, indent=2))
+        target = {"kubernetes": context.release.kubernetes, "os": context.os_target.id, "arch": context.arch}
+        body = {"dry_run": True, **target, "bundle": tarball.name, **plan.as_data(), "incomplete": missing}
+        print(json.dumps(document("build", body), indent=2))
         return
     for source in plan.sources:
         for blob in source.blobs:
@@ -185,16 +188,17 @@ def run_build(options: BuildOptions) -> int:
         programs.pop("rpmkeys", None)  # only the fetched RPMs are checked with it
     check_programs(programs)
     base = read_base(options.extra["delta_from"]) if options.extra.get("delta_from") else None
-    top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
+    cluster = add_cluster_config(context)  # validated before anything is downloaded
+    top = bundle_dir_name(context.release.kubernetes, options.os, context.arch, cluster)
+    context.record["name"] = top  # the folder's name, for readers given only bundle.yaml (delta --from, SBOM)
     tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
     print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)
-    add_cluster_config(context)  # validated before anything is downloaded
     plan = resolve_plan(context)
     for line in plan.summary_lines():
         print(line, file=sys.stderr)
     missing = missing_from(context, plan)
     if options.dry_run:
-        print_plan(plan, missing, options.json)  # also when incomplete: the plan shows what is there
+        print_plan(context, tarball, plan, missing, options.json)  # also when incomplete: the plan shows what is there
     require_complete(context, missing)
     if options.dry_run:
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from typing import Optional
 
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
@@ -29,11 +30,12 @@ def cluster_kubernetes(path: Path) -> str:
         raise BundlerError(str(error)) from None
 
 
-def add_cluster_config(context: BuildContext) -> None:
-    """Validate --cluster against the release (before any download) and add it as cluster.yaml."""
+def add_cluster_config(context: BuildContext) -> Optional[str]:
+    """Validate --cluster against the release (before any download) and add it as cluster.yaml; the
+    cluster's name, or None without --cluster."""
     path = context.options.cluster
     if path is None:
-        return
+        return None
     try:
         loaded = load_cluster_config(path, context.release.kubernetes)
         data = path.read_bytes()
@@ -58,3 +60,4 @@ def add_cluster_config(context: BuildContext) -> None:
         "cluster": loaded.config.name,
     }
     context.record.setdefault("extras", []).append(entry)
+    return loaded.config.name

@@ -81,6 +81,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         _check_images_arguments(_subparser(parser, "images", args.images_action), args)
     if args.command == "hosts" and not args.manifest:
         _check_supported(_subparser(parser, "hosts"), args.kubernetes)
+        if not args.kubernetes and not args.cluster:
+            _subparser(parser, "hosts").error("bundler hosts needs --k8s VERSION, --cluster FILE or --manifest FILE")
     if args.command == "build":
         _check_build_arguments(_subparser(parser, "build"), args)
 
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hosts.add_argument("--k8s", dest="kubernetes", metavar="VERSION", type=_kubernetes_version, help="e.g. 1.29.6")
     hosts.add_argument("--manifest", type=Path, metavar="FILE", help="a release manifest file instead of --k8s")
+    hosts.add_argument("--cluster", type=Path, metavar="FILE", help="take the version from this cluster.yaml")
     hosts.add_argument("--arch", choices=("amd64", "arm64"), default="amd64", help="target arch (default amd64)")
     hosts.add_argument("--os", default="rocky9", help="target OS id (default rocky9)")
     hosts.add_argument("--mirror", metavar="URL", help="as for build: files and RPMs come from URL/HOST/PATH")
@@ -374,10 +377,10 @@ def dispatch(args: argparse.Namespace) -> int:
 def _run_hosts(args: argparse.Namespace) -> int:
     from bundler.commands.hosts import HostsRequest, registry_options, run_hosts
     from bundler.manifest import load_release
+    from bundler.sources.cluster import cluster_kubernetes
 
-    if not args.kubernetes and not args.manifest:
-        raise BundlerError("bundler hosts needs --k8s VERSION or --manifest FILE")
-    release = load_release(args.kubernetes, args.manifest)
+    kubernetes = args.kubernetes or (cluster_kubernetes(args.cluster) if args.cluster and not args.manifest else None)
+    release = load_release(kubernetes, args.manifest)
     request = HostsRequest(
         release=release,
         os_target=release.resolve_os(args.os),

@@ -82,6 +82,13 @@ def test_build_takes_the_version_from_the_cluster_file(tmp_path: Path) -> None:
     assert "--os ubuntu22: not a target of Kubernetes 1.30.14" in result.stderr
 
 
+def test_hosts_takes_the_version_from_the_cluster_file(tmp_path: Path) -> None:
+    cluster = write_cluster(tmp_path / "cluster.yaml", "prod", version="1.31.14")
+    result = run_bundler("hosts", "--cluster", str(cluster), "--json", "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["kubernetes"] == "1.31.14"
+
+
 def test_build_with_a_cluster_file_naming_no_release_says_so(tmp_path: Path) -> None:
     cluster = write_cluster(tmp_path / "cluster.yaml", "prod", version="1.99.0")
     result = run_bundler("build", "--cluster", str(cluster), "--output", str(tmp_path / "o"), "--cache", str(tmp_path))

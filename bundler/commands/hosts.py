@@ -182,7 +182,7 @@ def _summary(uses: List[str]) -> str:
     kinds: Dict[str, List[str]] = {}
     for use in uses:
         kind, _, what = use.partition(" ")
-        kinds.setdefault(kind, []).append(what)
+        kinds.setdefault(kind, []).append(what.rsplit("/", 1)[-1] if kind == "image" else what)
     parts = []
     for kind, names in kinds.items():
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")

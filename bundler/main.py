@@ -409,8 +409,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)
         return _leave(130)
     except Exception:
-        with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
-            traceback.print_exc(file=log)
+        try:
+            with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
+                traceback.print_exc(file=log)
+        except OSError:  # no writable temporary folder: the details go to the screen instead of being lost
+            traceback.print_exc()
+            print("bundler: internal error; please report it with the traceback above", file=sys.stderr)
+            return _leave(3)
         print(f"bundler: internal error; details in {log.name}; please report it", file=sys.stderr)
         return _leave(3)
 

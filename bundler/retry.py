@@ -10,6 +10,7 @@ from typing import Callable, TypeVar
 
 from bundler import interrupt
 from bundler.errors import BundlerError
+from bundler.network_errors import proxy_for
 from bundler.progress import say
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -31,6 +32,9 @@ def with_retries(attempt: Callable[[], T], retries: int, backoff: float, what: s
             tries += 1
             if tries > retries:
                 count = f"{tries} attempt{'s' if tries != 1 else ''}"
+                proxy = proxy_for(where) if where.startswith(("http://", "https://")) else None
+                if proxy and "proxy" not in str(error):
+                    where = f"{where}, through the proxy {proxy}"
                 raise BundlerError(f"{what}: {error} after {count} ({where})" + (f"; {hint}" if hint else "")) from None
             delay = backoff * (2 ** (tries - 1))
             say(f"retrying {what} in {delay:g} s: {error} ({tries}/{retries + 1})")

@@ -86,3 +86,27 @@ def test_no_proxy_hosts_are_reached_directly(tmp_path: Path, monkeypatch: pytest
         assert fetched.path.read_bytes() == b"direct"
     finally:
         mirror.stop()
+
+
+def test_a_proxy_that_answers_with_an_error_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real loopback HTTP server as the proxy (it receives the absolute URL, as a proxy does) answering 503:
+    the request went through it (HTTP_PROXY honoured, example.invalid never resolved here), and the final
+    error names it beside the URL."""
+    from bundler.cache import Cache
+    from bundler.download import Downloader, FetchOptions
+    from tests.support.http_server import MirrorServer
+
+    url = "http://downloads.example.invalid/runc.amd64"
+    proxy = MirrorServer().start()
+    try:
+        proxy.add(url, b"never sent", fail_status=[503, 503, 503, 503])
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        cache = Cache(tmp_path / "cache")
+        cache.ensure()
+        downloader = Downloader(cache, FetchOptions(retries=1, backoff=0.01))
+        with pytest.raises(BundlerError) as raised:
+            downloader.fetch("runc", url, "0" * 64)
+        assert str(raised.value).startswith(f"runc: HTTP 503 after 2 attempts ({url}, through the proxy {proxy.url})")
+        assert [path for path, _ in proxy.requests] == [url, url]
+    finally:
+        proxy.stop()

@@ -346,7 +346,9 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return run_releases(args.json)
     if args.command == "hosts":
-        return _run_hosts(args)
+        from bundler.commands.hosts import request_from_arguments, run_hosts
+
+        return run_hosts(request_from_arguments(args), args.json)
     if args.command == "verify":
         from bundler.commands.verify import run_verify
 
@@ -372,27 +374,6 @@ def dispatch(args: argparse.Namespace) -> int:
             )
         return run_cluster_check(args.config, args.kubernetes, args.secrets)
     raise AssertionError(args.command)
-
-
-def _run_hosts(args: argparse.Namespace) -> int:
-    from bundler.commands.hosts import HostsRequest, registry_options, run_hosts
-    from bundler.manifest import load_release
-    from bundler.sources.cluster import cluster_kubernetes
-
-    kubernetes = args.kubernetes or (cluster_kubernetes(args.cluster) if args.cluster and not args.manifest else None)
-    release = load_release(kubernetes, args.manifest)
-    request = HostsRequest(
-        release=release,
-        os_target=release.resolve_os(args.os),
-        arch=args.arch,
-        mirror=args.mirror,
-        rpm_mirror=args.rpm_mirror,
-        registry=registry_options(args.registry_mirror, args.insecure_registry),
-        images=args.image,
-        image_files=args.image_file,
-        cache=args.cache,
-    )
-    return run_hosts(request, args.json)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -13,6 +13,7 @@ that redirects, as `redirect` (they change over time, rarely).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import dataclass, field
@@ -148,8 +149,25 @@ def _cached_artifact_text(request: HostsRequest, name: str) -> Optional[str]:
     return None
 
 
-def registry_options(mirrors: List[str], insecure: List[str]) -> RegistryOptions:
-    return RegistryOptions(insecure=frozenset(insecure), mirrors=parse_mirrors(mirrors, frozenset(insecure)))
+def request_from_arguments(args: argparse.Namespace) -> HostsRequest:
+    """`bundler hosts`'s options (those it shares with build mean what they mean there)."""
+    from bundler.manifest import load_release
+    from bundler.sources.cluster import cluster_kubernetes
+
+    kubernetes = args.kubernetes or (cluster_kubernetes(args.cluster) if args.cluster and not args.manifest else None)
+    release = load_release(kubernetes, args.manifest)
+    insecure = frozenset(args.insecure_registry)
+    return HostsRequest(
+        release=release,
+        os_target=release.resolve_os(args.os),
+        arch=args.arch,
+        mirror=args.mirror,
+        rpm_mirror=args.rpm_mirror,
+        registry=RegistryOptions(insecure=insecure, mirrors=parse_mirrors(args.registry_mirror, insecure)),
+        images=args.image,
+        image_files=args.image_file,
+        cache=args.cache,
+    )
 
 
 def run_hosts(request: HostsRequest, as_json: bool) -> int:

@@ -7,6 +7,7 @@ the caller signed the same text, goes beside it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -132,6 +133,12 @@ class _TarStream:
         self.stream.flush()
 
 
+def remove_quietly(path: Path) -> None:
+    """Cleanup that never hides the error being reported (a read-only disk refuses even this unlink)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def write_tarball(
     contents: BundleContents, top: str, output: Path, epoch: int, signature: Optional[bytes] = None
 ) -> str:
@@ -160,11 +167,11 @@ def write_tarball(
             archive.close()
         os.replace(temporary, output)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
+        remove_quietly(temporary)
         if error.errno == errno.ENOSPC:
             raise BundlerError(f"disk full while writing {output}: free space or choose --output") from None
         raise BundlerError(f"cannot write {output}: {error.strerror or error}") from None
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        remove_quietly(temporary)
         raise
     return hashlib.sha256(sums).hexdigest()

@@ -56,9 +56,10 @@ class Cache:
             handle.close()  # the holder removed it meanwhile: lock the file that is there now
         try:
             yield
-        finally:
+        finally:  # cleanup that fails (a disk gone read-only) must not hide the error being raised
             drop_if_empty(partial)
-            lock_path.unlink(missing_ok=True)  # still held: a waiter then sees it gone and takes a new one
+            with contextlib.suppress(OSError):
+                lock_path.unlink(missing_ok=True)  # still held: a waiter then sees it gone and takes a new one
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             handle.close()
 
@@ -83,5 +84,5 @@ def drop_if_empty(partial: Path) -> None:
     try:
         if partial.stat().st_size == 0:
             partial.unlink()
-    except FileNotFoundError:
+    except OSError:  # gone already, or a disk that refuses even this: never hide the error being reported
         pass

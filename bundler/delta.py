@@ -69,7 +69,10 @@ def read_base(path: Path) -> Base:
             check_manifest_shape(manifest, f"--from {path}")
         except InstallError as error:
             raise BundlerError(str(error)) from None
-        name = bundle_dir_name(str(manifest["kubernetes"]), str(manifest.get("os")), str(manifest.get("arch")))
+        name = str(
+            manifest.get("name")  # the folder's name, recorded since bundles are named by cluster and asked OS
+            or bundle_dir_name(str(manifest["kubernetes"]), str(manifest.get("os")), str(manifest.get("arch")))
+        )
         return Base(name, None, frozenset(digest for digest, _ in declared_files(manifest).values()))
     try:
         with tarfile.open(path, "r:*") as archive:

@@ -19,7 +19,7 @@ from bundler import interrupt
 from bundler.cache import Cache
 from bundler.errors import BundlerError
 from bundler.http_session import ThreadSessions
-from bundler.network_errors import connect_failure, short_reason
+from bundler.network_errors import connect_failure, proxy_for, short_reason
 from bundler.retry import RETRYABLE_STATUS, Retryable, with_retries
 
 CHUNK = 1 << 16  # small enough that a dropped connection loses little and a stop is seen at once
@@ -160,7 +160,9 @@ class Downloader:
             if response.status_code == 404:
                 raise BundlerError(f"HTTP 404 Not Found: {source}; check the URL or the --mirror contents")
             if response.status_code not in (200, 206):
-                raise BundlerError(f"HTTP {response.status_code} {response.reason}: {source}")
+                proxy = proxy_for(source)
+                via = f" (through the proxy {proxy}: it may be the proxy's answer)" if proxy else ""
+                raise BundlerError(f"HTTP {response.status_code} {response.reason}: {source}{via}")
             return receive(response, partial, have, progress)
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Dict, Optional
 
-from bundler import interrupt
 from bundler.download import Fetched
+from bundler.parallel import stop
 from bundler.plan import Blob, Plan
 from bundler.progress import FetchProgress
-
-STRAGGLER_WAIT = 1.0  # seconds the running downloads get to notice the stop before the error is raised
 
 
 def fetch_all(plan: Plan, jobs: int, interactive: Optional[bool] = None) -> Dict[str, Fetched]:
@@ -42,7 +40,7 @@ def fetch_all(plan: Plan, jobs: int, interactive: Optional[bool] = None) -> Dict
         raise
     finally:
         if failed:
-            _stop(pool, futures)
+            stop(pool, futures)
         else:
             pool.shutdown(wait=True)
         progress.close()
@@ -53,14 +51,3 @@ def _fetch_one(blob: Blob, progress: FetchProgress) -> Fetched:
     fetched = blob.fetch(progress.tracker(blob.key, blob.size is not None))
     progress.finished(blob.key, blob.name, fetched.size, fetched.from_cache)
     return fetched
-
-
-def _stop(pool: ThreadPoolExecutor, futures: Dict[Future, Blob]) -> None:
-    """Cancel what has not started and tell running downloads to stop; their partial files stay for the
-    next run. The flag is cleared again once they have stopped, so nothing else is left stopped."""
-    interrupt.STOP.set()
-    pool.shutdown(wait=False, cancel_futures=True)
-    running = [f for f in futures if not f.done()]
-    _, still = wait(running, timeout=STRAGGLER_WAIT) if running else (set(), set())
-    if not still:
-        interrupt.STOP.clear()

@@ -7,9 +7,11 @@ the log file named on screen), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -45,6 +47,21 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _kubernetes_version(value: str) -> str:
+    """`--k8s`: 1.29.6, or v1.29.6 as kubeadm and the release tags write it (the same version)."""
+    if re.fullmatch(r"v\d+\.\d+\.\d+", value):
+        return value[1:]
+    return value
+
+
+def _subparser(parser: argparse.ArgumentParser, *names: str) -> argparse.ArgumentParser:
+    """The parser of `bundler NAME [NAME...]`, so an error prints that command's usage, not the top one."""
+    for name in names:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
 def _shaped(example: str, pattern: str) -> Callable[[str], str]:
     """An argument type that accepts values looking like `example` (checked by `pattern`)."""
 
@@ -57,32 +74,72 @@ def _shaped(example: str, pattern: str) -> Callable[[str], str]:
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """What argparse cannot see alone but is still a bad command line: exit 2 with its usage line."""
-    from_manifests = (args.command == "build" and not args.manifest) or (
-        args.command == "cluster" and args.cluster_command == "init"
-    )
-    if from_manifests and args.kubernetes and args.kubernetes not in paths.supported_versions():
-        versions = ", ".join(paths.supported_versions()) or "none"
-        parser.error(f"Kubernetes {args.kubernetes} is not supported; supported versions: {versions}")
+    """What argparse cannot see alone but is still a bad command line: exit 2 with the command's usage line."""
+    if args.command == "cluster" and args.cluster_command == "init":
+        _check_supported(_subparser(parser, "cluster", "init"), args.kubernetes)
     if args.command == "images":
-        from k8s_install.images.push import check_prefix
+        _check_images_arguments(_subparser(parser, "images", args.images_action), args)
+    if args.command == "hosts" and not args.manifest:
+        _check_supported(_subparser(parser, "hosts"), args.kubernetes)
+        if not args.kubernetes and not args.cluster:
+            _subparser(parser, "hosts").error("bundler hosts needs --k8s VERSION, --cluster FILE or --manifest FILE")
+    if args.command == "build":
+        _check_build_arguments(_subparser(parser, "build"), args)
 
-        if args.plain_http and args.ca_file:
-            parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
-        try:
-            check_prefix(args.prefix)
-        except InstallError as error:
-            parser.error(str(error))
-    if args.command != "build":
-        return
-    if not args.kubernetes and not args.manifest:
-        parser.error("bundler build needs --k8s VERSION (or --manifest FILE)")
+
+def _check_supported(parser: argparse.ArgumentParser, kubernetes: Optional[str]) -> None:
+    if kubernetes and kubernetes not in paths.supported_versions():
+        versions = ", ".join(paths.supported_versions()) or "none"
+        parser.error(f"Kubernetes {kubernetes} is not supported; supported versions: {versions}")
+
+
+def _check_images_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from k8s_install.errors import InstallError
+    from k8s_install.images.push import check_prefix
+
+    if args.plain_http and args.ca_file:
+        parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
+    try:
+        check_prefix(args.prefix)
+    except InstallError as error:
+        parser.error(str(error))
+
+
+def _check_build_arguments(build: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.manifest:
+        _check_supported(build, args.kubernetes)
+    if not args.kubernetes and not args.manifest and not args.cluster:
+        build.error(
+            "bundler build needs --k8s VERSION (or --cluster FILE naming kubernetes_version, or --manifest FILE)"
+        )
+    for flag, path in (("--manifest", args.manifest), ("--lock", args.lock)):
+        if path is not None and not path.is_file():
+            build.error(f"{flag} {path}: no such file")
     if args.json and not args.dry_run:
-        parser.error("--json prints the plan: give it with --dry-run")
+        build.error("--json prints the plan: give it with --dry-run")
     for value in args.registry_mirror:
         host = urlsplit(value.partition("=")[2])
         if host.scheme == "http" and host.netloc not in args.insecure_registry:
-            parser.error(f"--registry-mirror {value}: plain http needs --insecure-registry {host.netloc} as well")
+            build.error(f"--registry-mirror {value}: plain http needs --insecure-registry {host.netloc} as well")
+    _check_os(build, args)
+
+
+def _check_os(build: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`--os` must be a target (or an alias of one) of the release; a release that cannot be read here is
+    reported with its own error once the build starts."""
+    from bundler.manifest import load_release
+    from bundler.sources.cluster import cluster_kubernetes
+
+    try:
+        kubernetes = args.kubernetes or (None if args.manifest else cluster_kubernetes(args.cluster))
+        release = load_release(kubernetes, args.manifest)
+    except BundlerError:
+        return
+    known = sorted(n for target in release.os_targets.values() for n in (target.id, *target.aliases))
+    if args.os not in known:
+        build.error(
+            f"--os {args.os}: not a target of Kubernetes {release.kubernetes}; choose one of {', '.join(known)}"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     build = commands.add_parser("build", help="download, verify and pack every artifact of a release")
-    build.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="Kubernetes version, e.g. 1.29.6")
+    build.add_argument(
+        "--k8s", dest="kubernetes", metavar="VERSION", type=_kubernetes_version,
+        help="Kubernetes version, e.g. 1.29.6 (default: kubernetes_version of --cluster)",
+    )  # fmt: skip
     build.add_argument("--manifest", type=Path, metavar="FILE", help="a release manifest file instead of --k8s")
     build.add_argument("--arch", choices=("amd64", "arm64"), default="amd64", help="target arch (default amd64)")
     build.add_argument("--os", default="rocky9", help="target OS id (default rocky9; alma9, rhel9 are aliases)")
@@ -136,6 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     verify.add_argument("--json", action="store_true", help="print the result as JSON (schema in docs/json-output.md)")
 
+    releases = commands.add_parser("releases", help="list the Kubernetes releases and their components (offline)")
+    releases.add_argument("--json", action="store_true", help="print them as JSON")
+
+    hosts = commands.add_parser(
+        "hosts", help="list every host a build contacts, from the manifest alone (offline): for a firewall request"
+    )
+    hosts.add_argument("--k8s", dest="kubernetes", metavar="VERSION", type=_kubernetes_version, help="e.g. 1.29.6")
+    hosts.add_argument("--manifest", type=Path, metavar="FILE", help="a release manifest file instead of --k8s")
+    hosts.add_argument("--cluster", type=Path, metavar="FILE", help="take the version from this cluster.yaml")
+    hosts.add_argument("--arch", choices=("amd64", "arm64"), default="amd64", help="target arch (default amd64)")
+    hosts.add_argument("--os", default="rocky9", help="target OS id (default rocky9)")
+    hosts.add_argument("--mirror", metavar="URL", help="as for build: files and RPMs come from URL/HOST/PATH")
+    hosts.add_argument("--rpm-mirror", metavar="NAME", help="as for build: the manifest's named RPM mirror")
+    hosts.add_argument("--cache", type=Path, metavar="DIR", help="read images_from_files artifacts from this cache")
+    hosts.add_argument("--json", action="store_true", help="print the list as JSON")
+    _add_image_flags(hosts)
+
     inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
     inspect.add_argument("--json", action="store_true", help="print it as JSON (schema in docs/json-output.md)")
@@ -158,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = cluster_commands.add_parser("init", help="write a commented cluster.yaml and its secrets files (0600)")
     init.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: .)")
     init.add_argument(
-        "--k8s", dest="kubernetes", metavar="VERSION", required=True,
+        "--k8s", dest="kubernetes", metavar="VERSION", required=True, type=_kubernetes_version,
         help="the Kubernetes release cluster.yaml pins "
         f"(known: {', '.join(paths.supported_versions()) or 'none'})",
     )  # fmt: skip
@@ -169,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     check = cluster_commands.add_parser("check", help="validate a cluster.yaml (and its secrets file)")
     check.add_argument("config", type=Path, metavar="cluster.yaml")
-    check.add_argument("--k8s", dest="kubernetes", metavar="VERSION", help="the bundle's Kubernetes version")
+    check.add_argument(
+        "--k8s", dest="kubernetes", metavar="VERSION", type=_kubernetes_version, help="the bundle's Kubernetes version"
+    )
     check.add_argument("--secrets", type=Path, metavar="FILE", help="also check this cluster-secrets.yaml")
     ansible = cluster_commands.add_parser("ansible", help="write an Ansible inventory and playbook for every node")
     ansible.add_argument("config", type=Path, metavar="cluster.yaml")
@@ -227,9 +306,11 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "build":
         from bundler.commands.build import run_build
         from bundler.signing import open_sign_key
+        from bundler.sources.cluster import cluster_kubernetes
 
         options = BuildOptions(
-            kubernetes=args.kubernetes,
+            kubernetes=args.kubernetes
+            or (cluster_kubernetes(args.cluster) if args.cluster and not args.manifest else None),
             arch=args.arch,
             os=args.os,
             output=args.output,
@@ -258,6 +339,14 @@ def dispatch(args: argparse.Namespace) -> int:
             },  # fmt: skip
         )
         return run_build(options)
+    if args.command == "releases":
+        from bundler.commands.releases import run_releases
+
+        return run_releases(args.json)
+    if args.command == "hosts":
+        from bundler.commands.hosts import request_from_arguments, run_hosts
+
+        return run_hosts(request_from_arguments(args), args.json)
     if args.command == "verify":
         from bundler.commands.verify import run_verify
 
@@ -295,12 +384,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (BundlerError, InstallError) as error:  # an InstallError from the shared cluster.yaml checks
         for line in error_lines(error):
             print(f"bundler: error: {line}", file=sys.stderr)
-        return 1
+        return _leave(1)
     except KeyboardInterrupt:
         print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)
-        return 130
+        return _leave(130)
     except Exception:
-        with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
-            traceback.print_exc(file=log)
+        try:
+            with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
+                traceback.print_exc(file=log)
+        except OSError:  # no writable temporary folder: the details go to the screen instead of being lost
+            traceback.print_exc()
+            print("bundler: internal error; please report it with the traceback above", file=sys.stderr)
+            return _leave(3)
         print(f"bundler: internal error; details in {log.name}; please report it", file=sys.stderr)
-        return 3
+        return _leave(3)
+
+
+def _leave(code: int) -> int:
+    """Exit now when a stopped request is still running in a worker thread: a server that accepts and never
+    answers would otherwise hold the exit for its timeout and every retry (Python joins worker threads at
+    exit). Whatever it downloaded so far stays in the cache's partial file for the next run."""
+    lingering = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if lingering and threading.current_thread() is threading.main_thread():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -11,6 +11,17 @@ from tqdm import tqdm
 
 from k8s_install.units import human_size  # one unit system (binary) for both tools
 
+_ACTIVE_BAR: Optional[tqdm] = None  # the bar on screen, if any: other lines are written above it
+
+
+def say(line: str) -> None:
+    """A line on stderr from any thread (a retry, a warning), above the progress bar when one is shown."""
+    bar = _ACTIVE_BAR
+    if bar is not None:
+        bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
 
 class FetchProgress:
     """Thread-safe. `tracker(key)` gives a download its `progress(done, total)` callback; `finished` prints
@@ -31,6 +42,8 @@ class FetchProgress:
                 total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="fetch",
                 dynamic_ncols=True, file=sys.stderr,
             )  # fmt: skip
+            global _ACTIVE_BAR
+            _ACTIVE_BAR = self._bar
 
     def tracker(self, key: str, size_known: bool = True) -> Callable[[int, int], None]:
         if not size_known:
@@ -74,5 +87,7 @@ class FetchProgress:
     def close(self) -> None:
         with self._lock:
             if self._bar is not None:
+                global _ACTIVE_BAR
+                _ACTIVE_BAR = None
                 self._bar.close()
                 self._bar = None

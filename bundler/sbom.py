@@ -252,7 +252,7 @@ def _add_images(document: _Document, record: Dict[str, Any], contents: BundleCon
 
 
 def sbom_document(record: Dict[str, Any], contents: BundleContents, epoch: int) -> Dict[str, Any]:
-    top = bundle_dir_name(str(record["kubernetes"]), str(record["os"]), str(record["arch"]))
+    top = str(record.get("name") or bundle_dir_name(str(record["kubernetes"]), str(record["os"]), str(record["arch"])))
     identity = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
     document = _Document()
     bundle = document.add(

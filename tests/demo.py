@@ -30,7 +30,7 @@ from typing import Dict, List
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-TOP = "k8s-bundle-1.29.6-rocky9-amd64"
+TOP = "k8s-bundle-1.29.6-rocky9-amd64-demo"  # the cluster is in the name
 SUBNET = "10.213.9"
 NODES = [
     {"name": "k8s-mn01", "ip": f"{SUBNET}.11", "role": "control-plane"},

@@ -51,11 +51,15 @@ def test_build_writes_verified_bundle_with_every_artifact(release: StandInReleas
 
 
 def test_arm64_bundle_takes_arm64_artifacts(release: StandInRelease, tmp_path: Path) -> None:
+    """--os alma9 builds the rocky9 target (alma9 is its alias) and names the bundle as asked."""
     result = build(release, tmp_path, "--arch", "arm64", "--os", "alma9")
     assert result.returncode == 0, result.stderr
-    with tarfile.open(tmp_path / "out" / "k8s-bundle-1.29.6-rocky9-arm64.tar") as archive:
-        data = archive.extractfile("k8s-bundle-1.29.6-rocky9-arm64/files/runc-1.0.0-linux-arm64.bin").read()  # type: ignore[union-attr]
+    with tarfile.open(tmp_path / "out" / "k8s-bundle-1.29.6-alma9-arm64.tar") as archive:
+        data = archive.extractfile("k8s-bundle-1.29.6-alma9-arm64/files/runc-1.0.0-linux-arm64.bin").read()  # type: ignore[union-attr]
+        manifest = yaml.safe_load(archive.extractfile("k8s-bundle-1.29.6-alma9-arm64/bundle.yaml").read())  # type: ignore[union-attr]
     assert data == release.data["runc-arm64"]
+    assert (manifest["os"], manifest["os_aliases"]) == ("rocky9", ["alma9"])  # what the node checks
+    assert manifest["name"] == "k8s-bundle-1.29.6-alma9-arm64"
 
 
 def test_two_builds_are_byte_identical(release: StandInRelease, tmp_path: Path) -> None:
@@ -92,6 +96,8 @@ def test_server_error_is_retried(release: StandInRelease, tmp_path: Path) -> Non
     result = build(release, tmp_path)
     assert result.returncode == 0, result.stderr
     assert release.mirror.heads.count(path) == 3  # the size is asked while planning: 500, 503, then 200
+    assert "retrying runc in 0.5 s: HTTP 500 (1/3)" in result.stderr.splitlines()  # every retry is said
+    assert "retrying runc in 1 s: HTTP 503 (2/3)" in result.stderr.splitlines()
     assert [p for p, _ in release.mirror.requests].count(path) == 1
 
 
@@ -148,7 +154,10 @@ def test_unknown_version_lists_supported(tmp_path: Path) -> None:
     result = run_bundler("build", "--k8s", "1.99.0", "--cache", str(tmp_path / "c"), "--output", str(tmp_path))
     assert result.returncode == 2  # a bad command line, found before anything is fetched
     supported = "supported versions: 1.29.6, 1.29.15, 1.30.14, 1.31.14"
-    assert result.stderr.strip().splitlines()[-1] == f"bundler: error: Kubernetes 1.99.0 is not supported; {supported}"
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"bundler build: error: Kubernetes 1.99.0 is not supported; {supported}"
+    )
+    assert result.stderr.startswith("usage: bundler build ")  # build's usage, not the top-level one
 
 
 def test_unpinned_artifact_is_refused_then_recorded_when_allowed(release: StandInRelease, tmp_path: Path) -> None:
@@ -195,8 +204,8 @@ def test_release_manifest_pins_every_file_for_both_arches() -> None:
     assert linux == names | {"crictl", "kubeadm", "kubelet", "kubectl"}
 
 
-def _build_on_small_disk(release: StandInRelease, tmp_path: Path, full: str):
-    """Run the build in a private mount namespace where `full` (cache or out) is a 600 KiB tmpfs."""
+def _build_on_small_disk(release: StandInRelease, tmp_path: Path, full: str, size: str = "600k"):
+    """Run the build in a private mount namespace where `full` (cache or out) is a small tmpfs."""
     import os
     import shutil
 
@@ -206,7 +215,7 @@ def _build_on_small_disk(release: StandInRelease, tmp_path: Path, full: str):
         pytest.skip("needs root and unshare for a private tmpfs")
     (tmp_path / full).mkdir()
     build = (
-        f"mount -t tmpfs -o size=600k tmpfs {tmp_path / full} && python -m bundler build --allow-incomplete "
+        f"mount -t tmpfs -o size={size} tmpfs {tmp_path / full} && python -m bundler build --allow-incomplete "
         f"--manifest {release.path} "
         f"--mirror {release.mirror.url} --cache {tmp_path / 'cache'} --output {tmp_path / 'out'} --retries 0; "
         f"status=$?; echo left: $(ls -A {tmp_path / 'out'}); exit $status"
@@ -220,7 +229,24 @@ def _build_on_small_disk(release: StandInRelease, tmp_path: Path, full: str):
     )
 
 
+@pytest.mark.parametrize("full", ["cache", "out"])
+def test_too_little_free_space_is_refused_before_any_download(
+    release: StandInRelease, tmp_path: Path, full: str
+) -> None:
+    """The plan knows every size: a disk that cannot hold the downloads or the tarball is refused with one
+    line naming the folder, what the build needs and what is free, before the first GET."""
+    result = _build_on_small_disk(release, tmp_path, full)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"bundler: error: not enough free space in {tmp_path / full}: the build needs ")
+    assert "KiB is free" in last and "choose another --cache/--output" in last
+    assert release.mirror.requests == []
+
+
 def test_full_cache_disk_gives_one_line(release: StandInRelease, tmp_path: Path) -> None:
+    """A size the server does not announce cannot be counted ahead: the disk then fills during the
+    download, and that is one line too."""
+    release.mirror.files[release.served_path("containerd")].no_head = True
     result = _build_on_small_disk(release, tmp_path, "cache")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -231,7 +257,8 @@ def test_full_cache_disk_gives_one_line(release: StandInRelease, tmp_path: Path)
 
 
 def test_full_output_disk_gives_one_line_and_no_partial_tarball(release: StandInRelease, tmp_path: Path) -> None:
-    result = _build_on_small_disk(release, tmp_path, "out")
+    release.mirror.files[release.served_path("containerd")].no_head = True
+    result = _build_on_small_disk(release, tmp_path, "out", size="2m")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]

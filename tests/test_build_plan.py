@@ -92,6 +92,11 @@ def test_dry_run_json_describes_every_blob_and_fetches_no_content(
     result = run_bundler(*command(release, tmp_path, "--dry-run", "--json", "--allow-incomplete"))
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
+    import jsonschema
+
+    jsonschema.validate(plan, json.loads((REPO / "schemas" / "build.schema.json").read_text()))
+    assert (plan["schema"], plan["command"], plan["dry_run"]) == (1, "build", True)  # as every --json output
+    assert (plan["kubernetes"], plan["os"], plan["bundle"]) == ("1.29.6", "rocky9", f"{TOP}.tar")
     kinds = {source["kind"]: source for source in plan["sources"]}
     assert list(kinds) == ["files", "images", "rpms"]
     files = {blob["name"]: blob for blob in kinds["files"]["blobs"]}

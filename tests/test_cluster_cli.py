@@ -16,7 +16,7 @@ import yaml
 from bundler import paths
 from tests.conftest import REPO, StandInRelease, run_bundler
 
-TOP = "k8s-bundle-1.29.6-rocky9-amd64"
+TOP = "k8s-bundle-1.29.6-rocky9-amd64-k8s-cluster"  # built with --cluster: its name is in the bundle name
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make the CA")
 
 

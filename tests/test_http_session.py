@@ -38,3 +38,75 @@ def test_unreadable_ca_file_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "not.pem").write_text("hello")
     with pytest.raises(BundlerError, match=r"--ca-file .*not\.pem: no PEM certificate in it"):
         ThreadSessions(str(tmp_path / "not.pem"))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_failure_through_a_proxy_names_the_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY is honoured (requests reads it); when the proxy cannot be reached, the error says which
+    proxy, not only which file: the user's network is not the build's. Credentials in its URL stay hidden."""
+    from bundler.cache import Cache
+    from bundler.download import Downloader, FetchOptions
+
+    port = _closed_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://user:secret@127.0.0.1:{port}")
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    downloader = Downloader(cache, FetchOptions(retries=1, backoff=0.01, timeout=5))
+    with pytest.raises(BundlerError) as raised:
+        downloader.fetch("runc", "https://downloads.example.invalid/runc.amd64", "0" * 64)
+    message = str(raised.value)
+    assert f"runc: cannot connect through the proxy http://127.0.0.1:{port}: connection refused after 2" in message
+    assert "secret" not in message
+
+
+def test_no_proxy_hosts_are_reached_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from bundler.cache import Cache
+    from bundler.download import Downloader, FetchOptions
+    from tests.support.http_server import MirrorServer
+
+    mirror = MirrorServer().start()
+    try:
+        mirror.add("/file", b"direct")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        cache = Cache(tmp_path / "cache")
+        cache.ensure()
+        fetched = Downloader(cache, FetchOptions(retries=0)).fetch(
+            "file", f"{mirror.url}/file", hashlib.sha256(b"direct").hexdigest()
+        )
+        assert fetched.path.read_bytes() == b"direct"
+    finally:
+        mirror.stop()
+
+
+def test_a_proxy_that_answers_with_an_error_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real loopback HTTP server as the proxy (it receives the absolute URL, as a proxy does) answering 503:
+    the request went through it (HTTP_PROXY honoured, example.invalid never resolved here), and the final
+    error names it beside the URL."""
+    from bundler.cache import Cache
+    from bundler.download import Downloader, FetchOptions
+    from tests.support.http_server import MirrorServer
+
+    url = "http://downloads.example.invalid/runc.amd64"
+    proxy = MirrorServer().start()
+    try:
+        proxy.add(url, b"never sent", fail_status=[503, 503, 503, 503])
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        cache = Cache(tmp_path / "cache")
+        cache.ensure()
+        downloader = Downloader(cache, FetchOptions(retries=1, backoff=0.01))
+        with pytest.raises(BundlerError) as raised:
+            downloader.fetch("runc", url, "0" * 64)
+        assert str(raised.value).startswith(f"runc: HTTP 503 after 2 attempts ({url}, through the proxy {proxy.url})")
+        assert [path for path, _ in proxy.requests] == [url, url]
+    finally:
+        proxy.stop()

@@ -109,6 +109,10 @@ BAD_BUNDLER_ARGS = {
     "bad choice": ["build", "--k8s", "1.29.6", "--arch", "sparc"],
     "neither --k8s nor --manifest": ["build"],
     "unsupported --k8s": ["build", "--k8s", "1.99.0"],
+    "unsupported --k8s with v": ["build", "--k8s", "v1.99.0"],
+    "unknown --os": ["build", "--k8s", "1.29.6", "--os", "ubuntu22"],
+    "missing --lock file": ["build", "--k8s", "1.29.6", "--lock", "/nope.yaml"],
+    "hosts without a release": ["hosts"],
     "registry-auth shape": ["build", "--k8s", "1.29.6", "--registry-auth", "registry.example"],
     "registry-mirror shape": ["build", "--k8s", "1.29.6", "--registry-mirror", "docker.io"],
     "plain-http mirror without --insecure-registry": [

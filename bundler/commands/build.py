@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,6 +25,7 @@ from bundler.errors import BundlerError
 from bundler.fetcher import fetch_all
 from bundler.manifest import load_release
 from bundler.plan import Plan, SourcePlan
+from bundler.preflight import check_programs, check_space, check_writable, needed_programs, space_needs
 from bundler.progress import human_size
 from bundler.sbom import add_sbom
 from bundler.signing import sign_sums
@@ -35,6 +37,7 @@ from bundler.zipapp import DEFAULT_EPOCH, build_installer
 from k8s_install.bundle_format.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 from k8s_install.bundle_format.shape import NoAliasDumper, check_manifest_shape
 from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.report import document
 
 
 def source_date_epoch() -> int:
@@ -54,6 +57,7 @@ def prepare(options: BuildOptions) -> BuildContext:
         cache.ensure()
     except OSError as error:
         raise BundlerError(f"cannot create the cache folder {cache.root}: {error.strerror}; choose --cache") from None
+    check_writable(cache.partial, "--cache")
     record: Dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "kubernetes": release.kubernetes,
@@ -159,9 +163,11 @@ def require_complete(context: BuildContext, missing: List[str]) -> None:
         context.record["incomplete"] = missing
 
 
-def print_plan(plan: Plan, missing: List[str], as_json: bool) -> None:
+def print_plan(context: BuildContext, tarball: Path, plan: Plan, missing: List[str], as_json: bool) -> None:
     if as_json:
-        print(json.dumps({**plan.as_data(), "incomplete": missing}, indent=2))
+        target = {"kubernetes": context.release.kubernetes, "os": context.os_target.id, "arch": context.arch}
+        body = {"dry_run": True, **target, "bundle": tarball.name, **plan.as_data(), "incomplete": missing}
+        print(json.dumps(document("build", body), indent=2))
         return
     for source in plan.sources:
         for blob in source.blobs:
@@ -175,36 +181,42 @@ def run_build(options: BuildOptions) -> int:
     epoch = source_date_epoch()
     output_dir = Path(options.output)
     if not options.dry_run:
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise BundlerError(f"cannot create the output folder {output_dir}: {error.strerror}") from None
+        check_writable(output_dir, "--output")  # before anything is fetched, not after
     context = prepare(options)
+    programs = needed_programs(context.release, context.os_target, context.arch)
+    if options.dry_run:
+        programs.pop("rpmkeys", None)  # only the fetched RPMs are checked with it
+    check_programs(programs)
     base = read_base(options.extra["delta_from"]) if options.extra.get("delta_from") else None
-    top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
+    cluster = add_cluster_config(context)  # validated before anything is downloaded
+    top = bundle_dir_name(context.release.kubernetes, options.os, context.arch, cluster)
+    context.record["name"] = top  # the folder's name, for readers given only bundle.yaml (delta --from, SBOM)
     tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
     print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)
-    add_cluster_config(context)  # validated before anything is downloaded
     plan = resolve_plan(context)
     for line in plan.summary_lines():
         print(line, file=sys.stderr)
     missing = missing_from(context, plan)
     if options.dry_run:
-        print_plan(plan, missing, options.json)  # also when incomplete: the plan shows what is there
+        print_plan(context, tarball, plan, missing, options.json)  # also when incomplete: the plan shows what is there
     require_complete(context, missing)
     if options.dry_run:
         return 0
+    check_space(space_needs(plan, context.cache.root, output_dir, base.digests if base else frozenset()))
     fetched = fetch_all(plan, options.jobs)
     for source in plan.sources:
         source.publish(fetched)
-    with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
-        add_installer(context, epoch, Path(work))
+    work = Path(tempfile.mkdtemp(prefix="bundler-", dir=context.cache.root))
+    try:
+        add_installer(context, epoch, work)
         add_sbom(context.contents, context.record, epoch)  # after every source: it describes them all
         manifest_text = yaml.dump(context.record, Dumper=NoAliasDumper, sort_keys=False, default_flow_style=False)
         context.contents.add_bytes(MANIFEST_NAME, manifest_text.encode())
         contents = context.contents if base is None else DeltaContents(context.contents, base, top)
         signature = sign_sums(contents.sums_text(), options.sign_key)
         sums_sha256 = write_tarball(contents, top, tarball, epoch, signature)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # a failed cleanup never hides the error being raised
     if isinstance(contents, DeltaContents):
         print(
             f"delta over {contents.base.name}: {contents.left_out} file(s), "

@@ -21,7 +21,7 @@ import requests
 
 from bundler.errors import BundlerError
 from bundler.http_session import ThreadSessions
-from bundler.network_errors import connect_failure, short_reason
+from bundler.network_errors import connect_failure, proxy_for, short_reason
 from bundler.oci.auth import Challenge, Credential, parse_challenge
 from bundler.oci.reference import ImageRef, api_host
 from bundler.retry import RETRYABLE_STATUS, Retryable, with_retries
@@ -210,7 +210,8 @@ class Transport:
                 f"{what}: TLS verification failed for {parts.netloc}: {short_reason(error)}; pass --ca-file"
             ) from None
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise BundlerError(f"{what}: cannot reach the token service {realm}: {short_reason(error)}") from None
+            via = f" through the proxy {proxy}" if (proxy := proxy_for(realm)) else ""
+            raise BundlerError(f"{what}: cannot reach the token service {realm}{via}: {short_reason(error)}") from None
         if response.status_code == 401:
             raise _needs_credentials(endpoint, what) if credential is None else _denied(endpoint, what)
         if response.status_code != 200:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from pathlib import Path
+from typing import Optional
 
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
@@ -19,11 +21,17 @@ from k8s_install.cluster.config import load_cluster_config
 SECRET_MARKERS = ("bootstrap_token", "certificate_key", "PRIVATE KEY", "keepalived_password")
 
 
-def add_cluster_config(context: BuildContext) -> None:
-    """Validate --cluster against the release (before any download) and add it as cluster.yaml."""
+def cluster_kubernetes(path: Path) -> str:
+    """The `kubernetes_version` a cluster.yaml names: `build --cluster FILE` needs no `--k8s`."""
+    return load_cluster_config(path).config.kubernetes_version  # an ErrorList: main prints every line
+
+
+def add_cluster_config(context: BuildContext) -> Optional[str]:
+    """Validate --cluster against the release (before any download) and add it as cluster.yaml; the
+    cluster's name, or None without --cluster."""
     path = context.options.cluster
     if path is None:
-        return
+        return None
     loaded = load_cluster_config(path, context.release.kubernetes)  # an ErrorList: main prints every line
     try:
         data = path.read_bytes()
@@ -46,3 +54,4 @@ def add_cluster_config(context: BuildContext) -> None:
         "cluster": loaded.config.name,
     }
     context.record.setdefault("extras", []).append(entry)
+    return loaded.config.name

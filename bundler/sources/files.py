@@ -6,7 +6,6 @@ that is not cached yet is asked with HEAD, so a missing file fails before anythi
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import List, Mapping, Optional
@@ -17,6 +16,7 @@ from bundler.checksums import load_pins
 from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
 from bundler.manifest import FileArtifact
+from bundler.parallel import parallel_map
 from bundler.plan import Blob, ProgressCallback, SourcePlan
 from k8s_install.bundle_format.layout import FILES_DIR
 
@@ -72,8 +72,7 @@ def _blob(context: BuildContext, item: PlannedFile) -> Blob:
 
 def plan_files(context: BuildContext) -> SourcePlan:
     planned = pinned_files(context)
-    with ThreadPoolExecutor(max_workers=max(1, context.options.jobs)) as pool:
-        blobs = list(pool.map(partial(_blob, context), planned))
+    blobs = parallel_map(partial(_blob, context), planned, context.options.jobs)
 
     def publish(fetched: Mapping[str, Fetched]) -> None:
         entries = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -25,6 +24,7 @@ from bundler.oci.platform import check_config_platform, select_manifest
 from bundler.oci.reference import ImageRef, is_digest
 from bundler.oci.registry import MANIFEST_TYPES, Manifest, RegistryClient
 from bundler.oci.transport import RegistryOptions, parse_mirrors
+from bundler.parallel import parallel_map
 from bundler.plan import Blob, ProgressCallback, SourcePlan
 from bundler.sources.image_list import collect_images
 
@@ -130,9 +130,11 @@ def _resolve_all(context: BuildContext, client: RegistryClient, refs: List[Image
                 f"image {unknown[0]} is not in the lock {context.options.lock} ({len(unknown)} such); "
                 "build without --lock to resolve new images"
             )
-    with ThreadPoolExecutor(max_workers=max(1, context.options.jobs)) as pool:
-        futures = [pool.submit(resolve, client, ref, context.arch, pins[ref.name] if pins else None) for ref in refs]
-        return [future.result() for future in futures]
+
+    def resolve_one(ref: ImageRef) -> ResolvedImage:
+        return resolve(client, ref, context.arch, pins[ref.name] if pins else None)
+
+    return parallel_map(resolve_one, refs, context.options.jobs)
 
 
 def _fetch_blob(

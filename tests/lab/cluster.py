@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from tests.lab.node import LabCluster, LabNode
-from tests.support.cluster_files import SUBNET
+from tests.support.cluster_files import CLUSTER_NAME, SUBNET
 from tests.support.node_bundle import TOP
 
 VIP = f"{SUBNET}.240"
 LAB_NODES = (("k8s-mn01", f"{SUBNET}.11/24"), ("k8s-mn02", f"{SUBNET}.22/24"), ("k8s-wn01", f"{SUBNET}.100/24"))
-BUNDLE_DIR = f"/root/{TOP}"
+LAB_TOP = f"{TOP}-{CLUSTER_NAME}"  # built with --cluster: the cluster's name ends the bundle's name
+BUNDLE_DIR = f"/root/{LAB_TOP}"
 ROLES: Dict[str, Tuple[str, ...]] = {
     "k8s-mn01": ("--role", "control-plane", "--first"),
     "k8s-mn02": ("--role", "control-plane"),

@@ -25,7 +25,7 @@ from typing import Dict, Iterator, NamedTuple, Optional, Tuple
 import pytest
 
 from tests.conftest import REPO
-from tests.lab.cluster import LAB_NODES, VIP
+from tests.lab.cluster import LAB_NODES, LAB_TOP, VIP
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import NODE_PYTHON3, LabCluster, LabNode, installer_pythons, ran_under_python39
 from tests.lab.ssh import lab_ssh, ssh_command
@@ -33,7 +33,6 @@ from tests.lab.standins import CALLS_LOG
 from tests.lab.upgrade import INSTALLED_RELEASE, NEXT_RELEASE, next_release_site
 from tests.support.ansible_output import recap, task_hosts
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
-from tests.support.node_bundle import TOP
 from tests.support.ssh_nodes import SshNodes, ansible_playbook
 
 NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
@@ -230,8 +229,8 @@ def test_a_live_failure_on_the_first_control_plane_stops_the_rollout_then_a_reru
 
 UPGRADE_TASK = "Upgrade (k8s-install.pyz upgrade --yes)"
 COMPLETE_TASK = "Delta: complete it from its base (k8s-install.pyz verify --base)"
-BASE_DIR = f"{REMOTE_DIR}/{TOP}"  # where the install playbook unpacked the lab bundle
-NEW_DIR = f"{REMOTE_DIR}/{TOP.replace(INSTALLED_RELEASE, NEXT_RELEASE)}"
+BASE_DIR = f"{REMOTE_DIR}/{LAB_TOP}"  # where the install playbook unpacked the lab bundle
+NEW_DIR = f"{REMOTE_DIR}/{LAB_TOP.replace(INSTALLED_RELEASE, NEXT_RELEASE)}"
 
 
 @pytest.fixture(scope="module")
@@ -284,9 +283,13 @@ def test_a_node_without_the_deltas_base_stops_the_rollout_with_the_installers_er
     finally:
         sums.write_bytes(original)
     assert check.returncode != 0
-    assert f'"msg": "k8s-mn02: {BASE_DIR} is not the base of this delta: it needs {TOP}' in check.stdout, check.stdout
+    assert f'"msg": "k8s-mn02: {BASE_DIR} is not the base of this delta: it needs {LAB_TOP}' in check.stdout, (
+        check.stdout
+    )
     assert failed.returncode != 0
-    error = f'"msg": "k8s-mn02: k8s-install.pyz: error: --base {BASE_DIR} is not the base of this delta: it needs {TOP}'
+    error = (
+        f'"msg": "k8s-mn02: k8s-install.pyz: error: --base {BASE_DIR} is not the base of this delta: it needs {LAB_TOP}'
+    )
     assert error in failed.stdout, failed.stdout
     assert sorted(task_hosts(failed.stdout, COMPLETE_TASK)) == list(NODES)  # in parallel: the others completed
     assert "PLAY [First control plane]" not in failed.stdout and UPGRADE_TASK not in failed.stdout

@@ -1,7 +1,9 @@
 """A real HTTP server on a free loopback port serving in-memory files, with scripted faults.
 
 Faults per path: `fail_status` (a list of statuses answered first, to HEAD or GET, e.g. [500]), `drop_after` (close the
-connection after N bytes, once), `delay` (seconds to sleep before answering). Range requests are honoured.
+connection after N bytes, once), `delay` (seconds to sleep before answering), `throttle`, `stall_after` (send N
+bytes, then nothing: a server that hangs mid-download), `no_head` (HEAD answers 405: the size is unknown before the
+download). Range requests are honoured.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ class Served:
     drop_after: Optional[int] = None
     delay: float = 0.0
     throttle: float = 0.0  # seconds to sleep after each 64 KiB sent
+    stall_after: Optional[int] = None  # send N bytes of the body, then nothing until the server stops
+    no_head: bool = False  # answer HEAD with 405, as servers without HEAD do: the size is unknown until the GET
 
 
 class MirrorServer:
@@ -27,6 +31,7 @@ class MirrorServer:
         self.files: Dict[str, Served] = {}
         self.requests: List[tuple] = []  # GETs: (path, Range header)
         self.heads: List[str] = []  # HEADs (the builder asks sizes while it plans)
+        self.stopping = threading.Event()  # releases the handlers stalled by `stall_after`
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,6 +46,8 @@ class MirrorServer:
                 if served is not None and served.delay:
                     time.sleep(served.delay)
                 status = 404 if served is None else served.fail_status.pop(0) if served.fail_status else 200
+                if served is not None and served.no_head:
+                    status = 405
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(served.data)) if served and status == 200 else "0")
                 self.end_headers()
@@ -79,6 +86,12 @@ class MirrorServer:
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if served.stall_after is not None:
+                    self.wfile.write(body[: served.stall_after])
+                    self.wfile.flush()
+                    server.stopping.wait()
+                    self.close_connection = True
+                    return
                 if served.throttle:
                     for start in range(0, len(body), 1 << 16):
                         self.wfile.write(body[start : start + (1 << 16)])
@@ -98,6 +111,7 @@ class MirrorServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

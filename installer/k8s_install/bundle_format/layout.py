@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 BUNDLE_FORMAT = 1
 INSTALLER_NAME = "k8s-install.pyz"
 MANIFEST_NAME = "bundle.yaml"
@@ -18,6 +20,8 @@ IMAGES_DIR = "images"
 RPMS_DIR = "rpms"
 
 
-def bundle_dir_name(kubernetes: str, os_id: str, arch: str) -> str:
-    """The top folder inside the tarball, also the tarball's stem."""
-    return f"k8s-bundle-{kubernetes}-{os_id}-{arch}"
+def bundle_dir_name(kubernetes: str, os_id: str, arch: str, cluster: Optional[str] = None) -> str:
+    """The top folder inside the tarball, also the tarball's stem: the OS as the build was asked for it (rhel9,
+    not the rocky9 target it shares), and the cluster's name when the bundle carries its cluster.yaml, so two
+    clusters of one release never overwrite each other's bundle."""
+    return f"k8s-bundle-{kubernetes}-{os_id}-{arch}" + (f"-{cluster}" if cluster else "")

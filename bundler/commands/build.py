@@ -104,7 +104,7 @@ def read_lock(path: Path) -> Dict[str, Any]:
 
 def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
     pyz = build_installer(work / INSTALLER_NAME, epoch)
-    from k8s_install.bundle_format.verify import sha256_file
+    from k8s_install.bundle_format.sums import sha256_file
 
     digest = sha256_file(pyz)
     size = pyz.stat().st_size

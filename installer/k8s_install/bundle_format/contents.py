@@ -1,49 +1,12 @@
 """What a bundle holds, read from its bundle.yaml: the one description `inspect` prints and `--json` emits.
 
-Works on an unpacked folder or on the tarball itself (bundle.yaml is read from inside it). The caller
-verifies the bundle first; this module only reads.
+The caller opens the bundle (opened.open_bundle, which verifies it) and passes its manifest; this module
+only describes.
 """
 
 from __future__ import annotations
 
-import tarfile
-from pathlib import Path
 from typing import Any, Dict, List
-
-import yaml
-
-from k8s_install.bundle_format.layout import MANIFEST_NAME
-from k8s_install.bundle_format.shape import check_manifest_shape, load_manifest_yaml
-from k8s_install.errors import InstallError, yaml_problem
-
-
-def read_member(target: Path, relative: str) -> bytes:
-    """One file of a bundle folder or tarball."""
-    target = Path(target)
-    return (target / relative).read_bytes() if target.is_dir() else _member_bytes(target, relative)
-
-
-def read_manifest(target: Path) -> Dict[str, Any]:
-    """bundle.yaml of a bundle folder or tarball, as a mapping."""
-    data = read_member(target, MANIFEST_NAME)
-    try:
-        manifest = load_manifest_yaml(data)
-    except yaml.YAMLError as error:
-        raise InstallError(f"{target}: {MANIFEST_NAME} is not valid YAML: {yaml_problem(error)}") from None
-    return check_manifest_shape(manifest, str(target))
-
-
-def _member_bytes(tarball: Path, relative: str) -> bytes:
-    try:
-        with tarfile.open(tarball, "r:") as archive:
-            for member in archive:
-                if member.isfile() and member.name.split("/", 1)[-1] == relative and member.name.count("/") == 1:
-                    stream = archive.extractfile(member)
-                    assert stream is not None
-                    return stream.read()
-    except (tarfile.TarError, OSError) as error:
-        raise InstallError(f"{tarball}: not a readable bundle tarball ({error})") from None
-    raise InstallError(f"{tarball}: no {relative} inside: this is not a bundle")
 
 
 def _file(entry: Dict[str, Any], kind: str) -> Dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Dict
 import yaml
 
 from k8s_install.bundle_format.layout import DELTA_NAME, SUMS_NAME
-from k8s_install.bundle_format.verify import parse_sums, sha256_file
+from k8s_install.bundle_format.sums import parse_sums, sha256_file
 from k8s_install.errors import InstallError, yaml_problem
 
 
@@ -80,12 +80,3 @@ def _place(source: Path, target: Path, digest: str) -> None:
     except OSError:
         shutil.copy2(source, partial)
     os.replace(partial, target)
-
-
-def refuse_incomplete_delta(bundle: Path) -> None:
-    """A delta folder not yet completed: say how to complete it (instead of listing missing files)."""
-    if (Path(bundle) / DELTA_NAME).is_file():
-        needed = needed_base(read_delta_record(Path(bundle)))
-        raise InstallError(
-            f"{bundle} is a delta bundle: complete it first with `verify --base DIR`, DIR the unpacked {needed}"
-        )

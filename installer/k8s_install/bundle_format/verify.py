@@ -104,7 +104,7 @@ def manifest_problems(
             problems.append(f"{MANIFEST_NAME} names {path}, which is not in {SUMS_NAME}")
         elif sums[path] != digest:
             problems.append(f"{MANIFEST_NAME} and {SUMS_NAME} disagree on the sha256 of {path}")
-        elif size is not None and path in actual and actual[path][1] != size:
+        elif size is not None and path in actual and actual[path][0] == digest and actual[path][1] != size:
             problems.append(f"{path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
     if partial and INDEX_PATH not in actual:
         return problems  # a delta without a new image index: the base's is checked once the delta is completed

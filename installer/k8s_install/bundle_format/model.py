@@ -602,3 +602,6 @@ def check_shape(manifest: Dict[str, Any], where: str) -> None:
 def declared_files(manifest: BundleManifest) -> Dict[str, Tuple[str, Optional[int]]]:
     """Every file bundle.yaml names -> (sha256, size)."""
     return {entry.path: (entry.sha256, entry.size) for entry in manifest.files}
+
+
+EMPTY_MANIFEST = BundleManifest(kubernetes="", os="", arch="")  # a bundle that holds nothing (tests, probes)

@@ -17,13 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-import yaml
-
 from k8s_install.bundle_format.image_index import INDEX_PATH, check_image_index
 from k8s_install.bundle_format.layout import DELTA_NAME, IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
-from k8s_install.bundle_format.shape import check_manifest_shape, load_manifest_yaml
+from k8s_install.bundle_format.model import BundleManifest, declared_files
 from k8s_install.bundle_format.signature import TrustedSigners, check_signature, describe_unchecked
-from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.errors import InstallError
 
 CHUNK = 1 << 20
 
@@ -122,19 +120,6 @@ def format_sums(sums: Dict[str, str]) -> str:
     return "".join(f"{sums[path]}  {path}\n" for path in sorted(sums))
 
 
-def declared_files(manifest: dict) -> Dict[str, Tuple[str, Optional[int]]]:
-    """Every file bundle.yaml names with its sha256 (and size when given)."""
-    declared: Dict[str, Tuple[str, Optional[int]]] = {}
-    for section in ("installer", "artifacts", "rpms", "extras"):
-        entries = manifest.get(section) or []
-        if isinstance(entries, dict):
-            entries = [entries]
-        for entry in entries:
-            if isinstance(entry, dict) and "path" in entry and "sha256" in entry:
-                declared[str(entry["path"])] = (str(entry["sha256"]), entry.get("size"))
-    return declared
-
-
 def check_consistency(
     sums: Dict[str, str],
     actual: Dict[str, Tuple[str, int]],
@@ -159,10 +144,7 @@ def check_consistency(
     check_blob_digests(actual, where)
     if MANIFEST_NAME not in sums:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not listed in {SUMS_NAME}")
-    try:
-        manifest = check_manifest_shape(load_manifest_yaml(read(MANIFEST_NAME)), where)
-    except yaml.YAMLError as error:
-        raise InstallError(f"{where}: {MANIFEST_NAME} is not valid YAML: {yaml_problem(error)}") from None
+    manifest = BundleManifest.from_yaml(read(MANIFEST_NAME), where)
     for path, (digest, size) in sorted(declared_files(manifest).items()):
         if path not in sums:
             raise InstallError(f"{where}: {MANIFEST_NAME} names {path}, which is not in {SUMS_NAME}")

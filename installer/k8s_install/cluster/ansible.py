@@ -32,6 +32,7 @@ from k8s_install.bundle_format.layout import (
     WORKER_SECRETS_NAME,
 )
 from k8s_install.bundle_format.verify import verify_tarball
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.cluster.ansible_cli import DEFAULT_NODE_PYTHON, DEFAULT_REMOTE_DIR, DEFAULT_WORKER_BATCH
 from k8s_install.cluster.model import ClusterConfig
 from k8s_install.cluster.render import render
@@ -109,7 +110,7 @@ def _delta_base(record: object) -> Tuple[str, str]:
 def _member_yaml(archive: tarfile.TarFile, name: str) -> object:
     try:
         stream = archive.extractfile(name)
-        return yaml.safe_load(stream.read()) if stream else None
+        return load_yaml(stream.read()) if stream else None
     except (KeyError, yaml.YAMLError):
         return None
 

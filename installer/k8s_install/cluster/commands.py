@@ -10,6 +10,7 @@ from typing import Any, Optional
 import yaml
 
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
 from k8s_install.errors import InstallError
 
@@ -43,7 +44,7 @@ def add_config_parser(commands: Any) -> None:
 def bundle_kubernetes(bundle: Path) -> Optional[str]:
     manifest = Path(bundle) / MANIFEST_NAME
     try:
-        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        data = load_yaml(manifest.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
     version = data.get("kubernetes") if isinstance(data, dict) else None

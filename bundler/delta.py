@@ -19,9 +19,9 @@ import yaml
 from bundler.bundle_writer import BundleContents
 from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
+from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.bundle_format.opened import open_bundle
-from k8s_install.bundle_format.shape import check_manifest_shape, load_manifest_yaml
-from k8s_install.bundle_format.verify import declared_files
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 ALWAYS_CARRIED = (INSTALLER_NAME, MANIFEST_NAME)  # SHA256SUMS is always written
@@ -54,19 +54,19 @@ def read_base(path: Path) -> Base:
 
 def _from_manifest(path: Path) -> Base:
     try:
-        manifest = load_manifest_yaml(path.read_bytes()) or {}
+        data = load_yaml(path.read_bytes()) or {}
     except OSError as error:
         raise BundlerError(f"--from {path}: cannot read it as a bundle.yaml: {error}") from None
     except yaml.YAMLError as error:
         raise BundlerError(f"--from {path}: not valid YAML: {yaml_problem(error)}") from None
-    if not isinstance(manifest, dict) or "kubernetes" not in manifest:
+    if not isinstance(data, dict) or "kubernetes" not in data:
         raise BundlerError(f"--from {path}: not a bundle.yaml (no 'kubernetes' field)")
     try:
-        check_manifest_shape(manifest, f"--from {path}")
+        manifest = BundleManifest.from_mapping(data, f"--from {path}")
     except InstallError as error:
         raise BundlerError(str(error)) from None
-    name = bundle_dir_name(str(manifest["kubernetes"]), str(manifest.get("os")), str(manifest.get("arch")))
-    return Base(name, None, frozenset(digest for digest, _ in declared_files(manifest).values()))
+    name = bundle_dir_name(manifest.kubernetes, manifest.os, manifest.arch)
+    return Base(name, None, frozenset(entry.sha256 for entry in manifest.files))
 
 
 class DeltaContents(BundleContents):

@@ -15,6 +15,7 @@ import yaml
 
 from bundler import paths
 from bundler.errors import BundlerError
+from k8s_install.bundle_format.yaml_loader import load_yaml
 
 NOARCH = "noarch"
 KNOWN_ARCHES = ("amd64", "arm64")
@@ -117,7 +118,7 @@ def load_release(kubernetes: Optional[str], manifest_file: Optional[Path]) -> Re
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
         raise BundlerError(f"{path}: cannot read: {error}") from None
     except yaml.YAMLError as error:

@@ -66,7 +66,7 @@ def installer(*args: str) -> subprocess.CompletedProcess:
 def test_a_bundle_opens_verified_and_serves_its_parts(kind: str, folder: Path, tarball: Path) -> None:
     with open_bundle(folder if kind == "folder" else tarball) as bundle:
         assert bundle.top == TOP and bundle.is_tarball == (kind == "tarball")
-        assert bundle.kubernetes == "1.29.6" and bundle.manifest["arch"] == "amd64"
+        assert bundle.kubernetes == "1.29.6" and bundle.manifest.arch == "amd64"
         assert sorted(bundle.files) == ["bundle.yaml", "files/containerd.bin", "files/runc.bin"]
         assert bundle.read("files/runc.bin") == RUNC and bundle.size("files/containerd.bin") == len(CONTAINERD)
         with bundle.open("files/containerd.bin") as stream:

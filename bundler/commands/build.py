@@ -9,12 +9,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict, List
 
 import yaml
 
 from bundler import __version__
 from bundler.build_context import BuildContext, BuildOptions
+from bundler.bundle_manifest import assemble
 from bundler.bundle_writer import BundleContents, write_tarball
 from bundler.cache import DEFAULT_CACHE, Cache
 from bundler.completeness import Inventory, missing_parts
@@ -32,8 +33,9 @@ from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
-from k8s_install.bundle_format.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
-from k8s_install.bundle_format.shape import NoAliasDumper, check_manifest_shape
+from k8s_install.bundle_format.layout import INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
+from k8s_install.bundle_format.model import BundleManifest, InstallerFile
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 
@@ -54,14 +56,6 @@ def prepare(options: BuildOptions) -> BuildContext:
         cache.ensure()
     except OSError as error:
         raise BundlerError(f"cannot create the cache folder {cache.root}: {error.strerror}; choose --cache") from None
-    record: Dict[str, Any] = {
-        "format": BUNDLE_FORMAT,
-        "kubernetes": release.kubernetes,
-        "os": os_target.id,
-        "os_aliases": list(os_target.aliases),
-        "arch": options.arch,
-        "builder": f"bundler {__version__}",
-    }
     context = BuildContext(
         options=options,
         release=release,
@@ -70,24 +64,26 @@ def prepare(options: BuildOptions) -> BuildContext:
         cache=cache,
         downloader=Downloader(cache, options.fetch),
         contents=BundleContents(),
-        record=record,
     )
     release.files_for(os_target, options.arch)  # validates the arch early
     if options.lock is not None:
-        context.lock = read_lock(options.lock)
-        for field in ("kubernetes", "os"):
-            if str(context.lock.get(field)) != str(record[field]):
+        context.lock = lock = read_lock(options.lock)
+        for field, locked, wanted in (
+            ("kubernetes", lock.kubernetes, release.kubernetes),
+            ("os", lock.os, os_target.id),
+        ):
+            if locked != wanted:
                 raise BundlerError(
-                    f"{options.lock}: the lock was built for {field} {context.lock.get(field)}, this build is "
-                    f"{record[field]}: use the bundle.yaml of a build of the same release and OS"
+                    f"{options.lock}: the lock was built for {field} {locked}, this build is "
+                    f"{wanted}: use the bundle.yaml of a build of the same release and OS"
                 )
     return context
 
 
-def read_lock(path: Path) -> Dict[str, Any]:
+def read_lock(path: Path) -> BundleManifest:
     """A lock is the bundle.yaml of an earlier build: its resolved digests and RPMs become pins."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise BundlerError(f"{path}: cannot read the lock file: {error.strerror}") from None
     except UnicodeDecodeError as error:
@@ -97,19 +93,19 @@ def read_lock(path: Path) -> Dict[str, Any]:
     if not isinstance(data, dict) or "kubernetes" not in data:
         raise BundlerError(f"{path}: not a lock file (expected the bundle.yaml of an earlier build)")
     try:
-        return check_manifest_shape(data, str(path))  # the shape every bundle.yaml has
+        return BundleManifest.from_mapping(data, str(path))  # the shape every bundle.yaml has
     except InstallError as error:
         raise BundlerError(str(error)) from None
 
 
-def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
+def add_installer(context: BuildContext, epoch: int, work: Path) -> InstallerFile:
     pyz = build_installer(work / INSTALLER_NAME, epoch)
     from k8s_install.bundle_format.sums import sha256_file
 
     digest = sha256_file(pyz)
     size = pyz.stat().st_size
     context.contents.add_file(INSTALLER_NAME, pyz, digest, size, executable=True)
-    context.record["installer"] = {"path": INSTALLER_NAME, "version": __version__, "sha256": digest, "size": size}
+    return InstallerFile(INSTALLER_NAME, digest, size, __version__)
 
 
 def resolve_plan(context: BuildContext) -> Plan:
@@ -147,7 +143,7 @@ def missing_from(context: BuildContext, plan: Plan) -> List[str]:
 
 
 def require_complete(context: BuildContext, missing: List[str]) -> None:
-    """Fail listing every missing part, or with --allow-incomplete warn and record them in bundle.yaml."""
+    """Fail listing every missing part, or with --allow-incomplete warn (bundle.yaml records them)."""
     if missing and not context.options.allow_incomplete:
         raise BundlerError(
             f"the bundle for {context.os_target.id} would be incomplete, missing: {'; '.join(missing)}; "
@@ -155,8 +151,6 @@ def require_complete(context: BuildContext, missing: List[str]) -> None:
         )
     for part in missing:
         print(f"warning: incomplete bundle (--allow-incomplete): missing {part}", file=sys.stderr)
-    if missing:
-        context.record["incomplete"] = missing
 
 
 def print_plan(plan: Plan, missing: List[str], as_json: bool) -> None:
@@ -184,7 +178,7 @@ def run_build(options: BuildOptions) -> int:
     top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
     tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
     print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)
-    add_cluster_config(context)  # validated before anything is downloaded
+    cluster_config = add_cluster_config(context)  # validated before anything is downloaded
     plan = resolve_plan(context)
     for line in plan.summary_lines():
         print(line, file=sys.stderr)
@@ -195,13 +189,12 @@ def run_build(options: BuildOptions) -> int:
     if options.dry_run:
         return 0
     fetched = fetch_all(plan, options.jobs)
-    for source in plan.sources:
-        source.publish(fetched)
+    parts = [source.publish(fetched) for source in plan.sources]
     with tempfile.TemporaryDirectory(prefix="bundler-", dir=context.cache.root) as work:
-        add_installer(context, epoch, Path(work))
-        add_sbom(context.contents, context.record, epoch)  # after every source: it describes them all
-        manifest_text = yaml.dump(context.record, Dumper=NoAliasDumper, sort_keys=False, default_flow_style=False)
-        context.contents.add_bytes(MANIFEST_NAME, manifest_text.encode())
+        installer = add_installer(context, epoch, Path(work))
+        manifest = assemble(context.release, context.os_target, context.arch, parts, cluster_config, missing, installer)
+        add_sbom(context.contents, manifest, epoch)  # after every source: it describes them all
+        context.contents.add_bytes(MANIFEST_NAME, manifest.to_yaml().encode())
         contents = context.contents if base is None else DeltaContents(context.contents, base, top)
         signature = sign_sums(contents.sums_text(), options.sign_key)
         sums_sha256 = write_tarball(contents, top, tarball, epoch, signature)

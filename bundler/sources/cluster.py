@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from typing import Optional
 
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME
+from k8s_install.bundle_format.model import ClusterConfigFile
 from k8s_install.cluster.config import load_cluster_config
 from k8s_install.errors import InstallError
 
 SECRET_MARKERS = ("bootstrap_token", "certificate_key", "PRIVATE KEY", "keepalived_password")
 
 
-def add_cluster_config(context: BuildContext) -> None:
-    """Validate --cluster against the release (before any download) and add it as cluster.yaml."""
+def add_cluster_config(context: BuildContext) -> Optional[ClusterConfigFile]:
+    """Validate --cluster against the release (before any download) and add it as cluster.yaml; returns its
+    entry in bundle.yaml."""
     path = context.options.cluster
     if path is None:
-        return
+        return None
     try:
         loaded = load_cluster_config(path, context.release.kubernetes)
         data = path.read_bytes()
@@ -41,11 +44,4 @@ def add_cluster_config(context: BuildContext) -> None:
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     context.contents.add_bytes(CLUSTER_CONFIG_NAME, data)
-    entry = {
-        "name": "cluster-config",
-        "path": CLUSTER_CONFIG_NAME,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-        "cluster": loaded.config.name,
-    }
-    context.record.setdefault("extras", []).append(entry)
+    return ClusterConfigFile(CLUSTER_CONFIG_NAME, hashlib.sha256(data).hexdigest(), len(data), loaded.config.name)

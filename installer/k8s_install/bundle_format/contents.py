@@ -8,60 +8,65 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from k8s_install.bundle_format.model import ArtifactFile, BundleFile, BundleManifest, InstallerFile, RepositoryKey
 
-def _file(entry: Dict[str, Any], kind: str) -> Dict[str, Any]:
+
+def _file(entry: BundleFile, kind: str) -> Dict[str, Any]:
+    if isinstance(entry, RepositoryKey):
+        name, pinned = entry.repository, entry.pinned
+    else:
+        name, pinned = ("k8s-install.pyz" if isinstance(entry, InstallerFile) else entry.name), True
+    artifact = entry if isinstance(entry, ArtifactFile) else None
     return {
-        "path": str(entry.get("path", "")),
+        "path": entry.path,
         "kind": kind,
-        "name": str(entry.get("name", entry.get("repository", ""))),
-        "version": None if entry.get("version") is None else str(entry["version"]),
-        "size": int(entry.get("size") or 0),
-        "sha256": str(entry.get("sha256", "")),
-        "pinned": bool(entry.get("pinned", True)),
-        "source": entry.get("source"),
+        "name": name,
+        "version": entry.version if isinstance(entry, (ArtifactFile, InstallerFile)) else None,
+        "size": entry.size,
+        "sha256": entry.sha256,
+        "pinned": artifact.pinned if artifact else pinned,
+        "source": artifact.source if artifact else None,
     }
 
 
-def describe(manifest: Dict[str, Any], total_files: int, total_bytes: int, sums_sha256: str) -> Dict[str, Any]:
+def describe(manifest: BundleManifest, total_files: int, total_bytes: int, sums_sha256: str) -> Dict[str, Any]:
     """The inspect document (schema in README.md): versions, target, images, packages, files, totals."""
-    files: List[Dict[str, Any]] = []
-    installer = manifest.get("installer")
-    if isinstance(installer, dict):
-        files.append(dict(_file(installer, "installer"), name="k8s-install.pyz"))
-    files += [_file(entry, "artifact") for entry in manifest.get("artifacts") or []]
-    files += [_file(entry, "extra") for entry in manifest.get("extras") or []]
+    installer = manifest.installer
+    files: List[Dict[str, Any]] = [_file(installer, "installer")] if installer else []
+    files += [_file(entry, "artifact") for entry in manifest.artifacts]
+    files += [_file(entry, "extra") for entry in manifest.extras]
     images = [
         {
-            "name": str(image.get("name", "")),
-            "digest": str(image.get("digest", "")),
-            "platform": str(image.get("platform", "")),
-            "size": int(image.get("size") or 0),
-            "index_digest": image.get("index_digest"),
+            "name": image.name,
+            "digest": image.digest,
+            "platform": image.platform,
+            "size": image.size,
+            "index_digest": image.index_digest,
         }
-        for image in manifest.get("images") or []
+        for image in manifest.images
     ]
     packages = [
         {
-            "name": str(rpm.get("name", "")),
-            "version": str(rpm.get("evr", "")),
-            "arch": str(rpm.get("arch", "")),
-            "nevra": str(rpm.get("nevra", "")),
-            "size": int(rpm.get("size") or 0),
-            "sha256": str(rpm.get("sha256", "")),
-            "repository": str(rpm.get("repository", "")),
-            "requested": bool(rpm.get("requested", False)),
+            "name": rpm.name,
+            "version": rpm.evr,
+            "arch": rpm.arch,
+            "nevra": rpm.nevra,
+            "size": rpm.size,
+            "sha256": rpm.sha256,
+            "repository": rpm.repository,
+            "requested": rpm.requested,
         }
-        for rpm in manifest.get("rpms") or []
+        for rpm in manifest.rpms
     ]
     return {
-        "kubernetes": str(manifest.get("kubernetes", "")),
-        "format": manifest.get("format"),
-        "builder": str(manifest.get("builder", "")),
-        "installer_version": str((installer or {}).get("version", "")) if isinstance(installer, dict) else "",
+        "kubernetes": manifest.kubernetes,
+        "format": manifest.format,
+        "builder": manifest.builder,
+        "installer_version": installer.version if installer else "",
         "target": {
-            "os": str(manifest.get("os", "")),
-            "os_aliases": [str(alias) for alias in manifest.get("os_aliases") or []],
-            "arch": str(manifest.get("arch", "")),
+            "os": manifest.os,
+            "os_aliases": list(manifest.os_aliases),
+            "arch": manifest.arch,
         },
         "signer": None,  # filled in by the caller, who can check the signature
         "images": images,

@@ -18,13 +18,14 @@ import yaml
 
 from k8s_install.bundle_format.layout import DELTA_NAME, SUMS_NAME
 from k8s_install.bundle_format.sums import parse_sums, sha256_file
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 
 def read_delta_record(bundle: Path) -> Dict[str, Any]:
     path = bundle / DELTA_NAME
     try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        record = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError) as error:
         raise InstallError(f"{path}: cannot read it ({error}); re-copy the delta bundle") from None
     except yaml.YAMLError as error:

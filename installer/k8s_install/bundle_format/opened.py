@@ -8,7 +8,7 @@ serves the manifest, the member files (bytes or streams; a tarball is read in pl
 the signature and the totals, with nothing read twice.
 
     with open_bundle(path, signers) as bundle:
-        bundle.manifest["kubernetes"], bundle.read("sbom.spdx.json"), bundle.open("images/index.json")
+        bundle.manifest.kubernetes, bundle.read("sbom.spdx.json"), bundle.open("images/index.json")
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import yaml
 from k8s_install.bundle_format.delta import needed_base
 from k8s_install.bundle_format.layout import DELTA_NAME, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
 from k8s_install.bundle_format.members import Members, TarballMembers, open_members
+from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.bundle_format.signature import (
     SignatureCheck,
     TrustedSigners,
@@ -38,9 +39,9 @@ from k8s_install.bundle_format.verify import (
     VerifyResult,
     file_problems,
     manifest_problems,
-    read_manifest,
     without_where,
 )
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 GENERATED = (SUMS_NAME, SIGNATURE_NAME, DELTA_NAME)  # never listed in SHA256SUMS
@@ -90,7 +91,7 @@ class OpenedBundle:
         self,
         path: Path,
         members: Members,
-        manifest: Dict[str, Any],
+        manifest: BundleManifest,
         sums: Dict[str, str],
         sums_bytes: bytes,
         signature: BundleSignature,
@@ -120,7 +121,7 @@ class OpenedBundle:
 
     @property
     def kubernetes(self) -> str:
-        return str(self.manifest["kubernetes"])
+        return self.manifest.kubernetes
 
     def has(self, relative: str) -> bool:
         return relative in self.members.sizes
@@ -196,12 +197,12 @@ def _verify(
     wanted = present if check_files else [relative for relative in present if relative == MANIFEST_NAME]
     actual = _measure(members, wanted, jobs)
     problems = file_problems(sums, actual, partial=partial) if check_files else _manifest_line(sums, actual)
-    manifest: Optional[Dict[str, Any]] = None
+    manifest: Optional[BundleManifest] = None
     if MANIFEST_NAME not in sums:
         problems.append(f"{MANIFEST_NAME} is not listed in {SUMS_NAME}")
     elif MANIFEST_NAME in actual and actual[MANIFEST_NAME][0] == sums[MANIFEST_NAME]:
         try:
-            manifest = read_manifest(members.read(MANIFEST_NAME), where)
+            manifest = BundleManifest.from_yaml(members.read(MANIFEST_NAME), where)
         except InstallError as error:
             problems.append(without_where(str(error), where))
     if manifest is not None and check_files:
@@ -235,7 +236,7 @@ def _delta_record(members: Members, where: str, allow_delta: bool) -> Optional[D
     if DELTA_NAME not in members.sizes:
         return None
     try:
-        record = yaml.safe_load(members.read(DELTA_NAME).decode("utf-8"))
+        record = load_yaml(members.read(DELTA_NAME).decode("utf-8"))
     except UnicodeDecodeError as error:
         raise InstallError(f"{where}: {DELTA_NAME}: cannot read it ({error}); re-copy the delta bundle") from None
     except yaml.YAMLError as error:

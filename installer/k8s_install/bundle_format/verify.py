@@ -9,14 +9,12 @@ special file or a path that escapes the bundle folder (found while listing, see 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
-
-import yaml
+from typing import Callable, Dict, List, NamedTuple, Tuple
 
 from k8s_install.bundle_format.image_index import INDEX_PATH, check_image_index
 from k8s_install.bundle_format.layout import IMAGES_DIR, MANIFEST_NAME, SUMS_NAME
-from k8s_install.bundle_format.shape import check_manifest_shape, load_manifest_yaml
-from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.bundle_format.model import BundleManifest, declared_files
+from k8s_install.errors import InstallError
 
 BLOBS_PREFIX = f"{IMAGES_DIR}/blobs/sha256/"
 
@@ -46,19 +44,6 @@ class VerificationFailed(InstallError):
         )
 
 
-def declared_files(manifest: dict) -> Dict[str, Tuple[str, Optional[int]]]:
-    """Every file bundle.yaml names with its sha256 (and size when given)."""
-    declared: Dict[str, Tuple[str, Optional[int]]] = {}
-    for section in ("installer", "artifacts", "rpms", "extras"):
-        entries = manifest.get(section) or []
-        if isinstance(entries, dict):
-            entries = [entries]
-        for entry in entries:
-            if isinstance(entry, dict) and "path" in entry and "sha256" in entry:
-                declared[str(entry["path"])] = (str(entry["sha256"]), entry.get("size"))
-    return declared
-
-
 def file_problems(sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], partial: bool = False) -> List[str]:
     """What is present (`actual`: path -> (sha256, size)) against SHA256SUMS, one line per file, by path.
     `partial` (a delta bundle) lets files SHA256SUMS lists be missing: its base holds them."""
@@ -80,16 +65,8 @@ def file_problems(sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], part
     return [found[path] for path in sorted(found)]
 
 
-def read_manifest(data: bytes, where: str) -> Dict[str, Any]:
-    """bundle.yaml's bytes as its checked mapping; raises one line (InstallError)."""
-    try:
-        return check_manifest_shape(load_manifest_yaml(data), where)
-    except yaml.YAMLError as error:
-        raise InstallError(f"{where}: {MANIFEST_NAME} is not valid YAML: {yaml_problem(error)}") from None
-
-
 def manifest_problems(
-    manifest: Dict[str, Any],
+    manifest: BundleManifest,
     sums: Dict[str, str],
     actual: Dict[str, Tuple[str, int]],
     read: Callable[[str], bytes],

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 import yaml
 
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.cluster.addresses import parse_ipv4, parse_ipv4_network
 from k8s_install.cluster.fields import FieldReader, shown
 from k8s_install.cluster.model import (
@@ -27,7 +28,7 @@ from k8s_install.cluster.model import (
     Node,
     derived_virtual_router_id,
 )
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.node.small_file import read_small_file
 
 CONFIG_NAME = CLUSTER_CONFIG_NAME
@@ -94,11 +95,10 @@ def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str]
     if len(text) > MAX_CONFIG_BYTES:
         raise InstallError(f"{where}: {len(text)} characters, far more than a cluster config: is this the right file?")
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml where it exists
+        data = load_yaml(text)  # the loader of every node, so what the builder accepts every node accepts
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InstallError(f"{where}: not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+        at = " at " if getattr(error, "problem_mark", None) is not None else ": "
+        raise InstallError(f"{where}: not valid YAML{at}{yaml_problem(error)}") from None
     if data is None:
         raise InstallError(
             f"{where}: empty; write one with `bundler cluster init` (on a node: `k8s-install.pyz config init`)"

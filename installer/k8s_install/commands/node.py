@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from k8s_install.bundle_format.bundle import Bundle, load_bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.opened import OpenedBundle, open_bundle
 from k8s_install.bundle_format.signature import TrustedSigners, read_trusted_signers
 from k8s_install.engine import Node
@@ -52,11 +52,9 @@ def verify_bundle_dir(args: argparse.Namespace, host: Host, jobs: int = 0) -> Op
     return opened
 
 
-def node_bundle(args: argparse.Namespace, verify: bool = True, host: Optional[Host] = None) -> Bundle:
+def node_bundle(args: argparse.Namespace, host: Optional[Host] = None) -> Bundle:
     """The bundle a node command works from: verified (a node never installs from a bundle that does not
     check out), its manifest read once by the verification."""
-    if not verify:
-        return load_bundle(bundle_dir(args))
     with verify_bundle_dir(args, host or Host(Path(args.root or "/"))) as opened:
         return Bundle(bundle_dir(args), opened.manifest)
 

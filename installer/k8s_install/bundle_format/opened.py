@@ -117,7 +117,7 @@ class OpenedBundle:
 
     @property
     def is_tarball(self) -> bool:
-        return not self.path.is_dir()
+        return isinstance(self.members, TarballMembers)
 
     @property
     def kubernetes(self) -> str:
@@ -191,7 +191,7 @@ def _verify(
     signature_bytes = members.read(SIGNATURE_NAME) if SIGNATURE_NAME in members.sizes else None
     check = check_signature(sums_bytes, signature_bytes, signers, where) if signers is not None else None
     signature = BundleSignature(sums_bytes, signature_bytes, check, where)
-    sums_where = f"{where}/{SUMS_NAME}" if path.is_dir() else f"{where}:{SUMS_NAME}"
+    sums_where = f"{where}:{SUMS_NAME}" if isinstance(members, TarballMembers) else f"{where}/{SUMS_NAME}"
     sums = parse_sums(sums_bytes.decode("utf-8", "replace"), sums_where)
     present = [relative for relative in members.sizes if relative not in GENERATED]
     wanted = present if check_files else [relative for relative in present if relative == MANIFEST_NAME]

@@ -119,7 +119,7 @@ def load_release(kubernetes: Optional[str], manifest_file: Optional[Path]) -> Re
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), allow_aliases=True)
     except (OSError, UnicodeDecodeError) as error:
         raise BundlerError(f"{path}: cannot read: {error}") from None
     except yaml.YAMLError as error:

@@ -205,3 +205,18 @@ def test_the_lock_reader_takes_a_bundle_yaml_the_model_wrote(tmp_path: Path) -> 
     read = read_lock(lock)
     assert read == BundleManifest.from_mapping(FULL, "x") and read.images[0].source_digest == DIGEST
     jsonschema.validate(FULL, bundle_schema())
+
+
+def test_the_package_plan_reads_the_manifest_it_is_given_not_the_folder(tmp_path: Path) -> None:
+    """bundle.yaml is read once per run (load_bundle); the packages plan takes that, never the file again."""
+    import subprocess
+
+    from k8s_install.bundle_format.bundle import Bundle
+    from k8s_install.packages.dnf import plan_packages
+
+    def rpm_query(command: List[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(command, 0, "kubeadm|0|1.29.5|150500.1.1|x86_64\n", "")
+
+    bundle = Bundle(tmp_path, BundleManifest.from_mapping(FULL, "test"))  # no bundle.yaml in tmp_path
+    (change,) = plan_packages(bundle, tmp_path, rpm_query)
+    assert change.describe() == "replace kubeadm-0:1.29.5-150500.1.1.x86_64 with kubeadm-0:1.29.6-150500.1.1.x86_64"

@@ -34,7 +34,7 @@ def _walk(node: Any, found: List[str]) -> None:
 def images_in_yaml(text: str, where: str) -> List[str]:
     found: List[str] = []
     try:
-        for document in load_yaml_all(text):
+        for document in load_yaml_all(text, allow_aliases=True):
             _walk(document, found)
     except yaml.YAMLError as error:
         raise BundlerError(f"{where}: not valid YAML, cannot read its images: {yaml_problem(error)}") from None

@@ -9,80 +9,16 @@ publishes the same contract as JSON Schema (tests keep the two in step).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
 from k8s_install.bundle_format.layout import BUNDLE_FORMAT, MANIFEST_NAME
+from k8s_install.bundle_format.shape import ManifestFields, check_manifest_shape
 from k8s_install.bundle_format.yaml_loader import dump_yaml, load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
-FIX = "re-copy the bundle from the build, or rebuild it"
 CLUSTER_CONFIG = "cluster-config"  # the name of the extras entry of cluster.yaml
-
-
-class _Fields:
-    """Typed reads of one mapping of bundle.yaml; a wrong value is one line naming the field."""
-
-    def __init__(self, data: Mapping[str, Any], field: str, where: str) -> None:
-        self.data, self.field, self.where = data, field, where
-
-    def wrong(self, key: str, what: str) -> InstallError:
-        name = f"{self.field}.{key}" if self.field else key
-        return InstallError(f"{self.where}: {MANIFEST_NAME}: {name}: {what}; {FIX}"[:400])
-
-    def text(self, key: str, default: str = "") -> str:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if isinstance(value, (dict, list)):
-            raise self.wrong(key, f"must be a string, got {value!r}"[:200])
-        return str(value)
-
-    def optional_text(self, key: str) -> Optional[str]:
-        return None if self.data.get(key) is None else self.text(key)
-
-    def count(self, key: str) -> int:
-        value = self.data.get(key)
-        if value is None:
-            return 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.wrong(key, f"must be a byte count, got {value!r}"[:200])
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.wrong(key, f"must be true or false, got {value!r}"[:200])
-        return value
-
-    def texts(self, key: str) -> Tuple[str, ...]:
-        value = self.data.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or any(isinstance(item, (dict, list)) for item in value):
-            raise self.wrong(key, "must be a list of strings")
-        return tuple(str(item) for item in value)
-
-    def mappings(self, key: str) -> List[Tuple[str, Mapping[str, Any]]]:
-        """(field name, mapping) of each entry of a list of mappings."""
-        value = self.data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
-            raise self.wrong(key, "must be a list of mappings")
-        prefix = f"{self.field}.{key}" if self.field else key
-        return [(f"{prefix}[{index}]", entry) for index, entry in enumerate(value)]
-
-    def mapping(self, key: str) -> Optional[Mapping[str, Any]]:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.wrong(key, "must be a mapping")
-        return value
 
 
 @dataclass(frozen=True)
@@ -111,7 +47,7 @@ class ArtifactFile:
         }
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> ArtifactFile:
+    def from_fields(cls, read: ManifestFields) -> ArtifactFile:
         return cls(
             read.text("name"),
             read.text("path"),
@@ -137,7 +73,7 @@ class InstallerFile:
         return {"path": self.path, "version": self.version, "sha256": self.sha256, "size": self.size}
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> InstallerFile:
+    def from_fields(cls, read: ManifestFields) -> InstallerFile:
         return cls(read.text("path"), read.text("sha256"), read.count("size"), read.text("version"))
 
 
@@ -168,7 +104,7 @@ class Image:
         return written
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> Image:
+    def from_fields(cls, read: ManifestFields) -> Image:
         return cls(
             read.text("name"),
             read.text("digest"),
@@ -210,7 +146,7 @@ class Rpm:
         }
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> Rpm:
+    def from_fields(cls, read: ManifestFields) -> Rpm:
         return cls(
             read.text("name"),
             read.text("nevra"),
@@ -249,7 +185,7 @@ class SolverPolicy:
         }
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> SolverPolicy:
+    def from_fields(cls, read: ManifestFields) -> SolverPolicy:
         return cls(
             read.text("closure"),
             read.texts("arches"),
@@ -273,7 +209,7 @@ class AssumedPackage:
         return {"name": self.name, "nevra": self.nevra, "required": list(self.required)}
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> AssumedPackage:
+    def from_fields(cls, read: ManifestFields) -> AssumedPackage:
         return cls(read.text("name"), read.text("nevra"), read.texts("required"))
 
 
@@ -289,7 +225,7 @@ class InstallRequest:
         return {"name": self.name, "nevra": self.nevra, "exact": self.exact}
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> InstallRequest:
+    def from_fields(cls, read: ManifestFields) -> InstallRequest:
         return cls(read.text("name"), read.text("nevra"), read.flag("exact", False))
 
 
@@ -321,7 +257,7 @@ class SourceRepository:
         return written
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> SourceRepository:
+    def from_fields(cls, read: ManifestFields) -> SourceRepository:
         return cls(
             read.text("id"),
             read.text("url"),
@@ -360,17 +296,16 @@ class RpmRepository:
         }
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> RpmRepository:
-        policy = read.mapping("policy") or {}
+    def from_fields(cls, read: ManifestFields) -> RpmRepository:
         return cls(
             read.text("path"),
             read.text("closure"),
-            SolverPolicy.from_fields(_Fields(policy, "rpm_repository.policy", read.where)),
+            SolverPolicy.from_fields(read.section_or_empty("policy")),
             read.flag("gpgcheck", False),
             read.texts("keys"),
-            tuple(AssumedPackage.from_fields(_Fields(e, f, read.where)) for f, e in read.mappings("assumed_installed")),
-            tuple(InstallRequest.from_fields(_Fields(e, f, read.where)) for f, e in read.mappings("install")),
-            tuple(SourceRepository.from_fields(_Fields(e, f, read.where)) for f, e in read.mappings("repositories")),
+            tuple(AssumedPackage.from_fields(entry) for entry in read.entries("assumed_installed")),
+            tuple(InstallRequest.from_fields(entry) for entry in read.entries("install")),
+            tuple(SourceRepository.from_fields(entry) for entry in read.entries("repositories")),
         )
 
 
@@ -388,7 +323,7 @@ class ClusterConfigFile:
         return {"name": self.name, "path": self.path, "sha256": self.sha256, "size": self.size, "cluster": self.cluster}
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> ClusterConfigFile:
+    def from_fields(cls, read: ManifestFields) -> ClusterConfigFile:
         return cls(
             read.text("path"),
             read.text("sha256"),
@@ -420,7 +355,7 @@ class RepositoryKey:
         }
 
     @classmethod
-    def from_fields(cls, read: _Fields) -> RepositoryKey:
+    def from_fields(cls, read: ManifestFields) -> RepositoryKey:
         return cls(
             read.text("repository"),
             read.text("path"),
@@ -435,7 +370,7 @@ ExtraFile = Union[ClusterConfigFile, RepositoryKey]
 BundleFile = Union[InstallerFile, ArtifactFile, Rpm, ClusterConfigFile, RepositoryKey]
 
 
-def _extra(read: _Fields) -> ExtraFile:
+def _extra(read: ManifestFields) -> ExtraFile:
     return RepositoryKey.from_fields(read) if "repository" in read.data else ClusterConfigFile.from_fields(read)
 
 
@@ -524,19 +459,9 @@ class BundleManifest:
     @classmethod
     def from_mapping(cls, data: Any, where: str) -> BundleManifest:
         """The typed manifest, or one line naming the field that has the wrong shape."""
-        if not isinstance(data, dict):
-            raise InstallError(
-                f"{where}: {MANIFEST_NAME} is not a bundle manifest "
-                f"(a mapping with format, kubernetes, os, arch); {FIX}"
-            )
-        check_shape(data, where)
-        read = _Fields(data, "", where)
-
-        def entries(key: str) -> List[_Fields]:
-            return [_Fields(entry, field, where) for field, entry in read.mappings(key)]
-
-        repository = read.mapping("rpm_repository")
-        installer = read.mapping("installer")
+        check_manifest_shape(data, where)
+        read = ManifestFields(data, "", where)
+        repository, installer = read.section("rpm_repository"), read.section("installer")
         return cls(
             kubernetes=read.text("kubernetes"),
             os=read.text("os"),
@@ -545,58 +470,13 @@ class BundleManifest:
             os_aliases=read.texts("os_aliases"),
             format=int(data["format"]),
             incomplete=read.texts("incomplete"),
-            artifacts=tuple(ArtifactFile.from_fields(entry) for entry in entries("artifacts")),
-            images=tuple(Image.from_fields(entry) for entry in entries("images")),
-            rpm_repository=None
-            if repository is None
-            else RpmRepository.from_fields(_Fields(repository, "rpm_repository", where)),
-            rpms=tuple(Rpm.from_fields(entry) for entry in entries("rpms")),
-            extras=tuple(_extra(entry) for entry in entries("extras")),
-            installer=None if installer is None else InstallerFile.from_fields(_Fields(installer, "installer", where)),
+            artifacts=tuple(ArtifactFile.from_fields(entry) for entry in read.entries("artifacts")),
+            images=tuple(Image.from_fields(entry) for entry in read.entries("images")),
+            rpm_repository=RpmRepository.from_fields(repository) if repository else None,
+            rpms=tuple(Rpm.from_fields(entry) for entry in read.entries("rpms")),
+            extras=tuple(_extra(entry) for entry in read.entries("extras")),
+            installer=InstallerFile.from_fields(installer) if installer else None,
         )
-
-
-TEXT_FIELDS = ("kubernetes", "os", "arch")
-LIST_SECTIONS = ("artifacts", "rpms", "images", "extras")  # lists of mappings
-MAPPING_SECTIONS = ("installer", "rpm_repository")
-FILE_SECTIONS = ("installer", "artifacts", "rpms", "extras")  # entries naming a file: path and sha256
-
-
-def check_shape(manifest: Dict[str, Any], where: str) -> None:
-    """The structure every reader relies on, checked in the order a reader meets it: the format first."""
-
-    def wrong(field: str, what: str) -> InstallError:
-        return InstallError(f"{where}: {MANIFEST_NAME}: {field}: {what}; {FIX}")
-
-    version = manifest.get("format")
-    if version != BUNDLE_FORMAT or isinstance(version, bool):
-        raise wrong("format", f"{version!r} is not bundle format {BUNDLE_FORMAT}, the one this installer reads")
-    for field in TEXT_FIELDS:
-        value = manifest.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise wrong(field, f"must be a non-empty string, got {value!r}"[:200])
-    if not isinstance(manifest.get("os_aliases") or [], list):
-        raise wrong("os_aliases", "must be a list of OS ids")
-    for section in LIST_SECTIONS:
-        entries = manifest.get(section) or []
-        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-            raise wrong(section, "must be a list of mappings")
-    for section in MAPPING_SECTIONS:
-        if not isinstance(manifest.get(section) or {}, dict):
-            raise wrong(section, "must be a mapping")
-    for section in FILE_SECTIONS:
-        entries = manifest.get(section) or []
-        for index, entry in enumerate([entries] if isinstance(entries, dict) else entries):
-            field = section if isinstance(entries, dict) else f"{section}[{index}]"
-            for key in ("path", "sha256"):
-                if not isinstance(entry.get(key), str):
-                    raise wrong(f"{field}.{key}", f"must be a string, got {entry.get(key)!r}"[:200])
-            size = entry.get("size")
-            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-                raise wrong(f"{field}.size", f"must be a byte count, got {size!r}"[:200])
-    for index, image in enumerate(manifest.get("images") or []):
-        if not isinstance(image.get("name"), str):
-            raise wrong(f"images[{index}].name", "must be an image reference")
 
 
 def declared_files(manifest: BundleManifest) -> Dict[str, Tuple[str, Optional[int]]]:

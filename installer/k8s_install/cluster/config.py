@@ -95,7 +95,7 @@ def parse_cluster_config(text: str, where: str, bundle_kubernetes: Optional[str]
     if len(text) > MAX_CONFIG_BYTES:
         raise InstallError(f"{where}: {len(text)} characters, far more than a cluster config: is this the right file?")
     try:
-        data = load_yaml(text)  # the loader of every node, so what the builder accepts every node accepts
+        data = load_yaml(text, allow_aliases=True)  # the loader of every node: what the builder takes, nodes take
     except yaml.YAMLError as error:
         at = " at " if getattr(error, "problem_mark", None) is not None else ": "
         raise InstallError(f"{where}: not valid YAML{at}{yaml_problem(error)}") from None

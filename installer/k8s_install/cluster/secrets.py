@@ -205,7 +205,7 @@ def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
             "(files on a FAT stick cannot be protected: copy it to /root first)"
         )
     try:
-        data = load_yaml(text)
+        data = load_yaml(text, allow_aliases=True)
     except yaml.YAMLError as error:
         problem = yaml_problem(error)
         raise InstallError(f"{where}: not valid YAML ({problem}); restore it from your backup copy") from None
@@ -293,7 +293,7 @@ def recorded_signers(path: Path) -> Optional[TrustedSigners]:
     if not Path(path).exists():
         return None
     try:
-        data = load_yaml(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"), allow_aliases=True)
     except (OSError, UnicodeDecodeError) as error:
         raise InstallError(f"{path}: cannot read the secrets file: {error}") from None
     except yaml.YAMLError:

@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 from typing import IO, BinaryIO, Dict, List, Tuple, Union
 
+from k8s_install.bundle_format.layout import SUMS_NAME
 from k8s_install.bundle_format.sums import safe_relative_path, sha256_file, sha256_range, unreadable
 from k8s_install.errors import InstallError
 
@@ -172,6 +173,8 @@ Members = Union[FolderMembers, TarballMembers]
 def open_members(path: Path) -> Members:
     path = Path(path)
     if path.is_dir():
+        if not (path / SUMS_NAME).is_file():  # said before walking a folder that may be anything
+            raise InstallError(f"{path}: no {SUMS_NAME}: this is not a bundle folder (or it was copied incompletely)")
         return FolderMembers(path)
     if path.is_file():
         return TarballMembers(path)

@@ -181,10 +181,8 @@ def _verify(
     path: Path, members: Members, signers: Optional[TrustedSigners], jobs: int, allow_delta: bool, check_files: bool
 ) -> OpenedBundle:
     where = str(path)
-    if SUMS_NAME not in members.sizes:
-        if isinstance(members, TarballMembers):
-            raise InstallError(f"{where}: no {SUMS_NAME} in the tarball: this is not a bundle")
-        raise InstallError(f"{where}: no {SUMS_NAME}: this is not a bundle folder (or it was copied incompletely)")
+    if SUMS_NAME not in members.sizes:  # a folder without one is refused before it is walked
+        raise InstallError(f"{where}: no {SUMS_NAME} in the tarball: this is not a bundle")
     record = _delta_record(members, where, allow_delta)
     partial = record is not None
     sums_bytes = members.read(SUMS_NAME)

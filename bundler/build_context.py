@@ -11,6 +11,7 @@ from bundler.cache import Cache
 from bundler.download import Downloader, FetchOptions
 from bundler.manifest import OsTarget, Release
 from bundler.signing import SignKey
+from k8s_install.bundle_format.model import BundleManifest
 
 
 @dataclass
@@ -42,6 +43,5 @@ class BuildContext:
     cache: Cache
     downloader: Downloader
     contents: BundleContents
-    record: Dict[str, Any]  # becomes bundle.yaml
-    lock: Dict[str, Any] = field(default_factory=dict)  # pins read back from --lock
+    lock: Optional[BundleManifest] = None  # pins read back from --lock (the bundle.yaml of an earlier build)
     fetched_files: Dict[str, Path] = field(default_factory=dict)  # artifact name -> verified cache path

@@ -18,7 +18,7 @@ from typing import BinaryIO, Dict, Optional
 
 from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import SIGNATURE_NAME, SUMS_NAME
-from k8s_install.bundle_format.verify import format_sums, safe_relative_path
+from k8s_install.bundle_format.sums import format_sums, safe_relative_path
 
 COPY_BUFFER = 4 << 20
 

@@ -10,8 +10,6 @@ delta saves what is carried into the air gap.
 
 from __future__ import annotations
 
-import hashlib
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import FrozenSet, Optional
@@ -20,9 +18,10 @@ import yaml
 
 from bundler.bundle_writer import BundleContents
 from bundler.errors import BundlerError
-from k8s_install.bundle_format.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
-from k8s_install.bundle_format.shape import check_manifest_shape
-from k8s_install.bundle_format.verify import declared_files, parse_sums
+from k8s_install.bundle_format.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME
+from k8s_install.bundle_format.model import BundleManifest
+from k8s_install.bundle_format.opened import open_bundle
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 ALWAYS_CARRIED = (INSTALLER_NAME, MANIFEST_NAME)  # SHA256SUMS is always written
@@ -35,59 +34,38 @@ class Base:
     digests: FrozenSet[str]  # every file content it holds
 
 
-def _from_sums(name: str, sums_bytes: bytes, where: str) -> Base:
-    try:
-        sums = parse_sums(sums_bytes.decode("utf-8", "replace"), where)
-    except InstallError as error:
-        raise BundlerError(f"--from: {error}") from None
-    return Base(name, hashlib.sha256(sums_bytes).hexdigest(), frozenset(sums.values()))
-
-
 def read_base(path: Path) -> Base:
     """The old bundle: its tarball, its unpacked folder, or its bundle.yaml (SHA256SUMS beside it is used when
-    there; a bare bundle.yaml lists files and RPMs but not image blobs, so those are all carried)."""
+    there; a bare bundle.yaml lists files and RPMs but not image blobs, so those are all carried). A tarball
+    or folder is opened by the one reader: SHA256SUMS and bundle.yaml checked, the other files not hashed."""
     path = Path(path)
-    if path.is_dir():
-        sums = path / SUMS_NAME
-        if not sums.is_file():
-            raise BundlerError(f"--from {path}: no {SUMS_NAME}: not an unpacked bundle folder")
-        return _from_sums(path.name, sums.read_bytes(), str(sums))
-    if not path.is_file():
+    if not path.exists():
         raise BundlerError(f"--from {path}: not found; give the old bundle's tarball, folder or bundle.yaml")
-    if path.name == MANIFEST_NAME or path.suffix in (".yaml", ".yml"):  # a bundle.yaml kept under another name
+    if path.is_file() and (path.name == MANIFEST_NAME or path.suffix in (".yaml", ".yml")):
         if path.name == MANIFEST_NAME and (path.parent / SUMS_NAME).is_file():
             return read_base(path.parent)
-        try:
-            manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError) as error:
-            raise BundlerError(f"--from {path}: cannot read it as a bundle.yaml: {error}") from None
-        except yaml.YAMLError as error:
-            raise BundlerError(f"--from {path}: not valid YAML: {yaml_problem(error)}") from None
-        if not isinstance(manifest, dict) or "kubernetes" not in manifest:
-            raise BundlerError(f"--from {path}: not a bundle.yaml (no 'kubernetes' field)")
-        try:
-            check_manifest_shape(manifest, f"--from {path}")
-        except InstallError as error:
-            raise BundlerError(str(error)) from None
-        name = str(
-            manifest.get("name")  # the folder's name, recorded since bundles are named by cluster and asked OS
-            or bundle_dir_name(str(manifest["kubernetes"]), str(manifest.get("os")), str(manifest.get("arch")))
-        )
-        return Base(name, None, frozenset(digest for digest, _ in declared_files(manifest).values()))
+        return _from_manifest(path)  # a bundle.yaml, maybe kept under another name
     try:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                parts = member.name.split("/")
-                if len(parts) == 2 and parts[1] == SUMS_NAME and member.isfile():
-                    stream = archive.extractfile(member)
-                    data = stream.read() if stream else b""
-                    return _from_sums(parts[0], data, f"{path}:{member.name}")
-    except (tarfile.TarError, OSError) as error:
-        reason = str(error).splitlines()[0].rstrip(":")  # tarfile lists every compression it tried
-        raise BundlerError(
-            f"--from {path}: not a bundle tarball ({reason}); give its tarball, folder or bundle.yaml"
-        ) from None
-    raise BundlerError(f"--from {path}: no TOP/{SUMS_NAME} inside: not a bundle tarball")
+        with open_bundle(path, check_files=False) as bundle:
+            return Base(bundle.top, bundle.sums_sha256, frozenset(bundle.sums.values()))
+    except InstallError as error:
+        raise BundlerError(f"--from {error}") from None
+
+
+def _from_manifest(path: Path) -> Base:
+    try:
+        data = load_yaml(path.read_bytes()) or {}
+    except OSError as error:
+        raise BundlerError(f"--from {path}: cannot read it as a bundle.yaml: {error}") from None
+    except yaml.YAMLError as error:
+        raise BundlerError(f"--from {path}: not valid YAML: {yaml_problem(error)}") from None
+    if not isinstance(data, dict) or "kubernetes" not in data:
+        raise BundlerError(f"--from {path}: not a bundle.yaml (no 'kubernetes' field)")
+    try:
+        manifest = BundleManifest.from_mapping(data, f"--from {path}")
+    except InstallError as error:
+        raise BundlerError(str(error)) from None
+    return Base(manifest.top, None, frozenset(entry.sha256 for entry in manifest.files))
 
 
 class DeltaContents(BundleContents):

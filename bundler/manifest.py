@@ -15,6 +15,8 @@ import yaml
 
 from bundler import paths
 from bundler.errors import BundlerError
+from k8s_install.bundle_format.yaml_loader import load_yaml
+from k8s_install.errors import yaml_problem
 
 NOARCH = "noarch"
 KNOWN_ARCHES = ("amd64", "arm64")
@@ -117,13 +119,11 @@ def load_release(kubernetes: Optional[str], manifest_file: Optional[Path]) -> Re
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), allow_aliases=True)
     except (OSError, UnicodeDecodeError) as error:
         raise BundlerError(f"{path}: cannot read: {error}") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise BundlerError(f"{path}{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
+        raise BundlerError(f"{path}: not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(data, dict):
         raise BundlerError(f"{path}: a release manifest must be a mapping with a 'kubernetes' field")
     return data

@@ -2,7 +2,7 @@
 
 A source kind (files, images, RPMs) reads its metadata and returns a `SourcePlan`: the blobs (where each
 comes from, its digest and size, where it goes in the bundle, whether the cache has it) and a `publish`
-step that, given the fetched blobs, adds them to the bundle contents and bundle.yaml. One fetcher
+step that, given the fetched blobs, adds them to the bundle contents and returns its part of bundle.yaml. One fetcher
 (bundler/fetcher.py) fetches the blobs of every kind; `bundler build --dry-run` prints the plan instead.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from bundler.bundle_manifest import ManifestPart
 from bundler.download import Fetched
 from bundler.progress import human_size
 
@@ -50,7 +51,7 @@ class Blob:
 class SourcePlan:
     kind: str  # "files", "images", "rpms"
     blobs: List[Blob]
-    publish: Callable[[Mapping[str, Fetched]], None]  # blob key -> fetched, after every blob is in
+    publish: Callable[[Mapping[str, Fetched]], ManifestPart]  # blob key -> fetched, after every blob is in
     details: Dict[str, Any] = field(default_factory=dict)  # what the dry run shows besides blobs
 
     def totals(self) -> Dict[str, int]:

@@ -1,4 +1,4 @@
-"""sbom.spdx.json: an SPDX 2.3 JSON document of everything a bundle holds, made from its bundle.yaml record.
+"""sbom.spdx.json: an SPDX 2.3 JSON document of everything a bundle holds, made from its bundle.yaml.
 
 One SPDX package per thing inside: each file artifact (version, upstream URL, sha256, a generic purl), the
 installer, each RPM (rpm purl with epoch, version, release and arch; its license as the repository metadata
@@ -25,7 +25,8 @@ from urllib.parse import quote
 from bundler import __version__
 from bundler.bundle_writer import BundleContents
 from bundler.oci.layout import blob_path
-from k8s_install.bundle_format.layout import RPMS_DIR, SBOM_NAME, bundle_dir_name
+from k8s_install.bundle_format.layout import RPMS_DIR, SBOM_NAME
+from k8s_install.bundle_format.model import BundleManifest, RepositoryKey, Rpm
 
 NOASSERTION = "NOASSERTION"
 NAMESPACE_BASE = "https://spdx.k8s-offline-bundler.invalid/bundles"  # never fetched: only a unique name
@@ -137,43 +138,41 @@ def rpm_licenses(contents: BundleContents) -> Dict[str, str]:
     return licenses
 
 
-def _add_files(document: _Document, record: Dict[str, Any], bundle: str) -> None:
-    for artifact in record.get("artifacts") or []:
-        name, version = str(artifact["name"]), str(artifact.get("version") or "")
-        qualifiers = {"download_url": str(artifact.get("source") or ""), "checksum": f"sha256:{artifact['sha256']}"}
+def _add_files(document: _Document, manifest: BundleManifest, bundle: str) -> None:
+    for artifact in manifest.artifacts:
+        name, version = artifact.name, artifact.version or ""
+        qualifiers = {"download_url": artifact.source or "", "checksum": f"sha256:{artifact.sha256}"}
         package: Dict[str, Any] = {
             "SPDXID": document.new_id("File", name), "name": name, "versionInfo": version or NOASSERTION,
-            "packageFileName": artifact["path"], "downloadLocation": artifact.get("source") or NOASSERTION,
-            "checksums": _sha256(artifact["sha256"]), "primaryPackagePurpose": "FILE",
+            "packageFileName": artifact.path, "downloadLocation": artifact.source or NOASSERTION,
+            "checksums": _sha256(artifact.sha256), "primaryPackagePurpose": "FILE",
             "externalRefs": _purl(f"pkg:generic/{quote(name)}@{quote(version)}{_qualifiers(qualifiers)}"),
         }  # fmt: skip
-        if artifact.get("pinned") is False:
+        if not artifact.pinned:
             package["comment"] = "no pinned sha256: the checksum is what the download had"
         document.add(package, bundle)
-    installer = record.get("installer")
+    installer = manifest.installer
     if installer:
         document.add(
-            {"SPDXID": document.new_id("File", "k8s-install"), "name": installer["path"],
-             "versionInfo": str(installer.get("version") or NOASSERTION), "packageFileName": installer["path"],
-             "checksums": _sha256(installer["sha256"]), "primaryPackagePurpose": "APPLICATION",
+            {"SPDXID": document.new_id("File", "k8s-install"), "name": installer.path,
+             "versionInfo": installer.version or NOASSERTION, "packageFileName": installer.path,
+             "checksums": _sha256(installer.sha256), "primaryPackagePurpose": "APPLICATION",
              "comment": "the node installer, built with the bundle"},
             bundle,
         )  # fmt: skip
-    for extra in record.get("extras") or []:
-        if isinstance(extra, dict) and "path" in extra and "sha256" in extra:
-            label = str(extra.get("repository") or extra["path"])
-            document.add(
-                {"SPDXID": document.new_id("File", extra["path"]), "name": f"{label}: {extra['path']}",
-                 "packageFileName": extra["path"], "checksums": _sha256(extra["sha256"]),
-                 "primaryPackagePurpose": "FILE"},
-                bundle,
-            )  # fmt: skip
+    for extra in manifest.extras:
+        label = (extra.repository if isinstance(extra, RepositoryKey) else "") or extra.path
+        document.add(
+            {"SPDXID": document.new_id("File", extra.path), "name": f"{label}: {extra.path}",
+             "packageFileName": extra.path, "checksums": _sha256(extra.sha256), "primaryPackagePurpose": "FILE"},
+            bundle,
+        )  # fmt: skip
 
 
-def _nevra_parts(entry: Dict[str, Any]) -> Dict[str, str]:
+def _nevra_parts(entry: Rpm) -> Dict[str, str]:
     """name-epoch:version-release.arch -> its parts (the record's nevra always carries the epoch)."""
-    name, arch = str(entry["name"]), str(entry.get("arch") or "")
-    evr = str(entry["nevra"])[len(name) + 1 :]
+    name, arch = entry.name, entry.arch
+    evr = entry.nevra[len(name) + 1 :]
     if arch and evr.endswith(f".{arch}"):
         evr = evr[: -len(arch) - 1]
     epoch, _, version_release = evr.rpartition(":")
@@ -181,24 +180,24 @@ def _nevra_parts(entry: Dict[str, Any]) -> Dict[str, str]:
     return {"epoch": epoch or "0", "version": version, "release": release, "arch": arch}
 
 
-def _add_rpms(document: _Document, record: Dict[str, Any], contents: BundleContents, bundle: str) -> None:
-    entries = record.get("rpms") or []
-    if not entries:
+def _add_rpms(document: _Document, manifest: BundleManifest, contents: BundleContents, bundle: str) -> None:
+    if not manifest.rpms:
         return
     licenses = rpm_licenses(contents)
-    urls = {str(repo.get("id")): str(repo.get("url") or "") for repo in record["rpm_repository"]["repositories"]}
-    for entry in entries:
+    repositories = manifest.rpm_repository.repositories if manifest.rpm_repository else ()
+    urls = {repo.id: repo.url for repo in repositories}
+    for entry in manifest.rpms:
         parts = _nevra_parts(entry)
-        repository = str(entry.get("repository") or "")
+        repository = entry.repository
         qualifiers = {"arch": parts["arch"], "epoch": parts["epoch"], "repository_url": urls.get(repository, "")}
         version = quote(f"{parts['version']}-{parts['release']}")
-        purl = f"pkg:rpm/{quote(repository or 'unknown')}/{quote(entry['name'])}@{version}"
-        license_text = entry.get("license") or licenses.get(str(entry["path"]))
+        purl = f"pkg:rpm/{quote(repository or 'unknown')}/{quote(entry.name)}@{version}"
+        license_text = licenses.get(entry.path)
         declared = document.license_ref(license_text) if license_text else NOASSERTION
         document.add(
-            {"SPDXID": document.new_id("Rpm", entry["nevra"]), "name": entry["name"],
+            {"SPDXID": document.new_id("Rpm", entry.nevra), "name": entry.name,
              "versionInfo": f"{parts['epoch']}:{parts['version']}-{parts['release']}",
-             "packageFileName": entry["path"], "checksums": _sha256(entry["sha256"]),
+             "packageFileName": entry.path, "checksums": _sha256(entry.sha256),
              "licenseDeclared": declared, "licenseConcluded": NOASSERTION, "primaryPackagePurpose": "INSTALL",
              "externalRefs": _purl(purl + _qualifiers(qualifiers)), "sourceInfo": f"repository {repository}"},
             bundle,
@@ -223,20 +222,19 @@ def _repository_and_tag(name: str) -> Tuple[str, str]:
     return name, ""
 
 
-def _add_images(document: _Document, record: Dict[str, Any], contents: BundleContents, bundle: str) -> None:
+def _add_images(document: _Document, manifest: BundleManifest, contents: BundleContents, bundle: str) -> None:
     layer_ids: Dict[str, str] = {}
-    for image in record.get("images") or []:
-        name, digest = str(image["name"]), str(image["digest"])
+    for image in manifest.images:
+        name, digest = image.name, image.digest
         repository, tag = _repository_and_tag(name)
-        arch = str(image.get("platform") or "").split("/")[1:2]
+        arch = image.platform.split("/")[1:2]
         qualifiers = {"repository_url": repository, "tag": tag, "arch": arch[0] if arch else ""}
         purl = f"pkg:oci/{quote(repository.rsplit('/', 1)[-1].lower())}@{quote(digest, safe='')}"
         image_id = document.add(
             {"SPDXID": document.new_id("Image", name), "name": name, "versionInfo": tag or digest,
              "checksums": _sha256(digest), "primaryPackagePurpose": "CONTAINER",
              "externalRefs": _purl(purl + _qualifiers(qualifiers)),
-             "comment": f"manifest {digest}" + (f", from index {image['index_digest']}" if image.get("index_digest")
-                                                else "")},
+             "comment": f"manifest {digest}" + (f", from index {image.index_digest}" if image.index_digest else "")},
             bundle,
         )  # fmt: skip
         for layer in _image_layers(contents, digest):
@@ -251,18 +249,19 @@ def _add_images(document: _Document, record: Dict[str, Any], contents: BundleCon
             document.contains(image_id, layer_ids[layer_digest])
 
 
-def sbom_document(record: Dict[str, Any], contents: BundleContents, epoch: int) -> Dict[str, Any]:
-    top = str(record.get("name") or bundle_dir_name(str(record["kubernetes"]), str(record["os"]), str(record["arch"])))
+def sbom_document(manifest: BundleManifest, contents: BundleContents, epoch: int) -> Dict[str, Any]:
+    top = manifest.top
+    record = manifest.to_mapping()  # bundle.yaml as it is written: the namespace changes when any of it does
     identity = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
     document = _Document()
     bundle = document.add(
-        {"SPDXID": "SPDXRef-Bundle", "name": top, "versionInfo": str(record["kubernetes"]),
+        {"SPDXID": "SPDXRef-Bundle", "name": top, "versionInfo": manifest.kubernetes,
          "primaryPackagePurpose": "ARCHIVE", "supplier": NOASSERTION,
-         "comment": f"offline Kubernetes bundle for {record['os']} {record['arch']}, made by {record.get('builder')}"},
+         "comment": f"offline Kubernetes bundle for {manifest.os} {manifest.arch}, made by {manifest.builder}"},
     )  # fmt: skip
-    _add_files(document, record, bundle)
-    _add_rpms(document, record, contents, bundle)
-    _add_images(document, record, contents, bundle)
+    _add_files(document, manifest, bundle)
+    _add_rpms(document, manifest, contents, bundle)
+    _add_images(document, manifest, contents, bundle)
     describes = {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": bundle}
     result: Dict[str, Any] = {
         "spdxVersion": "SPDX-2.3",
@@ -283,9 +282,9 @@ def sbom_document(record: Dict[str, Any], contents: BundleContents, epoch: int) 
     return result
 
 
-def add_sbom(contents: BundleContents, record: Dict[str, Any], epoch: int) -> None:
-    """Put sbom.spdx.json into the bundle; call once, after every source has added its files and record."""
-    text = json.dumps(sbom_document(record, contents, epoch), indent=2, ensure_ascii=False) + "\n"
+def add_sbom(contents: BundleContents, manifest: BundleManifest, epoch: int) -> None:
+    """Put sbom.spdx.json into the bundle; call once, with the whole manifest, after every source added its files."""
+    text = json.dumps(sbom_document(manifest, contents, epoch), indent=2, ensure_ascii=False) + "\n"
     contents.add_bytes(SBOM_NAME, text.encode())
 
 

@@ -3,7 +3,7 @@
 The key is an OpenSSH private key file (ed25519 is the documented default), or a public key file whose
 private half is held by the ssh-agent at SSH_AUTH_SOCK. SHA256SUMS covers bundle.yaml and every file, so
 its signature covers the whole bundle. Checking lives in k8s_install/bundle_format/signature.py,
-shared with the node.
+shared with the node; a bundle's signature is described by the one reader (bundle_format/opened.py).
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional
 
 from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE, SUMS_NAME
-from k8s_install.bundle_format.signature import TrustedSigners, check_signature, signing_key
-from k8s_install.errors import InstallError
 
 TIMEOUT = 300  # a passphrase may be typed, or an agent may ask for confirmation
 
@@ -90,44 +87,3 @@ def sign_sums(sums: str, key: Optional[SignKey]) -> Optional[bytes]:
             raise BundlerError(f"--sign-key {key.path}: ssh-keygen could not sign: {reason}")
         print(f"  signed SHA256SUMS into {SIGNATURE_NAME} with {key.fingerprint}", file=sys.stderr)
         return signature.read_bytes()
-
-
-def _sums_and_signature(bundle: Path) -> Tuple[bytes, Optional[bytes]]:
-    """SHA256SUMS and SHA256SUMS.sig (None when absent) of an unpacked bundle or of its tarball."""
-    if bundle.is_dir():
-        sig_path = bundle / SIGNATURE_NAME
-        return (bundle / SUMS_NAME).read_bytes(), sig_path.read_bytes() if sig_path.is_file() else None
-    with tarfile.open(bundle, "r:") as archive:
-        members = {member.name.split("/", 1)[-1]: member for member in archive.getmembers() if member.isfile()}
-
-        def read(name: str) -> Optional[bytes]:
-            stream = archive.extractfile(members[name]) if name in members else None
-            return stream.read() if stream is not None else None
-
-        sums = read(SUMS_NAME)
-        if sums is None:
-            raise BundlerError(f"{bundle}: no {SUMS_NAME}: not a bundle")
-        return sums, read(SIGNATURE_NAME)
-
-
-def describe_signature(bundle: Path, signers: Optional[TrustedSigners] = None) -> str:
-    """One line about a bundle's signature (folder or tarball; for `bundler inspect`): unsigned; signed with
-    which key (proven to sign this SHA256SUMS); and, given trusted signers, by whom. Raises BundlerError
-    when a signature is present but does not hold."""
-    bundle = Path(bundle)
-    try:
-        sums, signature = _sums_and_signature(bundle)
-    except (OSError, tarfile.TarError) as error:
-        raise BundlerError(f"{bundle}: cannot read the bundle: {error}") from None
-    if signature is None:
-        return f"unsigned (no {SIGNATURE_NAME})"
-    try:
-        if signers is not None:
-            return check_signature(sums, signature, signers, str(bundle)).describe()
-        with tempfile.TemporaryDirectory(prefix="bundler-signature-") as work:
-            sig_path = Path(work) / SIGNATURE_NAME
-            sig_path.write_bytes(signature)
-            key = signing_key(sums, sig_path, str(bundle))
-        return f"signed with {key} (signer not checked: no trusted signers given)"
-    except InstallError as error:
-        raise BundlerError(str(error)) from None

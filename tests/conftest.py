@@ -11,6 +11,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 import yaml
 
+from tests.support.bundle_contract import check_built_bundles
 from tests.support.http_server import MirrorServer
 from tests.support.rpm_graph import (  # noqa: F401  (session fixtures: real RPM repositories, signing keys)
     impostor,
@@ -141,9 +142,12 @@ def release(mirror: MirrorServer, tmp_path: Path) -> StandInRelease:
 def run_bundler(*args: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None):
     full_env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
     full_env.update(env or {})
-    return subprocess.run(
+    result = subprocess.run(
         ["python", "-m", "bundler", *args], cwd=cwd or REPO, env=full_env, capture_output=True, text=True
     )
+    if args[:1] == ("build",) and result.returncode == 0:
+        check_built_bundles(args, cwd or REPO)  # every bundle a test builds keeps the published bundle.yaml contract
+    return result
 
 
 @pytest.hookimpl(hookwrapper=True)

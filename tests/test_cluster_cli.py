@@ -15,6 +15,7 @@ import yaml
 
 from bundler import paths
 from tests.conftest import REPO, StandInRelease, run_bundler
+from tests.support.tiny_bundle import write_tiny_bundle
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64-k8s-cluster"  # built with --cluster: its name is in the bundle name
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make the CA")
@@ -135,9 +136,7 @@ def test_build_refuses_the_secrets_file_as_cluster_config(release: StandInReleas
 
 
 def test_installer_config_init_takes_the_version_from_the_bundle(tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "bundle.yaml").write_text("kubernetes: 1.29.6\n")
+    bundle = write_tiny_bundle(tmp_path / "bundle")
     result = run_installer("--bundle", str(bundle), "config", "init", "--dir", str(tmp_path / "out"), "--name", "lab")
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load((tmp_path / "out" / "cluster.yaml").read_text())["kubernetes_version"] == "1.29.6"
@@ -167,9 +166,7 @@ def test_the_zipapp_renders_its_templates_under_python39(
 def test_installer_config_check_takes_config_and_node_on_either_side(tmp_path: Path, before: bool) -> None:
     """`k8s-install.pyz --config X config check` used to drop X (the subcommand's own default replaced it)."""
     assert run_bundler("cluster", "init", "--dir", str(tmp_path), "--k8s", "1.29.6").returncode == 0
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "bundle.yaml").write_text("kubernetes: 1.29.6\n")
+    bundle = write_tiny_bundle(tmp_path / "bundle")
     options = ["--config", str(tmp_path / "cluster.yaml"), "--node", "k8s-wn01"]
     args = [*options, "config", "check"] if before else ["config", "check", *options]
     result = run_installer("--bundle", str(bundle), *args)

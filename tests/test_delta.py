@@ -143,7 +143,7 @@ def test_from_a_folder_or_a_bare_bundle_yaml(release: StandInRelease, built: Pat
     [
         ("old.yaml", "- a list\n", "old.yaml: not a bundle.yaml (no 'kubernetes' field)"),
         ("bundle.yaml", "format: 1\nkubernetes: 1.29.6\nos: rocky9\narch: amd64\nextras: 7\n", "extras: must be"),
-        ("old.txt", "- a list\n", "old.txt: not a bundle tarball (file could not be opened successfully); give its"),
+        ("old.txt", "- a list\n", "old.txt: not a readable bundle tarball (truncated header)"),
     ],
 )
 def test_a_base_of_the_wrong_shape_is_one_line(

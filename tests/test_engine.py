@@ -9,6 +9,7 @@ from typing import List, Tuple
 import pytest
 
 from k8s_install.bundle_format.bundle import Bundle
+from k8s_install.bundle_format.model import EMPTY_MANIFEST
 from k8s_install.engine import Change, Node, Step, converge
 from k8s_install.node.files import plan_file
 from k8s_install.node.host import Host
@@ -37,7 +38,7 @@ class WriteFiles(Step):
 def node(tmp_path: Path) -> Node:
     host = Host(tmp_path / "root")
     settings = NodeSettings(role="worker", first=False, name="n", ip="10.213.0.2")
-    return Node(host, State(host), Bundle(tmp_path, {}), settings)
+    return Node(host, State(host), Bundle(tmp_path, EMPTY_MANIFEST), settings)
 
 
 def log_lines(node: Node) -> List[str]:

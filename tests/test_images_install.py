@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from k8s_install.bundle_format.bundle import load_bundle
 from k8s_install.errors import InstallError
 from k8s_install.images.containerd_import import bundle_images, check_images_present, import_images, present_images
 from tests.conftest import StandInRelease
@@ -38,41 +39,41 @@ def test_import_then_every_image_is_present_and_runs(
     unpacked: Path, containerd: Containerd, registry: Registry
 ) -> None:
     with pytest.raises(InstallError, match=r"3 image\(s\) missing from containerd namespace k8s.io: .*pause:3.9"):
-        check_images_present(unpacked, containerd.ctr, containerd.socket)
-    first = import_images(unpacked, containerd.ctr, containerd.socket)
-    names = sorted(image.name for image in bundle_images(unpacked))
+        check_images_present(load_bundle(unpacked), containerd.ctr, containerd.socket)
+    first = import_images(load_bundle(unpacked), containerd.ctr, containerd.socket)
+    names = sorted(image.name for image in bundle_images(load_bundle(unpacked)))
     assert first.imported == names and first.skipped == []
     listed = containerd.run_ctr("images", "ls")
-    for image in bundle_images(unpacked):
+    for image in bundle_images(load_bundle(unpacked)):
         assert any(line.split()[:1] == [image.name] and image.digest in line for line in listed.stdout.splitlines())
-    assert check_images_present(unpacked, containerd.ctr, containerd.socket) == names
+    assert check_images_present(load_bundle(unpacked), containerd.ctr, containerd.socket) == names
     run = containerd.run_ctr("run", "--rm", f"{registry.host}/test/busybox:1.0", "images-test-run")
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == GREETING
     # a second import changes nothing
     before = present_images(containerd.ctr, containerd.socket)
-    second = import_images(unpacked, containerd.ctr, containerd.socket)
+    second = import_images(load_bundle(unpacked), containerd.ctr, containerd.socket)
     assert second.imported == [] and second.skipped == names
     assert present_images(containerd.ctr, containerd.socket) == before
 
 
 def test_image_removed_from_containerd_is_imported_again(unpacked: Path, containerd: Containerd) -> None:
-    import_images(unpacked, containerd.ctr, containerd.socket)
+    import_images(load_bundle(unpacked), containerd.ctr, containerd.socket)
     assert containerd.run_ctr("images", "rm", "registry.k8s.io/pause:3.9").returncode == 0
-    again = import_images(unpacked, containerd.ctr, containerd.socket)
+    again = import_images(load_bundle(unpacked), containerd.ctr, containerd.socket)
     assert again.imported == ["registry.k8s.io/pause:3.9"]
-    assert "registry.k8s.io/pause:3.9" in check_images_present(unpacked, containerd.ctr, containerd.socket)
+    assert "registry.k8s.io/pause:3.9" in check_images_present(load_bundle(unpacked), containerd.ctr, containerd.socket)
 
 
 def test_images_outside_k8s_io_do_not_count(unpacked: Path, containerd: Containerd) -> None:
-    import_images(unpacked, containerd.ctr, containerd.socket, namespace="default")
+    import_images(load_bundle(unpacked), containerd.ctr, containerd.socket, namespace="default")
     with pytest.raises(InstallError, match="missing from containerd namespace k8s.io"):
-        check_images_present(unpacked, containerd.ctr, containerd.socket)
+        check_images_present(load_bundle(unpacked), containerd.ctr, containerd.socket)
 
 
 def test_containerd_not_running_gives_one_line(unpacked: Path, tmp_path: Path) -> None:
     with pytest.raises(InstallError, match="is containerd running"):
-        import_images(unpacked, "/usr/bin/ctr", str(tmp_path / "no.sock"))
+        import_images(load_bundle(unpacked), "/usr/bin/ctr", str(tmp_path / "no.sock"))
 
 
 def test_pyz_images_under_python39(unpacked: Path, containerd: Containerd, python39: str, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from k8s_install.bundle_format.bundle import load_bundle
 from k8s_install.errors import InstallError
 from k8s_install.images.containerd_import import import_images, present_images
 from tests.conftest import REPO, StandInRelease, run_bundler
@@ -82,7 +83,7 @@ def test_the_images_step_checks_blobs_before_ctr_reads_them(unpacked: Path, cont
     layer = first_layer(unpacked)
     alter_with_its_sums_line(unpacked, layer)
     with pytest.raises(InstallError, match=f"{layer.rsplit('/', 1)[1]}: is not the blob sha256:"):
-        import_images(unpacked, containerd.ctr, str(containerd.socket))
+        import_images(load_bundle(unpacked), containerd.ctr, str(containerd.socket))
     assert present_images(containerd.ctr, str(containerd.socket)) == {}  # nothing reached containerd
 
 

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from k8s_install.bundle_format.contents import describe
+from k8s_install.bundle_format.model import BundleManifest
 from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
@@ -89,7 +90,7 @@ def test_packages_are_listed_with_their_versions() -> None:
         "extras": [{"repository": "kubernetes", "path": "rpms/keys/kubernetes.asc", "sha256": "b" * 64,
                     "size": 3, "pinned": False}],
     }  # fmt: skip
-    doc = describe(manifest, 3, 100, "c" * 64)
+    doc = describe(BundleManifest.from_mapping(manifest, "test"), 3, 100, "c" * 64)
     jsonschema.validate({"schema": 1, "command": "inspect", **doc}, schema("inspect"))
     assert doc["packages"][0]["version"] == "1.29.6-150500.1.1" and doc["totals"]["package_bytes"] == 10
     assert doc["files"][0]["kind"] == "extra" and doc["totals"]["unpinned_files"] == 1

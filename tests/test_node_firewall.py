@@ -12,6 +12,7 @@ from typing import Iterator
 import pytest
 
 from k8s_install.bundle_format.bundle import Bundle
+from k8s_install.bundle_format.model import EMPTY_MANIFEST
 from k8s_install.commands.cluster_settings import settings_for
 from k8s_install.engine import Node
 from k8s_install.node.host import Host
@@ -34,7 +35,7 @@ def node_for(site: Path, name: str, role: str, first: bool, tmp_path: Path) -> N
         first=first, firewall="firewalld", ignore_preflight=[], containerd_address=None,
     )  # fmt: skip
     host = Host(tmp_path / name)
-    bundle = Bundle(tmp_path, {})
+    bundle = Bundle(tmp_path, EMPTY_MANIFEST)
     return Node(host, State(host), bundle, settings_for(args, bundle, host))
 
 

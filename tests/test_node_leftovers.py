@@ -14,6 +14,7 @@ from typing import List
 import pytest
 
 from k8s_install.bundle_format.bundle import Bundle
+from k8s_install.bundle_format.model import EMPTY_MANIFEST
 from k8s_install.commands.reset import run_reset
 from k8s_install.engine import Change, Node, Step, converge
 from k8s_install.node.atomic import leftover_temporaries
@@ -61,7 +62,10 @@ class Binary(Step):
 def node(tmp_path: Path) -> Node:
     host = Host(tmp_path / "root")
     return Node(
-        host, State(host), Bundle(tmp_path, {}), NodeSettings(role="worker", first=False, name="n", ip="1.2.3.4")
+        host,
+        State(host),
+        Bundle(tmp_path, EMPTY_MANIFEST),
+        NodeSettings(role="worker", first=False, name="n", ip="1.2.3.4"),
     )
 
 

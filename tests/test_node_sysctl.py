@@ -13,6 +13,7 @@ from typing import Iterator
 
 import pytest
 
+from k8s_install.bundle_format.model import EMPTY_MANIFEST
 from k8s_install.node.host import Host
 from k8s_install.steps.kernel import SYSCTL_SETTINGS, sysctl_apply_command, sysctl_conf, sysctl_overrides
 from tests.support.prerequisites import require
@@ -108,7 +109,10 @@ def test_plan_and_preflight_name_the_file_and_value(tmp_path: Path, capsys: pyte
     write(root, "/etc/sysctl.conf", "net.ipv4.tcp_keepalive_time = 7200\n")
     host = Host(root)
     node = Node(
-        host, State(host), Bundle(tmp_path, {}), NodeSettings(role="worker", first=False, name="n", ip="1.1.1.1")
+        host,
+        State(host),
+        Bundle(tmp_path, EMPTY_MANIFEST),
+        NodeSettings(role="worker", first=False, name="n", ip="1.1.1.1"),
     )
     assert sysctl_warnings(node) == [
         "/etc/sysctl.conf sets net.ipv4.tcp_keepalive_time = 7200, and is read after /etc/sysctl.d/90-k8s.conf "

@@ -12,6 +12,7 @@ from typing import Callable
 import pytest
 
 from k8s_install.bundle_format.bundle import Bundle
+from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.engine import Node
 from k8s_install.errors import InstallError
 from k8s_install.node.host import Host
@@ -27,7 +28,7 @@ def make_node(tmp_path: Path, role: str = "worker", arch: str = "amd64") -> Node
     root = make_el9_root(tmp_path / "root")
     host = Host(root)
     (tmp_path / "bundle").mkdir(mode=0o755)
-    bundle = Bundle(tmp_path / "bundle", {"arch": arch, "os": "rocky9", "os_aliases": ["alma9", "rhel9"]})
+    bundle = Bundle(tmp_path / "bundle", BundleManifest("", "rocky9", arch, os_aliases=("alma9", "rhel9")))
     settings = NodeSettings(role=role, first=False, name="n1", ip="10.213.0.5")
     return Node(host, State(host), bundle, settings)
 

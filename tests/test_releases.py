@@ -20,6 +20,7 @@ from bundler import paths
 from bundler.checksums import load_pins
 from bundler.manifest import load_release
 from k8s_install.bundle_format.bundle import Bundle
+from k8s_install.bundle_format.model import ArtifactFile, BundleManifest, Image
 from k8s_install.cluster.kubeadm import api_version, render_init_config, render_join_config
 from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
 from k8s_install.steps.containerd import containerd_config
@@ -194,11 +195,13 @@ def test_v1beta4_schema_refuses_the_v1beta3_shapes() -> None:
 
 
 def node_with_runtime(version: str, pause: str) -> SimpleNamespace:
-    manifest = {
-        "kubernetes": version,
-        "artifacts": [{"name": "containerd", "version": RUNTIME[version][0], "path": "files/x"}],
-        "images": [{"name": f"registry.k8s.io/pause:{pause}"}],
-    }
+    manifest = BundleManifest(
+        kubernetes=version,
+        os="rocky9",
+        arch="amd64",
+        artifacts=(ArtifactFile("containerd", "files/x", "", 0, version=RUNTIME[version][0]),),
+        images=(Image(f"registry.k8s.io/pause:{pause}", ""),),
+    )
     return SimpleNamespace(bundle=Bundle(Path("/nonexistent"), manifest))
 
 

@@ -10,6 +10,7 @@ from typing import List
 
 import pytest
 
+from k8s_install.bundle_format.bundle import load_bundle
 from k8s_install.errors import InstallError
 from k8s_install.packages.dnf import dnf_install_command, install_packages, plan_packages
 from tests.conftest import StandInRelease
@@ -32,20 +33,20 @@ def test_bundle_repository_installs_offline_and_second_run_changes_nothing(
     bundle: Path, rpm_graph: RpmGraph, tmp_path: Path
 ) -> None:
     root = minimal_node(tmp_path / "root", rpm_graph)
-    planned = plan_packages(bundle, root)
+    planned = plan_packages(load_bundle(bundle), root)
     assert [c.describe() for c in planned] == [
         "install kubeadm-0:1.29.6-150500.1.1.x86_64", "install kubelet-0:1.29.6-150500.1.1.x86_64",
         "install kubectl-0:1.29.6-150500.1.1.x86_64", "install chrony-0:4.5-1.noarch",
     ]  # fmt: skip
     runner = OfflineRunner()
-    changes = install_packages(bundle, root, gpgcheck=False, releasever="9", run=runner)
+    changes = install_packages(load_bundle(bundle), root, gpgcheck=False, releasever="9", run=runner)
     assert changes == planned and runner.ran("dnf") == 1
     now = installed(root)
     assert "kubeadm-0:1.29.6-150500.1.1.x86_64" in now and "ethtool-2:6.2-1.noarch" in now
     assert {n.rsplit("-", 2)[0] for n in now} == set(MINIMAL_X86_64) | set(ASSUMED)
 
     again = OfflineRunner()
-    assert install_packages(bundle, root, gpgcheck=False, releasever="9", run=again) == []
+    assert install_packages(load_bundle(bundle), root, gpgcheck=False, releasever="9", run=again) == []
     assert again.ran("dnf") == 0 and installed(root) == now
 
 
@@ -53,7 +54,7 @@ def test_dnf_failure_names_what_is_missing(bundle: Path, tmp_path: Path) -> None
     root = tmp_path / "bare"
     root.mkdir()  # nothing installed: glibc, util-linux, ... are assumed but absent
     with pytest.raises(InstallError) as error:
-        install_packages(bundle, root, gpgcheck=False, releasever="9", run=OfflineRunner())
+        install_packages(load_bundle(bundle), root, gpgcheck=False, releasever="9", run=OfflineRunner())
     message = str(error.value)
     assert message.startswith("dnf could not install kubeadm-0:1.29.6-150500.1.1.x86_64")
     assert "nothing provides" in message and "\n" not in message
@@ -64,15 +65,15 @@ def test_missing_rpm_file_is_reported_before_dnf_runs(bundle: Path, rpm_graph: R
     (bundle / "rpms/Packages/kubectl-1.29.6-150500.1.1.x86_64.rpm").unlink()
     runner = OfflineRunner()
     with pytest.raises(InstallError, match=r"kubectl-0:1.29.6-150500.1.1.x86_64 is not in the bundle"):
-        install_packages(bundle, root, gpgcheck=False, releasever="9", run=runner)
+        install_packages(load_bundle(bundle), root, gpgcheck=False, releasever="9", run=runner)
     assert runner.ran("dnf") == 0
 
 
 def test_gpgcheck_stays_on_unless_turned_off(bundle: Path) -> None:
     with pytest.raises(InstallError, match="carries no repository keys"):
-        install_packages(bundle, Path("/nonexistent-root"), run=_not_installed)
-    changes = plan_packages(bundle, Path("/nonexistent-root"), run=_not_installed)
-    command = dnf_install_command(bundle, changes, gpgcheck=False)
+        install_packages(load_bundle(bundle), Path("/nonexistent-root"), run=_not_installed)
+    changes = plan_packages(load_bundle(bundle), Path("/nonexistent-root"), run=_not_installed)
+    command = dnf_install_command(load_bundle(bundle), changes, gpgcheck=False)
     assert command[:6] == ["dnf", "install", "-y", "--disablerepo=*", "--setopt=reposdir=/dev/null",
                            f"--repofrompath=k8s-bundle,{bundle.resolve()}/rpms"]  # fmt: skip
     assert "--setopt=k8s-bundle.gpgcheck=0" in command

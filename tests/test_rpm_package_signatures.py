@@ -16,6 +16,7 @@ import yaml
 from bundler.errors import BundlerError
 from bundler.rpm import package_signatures
 from bundler.rpm.package_signatures import PackageFile, RepositoryPackages, verify_signatures
+from k8s_install.bundle_format.bundle import load_bundle
 from k8s_install.packages.dnf import install_packages
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.rpm_graph import RpmGraph
@@ -72,7 +73,7 @@ def test_unsigned_metadata_builds_when_the_pinned_key_signed_every_package_and_i
 
     root = minimal_node(tmp_path / "root", signed_graph)
     runner = OfflineRunner()
-    install_packages(bundle, root, releasever="9", run=runner)  # dnf --installroot, gpgcheck on by default
+    install_packages(load_bundle(bundle), root, releasever="9", run=runner)  # dnf --installroot, gpgcheck on by default
     dnf = [command for command in runner.commands if command[0] == "dnf"]
     assert len(dnf) == 1 and "--setopt=k8s-bundle.gpgcheck=1" in dnf[0]
     assert "kubelet-0:1.29.6-150500.1.1.x86_64" in installed(root)

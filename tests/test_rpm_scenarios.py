@@ -16,6 +16,7 @@ from bundler.errors import BundlerError
 from bundler.rpm.deps import parse_simple
 from bundler.rpm.solver import Policy, RepoMetadata, prove_installable, resolve
 from k8s_install.bundle_format.bundle import Bundle
+from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.engine import Node
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
@@ -167,7 +168,7 @@ def test_preflight_checks_the_nodes_own_versions_of_assumed_packages(release: St
 def preflight_node(root: Path, bundle: Path, manifest: dict) -> Node:
     host = Host(root)
     settings = NodeSettings(role="worker", first=False, name="n1", ip="10.213.0.5")
-    return Node(host, State(host), Bundle(bundle, manifest), settings)
+    return Node(host, State(host), Bundle(bundle, BundleManifest.from_mapping(manifest, str(bundle))), settings)
 
 
 def test_proof_fails_when_the_bundle_repository_lacks_a_needed_package(

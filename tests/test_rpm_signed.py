@@ -12,6 +12,7 @@ import yaml
 from bundler import paths
 from bundler.errors import BundlerError
 from bundler.rpm.keys import check_key, load_fingerprint_pins
+from k8s_install.bundle_format.bundle import load_bundle
 from k8s_install.errors import InstallError
 from k8s_install.packages.dnf import install_packages, plan_packages
 from tests.conftest import StandInRelease, run_bundler
@@ -39,10 +40,10 @@ def test_signed_repository_installs_with_gpgcheck_on(
 
     root = minimal_node(tmp_path / "root", signed_graph)
     runner = OfflineRunner()
-    assert len(install_packages(bundle, root, releasever="9", run=runner)) == 4  # gpgcheck on by default
+    assert len(install_packages(load_bundle(bundle), root, releasever="9", run=runner)) == 4  # gpgcheck on by default
     assert "--setopt=k8s-bundle.gpgcheck=1" in runner.commands[1]
     assert "kubelet-0:1.29.6-150500.1.1.x86_64" in installed(root)
-    assert plan_packages(bundle, root) == []
+    assert plan_packages(load_bundle(bundle), root) == []
 
 
 def test_the_node_refuses_packages_not_signed_by_the_bundle_keys(
@@ -57,7 +58,7 @@ def test_the_node_refuses_packages_not_signed_by_the_bundle_keys(
         key.write_bytes(impostor.public)
     root = minimal_node(tmp_path / "root", signed_graph)
     with pytest.raises(InstallError, match="Public key for .* is not installed.*GPG check FAILED"):
-        install_packages(bundle, root, releasever="9", run=OfflineRunner())
+        install_packages(load_bundle(bundle), root, releasever="9", run=OfflineRunner())
     assert "kubelet-0:1.29.6-150500.1.1.x86_64" not in installed(root)
 
 

@@ -29,7 +29,7 @@ def test_new_kubeadm_package_is_installed_alone(release: StandInRelease, rpm_gra
     add_rpm_section(release, rpm_graph, name="old")
     old = build_and_unpack(release, tmp_path / "old")
     root = minimal_node(tmp_path / "root", rpm_graph)
-    install_packages(old, root, gpgcheck=False, releasever="9", run=OfflineRunner())
+    install_packages(load_bundle(old), root, gpgcheck=False, releasever="9", run=OfflineRunner())
     # the next release's bundle: kubeadm 1.30.0 (the graph's newer kubeadm)
     release.manifest["rpm"]["rocky9"]["packages"] = ["kubeadm = 1.30.0", *PACKAGES[1:]]
     release.write()

@@ -61,7 +61,7 @@ def test_flipped_byte_is_caught_in_folder_and_tarball(bundle: Path, unpacked: Pa
 
 def test_missing_file_is_caught(unpacked: Path) -> None:
     (unpacked / "files" / "runc-1.0.0-linux-amd64.bin").unlink()
-    assert "missing, first files/runc-1.0.0-linux-amd64.bin" in one_error_line(verify(unpacked))
+    assert "files/runc-1.0.0-linux-amd64.bin is missing (listed in SHA256SUMS)" in one_error_line(verify(unpacked))
 
 
 def test_extra_file_is_caught(unpacked: Path) -> None:

@@ -10,12 +10,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict, List
 
 import yaml
 
 from bundler import __version__
 from bundler.build_context import BuildContext, BuildOptions
+from bundler.bundle_manifest import assemble
 from bundler.bundle_writer import BundleContents, write_tarball
 from bundler.cache import DEFAULT_CACHE, Cache
 from bundler.completeness import Inventory, missing_parts
@@ -34,8 +35,9 @@ from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
-from k8s_install.bundle_format.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
-from k8s_install.bundle_format.shape import NoAliasDumper, check_manifest_shape
+from k8s_install.bundle_format.layout import INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
+from k8s_install.bundle_format.model import BundleManifest, InstallerFile
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.report import document
 
@@ -58,14 +60,6 @@ def prepare(options: BuildOptions) -> BuildContext:
     except OSError as error:
         raise BundlerError(f"cannot create the cache folder {cache.root}: {error.strerror}; choose --cache") from None
     check_writable(cache.partial, "--cache")
-    record: Dict[str, Any] = {
-        "format": BUNDLE_FORMAT,
-        "kubernetes": release.kubernetes,
-        "os": os_target.id,
-        "os_aliases": list(os_target.aliases),
-        "arch": options.arch,
-        "builder": f"bundler {__version__}",
-    }
     context = BuildContext(
         options=options,
         release=release,
@@ -74,24 +68,26 @@ def prepare(options: BuildOptions) -> BuildContext:
         cache=cache,
         downloader=Downloader(cache, options.fetch),
         contents=BundleContents(),
-        record=record,
     )
     release.files_for(os_target, options.arch)  # validates the arch early
     if options.lock is not None:
-        context.lock = read_lock(options.lock)
-        for field in ("kubernetes", "os"):
-            if str(context.lock.get(field)) != str(record[field]):
+        context.lock = lock = read_lock(options.lock)
+        for field, locked, wanted in (
+            ("kubernetes", lock.kubernetes, release.kubernetes),
+            ("os", lock.os, os_target.id),
+        ):
+            if locked != wanted:
                 raise BundlerError(
-                    f"{options.lock}: the lock was built for {field} {context.lock.get(field)}, this build is "
-                    f"{record[field]}: use the bundle.yaml of a build of the same release and OS"
+                    f"{options.lock}: the lock was built for {field} {locked}, this build is "
+                    f"{wanted}: use the bundle.yaml of a build of the same release and OS"
                 )
     return context
 
 
-def read_lock(path: Path) -> Dict[str, Any]:
+def read_lock(path: Path) -> BundleManifest:
     """A lock is the bundle.yaml of an earlier build: its resolved digests and RPMs become pins."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise BundlerError(f"{path}: cannot read the lock file: {error.strerror}") from None
     except UnicodeDecodeError as error:
@@ -101,19 +97,19 @@ def read_lock(path: Path) -> Dict[str, Any]:
     if not isinstance(data, dict) or "kubernetes" not in data:
         raise BundlerError(f"{path}: not a lock file (expected the bundle.yaml of an earlier build)")
     try:
-        return check_manifest_shape(data, str(path))  # the shape every bundle.yaml has
+        return BundleManifest.from_mapping(data, str(path))  # the shape every bundle.yaml has
     except InstallError as error:
         raise BundlerError(str(error)) from None
 
 
-def add_installer(context: BuildContext, epoch: int, work: Path) -> None:
+def add_installer(context: BuildContext, epoch: int, work: Path) -> InstallerFile:
     pyz = build_installer(work / INSTALLER_NAME, epoch)
-    from k8s_install.bundle_format.verify import sha256_file
+    from k8s_install.bundle_format.sums import sha256_file
 
     digest = sha256_file(pyz)
     size = pyz.stat().st_size
     context.contents.add_file(INSTALLER_NAME, pyz, digest, size, executable=True)
-    context.record["installer"] = {"path": INSTALLER_NAME, "version": __version__, "sha256": digest, "size": size}
+    return InstallerFile(INSTALLER_NAME, digest, size, __version__)
 
 
 def resolve_plan(context: BuildContext) -> Plan:
@@ -151,7 +147,7 @@ def missing_from(context: BuildContext, plan: Plan) -> List[str]:
 
 
 def require_complete(context: BuildContext, missing: List[str]) -> None:
-    """Fail listing every missing part, or with --allow-incomplete warn and record them in bundle.yaml."""
+    """Fail listing every missing part, or with --allow-incomplete warn (bundle.yaml records them)."""
     if missing and not context.options.allow_incomplete:
         raise BundlerError(
             f"the bundle for {context.os_target.id} would be incomplete, missing: {'; '.join(missing)}; "
@@ -159,8 +155,6 @@ def require_complete(context: BuildContext, missing: List[str]) -> None:
         )
     for part in missing:
         print(f"warning: incomplete bundle (--allow-incomplete): missing {part}", file=sys.stderr)
-    if missing:
-        context.record["incomplete"] = missing
 
 
 def print_plan(context: BuildContext, tarball: Path, plan: Plan, missing: List[str], as_json: bool) -> None:
@@ -188,9 +182,9 @@ def run_build(options: BuildOptions) -> int:
         programs.pop("rpmkeys", None)  # only the fetched RPMs are checked with it
     check_programs(programs)
     base = read_base(options.extra["delta_from"]) if options.extra.get("delta_from") else None
-    cluster = add_cluster_config(context)  # validated before anything is downloaded
+    cluster_config = add_cluster_config(context)  # validated before anything is downloaded
+    cluster = cluster_config.cluster if cluster_config else None
     top = bundle_dir_name(context.release.kubernetes, options.os, context.arch, cluster)
-    context.record["name"] = top  # the folder's name, for readers given only bundle.yaml (delta --from, SBOM)
     tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
     print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)
     plan = resolve_plan(context)
@@ -204,14 +198,14 @@ def run_build(options: BuildOptions) -> int:
         return 0
     check_space(space_needs(plan, context.cache.root, output_dir, base.digests if base else frozenset()))
     fetched = fetch_all(plan, options.jobs)
-    for source in plan.sources:
-        source.publish(fetched)
+    parts = [source.publish(fetched) for source in plan.sources]
     work = Path(tempfile.mkdtemp(prefix="bundler-", dir=context.cache.root))
     try:
-        add_installer(context, epoch, work)
-        add_sbom(context.contents, context.record, epoch)  # after every source: it describes them all
-        manifest_text = yaml.dump(context.record, Dumper=NoAliasDumper, sort_keys=False, default_flow_style=False)
-        context.contents.add_bytes(MANIFEST_NAME, manifest_text.encode())
+        installer = add_installer(context, epoch, work)
+        manifest = assemble(context.release, context.os_target, context.arch, parts, cluster_config, missing, installer)
+        manifest = dataclasses.replace(manifest, name=top)  # the folder's name, for readers given only bundle.yaml
+        add_sbom(context.contents, manifest, epoch)  # after every source: it describes them all
+        context.contents.add_bytes(MANIFEST_NAME, manifest.to_yaml().encode())
         contents = context.contents if base is None else DeltaContents(context.contents, base, top)
         signature = sign_sums(contents.sums_text(), options.sign_key)
         sums_sha256 = write_tarball(contents, top, tarball, epoch, signature)

@@ -10,35 +10,25 @@ import k8s_install.report as report
 from bundler.errors import BundlerError
 from bundler.progress import human_size
 from bundler.sbom import summarise_sbom
-from bundler.signing import describe_signature
-from k8s_install.bundle_format.contents import describe, read_manifest, read_member
+from k8s_install.bundle_format.contents import describe
 from k8s_install.bundle_format.layout import SBOM_NAME
-from k8s_install.bundle_format.verify import verify_bundle
+from k8s_install.bundle_format.opened import open_bundle
 from k8s_install.errors import InstallError
 
 
 def inspect_document(target: Path, jobs: int = 0) -> Dict[str, Any]:
+    """Open the bundle once (verified), then describe it from what that one opening read."""
     try:
-        result = verify_bundle(target, jobs)
-        manifest = read_manifest(target)
-        sbom = _read_sbom(target)
+        with open_bundle(target, jobs=jobs) as bundle:
+            doc = describe(bundle.manifest, len(bundle.files), sum(bundle.files.values()), bundle.sums_sha256)
+            doc["signer"] = bundle.signature.describe() if bundle.signature.signed else None
+            sbom = json.loads(bundle.read(SBOM_NAME)) if bundle.has(SBOM_NAME) else None  # None: built before SBOMs
     except InstallError as error:
         raise BundlerError(str(error)) from None
     except ValueError as error:
         raise BundlerError(f"{target}: {SBOM_NAME} is not valid JSON: {error}") from None
-    doc = describe(manifest, result.files, result.bytes, result.sums_sha256)
-    signature = describe_signature(target)
-    doc["signer"] = None if signature.startswith("unsigned") else signature
     doc["sbom"] = summarise_sbom(sbom) if sbom is not None else None
     return doc
-
-
-def _read_sbom(target: Path) -> Any:
-    """The parsed sbom.spdx.json, or None for a bundle built before SBOMs (verification has vouched for it)."""
-    try:
-        return json.loads(read_member(target, SBOM_NAME))
-    except (FileNotFoundError, InstallError):
-        return None
 
 
 def render_text(target: Path, doc: Dict[str, Any]) -> List[str]:

@@ -21,7 +21,7 @@ from bundler.errors import BundlerError
 from bundler.oci.reference import ImageRef, is_digest
 from bundler.oci.transport import Endpoint, RegistryOptions, Transport, endpoint_for
 from bundler.retry import with_retries
-from k8s_install.bundle_format.verify import sha256_file
+from k8s_install.bundle_format.sums import sha256_file
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

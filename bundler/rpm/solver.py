@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from bundler.errors import BundlerError
 from bundler.rpm.explain import Chain, explain, requirement_chains
 from bundler.rpm.repodata import EVR, Dependency, Package, open_metadata
+from k8s_install.bundle_format.model import AssumedPackage, SolverPolicy
 
 try:
     import solv
@@ -58,16 +59,9 @@ class Policy:
     arch: str  # rpm arch: x86_64, aarch64
     closure: str  # minimal | full
 
-    def record(self) -> Dict[str, Any]:
-        return {
-            "solver": "libsolv",
-            "best": True,
-            "weak_dependencies": False,
-            "arches": [self.arch, "noarch"],
-            "obsoletes": True,
-            "conflicts": True,
-            "closure": self.closure,
-        }
+    def record(self) -> SolverPolicy:
+        """As bundle.yaml records it: libsolv, best candidates, no weak dependencies, obsoletes and conflicts."""
+        return SolverPolicy(closure=self.closure, arches=(self.arch, "noarch"))
 
 
 @dataclass(frozen=True)
@@ -78,8 +72,8 @@ class Assumed:
     nevra: str
     requires: Tuple[str, ...]
 
-    def record(self) -> Dict[str, Any]:
-        return {"name": self.name, "nevra": self.nevra, "required": list(self.requires)}
+    def record(self) -> AssumedPackage:
+        return AssumedPackage(self.name, self.nevra, self.requires)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Optional
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME
+from k8s_install.bundle_format.model import ClusterConfigFile
 from k8s_install.cluster.config import load_cluster_config
 
 SECRET_MARKERS = ("bootstrap_token", "certificate_key", "PRIVATE KEY", "keepalived_password")
@@ -26,9 +27,9 @@ def cluster_kubernetes(path: Path) -> str:
     return load_cluster_config(path).config.kubernetes_version  # an ErrorList: main prints every line
 
 
-def add_cluster_config(context: BuildContext) -> Optional[str]:
-    """Validate --cluster against the release (before any download) and add it as cluster.yaml; the
-    cluster's name, or None without --cluster."""
+def add_cluster_config(context: BuildContext) -> Optional[ClusterConfigFile]:
+    """Validate --cluster against the release (before any download) and add it as cluster.yaml; returns its
+    entry in bundle.yaml."""
     path = context.options.cluster
     if path is None:
         return None
@@ -46,12 +47,4 @@ def add_cluster_config(context: BuildContext) -> Optional[str]:
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     context.contents.add_bytes(CLUSTER_CONFIG_NAME, data)
-    entry = {
-        "name": "cluster-config",
-        "path": CLUSTER_CONFIG_NAME,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-        "cluster": loaded.config.name,
-    }
-    context.record.setdefault("extras", []).append(entry)
-    return loaded.config.name
+    return ClusterConfigFile(CLUSTER_CONFIG_NAME, hashlib.sha256(data).hexdigest(), len(data), loaded.config.name)

@@ -12,6 +12,7 @@ from typing import List, Mapping, Optional
 
 from bundler import paths
 from bundler.build_context import BuildContext
+from bundler.bundle_manifest import ManifestPart
 from bundler.checksums import load_pins
 from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
@@ -19,6 +20,7 @@ from bundler.manifest import FileArtifact
 from bundler.parallel import parallel_map
 from bundler.plan import Blob, ProgressCallback, SourcePlan
 from k8s_install.bundle_format.layout import FILES_DIR
+from k8s_install.bundle_format.model import ArtifactFile
 
 KIND = "files"
 
@@ -74,24 +76,24 @@ def plan_files(context: BuildContext) -> SourcePlan:
     planned = pinned_files(context)
     blobs = parallel_map(partial(_blob, context), planned, context.options.jobs)
 
-    def publish(fetched: Mapping[str, Fetched]) -> None:
+    def publish(fetched: Mapping[str, Fetched]) -> ManifestPart:
         entries = []
         for item, blob in zip(planned, blobs):
             artifact, result = item.artifact, fetched[blob.key]
             context.contents.add_file(item.path, result.path, result.sha256, result.size, artifact.executable)
             context.fetched_files[artifact.name] = result.path
             entries.append(
-                {
-                    "name": artifact.name,
-                    "version": artifact.version,
-                    "arch": artifact.arch,
-                    "path": item.path,
-                    "size": result.size,
-                    "sha256": result.sha256,
-                    "source": artifact.url,
-                    "pinned": item.expected is not None,
-                }
+                ArtifactFile(
+                    name=artifact.name,
+                    path=item.path,
+                    sha256=result.sha256,
+                    size=result.size,
+                    version=artifact.version,
+                    arch=artifact.arch,
+                    source=artifact.url,
+                    pinned=item.expected is not None,
+                )
             )
-        context.record["artifacts"] = entries
+        return ManifestPart(artifacts=tuple(entries))
 
     return SourcePlan(KIND, blobs, publish)

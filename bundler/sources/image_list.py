@@ -11,6 +11,7 @@ import yaml
 from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
 from bundler.oci.reference import ImageRef, parse_reference
+from k8s_install.bundle_format.yaml_loader import load_yaml_all
 from k8s_install.errors import yaml_problem
 
 POD_SPEC_KEYS = ("containers", "initContainers", "ephemeralContainers")
@@ -33,7 +34,7 @@ def _walk(node: Any, found: List[str]) -> None:
 def images_in_yaml(text: str, where: str) -> List[str]:
     found: List[str] = []
     try:
-        for document in yaml.safe_load_all(text):
+        for document in load_yaml_all(text, allow_aliases=True):
             _walk(document, found)
     except yaml.YAMLError as error:
         raise BundlerError(f"{where}: not valid YAML, cannot read its images: {yaml_problem(error)}") from None

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from bundler.build_context import BuildContext
+from bundler.bundle_manifest import ManifestPart
 from bundler.download import Fetched
 from bundler.errors import BundlerError
 from bundler.oci.auth import load_credentials
@@ -27,6 +28,7 @@ from bundler.oci.transport import RegistryOptions, parse_mirrors
 from bundler.parallel import parallel_map
 from bundler.plan import Blob, ProgressCallback, SourcePlan
 from bundler.sources.image_list import collect_images
+from k8s_install.bundle_format.model import BundleManifest, Image
 
 KIND = "images"
 
@@ -62,22 +64,21 @@ def registry_options(context: BuildContext) -> RegistryOptions:
     )
 
 
-def lock_pins(context: BuildContext) -> Optional[Dict[str, Dict[str, Any]]]:
+def lock_pins(context: BuildContext) -> Optional[Dict[str, Image]]:
     """name -> the lock's entry, or None without --lock."""
-    if context.options.lock is None:
+    lock: Optional[BundleManifest] = context.lock
+    if lock is None:
         return None
-    lock = context.lock
-    entries = lock.get("images") or []
-    if entries and lock.get("arch") != context.arch:
+    if lock.images and lock.arch != context.arch:
         raise BundlerError(
-            f"{context.options.lock}: the lock was built for {lock.get('arch')}, this build is "
+            f"{context.options.lock}: the lock was built for {lock.arch}, this build is "
             f"{context.arch}; image digests are per platform: use the same --arch"
         )
-    pins: Dict[str, Dict[str, Any]] = {}
-    for entry in entries:
-        if not isinstance(entry, dict) or not is_digest(str(entry.get("digest"))) or not entry.get("name"):
+    pins: Dict[str, Image] = {}
+    for entry in lock.images:
+        if not is_digest(entry.digest) or not entry.name:
             raise BundlerError(f"{context.options.lock}: every images entry needs a name and a sha256 digest")
-        pins[str(entry["name"])] = entry
+        pins[entry.name] = entry
     return pins
 
 
@@ -87,13 +88,13 @@ def _descriptor(value: Any, what: str) -> Descriptor:
     return Descriptor(str(value["digest"]), int(value["size"]))
 
 
-def resolve(client: RegistryClient, ref: ImageRef, arch: str, pin: Optional[Dict[str, Any]]) -> ResolvedImage:
+def resolve(client: RegistryClient, ref: ImageRef, arch: str, pin: Optional[Image]) -> ResolvedImage:
     what = ref.name
     index_digest: Optional[str] = None
     platform: Dict[str, str] = {}
     if pin is not None:  # the registry's digest: source_digest when the bundle holds the OCI form
-        manifest = client.manifest(ref, str(pin.get("source_digest") or pin["digest"]))
-        index_digest = pin.get("index_digest")
+        manifest = client.manifest(ref, pin.source_digest or pin.digest)
+        index_digest = pin.index_digest
     else:
         manifest = client.manifest(ref)
         if manifest.is_index:
@@ -183,37 +184,37 @@ def plan_images(context: BuildContext) -> SourcePlan:
         for layer in image.layers:
             blobs.append(_plan_blob(client, image.ref, layer, f"{_short(image.ref)} layer {layer.digest[7:19]}"))
 
-    def publish(fetched: Mapping[str, Fetched]) -> None:
-        if resolved:
-            publish_images(context, client, resolved, fetched)
+    def publish(fetched: Mapping[str, Fetched]) -> ManifestPart:
+        return ManifestPart(images=publish_images(context, client, resolved, fetched) if resolved else ())
 
     return SourcePlan(KIND, blobs, publish, {"images": [image.ref.name for image in resolved]})
 
 
 def publish_images(
     context: BuildContext, client: RegistryClient, resolved: List[ResolvedImage], fetched: Mapping[str, Fetched]
-) -> None:
+) -> Tuple[Image, ...]:
     def stored(blob: Descriptor) -> StoredBlob:
         return StoredBlob(blob.digest, blob.size, fetched[blob.digest].path)
 
     blobs: List[StoredBlob] = []
     stored_images = []
-    records = []
+    entries = []
     for image in sorted(resolved, key=lambda i: i.ref.name):
         blobs += [stored(image.config)] + [stored(layer) for layer in image.layers]
         manifest = _layout_manifest(client, image)
         stored_images.append(StoredImage(image.ref.name, manifest[1], manifest[0], image.platform))
-        record: Dict[str, Any] = {
-            "name": image.ref.name,
-            "digest": manifest[0].digest,
-            "media_type": manifest[1],
-            "platform": "/".join(image.platform[k] for k in ("os", "architecture", "variant") if image.platform.get(k)),
-            "size": manifest[0].size + image.config.size + sum(layer.size for layer in image.layers),
-        }
-        if manifest[0].digest != image.manifest.digest:
-            record["source_digest"] = image.manifest.digest  # the registry's Docker schema2 manifest
-        if image.index_digest:
-            record["index_digest"] = image.index_digest
-        records.append(record)
+        converted = manifest[0].digest != image.manifest.digest  # the registry's is a Docker schema2 manifest
+        platform = "/".join(image.platform[k] for k in ("os", "architecture", "variant") if image.platform.get(k))
+        entries.append(
+            Image(
+                name=image.ref.name,
+                digest=manifest[0].digest,
+                media_type=manifest[1],
+                platform=platform,
+                size=manifest[0].size + image.config.size + sum(layer.size for layer in image.layers),
+                source_digest=image.manifest.digest if converted else None,
+                index_digest=image.index_digest or None,
+            )
+        )
     add_layout(context.contents, stored_images, blobs)
-    context.record["images"] = records
+    return tuple(entries)

@@ -8,6 +8,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from bundler.build_context import BuildContext
+from bundler.bundle_manifest import ManifestPart
 from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
 from bundler.paths import key_pins_path
@@ -21,26 +22,31 @@ from bundler.rpm.solver import Policy, Resolution, prove_installable, require_li
 from bundler.rpm.solver import resolve as solve
 from bundler.rpm.spec import RpmSpec, rpm_arch, rpm_spec
 from k8s_install.bundle_format.layout import RPMS_DIR
+from k8s_install.bundle_format.model import (
+    BundleManifest,
+    InstallRequest,
+    RepositoryKey,
+    Rpm,
+    RpmRepository,
+    SourceRepository,
+)
 
 KIND = "rpms"
 CLOSURES = ("minimal", "full")
 KEYS_DIR = "keys"
 
 
-def lock_pins(lock: Dict[str, object]) -> Dict[str, Tuple[Dependency, str]]:
+def lock_pins(lock: Optional[BundleManifest]) -> Dict[str, Tuple[Dependency, str]]:
     """name -> (exact pin, sha256) from the `rpms:` list of an earlier bundle.yaml."""
     pins: Dict[str, Tuple[Dependency, str]] = {}
-    entries = lock.get("rpms") or []
-    if not isinstance(entries, list):
-        raise BundlerError("--lock: field 'rpms' must be a list")
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "name" not in entry or "evr" not in entry or "sha256" not in entry:
+    for index, entry in enumerate(lock.rpms if lock is not None else ()):
+        if not entry.name or not entry.evr or not entry.sha256:
             raise BundlerError(f"--lock: rpms[{index}] needs name, evr and sha256")
         try:
-            evr = EVR.parse(str(entry["evr"]))
+            evr = EVR.parse(entry.evr)
         except ValueError as error:
             raise BundlerError(f"--lock: rpms[{index}]: {error}") from None
-        pins[str(entry["name"])] = (Dependency(str(entry["name"]), "EQ", evr), str(entry["sha256"]))
+        pins[entry.name] = (Dependency(entry.name, "EQ", evr), entry.sha256)
     return pins
 
 
@@ -93,20 +99,19 @@ def check_lock(context: BuildContext, packages: Tuple[Package, ...], fetched: Li
             )
 
 
-def locked_metadata(lock: Dict[str, object]) -> Dict[str, Dict[str, str]]:
+def locked_metadata(lock: Optional[BundleManifest]) -> Dict[str, Dict[str, str]]:
     """repository id -> sha256 of its repomd.xml, repomd.xml.asc and key in the --lock file, so a locked
     rebuild takes the same metadata from the cache instead of asking the repository."""
-    record = lock.get("rpm_repository")
     found: Dict[str, Dict[str, str]] = {}
-    entries = record.get("repositories") if isinstance(record, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("id"):
-            sums = {"repomd": entry.get("repomd_sha256"), "signature": entry.get("repomd_asc_sha256")}
-            found[str(entry["id"])] = {k: str(v) for k, v in sums.items() if v}
-    extras = lock.get("extras")
-    for key in extras if isinstance(extras, list) else []:
-        if isinstance(key, dict) and key.get("repository") in found and key.get("sha256"):
-            found[str(key["repository"])]["key"] = str(key["sha256"])
+    if lock is None:
+        return found
+    for entry in lock.rpm_repository.repositories if lock.rpm_repository else ():
+        if entry.id:
+            sums = {"repomd": entry.repomd_sha256, "signature": entry.repomd_asc_sha256}
+            found[entry.id] = {k: v for k, v in sums.items() if v}
+    for key in lock.repository_keys:
+        if key.repository in found and key.sha256:
+            found[key.repository]["key"] = key.sha256
     return found
 
 
@@ -133,7 +138,7 @@ def plan_rpms(context: BuildContext) -> Optional[SourcePlan]:
     by_id = {repo.id: repo for repo in repos}
     blobs = [_plan_package(context, by_id[package.repo], package) for package in resolution.packages]
 
-    def publish_packages(fetched: Mapping[str, Fetched]) -> None:
+    def publish_packages(fetched: Mapping[str, Fetched]) -> ManifestPart:
         results = [fetched[blob.key] for blob in blobs]
         check_lock(context, resolution.packages, results)
         checked = check_package_signatures(repos, resolution.packages, results)
@@ -149,7 +154,7 @@ def plan_rpms(context: BuildContext) -> Optional[SourcePlan]:
                 published.append(
                     PublishedPackage(package, elements[package.checksum], listed, result.sha256, result.size)
                 )
-        publish(context, spec, repos, resolution, published, policy, mirror, checked)
+        return publish(context, spec, repos, resolution, published, policy, mirror, checked)
 
     details = {
         "closure": closure,
@@ -195,7 +200,7 @@ def publish(
     policy: Policy,
     mirror: Optional[str],
     checked: Dict[str, int],
-) -> None:
+) -> ManifestPart:
     from bundler.commands.build import source_date_epoch
 
     repodata = write_repodata(published, source_date_epoch())
@@ -208,56 +213,47 @@ def publish(
         path = f"{RPMS_DIR}/{item.location}"
         context.contents.add_file(path, context.cache.path_for(item.sha256), item.sha256, item.size)
         entries.append(
-            {"name": package.name, "nevra": package.nevra, "evr": str(package.evr), "arch": package.arch,
-             "path": path, "sha256": item.sha256, "size": item.size, "repository": package.repo,
-             "requested": package.name in resolution.requested,
-             "why": " -> ".join(resolution.chains[package.name])}
+            Rpm(name=package.name, nevra=package.nevra, evr=str(package.evr), arch=package.arch, path=path,
+                sha256=item.sha256, size=item.size, repository=package.repo,
+                requested=package.name in resolution.requested, why=" -> ".join(resolution.chains[package.name]))
         )  # fmt: skip
     keys = []
     for repo in repos:
         if repo.key is not None:
             path = f"{RPMS_DIR}/{KEYS_DIR}/{repo.id}.asc"
             context.contents.add_file(path, repo.key.path, repo.key.sha256, repo.key.size)
-            key, pinned = repo.key, repo.key_pinned
-            keys.append(
-                {
-                    "repository": repo.id,
-                    "path": path,
-                    "sha256": key.sha256,
-                    "size": key.size,
-                    "pinned": pinned,
-                    "fingerprint": repo.key_info.fingerprint if repo.key_info else None,
-                }
-            )
+            fingerprint = repo.key_info.fingerprint if repo.key_info else None
+            keys.append(RepositoryKey(repo.id, path, repo.key.sha256, repo.key.size, repo.key_pinned, fingerprint))
     signed = {p.repo for p in resolution.packages}.issubset({repo.id for repo in repos if repo.key is not None})
     versions = {p.name: p for p in resolution.packages}
-    context.record["rpm_repository"] = {
-        "path": RPMS_DIR,
-        "closure": policy.closure,
-        "policy": policy.record(),
-        "gpgcheck": signed,
-        "keys": [k["path"] for k in keys],
-        "assumed_installed": [a.record() for a in resolution.assumed],
-        "install": [{"name": name, "nevra": versions[name].nevra, "exact": request.flags is not None}
-                    for request, name in zip(spec.packages, resolution.requested)],
-        "repositories": [_repository_record(repo, mirror, checked.get(repo.id)) for repo in repos],
-    }  # fmt: skip
-    context.record["rpms"] = entries
-    context.record["extras"] = list(context.record.get("extras") or []) + keys
+    repository = RpmRepository(
+        path=RPMS_DIR,
+        closure=policy.closure,
+        policy=policy.record(),
+        gpgcheck=signed,
+        keys=tuple(key.path for key in keys),
+        assumed_installed=tuple(a.record() for a in resolution.assumed),
+        install=tuple(
+            InstallRequest(name, versions[name].nevra, exact=request.flags is not None)
+            for request, name in zip(spec.packages, resolution.requested)
+        ),
+        repositories=tuple(_repository_record(repo, mirror, checked.get(repo.id)) for repo in repos),
+    )
+    return ManifestPart(rpm_repository=repository, rpms=tuple(entries), extras=tuple(keys))
 
 
-def _repository_record(repo: RemoteRepository, mirror: Optional[str], checked: Optional[int]) -> Dict[str, object]:
+def _repository_record(repo: RemoteRepository, mirror: Optional[str], checked: Optional[int]) -> SourceRepository:
     if checked is not None:
         package_signatures = f"verified with rpmkeys ({checked} RPMs)"
     else:
         package_signatures = "not checked (no gpgkey)" if repo.key is None else "no RPMs taken"
-    return {
-        "id": repo.id,
-        "url": repo.url,
-        "mirror": mirror if mirror and mirror in dict(repo.spec.mirrors) else None,
-        "revision": repo.repomd.revision if repo.repomd else "",
-        "repomd_sha256": repo.repomd_sha256,
-        "signature": repo.metadata_check,
-        **({"repomd_asc_sha256": repo.signature_sha256} if repo.signature_sha256 else {}),
-        "package_signatures": package_signatures,
-    }
+    return SourceRepository(
+        id=repo.id,
+        url=repo.url,
+        mirror=mirror if mirror and mirror in dict(repo.spec.mirrors) else None,
+        revision=repo.repomd.revision if repo.repomd else "",
+        repomd_sha256=repo.repomd_sha256,
+        signature=repo.metadata_check,
+        repomd_asc_sha256=repo.signature_sha256 or None,
+        package_signatures=package_signatures,
+    )

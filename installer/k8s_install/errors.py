@@ -13,6 +13,9 @@ def yaml_problem(error: Exception) -> str:
     """A YAML parser error as one line: what is wrong and on which line (PyYAML's own text spans several)."""
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if mark is not None and "'\\t'" in str(problem):
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{where}: a tab character, which YAML does not allow here: use spaces"
     return f"line {mark.line + 1}: {problem}" if mark is not None else str(problem)
 
 

@@ -164,10 +164,15 @@ def run_verify(args: argparse.Namespace) -> int:
         filled = complete_from_base(bundle_dir(args), Path(args.base))
         print(f"delta completed from {args.base}: {filled} file(s) taken from the base")
     from k8s_install import report
+    from k8s_install.errors import InstallError
 
     as_json = bool(getattr(args, "json", False))
-    with report.text_to_stderr(as_json):
-        result = verify_bundle_dir(args, Host(Path(args.root or "/")), getattr(args, "jobs", 0))
+    try:
+        host = Host(Path(args.root or "/"))
+        with report.text_to_stderr(as_json), verify_bundle_dir(args, host, getattr(args, "jobs", 0)) as opened:
+            result = opened.result()
+    except InstallError as error:
+        raise report.verify_failed(str(bundle_dir(args)), error, as_json) from None
     if as_json:
         report.emit("verify", report.verify_body(str(bundle_dir(args)), result))
         return 0

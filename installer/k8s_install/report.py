@@ -13,7 +13,8 @@ import json
 import sys
 from typing import Any, Dict, Iterator
 
-from k8s_install.bundle_format.verify import VerifyResult
+from k8s_install.bundle_format.verify import VerificationFailed, VerifyResult, without_where
+from k8s_install.errors import InstallError
 
 SCHEMA_VERSION = 1
 
@@ -39,6 +40,21 @@ def text_to_stderr(active: bool) -> Iterator[None]:
 
 
 def verify_body(bundle: str, result: VerifyResult) -> Dict[str, Any]:
-    """The `verify` document of both tools (a failed verification is an error: exit 1, no document)."""
+    """The `verify` document of both tools for a bundle that checks out."""
     return {"bundle": bundle, "ok": True, "files": result.files, "bytes": result.bytes,
             "sha256sums_sha256": result.sums_sha256, "signature": result.signature}  # fmt: skip
+
+
+def verify_failed(bundle: str, error: InstallError, as_json: bool) -> InstallError:
+    """A verification that failed, reported as `verify` of both tools does, like `sha256sum -c`: every
+    problem on stdout (with --json, the document with `ok: false` and `problems`), then the one-line error
+    this returns, for the caller to raise (exit 1)."""
+    if isinstance(error, VerificationFailed):
+        problems, line = error.problems, error.summary()
+    else:  # found before the files were compared (no SHA256SUMS, a bad signature, an escaping path): one
+        problems, line = [without_where(str(error), bundle)], str(error)
+    if as_json:
+        emit("verify", {"bundle": bundle, "ok": False, "problems": problems})
+    elif isinstance(error, VerificationFailed):
+        print("\n".join(problems), flush=True)
+    return InstallError(line)

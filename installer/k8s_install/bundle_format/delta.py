@@ -17,14 +17,15 @@ from typing import Any, Dict
 import yaml
 
 from k8s_install.bundle_format.layout import DELTA_NAME, SUMS_NAME
-from k8s_install.bundle_format.verify import parse_sums, sha256_file
+from k8s_install.bundle_format.sums import parse_sums, sha256_file
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 
 def read_delta_record(bundle: Path) -> Dict[str, Any]:
     path = bundle / DELTA_NAME
     try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        record = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError) as error:
         raise InstallError(f"{path}: cannot read it ({error}); re-copy the delta bundle") from None
     except yaml.YAMLError as error:
@@ -80,12 +81,3 @@ def _place(source: Path, target: Path, digest: str) -> None:
     except OSError:
         shutil.copy2(source, partial)
     os.replace(partial, target)
-
-
-def refuse_incomplete_delta(bundle: Path) -> None:
-    """A delta folder not yet completed: say how to complete it (instead of listing missing files)."""
-    if (Path(bundle) / DELTA_NAME).is_file():
-        needed = needed_base(read_delta_record(Path(bundle)))
-        raise InstallError(
-            f"{bundle} is a delta bundle: complete it first with `verify --base DIR`, DIR the unpacked {needed}"
-        )

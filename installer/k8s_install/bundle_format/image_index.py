@@ -8,6 +8,7 @@ import json
 from typing import Any, Callable, Dict, Optional, Set
 
 from k8s_install.bundle_format.layout import IMAGES_DIR, MANIFEST_NAME
+from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.errors import InstallError
 
 INDEX_PATH = f"{IMAGES_DIR}/index.json"
@@ -73,13 +74,13 @@ def check_manifest_blobs(digest: str, name: str, read: Callable[[str], bytes], p
 
 
 def check_image_index(
-    manifest: Dict[str, Any],
+    manifest: BundleManifest,
     index_bytes: Optional[bytes],
     present: Set[str],
     where: str,
     read: Optional[Callable[[str], bytes]] = None,
 ) -> None:
-    declared = {str(image.get("name")): str(image.get("digest")) for image in manifest.get("images") or []}
+    declared = {image.name: image.digest for image in manifest.images}
     if index_bytes is None:
         if declared:
             raise InstallError(f"{where}: {MANIFEST_NAME} lists {len(declared)} image(s) but there is no {INDEX_PATH}")

@@ -15,23 +15,19 @@ stops the rollout with the installer's error line.
 
 from __future__ import annotations
 
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, NamedTuple, Sequence, Tuple
-
-import yaml
 
 from k8s_install.bundle_format.layout import (
     CLUSTER_CONFIG_NAME,
     DELTA_NAME,
     INSTALLER_NAME,
-    MANIFEST_NAME,
     SECRETS_NAME,
     SUMS_NAME,
     WORKER_SECRETS_NAME,
 )
-from k8s_install.bundle_format.verify import verify_tarball
+from k8s_install.bundle_format.opened import open_bundle
 from k8s_install.cluster.ansible_cli import DEFAULT_NODE_PYTHON, DEFAULT_REMOTE_DIR, DEFAULT_WORKER_BATCH
 from k8s_install.cluster.model import ClusterConfig
 from k8s_install.cluster.render import render
@@ -68,31 +64,20 @@ class AnsibleOptions:
 
 
 def read_bundle_tarball(path: Path) -> BundleTarball:
-    """Verify the tarball completely (it is about to be copied to every node) and read its identity."""
+    """Verify the tarball completely (it is about to be copied to every node) and read its identity: one
+    opening by the one reader (one top folder, regular files only, bundle.yaml consistent; a delta's carried
+    files all match)."""
     path = Path(path).resolve()
     if not path.is_file():
         raise InstallError(f"{path}: no such bundle tarball; give the .tar that `bundler build` wrote")
-    try:
-        with tarfile.open(path, "r:") as archive:
-            first = archive.next()
-            top = first.name.split("/", 1)[0] if first else ""
-            delta = f"{top}/{DELTA_NAME}" in archive.getnames()
-    except (tarfile.TarError, OSError) as error:
-        raise InstallError(f"{path}: not a readable bundle tarball ({error}); re-copy it") from None
-    # also: one top folder, regular files only, bundle.yaml consistent; a delta's carried files all match
-    result = verify_tarball(path, delta=delta)
-    with tarfile.open(path, "r:") as archive:
-        manifest = _member_yaml(archive, f"{top}/{MANIFEST_NAME}")
-        record = _member_yaml(archive, f"{top}/{DELTA_NAME}") if delta else None
-    kubernetes = str(manifest.get("kubernetes", "")) if isinstance(manifest, dict) else ""
-    if not kubernetes:
-        raise InstallError(f"{path}: no Kubernetes version in its {MANIFEST_NAME}: rebuild the bundle")
-    if not delta:
-        return BundleTarball(path, top, result.sums_sha256, kubernetes)
+    with open_bundle(path, allow_delta=True) as bundle:
+        top, sums_sha256, kubernetes, record = bundle.top, bundle.sums_sha256, bundle.kubernetes, bundle.delta
+    if record is None:
+        return BundleTarball(path, top, sums_sha256, kubernetes)
     base, base_sums = _delta_base(record)
     if not base:
         raise InstallError(f"{path}: its {DELTA_NAME} names no base bundle folder: rebuild the delta")
-    return BundleTarball(path, top, result.sums_sha256, kubernetes, base, base_sums)
+    return BundleTarball(path, top, sums_sha256, kubernetes, base, base_sums)
 
 
 def _delta_base(record: object) -> Tuple[str, str]:
@@ -104,14 +89,6 @@ def _delta_base(record: object) -> Tuple[str, str]:
     if not name or "/" in name or name in (".", ".."):  # a folder beside the delta on the node, nothing else
         return "", ""
     return name, sums
-
-
-def _member_yaml(archive: tarfile.TarFile, name: str) -> object:
-    try:
-        stream = archive.extractfile(name)
-        return yaml.safe_load(stream.read()) if stream else None
-    except (KeyError, yaml.YAMLError):
-        return None
 
 
 def check_inputs(config: ClusterConfig, bundle: BundleTarball, options: AnsibleOptions) -> None:

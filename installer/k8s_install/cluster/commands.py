@@ -7,8 +7,6 @@ import argparse
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
 from k8s_install.errors import InstallError
@@ -41,13 +39,14 @@ def add_config_parser(commands: Any) -> None:
 
 
 def bundle_kubernetes(bundle: Path) -> Optional[str]:
-    manifest = Path(bundle) / MANIFEST_NAME
-    try:
-        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    """The Kubernetes version of the bundle folder, None when there is no bundle there. Read by the one
+    reader, files not hashed: bundle.yaml must match its SHA256SUMS line and have the bundle's shape."""
+    from k8s_install.bundle_format.opened import open_bundle
+
+    if not (Path(bundle) / MANIFEST_NAME).is_file():
         return None
-    version = data.get("kubernetes") if isinstance(data, dict) else None
-    return str(version) if version else None
+    with open_bundle(bundle, allow_delta=True, check_files=False) as opened:
+        return opened.kubernetes
 
 
 def run_config(args: argparse.Namespace, bundle: Path) -> int:

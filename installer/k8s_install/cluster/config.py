@@ -17,6 +17,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import yaml
 
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.cluster.addresses import parse_ipv4, parse_ipv4_network
 from k8s_install.cluster.fields import FieldReader, did_you_mean, shown
 from k8s_install.cluster.model import (
@@ -121,9 +122,10 @@ def parse_cluster_config(
     if len(text) > MAX_CONFIG_BYTES:
         raise InstallError(f"{where}: {len(text)} characters, far more than a cluster config: is this the right file?")
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml where it exists
+        data = load_yaml(text, allow_aliases=True)  # the loader of every node: what the builder takes, nodes take
     except yaml.YAMLError as error:
-        raise InstallError(f"{where}: not valid YAML: {yaml_problem(error)}") from None
+        at = " at " if getattr(error, "problem_mark", None) is not None else ": "
+        raise InstallError(f"{where}: not valid YAML{at}{yaml_problem(error)}") from None
     if data is None:
         raise InstallError(
             f"{where}: empty; write one with `bundler cluster init` (on a node: `k8s-install.pyz config init`)"

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 import yaml
 
 from k8s_install.bundle_format.signature import TrustedSigners, validate_signers
+from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.cluster.certificates import ca_cert_hash, generate_ca
 from k8s_install.errors import InstallError, yaml_problem
 from k8s_install.node.atomic import write_atomically
@@ -204,7 +205,7 @@ def load_secrets(path: Path, cluster: str) -> LoadedSecrets:
             "(files on a FAT stick cannot be protected: copy it to /root first)"
         )
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, allow_aliases=True)
     except yaml.YAMLError as error:
         problem = yaml_problem(error)
         raise InstallError(f"{where}: not valid YAML ({problem}); restore it from your backup copy") from None
@@ -292,7 +293,7 @@ def recorded_signers(path: Path) -> Optional[TrustedSigners]:
     if not Path(path).exists():
         return None
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"), allow_aliases=True)
     except (OSError, UnicodeDecodeError) as error:
         raise InstallError(f"{path}: cannot read the secrets file: {error}") from None
     except yaml.YAMLError:

@@ -36,9 +36,9 @@ def run_push(args: argparse.Namespace) -> int:
     from k8s_install.node.host import Host
 
     root = bundle_dir(args)
-    verify_bundle_dir(args, Host(Path(args.root or "/")))  # the signature too, as every other bundle command
     options = PushOptions(args.registry, args.prefix, args.ca_file, args.auth_file, args.plain_http)
-    print(f"pushing the images of {root} to {args.registry}")
-    report = push_bundle(root, options)
+    with verify_bundle_dir(args, Host(Path(args.root or "/"))) as opened:  # the signature too, as every command
+        print(f"pushing the images of {root} to {args.registry}")
+        report = push_bundle(opened, options)
     print(summary(report, args.registry))
     return 0

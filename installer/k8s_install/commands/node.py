@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from k8s_install.bundle_format.bundle import Bundle, load_bundle
-from k8s_install.bundle_format.delta import refuse_incomplete_delta
+from k8s_install.bundle_format.bundle import Bundle
+from k8s_install.bundle_format.opened import OpenedBundle, open_bundle
 from k8s_install.bundle_format.signature import TrustedSigners, read_trusted_signers
-from k8s_install.bundle_format.verify import VerifyResult, verify_directory
 from k8s_install.engine import Node
+from k8s_install.errors import InstallError
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
@@ -39,27 +39,31 @@ def trusted_signers(args: argparse.Namespace, host: Host) -> Optional[TrustedSig
     return recorded_signers(found) if found is not None else None
 
 
-def verify_bundle_dir(args: argparse.Namespace, host: Host, jobs: int = 0) -> VerifyResult:
-    """Signature first (when signers are configured), then every file; says what it found about the signature."""
+def verify_bundle_dir(args: argparse.Namespace, host: Host, jobs: int = 0) -> OpenedBundle:
+    """Open the unpacked bundle folder through the one reader: signature first (when signers are configured),
+    then every file; says what it found about the signature. A delta is refused until completed from its base."""
     root = bundle_dir(args)
-    refuse_incomplete_delta(root)  # a delta is a bundle only once completed from its base
-    result = verify_directory(root, jobs, trusted_signers(args, host))
-    print(result.signature)
-    return result
+    if root.is_file():
+        raise InstallError(f"{root}: a file, not the unpacked bundle folder: unpack it with `tar -xf`, use the folder")
+    if not root.exists():
+        raise InstallError(f"{root}: no such bundle folder")
+    opened = open_bundle(root, trusted_signers(args, host), jobs)
+    print(opened.signature.status())
+    return opened
 
 
-def open_bundle(args: argparse.Namespace, verify: bool = True, host: Optional[Host] = None) -> Bundle:
-    root = bundle_dir(args)
-    if verify:  # a node never installs from a bundle that does not check out
-        verify_bundle_dir(args, host or Host(Path(args.root or "/")))
-    return load_bundle(root)
+def node_bundle(args: argparse.Namespace, host: Optional[Host] = None) -> Bundle:
+    """The bundle a node command works from: verified (a node never installs from a bundle that does not
+    check out), its manifest read once by the verification."""
+    with verify_bundle_dir(args, host or Host(Path(args.root or "/"))) as opened:
+        return Bundle(bundle_dir(args), opened.manifest)
 
 
 def make_node(
     args: argparse.Namespace, dry_run: bool, settings: Optional[NodeSettings] = None, need_cluster: bool = True
 ) -> Node:
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
-    bundle = open_bundle(args, host=host)
+    bundle = node_bundle(args, host=host)
     if settings is None and not need_cluster:
         settings = NodeSettings(
             role=args.role or "worker", first=False, name="", ip="", containerd_address=args.containerd_address

@@ -33,6 +33,8 @@ def services(host: Host) -> List[Dict[str, str]]:
 
 def images(args: argparse.Namespace, host: Host) -> Dict[str, Any]:
     """How many of the bundle's images containerd holds in k8s.io (when the bundle and containerd are here)."""
+    from k8s_install.bundle_format.bundle import Bundle
+    from k8s_install.bundle_format.opened import open_bundle
     from k8s_install.commands.node import bundle_dir
     from k8s_install.errors import InstallError
     from k8s_install.images.containerd_import import DEFAULT_ADDRESS, bundle_images, find_ctr, images_to_import
@@ -41,7 +43,8 @@ def images(args: argparse.Namespace, host: Host) -> Dict[str, Any]:
     if address is None:
         return {"checked": False, "reason": "pass --containerd-address to ask a containerd (offline root)"}
     try:
-        bundle = bundle_dir(args)
+        with open_bundle(bundle_dir(args), check_files=False) as opened:  # bundle.yaml checked, files not hashed
+            bundle = Bundle(bundle_dir(args), opened.manifest)
         listed = bundle_images(bundle)
         missing = images_to_import(bundle, find_ctr(None), address)
     except InstallError as error:

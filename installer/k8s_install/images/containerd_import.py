@@ -1,9 +1,10 @@
 """Container images from the bundle's OCI layout (images/) into containerd's `k8s.io` namespace.
 
-Plain functions taking the bundle folder, the ctr binary and the containerd address, so a converge step
-can wrap them: `images_to_import` (the fact: what is missing), `import_images` (the change: streams a tar
-of only the missing images' layout to `ctr images import -`), `check_images_present` (the proof: every
-image bundle.yaml lists is in containerd with its digest, else one error naming the missing ones).
+Plain functions taking the bundle (bundle.yaml read once, `load_bundle`), the ctr binary and the containerd
+address, so a converge step can wrap them: `images_to_import` (the fact: what is missing), `import_images`
+(the change: streams a tar of only the missing images' layout to `ctr images import -`),
+`check_images_present` (the proof: every image bundle.yaml lists is in containerd with its digest, else one
+error naming the missing ones).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import IO, Dict, List, NamedTuple, Optional, Set
+from typing import IO, Dict, List, NamedTuple, Optional, Set, Tuple
 
-from k8s_install.bundle_format.bundle import load_bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.layout import IMAGES_DIR, MANIFEST_NAME
+from k8s_install.bundle_format.model import Image
 from k8s_install.errors import InstallError
 
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
@@ -28,30 +30,17 @@ NAMESPACE = "k8s.io"  # the kubelet's CRI sees only this namespace
 NAME_ANNOTATION = "io.containerd.image.name"
 
 
-class BundleImage(NamedTuple):
-    name: str
-    digest: str
-
-
 class ImportResult(NamedTuple):
     imported: List[str]
     skipped: List[str]
 
 
-def bundle_images(bundle: Path) -> List[BundleImage]:
+def bundle_images(bundle: Bundle) -> Tuple[Image, ...]:
     """The images bundle.yaml lists (name and manifest digest)."""
-    path = Path(bundle) / MANIFEST_NAME
-    manifest = load_bundle(Path(bundle)).manifest
-    found = []
-    for index, entry in enumerate(manifest.get("images") or []):
-        if (
-            not isinstance(entry, dict)
-            or not entry.get("name")
-            or not str(entry.get("digest", "")).startswith("sha256:")
-        ):
-            raise InstallError(f"{path}: images[{index}] needs a name and a sha256 digest")
-        found.append(BundleImage(str(entry["name"]), str(entry["digest"])))
-    return found
+    for index, image in enumerate(bundle.manifest.images):
+        if not image.name or not image.digest.startswith("sha256:"):
+            raise InstallError(f"{bundle.root / MANIFEST_NAME}: images[{index}] needs a name and a sha256 digest")
+    return bundle.manifest.images
 
 
 def find_ctr(ctr: Optional[str]) -> str:
@@ -79,7 +68,7 @@ def present_images(ctr: str, address: str, namespace: str = NAMESPACE) -> Dict[s
     return present
 
 
-def images_to_import(bundle: Path, ctr: str, address: str, namespace: str = NAMESPACE) -> List[BundleImage]:
+def images_to_import(bundle: Bundle, ctr: str, address: str, namespace: str = NAMESPACE) -> List[Image]:
     present = present_images(ctr, address, namespace)
     return [image for image in bundle_images(bundle) if present.get(image.name) != image.digest]
 
@@ -101,7 +90,7 @@ def _blob(layout: Path, digest: str) -> Path:
     return layout / "blobs" / "sha256" / hex_digest
 
 
-def _partial_layout(layout: Path, wanted: List[BundleImage]) -> Dict[str, object]:
+def _partial_layout(layout: Path, wanted: List[Image]) -> Dict[str, object]:
     """index.json of only the wanted images, and the blobs they need."""
     index = _read_json(layout / "index.json", "the image index")
     keys = {(image.name, image.digest) for image in wanted}
@@ -167,10 +156,10 @@ def _stream_layout(stream: IO[bytes], layout: Path, plan: Dict[str, object]) -> 
 
 
 def import_images(
-    bundle: Path, ctr: str, address: str, namespace: str = NAMESPACE, snapshotter: Optional[str] = None
+    bundle: Bundle, ctr: str, address: str, namespace: str = NAMESPACE, snapshotter: Optional[str] = None
 ) -> ImportResult:
     """Import the bundle's images that containerd lacks (or holds with another digest); a no-op otherwise."""
-    layout = Path(bundle) / IMAGES_DIR
+    layout = bundle.root / IMAGES_DIR
     wanted = images_to_import(bundle, ctr, address, namespace)
     listed = bundle_images(bundle)
     skipped = sorted(image.name for image in listed if image not in wanted)
@@ -201,7 +190,7 @@ def import_images(
     return ImportResult(sorted(image.name for image in wanted), skipped)
 
 
-def check_images_present(bundle: Path, ctr: str, address: str, namespace: str = NAMESPACE) -> List[str]:
+def check_images_present(bundle: Bundle, ctr: str, address: str, namespace: str = NAMESPACE) -> List[str]:
     """Every bundled image is in containerd with its digest; returns their names, else one error."""
     missing = images_to_import(bundle, ctr, address, namespace)
     if missing:

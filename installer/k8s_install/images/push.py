@@ -1,8 +1,8 @@
 """Copy every image of a bundle's OCI layout (images/) into a registry, keeping repository names.
 
 Used by `k8s-install.pyz images push REGISTRY` (an unpacked bundle) and `bundler images push BUNDLE
-REGISTRY` (a folder or the tarball, read in place); standard library only. The caller verifies the bundle
-first, so every byte sent has been checked against SHA256SUMS.
+REGISTRY` (a folder or the tarball, read in place); standard library only. It reads the bundle open_bundle
+opened, so every byte sent has been checked against SHA256SUMS.
 
 `registry.k8s.io/coredns/coredns:v1.11.1` goes to `REGISTRY/[PREFIX/]coredns/coredns:v1.11.1`. Per the OCI
 distribution spec, for every blob: HEAD (present: skipped), else a cross-repository mount from a repository
@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Dict, List, Optional, Tuple
 
 from k8s_install.bundle_format.layout import IMAGES_DIR
+from k8s_install.bundle_format.opened import OpenedBundle
 from k8s_install.errors import InstallError
 from k8s_install.images.registry_client import RegistryClient
 
@@ -34,64 +34,18 @@ DEFAULT_CHUNK = 64 << 20
 _PREFIX = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
 
-class _Window:
-    """A read-only file view of `length` bytes from `offset` (a member inside the bundle tarball)."""
-
-    def __init__(self, path: Path, offset: int, length: int) -> None:
-        self.stream = open(path, "rb")  # noqa: SIM115  (closed by close())
-        self.offset, self.length, self.position = offset, length, 0
-        self.stream.seek(offset)
-
-    def read(self, size: int = -1) -> bytes:
-        left = self.length - self.position
-        size = left if size < 0 else min(size, left)
-        data = self.stream.read(size)
-        self.position += len(data)
-        return data
-
-    def seek(self, position: int, whence: int = 0) -> int:
-        self.position = position if whence == 0 else self.length + position
-        self.stream.seek(self.offset + self.position)
-        return self.position
-
-    def close(self) -> None:
-        self.stream.close()
-
-    def __enter__(self) -> _Window:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class LayoutSource:
-    """The bundle's images/ folder, in an unpacked bundle or inside the tarball."""
+    """The bundle's images/ folder, read through the opened (verified) bundle: a folder, or the tarball in place."""
 
-    def __init__(self, bundle: Path) -> None:
-        self.bundle = Path(bundle)
-        self.members: Dict[str, Tuple[int, int]] = {}  # images/... -> (offset, size) in the tarball
-        if self.bundle.is_file():
-            with tarfile.open(self.bundle, "r:") as archive:
-                for member in archive:
-                    relative = member.name.split("/", 1)[-1]
-                    if member.isfile() and relative.startswith(f"{IMAGES_DIR}/"):
-                        self.members[relative] = (member.offset_data, member.size)
+    def __init__(self, bundle: OpenedBundle) -> None:
+        self.opened = bundle
+        self.bundle = bundle.path  # for messages
 
     def size(self, relative: str) -> int:
-        if self.members:
-            return self.members[relative][1]
-        return (self.bundle / relative).stat().st_size
+        return self.opened.size(relative)
 
     def open(self, relative: str) -> IO[bytes]:
-        if self.members or self.bundle.is_file():
-            if relative not in self.members:
-                raise InstallError(f"{self.bundle}: {relative} is missing; the bundle is incomplete")
-            offset, size = self.members[relative]
-            return _Window(self.bundle, offset, size)  # type: ignore[return-value]
-        try:
-            return open(self.bundle / relative, "rb")
-        except OSError:
-            raise InstallError(f"{self.bundle / relative}: missing; the bundle is incomplete") from None
+        return self.opened.open(relative)
 
     def read_json(self, relative: str) -> dict:
         with self.open(relative) as stream:
@@ -105,9 +59,7 @@ class LayoutSource:
         return value
 
     def has_images(self) -> bool:
-        if self.bundle.is_file():
-            return f"{IMAGES_DIR}/index.json" in self.members
-        return (self.bundle / IMAGES_DIR / "index.json").is_file()
+        return self.opened.has(f"{IMAGES_DIR}/index.json")
 
 
 def blob_path(digest: str) -> str:
@@ -301,8 +253,8 @@ class PushOptions:
     chunk_size: int = DEFAULT_CHUNK
 
 
-def push_bundle(bundle: Path, options: PushOptions, echo: Callable[[str], None] = print) -> PushReport:
-    """Push every image of a verified bundle (folder or tarball); see the module docstring."""
+def push_bundle(bundle: OpenedBundle, options: PushOptions, echo: Callable[[str], None] = print) -> PushReport:
+    """Push every image of an opened (so verified) bundle, folder or tarball; see the module docstring."""
     from k8s_install.images.registry_client import read_auth_file
 
     host = registry_host(options.registry)

@@ -11,8 +11,9 @@ repositories and the requirements of the bundled RPMs that only it meets (`glibc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
+from k8s_install.bundle_format.model import AssumedPackage
 from k8s_install.packages.rpmvercmp import compare_evr
 
 LESS, GREATER, EQUAL = 2, 4, 8  # rpm's RPMSENSE_* bits
@@ -93,24 +94,23 @@ class Unmet:
         return f"{self.requirement} ({self.package}: {state})"
 
 
-def unmet_requirements(assumed: Sequence[Dict[str, Any]], run: Runner, root_args: Sequence[str]) -> List[Unmet]:
+def unmet_requirements(assumed: Sequence[AssumedPackage], run: Runner, root_args: Sequence[str]) -> List[Unmet]:
     """Each requirement of the bundle's RPMs on an assumed package that this node's packages do not meet."""
-    names = [str(entry["name"]) for entry in assumed if entry.get("required")]
+    names = [entry.name for entry in assumed if entry.required]
     if not names:
         return []
     provides = installed_provides(names, run, root_args)
-    files = [str(r) for entry in assumed for r in entry.get("required") or [] if str(r).startswith("/")]
+    files = [required for entry in assumed for required in entry.required if required.startswith("/")]
     missing_files = set(unowned_files(files, run, root_args))
     unmet = []
     for entry in assumed:
-        name = str(entry["name"])
-        for required in entry.get("required") or []:
-            text = str(required)
+        name = entry.name
+        for text in entry.required:
             if text.startswith("/"):
                 met = text not in missing_files
             else:
                 require = Capability.parse(text)
                 met = any(satisfies(provide, require) for provide in provides.get(name, []))
             if not met:
-                unmet.append(Unmet(text, name, str(entry.get("nevra", "")), name in provides))
+                unmet.append(Unmet(text, name, entry.nevra, name in provides))
     return unmet

@@ -1,6 +1,7 @@
 """OS packages on the node: install the bundle's RPMs with dnf from the bundle's own repository only.
 
-Plain functions a converge step can wrap: `plan_packages` reads what is installed (`rpm -q`, under
+Plain functions a converge step can wrap, each given the bundle read once (`load_bundle`): `plan_packages`
+reads what is installed (`rpm -q`, under
 `root` when it is not "/") and returns the changes needed; `install_packages` acts on them with one dnf
 transaction that consults no other repository (`--disablerepo='*'`, `reposdir=/dev/null`), so it works
 with no network at all; an empty plan means nothing runs. Packages the manifest pins to a version
@@ -16,22 +17,16 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from k8s_install.bundle_format.bundle import load_bundle
+from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.layout import RPMS_DIR
+from k8s_install.bundle_format.model import BundleManifest, InstallRequest
 from k8s_install.errors import InstallError
 
 REPO_ID = "k8s-bundle"
 QUERY_FORMAT = "%{NAME}|%{EPOCHNUM}|%{VERSION}|%{RELEASE}|%{ARCH}\\n"
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
-
-
-@dataclass(frozen=True)
-class WantedPackage:
-    name: str
-    nevra: str  # name-epoch:version-release.arch, as bundle.yaml records it
-    exact: bool  # the installed one must be this very version
 
 
 @dataclass(frozen=True)
@@ -46,18 +41,10 @@ class PackageChange:
         return f"replace {self.installed} with {self.nevra}"
 
 
-def read_bundle_manifest(bundle: Path) -> Dict[str, Any]:
-    return load_bundle(Path(bundle)).manifest
-
-
-def wanted_packages(manifest: Dict[str, Any]) -> List[WantedPackage]:
-    repository = manifest.get("rpm_repository")
-    if not isinstance(repository, dict):
-        return []  # a bundle without RPMs (e.g. --os linux)
-    wanted = []
-    for entry in repository.get("install") or []:
-        wanted.append(WantedPackage(str(entry["name"]), str(entry["nevra"]), bool(entry.get("exact"))))
-    return wanted
+def wanted_packages(manifest: BundleManifest) -> Tuple[InstallRequest, ...]:
+    """What the node installs: each request with its NEVRA and whether that very version is needed."""
+    repository = manifest.rpm_repository
+    return repository.install if repository is not None else ()  # a bundle without RPMs
 
 
 def installed_packages(
@@ -84,9 +71,9 @@ def installed_packages(
     return found
 
 
-def plan_packages(bundle: Path, root: Path = Path("/"), run: Runner = subprocess.run) -> List[PackageChange]:
+def plan_packages(bundle: Bundle, root: Path = Path("/"), run: Runner = subprocess.run) -> List[PackageChange]:
     """What is missing or at the wrong version; an empty list means the packages are in place."""
-    wanted = wanted_packages(read_bundle_manifest(bundle))
+    wanted = wanted_packages(bundle.manifest)
     installed = installed_packages([w.name for w in wanted], root, run)
     changes = []
     for package in wanted:
@@ -97,31 +84,30 @@ def plan_packages(bundle: Path, root: Path = Path("/"), run: Runner = subprocess
     return changes
 
 
-def repository_keys(bundle: Path, manifest: Dict[str, Any]) -> List[Path]:
-    repository = manifest.get("rpm_repository")
-    keys = repository.get("keys") if isinstance(repository, dict) else None
-    return [Path(bundle).resolve() / str(key) for key in keys or []]
+def repository_keys(bundle: Bundle) -> List[Path]:
+    repository = bundle.manifest.rpm_repository
+    return [bundle.root.resolve() / key for key in (repository.keys if repository is not None else ())]
 
 
 def dnf_install_command(
-    bundle: Path,
+    bundle: Bundle,
     changes: Sequence[PackageChange],
     root: Path = Path("/"),
     gpgcheck: bool = True,
     releasever: Optional[str] = None,
 ) -> List[str]:
     """The one dnf command that installs exactly these NEVRAs from the bundle's repository and no other."""
-    bundle = Path(bundle).resolve()
+    folder = bundle.root.resolve()
     command = [
         "dnf", "install", "-y", "--disablerepo=*", "--setopt=reposdir=/dev/null",
-        f"--repofrompath={REPO_ID},{bundle / RPMS_DIR}", f"--enablerepo={REPO_ID}",
+        f"--repofrompath={REPO_ID},{folder / RPMS_DIR}", f"--enablerepo={REPO_ID}",
         "--setopt=install_weak_deps=False", f"--setopt={REPO_ID}.gpgcheck={1 if gpgcheck else 0}",
     ]  # fmt: skip
     if gpgcheck:
-        keys = repository_keys(bundle, read_bundle_manifest(bundle))
+        keys = repository_keys(bundle)
         if not keys:
             raise InstallError(
-                f"{bundle}: the bundle carries no repository keys, so package signatures cannot be checked; "
+                f"{folder}: the bundle carries no repository keys, so package signatures cannot be checked; "
                 "rebuild with repository keys in the manifest, or explicitly turn gpgcheck off"
             )
         command.append(f"--setopt={REPO_ID}.gpgkey=" + ",".join(key.as_uri() for key in keys))
@@ -132,14 +118,14 @@ def dnf_install_command(
     return command + ["--", *(change.nevra for change in changes)]
 
 
-def _check_files_present(bundle: Path, manifest: Dict[str, Any], changes: Sequence[PackageChange]) -> None:
-    paths = {str(e.get("nevra")): str(e.get("path")) for e in manifest.get("rpms") or [] if isinstance(e, dict)}
-    repomd = Path(bundle) / RPMS_DIR / "repodata" / "repomd.xml"
+def _check_files_present(bundle: Bundle, changes: Sequence[PackageChange]) -> None:
+    paths = {entry.nevra: entry.path for entry in bundle.manifest.rpms}
+    repomd = bundle.root / RPMS_DIR / "repodata" / "repomd.xml"
     if not repomd.is_file():
         raise InstallError(f"{repomd} is missing: the bundle's RPM repository is incomplete; re-copy the bundle")
     for change in changes:
         path = paths.get(change.nevra)
-        if path is None or not (Path(bundle) / path).is_file():
+        if path is None or not (bundle.root / path).is_file():
             raise InstallError(f"{change.nevra} is not in the bundle ({path or 'not listed in bundle.yaml'})")
 
 
@@ -156,7 +142,7 @@ def _dnf_problem(output: str) -> str:
 
 
 def install_packages(
-    bundle: Path,
+    bundle: Bundle,
     root: Path = Path("/"),
     gpgcheck: bool = True,
     releasever: Optional[str] = None,
@@ -166,8 +152,7 @@ def install_packages(
     changes = plan_packages(bundle, root, run)
     if not changes:
         return []
-    manifest = read_bundle_manifest(bundle)
-    _check_files_present(bundle, manifest, changes)
+    _check_files_present(bundle, changes)
     command = dnf_install_command(bundle, changes, root, gpgcheck, releasever)
     try:
         result = run(command, capture_output=True, text=True)

@@ -22,10 +22,8 @@ crictl_config_path = "/etc/crictl.yaml"
 
 
 def containerd_config(node: Node) -> str:
-    version = next(
-        (str(a.get("version")) for a in node.bundle.manifest.get("artifacts") or [] if a.get("name") == "containerd"),
-        "",
-    )
+    artifact = node.bundle.manifest.artifact("containerd")
+    version = (artifact.version or "") if artifact is not None else ""
     return render(
         containerd_config_template(version),
         header=HEADER,

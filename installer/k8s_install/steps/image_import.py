@@ -38,7 +38,7 @@ class Images(Step):
         if address is None:
             node.host.skipped("image import (pass --containerd-address to import into a running containerd)")
             return []
-        bundle = node.bundle.root
+        bundle = node.bundle
         try:
             ctr = ctr_binary(node, node.options.get("ctr"))
             wanted = images_to_import(bundle, ctr, address)

@@ -38,9 +38,9 @@ class Packages(Step):
     title = "Kubernetes and system packages from the bundle"
 
     def plan(self, node: Node) -> List[Change]:
-        if not node.bundle.manifest.get("rpms"):
+        if not node.bundle.manifest.rpms:
             return []  # a bundle for a target without RPMs
-        bundle, root = node.bundle.root, node.host.root
+        bundle, root = node.bundle, node.host.root
         pending = plan_packages(bundle, root, logged_runner(node))
         if not pending:
             return []

@@ -209,12 +209,10 @@ def check_runtime(node: Node) -> Optional[str]:
 
 def check_assumed_rpms(node: Node) -> Optional[str]:
     """A minimal-closure bundle leaves out what a minimal install has: the node's own versions must do."""
-    repository = node.bundle.manifest.get("rpm_repository")
-    assumed = repository.get("assumed_installed") if isinstance(repository, dict) else None
-    if not isinstance(assumed, list) or not all(isinstance(entry, dict) for entry in assumed):
+    repository = node.bundle.manifest.rpm_repository
+    assumed = repository.assumed_installed if repository is not None else ()
+    if not any(entry.required for entry in assumed):
         return None  # no RPMs, the full closure, or a bundle from before requirements were recorded
-    if not any(entry.get("required") for entry in assumed):
-        return None
     if node.host.which("rpm") is None:
         return "rpm is not installed, but the bundle's RPMs need an EL9 node's rpm database"
     root_args = [] if node.host.live else ["--root", str(node.host.root)]

@@ -139,9 +139,9 @@ class KubeadmPackage(Step):
     title = "the new kubeadm package"
 
     def plan(self, node: Node) -> List[Change]:
-        if not node.bundle.manifest.get("rpms"):
+        if not node.bundle.manifest.rpms:
             return []  # a bundle without RPMs
-        bundle, root = node.bundle.root, node.host.root
+        bundle, root = node.bundle, node.host.root
         pending = [change for change in plan_packages(bundle, root, logged_runner(node)) if change.name == "kubeadm"]
         if not pending:
             return []

@@ -1,0 +1,62 @@
+"""The bundle.yaml a build writes, assembled from what each source returns.
+
+Each source kind returns a `ManifestPart` from its publish step (files: artifacts; images: images; RPMs: the
+repository, its packages and keys); `build` adds the target, cluster.yaml's entry, what is incomplete and the
+installer, and `assemble` puts them into one `BundleManifest` (k8s_install/bundle_format/model.py). No
+source writes into another's part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+from bundler import __version__
+from bundler.manifest import OsTarget, Release
+from k8s_install.bundle_format.model import (
+    ArtifactFile,
+    BundleManifest,
+    ClusterConfigFile,
+    ExtraFile,
+    Image,
+    InstallerFile,
+    Rpm,
+    RpmRepository,
+)
+
+
+@dataclass(frozen=True)
+class ManifestPart:
+    """What one source kind adds to bundle.yaml."""
+
+    artifacts: Tuple[ArtifactFile, ...] = ()
+    images: Tuple[Image, ...] = ()
+    rpm_repository: Optional[RpmRepository] = None
+    rpms: Tuple[Rpm, ...] = ()
+    extras: Tuple[ExtraFile, ...] = ()
+
+
+def assemble(
+    release: Release,
+    os_target: OsTarget,
+    arch: str,
+    parts: Sequence[ManifestPart],
+    cluster_config: Optional[ClusterConfigFile],
+    incomplete: Sequence[str],
+    installer: InstallerFile,
+) -> BundleManifest:
+    repositories = [part.rpm_repository for part in parts if part.rpm_repository is not None]
+    return BundleManifest(
+        kubernetes=release.kubernetes,
+        os=os_target.id,
+        arch=arch,
+        builder=f"bundler {__version__}",
+        os_aliases=tuple(os_target.aliases),
+        incomplete=tuple(incomplete),
+        artifacts=tuple(entry for part in parts for entry in part.artifacts),
+        images=tuple(entry for part in parts for entry in part.images),
+        rpm_repository=repositories[0] if repositories else None,
+        rpms=tuple(entry for part in parts for entry in part.rpms),
+        extras=((cluster_config,) if cluster_config else ()) + tuple(entry for part in parts for entry in part.extras),
+        installer=installer,
+    )

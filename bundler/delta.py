@@ -23,7 +23,7 @@ from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import DELTA_NAME, INSTALLER_NAME, MANIFEST_NAME, SUMS_NAME, bundle_dir_name
 from k8s_install.bundle_format.shape import check_manifest_shape
 from k8s_install.bundle_format.verify import declared_files, parse_sums
-from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.errors import yaml_problem
 
 ALWAYS_CARRIED = (INSTALLER_NAME, MANIFEST_NAME)  # SHA256SUMS is always written
 
@@ -38,7 +38,7 @@ class Base:
 def _from_sums(name: str, sums_bytes: bytes, where: str) -> Base:
     try:
         sums = parse_sums(sums_bytes.decode("utf-8", "replace"), where)
-    except InstallError as error:
+    except BundlerError as error:
         raise BundlerError(f"--from: {error}") from None
     return Base(name, hashlib.sha256(sums_bytes).hexdigest(), frozenset(sums.values()))
 
@@ -65,10 +65,7 @@ def read_base(path: Path) -> Base:
             raise BundlerError(f"--from {path}: not valid YAML: {yaml_problem(error)}") from None
         if not isinstance(manifest, dict) or "kubernetes" not in manifest:
             raise BundlerError(f"--from {path}: not a bundle.yaml (no 'kubernetes' field)")
-        try:
-            check_manifest_shape(manifest, f"--from {path}")
-        except InstallError as error:
-            raise BundlerError(str(error)) from None
+        check_manifest_shape(manifest, f"--from {path}")
         name = bundle_dir_name(str(manifest["kubernetes"]), str(manifest.get("os")), str(manifest.get("arch")))
         return Base(name, None, frozenset(digest for digest, _ in declared_files(manifest).values()))
     try:

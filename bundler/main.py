@@ -1,7 +1,7 @@
 """Command line of `bundler`: argument parsing and dispatch only.
 
 Exit codes: 0 success, 1 an error the user can fix (one line), 2 bad arguments, 3 a bug (traceback in
-the log file named on screen), 130 interrupted.
+the log file named on screen), 130 interrupted, 141 the reader of its output left early (`| head`): quietly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
 from bundler.errors import BundlerError
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
-from k8s_install.errors import one_line
+from k8s_install.errors import UserError, one_line, stdout_closed, stdout_reader_left
 
 
 def _positive(value: str) -> int:
@@ -65,14 +65,13 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         versions = ", ".join(paths.supported_versions()) or "none"
         parser.error(f"Kubernetes {args.kubernetes} is not supported; supported versions: {versions}")
     if args.command == "images":
-        from k8s_install.errors import InstallError
         from k8s_install.images.push import check_prefix
 
         if args.plain_http and args.ca_file:
             parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
         try:
             check_prefix(args.prefix)
-        except InstallError as error:
+        except BundlerError as error:
             parser.error(str(error))
     if args.command != "build":
         return
@@ -288,14 +287,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_arguments(parser, args)
     interrupt.install_handler()
     try:
-        return dispatch(args)
-    except BundlerError as error:
+        code = dispatch(args)
+        sys.stdout.flush()  # a reader that left early (`| head`) shows here, not in the interpreter's exit
+        return code
+    except UserError as error:
         print(f"bundler: error: {one_line(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)
         return 130
-    except Exception:
+    except Exception as error:
+        if stdout_reader_left(error):
+            return stdout_closed()
         with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
             traceback.print_exc(file=log)
         print(f"bundler: internal error; details in {log.name}; please report it", file=sys.stderr)

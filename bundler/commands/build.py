@@ -34,7 +34,7 @@ from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import DEFAULT_EPOCH, build_installer
 from k8s_install.bundle_format.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 from k8s_install.bundle_format.shape import NoAliasDumper, check_manifest_shape
-from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.errors import yaml_problem
 
 
 def source_date_epoch() -> int:
@@ -96,10 +96,7 @@ def read_lock(path: Path) -> Dict[str, Any]:
         raise BundlerError(f"{path}: the lock file is not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(data, dict) or "kubernetes" not in data:
         raise BundlerError(f"{path}: not a lock file (expected the bundle.yaml of an earlier build)")
-    try:
-        return check_manifest_shape(data, str(path))  # the shape every bundle.yaml has
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    return check_manifest_shape(data, str(path))  # the shape every bundle.yaml has
 
 
 def add_installer(context: BuildContext, epoch: int, work: Path) -> None:

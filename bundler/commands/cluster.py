@@ -13,7 +13,6 @@ from k8s_install.bundle_format.signature import read_trusted_signers
 from k8s_install.cluster.config import load_cluster_config
 from k8s_install.cluster.secrets import load_secrets
 from k8s_install.cluster.starter import DEFAULT_NAME, write_starting_files
-from k8s_install.errors import InstallError
 
 
 def newest_supported_version() -> str:
@@ -27,11 +26,8 @@ def run_cluster_init(
     directory: Path, kubernetes: Optional[str], name: Optional[str], trusted_signers: Optional[Path] = None
 ) -> int:
     version = kubernetes or newest_supported_version()
-    try:
-        signers = read_trusted_signers(trusted_signers).text if trusted_signers is not None else ""
-        written = write_starting_files(directory, version, name or DEFAULT_NAME, signers)
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    signers = read_trusted_signers(trusted_signers).text if trusted_signers is not None else ""
+    written = write_starting_files(directory, version, name or DEFAULT_NAME, signers)
     print(f"wrote {written.config} (edit it: nodes, VIP, networks)")
     print(f"wrote {written.secrets} (mode 0600: token, certificate key, CA, VRRP password: control planes)")
     print(f"wrote {written.worker_secrets} (mode 0600: token and CA pin only: workers)")
@@ -45,15 +41,12 @@ def run_cluster_init(
 
 
 def run_cluster_check(config_path: Path, kubernetes: Optional[str], secrets_path: Optional[Path]) -> int:
-    try:
-        loaded = load_cluster_config(config_path, kubernetes)
-        config = loaded.config
-        warnings = list(loaded.warnings)
-        if secrets_path is not None:
-            secrets = load_secrets(secrets_path, config.name)
-            warnings += secrets.warnings
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    loaded = load_cluster_config(config_path, kubernetes)
+    config = loaded.config
+    warnings = list(loaded.warnings)
+    if secrets_path is not None:
+        secrets = load_secrets(secrets_path, config.name)
+        warnings += secrets.warnings
     for warning in warnings:
         print(f"warning: {warning}")
     planes = ", ".join(node.name for node in config.control_planes)
@@ -76,18 +69,15 @@ def run_cluster_ansible(
 ) -> int:
     from k8s_install.cluster.ansible import AnsibleOptions, next_steps, write_ansible
 
-    try:
-        config = load_cluster_config(config_path).config
-        options = AnsibleOptions(
-            tarball=tarball,
-            secrets=secrets or Path(config_path).parent / SECRETS_NAME,
-            worker_secrets=worker_secrets or Path(config_path).parent / WORKER_SECRETS_NAME,
-            output=output,
-            **settings,  # type: ignore[arg-type]
-        )
-        written = write_ansible(config, config_path, options)
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    config = load_cluster_config(config_path).config
+    options = AnsibleOptions(
+        tarball=tarball,
+        secrets=secrets or Path(config_path).parent / SECRETS_NAME,
+        worker_secrets=worker_secrets or Path(config_path).parent / WORKER_SECRETS_NAME,
+        output=output,
+        **settings,  # type: ignore[arg-type]
+    )
+    written = write_ansible(config, config_path, options)
     for path in written:
         print(f"wrote {path}")
     print(next_steps(written))

@@ -14,7 +14,6 @@ from bundler.signing import describe_signature
 from k8s_install.bundle_format.contents import describe, read_manifest, read_member
 from k8s_install.bundle_format.layout import SBOM_NAME
 from k8s_install.bundle_format.verify import verify_bundle
-from k8s_install.errors import InstallError
 
 
 def inspect_document(target: Path, jobs: int = 0) -> Dict[str, Any]:
@@ -22,8 +21,6 @@ def inspect_document(target: Path, jobs: int = 0) -> Dict[str, Any]:
         result = verify_bundle(target, jobs)
         manifest = read_manifest(target)
         sbom = _read_sbom(target)
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
     except ValueError as error:
         raise BundlerError(f"{target}: {SBOM_NAME} is not valid JSON: {error}") from None
     doc = describe(manifest, result.files, result.bytes, result.sums_sha256)
@@ -37,7 +34,7 @@ def _read_sbom(target: Path) -> Any:
     """The parsed sbom.spdx.json, or None for a bundle built before SBOMs (verification has vouched for it)."""
     try:
         return json.loads(read_member(target, SBOM_NAME))
-    except (FileNotFoundError, InstallError):
+    except (FileNotFoundError, BundlerError):
         return None
 
 

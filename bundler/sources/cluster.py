@@ -15,7 +15,6 @@ from bundler.build_context import BuildContext
 from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME
 from k8s_install.cluster.config import load_cluster_config
-from k8s_install.errors import InstallError
 
 SECRET_MARKERS = ("bootstrap_token", "certificate_key", "PRIVATE KEY", "keepalived_password")
 
@@ -28,8 +27,6 @@ def add_cluster_config(context: BuildContext) -> None:
     try:
         loaded = load_cluster_config(path, context.release.kubernetes)
         data = path.read_bytes()
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
     except OSError as error:
         raise BundlerError(f"{path}: cannot read: {error.strerror}") from None
     text = data.decode("utf-8", "replace")

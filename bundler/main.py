@@ -16,7 +16,7 @@ from typing import Callable, List, Optional
 from urllib.parse import urlsplit
 
 from bundler import __version__, interrupt, paths
-from bundler.build_context import BuildOptions
+from bundler.build_context import BuildOptions, ImageOptions, RpmOptions
 from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
 from bundler.errors import BundlerError
@@ -209,14 +209,14 @@ def _add_plan_flags(build: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _image_options(args: argparse.Namespace) -> dict:
-    return {
-        "images": args.image,
-        "image_files": args.image_file,
-        "registry_auth": args.registry_auth,
-        "insecure_registries": args.insecure_registry,
-        "registry_mirrors": args.registry_mirror,
-    }
+def _image_options(args: argparse.Namespace) -> ImageOptions:
+    return ImageOptions(
+        images=tuple(args.image),
+        image_files=tuple(args.image_file),
+        registry_auth=tuple(args.registry_auth),
+        insecure_registries=tuple(args.insecure_registry),
+        registry_mirrors=tuple(args.registry_mirror),
+    )
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -246,12 +246,9 @@ def dispatch(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             json=args.json,
             allow_incomplete=args.allow_incomplete,
-            extra={
-                **_image_options(args),
-                "rpm_closure": args.rpm_closure,
-                "rpm_mirror": args.rpm_mirror,
-                "delta_from": args.delta_from,
-            },  # fmt: skip
+            images=_image_options(args),
+            rpms=RpmOptions(closure=args.rpm_closure, mirror=args.rpm_mirror),
+            delta_from=args.delta_from,
         )
         return run_build(options)
     if args.command == "verify":

@@ -121,8 +121,7 @@ def resolve_plan(context: BuildContext) -> Plan:
     if context.os_target.rpms and context.release.raw.get("rpm"):
         print("  reading the RPM repositories' metadata and solving the packages", file=sys.stderr, flush=True)
     rpms = plan_rpms(context)  # before images: a bad repository fails before any registry is asked
-    extra = context.options.extra
-    if context.release.images or context.release.images_from_files or extra.get("images") or extra.get("image_files"):
+    if context.release.images or context.release.images_from_files or context.options.images.any_images:
         print("  reading the image indexes, manifests and configs", file=sys.stderr, flush=True)
     images = plan_images(context)
     return Plan([files, images] + ([rpms] if rpms is not None else []))
@@ -177,7 +176,7 @@ def run_build(options: BuildOptions) -> int:
         except OSError as error:
             raise BundlerError(f"cannot create the output folder {output_dir}: {error.strerror}") from None
     context = prepare(options)
-    base = read_base(options.extra["delta_from"]) if options.extra.get("delta_from") else None
+    base = read_base(options.delta_from) if options.delta_from else None
     top = bundle_dir_name(context.release.kubernetes, context.os_target.id, context.arch)
     tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
     print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)

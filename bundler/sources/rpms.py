@@ -45,10 +45,10 @@ def lock_pins(lock: Dict[str, object]) -> Dict[str, Tuple[Dependency, str]]:
 
 
 def _options(context: BuildContext, spec: RpmSpec) -> Tuple[str, Optional[str]]:
-    closure = context.options.extra.get("rpm_closure") or "minimal"
+    closure = context.options.rpms.closure
     if closure not in CLOSURES:
         raise BundlerError(f"--rpm-closure must be one of {', '.join(CLOSURES)}, got {closure!r}")
-    mirror = context.options.extra.get("rpm_mirror")
+    mirror = context.options.rpms.mirror
     if mirror and mirror not in spec.mirror_names:
         known = ", ".join(spec.mirror_names) or "none"
         raise BundlerError(f"--rpm-mirror {mirror}: the manifest names no such mirror (known: {known})")

@@ -12,7 +12,7 @@ from k8s_install.bundle_format.bundle import Bundle, load_bundle
 from k8s_install.bundle_format.delta import refuse_incomplete_delta
 from k8s_install.bundle_format.signature import TrustedSigners, read_trusted_signers
 from k8s_install.bundle_format.verify import VerifyResult, verify_directory
-from k8s_install.engine import Node
+from k8s_install.engine import Node, NodeOptions
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
@@ -68,5 +68,5 @@ def make_node(
         from k8s_install.commands.cluster_settings import settings_for
 
         settings = settings_for(args, bundle, host)
-    options = {"dry_run": dry_run, "no_gpgcheck": getattr(args, "no_gpgcheck", False)}
+    options = NodeOptions(dry_run=dry_run, no_gpgcheck=getattr(args, "no_gpgcheck", False))
     return Node(host=host, state=State(host), bundle=bundle, settings=settings, options=options)

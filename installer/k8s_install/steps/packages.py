@@ -44,7 +44,7 @@ class Packages(Step):
         pending = plan_packages(bundle, root, logged_runner(node))
         if not pending:
             return []
-        gpgcheck = not node.options.get("no_gpgcheck", False)
+        gpgcheck = not node.options.no_gpgcheck
 
         def install() -> None:
             node.state.record_packages([change.name for change in pending])

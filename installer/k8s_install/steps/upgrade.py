@@ -36,7 +36,9 @@ KUBELET_KUBECONFIG = "/etc/kubernetes/kubelet.conf"
 
 
 def record(node: Node) -> UpgradeRecord:
-    return node.options["upgrade"]  # type: ignore[no-any-return]
+    if node.options.upgrade is None:
+        raise AssertionError("an upgrade step runs only under `upgrade`, which records where the node comes from")
+    return node.options.upgrade
 
 
 def target(node: Node) -> str:
@@ -145,7 +147,7 @@ class KubeadmPackage(Step):
         pending = [change for change in plan_packages(bundle, root, logged_runner(node)) if change.name == "kubeadm"]
         if not pending:
             return []
-        gpgcheck = not node.options.get("no_gpgcheck", False)
+        gpgcheck = not node.options.no_gpgcheck
 
         def install() -> None:
             command = dnf_install_command(bundle, pending, root, gpgcheck, releasever(node))
@@ -261,7 +263,7 @@ class KubeadmConfigFiles(Step):
         if settings.secrets is None:
             return []
         if settings.first:
-            text = kubeadm.render_init_config(settings.cluster, settings.node, settings.secrets)
+            text = kubeadm.render_init_config(settings.cluster_config(), settings.cluster_node(), settings.secrets)
             return plan_file(node, paths.KUBEADM_INIT_CONFIG, text.encode(), 0o600)
-        text = kubeadm.render_join_config(settings.cluster, settings.node, settings.secrets)
+        text = kubeadm.render_join_config(settings.cluster_config(), settings.cluster_node(), settings.secrets)
         return plan_file(node, paths.KUBEADM_JOIN_CONFIG, text.encode(), 0o600)

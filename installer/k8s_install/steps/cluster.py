@@ -15,7 +15,6 @@ from k8s_install.cluster.calico import render_calico
 from k8s_install.cluster.haproxy import render_haproxy_cfg
 from k8s_install.cluster.keepalived import render_check_script, render_keepalived_conf
 from k8s_install.cluster.secrets import ClusterSecrets, secrets_text
-from k8s_install.commands.cluster_settings import INSTALLED_SECRETS
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
 from k8s_install.node.files import plan_file, sha256_bytes
@@ -68,7 +67,7 @@ class ClusterFiles(Step):
         placed = kubeadm.public_ca_file(secrets)
         changes = plan_file(node, placed.path, placed.content.encode(), placed.mode)
         # control planes keep the secrets for `join-info`; workers never store the CA key
-        changes += plan_file(node, INSTALLED_SECRETS, secrets_text(secrets).encode(), 0o600)
+        changes += plan_file(node, paths.INSTALLED_SECRETS, secrets_text(secrets).encode(), 0o600)
         return changes
 
 

@@ -18,9 +18,10 @@ from typing import List, Optional
 from k8s_install.cluster import kubeadm, paths
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
+from k8s_install.node.facts import releasever
 from k8s_install.node.files import plan_file
 from k8s_install.packages.dnf import dnf_install_command, plan_packages
-from k8s_install.steps.packages import logged_runner, releasever
+from k8s_install.steps.packages import logged_runner
 from k8s_install.steps.preflight import check_disk
 from k8s_install.upgrade_record import (
     APISERVER_MANIFEST,
@@ -150,7 +151,7 @@ class KubeadmPackage(Step):
         gpgcheck = not node.options.no_gpgcheck
 
         def install() -> None:
-            command = dnf_install_command(bundle, pending, root, gpgcheck, releasever(node))
+            command = dnf_install_command(bundle, pending, root, gpgcheck, releasever(node.host))
             result = logged_runner(node)(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise InstallError(f"dnf could not install {pending[0].nevra} from the bundle: {result.stderr[-300:]}")

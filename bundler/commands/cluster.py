@@ -11,8 +11,9 @@ from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 from k8s_install.bundle_format.signature import read_trusted_signers
 from k8s_install.cluster.config import load_cluster_config
+from k8s_install.cluster.model import DEFAULT_NAME
 from k8s_install.cluster.secrets import load_secrets
-from k8s_install.cluster.starter import DEFAULT_NAME, write_starting_files
+from k8s_install.cluster.starter import write_starting_files
 
 
 def newest_supported_version() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -9,8 +10,20 @@ from typing import Any, Dict, Optional, Tuple
 from bundler.bundle_writer import BundleContents
 from bundler.cache import Cache
 from bundler.download import Downloader, FetchOptions
+from bundler.errors import BundlerError
 from bundler.manifest import OsTarget, Release
 from bundler.signing import SignKey
+from bundler.zipapp import DEFAULT_EPOCH
+
+
+def source_date_epoch() -> int:
+    """The time every bundle entry carries (SOURCE_DATE_EPOCH, for reproducible builds)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return DEFAULT_EPOCH
+    if not value.isdigit():
+        raise BundlerError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import tempfile
 import time
@@ -14,7 +13,7 @@ from typing import Any, Dict, List
 import yaml
 
 from bundler import __version__
-from bundler.build_context import BuildContext, BuildOptions
+from bundler.build_context import BuildContext, BuildOptions, source_date_epoch
 from bundler.bundle_writer import BundleContents, write_tarball
 from bundler.cache import DEFAULT_CACHE, Cache
 from bundler.completeness import Inventory, missing_parts
@@ -31,19 +30,10 @@ from bundler.sources.cluster import add_cluster_config
 from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
-from bundler.zipapp import DEFAULT_EPOCH, build_installer
+from bundler.zipapp import build_installer
 from k8s_install.bundle_format.layout import BUNDLE_FORMAT, INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 from k8s_install.bundle_format.shape import NoAliasDumper, check_manifest_shape
 from k8s_install.errors import yaml_problem
-
-
-def source_date_epoch() -> int:
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None:
-        return DEFAULT_EPOCH
-    if not value.isdigit():
-        raise BundlerError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, got {value!r}")
-    return int(value)
 
 
 def prepare(options: BuildOptions) -> BuildContext:

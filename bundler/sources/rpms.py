@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from bundler.build_context import BuildContext
+from bundler.build_context import BuildContext, source_date_epoch
 from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
 from bundler.paths import key_pins_path
@@ -196,8 +196,6 @@ def publish(
     mirror: Optional[str],
     checked: Dict[str, int],
 ) -> None:
-    from bundler.commands.build import source_date_epoch
-
     repodata = write_repodata(published, source_date_epoch())
     prove_installable(repodata, spec.packages, resolution, policy.arch)  # before anything is written
     for path, data in sorted(repodata.items()):

@@ -17,7 +17,7 @@ from k8s_install.cluster.keepalived import render_check_script, render_keepalive
 from k8s_install.cluster.secrets import ClusterSecrets, secrets_text
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
-from k8s_install.node.files import plan_file, sha256_bytes
+from k8s_install.steps.files import plan_file, sha256_bytes
 from k8s_install.steps.services import plan_enabled
 
 CALICO_MANIFEST = f"{paths.STATE_DIR}/calico.yaml"
@@ -151,7 +151,7 @@ def plan_root_kubeconfig(node: Node) -> List[Change]:
 
 
 def _copy_kubeconfig(node: Node) -> None:
-    from k8s_install.node.files import apply_file
+    from k8s_install.steps.files import apply_file
 
     copied = kubeadm.root_kubeconfig()
     apply_file(node, copied.target, node.host.path(copied.source).read_bytes(), copied.mode)

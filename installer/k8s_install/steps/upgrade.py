@@ -19,8 +19,8 @@ from k8s_install.cluster import kubeadm, paths
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
 from k8s_install.node.facts import releasever
-from k8s_install.node.files import plan_file
 from k8s_install.packages.dnf import dnf_install_command, plan_packages
+from k8s_install.steps.files import plan_file
 from k8s_install.steps.packages import logged_runner
 from k8s_install.steps.preflight import check_disk
 from k8s_install.upgrade_record import (

@@ -15,7 +15,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
@@ -120,6 +120,63 @@ def test_the_zipapp_entry_point_is_standard_library_only_and_unused_by_the_build
     assert users == []
 
 
+def test_no_import_cycles() -> None:
+    """Among the modules of both packages, imports inside functions included (a cycle there only waits for the
+    call that closes it), imports for type checking only left out."""
+    roots = {path: REPO for path in BUILDER.rglob("*.py")} | {
+        path: INSTALLER.parent for path in INSTALLER.rglob("*.py")
+    }
+    modules = {module_name(path, root): (path, root) for path, root in roots.items()}
+
+    def known(name: str) -> str:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {
+        module: {known(name) for _line, name in imported_names(path, root, runtime_only=True)} - {"", module}
+        for module, (path, root) in modules.items()
+    }
+    assert cycles(graph) == []
+
+
+def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    found: List[List[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_cycles_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
 @pytest.mark.parametrize("source,expected", [
     ("import k8s_install.commands.node", ["k8s_install.commands.node"]),
     ("from k8s_install.commands import node", ["k8s_install.commands", "k8s_install.commands.node"]),
@@ -139,13 +196,14 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_names(path: Path, root: Path) -> Iterator[Tuple[int, str]]:
+def imported_names(path: Path, root: Path, runtime_only: bool = False) -> Iterator[Tuple[int, str]]:
     """Every module name `path` may import, wherever the import statement is (top level or in a function):
-    `from A import b` yields A and A.b, since b may be a submodule."""
+    `from A import b` yields A and A.b, since b may be a submodule. `runtime_only` leaves out the imports
+    under `if TYPE_CHECKING:`."""
     package = module_name(path, root).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in statements(ast.parse(path.read_text(encoding="utf-8"), str(path)), runtime_only):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name
@@ -157,3 +215,11 @@ def imported_names(path: Path, root: Path) -> Iterator[Tuple[int, str]]:
             yield node.lineno, base
             for alias in node.names:
                 yield node.lineno, f"{base}.{alias.name}"
+
+
+def statements(tree: ast.AST, runtime_only: bool) -> Iterator[ast.AST]:
+    for node in ast.iter_child_nodes(tree):
+        if runtime_only and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        yield node
+        yield from statements(node, runtime_only)

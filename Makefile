@@ -47,4 +47,4 @@ demo:  ## the offline path end to end on this machine (root; stand-in servers; a
 
 installer:  ## build dist/k8s-install.pyz alone
 	mkdir -p dist
-	$(PYTHON) -c 'from pathlib import Path; from bundler.zipapp import build_installer; from bundler.commands.build import source_date_epoch; print(build_installer(Path("dist/k8s-install.pyz"), source_date_epoch()))'
+	$(PYTHON) -c 'from pathlib import Path; from bundler.zipapp import build_installer; from bundler.build_context import source_date_epoch; print(build_installer(Path("dist/k8s-install.pyz"), source_date_epoch()))'

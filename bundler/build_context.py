@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from bundler.bundle_writer import BundleContents
 from bundler.cache import Cache
 from bundler.download import Downloader, FetchOptions
+from bundler.errors import BundlerError
 from bundler.manifest import OsTarget, Release
 from bundler.signing import SignKey
+from bundler.zipapp import DEFAULT_EPOCH
 from k8s_install.bundle_format.model import BundleManifest
+
+
+def source_date_epoch() -> int:
+    """The time every bundle entry carries (SOURCE_DATE_EPOCH, for reproducible builds)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return DEFAULT_EPOCH
+    if not value.isdigit():
+        raise BundlerError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """The command line's container image options, beside the release manifest's own images."""
+
+    images: Tuple[str, ...] = ()  # --image REF
+    image_files: Tuple[str, ...] = ()  # --image-file FILE: one reference a line
+    registry_auth: Tuple[str, ...] = ()  # --registry-auth HOST=USER:PASSWORD_FILE
+    insecure_registries: Tuple[str, ...] = ()  # --insecure-registry HOST
+    registry_mirrors: Tuple[str, ...] = ()  # --registry-mirror HOST=URL
+
+    @property
+    def any_images(self) -> bool:
+        return bool(self.images or self.image_files)
+
+
+@dataclass(frozen=True)
+class RpmOptions:
+    closure: str = "minimal"  # --rpm-closure: one of bundler.rpm.spec.CLOSURES
+    mirror: Optional[str] = None  # --rpm-mirror NAME: a mirror the release manifest names
 
 
 @dataclass
@@ -31,7 +65,9 @@ class BuildOptions:
     dry_run: bool = False  # resolve and print the plan, fetch nothing large, write nothing
     json: bool = False  # the dry run's plan as JSON on stdout
     allow_incomplete: bool = False  # a bundle missing parts of a node (tests, partial bundles): warn only
-    extra: Dict[str, Any] = field(default_factory=dict)  # per-source options (images, rpms)
+    images: ImageOptions = field(default_factory=ImageOptions)
+    rpms: RpmOptions = field(default_factory=RpmOptions)
+    delta_from: Optional[Path] = None  # --from OLD: write a delta against this earlier bundle
 
 
 @dataclass

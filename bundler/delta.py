@@ -22,7 +22,7 @@ from k8s_install.bundle_format.layout import DELTA_NAME, INSTALLER_NAME, MANIFES
 from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.bundle_format.opened import open_bundle
 from k8s_install.bundle_format.yaml_loader import load_yaml
-from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.errors import yaml_problem
 
 ALWAYS_CARRIED = (INSTALLER_NAME, MANIFEST_NAME)  # SHA256SUMS is always written
 
@@ -48,7 +48,7 @@ def read_base(path: Path) -> Base:
     try:
         with open_bundle(path, check_files=False) as bundle:
             return Base(bundle.top, bundle.sums_sha256, frozenset(bundle.sums.values()))
-    except InstallError as error:
+    except BundlerError as error:
         raise BundlerError(f"--from {error}") from None
 
 
@@ -61,10 +61,7 @@ def _from_manifest(path: Path) -> Base:
         raise BundlerError(f"--from {path}: not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(data, dict) or "kubernetes" not in data:
         raise BundlerError(f"--from {path}: not a bundle.yaml (no 'kubernetes' field)")
-    try:
-        manifest = BundleManifest.from_mapping(data, f"--from {path}")
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    manifest = BundleManifest.from_mapping(data, f"--from {path}")
     return Base(manifest.top, None, frozenset(entry.sha256 for entry in manifest.files))
 
 

@@ -1,7 +1,9 @@
-"""The one error type of the builder: a failure the user can act on, reported as one line."""
+"""The builder's name for the one user-error root both tools share (`k8s_install.errors.UserError`)."""
 
 from __future__ import annotations
 
+from k8s_install.errors import UserError
 
-class BundlerError(Exception):
-    """`str(error)` is the whole message: what failed, on which file/field/artifact, what to do."""
+BundlerError = UserError
+
+__all__ = ["BundlerError", "UserError"]

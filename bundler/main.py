@@ -1,7 +1,7 @@
 """Command line of `bundler`: argument parsing and dispatch only.
 
 Exit codes: 0 success, 1 an error the user can fix (one line), 2 bad arguments, 3 a bug (traceback in
-the log file named on screen), 130 interrupted.
+the log file named on screen), 130 interrupted, 141 the reader of its output left early (`| head`): quietly.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Callable, List, Optional
 from urllib.parse import urlsplit
 
 from bundler import __version__, interrupt, paths
-from bundler.build_context import BuildOptions
+from bundler.build_context import BuildOptions, ImageOptions, RpmOptions
 from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
 from bundler.errors import BundlerError
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
-from k8s_install.errors import InstallError, error_lines
+from k8s_install.errors import InstallError, UserError, error_lines, stdout_closed, stdout_reader_left
 
 
 def _positive(value: str) -> int:
@@ -94,7 +94,6 @@ def _check_supported(parser: argparse.ArgumentParser, kubernetes: Optional[str])
 
 
 def _check_images_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    from k8s_install.errors import InstallError
     from k8s_install.images.push import check_prefix
 
     if args.plain_http and args.ca_file:
@@ -292,14 +291,14 @@ def _add_plan_flags(build: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _image_options(args: argparse.Namespace) -> dict:
-    return {
-        "images": args.image,
-        "image_files": args.image_file,
-        "registry_auth": args.registry_auth,
-        "insecure_registries": args.insecure_registry,
-        "registry_mirrors": args.registry_mirror,
-    }
+def _image_options(args: argparse.Namespace) -> ImageOptions:
+    return ImageOptions(
+        images=tuple(args.image),
+        image_files=tuple(args.image_file),
+        registry_auth=tuple(args.registry_auth),
+        insecure_registries=tuple(args.insecure_registry),
+        registry_mirrors=tuple(args.registry_mirror),
+    )
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -331,12 +330,9 @@ def dispatch(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             json=args.json,
             allow_incomplete=args.allow_incomplete,
-            extra={
-                **_image_options(args),
-                "rpm_closure": args.rpm_closure,
-                "rpm_mirror": args.rpm_mirror,
-                "delta_from": args.delta_from,
-            },  # fmt: skip
+            images=_image_options(args),
+            rpms=RpmOptions(closure=args.rpm_closure, mirror=args.rpm_mirror),
+            delta_from=args.delta_from,
         )
         return run_build(options)
     if args.command == "releases":
@@ -380,15 +376,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_arguments(parser, args)
     interrupt.install_handler()
     try:
-        return dispatch(args)
-    except (BundlerError, InstallError) as error:  # an InstallError from the shared cluster.yaml checks
+        code = dispatch(args)
+        sys.stdout.flush()  # a reader that left early (`| head`) shows here, not in the interpreter's exit
+        return code
+    except UserError as error:
         for line in error_lines(error):
             print(f"bundler: error: {line}", file=sys.stderr)
         return _leave(1)
     except KeyboardInterrupt:
         print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)
         return _leave(130)
-    except Exception:
+    except Exception as error:
+        if stdout_reader_left(error):
+            return stdout_closed()
         try:
             with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
                 traceback.print_exc(file=log)

@@ -7,7 +7,8 @@ It decides where shiv's bootstrap may extract the bundled packages, then hands o
 - anyone else cannot write there, so extracts under their own cache folder ($XDG_CACHE_HOME, else ~/.cache,
   then k8s-install/shiv), else, with no usable home, into a private temporary folder removed at exit.
 
-Runs on the nodes' Python (3.9): standard library only. Never imported by the builder.
+Runs on the nodes' Python (3.9): standard library only, and no builder module imports it
+(tests/test_import_rules.py holds both rules).
 """
 
 import atexit

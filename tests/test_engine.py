@@ -11,10 +11,10 @@ import pytest
 from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.model import EMPTY_MANIFEST
 from k8s_install.engine import Change, Node, Step, converge
-from k8s_install.node.files import plan_file
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
+from k8s_install.steps.files import plan_file
 
 
 class WriteFiles(Step):

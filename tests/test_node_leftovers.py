@@ -18,10 +18,10 @@ from k8s_install.bundle_format.model import EMPTY_MANIFEST
 from k8s_install.commands.reset import run_reset
 from k8s_install.engine import Change, Node, Step, converge
 from k8s_install.node.atomic import leftover_temporaries
-from k8s_install.node.files import plan_file
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
+from k8s_install.steps.files import plan_file
 from k8s_install.steps.leftovers import Leftovers
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,7 @@ from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.engine import Node
 from k8s_install.errors import InstallError
+from k8s_install.node import facts
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
@@ -37,37 +38,37 @@ GiB = 1024**3
 CASES = [
     (
         "root",
-        lambda m: m.setattr(preflight, "effective_uid", lambda: 1000),
+        lambda m: m.setattr(facts, "effective_uid", lambda: 1000),
         "not running as root: run it with sudo (or as root)",
     ),
     (
         "arch",
-        lambda m: m.setattr(preflight, "machine", lambda: "aarch64"),
+        lambda m: m.setattr(facts, "machine", lambda: "aarch64"),
         "this node is arm64 but the bundle is for amd64: build one with --arch arm64",
     ),
     (
         "cpus",
-        lambda m: m.setattr(preflight, "cpu_count", lambda: 1),
+        lambda m: m.setattr(facts, "cpu_count", lambda: 1),
         "1 CPU(s), Kubernetes needs at least 2: give the machine more CPUs",
     ),
     (
         "memory",
-        lambda m: m.setattr(preflight, "memory_bytes", lambda: GiB),
+        lambda m: m.setattr(facts, "memory_bytes", lambda: GiB),
         "1.0 GiB of memory, Kubernetes needs at least 2 GiB: add memory",
     ),
     (
         "disk",
-        lambda m: m.setattr(preflight, "disk_free", lambda path: GiB),
+        lambda m: m.setattr(facts, "disk_free", lambda path: GiB),
         "1.0 GiB free under /var/lib, needs 2.0 GiB: free space or grow the disk",
     ),
     (
         "ports",
-        lambda m: m.setattr(preflight, "listening_ports", lambda: {22: "sshd", 10250: "nginx"}),
+        lambda m: m.setattr(facts, "listening_ports", lambda: {22: "sshd", 10250: "nginx"}),
         "port(s) 10250 (nginx) already in use: stop what listens there (ss -ltnp shows it)",
     ),
     (
         "runtime",
-        lambda m: m.setattr(preflight, "docker_running", lambda node: True),
+        lambda m: m.setattr(facts, "docker_running", lambda host: True),
         "docker is running and would fight containerd: systemctl disable --now docker docker.socket",
     ),
 ]
@@ -76,13 +77,13 @@ CASES = [
 @pytest.fixture
 def healthy(monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine that passes every check, so each case changes exactly one fact."""
-    monkeypatch.setattr(preflight, "effective_uid", lambda: 0)
-    monkeypatch.setattr(preflight, "machine", lambda: "x86_64")
-    monkeypatch.setattr(preflight, "cpu_count", lambda: 4)
-    monkeypatch.setattr(preflight, "memory_bytes", lambda: 8 * GiB)
-    monkeypatch.setattr(preflight, "disk_free", lambda path: 100 * GiB)
-    monkeypatch.setattr(preflight, "listening_ports", lambda: {22: "sshd"})
-    monkeypatch.setattr(preflight, "docker_running", lambda node: False)
+    monkeypatch.setattr(facts, "effective_uid", lambda: 0)
+    monkeypatch.setattr(facts, "machine", lambda: "x86_64")
+    monkeypatch.setattr(facts, "cpu_count", lambda: 4)
+    monkeypatch.setattr(facts, "memory_bytes", lambda: 8 * GiB)
+    monkeypatch.setattr(facts, "disk_free", lambda path: 100 * GiB)
+    monkeypatch.setattr(facts, "listening_ports", lambda: {22: "sshd"})
+    monkeypatch.setattr(facts, "docker_running", lambda host: False)
 
 
 @pytest.mark.parametrize("name,break_fact,message", CASES, ids=[c[0] for c in CASES])
@@ -144,9 +145,7 @@ def test_alma_is_accepted_by_a_rocky_bundle(healthy: None, tmp_path: Path) -> No
 
 def test_control_plane_needs_its_ports(healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     node = make_node(tmp_path, role="control-plane")
-    monkeypatch.setattr(
-        preflight, "listening_ports", lambda: {2379: "etcd-other", 8443: "java", 6443: "kube-apiserver"}
-    )
+    monkeypatch.setattr(facts, "listening_ports", lambda: {2379: "etcd-other", 8443: "java", 6443: "kube-apiserver"})
     assert preflight.failures(node) == [
         ("ports", "port(s) 2379 (etcd-other), 8443 (java) already in use: stop what listens there (ss -ltnp shows it)")
     ]
@@ -157,18 +156,18 @@ def test_ignored_check_is_skipped_and_logged(healthy: None, monkeypatch: pytest.
     node.settings = NodeSettings(
         role="worker", first=False, name="n1", ip="10.213.0.5", ignore_preflight=frozenset({"cpus"})
     )
-    monkeypatch.setattr(preflight, "cpu_count", lambda: 1)
+    monkeypatch.setattr(facts, "cpu_count", lambda: 1)
     assert preflight.failures(node) == []
     assert "preflight cpus: ignored" in (node.host.root / "var/log/k8s-install.log").read_text()
 
 
 def test_real_probes_read_this_machine() -> None:
-    assert preflight.memory_bytes() > 0
-    assert preflight.cpu_count() >= 1
+    assert facts.memory_bytes() > 0
+    assert facts.cpu_count() >= 1
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        assert preflight.listening_ports()[server.getsockname()[1]].startswith("python")
+        assert facts.listening_ports()[server.getsockname()[1]].startswith("python")
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
@@ -244,7 +243,7 @@ def test_ports_held_by_our_own_services_are_not_conflicts(
 ) -> None:
     """A re-run after a failure in kubeadm init: haproxy and the API server already hold their ports."""
     node = make_node(tmp_path, role="control-plane")
-    monkeypatch.setattr(preflight, "listening_ports", lambda: {8443: "haproxy", 6443: "kube-apiserver", 2379: "etcd"})
+    monkeypatch.setattr(facts, "listening_ports", lambda: {8443: "haproxy", 6443: "kube-apiserver", 2379: "etcd"})
     assert preflight.failures(node) == []
 
 

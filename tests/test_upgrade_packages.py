@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from k8s_install.bundle_format.bundle import load_bundle
-from k8s_install.engine import Node
+from k8s_install.engine import Node, NodeOptions
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.packages.dnf import install_packages
@@ -36,7 +36,7 @@ def test_new_kubeadm_package_is_installed_alone(release: StandInRelease, rpm_gra
     new = build_and_unpack(release, tmp_path / "new")
     host = Host(root)
     settings = NodeSettings(role="worker", first=False, name="wn01", ip="10.0.0.1")
-    node = Node(host, State(host), load_bundle(new), settings, {"no_gpgcheck": True})
+    node = Node(host, State(host), load_bundle(new), settings, NodeOptions(no_gpgcheck=True))
     changes = KubeadmPackage().plan(node)
     replace = "replace kubeadm-0:1.29.6-150500.1.1.x86_64 with kubeadm-0:1.30.0-150500.1.1.x86_64"
     assert [c.summary for c in changes] == [f"dnf install from the bundle: {replace}"]

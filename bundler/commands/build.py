@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from typing import Dict, List
 import yaml
 
 from bundler import __version__
-from bundler.build_context import BuildContext, BuildOptions
+from bundler.build_context import BuildContext, BuildOptions, source_date_epoch
 from bundler.bundle_manifest import assemble
 from bundler.bundle_writer import BundleContents, write_tarball
 from bundler.cache import DEFAULT_CACHE, Cache
@@ -34,21 +33,12 @@ from bundler.sources.cluster import add_cluster_config
 from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
-from bundler.zipapp import DEFAULT_EPOCH, build_installer
+from bundler.zipapp import build_installer
 from k8s_install.bundle_format.layout import INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
 from k8s_install.bundle_format.model import BundleManifest, InstallerFile
 from k8s_install.bundle_format.yaml_loader import load_yaml
-from k8s_install.errors import InstallError, yaml_problem
+from k8s_install.errors import yaml_problem
 from k8s_install.report import document
-
-
-def source_date_epoch() -> int:
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None:
-        return DEFAULT_EPOCH
-    if not value.isdigit():
-        raise BundlerError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, got {value!r}")
-    return int(value)
 
 
 def prepare(options: BuildOptions) -> BuildContext:
@@ -96,10 +86,7 @@ def read_lock(path: Path) -> BundleManifest:
         raise BundlerError(f"{path}: the lock file is not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(data, dict) or "kubernetes" not in data:
         raise BundlerError(f"{path}: not a lock file (expected the bundle.yaml of an earlier build)")
-    try:
-        return BundleManifest.from_mapping(data, str(path))  # the shape every bundle.yaml has
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    return BundleManifest.from_mapping(data, str(path))  # the shape every bundle.yaml has
 
 
 def add_installer(context: BuildContext, epoch: int, work: Path) -> InstallerFile:
@@ -124,8 +111,7 @@ def resolve_plan(context: BuildContext) -> Plan:
     if context.os_target.rpms and context.release.raw.get("rpm"):
         print("  reading the RPM repositories' metadata and solving the packages", file=sys.stderr, flush=True)
     rpms = plan_rpms(context)  # before images: a bad repository fails before any registry is asked
-    extra = context.options.extra
-    if context.release.images or context.release.images_from_files or extra.get("images") or extra.get("image_files"):
+    if context.release.images or context.release.images_from_files or context.options.images.any_images:
         print("  reading the image indexes, manifests and configs", file=sys.stderr, flush=True)
     images = plan_images(context)
     return Plan([files, images] + ([rpms] if rpms is not None else []))
@@ -181,7 +167,7 @@ def run_build(options: BuildOptions) -> int:
     if options.dry_run:
         programs.pop("rpmkeys", None)  # only the fetched RPMs are checked with it
     check_programs(programs)
-    base = read_base(options.extra["delta_from"]) if options.extra.get("delta_from") else None
+    base = read_base(options.delta_from) if options.delta_from else None
     cluster_config = add_cluster_config(context)  # validated before anything is downloaded
     cluster = cluster_config.cluster if cluster_config else None
     top = bundle_dir_name(context.release.kubernetes, options.os, context.arch, cluster)

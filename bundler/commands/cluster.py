@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Optional
 
 from bundler import paths
-from bundler.errors import BundlerError
 from k8s_install.bundle_format.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 from k8s_install.bundle_format.signature import read_trusted_signers
 from k8s_install.cluster.config import load_cluster_config
+from k8s_install.cluster.model import DEFAULT_NAME
 from k8s_install.cluster.secrets import load_secrets
-from k8s_install.cluster.starter import DEFAULT_NAME, write_starting_files
-from k8s_install.errors import InstallError
+from k8s_install.cluster.starter import write_starting_files
 
 
 def run_cluster_init(
@@ -24,11 +23,8 @@ def run_cluster_init(
 ) -> int:
     """`kubernetes` is required on the command line: the release is a choice the operator makes once, here,
     and every later step (the bundle, each node) must match what cluster.yaml says."""
-    try:
-        signers = read_trusted_signers(trusted_signers).text if trusted_signers is not None else ""
-        written = write_starting_files(directory, kubernetes, name or DEFAULT_NAME, signers)
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    signers = read_trusted_signers(trusted_signers).text if trusted_signers is not None else ""
+    written = write_starting_files(directory, kubernetes, name or DEFAULT_NAME, signers)
     print(f"wrote {written.config} (edit it: nodes, VIP, networks)")
     print(f"wrote {written.secrets} (mode 0600: token, certificate key, CA, VRRP password: control planes)")
     print(f"wrote {written.worker_secrets} (mode 0600: token and CA pin only: workers)")

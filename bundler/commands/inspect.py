@@ -13,7 +13,6 @@ from bundler.sbom import summarise_sbom
 from k8s_install.bundle_format.contents import describe
 from k8s_install.bundle_format.layout import SBOM_NAME
 from k8s_install.bundle_format.opened import open_bundle
-from k8s_install.errors import InstallError
 
 
 def inspect_document(target: Path, jobs: int = 0) -> Dict[str, Any]:
@@ -23,8 +22,6 @@ def inspect_document(target: Path, jobs: int = 0) -> Dict[str, Any]:
             doc = describe(bundle.manifest, len(bundle.files), sum(bundle.files.values()), bundle.sums_sha256)
             doc["signer"] = bundle.signature.describe() if bundle.signature.signed else None
             sbom = json.loads(bundle.read(SBOM_NAME)) if bundle.has(SBOM_NAME) else None  # None: built before SBOMs
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
     except ValueError as error:
         raise BundlerError(f"{target}: {SBOM_NAME} is not valid JSON: {error}") from None
     doc["sbom"] = summarise_sbom(sbom) if sbom is not None else None

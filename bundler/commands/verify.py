@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Optional
 
 import k8s_install.report as report
-from bundler.errors import BundlerError
 from bundler.progress import human_size
 from k8s_install.bundle_format.opened import open_bundle
 from k8s_install.bundle_format.signature import read_trusted_signers
@@ -17,15 +16,12 @@ from k8s_install.errors import InstallError
 
 
 def run_verify(target: Path, jobs: int = 0, trusted_signers: Optional[Path] = None, as_json: bool = False) -> int:
-    try:
-        signers = read_trusted_signers(trusted_signers) if trusted_signers is not None else None
-    except InstallError as error:
-        raise BundlerError(str(error)) from None
+    signers = read_trusted_signers(trusted_signers) if trusted_signers is not None else None
     try:
         with open_bundle(target, signers, jobs) as bundle:
             result = bundle.result()
     except InstallError as error:
-        raise BundlerError(str(report.verify_failed(str(target), error, as_json))) from None
+        raise report.verify_failed(str(target), error, as_json) from None
     if as_json:
         report.emit("verify", report.verify_body(str(target), result))
         return 0

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from bundler.errors import BundlerError
@@ -59,7 +59,7 @@ def _host_key(host: str) -> str:
     return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
 
 
-def parse_registry_auth(values: List[str]) -> Dict[str, Credential]:
+def parse_registry_auth(values: Sequence[str]) -> Dict[str, Credential]:
     """`HOST=USER:PASSWORD_FILE` entries; the file's first line is the password."""
     found: Dict[str, Credential] = {}
     for value in values:
@@ -108,7 +108,7 @@ def read_docker_config(path: Optional[Path] = None) -> Dict[str, Credential]:
     return found
 
 
-def load_credentials(flag_values: List[str]) -> Dict[str, Credential]:
+def load_credentials(flag_values: Sequence[str]) -> Dict[str, Credential]:
     credentials = read_docker_config()
     credentials.update(parse_registry_auth(flag_values))
     return credentials

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -59,7 +59,7 @@ class Endpoint:
         return f"{self.base}/v2/{self.repository}/{kind}/{reference}"
 
 
-def parse_mirrors(values: list, insecure: FrozenSet[str]) -> Dict[str, Mirror]:
+def parse_mirrors(values: Sequence[str], insecure: FrozenSet[str]) -> Dict[str, Mirror]:
     mirrors: Dict[str, Mirror] = {}
     for value in values:
         host, eq, url = value.partition("=")

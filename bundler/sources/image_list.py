@@ -66,8 +66,8 @@ def collect_images(context: BuildContext) -> List[ImageRef]:
             raise BundlerError(f"{release.source}: images_from_files names {name!r}, which was not fetched")
         text = Path(path).read_text(encoding="utf-8", errors="replace")
         refs += [parse_reference(image, f"artifact {name}") for image in images_in_yaml(text, f"artifact {name}")]
-    extra = context.options.extra
-    refs += [parse_reference(text, "--image") for text in extra.get("images", [])]
-    for file_name in extra.get("image_files", []):
+    options = context.options.images
+    refs += [parse_reference(text, "--image") for text in options.images]
+    for file_name in options.image_files:
         refs += [parse_reference(text, f"--image-file {file_name}") for text in read_image_file(Path(file_name))]
     return _unique(refs)

@@ -50,16 +50,16 @@ class ResolvedImage:
 
 
 def registry_options(context: BuildContext) -> RegistryOptions:
-    extra, fetch = context.options.extra, context.options.fetch
-    insecure = frozenset(extra.get("insecure_registries", []))
+    images, fetch = context.options.images, context.options.fetch
+    insecure = frozenset(images.insecure_registries)
     return RegistryOptions(
         ca_bundle=fetch.ca_bundle,
         timeout=fetch.timeout,
         retries=fetch.retries,
         backoff=fetch.backoff,
         insecure=insecure,
-        mirrors=parse_mirrors(extra.get("registry_mirrors", []), insecure),
-        credentials=load_credentials(extra.get("registry_auth", [])),
+        mirrors=parse_mirrors(images.registry_mirrors, insecure),
+        credentials=load_credentials(images.registry_auth),
         offline=fetch.offline,
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from bundler.build_context import BuildContext
+from bundler.build_context import BuildContext, source_date_epoch
 from bundler.bundle_manifest import ManifestPart
 from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
@@ -51,10 +51,10 @@ def lock_pins(lock: Optional[BundleManifest]) -> Dict[str, Tuple[Dependency, str
 
 
 def _options(context: BuildContext, spec: RpmSpec) -> Tuple[str, Optional[str]]:
-    closure = context.options.extra.get("rpm_closure") or "minimal"
+    closure = context.options.rpms.closure
     if closure not in CLOSURES:
         raise BundlerError(f"--rpm-closure must be one of {', '.join(CLOSURES)}, got {closure!r}")
-    mirror = context.options.extra.get("rpm_mirror")
+    mirror = context.options.rpms.mirror
     if mirror and mirror not in spec.mirror_names:
         known = ", ".join(spec.mirror_names) or "none"
         raise BundlerError(f"--rpm-mirror {mirror}: the manifest names no such mirror (known: {known})")
@@ -201,8 +201,6 @@ def publish(
     mirror: Optional[str],
     checked: Dict[str, int],
 ) -> ManifestPart:
-    from bundler.commands.build import source_date_epoch
-
     repodata = write_repodata(published, source_date_epoch())
     prove_installable(repodata, spec.packages, resolution, policy.arch)  # before anything is written
     for path, data in sorted(repodata.items()):

@@ -16,11 +16,16 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from k8s_install.errors import InstallError
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
+
+if TYPE_CHECKING:  # types only: the engine imports no bundle, settings or upgrade code at run time
+    from k8s_install.bundle_format.bundle import Bundle
+    from k8s_install.settings import NodeSettings
+    from k8s_install.upgrade_record import UpgradeRecord
 
 
 @dataclass(frozen=True)
@@ -31,14 +36,23 @@ class Change:
 
 
 @dataclass
+class NodeOptions:
+    """How a command runs the steps, beyond what the node is (its settings)."""
+
+    dry_run: bool = False  # planning only: a step may describe a change that needs an earlier one applied
+    no_gpgcheck: bool = False  # --no-gpgcheck: install unsigned RPMs
+    upgrade: Optional[UpgradeRecord] = None  # `upgrade`: where the node comes from, what is done so far
+
+
+@dataclass
 class Node:
     """Everything a step may read: the host, the state, the bundle and the node's settings."""
 
     host: Host
     state: State
-    bundle: Any  # installer.bundle.Bundle
-    settings: Any  # installer.settings.NodeSettings
-    options: Dict[str, Any] = field(default_factory=dict)
+    bundle: Bundle
+    settings: NodeSettings
+    options: NodeOptions = field(default_factory=NodeOptions)
 
 
 class Step:

@@ -1,12 +1,25 @@
-"""The one error type of the installer: a user-facing failure with a one-line message."""
+"""The one user-error root of both tools: a failure the user can act on, reported as one line.
+
+This module imports nothing of the project, so every layer of the installer and of the builder can raise
+`UserError`, and each tool's `main` catches this one type (exit 1, one line; anything else is a bug: exit 3).
+`InstallError` (installer code) and `bundler.errors.BundlerError` (builder code) are other names for it:
+an error raised deep in the installer's code reaches `bundler`'s `main` unchanged, with no translation.
+"""
 
 from __future__ import annotations
 
+import os
+import select
+import sys
 from typing import List, Sequence, Tuple
 
 
-class InstallError(Exception):
-    """Something the operator can fix. `str(error)` is the whole message, one line."""
+class UserError(Exception):
+    """Something the user can fix. `str(error)` is the whole message: what failed, on which
+    file/field/artifact, and what to do."""
+
+
+InstallError = UserError
 
 
 def yaml_problem(error: Exception) -> str:
@@ -46,3 +59,28 @@ def error_lines(error: Exception) -> List[str]:
     if isinstance(error, ErrorList):
         return list(error.lines)
     return [one_line(str(error))]
+
+
+STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for `cat` or `grep` when the reader left early
+
+
+def stdout_reader_left(error: BaseException) -> bool:
+    """Whether `error` means the reader of our standard output has gone (`... --json | head`), not that some
+    other pipe or socket broke (that one is a real failure)."""
+    if not isinstance(error, BrokenPipeError):
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (AttributeError, ValueError, OSError):  # no poll, or stdout closed or not a file
+        return False
+    return any(events & select.POLLERR for _, events in poller.poll(0))  # a pipe with no reader left
+
+
+def stdout_closed() -> int:
+    """Leave quietly, as other Unix tools do when their reader left: no message, no crash log; standard output
+    now points at /dev/null, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return STDOUT_CLOSED

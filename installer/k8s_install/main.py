@@ -1,7 +1,8 @@
 """Command line of k8s-install.pyz: parse arguments, dispatch, map errors to exit codes.
 
 Exit codes: 0 success, 1 an error the operator can fix (one line on stderr), 2 bad command line,
-3 a bug (traceback written to the log, not the screen), 130 interrupted.
+3 a bug (traceback written to the log, not the screen), 130 interrupted, 141 the reader of the output left
+early (`... --json | head`): no message, as other Unix tools do.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable, Dict, List, Optional
 
 from k8s_install import __version__
 from k8s_install.cluster.commands import add_config_parser, run_config
-from k8s_install.errors import InstallError, error_lines
+from k8s_install.errors import InstallError, UserError, error_lines, stdout_closed, stdout_reader_left
 from k8s_install.settings import FIREWALL_MODES, ROLES
 
 PROG = "k8s-install.pyz"
@@ -214,15 +215,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     check_arguments(parser, args)
     try:
-        return dispatch(args)
-    except InstallError as error:
+        code = dispatch(args)
+        sys.stdout.flush()  # a reader that left early (`| head`) shows here, not in the interpreter's exit
+        return code
+    except UserError as error:
         for line in error_lines(error):
             print(f"{PROG}: error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to continue", file=sys.stderr)
         return 130
-    except Exception:  # a bug: keep the screen clean, keep the details
+    except Exception as error:  # a bug: keep the screen clean, keep the details
+        if stdout_reader_left(error):
+            return stdout_closed()
         where = _write_crash_log()
         print(f"{PROG}: internal error; details in {where}; please report it", file=sys.stderr)
         return 3

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, FrozenSet, List, Optional, Tuple
+from typing import TYPE_CHECKING, FrozenSet, List, Optional, Tuple
+
+if TYPE_CHECKING:  # types only: settings stay importable without the cluster code
+    from k8s_install.cluster.model import ClusterConfig
+    from k8s_install.cluster.model import Node as ClusterNode
+    from k8s_install.cluster.secrets import ClusterSecrets
 
 ROLES = ("control-plane", "worker")
 FIREWALL_MODES = ("firewalld", "disable")
@@ -22,10 +27,22 @@ class NodeSettings:
     api_vip_port: int = 8443
     ignore_preflight: FrozenSet[str] = field(default_factory=frozenset)
     containerd_address: Optional[str] = None  # a running containerd to import into (for --root runs)
-    cluster: Any = None  # installer.cluster.model.ClusterConfig
-    node: Any = None  # installer.cluster.model.Node: this node in the cluster config
+    cluster: Optional[ClusterConfig] = None
+    node: Optional[ClusterNode] = None  # this node in the cluster config
     interface: str = ""  # the interface holding the node's IP (keepalived puts the VIP there)
-    secrets: Any = None  # installer.cluster.secrets.ClusterSecrets
+    secrets: Optional[ClusterSecrets] = None
+
+    def cluster_config(self) -> ClusterConfig:
+        """The cluster config, for the steps that render cluster files (the settings of every install have it)."""
+        if self.cluster is None:
+            raise AssertionError("a cluster step ran with settings made without a cluster config")
+        return self.cluster
+
+    def cluster_node(self) -> ClusterNode:
+        """This node in the cluster config."""
+        if self.node is None:
+            raise AssertionError("a cluster step ran with settings made without a cluster config")
+        return self.node
 
     @property
     def is_control_plane(self) -> bool:

@@ -9,9 +9,8 @@ from typing import Any, Optional
 
 from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME, MANIFEST_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
+from k8s_install.cluster.model import DEFAULT_NAME
 from k8s_install.errors import InstallError
-
-DEFAULT_NAME = "k8s-cluster"
 
 
 def add_config_parser(commands: Any) -> None:

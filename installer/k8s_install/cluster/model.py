@@ -13,6 +13,7 @@ ROLES = (CONTROL_PLANE, WORKER)
 
 API_SERVER_PORT = 6443  # each control plane's own kube-apiserver
 IMAGE_REPOSITORY = "registry.k8s.io"  # the bundled images keep their upstream names
+DEFAULT_NAME = "k8s-cluster"  # the cluster name `cluster init` / `config init` writes unless told
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,11 @@ from typing import NamedTuple
 
 from k8s_install.bundle_format.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 from k8s_install.cluster.config import CONFIG_NAME, parse_cluster_config
+from k8s_install.cluster.model import DEFAULT_NAME
 from k8s_install.cluster.render import render
 from k8s_install.cluster.secrets import generate_secrets, secrets_text, worker_secrets
 from k8s_install.errors import InstallError
 from k8s_install.node.atomic import write_atomically
-
-DEFAULT_NAME = "k8s-cluster"  # also in commands.py, which must not import jinja2
 
 
 class StartingFiles(NamedTuple):

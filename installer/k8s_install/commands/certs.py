@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 from typing import List
 
+from k8s_install.bundle_format.bundle import Bundle
+from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.cert_expiry import WARN_DAYS, expiry_warnings, node_certificates, table, utc_now
 from k8s_install.commands.install import confirm
-from k8s_install.engine import Node, converge
+from k8s_install.engine import Node, NodeOptions, converge
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
@@ -47,11 +49,13 @@ def run_certs(args: argparse.Namespace) -> int:
 def run_renew(args: argparse.Namespace) -> int:
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
     settings = NodeSettings(role="control-plane", first=False, name="", ip="")
-    node = Node(host=host, state=State(host), bundle=None, settings=settings, options={"dry_run": True})
+    # renewing reads nothing of a bundle (there may be none on the node)
+    no_bundle = Bundle(host.root, BundleManifest(kubernetes="", os="", arch=""))
+    node = Node(host=host, state=State(host), bundle=no_bundle, settings=settings, options=NodeOptions(dry_run=True))
     steps = [RenewCertificates()]
     if not args.yes:
         confirm(args, converge(node, steps, dry_run=True).change_count)
-    node.options["dry_run"] = False
+    node.options.dry_run = False
     report = converge(node, steps, dry_run=False)
     print(f"certs renew: {report.change_count} change(s) applied; `k8s-install.pyz certs` shows the new dates")
     return 0

@@ -11,13 +11,12 @@ from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME, SECRETS_NAME, 
 from k8s_install.cluster.config import load_cluster_config
 from k8s_install.cluster.identity import identify_image_node, identify_node, read_local_addresses
 from k8s_install.cluster.model import ClusterConfig, Node
+from k8s_install.cluster.paths import INSTALLED_SECRETS
 from k8s_install.cluster.secrets import ClusterSecrets, load_secrets
 from k8s_install.errors import InstallError
 from k8s_install.node.host import Host
 from k8s_install.settings import NodeSettings
 from k8s_install.steps.preflight import CHECK_NAMES
-
-INSTALLED_SECRETS = "/etc/k8s-install/cluster-secrets.yaml"
 
 
 def config_path(args: argparse.Namespace, bundle: Bundle) -> Path:

@@ -14,12 +14,10 @@ def run_images(args: argparse.Namespace) -> int:
     if getattr(args, "images_action", None) == "push":
         return run_push(args)
     node = make_node(args, dry_run=False, settings=None, need_cluster=False)
-    node.options["ctr"] = getattr(args, "ctr", None)
-    node.options["snapshotter"] = getattr(args, "snapshotter", None)
-    converge(node, [Images()], dry_run=False)
+    step = Images(ctr=getattr(args, "ctr", None), snapshotter=getattr(args, "snapshotter", None))
+    converge(node, [step], dry_run=False)
     total = len(node.bundle.images())
-    result = node.options.get("images_result")
-    imported = len(result.imported) if result else 0
+    imported = len(step.imported.imported) if step.imported else 0
     print(
         f"images: {imported} imported, {total - imported} already present; "
         f"all {total} bundled images are in containerd namespace {NAMESPACE}"

@@ -89,7 +89,7 @@ def run_install(args: argparse.Namespace) -> int:
     steps = steps_for(node.settings.role, node.settings.first)
     if not args.yes:
         confirm(args, converge(node, steps, dry_run=True).change_count)
-    node.options["dry_run"] = False
+    node.options.dry_run = False
     report = converge(node, steps, dry_run=False)
     node.state.data["completed"] = True
     node.state.data["kubernetes"] = node.bundle.kubernetes  # where `upgrade` starts from

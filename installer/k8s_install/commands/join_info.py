@@ -41,7 +41,7 @@ def run_join_info(args: argparse.Namespace) -> int:
         commands = [kubeadm.token_list_command(), kubeadm.token_create_command(secrets), kubeadm.upload_certs_command()]
         for command in commands:
             host.skipped(f"would run: {masked(' '.join(command), [secrets.bootstrap_token])}")
-    config = settings.cluster
+    config = settings.cluster_config()
     print("join material is valid again (same token and certificate key as cluster-secrets.yaml):")
     print("  workers:        " + " ".join(shlex.quote(p) for p in kubeadm.join_command_line(config, secrets, False)))
     print("  control planes: " + " ".join(shlex.quote(p) for p in kubeadm.join_command_line(config, secrets, True)))

@@ -11,7 +11,7 @@ from typing import Optional
 from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.opened import OpenedBundle, open_bundle
 from k8s_install.bundle_format.signature import TrustedSigners, read_trusted_signers
-from k8s_install.engine import Node
+from k8s_install.engine import Node, NodeOptions
 from k8s_install.errors import InstallError
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
@@ -72,5 +72,5 @@ def make_node(
         from k8s_install.commands.cluster_settings import settings_for
 
         settings = settings_for(args, bundle, host)
-    options = {"dry_run": dry_run, "no_gpgcheck": getattr(args, "no_gpgcheck", False)}
+    options = NodeOptions(dry_run=dry_run, no_gpgcheck=getattr(args, "no_gpgcheck", False))
     return Node(host=host, state=State(host), bundle=bundle, settings=settings, options=options)

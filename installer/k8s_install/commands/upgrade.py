@@ -49,13 +49,14 @@ def prepare(args: argparse.Namespace) -> Node:
     if not args.role and not args.node:  # --node names a node of cluster.yaml, and so its role
         raise InstallError("say which node this is: --role control-plane [--first], --role worker, or --node NAME")
     node = make_node(args, dry_run=True)  # verifies the new bundle once
-    node.options["upgrade"] = UpgradeRecord(node.state, node.bundle.kubernetes, installed_release(node, args.from_))
+    node.options.upgrade = UpgradeRecord(node.state, node.bundle.kubernetes, installed_release(node, args.from_))
     return node
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
     node = prepare(args)
-    upgrade = node.options["upgrade"]
+    upgrade = node.options.upgrade
+    assert upgrade is not None  # prepare() records it
     steps = upgrade_steps(node.settings.role, node.settings.first)
     if upgrade.source == node.bundle.kubernetes:
         print(f"{node.settings.name} already runs {node.bundle.kubernetes}: nothing to upgrade")
@@ -67,7 +68,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
         return 0
     if not args.yes:
         confirm(args, converge(node, steps, dry_run=True).change_count)
-    node.options["dry_run"] = False
+    node.options.dry_run = False
     report = converge(node, steps, dry_run=False)
     upgrade.finish()
     restarted = ", ".join(report.restarted)

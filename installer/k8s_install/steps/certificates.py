@@ -17,8 +17,8 @@ from k8s_install.cluster.api_probe import probe_api, wait_for_api
 from k8s_install.cluster.model import API_SERVER_PORT
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
-from k8s_install.node.files import apply_file
 from k8s_install.steps.cluster import plan_command
+from k8s_install.steps.files import apply_file
 
 MANIFESTS_DIR = "/etc/kubernetes/manifests"
 HOLDING_DIR = "/etc/kubernetes/tmp/k8s-install-static-pods"  # beside kubeadm's own backups in /etc/kubernetes/tmp

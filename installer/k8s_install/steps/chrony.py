@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import List
 
 from k8s_install.engine import Change, Node, Step
-from k8s_install.node.files import plan_file, with_header
+from k8s_install.steps.files import plan_file, with_header
 from k8s_install.steps.services import plan_enabled
 
 CHRONY_CONF = "/etc/chrony.conf"

@@ -14,11 +14,10 @@ from k8s_install.cluster.api_probe import probe_api, wait_for_api
 from k8s_install.cluster.calico import render_calico
 from k8s_install.cluster.haproxy import render_haproxy_cfg
 from k8s_install.cluster.keepalived import render_check_script, render_keepalived_conf
-from k8s_install.cluster.secrets import secrets_text
-from k8s_install.commands.cluster_settings import INSTALLED_SECRETS
+from k8s_install.cluster.secrets import ClusterSecrets, secrets_text
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
-from k8s_install.node.files import plan_file, sha256_bytes
+from k8s_install.steps.files import plan_file, sha256_bytes
 from k8s_install.steps.services import plan_enabled
 
 CALICO_MANIFEST = f"{paths.STATE_DIR}/calico.yaml"
@@ -26,7 +25,7 @@ CALICO_APPLIED_KEY = "calico_applied_sha256"  # in the installer's state: the ma
 JOIN_WAIT_SECONDS = 900.0
 
 
-def require_secrets(node: Node):  # type: ignore[no-untyped-def]
+def require_secrets(node: Node) -> ClusterSecrets:
     secrets = node.settings.secrets
     if secrets is None:
         raise InstallError(
@@ -68,7 +67,7 @@ class ClusterFiles(Step):
         placed = kubeadm.public_ca_file(secrets)
         changes = plan_file(node, placed.path, placed.content.encode(), placed.mode)
         # control planes keep the secrets for `join-info`; workers never store the CA key
-        changes += plan_file(node, INSTALLED_SECRETS, secrets_text(secrets).encode(), 0o600)
+        changes += plan_file(node, paths.INSTALLED_SECRETS, secrets_text(secrets).encode(), 0o600)
         return changes
 
 
@@ -78,12 +77,12 @@ class ApiVip(Step):
 
     def plan(self, node: Node) -> List[Change]:
         settings = node.settings
-        config, me, secrets = settings.cluster, settings.node, require_secrets(node)
+        config, me, secrets = settings.cluster_config(), settings.cluster_node(), require_secrets(node)
         keepalived = render_keepalived_conf(config, me, settings.interface, secrets.keepalived_password)
         changes = plan_file(node, paths.KEEPALIVED_CONF, keepalived.encode(), 0o600, ("keepalived",))
         changes += plan_file(node, paths.CHECK_SCRIPT, render_check_script(config).encode(), 0o755, ("keepalived",))
         changes += plan_file(node, paths.HAPROXY_CFG, render_haproxy_cfg(config).encode(), 0o644, ("haproxy",))
-        required = node.host.live and not node.options.get("dry_run")
+        required = node.host.live and not node.options.dry_run
         changes += plan_enabled(node, "haproxy.service", required=required)
         changes += plan_enabled(node, "keepalived.service", required=required)
         return changes
@@ -102,7 +101,7 @@ class KubeadmInit(Step):
         changes: List[Change] = []
         for placed in kubeadm.preplaced_ca_files(secrets):
             changes += plan_file(node, placed.path, placed.content.encode(), placed.mode)
-        init = kubeadm.render_init_config(settings.cluster, settings.node, secrets)
+        init = kubeadm.render_init_config(settings.cluster_config(), settings.cluster_node(), secrets)
         changes += plan_file(node, paths.KUBEADM_INIT_CONFIG, init.encode(), 0o600)
         if not node.host.path(paths.ADMIN_KUBECONFIG).exists():
             changes += plan_command(node, kubeadm.init_command(), hint=KUBEADM_RETRY_HINT)
@@ -119,7 +118,7 @@ class KubeadmJoin(Step):
     def plan(self, node: Node) -> List[Change]:
         settings = node.settings
         secrets = require_secrets(node)
-        join = kubeadm.render_join_config(settings.cluster, settings.node, secrets)
+        join = kubeadm.render_join_config(settings.cluster_config(), settings.cluster_node(), secrets)
         changes = plan_file(node, paths.KUBEADM_JOIN_CONFIG, join.encode(), 0o600)
         if not node.host.path("/etc/kubernetes/kubelet.conf").exists():
             changes += plan_command(
@@ -131,7 +130,7 @@ class KubeadmJoin(Step):
 
 
 def wait_until_api_answers(node: Node) -> None:
-    config, secrets = node.settings.cluster, node.settings.secrets
+    config, secrets = node.settings.cluster_config(), require_secrets(node)
 
     def report(left: int, why: str) -> None:
         print(f"\r    waiting for the API at {config.api_endpoint} ({why}): {left:4d} s left ", end="", file=sys.stderr)
@@ -144,7 +143,7 @@ def plan_root_kubeconfig(node: Node) -> List[Change]:
     copied = kubeadm.root_kubeconfig()
     source = node.host.path(copied.source)
     if not source.exists():
-        if node.host.live and not node.options.get("dry_run"):
+        if node.host.live and not node.options.dry_run:
             return [Change(f"copy {copied.source} to {copied.target}", lambda: _copy_kubeconfig(node))]
         node.host.skipped(f"copy {copied.source} to {copied.target} (written by kubeadm)")
         return []
@@ -152,7 +151,7 @@ def plan_root_kubeconfig(node: Node) -> List[Change]:
 
 
 def _copy_kubeconfig(node: Node) -> None:
-    from k8s_install.node.files import apply_file
+    from k8s_install.steps.files import apply_file
 
     copied = kubeadm.root_kubeconfig()
     apply_file(node, copied.target, node.host.path(copied.source).read_bytes(), copied.mode)
@@ -183,7 +182,7 @@ def plan_calico(node: Node, ask_cluster: bool) -> List[Change]:
     one last applied (kept in the state, so a failed apply is retried even though the file is written), or
     (with `ask_cluster`) when the cluster has no calico-node DaemonSet yet."""
     source = node.bundle.artifact("calico-manifest")
-    data = render_calico(source.read_text(encoding="utf-8"), node.settings.cluster).encode()
+    data = render_calico(source.read_text(encoding="utf-8"), node.settings.cluster_config()).encode()
     changes = plan_file(node, CALICO_MANIFEST, data, 0o644)
     applied = node.state.data.get(CALICO_APPLIED_KEY)
     stale = applied != sha256_bytes(data) if applied else bool(changes)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import List, Optional
 
 from k8s_install.engine import Change, Node, Step, register_readiness
-from k8s_install.node.files import HEADER, plan_file
 from k8s_install.render import render
+from k8s_install.steps.files import HEADER, plan_file
 from k8s_install.steps.services import plan_enabled
 
 containerd_config_path = "/etc/containerd/config.toml"

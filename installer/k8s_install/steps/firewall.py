@@ -6,7 +6,7 @@ from typing import List
 from xml.sax.saxutils import escape
 
 from k8s_install.engine import Change, Node, Step
-from k8s_install.node.files import HEADER, plan_file
+from k8s_install.steps.files import HEADER, plan_file
 from k8s_install.steps.services import plan_disabled
 
 

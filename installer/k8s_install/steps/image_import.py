@@ -13,6 +13,7 @@ from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
 from k8s_install.images.containerd_import import (
     DEFAULT_ADDRESS,
+    ImportResult,
     check_images_present,
     find_ctr,
     images_to_import,
@@ -33,6 +34,11 @@ class Images(Step):
     title = "container images in containerd (k8s.io)"
     needs_running = ("containerd",)
 
+    def __init__(self, ctr: Optional[str] = None, snapshotter: Optional[str] = None) -> None:
+        self.ctr = ctr  # `images --ctr`: the ctr binary (default: the installed one, else ctr on PATH)
+        self.snapshotter = snapshotter  # `images --snapshotter` (default: containerd's)
+        self.imported: Optional[ImportResult] = None  # what the last import did, once applied
+
     def plan(self, node: Node) -> List[Change]:
         address = node.settings.containerd_address or (DEFAULT_ADDRESS if node.host.live else None)
         if address is None:
@@ -40,10 +46,10 @@ class Images(Step):
             return []
         bundle = node.bundle
         try:
-            ctr = ctr_binary(node, node.options.get("ctr"))
+            ctr = ctr_binary(node, self.ctr)
             wanted = images_to_import(bundle, ctr, address)
         except InstallError:
-            if node.options.get("dry_run"):
+            if node.options.dry_run:
                 count = len(node.bundle.images())
                 return [Change(f"import {count} image(s) once containerd runs", lambda: None)] if count else []
             raise
@@ -52,9 +58,7 @@ class Images(Step):
         names = ", ".join(image.name for image in wanted)
 
         def load() -> None:
-            node.options["images_result"] = import_images(
-                bundle, ctr, address, snapshotter=node.options.get("snapshotter")
-            )
+            self.imported = import_images(bundle, ctr, address, snapshotter=self.snapshotter)
             check_images_present(bundle, ctr, address)
 
         return [Change(f"import {len(wanted)} image(s) into containerd k8s.io: {names}", load)]

@@ -11,8 +11,8 @@ import posixpath
 from typing import Callable, Dict, List, NamedTuple, Tuple
 
 from k8s_install.engine import Change, Node, Step
-from k8s_install.node.files import plan_file, with_header
 from k8s_install.node.host import Host
+from k8s_install.steps.files import plan_file, with_header
 
 MODULES_FILE = "/etc/modules-load.d/k8s.conf"
 SYSCTL_FILE = "/etc/sysctl.d/90-k8s.conf"

@@ -8,11 +8,11 @@ ones of the kubernetes-cni RPM on every run.
 from __future__ import annotations
 
 import subprocess
-from typing import Any, List, Optional
+from typing import Any, List
 
 from k8s_install.engine import Change, Node, Step
+from k8s_install.node.facts import releasever
 from k8s_install.packages.dnf import install_packages, plan_packages
-from k8s_install.steps.preflight import read_os_release
 
 
 def logged_runner(node: Node) -> Any:
@@ -26,13 +26,6 @@ def logged_runner(node: Node) -> Any:
     return run
 
 
-def releasever(node: Node) -> Optional[str]:
-    """dnf needs the release for an --installroot that has no system-release package yet."""
-    if node.host.live:
-        return None
-    return read_os_release(node).get("VERSION_ID", "9").split(".")[0] or "9"
-
-
 class Packages(Step):
     name = "packages"
     title = "Kubernetes and system packages from the bundle"
@@ -44,11 +37,11 @@ class Packages(Step):
         pending = plan_packages(bundle, root, logged_runner(node))
         if not pending:
             return []
-        gpgcheck = not node.options.get("no_gpgcheck", False)
+        gpgcheck = not node.options.no_gpgcheck
 
         def install() -> None:
             node.state.record_packages([change.name for change in pending])
-            install_packages(bundle, root, gpgcheck, releasever(node), logged_runner(node))
+            install_packages(bundle, root, gpgcheck, releasever(node.host), logged_runner(node))
 
         names = ", ".join(change.nevra for change in pending)
         return [Change(f"dnf install from the bundle: {names}", install)]

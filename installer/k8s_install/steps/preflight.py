@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import platform
-import shutil
 import stat
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 from k8s_install.bundle_format.layout import IMAGES_DIR
 from k8s_install.cert_expiry import expiry_warnings
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
+from k8s_install.node import facts
 from k8s_install.packages.assumed_rpms import unmet_requirements
 from k8s_install.steps.kernel import SYSCTL_FILE, sysctl_overrides
 
@@ -23,23 +22,8 @@ OS_BY_RELEASE = {"rocky": "rocky", "almalinux": "alma", "rhel": "rhel", "centos"
 Check = Callable[[Node], Optional[str]]
 
 
-def read_os_release(node: Node) -> dict:
-    values = {}
-    path = node.host.path("/etc/os-release")
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                values[key.strip()] = value.strip().strip('"')
-    return values
-
-
-def effective_uid() -> int:
-    return os.geteuid()
-
-
 def check_root(node: Node) -> Optional[str]:
-    if effective_uid() != 0:
+    if facts.effective_uid() != 0:
         return "not running as root: run it with sudo (or as root)"
     return None
 
@@ -47,7 +31,7 @@ def check_root(node: Node) -> Optional[str]:
 def check_os(node: Node) -> Optional[str]:
     if "linux" in node.bundle.os_ids:
         return None  # a generic Linux bundle
-    release = read_os_release(node)
+    release = facts.read_os_release(node.host)
     family = OS_BY_RELEASE.get(release.get("ID", ""), release.get("ID", "unknown"))
     major = release.get("VERSION_ID", "").split(".")[0]
     found = f"{family}{major}"
@@ -58,39 +42,23 @@ def check_os(node: Node) -> Optional[str]:
     return None
 
 
-def machine() -> str:
-    return platform.machine()
-
-
 def check_arch(node: Node) -> Optional[str]:
-    machine_name = machine()
+    machine_name = facts.machine()
     arch = ARCH_BY_MACHINE.get(machine_name, machine_name)
     if arch != node.bundle.arch:
         return f"this node is {arch} but the bundle is for {node.bundle.arch}: build one with --arch {arch}"
     return None
 
 
-def cpu_count() -> int:
-    return os.cpu_count() or 1
-
-
 def check_cpus(node: Node) -> Optional[str]:
-    count = cpu_count()
+    count = facts.cpu_count()
     if count < MIN_CPUS:
         return f"{count} CPU(s), Kubernetes needs at least {MIN_CPUS}: give the machine more CPUs"
     return None
 
 
-def memory_bytes() -> int:
-    with open("/proc/meminfo", encoding="ascii") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def check_memory(node: Node) -> Optional[str]:
-    total = memory_bytes()
+    total = facts.memory_bytes()
     if total < MIN_MEMORY:
         return f"{total / 1024**3:.1f} GiB of memory, Kubernetes needs at least 2 GiB: add memory"
     return None
@@ -104,15 +72,11 @@ def images_size(node: Node) -> int:
     return total
 
 
-def disk_free(path: object) -> int:
-    return shutil.disk_usage(str(path)).free
-
-
 def check_disk(node: Node) -> Optional[str]:
     target = node.host.path("/var/lib")
     while not target.exists():
         target = target.parent
-    free = disk_free(target)
+    free = facts.disk_free(target)
     needed = 3 * images_size(node) + 2 * 1024**3  # unpacked layers take about 2-3x their compressed size
     if free < needed:
         have, want = free / 1024**3, needed / 1024**3
@@ -127,50 +91,6 @@ OUR_LISTENERS = frozenset(
 )
 
 
-def listening_ports() -> Dict[int, str]:
-    """Listening TCP ports of this network namespace -> the command name of the process holding them."""
-    inodes: Dict[str, int] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as lines:
-                next(lines, None)
-                for line in lines:
-                    fields = line.split()
-                    if len(fields) > 9 and fields[3] == "0A":  # LISTEN
-                        inodes[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
-        except FileNotFoundError:
-            continue
-    owners = {port: "" for port in inodes.values()}
-    for pid in (entry for entry in os.listdir("/proc") if entry.isdigit()):
-        held = [inodes[inode] for inode in _socket_inodes(pid) if inode in inodes]
-        if held:
-            try:
-                with open(f"/proc/{pid}/comm", encoding="ascii", errors="replace") as comm:
-                    name = comm.read().strip()
-            except OSError:
-                continue
-            for port in held:
-                owners[port] = name
-    return owners
-
-
-def _socket_inodes(pid: str) -> List[str]:
-    """Inodes of the sockets a process holds (fds come and go while we look: each is read on its own)."""
-    try:
-        descriptors = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return []  # the process ended, or is not ours to read
-    found = []
-    for descriptor in descriptors:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{descriptor}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            found.append(link[len("socket:[") : -1])
-    return found
-
-
 def required_ports(node: Node) -> List[int]:
     ports = [10250]
     if node.settings.is_control_plane:
@@ -179,7 +99,7 @@ def required_ports(node: Node) -> List[int]:
 
 
 def check_ports(node: Node) -> Optional[str]:
-    listening = listening_ports()
+    listening = facts.listening_ports()
     busy = [port for port in required_ports(node) if port in listening and listening[port] not in OUR_LISTENERS]
     if busy:
         held = ", ".join(f"{port} ({listening[port] or 'unknown'})" for port in sorted(busy))
@@ -187,22 +107,8 @@ def check_ports(node: Node) -> Optional[str]:
     return None
 
 
-def docker_running(node: Node) -> bool:
-    if node.host.path("/run/docker.sock").exists():
-        return True
-    for entry in os.listdir("/proc") if node.host.live else []:
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm", encoding="ascii", errors="replace") as comm:
-                    if comm.read().strip() == "dockerd":
-                        return True
-            except OSError:
-                continue
-    return False
-
-
 def check_runtime(node: Node) -> Optional[str]:
-    if docker_running(node):
+    if facts.docker_running(node.host):
         return "docker is running and would fight containerd: systemctl disable --now docker docker.socket"
     return None
 

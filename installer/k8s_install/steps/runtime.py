@@ -18,8 +18,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
-from k8s_install.node.files import plan_file
 from k8s_install.node.undo import undo_file
+from k8s_install.steps.files import plan_file
 
 Destination = Callable[[str], Optional[str]]  # member path -> absolute destination, or None to skip
 

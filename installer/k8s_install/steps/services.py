@@ -25,7 +25,7 @@ def plan_enabled(node: Node, unit: str, required: bool = True, start: bool = Tru
     """Enable `unit` (and, with `start`, (re)start it with the other restarts); a unit whose file is absent
     is an error, or only logged when not `required`."""
     if not unit_exists(node, unit):
-        if node.options.get("dry_run"):
+        if node.options.dry_run:
             return [Change(f"enable {unit} (once an earlier step has installed it)", lambda: None)]
         if required:
             raise InstallError(f"unit {unit} is not installed on this node: the step that installs it did not run")

@@ -7,7 +7,7 @@ import socket
 from typing import List
 
 from k8s_install.engine import Change, Node, Step
-from k8s_install.node.files import plan_file
+from k8s_install.steps.files import plan_file
 
 HOSTS_BEGIN = "# BEGIN k8s-install: cluster nodes (managed block)"
 HOSTS_END = "# END k8s-install"

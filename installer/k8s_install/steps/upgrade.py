@@ -18,9 +18,10 @@ from typing import List, Optional
 from k8s_install.cluster import kubeadm, paths
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
-from k8s_install.node.files import plan_file
+from k8s_install.node.facts import releasever
 from k8s_install.packages.dnf import dnf_install_command, plan_packages
-from k8s_install.steps.packages import logged_runner, releasever
+from k8s_install.steps.files import plan_file
+from k8s_install.steps.packages import logged_runner
 from k8s_install.steps.preflight import check_disk
 from k8s_install.upgrade_record import (
     APISERVER_MANIFEST,
@@ -36,7 +37,9 @@ KUBELET_KUBECONFIG = "/etc/kubernetes/kubelet.conf"
 
 
 def record(node: Node) -> UpgradeRecord:
-    return node.options["upgrade"]  # type: ignore[no-any-return]
+    if node.options.upgrade is None:
+        raise AssertionError("an upgrade step runs only under `upgrade`, which records where the node comes from")
+    return node.options.upgrade
 
 
 def target(node: Node) -> str:
@@ -145,10 +148,10 @@ class KubeadmPackage(Step):
         pending = [change for change in plan_packages(bundle, root, logged_runner(node)) if change.name == "kubeadm"]
         if not pending:
             return []
-        gpgcheck = not node.options.get("no_gpgcheck", False)
+        gpgcheck = not node.options.no_gpgcheck
 
         def install() -> None:
-            command = dnf_install_command(bundle, pending, root, gpgcheck, releasever(node))
+            command = dnf_install_command(bundle, pending, root, gpgcheck, releasever(node.host))
             result = logged_runner(node)(command, capture_output=True, text=True)
             if result.returncode != 0:
                 raise InstallError(f"dnf could not install {pending[0].nevra} from the bundle: {result.stderr[-300:]}")
@@ -261,7 +264,7 @@ class KubeadmConfigFiles(Step):
         if settings.secrets is None:
             return []
         if settings.first:
-            text = kubeadm.render_init_config(settings.cluster, settings.node, settings.secrets)
+            text = kubeadm.render_init_config(settings.cluster_config(), settings.cluster_node(), settings.secrets)
             return plan_file(node, paths.KUBEADM_INIT_CONFIG, text.encode(), 0o600)
-        text = kubeadm.render_join_config(settings.cluster, settings.node, settings.secrets)
+        text = kubeadm.render_join_config(settings.cluster_config(), settings.cluster_node(), settings.secrets)
         return plan_file(node, paths.KUBEADM_JOIN_CONFIG, text.encode(), 0o600)

@@ -1,4 +1,5 @@
-"""Files the installer manages: rendered, compared, written atomically with their mode, originals kept.
+"""Files the installer manages: rendered, compared, written atomically with their mode, originals kept
+(the helper every step that writes a file plans with).
 
 A file the installer did not write is backed up once (to /var/lib/k8s-install/backups) before it is
 replaced, so `reset` can restore it, and what the installer wrote over it is kept too, so `reset` can tell

@@ -33,6 +33,10 @@ def short_reason(error: BaseException) -> str:
     return text[:200]
 
 
+class Retryable(Exception):
+    """A failure worth another attempt: a 5xx, a refused or dropped connection, a timeout."""
+
+
 def proxy_for(url: str) -> Optional[str]:
     """The proxy requests sends `url` through (from the environment, honouring NO_PROXY), without any
     user:password it holds; None for a direct connection."""
@@ -53,7 +57,6 @@ def connect_failure(error: BaseException, url: str) -> Exception:
     import requests
 
     from bundler.errors import BundlerError
-    from bundler.retry import Retryable
 
     reason = short_reason(error)
     proxy = proxy_for(url)

@@ -10,15 +10,11 @@ from typing import Callable, TypeVar
 
 from bundler import interrupt
 from bundler.errors import BundlerError
-from bundler.network_errors import proxy_for
+from bundler.network_errors import Retryable, proxy_for
 from bundler.progress import say
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")
-
-
-class Retryable(Exception):
-    """A failure worth another attempt: a 5xx, a refused or dropped connection, a timeout."""
 
 
 def with_retries(attempt: Callable[[], T], retries: int, backoff: float, what: str, where: str, hint: str = "") -> T:

@@ -201,9 +201,7 @@ def test_both_checks_list_every_error_then_a_count_and_exit_1(tmp_path: Path) ->
         f"bundler: error: {line}"
         for line in [f"{version}known: {known}", *errors, f"{config}: 4 errors; fix them all and run again"]
     ]
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / "bundle.yaml").write_text("kubernetes: 1.29.6\n")
+    bundle = write_tiny_bundle(tmp_path / "bundle")
     node = run_installer("--bundle", str(bundle), "config", "check", "--config", str(config))
     differs = f"{config}: kubernetes_version: 1.29.60 differs from this bundle's Kubernetes 1.29.6: set 1.29.6 or use"
     assert node.returncode == 1 and node.stderr.splitlines()[0].startswith(f"k8s-install.pyz: error: {differs}")

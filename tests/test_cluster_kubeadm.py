@@ -20,8 +20,8 @@ from k8s_install.cluster.kubeadm import (
     upload_certs_command,
 )
 from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
-from tests.support.cluster import load, seed_data
 from tests.support import kubeadm_v1beta3, kubeadm_v1beta4
+from tests.support.cluster import load, seed_data
 from tests.support.kubeadm_v1beta3 import unknown_keys
 
 SCHEMAS = {**kubeadm_v1beta3.SCHEMAS, **kubeadm_v1beta4.SCHEMAS}

@@ -13,7 +13,8 @@ import argparse
 import shlex
 
 from k8s_install.cluster import kubeadm
-from k8s_install.cluster.paths import ADMIN_KUBECONFIG, KUBEADM_UPLOAD_CERTS_CONFIG as UPLOAD_CERTS_CONFIG
+from k8s_install.cluster.paths import ADMIN_KUBECONFIG
+from k8s_install.cluster.paths import KUBEADM_UPLOAD_CERTS_CONFIG as UPLOAD_CERTS_CONFIG
 from k8s_install.commands.node import make_node
 from k8s_install.errors import InstallError
 from k8s_install.node.atomic import write_atomically

@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "upgrade":
             sub.add_argument("action", nargs="?", choices=("run", "plan"), default="run", help="default: run")
             sub.add_argument("--from", dest="from_", metavar="VERSION", help="the release this node runs now")
+            sub.add_argument(
+                "--no-delete-emptydir-data", action="store_true",
+                help="drain without kubectl's --delete-emptydir-data (default: with it; a pod with an emptyDir "
+                "volume then stops the drain)",
+            )  # fmt: skip
     add_config_parser(commands)
     return parser
 

@@ -19,6 +19,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 import pytest
 import yaml
 
+from k8s_install.steps.upgrade import DRAIN_DELETES_EMPTYDIR
 from tests.conftest import REPO, find_python39
 from tests.support.ansible_output import recap, task_hosts
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
@@ -475,12 +476,12 @@ def test_upgrade_playbook_runs_kubeadms_order_node_by_node_then_changes_nothing(
         "k8s-wn01": ["kubeadm upgrade node"],
     }
     admin = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
-    drain = f"{admin} drain k8s-mn02 --ignore-daemonsets"
+    drain = f"{admin} drain k8s-mn02 --ignore-daemonsets --delete-emptydir-data"
     assert done["k8s-mn02"][:3] == [f"{admin} get --raw /readyz", "kubeadm upgrade node", drain]
     assert done["k8s-wn01"][:3] == [
         "kubectl --kubeconfig=/etc/kubernetes/kubelet.conf get --raw /version",
         "operator: drain k8s-wn01 from a control plane before confirming: kubectl drain k8s-wn01 --ignore-daemonsets"
-        " (this node has no admin kubeconfig)",
+        f" --delete-emptydir-data (this node has no admin kubeconfig; {DRAIN_DELETES_EMPTYDIR})",
         "kubeadm upgrade node",
     ]
     for name, folder in folders.items():

@@ -119,6 +119,25 @@ def test_worker_role_converges_and_second_run_changes_nothing(
     assert "done: 0 change(s) applied" in second.stdout
 
 
+def test_install_then_plan_agree_on_a_unit_the_package_does_not_bring(
+    python39: str, bundle: Path, node_root: Path, namespace: NetNamespace, tmp_path: Path
+) -> None:
+    """The demo's setup: the bundle's chrony (a stand-in RPM) brings no chronyd unit into the --root image. The
+    plan says enabling it depends on the packages, the install reports it skipped, and the installed node
+    plans nothing (no change pending forever, so Ansible's check mode says "ok")."""
+    before = install(python39, bundle, node_root, namespace, tmp_path, "plan")
+    assert before.returncode == 0, before.stdout + before.stderr
+    assert "would enable chronyd (once an earlier step has installed it; if none does, skipped)" in before.stdout
+    first = install(python39, bundle, node_root, namespace, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    skipped = "--root: only logged, not run: enable chronyd: not done, this root has no unit file for it"
+    assert skipped in first.stdout
+    after = install(python39, bundle, node_root, namespace, tmp_path, "plan")
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "plan: 0 change(s) pending" in after.stdout, after.stdout
+    assert skipped in after.stdout and "would enable" not in after.stdout
+
+
 def test_plan_changes_nothing(
     python39: str, bundle: Path, node_root: Path, namespace: NetNamespace, tmp_path: Path
 ) -> None:

@@ -154,6 +154,9 @@ def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[s
             due = pending if step.needs_settled else [s for s in pending if service_name(s) in needed]
             restart_services(node, due, report)
         already = len(host.recorded)
+        # a plan of an earlier step is not applied in a dry run: a step whose input it makes (a unit file a
+        # package brings) reads this to tell "not there yet" from "never coming"
+        node.options["earlier_changes_pending"] = dry_run and report.change_count > 0
         changes = step.plan(node)
         recorded = [printable_recorded(action) for action in host.recorded[already:]]
         summaries = [change.summary for change in changes]

@@ -102,6 +102,58 @@ def test_both_tools_print_sizes_in_binary_units(bundle: Path, python39: str, tmp
         assert not re.search(r"\d ?([KMG]B|kB|bytes)\b", text), text
 
 
+INCOMPLETE = "incomplete bundle (built with --allow-incomplete), missing: "
+
+
+def test_every_reader_of_an_incomplete_bundle_says_so(bundle: Path, python39: str, tmp_path: Path) -> None:
+    """A bundle built with --allow-incomplete: both tools' verify and bundler inspect, text and JSON, say what
+    it lacks (the same list bundle.yaml records)."""
+    import yaml
+
+    missing = yaml.safe_load((bundle / "bundle.yaml").read_text())["incomplete"]
+    assert missing and "kubeadm (a file or an RPM named kubeadm)" in missing
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "s"))
+    pyz = bundle / "k8s-install.pyz"
+    for result in (run_bundler("verify", str(bundle)), run_pyz(python39, pyz, "verify", env=env)):
+        assert result.returncode == 0, result.stderr
+        assert f"warning: {INCOMPLETE}{'; '.join(missing)}" in result.stdout.splitlines()
+    inspected = run_bundler("inspect", str(bundle))
+    assert f"complete: no, {INCOMPLETE}{'; '.join(missing)}" in inspected.stdout.splitlines()
+    for command, result in (
+        ("verify", run_bundler("verify", "--json", str(bundle))),
+        ("verify", run_pyz(python39, pyz, "verify", "--json", env=env)),
+        ("inspect", run_bundler("inspect", "--json", str(bundle))),
+    ):
+        doc = json.loads(result.stdout)
+        assert doc["incomplete"] == missing, command
+        jsonschema.validate(doc, json.loads((REPO / f"schemas/{command}.schema.json").read_text()))
+
+
+@pytest.mark.parametrize("command", [[], ["plan"], ["preflight"], ["upgrade"], ["upgrade", "plan"]])
+def test_the_node_refuses_an_incomplete_bundle_before_any_change(
+    command: List[str], bundle: Path, python39: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "image"
+    root.mkdir()
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "s"))
+    pyz = bundle / "k8s-install.pyz"
+    yes = ["--yes"] if command in ([], ["upgrade"]) else []
+    refused = run_pyz(python39, pyz, *command, "--role", "worker", "--root", str(root), *yes, env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    line = refused.stderr.strip()
+    assert line.startswith(f"k8s-install.pyz: error: {bundle}: {INCOMPLETE}kubeadm (a file or an RPM named kubeadm); ")
+    assert line.endswith(
+        "nothing was changed: use a complete bundle (bundler build without --allow-incomplete), "
+        "or pass --allow-incomplete to go on with what it holds"
+    )
+    assert "more (bundler inspect lists them all)" in line and "\n" not in line
+    assert list(root.iterdir()) == []
+    allowed = run_pyz(python39, pyz, *command, "--role", "worker", "--root", str(root), *yes, "--allow-incomplete",
+                      env=env)  # fmt: skip
+    assert f"warning: {INCOMPLETE}kubeadm" in allowed.stdout + allowed.stderr
+    assert INCOMPLETE not in allowed.stderr.strip().splitlines()[-1]  # it went on (to the next problem)
+
+
 BAD_BUNDLER_ARGS = {
     "unknown command": ["bild"],
     "no command": [],
@@ -153,7 +205,44 @@ BAD_PYZ_ARGS = {
     "plain http with a CA file": ["images", "push", "127.0.0.1:5000", "--plain-http", "--ca-file", "ca.pem"],
     "missing config action": ["config"],
     "bad certs action": ["certs", "renoo"],
+    "an option verify does not take": ["verify", "--firewall", "disable", "--yes"],
+    "the same, before the command": ["--firewall", "disable", "verify"],
+    "plan does not change: no --yes": ["plan", "--yes"],
+    "status takes no node": ["status", "--role", "worker"],
 }
+
+
+def test_an_option_a_command_does_not_take_is_refused_in_one_line(pyz: Path, python39: str, tmp_path: Path) -> None:
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    result = run_pyz(python39, pyz, "verify", "--firewall", "disable", "--yes", env=env)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "k8s-install.pyz: error: verify does not take --yes, --firewall (see k8s-install.pyz verify --help)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "command, takes, not_listed",
+    [
+        (
+            ["verify"],
+            ["--bundle", "--root", "--trusted-signers", "--jobs", "--base", "--json"],
+            ["--firewall", "--yes"],
+        ),
+        (["status"], ["--bundle", "--root", "--containerd-address", "--json"], ["--role", "--config", "--yes"]),
+        (["reset"], ["--root", "--yes"], ["--bundle", "--role", "--firewall"]),
+        (["plan"], ["--role", "--first", "--config", "--firewall", "--allow-incomplete"], ["--yes"]),
+        (["upgrade"], ["--role", "--yes", "--allow-incomplete", "--no-delete-emptydir-data"], []),
+    ],
+)
+def test_each_command_s_help_lists_only_its_options(
+    command: List[str], takes: List[str], not_listed: List[str], pyz: Path, python39: str, tmp_path: Path
+) -> None:
+    help_text = run_pyz(python39, pyz, *command, "--help", env=dict(os.environ, SHIV_ROOT=str(tmp_path / "s"))).stdout
+    for option in takes:
+        assert f"  {option}" in help_text, (command, option)
+    for option in not_listed:
+        assert f"  {option}" not in help_text and f"[{option}" not in help_text, (command, option)
 
 
 @pytest.mark.parametrize("args", BAD_PYZ_ARGS.values(), ids=BAD_PYZ_ARGS.keys())
@@ -278,7 +367,7 @@ def prepare_image(python39: str, bundle: Path, root: Path, site: Path, *args: st
     with NetNamespace() as namespace:
         command = namespace.prefix() + [
             python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--config", str(site / "cluster.yaml"),
-            "--secrets", str(site / "cluster-secrets.yaml"), *args,
+            "--secrets", str(site / "cluster-secrets.yaml"), "--allow-incomplete", *args,
         ]  # fmt: skip
         env = dict(os.environ, SHIV_ROOT=str(root.parent / "shiv"))
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)

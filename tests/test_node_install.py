@@ -55,27 +55,26 @@ def node_root(tmp_path: Path, cluster_file: Path) -> Path:
     return root
 
 
-def worker_command(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path) -> List[str]:
+def worker_command(
+    python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path, command: str = "install"
+) -> List[str]:
+    """The worker's command line with the options `command` takes (any other is refused)."""
     site = tmp_path / "site"
-    return namespace.prefix() + [
-        python39,
-        str(bundle / "k8s-install.pyz"),
-        "--root",
-        str(root),
-        "--role",
-        "worker",
-        "--config",
-        str(site / "cluster.yaml"),
-        "--secrets",
-        str(site / "cluster-secrets.yaml"),
-        "--yes",
-    ]
+    node = ["--role", "worker", "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml")]
+    flags = {
+        "install": [*node, "--allow-incomplete", "--yes"],  # the stand-in bundle lacks kubeadm's images, packages
+        "plan": [*node, "--allow-incomplete"],
+        "reset": ["--yes"],
+        "status": [],
+    }[command]
+    return namespace.prefix() + [python39, str(bundle / "k8s-install.pyz"), "--root", str(root), *flags]
 
 
 def install(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path, *extra: str):
     if not (tmp_path / "site" / "cluster.yaml").exists():
         raise AssertionError("use the cluster_file fixture")
-    command = worker_command(python39, bundle, root, namespace, tmp_path) + list(extra)
+    command = extra[0] if extra and not extra[0].startswith("-") else "install"
+    command = worker_command(python39, bundle, root, namespace, tmp_path, command) + list(extra)
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 

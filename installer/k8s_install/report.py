@@ -41,4 +41,5 @@ def text_to_stderr(active: bool) -> Iterator[None]:
 def verify_body(bundle: str, result: VerifyResult) -> Dict[str, Any]:
     """The `verify` document of both tools (a failed verification is an error: exit 1, no document)."""
     return {"bundle": bundle, "ok": True, "files": result.files, "bytes": result.bytes,
-            "sha256sums_sha256": result.sums_sha256, "signature": result.signature}  # fmt: skip
+            "sha256sums_sha256": result.sums_sha256, "signature": result.signature,
+            "incomplete": list(result.incomplete)}  # fmt: skip

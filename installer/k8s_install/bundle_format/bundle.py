@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 import yaml
 
 from k8s_install.bundle_format.layout import INSTALLER_NAME, MANIFEST_NAME
-from k8s_install.bundle_format.shape import check_manifest_shape, load_manifest_yaml
+from k8s_install.bundle_format.shape import check_manifest_shape, incomplete_parts, load_manifest_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 
@@ -21,6 +21,10 @@ class Bundle:
     @property
     def kubernetes(self) -> str:
         return str(self.manifest.get("kubernetes", ""))
+
+    @property
+    def incomplete(self) -> List[str]:
+        return incomplete_parts(self.manifest)
 
     @property
     def arch(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 import yaml
 
 from k8s_install.bundle_format.layout import MANIFEST_NAME
-from k8s_install.bundle_format.shape import check_manifest_shape, load_manifest_yaml
+from k8s_install.bundle_format.shape import check_manifest_shape, incomplete_parts, load_manifest_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 
@@ -92,6 +92,7 @@ def describe(manifest: Dict[str, Any], total_files: int, total_bytes: int, sums_
     ]
     return {
         "kubernetes": str(manifest.get("kubernetes", "")),
+        "incomplete": incomplete_parts(manifest),
         "format": manifest.get("format"),
         "builder": str(manifest.get("builder", "")),
         "installer_version": str((installer or {}).get("version", "")) if isinstance(installer, dict) else "",

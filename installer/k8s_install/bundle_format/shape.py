@@ -7,7 +7,7 @@ where a mapping belongs half-way through an install.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import yaml
 
@@ -85,4 +85,20 @@ def check_manifest_shape(manifest: Any, where: str) -> Dict[str, Any]:
     for index, image in enumerate(manifest.get("images") or []):
         if not isinstance(image.get("name"), str):
             raise wrong(f"images[{index}].name", "must be an image reference")
+    missing = manifest.get("incomplete") or []
+    if not isinstance(missing, list) or not all(isinstance(part, str) for part in missing):
+        raise wrong("incomplete", "must be a list of the parts the build left out")
     return manifest
+
+
+def incomplete_parts(manifest: Dict[str, Any]) -> List[str]:
+    """What a bundle built with `bundler build --allow-incomplete` lacks of a node (bundle.yaml `incomplete`)."""
+    return [str(part) for part in manifest.get("incomplete") or []]
+
+
+def incomplete_line(parts: List[str], most: int = 0) -> str:
+    """How every reader of a bundle says it is incomplete (verify, inspect, the node's commands); with `most`,
+    at most that many parts and how many more (`bundler inspect` lists them all)."""
+    shown = parts[:most] if most else parts
+    more = f"; and {len(parts) - len(shown)} more (bundler inspect lists them all)" if len(parts) > len(shown) else ""
+    return f"incomplete bundle (built with --allow-incomplete), missing: {'; '.join(shown)}{more}"

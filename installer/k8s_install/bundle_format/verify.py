@@ -15,13 +15,13 @@ import stat
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import yaml
 
 from k8s_install.bundle_format.image_index import INDEX_PATH, check_image_index
 from k8s_install.bundle_format.layout import DELTA_NAME, IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
-from k8s_install.bundle_format.shape import check_manifest_shape, load_manifest_yaml
+from k8s_install.bundle_format.shape import check_manifest_shape, incomplete_parts, load_manifest_yaml
 from k8s_install.bundle_format.signature import TrustedSigners, check_signature, describe_unchecked
 from k8s_install.errors import InstallError, yaml_problem
 
@@ -33,6 +33,7 @@ class VerifyResult(NamedTuple):
     bytes: int
     sums_sha256: str
     signature: str = ""  # what the signature check found, one line
+    incomplete: Tuple[str, ...] = ()  # what bundle.yaml says the build left out (--allow-incomplete)
 
 
 def signature_status(sums: bytes, signature: Optional[bytes], signers: Optional[TrustedSigners], where: str) -> str:
@@ -141,10 +142,10 @@ def check_consistency(
     read: Callable[[str], bytes],
     where: str,
     partial: bool = False,
-) -> None:
+) -> Dict[str, Any]:
     """Compare what is present (`actual`: path -> (sha256, size)) with SHA256SUMS and bundle.yaml, and bundle.yaml's
     images with images/index.json; `read` gives the bytes of a file of the bundle. `partial` (a delta bundle)
-    lets files SHA256SUMS lists be missing: its base holds them."""
+    lets files SHA256SUMS lists be missing: its base holds them. Returns bundle.yaml, checked."""
     missing = sorted(set(sums) - set(actual))
     if missing and not partial:
         raise InstallError(f"{where}: {len(missing)} file(s) listed in {SUMS_NAME} are missing, first {missing[0]}")
@@ -171,9 +172,10 @@ def check_consistency(
         if size is not None and path in actual and actual[path][1] != size:
             raise InstallError(f"{where}: {path} has {actual[path][1]} bytes, {MANIFEST_NAME} says {size}")
     if partial and INDEX_PATH not in actual:
-        return  # a delta without a new image index: the base's is checked once the delta is completed
+        return manifest  # a delta without a new image index: the base's is checked once the delta is completed
     index = read(INDEX_PATH) if INDEX_PATH in actual else None
     check_image_index(manifest, index, set(sums), where, None if partial else read)  # a delta: blobs in its base
+    return manifest
 
 
 BLOBS_PREFIX = f"{IMAGES_DIR}/blobs/sha256/"
@@ -236,9 +238,10 @@ def verify_directory(root: Path, jobs: int = 0, signers: Optional[TrustedSigners
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         actual = dict(pool.map(measure, _largest_first(root, present)))
-    check_consistency(sums, actual, lambda relative: read_bundle_file(root / relative), str(root))
+    manifest = check_consistency(sums, actual, lambda relative: read_bundle_file(root / relative), str(root))
     total = sum(size for _, size in actual.values())
-    return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
+    sums_sha256 = hashlib.sha256(sums_bytes).hexdigest()
+    return VerifyResult(len(actual), total, sums_sha256, status, tuple(incomplete_parts(manifest)))
 
 
 def _largest_first(root: Path, paths: Iterable[str]) -> List[str]:
@@ -298,9 +301,10 @@ def verify_tarball(
     ordered = sorted(files.items(), key=lambda item: -item[1].size)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         actual = dict(pool.map(measure, ordered))
-    check_consistency(sums, actual, lambda relative: _read_member(path, files[relative]), where, partial=delta)
+    manifest = check_consistency(sums, actual, lambda relative: _read_member(path, files[relative]), where, delta)
     total = sum(member.size for member in files.values())
-    return VerifyResult(len(actual), total, hashlib.sha256(sums_bytes).hexdigest(), status)
+    sums_sha256 = hashlib.sha256(sums_bytes).hexdigest()
+    return VerifyResult(len(actual), total, sums_sha256, status, tuple(incomplete_parts(manifest)))
 
 
 COMPRESSED = {b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"BZh": "bzip2", b"\x28\xb5\x2f\xfd": "zstd"}

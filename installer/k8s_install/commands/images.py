@@ -13,7 +13,9 @@ from k8s_install.steps.image_import import Images
 def run_images(args: argparse.Namespace) -> int:
     if getattr(args, "images_action", None) == "push":
         return run_push(args)
-    node = make_node(args, dry_run=False, settings=None, need_cluster=False)
+    node = make_node(
+        args, dry_run=False, settings=None, need_cluster=False, need_complete=False
+    )  # imports what is there
     node.options["ctr"] = getattr(args, "ctr", None)
     node.options["snapshotter"] = getattr(args, "snapshotter", None)
     converge(node, [Images()], dry_run=False)

@@ -48,7 +48,8 @@ def refuse_another_release(node: Node) -> None:
 
 def node_body(node: Node) -> Dict[str, Any]:
     settings = node.settings
-    return {"node": settings.name, "role": settings.role, "first": settings.first, "root": str(node.host.root)}
+    return {"node": settings.name, "role": settings.role, "first": settings.first, "root": str(node.host.root),
+            "incomplete": node.bundle.incomplete}  # fmt: skip
 
 
 def run_preflight(args: argparse.Namespace) -> int:

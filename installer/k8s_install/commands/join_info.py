@@ -22,7 +22,7 @@ from k8s_install.node.host import Host, masked
 
 
 def run_join_info(args: argparse.Namespace) -> int:
-    node = make_node(args, dry_run=False)
+    node = make_node(args, dry_run=False, need_complete=False)  # changes nothing the bundle would bring
     settings = node.settings
     host = node.host
     if not settings.is_control_plane:

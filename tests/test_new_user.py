@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import jsonschema
 import pytest
@@ -152,6 +152,77 @@ def test_the_node_refuses_an_incomplete_bundle_before_any_change(
                       env=env)  # fmt: skip
     assert f"warning: {INCOMPLETE}kubeadm" in allowed.stdout + allowed.stderr
     assert INCOMPLETE not in allowed.stderr.strip().splitlines()[-1]  # it went on (to the next problem)
+
+
+def carried_with_cluster(bundle: Path, tmp_path: Path) -> Path:
+    """A copy of `bundle` holding a cluster.yaml listed in SHA256SUMS, as `bundler build --cluster` packs it."""
+    import hashlib
+
+    import yaml
+
+    from tests.support.cluster_files import cluster_document
+
+    copy = tmp_path / "carried" / bundle.name
+    shutil.copytree(bundle, copy)
+    data = yaml.safe_dump(cluster_document(SEED_NODES), sort_keys=False).encode()
+    (copy / "cluster.yaml").write_bytes(data)
+    with open(copy / "SHA256SUMS", "a") as sums:
+        sums.write(f"{hashlib.sha256(data).hexdigest()}  cluster.yaml\n")
+    return copy
+
+
+def run_node(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str]:
+    from k8s_install.main import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().err.strip()
+
+
+def test_an_edited_cluster_yaml_in_the_bundle_says_to_edit_a_copy(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    copy = carried_with_cluster(bundle, tmp_path)
+    assert run_node(capsys, "--bundle", str(copy), "verify")[0] == 0
+    with open(copy / "cluster.yaml", "a") as edited:
+        edited.write("# interface: ens33\n")
+    code, error = run_node(capsys, "--bundle", str(copy), "verify")
+    assert code == 1
+    assert error.startswith(f"k8s-install.pyz: error: {copy}: cluster.yaml was changed after the build (sha256 ")
+    assert error.endswith(
+        "the bundle's copy is checked like every file: put the original back (re-copy it from the bundle tarball) "
+        "and edit a copy outside the bundle folder, passed with --config FILE"
+    )
+
+
+@pytest.mark.parametrize("name", ["cluster-secrets.yaml", "cluster-secrets-worker.yaml"])
+def test_secrets_inside_the_bundle_folder_are_sent_beside_it(
+    name: str, bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    copy = bundle  # this test's own
+    (copy / name).write_text("cluster: demo\n")
+    code, error = run_node(capsys, "--bundle", str(copy), "verify")
+    assert (code, error) == (1, (
+        f"k8s-install.pyz: error: {copy}: {name} does not belong inside the bundle folder (secrets never travel "
+        "in a bundle): move it beside the folder, where the installer looks for it, or pass --secrets FILE"
+    ))  # fmt: skip
+
+
+def test_a_hint_to_set_a_cluster_yaml_field_names_the_copy_to_edit(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The bundle's cluster.yaml lacks a control plane's interface: the hint says to set it in a copy."""
+    copy = carried_with_cluster(bundle, tmp_path)
+    (tmp_path / "image").mkdir()
+    code, error = run_node(
+        capsys, "--bundle", str(copy), "--root", str(tmp_path / "image"), "--node", "k8s-mn02", "--allow-incomplete",
+        "plan",
+    )  # fmt: skip
+    assert code == 1
+    assert "set nodes[].interface (e.g. ens33)" in error
+    assert error.endswith(
+        f"; edit a copy, not the bundle's cluster.yaml (checked like every file of the bundle): "
+        f"cp {copy}/cluster.yaml {copy.parent}/cluster.yaml, then pass --config {copy.parent}/cluster.yaml"
+    )
 
 
 BAD_BUNDLER_ARGS = {

@@ -20,7 +20,16 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tu
 import yaml
 
 from k8s_install.bundle_format.image_index import INDEX_PATH, check_image_index
-from k8s_install.bundle_format.layout import DELTA_NAME, IMAGES_DIR, MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
+from k8s_install.bundle_format.layout import (
+    CLUSTER_CONFIG_NAME,
+    DELTA_NAME,
+    IMAGES_DIR,
+    MANIFEST_NAME,
+    SECRETS_NAME,
+    SIGNATURE_NAME,
+    SUMS_NAME,
+    WORKER_SECRETS_NAME,
+)
 from k8s_install.bundle_format.shape import check_manifest_shape, incomplete_parts, load_manifest_yaml
 from k8s_install.bundle_format.signature import TrustedSigners, check_signature, describe_unchecked
 from k8s_install.errors import InstallError, yaml_problem
@@ -151,12 +160,10 @@ def check_consistency(
         raise InstallError(f"{where}: {len(missing)} file(s) listed in {SUMS_NAME} are missing, first {missing[0]}")
     extra = sorted(set(actual) - set(sums))
     if extra:
-        raise InstallError(f"{where}: {extra[0]} is not listed in {SUMS_NAME}: remove it or rebuild the bundle")
+        raise not_listed(where, extra[0])
     for path in sorted(set(sums) & set(actual)):
         if actual[path][0] != sums[path]:
-            raise InstallError(
-                f"{where}: {path} is corrupted: sha256 {actual[path][0]}, expected {sums[path]}; re-copy the bundle"
-            )
+            raise corrupted(where, path, actual[path][0], sums[path])
     check_blob_digests(actual, where)
     if MANIFEST_NAME not in sums:
         raise InstallError(f"{where}: {MANIFEST_NAME} is not listed in {SUMS_NAME}")
@@ -176,6 +183,31 @@ def check_consistency(
     index = read(INDEX_PATH) if INDEX_PATH in actual else None
     check_image_index(manifest, index, set(sums), where, None if partial else read)  # a delta: blobs in its base
     return manifest
+
+
+def not_listed(where: str, path: str) -> InstallError:
+    """A file SHA256SUMS does not list; the operator's own files (secrets, a cluster.yaml) say where they go."""
+    if path in (SECRETS_NAME, WORKER_SECRETS_NAME):
+        return InstallError(
+            f"{where}: {path} does not belong inside the bundle folder (secrets never travel in a bundle): move it "
+            "beside the folder, where the installer looks for it, or pass --secrets FILE"
+        )
+    if path == CLUSTER_CONFIG_NAME:
+        return InstallError(
+            f"{where}: {path} is not part of this bundle (built without --cluster): move it out of the folder and "
+            "pass --config FILE"
+        )
+    return InstallError(f"{where}: {path} is not listed in {SUMS_NAME}: remove it or rebuild the bundle")
+
+
+def corrupted(where: str, path: str, actual: str, expected: str) -> InstallError:
+    if path == CLUSTER_CONFIG_NAME:  # edited where it lies, as a hint about nodes[] may have suggested
+        return InstallError(
+            f"{where}: {path} was changed after the build (sha256 {actual}, expected {expected}); the bundle's copy "
+            f"is checked like every file: put the original back (re-copy it from the bundle tarball) and edit a copy "
+            "outside the bundle folder, passed with --config FILE"
+        )
+    return InstallError(f"{where}: {path} is corrupted: sha256 {actual}, expected {expected}; re-copy the bundle")
 
 
 BLOBS_PREFIX = f"{IMAGES_DIR}/blobs/sha256/"

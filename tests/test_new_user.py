@@ -225,6 +225,22 @@ def test_a_hint_to_set_a_cluster_yaml_field_names_the_copy_to_edit(
     )
 
 
+def test_a_worker_without_secrets_is_told_its_own_file(
+    node_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    copy = carried_with_cluster(node_bundle, tmp_path)
+    (tmp_path / "image").mkdir()
+    code, error = run_node(
+        capsys, "--bundle", str(copy), "--root", str(tmp_path / "image"), "--node", "k8s-wn01", "--allow-incomplete",
+        "plan",
+    )  # fmt: skip
+    assert code == 1
+    assert error.startswith(
+        "k8s-install.pyz: error: no cluster-secrets-worker.yaml (or cluster-secrets.yaml): copy the file "
+        "`bundler cluster init` wrote to this node (0600) and pass --secrets FILE, or put it beside the bundle folder"
+    ), error
+
+
 BAD_BUNDLER_ARGS = {
     "unknown command": ["bild"],
     "no command": [],

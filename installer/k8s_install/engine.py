@@ -50,6 +50,10 @@ class Step:
     def plan(self, node: Node) -> List[Change]:
         raise NotImplementedError
 
+    def outcome(self, node: Node) -> Optional[str]:
+        """What the step's line says instead of ok / N to change (a check that failed in a plan)."""
+        return None
+
 
 @dataclass
 class StepReport:
@@ -162,6 +166,7 @@ def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[s
         summaries = [change.summary for change in changes]
         report.steps.append(StepReport(step.name, step.title, summaries, recorded))
         mark = "ok" if not changes else (f"{len(changes)} to change" if dry_run else f"{len(changes)} changed")
+        mark = step.outcome(node) or mark
         echo(f"[{step.name}] {step.title}: {mark}")
         for change in changes:
             echo(f"    {'would ' if dry_run else ''}{change.summary}{restart_note(host, change)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, List
 
+from k8s_install.bundle_format.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 from k8s_install.cluster import kubeadm, paths
 from k8s_install.cluster.api_probe import probe_api, wait_for_api
 from k8s_install.cluster.calico import render_calico
@@ -29,8 +30,10 @@ JOIN_WAIT_SECONDS = 900.0
 def require_secrets(node: Node):  # type: ignore[no-untyped-def]
     secrets = node.settings.secrets
     if secrets is None:
+        # a worker: the worker-only file is enough, and keeps the CA key off it
+        wanted = SECRETS_NAME if node.settings.is_control_plane else f"{WORKER_SECRETS_NAME} (or {SECRETS_NAME})"
         raise InstallError(
-            "no cluster-secrets.yaml: copy the file `bundler cluster init` wrote to this node (0600) and pass "
+            f"no {wanted}: copy the file `bundler cluster init` wrote to this node (0600) and pass "
             "--secrets FILE, or put it beside the bundle folder"
         )
     return secrets

@@ -33,7 +33,10 @@ reports 0 changes and a failed run continues where it stopped. Everything is log
 /var/log/k8s-install.log.
 """
 
-EPILOG = "Exit codes: 0 done, 1 an error to fix (the message says what), 2 bad arguments, 3 bug, 130 interrupted."
+EPILOG = (
+    "The options above are the install's; `COMMAND --help` lists the ones each command takes (it refuses others).\n"
+    "Exit codes: 0 done, 1 an error to fix (the message says what), 2 bad arguments, 3 bug, 130 interrupted."
+)
 
 
 IDENTITY = ("role", "first", "node", "config", "secrets")  # which node this is (cluster.yaml, its secrets)

@@ -62,7 +62,8 @@ class LiveCluster:
             return ["./k8s-install.pyz", *command] + (["--yes"] if verb == "reset" else [])
         if verb == "join-info":
             return ["./k8s-install.pyz", *command, *ROLES[name]]
-        return ["./k8s-install.pyz", *command, *ROLES[name], "--allow-incomplete", "--yes"]
+        confirm = [] if verb in ("plan", "preflight") else ["--yes"]
+        return ["./k8s-install.pyz", *command, *ROLES[name], "--allow-incomplete", *confirm]
 
     def install(self, name: str, *command: str, timeout: float = 900) -> Run:
         started = time.monotonic()

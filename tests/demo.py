@@ -223,6 +223,7 @@ def run_demo(work: Path) -> None:
             print(status_line(node, installer(bundle, work / "site", node, sandboxes[node["name"]], "status", "--json"),
                               env))  # fmt: skip
         shown(installer(bundle, work / "site", first, sandboxes[first["name"]], "--yes"), env=env)
+        shown(installer(bundle, work / "site", first, sandboxes[first["name"]], "plan"), env=env)  # agrees: nothing
         log = (sandboxes[first["name"]]["root"] / "var/log/k8s-install.log").read_text()  # type: ignore[operator]
         print("commands the first control plane would run on a real node (kubeadm and kubectl are not here):")
         would = [line.split("would run: ", 1)[1] for line in log.splitlines() if "would run: kube" in line]

@@ -27,6 +27,8 @@ def test_demo_runs_end_to_end_and_cleans_up() -> None:
     assert "plan: " in out and "change(s) pending; nothing was changed" in out
     assert out.count("done: ") == len(NODES) + 1 and out.rstrip().endswith("s")
     assert "done: 0 change(s) applied" in out  # the second run on the first control plane
+    assert "plan: 0 change(s) pending; nothing was changed" in out  # and its plan agrees: nothing pending
+    assert "would enable" not in out.rsplit("done: 0 change(s) applied", 1)[1]
     for node in NODES[1:]:
         assert f"{node['name']}: last run completed: yes; 3 of 3 images in containerd" in out
     assert "kubeadm init --config /etc/k8s-install/kubeadm-init.yaml --upload-certs" in out

@@ -362,6 +362,9 @@ def test_playbook_installs_in_order_then_changes_nothing_and_check_shows_the_pla
     assert again.returncode == 0, again.stdout + again.stderr
     assert all(counts["changed"] == 0 for counts in recap(again.stdout).values()), again.stdout
     assert task_hosts(again.stdout, "Copy the bundle tarball") == []  # skipped: SHA256SUMS matches
+    converged = play(cluster, "--check")  # plan and install agree: an installed node plans nothing
+    assert converged.returncode == 0, converged.stdout + converged.stderr
+    assert all(counts["changed"] == 0 for counts in recap(converged.stdout).values()), converged.stdout
 
     hosts_file = folders["k8s-mn02"] / "root/etc/hosts"
     drifted = "127.0.0.1 localhost\n"

@@ -19,6 +19,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 import pytest
 import yaml
 
+from k8s_install.steps.upgrade import DRAIN_DELETES_EMPTYDIR
 from tests.conftest import REPO, find_python39
 from tests.support.ansible_output import recap, task_hosts
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
@@ -312,7 +313,7 @@ def fresh_nodes(
             (root / "etc/os-release").write_text(DEBIAN_OS_RELEASE)
         variables = {
             "k8s_remote_dir": str(folder / "bundle"),
-            "k8s_install_args": ["--root", str(root)],
+            "k8s_install_args": ["--root", str(root), "--allow-incomplete"],  # stand-in: no kubeadm images, RPMs
             "k8s_install_env": {"SHIV_ROOT": str(folder / "shiv")},
         }
         (host_vars / f"{node['name']}.yml").write_text(yaml.safe_dump(variables))
@@ -361,6 +362,9 @@ def test_playbook_installs_in_order_then_changes_nothing_and_check_shows_the_pla
     assert again.returncode == 0, again.stdout + again.stderr
     assert all(counts["changed"] == 0 for counts in recap(again.stdout).values()), again.stdout
     assert task_hosts(again.stdout, "Copy the bundle tarball") == []  # skipped: SHA256SUMS matches
+    converged = play(cluster, "--check")  # plan and install agree: an installed node plans nothing
+    assert converged.returncode == 0, converged.stdout + converged.stderr
+    assert all(counts["changed"] == 0 for counts in recap(converged.stdout).values()), converged.stdout
 
     hosts_file = folders["k8s-mn02"] / "root/etc/hosts"
     drifted = "127.0.0.1 localhost\n"
@@ -475,12 +479,12 @@ def test_upgrade_playbook_runs_kubeadms_order_node_by_node_then_changes_nothing(
         "k8s-wn01": ["kubeadm upgrade node"],
     }
     admin = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"
-    drain = f"{admin} drain k8s-mn02 --ignore-daemonsets"
+    drain = f"{admin} drain k8s-mn02 --ignore-daemonsets --delete-emptydir-data"
     assert done["k8s-mn02"][:3] == [f"{admin} get --raw /readyz", "kubeadm upgrade node", drain]
     assert done["k8s-wn01"][:3] == [
         "kubectl --kubeconfig=/etc/kubernetes/kubelet.conf get --raw /version",
         "operator: drain k8s-wn01 from a control plane before confirming: kubectl drain k8s-wn01 --ignore-daemonsets"
-        " (this node has no admin kubeconfig)",
+        f" --delete-emptydir-data (this node has no admin kubeconfig; {DRAIN_DELETES_EMPTYDIR})",
         "kubeadm upgrade node",
     ]
     for name, folder in folders.items():

@@ -14,13 +14,17 @@ from k8s_install.cluster.kubeadm import (
     preplaced_ca_files,
     render_init_config,
     render_join_config,
+    render_upload_certs_config,
     root_kubeconfig,
     token_create_command,
     upload_certs_command,
 )
 from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
+from tests.support import kubeadm_v1beta3, kubeadm_v1beta4
 from tests.support.cluster import load, seed_data
-from tests.support.kubeadm_v1beta3 import SCHEMAS, unknown_keys
+from tests.support.kubeadm_v1beta3 import unknown_keys
+
+SCHEMAS = {**kubeadm_v1beta3.SCHEMAS, **kubeadm_v1beta4.SCHEMAS}
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make the CA")
 
@@ -145,6 +149,37 @@ def test_only_the_first_control_plane_gets_an_init_config(secrets: ClusterSecret
         render_init_config(config, config.control_planes[1], secrets)
 
 
+@pytest.mark.parametrize("etcd", [None, EXTERNAL], ids=["stacked", "external"])
+def test_every_control_plane_can_render_the_upload_certs_config(secrets: ClusterSecrets, etcd) -> None:
+    """`join-info` works on any control plane: the config it gives `kubeadm init phase upload-certs` is the
+    first control plane's init config seen from this node (same key, release and etcd files to upload)."""
+    config = load(seed_data(etcd=etcd) if etcd else seed_data())
+    first = documents(render_init_config(config, config.first_control_plane, secrets))
+    for node in config.control_planes:
+        upload = documents(render_upload_certs_config(config, node, secrets))
+        assert upload["InitConfiguration"]["certificateKey"] == secrets.certificate_key
+        assert upload["InitConfiguration"]["nodeRegistration"]["name"] == node.name
+        assert upload["ClusterConfiguration"] == first["ClusterConfiguration"]
+    with pytest.raises(ValueError):
+        render_upload_certs_config(config, config.workers[0], secrets)
+
+
+def test_v1beta4_join_keeps_the_discovery_timeout_where_kubeadm_config_migrate_puts_it(
+    secrets: ClusterSecrets,
+) -> None:
+    """v1beta3 `discovery.timeout` is v1beta4 `timeouts.discovery` (not tlsBootstrap, a different wait)."""
+    assert set(kubeadm_v1beta4.TIMEOUTS) == {
+        "controlPlaneComponentHealthCheck", "kubeletHealthCheck", "kubernetesAPICall", "etcdAPICall",
+        "tlsBootstrap", "discovery", "upgradeManifests",
+    }  # fmt: skip
+    before = load(seed_data())
+    old = documents(render_join_config(before, before.workers[0], secrets))
+    config = load(seed_data(kubernetes_version="1.31.14"), bundle="1.31.14")
+    new = documents(render_join_config(config, config.workers[0], secrets))["JoinConfiguration"]
+    assert new["timeouts"] == {"discovery": old["JoinConfiguration"]["discovery"]["timeout"]}
+    assert "timeout" not in new["discovery"]
+
+
 def test_exact_commands() -> None:
     assert init_command() == [
         "kubeadm",
@@ -161,7 +196,7 @@ def test_exact_commands() -> None:
         "upload-certs",
         "--upload-certs",
         "--config",
-        "/etc/k8s-install/kubeadm-init.yaml",
+        "/etc/k8s-install/kubeadm-upload-certs.yaml",
     ]
 
 

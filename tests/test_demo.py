@@ -36,6 +36,8 @@ def test_demo_runs_end_to_end_and_its_next_steps_work_after_it() -> None:
         assert "plan: " in out and "change(s) pending; nothing was changed" in out
         assert out.count("done: ") == len(NODES) + 1
         assert "done: 0 change(s) applied" in out  # the second run on the first control plane
+        assert "plan: 0 change(s) pending; nothing was changed" in out  # and its plan agrees: nothing pending
+        assert "would enable" not in out.rsplit("done: 0 change(s) applied", 1)[1]
         images = len(release_images()) + 2  # kubeadm's and Calico's two
         for node in NODES[1:]:
             assert f"{node['name']}: last run completed: yes; {images} of {images} images in containerd" in out

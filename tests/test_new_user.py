@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import jsonschema
 import pytest
@@ -102,6 +102,145 @@ def test_both_tools_print_sizes_in_binary_units(bundle: Path, python39: str, tmp
         assert not re.search(r"\d ?([KMG]B|kB|bytes)\b", text), text
 
 
+INCOMPLETE = "incomplete bundle (built with --allow-incomplete), missing: "
+
+
+def test_every_reader_of_an_incomplete_bundle_says_so(bundle: Path, python39: str, tmp_path: Path) -> None:
+    """A bundle built with --allow-incomplete: both tools' verify and bundler inspect, text and JSON, say what
+    it lacks (the same list bundle.yaml records)."""
+    import yaml
+
+    missing = yaml.safe_load((bundle / "bundle.yaml").read_text())["incomplete"]
+    assert missing and "kubeadm (a file or an RPM named kubeadm)" in missing
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "s"))
+    pyz = bundle / "k8s-install.pyz"
+    for result in (run_bundler("verify", str(bundle)), run_pyz(python39, pyz, "verify", env=env)):
+        assert result.returncode == 0, result.stderr
+        assert f"warning: {INCOMPLETE}{'; '.join(missing)}" in result.stdout.splitlines()
+    inspected = run_bundler("inspect", str(bundle))
+    assert f"complete: no, {INCOMPLETE}{'; '.join(missing)}" in inspected.stdout.splitlines()
+    for command, result in (
+        ("verify", run_bundler("verify", "--json", str(bundle))),
+        ("verify", run_pyz(python39, pyz, "verify", "--json", env=env)),
+        ("inspect", run_bundler("inspect", "--json", str(bundle))),
+    ):
+        doc = json.loads(result.stdout)
+        assert doc["incomplete"] == missing, command
+        jsonschema.validate(doc, json.loads((REPO / f"schemas/{command}.schema.json").read_text()))
+
+
+@pytest.mark.parametrize("command", [[], ["plan"], ["preflight"], ["upgrade"], ["upgrade", "plan"]])
+def test_the_node_refuses_an_incomplete_bundle_before_any_change(
+    command: List[str], bundle: Path, python39: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "image"
+    root.mkdir()
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "s"))
+    pyz = bundle / "k8s-install.pyz"
+    yes = ["--yes"] if command in ([], ["upgrade"]) else []
+    refused = run_pyz(python39, pyz, *command, "--role", "worker", "--root", str(root), *yes, env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    line = refused.stderr.strip()
+    assert line.startswith(f"k8s-install.pyz: error: {bundle}: {INCOMPLETE}kubeadm (a file or an RPM named kubeadm); ")
+    assert line.endswith(
+        "nothing was changed: use a complete bundle (bundler build without --allow-incomplete), "
+        "or pass --allow-incomplete to go on with what it holds"
+    )
+    assert "more (bundler inspect lists them all)" in line and "\n" not in line
+    assert list(root.iterdir()) == []
+    allowed = run_pyz(python39, pyz, *command, "--role", "worker", "--root", str(root), *yes, "--allow-incomplete",
+                      env=env)  # fmt: skip
+    assert f"warning: {INCOMPLETE}kubeadm" in allowed.stdout + allowed.stderr
+    assert INCOMPLETE not in allowed.stderr.strip().splitlines()[-1]  # it went on (to the next problem)
+
+
+def carried_with_cluster(bundle: Path, tmp_path: Path) -> Path:
+    """A copy of `bundle` holding a cluster.yaml listed in SHA256SUMS, as `bundler build --cluster` packs it."""
+    import hashlib
+
+    import yaml
+
+    from tests.support.cluster_files import cluster_document
+
+    copy = tmp_path / "carried" / bundle.name
+    shutil.copytree(bundle, copy)
+    data = yaml.safe_dump(cluster_document(SEED_NODES), sort_keys=False).encode()
+    (copy / "cluster.yaml").write_bytes(data)
+    with open(copy / "SHA256SUMS", "a") as sums:
+        sums.write(f"{hashlib.sha256(data).hexdigest()}  cluster.yaml\n")
+    return copy
+
+
+def run_node(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str]:
+    from k8s_install.main import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().err.strip()
+
+
+def test_an_edited_cluster_yaml_in_the_bundle_says_to_edit_a_copy(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    copy = carried_with_cluster(bundle, tmp_path)
+    assert run_node(capsys, "--bundle", str(copy), "verify")[0] == 0
+    with open(copy / "cluster.yaml", "a") as edited:
+        edited.write("# interface: ens33\n")
+    code, error = run_node(capsys, "--bundle", str(copy), "verify")
+    assert code == 1
+    assert error.startswith(f"k8s-install.pyz: error: {copy}: cluster.yaml was changed after the build (sha256 ")
+    assert error.endswith(
+        "the bundle's copy is checked like every file: put the original back (re-copy it from the bundle tarball) "
+        "and edit a copy outside the bundle folder, passed with --config FILE"
+    )
+
+
+@pytest.mark.parametrize("name", ["cluster-secrets.yaml", "cluster-secrets-worker.yaml"])
+def test_secrets_inside_the_bundle_folder_are_sent_beside_it(
+    name: str, bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    copy = bundle  # this test's own
+    (copy / name).write_text("cluster: demo\n")
+    code, error = run_node(capsys, "--bundle", str(copy), "verify")
+    assert (code, error) == (1, (
+        f"k8s-install.pyz: error: {copy}: {name} does not belong inside the bundle folder (secrets never travel "
+        "in a bundle): move it beside the folder, where the installer looks for it, or pass --secrets FILE"
+    ))  # fmt: skip
+
+
+def test_a_hint_to_set_a_cluster_yaml_field_names_the_copy_to_edit(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The bundle's cluster.yaml lacks a control plane's interface: the hint says to set it in a copy."""
+    copy = carried_with_cluster(bundle, tmp_path)
+    (tmp_path / "image").mkdir()
+    code, error = run_node(
+        capsys, "--bundle", str(copy), "--root", str(tmp_path / "image"), "--node", "k8s-mn02", "--allow-incomplete",
+        "plan",
+    )  # fmt: skip
+    assert code == 1
+    assert "set nodes[].interface (e.g. ens33)" in error
+    assert error.endswith(
+        f"; edit a copy, not the bundle's cluster.yaml (checked like every file of the bundle): "
+        f"cp {copy}/cluster.yaml {copy.parent}/cluster.yaml, then pass --config {copy.parent}/cluster.yaml"
+    )
+
+
+def test_a_worker_without_secrets_is_told_its_own_file(
+    node_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    copy = carried_with_cluster(node_bundle, tmp_path)
+    (tmp_path / "image").mkdir()
+    code, error = run_node(
+        capsys, "--bundle", str(copy), "--root", str(tmp_path / "image"), "--node", "k8s-wn01", "--allow-incomplete",
+        "plan",
+    )  # fmt: skip
+    assert code == 1
+    assert error.startswith(
+        "k8s-install.pyz: error: no cluster-secrets-worker.yaml (or cluster-secrets.yaml): copy the file "
+        "`bundler cluster init` wrote to this node (0600) and pass --secrets FILE, or put it beside the bundle folder"
+    ), error
+
+
 BAD_BUNDLER_ARGS = {
     "unknown command": ["bild"],
     "no command": [],
@@ -157,7 +296,44 @@ BAD_PYZ_ARGS = {
     "plain http with a CA file": ["images", "push", "127.0.0.1:5000", "--plain-http", "--ca-file", "ca.pem"],
     "missing config action": ["config"],
     "bad certs action": ["certs", "renoo"],
+    "an option verify does not take": ["verify", "--firewall", "disable", "--yes"],
+    "the same, before the command": ["--firewall", "disable", "verify"],
+    "plan does not change: no --yes": ["plan", "--yes"],
+    "status takes no node": ["status", "--role", "worker"],
 }
+
+
+def test_an_option_a_command_does_not_take_is_refused_in_one_line(pyz: Path, python39: str, tmp_path: Path) -> None:
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    result = run_pyz(python39, pyz, "verify", "--firewall", "disable", "--yes", env=env)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "k8s-install.pyz: error: verify does not take --yes, --firewall (see k8s-install.pyz verify --help)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "command, takes, not_listed",
+    [
+        (
+            ["verify"],
+            ["--bundle", "--root", "--trusted-signers", "--jobs", "--base", "--json"],
+            ["--firewall", "--yes"],
+        ),
+        (["status"], ["--bundle", "--root", "--containerd-address", "--json"], ["--role", "--config", "--yes"]),
+        (["reset"], ["--root", "--yes"], ["--bundle", "--role", "--firewall"]),
+        (["plan"], ["--role", "--first", "--config", "--firewall", "--allow-incomplete"], ["--yes"]),
+        (["upgrade"], ["--role", "--yes", "--allow-incomplete", "--no-delete-emptydir-data"], []),
+    ],
+)
+def test_each_command_s_help_lists_only_its_options(
+    command: List[str], takes: List[str], not_listed: List[str], pyz: Path, python39: str, tmp_path: Path
+) -> None:
+    help_text = run_pyz(python39, pyz, *command, "--help", env=dict(os.environ, SHIV_ROOT=str(tmp_path / "s"))).stdout
+    for option in takes:
+        assert f"  {option}" in help_text, (command, option)
+    for option in not_listed:
+        assert f"  {option}" not in help_text and f"[{option}" not in help_text, (command, option)
 
 
 @pytest.mark.parametrize("args", BAD_PYZ_ARGS.values(), ids=BAD_PYZ_ARGS.keys())
@@ -282,7 +458,7 @@ def prepare_image(python39: str, bundle: Path, root: Path, site: Path, *args: st
     with NetNamespace() as namespace:
         command = namespace.prefix() + [
             python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--config", str(site / "cluster.yaml"),
-            "--secrets", str(site / "cluster-secrets.yaml"), *args,
+            "--secrets", str(site / "cluster-secrets.yaml"), "--allow-incomplete", *args,
         ]  # fmt: skip
         env = dict(os.environ, SHIV_ROOT=str(root.parent / "shiv"))
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)

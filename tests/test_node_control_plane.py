@@ -32,11 +32,13 @@ def control_plane(
         make_el9_root(root)
         add_kubelet_unit(root)
     site = tmp_path / "site"
+    # the stand-in bundle lacks kubeadm's images and packages; join-info changes nothing and takes neither flag
+    installs = [] if "join-info" in flags else ["--yes", "--allow-incomplete"]
     with NetNamespace() as namespace:
         namespace.add_address(f"{ip}/24")
         command = namespace.prefix() + [
             python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "control-plane", *flags,
-            "--config", str(site / "cluster.yaml"), "--secrets", str(site / secrets), "--yes",
+            "--config", str(site / "cluster.yaml"), "--secrets", str(site / secrets), *installs,
         ]  # fmt: skip
         env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -148,8 +150,33 @@ def test_join_info_renews_the_same_token_and_prints_the_join(
     assert "would run: kubeadm token create *** --ttl 24h0m0s" in log  # the token never lands in the log
     assert cluster_secrets.bootstrap_token not in log
     assert (
-        "would run: kubeadm init phase upload-certs --upload-certs --config /etc/k8s-install/kubeadm-init.yaml" in log
+        "would run: kubeadm init phase upload-certs --upload-certs --config /etc/k8s-install/kubeadm-upload-certs.yaml"
+        in log
     )
+
+
+def test_join_info_works_on_a_control_plane_that_joined(
+    python39: str, bundle: Path, cluster_secrets, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A second control plane has no kubeadm-init.yaml (kubeadm init ran on the first): join-info renders the
+    upload's config for itself instead of naming a file that is not there."""
+    write_cluster(tmp_path / "site", cluster_secrets)
+    root, installed = control_plane(python39, bundle, tmp_path, "mn02", f"{SUBNET}.22")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert not (root / "etc/k8s-install/kubeadm-init.yaml").exists()
+    _, result = control_plane(python39, bundle, tmp_path, "mn02", f"{SUBNET}.22", "join-info")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"--control-plane --certificate-key {cluster_secrets.certificate_key}" in result.stdout
+    log = (root / "var/log/k8s-install.log").read_text()
+    wanted = [
+        "would write: /etc/k8s-install/kubeadm-upload-certs.yaml (0600, removed after the command)",
+        "would run: kubeadm token list --kubeconfig /etc/kubernetes/admin.conf",
+        "would run: kubeadm token create *** --ttl 24h0m0s --kubeconfig /etc/kubernetes/admin.conf",
+        "would run: kubeadm init phase upload-certs --upload-certs --config /etc/k8s-install/kubeadm-upload-certs.yaml",
+    ]
+    recorded = [line.split("): ", 1)[1] for line in log.splitlines() if "): would " in line]
+    assert recorded[-4:] == wanted
+    assert "kubeadm-init.yaml" not in log and not (root / "etc/k8s-install/kubeadm-upload-certs.yaml").exists()
 
 
 def test_control_plane_refuses_the_worker_only_secrets(

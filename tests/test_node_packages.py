@@ -78,10 +78,11 @@ def run(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_pa
     site = tmp_path / "site"
     if not (site / "cluster.yaml").exists():
         write_cluster(site, generate_secrets("it"), NODES)
+    node = ["--role", "worker", "--node", "w1", "--config", str(site / "cluster.yaml"),
+            "--secrets", str(site / "cluster-secrets.yaml"), "--no-gpgcheck", "--allow-incomplete"]  # fmt: skip
     command = namespace.prefix() + [
-        python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker", "--node", "w1",
-        "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"),
-        "--yes", "--no-gpgcheck", *extra,
+        python39, str(bundle / "k8s-install.pyz"), "--root", str(root), *([] if "reset" in extra else node),
+        "--yes", *extra,
     ]  # fmt: skip
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)

@@ -131,8 +131,20 @@ def test_wrong_os_names_both(healthy: None, tmp_path: Path) -> None:
     assert preflight.failures(node) == [
         (
             "os",
-            "this node runs Debian GNU/Linux 12 but the bundle is for rocky9/alma9/rhel9: "
-            "use a bundle built with --os debian12",
+            "this node runs Debian GNU/Linux 12 but the bundle is for rocky9/alma9/rhel9: debian12 is not a target "
+            "of this release (bundler build --os takes rocky9, alma9, rhel9); install on one of those",
+        )
+    ]
+
+
+def test_an_os_without_os_release_is_not_called_unknown(healthy: None, tmp_path: Path) -> None:
+    node = make_node(tmp_path)
+    (node.host.root / "etc/os-release").unlink(missing_ok=True)
+    assert preflight.failures(node) == [
+        (
+            "os",
+            "this node runs an OS that /etc/os-release does not name (no ID) but the bundle is for "
+            "rocky9/alma9/rhel9: install on one of those (rocky9, alma9, rhel9)",
         )
     ]
 
@@ -204,26 +216,14 @@ def test_pyz_reports_every_failure_then_one_error_line(mirror, cluster_secrets, 
                 import time
 
                 time.sleep(0.1)
-            result = subprocess.run(
-                namespace.prefix()
-                + [
-                    python39,
-                    str(bundle / "k8s-install.pyz"),
-                    "--root",
-                    str(root),
-                    "--role",
-                    "worker",
-                    "--node",
-                    "w1",
-                    "--config",
-                    str(config),
-                    "--secrets",
-                    str(config.parent / "cluster-secrets.yaml"),
-                    "preflight",
-                ],
-                capture_output=True,
-                text=True,
-                env=dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv")),
+            node = [
+                python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker", "--node", "w1",
+                "--config", str(config), "--secrets", str(config.parent / "cluster-secrets.yaml"), "--allow-incomplete",
+            ]  # fmt: skip
+            env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+            result, plan = (
+                subprocess.run(namespace.prefix() + node + [command], capture_output=True, text=True, env=env)
+                for command in ("preflight", "plan")
             )
         finally:
             listener.kill()
@@ -235,6 +235,18 @@ def test_pyz_reports_every_failure_then_one_error_line(mirror, cluster_secrets, 
     assert result.stderr.strip() == (
         "k8s-install.pyz: error: preflight failed (os, ports, runtime): fix the above, "
         "or pass --ignore-preflight NAME to override one"
+    )
+    # plan shows the same failures, marks the step, and still shows every step after it
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert "preflight os: this node runs Debian GNU/Linux 12 but the bundle is for rocky9" in plan.stdout
+    lines = plan.stdout.splitlines()
+    assert "[preflight] node can run Kubernetes: FAILED (os, ports, runtime): an install stops here" in lines
+    for later in ("[runtime-binaries] ", "[packages] ", "[kubeadm] "):
+        assert any(line.startswith(later) for line in lines), (later, plan.stdout)
+    assert lines[-1].startswith("plan: ") and "change(s) pending; nothing was changed" in lines[-1]
+    assert plan.stderr.strip() == (
+        "k8s-install.pyz: error: preflight failed (os, ports, runtime): fix the above, "
+        "or pass --ignore-preflight NAME to override one (an install stops at that step)"
     )
 
 

@@ -176,7 +176,7 @@ def test_kubeadm_configs_use_the_api_of_the_release(version: str, expected: str,
     node_ip = str(config.workers[0].ip)
     if expected == "v1beta4":
         assert worker["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": node_ip}]
-        assert worker["timeouts"] == {"tlsBootstrap": "5m0s"} and "timeout" not in worker["discovery"]
+        assert worker["timeouts"] == {"discovery": "5m0s"} and "timeout" not in worker["discovery"]
     else:
         assert worker["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": node_ip}
         assert worker["discovery"]["timeout"] == "5m0s"

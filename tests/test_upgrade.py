@@ -19,6 +19,7 @@ from k8s_install.bundle_format.bundle import load_bundle
 from k8s_install.cluster.calico import render_calico
 from k8s_install.cluster.config import load_cluster_config
 from k8s_install.steps.cluster import CALICO_APPLIED_KEY, CALICO_MANIFEST
+from k8s_install.steps.upgrade import DRAIN_DELETES_EMPTYDIR, DRAIN_REFUSES_EMPTYDIR
 from k8s_install.upgrade_record import apiserver_version, skew_problem
 from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
@@ -87,6 +88,7 @@ def run_pyz(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *f
         command = namespace.prefix() + [
             python39, str(bundle / "k8s-install.pyz"), *flags, "--root", str(root),
             "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"),
+            "--allow-incomplete",  # the stand-in bundle lacks kubeadm's packages
         ]  # fmt: skip
         env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -118,7 +120,7 @@ def test_first_control_plane_in_kubeadm_order_then_a_rerun_changes_nothing(
         f"{ADMIN} get --raw /readyz",
         "kubeadm upgrade plan v1.30.14",
         "kubeadm upgrade apply v1.30.14 --yes",
-        f"{ADMIN} drain k8s-mn01 --ignore-daemonsets",
+        f"{ADMIN} drain k8s-mn01 --ignore-daemonsets --delete-emptydir-data",
         "systemctl restart containerd",
         "systemctl restart kubelet",
         f"{ADMIN} uncordon k8s-mn01",
@@ -144,7 +146,7 @@ def test_other_control_plane_runs_upgrade_node(python39: str, bundle: Path, site
     assert actions(root)[:4] == [
         f"{ADMIN} get --raw /readyz",
         "kubeadm upgrade node",
-        f"{ADMIN} drain k8s-mn02 --ignore-daemonsets",
+        f"{ADMIN} drain k8s-mn02 --ignore-daemonsets --delete-emptydir-data",
         "systemctl restart containerd",
     ]
     assert "kubeadm upgrade apply v1.30.14 --yes" not in actions(root)
@@ -156,17 +158,20 @@ def test_worker_is_drained_before_upgrade_node_with_the_commands_shown(
     root = old_node(tmp_path / "wn01", False, {})
     result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.100", "--role", "worker", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
-    drain = "drain k8s-wn01 from a control plane before confirming: kubectl drain k8s-wn01 --ignore-daemonsets"
+    drain = (
+        "drain k8s-wn01 from a control plane before confirming: "
+        "kubectl drain k8s-wn01 --ignore-daemonsets --delete-emptydir-data"
+    )
     assert actions(root) == [
         "kubectl --kubeconfig=/etc/kubernetes/kubelet.conf get --raw /version",
-        f"operator: {drain} (this node has no admin kubeconfig)",
+        f"operator: {drain} (this node has no admin kubeconfig; {DRAIN_DELETES_EMPTYDIR})",
         "kubeadm upgrade node",
         "systemctl restart containerd",
         "systemctl restart kubelet",
         "operator: uncordon k8s-wn01 from a control plane: kubectl uncordon k8s-wn01",
         "systemctl restart buildkitd",
     ]
-    assert "kubectl drain k8s-wn01 --ignore-daemonsets" in result.stdout
+    assert "kubectl drain k8s-wn01 --ignore-daemonsets --delete-emptydir-data" in result.stdout
 
 
 def test_a_stopped_upgrade_goes_on_from_the_next_action(
@@ -177,7 +182,10 @@ def test_a_stopped_upgrade_goes_on_from_the_next_action(
     installed_calico(root, bundle, site)
     result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "--role", "control-plane", "--first", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert actions(root)[:2] == [f"{ADMIN} get --raw /readyz", f"{ADMIN} drain k8s-mn01 --ignore-daemonsets"]
+    assert actions(root)[:2] == [
+        f"{ADMIN} get --raw /readyz",
+        f"{ADMIN} drain k8s-mn01 --ignore-daemonsets --delete-emptydir-data",
+    ]
     assert not any(action.startswith("kubeadm ") for action in actions(root))
 
 
@@ -189,10 +197,26 @@ def test_upgrade_plan_shows_the_steps_and_changes_nothing(
     result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.11", "plan", "--role", "control-plane", "--first")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "would kubeadm upgrade apply v1.30.14 --yes" in result.stdout
+    drain = f"would {ADMIN} drain k8s-mn01 --ignore-daemonsets --delete-emptydir-data ({DRAIN_DELETES_EMPTYDIR})"
+    assert drain in result.stdout
     assert "[kubelet-restart] kubelet restarted on the new version: 1 to change" in result.stdout
     assert "nothing was changed" in result.stdout
     assert (root / "var/lib/k8s-install/state.json").read_text() == before
     assert not (root / "etc/containerd/config.toml").exists()
+
+
+def test_no_delete_emptydir_data_drains_as_kubectl_does_by_default(
+    python39: str, bundle: Path, site: Path, tmp_path: Path
+) -> None:
+    """The operator who keeps emptyDir data: the drain then stops at such a pod, and the plan says so."""
+    root = old_node(tmp_path / "mn02", True, {})
+    flags = ("--role", "control-plane", "--no-delete-emptydir-data")
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.22", "plan", *flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"would {ADMIN} drain k8s-mn02 --ignore-daemonsets ({DRAIN_REFUSES_EMPTYDIR})" in result.stdout
+    result = upgrade(python39, bundle, tmp_path, root, f"{SUBNET}.22", *flags, "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{ADMIN} drain k8s-mn02 --ignore-daemonsets" in actions(root)
 
 
 def test_skipping_a_minor_is_refused_in_one_line(python39: str, bundle: Path, site: Path, tmp_path: Path) -> None:
@@ -245,8 +269,8 @@ def test_install_from_a_newer_bundle_on_an_installed_node_points_to_upgrade(
     the new release, after which `upgrade` would find nothing to do."""
     root = old_node(tmp_path / "wn01", False, {})
     before = (root / "var/lib/k8s-install/state.json").read_text()
-    for command in ((), ("plan",)):
-        result = run_pyz(python39, bundle, tmp_path, root, f"{SUBNET}.100", *command, "--role", "worker", "--yes")
+    for command in (("--yes",), ("plan",)):
+        result = run_pyz(python39, bundle, tmp_path, root, f"{SUBNET}.100", *command, "--role", "worker")
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stderr.strip() == (
             "k8s-install.pyz: error: this node runs Kubernetes 1.29.6 (installed by k8s-install) and the bundle "
@@ -268,7 +292,7 @@ def test_a_changed_calico_manifest_is_applied_right_after_upgrade_apply(
     assert actions(root)[2:5] == [
         "kubeadm upgrade apply v1.30.14 --yes",
         f"{ADMIN} apply -f {CALICO_MANIFEST}",
-        f"{ADMIN} drain k8s-mn01 --ignore-daemonsets",
+        f"{ADMIN} drain k8s-mn01 --ignore-daemonsets --delete-emptydir-data",
     ]
     assert (root / CALICO_MANIFEST.lstrip("/")).read_bytes() == new
     (root / "var/log/k8s-install.log").unlink()  # the apply failed after the file was written: a re-run applies

@@ -13,6 +13,7 @@ from bundler.sbom import summarise_sbom
 from k8s_install.bundle_format.contents import describe
 from k8s_install.bundle_format.layout import SBOM_NAME
 from k8s_install.bundle_format.opened import open_bundle
+from k8s_install.bundle_format.shape import incomplete_line
 
 
 def inspect_document(target: Path, jobs: int = 0) -> Dict[str, Any]:
@@ -38,6 +39,7 @@ def render_text(target: Path, doc: Dict[str, Any]) -> List[str]:
         f"target: {target_info['os']}{aliases} {target_info['arch']}",
         f"signer: {doc['signer'] or 'none (unsigned)'}",
         f"sbom: {doc['sbom'] or 'none'}",
+        f"complete: {'no, ' + incomplete_line(doc['incomplete']) if doc['incomplete'] else 'yes'}",
         f"images ({len(doc['images'])}, {human_size(totals['image_bytes'])}):",
     ]
     lines += [f"  {image['name']}  {image['digest']}  {human_size(image['size'])}" for image in doc["images"]]

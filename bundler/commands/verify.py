@@ -11,6 +11,7 @@ from typing import Optional
 import k8s_install.report as report
 from bundler.progress import human_size
 from k8s_install.bundle_format.opened import open_bundle
+from k8s_install.bundle_format.shape import incomplete_line
 from k8s_install.bundle_format.signature import read_trusted_signers
 from k8s_install.errors import InstallError
 
@@ -27,4 +28,6 @@ def run_verify(target: Path, jobs: int = 0, trusted_signers: Optional[Path] = No
         return 0
     print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
     print(result.signature)
+    if result.incomplete:
+        print(f"warning: {incomplete_line(list(result.incomplete))}")
     return 0

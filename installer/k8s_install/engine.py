@@ -42,6 +42,10 @@ class NodeOptions:
     dry_run: bool = False  # planning only: a step may describe a change that needs an earlier one applied
     no_gpgcheck: bool = False  # --no-gpgcheck: install unsigned RPMs
     upgrade: Optional[UpgradeRecord] = None  # `upgrade`: where the node comes from, what is done so far
+    delete_emptydir_data: bool = True  # `upgrade`: drain with --delete-emptydir-data (--no-delete-emptydir-data)
+    plan_past_preflight: bool = False  # `plan`: failed preflight checks are marked, every step still shown
+    preflight_failures: List[str] = field(default_factory=list)  # the checks that failed, for `plan`
+    earlier_changes_pending: bool = True  # planning: an earlier step still has changes to make
 
 
 @dataclass
@@ -63,6 +67,10 @@ class Step:
 
     def plan(self, node: Node) -> List[Change]:
         raise NotImplementedError
+
+    def outcome(self, node: Node) -> Optional[str]:
+        """What the step's line says instead of ok / N to change (a check that failed in a plan)."""
+        return None
 
 
 @dataclass
@@ -168,11 +176,15 @@ def converge(node: Node, steps: Sequence[Step], dry_run: bool, echo: Callable[[s
             due = pending if step.needs_settled else [s for s in pending if service_name(s) in needed]
             restart_services(node, due, report)
         already = len(host.recorded)
+        # a plan of an earlier step is not applied in a dry run: a step whose input it makes (a unit file a
+        # package brings) reads this to tell "not there yet" from "never coming"
+        node.options.earlier_changes_pending = dry_run and report.change_count > 0
         changes = step.plan(node)
         recorded = [printable_recorded(action) for action in host.recorded[already:]]
         summaries = [change.summary for change in changes]
         report.steps.append(StepReport(step.name, step.title, summaries, recorded))
         mark = "ok" if not changes else (f"{len(changes)} to change" if dry_run else f"{len(changes)} changed")
+        mark = step.outcome(node) or mark
         echo(f"[{step.name}] {step.title}: {mark}")
         for change in changes:
             echo(f"    {'would ' if dry_run else ''}{change.summary}{restart_note(host, change)}")

@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from k8s_install import __version__
 from k8s_install.cluster.commands import add_config_parser, run_config
@@ -34,46 +34,101 @@ reports 0 changes and a failed run continues where it stopped. Everything is log
 /var/log/k8s-install.log.
 """
 
-EPILOG = "Exit codes: 0 done, 1 an error to fix (the message says what), 2 bad arguments, 3 bug, 130 interrupted."
+EPILOG = (
+    "The options above are the install's; `COMMAND --help` lists the ones each command takes (it refuses others).\n"
+    "Exit codes: 0 done, 1 an error to fix (the message says what), 2 bad arguments, 3 bug, 130 interrupted."
+)
 
 
-def node_options(suppress: bool) -> argparse.ArgumentParser:
-    """Options every command accepts, before or after the command name (a subcommand's copy keeps what the
-    main parser already read: its defaults are suppressed)."""
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if suppress else None)
+IDENTITY = ("role", "first", "node", "config", "secrets")  # which node this is (cluster.yaml, its secrets)
+BUNDLE = ("bundle", "trusted_signers")  # which bundle, and who must have signed it
+CONVERGE = ("firewall", "ignore_preflight", "containerd_address", "no_gpgcheck", "allow_incomplete")
+INSTALL = IDENTITY + BUNDLE + CONVERGE + ("root", "yes", "verbose")
+# The node options each command takes (by dest); any other is refused (exit 2) instead of ignored. `upgrade`
+# takes the install's: it is run with the same arguments as the install was.
+COMMAND_OPTIONS: Dict[str, Tuple[str, ...]] = {
+    "install": INSTALL,
+    "upgrade": INSTALL,
+    "plan": tuple(name for name in INSTALL if name != "yes"),
+    "preflight": IDENTITY + BUNDLE + ("root", "ignore_preflight", "allow_incomplete", "verbose"),
+    "verify": BUNDLE + ("root", "role", "secrets"),  # role and secrets: where the recorded signers are
+    "images": BUNDLE + ("root", "role", "secrets", "containerd_address", "verbose"),
+    "images push": BUNDLE + ("root", "role", "secrets"),
+    "status": ("bundle", "root", "containerd_address"),
+    "join-info": IDENTITY + BUNDLE + ("root", "verbose"),
+    "reset": ("root", "yes", "verbose"),
+    "certs": ("root", "yes", "verbose"),
+    "config": ("config", "secrets", "node", "bundle", "root", "trusted_signers"),
+}
+OPTION_DEFAULTS: Dict[str, object] = {"first": False, "yes": False, "no_gpgcheck": False, "verbose": False,
+                                      "allow_incomplete": False, "firewall": "firewalld"}  # fmt: skip
+
+
+def node_options(shown: Sequence[str] = INSTALL) -> argparse.ArgumentParser:
+    """The node options, accepted before or after the command name. Defaults are suppressed (filled in by
+    `fill_defaults` after parsing), so what was given can be told from what was not; options a command does
+    not take are hidden from its help, and refused by `refuse_foreign_options` when given."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+
+    def option(*names: str, **kwargs: Any) -> None:
+        dest = names[0].lstrip("-").replace("-", "_")
+        if dest not in shown:
+            kwargs["help"] = argparse.SUPPRESS
+        common.add_argument(*names, **kwargs)
 
     def switch(*names: str, help: str) -> None:
-        common.add_argument(*names, action="store_true", default=argparse.SUPPRESS if suppress else False, help=help)
+        option(*names, action="store_true", help=help)
 
-    common.add_argument("--role", choices=ROLES, help="what this node is")
+    option("--role", choices=ROLES, help="what this node is")
     switch("--first", help="this is the first control plane: it creates the cluster")
-    common.add_argument("--node", metavar="NAME", help="this node's name in cluster.yaml (default: found by its IPs)")
-    common.add_argument("--config", metavar="FILE", help="cluster config (default: cluster.yaml in the bundle)")
-    common.add_argument(
+    option("--node", metavar="NAME", help="this node's name in cluster.yaml (default: found by its IPs)")
+    option("--config", metavar="FILE", help="cluster config (default: cluster.yaml in the bundle)")
+    option(
         "--secrets", metavar="FILE", help="cluster-secrets.yaml (default: the installed copy, else beside the bundle)"
     )
-    common.add_argument("--bundle", metavar="DIR", help="the unpacked bundle (default: the folder of this file)")
-    common.add_argument("--root", metavar="DIR", help="apply to a mounted system image instead of / (no live changes)")
+    option("--bundle", metavar="DIR", help="the unpacked bundle (default: the folder of this file)")
+    option("--root", metavar="DIR", help="apply to a mounted system image instead of / (no live changes)")
     switch("--yes", "-y", help="apply without asking")
-    common.add_argument(
-        "--firewall",
-        choices=FIREWALL_MODES,
-        default=argparse.SUPPRESS if suppress else "firewalld",
+    option(
+        "--firewall", choices=FIREWALL_MODES,
         help="open the role's ports in firewalld (default), or stop and disable firewalld altogether",
-    )
-    common.add_argument(
+    )  # fmt: skip
+    option(
         "--ignore-preflight", action="append", metavar="NAME", help="go on despite this preflight check (repeatable)"
     )
-    common.add_argument(
-        "--containerd-address", metavar="SOCKET", help="containerd to import images into (default: the node's own)"
-    )
-    common.add_argument(
+    option("--containerd-address", metavar="SOCKET", help="containerd to import images into (default: the node's own)")
+    option(
         "--trusted-signers", metavar="FILE",
         help="OpenSSH allowed_signers: the bundle must be signed by one (default: those in the cluster secrets)",
     )  # fmt: skip
     switch("--no-gpgcheck", help="install unsigned RPMs (only for bundles built from unsigned repositories)")
+    switch(
+        "--allow-incomplete",
+        help="go on with a bundle built with --allow-incomplete (refused by default: it lacks parts of a node)",
+    )
     switch("--verbose", "-v", help="print every command as it runs")
     return common
+
+
+def fill_defaults(args: argparse.Namespace) -> None:
+    for action in node_options()._actions:
+        if not hasattr(args, action.dest):
+            setattr(args, action.dest, OPTION_DEFAULTS.get(action.dest))
+
+
+def command_key(args: argparse.Namespace) -> str:
+    command = getattr(args, "command", None) or "install"
+    return "images push" if command == "images" and getattr(args, "images_action", None) == "push" else command
+
+
+def foreign_options(args: argparse.Namespace) -> List[str]:
+    """The node options given that the command does not take, as typed (`--firewall`)."""
+    allowed = COMMAND_OPTIONS.get(command_key(args), INSTALL)
+    found = []
+    for action in node_options()._actions:
+        if action.dest not in allowed and hasattr(args, action.dest):
+            found.append(next(name for name in action.option_strings if name.startswith("--")))
+    return found
 
 
 COMMAND_HELP: Dict[str, str] = {
@@ -95,13 +150,13 @@ JSON_COMMANDS = ("plan", "preflight", "verify", "status")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description=DESCRIPTION, epilog=EPILOG, parents=[node_options(suppress=False)],
+        prog=PROG, description=DESCRIPTION, epilog=EPILOG, parents=[node_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, text in COMMAND_HELP.items():
-        sub = commands.add_parser(name, help=text, description=text, parents=[node_options(suppress=True)])
+        sub = commands.add_parser(name, help=text, description=text, parents=[node_options(COMMAND_OPTIONS[name])])
         if name in JSON_COMMANDS:
             sub.add_argument("--json", action="store_true", help="print the result as JSON (docs/json-output.md)")
         if name == "verify":
@@ -116,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "upgrade":
             sub.add_argument("action", nargs="?", choices=("run", "plan"), default="run", help="default: run")
             sub.add_argument("--from", dest="from_", metavar="VERSION", help="the release this node runs now")
+            sub.add_argument(
+                "--no-delete-emptydir-data", action="store_true",
+                help="drain without kubectl's --delete-emptydir-data (default: with it; a pod with an emptyDir "
+                "volume then stops the drain)",
+            )  # fmt: skip
     add_config_parser(commands)
     return parser
 
@@ -149,7 +209,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 def add_push_parser(images: argparse.ArgumentParser) -> None:
     actions = images.add_subparsers(dest="images_action", metavar="ACTION")
     text = "copy every bundled image into a registry (repository names kept, under --prefix)"
-    push = actions.add_parser("push", help=text, description=text, parents=[node_options(suppress=True)])
+    push = actions.add_parser(
+        "push", help=text, description=text, parents=[node_options(COMMAND_OPTIONS["images push"])]
+    )
     from k8s_install.images.push import add_push_options
 
     add_push_options(push)
@@ -180,6 +242,10 @@ def run_verify(args: argparse.Namespace) -> int:
     from k8s_install.units import human_size
 
     print(f"bundle OK: {result.files} files, {human_size(result.bytes)}, SHA256SUMS sha256 {result.sums_sha256}")
+    if result.incomplete:
+        from k8s_install.bundle_format.shape import incomplete_line
+
+        print(f"warning: {incomplete_line(list(result.incomplete))}")
     return 0
 
 
@@ -213,6 +279,11 @@ def dispatch(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    foreign = foreign_options(args)
+    if foreign:
+        command = command_key(args)
+        parser.exit(2, f"{PROG}: error: {command} does not take {', '.join(foreign)} (see {PROG} {command} --help)\n")
+    fill_defaults(args)
     check_arguments(parser, args)
     try:
         code = dispatch(args)

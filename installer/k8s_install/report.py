@@ -42,7 +42,8 @@ def text_to_stderr(active: bool) -> Iterator[None]:
 def verify_body(bundle: str, result: VerifyResult) -> Dict[str, Any]:
     """The `verify` document of both tools for a bundle that checks out."""
     return {"bundle": bundle, "ok": True, "files": result.files, "bytes": result.bytes,
-            "sha256sums_sha256": result.sums_sha256, "signature": result.signature}  # fmt: skip
+            "sha256sums_sha256": result.sums_sha256, "signature": result.signature,
+            "incomplete": list(result.incomplete)}  # fmt: skip
 
 
 def verify_failed(bundle: str, error: InstallError, as_json: bool) -> InstallError:

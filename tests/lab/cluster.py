@@ -57,7 +57,14 @@ class LiveCluster:
             target.chmod(0o600)
 
     def installer(self, name: str, *command: str) -> List[str]:
-        return ["./k8s-install.pyz", *command, *ROLES[name], "--yes"]
+        """The command with the options it takes (the installer refuses any other)."""
+        verb = command[0] if command else "install"
+        if verb in ("status", "reset"):
+            return ["./k8s-install.pyz", *command] + (["--yes"] if verb == "reset" else [])
+        if verb == "join-info":
+            return ["./k8s-install.pyz", *command, *ROLES[name]]
+        confirm = [] if verb in ("plan", "preflight") else ["--yes"]
+        return ["./k8s-install.pyz", *command, *ROLES[name], "--allow-incomplete", *confirm]
 
     def install(self, name: str, *command: str, timeout: float = 900) -> Run:
         started = time.monotonic()

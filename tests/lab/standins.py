@@ -215,7 +215,12 @@ def download_certs(join_config):
 
 def kubeadm(args):
     command = args[0] if args else ""
-    if args[:2] == ["init", "phase"]:  # join-info: upload-certs again; nothing for the lab to do
+    if args[:2] == ["init", "phase"]:  # join-info: upload-certs again; only its --config is read
+        if "--config" in args and not os.path.exists(args[args.index("--config") + 1]):
+            config = args[args.index("--config") + 1]
+            print("unable to read config from %r: open %s: no such file or directory" % (config, config),
+                  file=sys.stderr)
+            return 1
         return 0
     if command == "init":
         write("/etc/kubernetes/kubelet.conf", kubeconfig("kubelet"))

@@ -56,7 +56,8 @@ class Fleet(NamedTuple):
         """Run `playbook` of the folder `ansible` (default: the install playbook written for the fleet)."""
         folder = ansible or self.ansible
         started = time.monotonic()
-        result = self.ssh.run_playbook(folder / "inventory.yml", folder / playbook, *extra)
+        incomplete = ("-e", '{"k8s_install_args": ["--allow-incomplete"]}')  # the lab bundle is a stand-in's
+        result = self.ssh.run_playbook(folder / "inventory.yml", folder / playbook, *incomplete, *extra)
         seconds = time.monotonic() - started
         runs = len(list(self.ansible.parent.glob("playbook-*.log")))
         log = self.ansible.parent / f"playbook-{runs + 1}.log"  # kept with K8S_LAB_KEEP=1

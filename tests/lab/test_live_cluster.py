@@ -172,6 +172,18 @@ def test_join_info_and_status_run_live_on_the_first_control_plane(installed: Liv
     assert "containerd" in status.output
 
 
+def test_join_info_runs_live_on_a_control_plane_that_joined(installed: LiveCluster) -> None:
+    """kubeadm-init.yaml exists only on the first control plane; the stand-in kubeadm, like the real one, fails
+    on a --config it cannot read, and the upload's own config is gone again afterwards."""
+    info = installed.install("k8s-mn02", "join-info")
+    assert info.result.returncode == 0, info.output
+    node = installed["k8s-mn02"]
+    last = node.path("/var/lib/k8s-lab/calls.jsonl").read_text().splitlines()[-1]
+    config = "/etc/k8s-install/kubeadm-upload-certs.yaml"
+    assert last == f'["kubeadm", "init", "phase", "upload-certs", "--upload-certs", "--config", "{config}"]'
+    assert not node.path(config).exists()
+
+
 @pytest.mark.parametrize("service", ["keepalived", "haproxy"])
 def test_vip_moves_when_the_holders_service_stops(installed: LiveCluster, service: str) -> None:
     holder = installed.wait_for_vip_holder(60)

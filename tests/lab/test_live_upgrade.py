@@ -78,7 +78,7 @@ def test_first_control_plane_runs_upgrade_apply_in_kubeadms_order(cluster: LiveC
             [*ADMIN, "get", "--raw", "/readyz"],
             ["kubeadm", "upgrade", "plan", f"v{NEXT_RELEASE}"],
             ["kubeadm", "upgrade", "apply", f"v{NEXT_RELEASE}", "--yes"],
-            [*ADMIN, "drain", "k8s-mn01", "--ignore-daemonsets"],
+            [*ADMIN, "drain", "k8s-mn01", "--ignore-daemonsets", "--delete-emptydir-data"],
             [*ADMIN, "uncordon", "k8s-mn01"],
         ],
         1,  # the kubelet restarted once, on the new package
@@ -111,7 +111,7 @@ def test_second_control_plane_killed_half_way_converges(cluster: LiveCluster, tm
         [
             [*ADMIN, "get", "--raw", "/readyz"],
             ["kubeadm", "upgrade", "node"],
-            [*ADMIN, "drain", name, "--ignore-daemonsets"],
+            [*ADMIN, "drain", name, "--ignore-daemonsets", "--delete-emptydir-data"],
         ],
         0,
     )

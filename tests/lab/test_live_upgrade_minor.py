@@ -98,7 +98,7 @@ def test_first_control_plane_runs_upgrade_apply_of_the_next_minor(cluster: LiveC
             [*ADMIN, "get", "--raw", "/readyz"],
             ["kubeadm", "upgrade", "plan", f"v{NEXT_MINOR_RELEASE}"],
             ["kubeadm", "upgrade", "apply", f"v{NEXT_MINOR_RELEASE}", "--yes"],
-            [*ADMIN, "drain", "k8s-mn01", "--ignore-daemonsets"],
+            [*ADMIN, "drain", "k8s-mn01", "--ignore-daemonsets", "--delete-emptydir-data"],
             [*ADMIN, "uncordon", "k8s-mn01"],
         ],
         1,  # the kubelet restarted once, on the new package
@@ -110,7 +110,7 @@ def test_second_control_plane_runs_upgrade_node(cluster: LiveCluster) -> None:
         [
             [*ADMIN, "get", "--raw", "/readyz"],
             ["kubeadm", "upgrade", "node"],
-            [*ADMIN, "drain", "k8s-mn02", "--ignore-daemonsets"],
+            [*ADMIN, "drain", "k8s-mn02", "--ignore-daemonsets", "--delete-emptydir-data"],
             [*ADMIN, "uncordon", "k8s-mn02"],
         ],
         1,

@@ -26,6 +26,10 @@ class Bundle:
         return self.manifest.kubernetes
 
     @property
+    def incomplete(self) -> List[str]:
+        return list(self.manifest.incomplete)
+
+    @property
     def arch(self) -> str:
         return self.manifest.arch
 

@@ -60,6 +60,7 @@ def describe(manifest: BundleManifest, total_files: int, total_bytes: int, sums_
     ]
     return {
         "kubernetes": manifest.kubernetes,
+        "incomplete": list(manifest.incomplete),
         "format": manifest.format,
         "builder": manifest.builder,
         "installer_version": installer.version if installer else "",

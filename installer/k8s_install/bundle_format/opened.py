@@ -143,7 +143,13 @@ class OpenedBundle:
         return self.members.open(relative)
 
     def result(self) -> VerifyResult:
-        return VerifyResult(len(self.files), sum(self.files.values()), self.sums_sha256, self.signature.status())
+        return VerifyResult(
+            len(self.files),
+            sum(self.files.values()),
+            self.sums_sha256,
+            self.signature.status(),
+            self.manifest.incomplete,
+        )
 
     def close(self) -> None:
         self.members.close()

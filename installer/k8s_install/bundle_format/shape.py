@@ -8,7 +8,7 @@ where a mapping belongs half-way through an install.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from k8s_install.bundle_format.layout import BUNDLE_FORMAT, MANIFEST_NAME
 from k8s_install.bundle_format.yaml_loader import NoAliasDumper, load_yaml
@@ -153,3 +153,11 @@ def check_manifest_shape(manifest: Any, where: str) -> Dict[str, Any]:
 def load_manifest_yaml(data: bytes) -> Any:
     """bundle.yaml's text as Python values; raises yaml.YAMLError (an alias included)."""
     return load_yaml(data)
+
+
+def incomplete_line(parts: Sequence[str], most: int = 0) -> str:
+    """How every reader of a bundle says it is incomplete (verify, inspect, the node's commands); with `most`,
+    at most that many parts and how many more (`bundler inspect` lists them all)."""
+    shown = list(parts[:most] if most else parts)
+    more = f"; and {len(parts) - len(shown)} more (bundler inspect lists them all)" if len(parts) > len(shown) else ""
+    return f"incomplete bundle (built with --allow-incomplete), missing: {'; '.join(shown)}{more}"

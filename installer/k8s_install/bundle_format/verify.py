@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Callable, Dict, List, NamedTuple, Tuple
 
 from k8s_install.bundle_format.image_index import INDEX_PATH, check_image_index
-from k8s_install.bundle_format.layout import IMAGES_DIR, MANIFEST_NAME, SUMS_NAME
+from k8s_install.bundle_format.layout import (
+    CLUSTER_CONFIG_NAME,
+    IMAGES_DIR,
+    MANIFEST_NAME,
+    SECRETS_NAME,
+    SUMS_NAME,
+    WORKER_SECRETS_NAME,
+)
 from k8s_install.bundle_format.model import BundleManifest, declared_files
 from k8s_install.errors import InstallError
 
@@ -24,6 +31,7 @@ class VerifyResult(NamedTuple):
     bytes: int
     sums_sha256: str
     signature: str = ""  # what the signature check found, one line
+    incomplete: Tuple[str, ...] = ()  # what an --allow-incomplete build left out (bundle.yaml `incomplete`)
 
 
 class VerificationFailed(InstallError):
@@ -53,9 +61,9 @@ def file_problems(sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], part
             if not partial:
                 found[path] = f"{path} is missing (listed in {SUMS_NAME}); re-copy the bundle"
         elif path not in sums:
-            found[path] = f"{path} is not listed in {SUMS_NAME}: remove it or rebuild the bundle"
+            found[path] = not_listed(path)
         elif actual[path][0] != sums[path]:
-            found[path] = f"{path} is corrupted: sha256 {actual[path][0]}, expected {sums[path]}; re-copy the bundle"
+            found[path] = corrupted(path, actual[path][0], sums[path])
         elif path.startswith(BLOBS_PREFIX) and actual[path][0] != path[len(BLOBS_PREFIX) :]:
             # SHA256SUMS alone is not enough: a blob changed with its SHA256SUMS line would reach containerd
             found[path] = (
@@ -63,6 +71,31 @@ def file_problems(sums: Dict[str, str], actual: Dict[str, Tuple[str, int]], part
                 "the image was altered: re-copy the bundle from the build"
             )
     return [found[path] for path in sorted(found)]
+
+
+def not_listed(path: str) -> str:
+    """A file SHA256SUMS does not list; the operator's own files (secrets, a cluster.yaml) say where they go."""
+    if path in (SECRETS_NAME, WORKER_SECRETS_NAME):
+        return (
+            f"{path} does not belong inside the bundle folder (secrets never travel in a bundle): move it "
+            "beside the folder, where the installer looks for it, or pass --secrets FILE"
+        )
+    if path == CLUSTER_CONFIG_NAME:
+        return (
+            f"{path} is not part of this bundle (built without --cluster): move it out of the folder and "
+            "pass --config FILE"
+        )
+    return f"{path} is not listed in {SUMS_NAME}: remove it or rebuild the bundle"
+
+
+def corrupted(path: str, actual: str, expected: str) -> str:
+    if path == CLUSTER_CONFIG_NAME:  # edited where it lies, as a hint about nodes[] may have suggested
+        return (
+            f"{path} was changed after the build (sha256 {actual}, expected {expected}); the bundle's copy "
+            "is checked like every file: put the original back (re-copy it from the bundle tarball) and edit a copy "
+            "outside the bundle folder, passed with --config FILE"
+        )
+    return f"{path} is corrupted: sha256 {actual}, expected {expected}; re-copy the bundle"
 
 
 def manifest_problems(

@@ -33,7 +33,8 @@ def minor_of(kubernetes_version: str) -> Tuple[int, int]:
 
 def api_version(kubernetes_version: str) -> str:
     """The kubeadm configuration API this release's kubeadm is given: v1beta4 from 1.31 (its
-    kubeletExtraArgs is a list of {name, value}; discovery.timeout became timeouts.tlsBootstrap)."""
+    kubeletExtraArgs is a list of {name, value}; discovery.timeout became timeouts.discovery,
+    as `kubeadm config migrate` writes it)."""
     return V1BETA4 if minor_of(kubernetes_version) >= V1BETA4_SINCE else V1BETA3
 
 
@@ -51,8 +52,22 @@ class PlacedFile(NamedTuple):
 def render_init_config(config: ClusterConfig, node: Node, secrets: ClusterSecrets) -> str:
     if node.name != config.first_control_plane.name:
         raise ValueError(f"{node.name} is not the first control plane")
+    return _render_init(config, node, secrets, upload_certs=False)
+
+
+def render_upload_certs_config(config: ClusterConfig, node: Node, secrets: ClusterSecrets) -> str:
+    """The init configuration as seen from any control plane, for `kubeadm init phase upload-certs --config`
+    (`join-info`): it names the release (no version lookup on the internet) and the external etcd files the
+    phase uploads as well, which the bare `--certificate-key` flag would not."""
+    if not node.is_control_plane:
+        raise ValueError(f"{node.name} is not a control plane")
+    return _render_init(config, node, secrets, upload_certs=True)
+
+
+def _render_init(config: ClusterConfig, node: Node, secrets: ClusterSecrets, upload_certs: bool) -> str:
     return render(
         "kubeadm-init.yaml.j2",
+        upload_certs=upload_certs,
         cluster=config.name,
         node_name=node.name,
         node_ip=str(node.ip),
@@ -158,6 +173,8 @@ def token_create_command(secrets: ClusterSecrets, ttl: str = TOKEN_TTL) -> List[
     ]
 
 
-def upload_certs_command(config_path: str = paths.KUBEADM_INIT_CONFIG) -> List[str]:
-    """Re-uploads the control-plane certificates under the same key (kubeadm deletes them after 2 h)."""
+def upload_certs_command(config_path: str = paths.KUBEADM_UPLOAD_CERTS_CONFIG) -> List[str]:
+    """Re-uploads the control-plane certificates under the same key (kubeadm deletes them after 2 h); the
+    config is render_upload_certs_config's, which every control plane can write (kubeadm-init.yaml exists
+    only on the first)."""
     return ["kubeadm", "init", "phase", "upload-certs", "--upload-certs", "--config", config_path]

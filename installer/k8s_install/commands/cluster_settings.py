@@ -63,15 +63,31 @@ def check_role(args: argparse.Namespace, config: ClusterConfig, node: Node) -> N
         raise InstallError(f"{node.name} is the first control plane in cluster.yaml: run it with --first")
 
 
+def edit_a_copy(error: InstallError, path: Path, bundle: Bundle) -> InstallError:
+    """A fix in cluster.yaml, when the file is the bundle's own: SHA256SUMS covers it, so an edit there makes
+    the bundle fail verification; the copy to edit goes beside the bundle, passed with --config."""
+    if path != bundle.root / CLUSTER_CONFIG_NAME:
+        return error
+    copy = bundle.root.parent / CLUSTER_CONFIG_NAME
+    return InstallError(
+        f"{error}; edit a copy, not the bundle's {CLUSTER_CONFIG_NAME} (checked like every file of the bundle): "
+        f"cp {path} {copy}, then pass --config {copy}"
+    )
+
+
 def settings_for(args: argparse.Namespace, bundle: Bundle, host: Host) -> NodeSettings:
-    loaded = load_cluster_config(config_path(args, bundle), bundle.kubernetes or None)
+    path = config_path(args, bundle)
+    loaded = load_cluster_config(path, bundle.kubernetes or None)
     for warning in loaded.warnings:
         print(f"warning: {warning}")
     config = loaded.config
-    if not host.live and args.node:  # an image for another machine: its addresses need not be this machine's
-        identity = identify_image_node(config, args.node)
-    else:
-        identity = identify_node(config, read_local_addresses(), args.node)
+    try:
+        if not host.live and args.node:  # an image for another machine: its addresses need not be this machine's
+            identity = identify_image_node(config, args.node)
+        else:
+            identity = identify_node(config, read_local_addresses(), args.node)
+    except InstallError as error:  # the hints name fields of cluster.yaml to set
+        raise edit_a_copy(error, path, bundle) from None
     node = identity.node
     check_role(args, config, node)
     secrets: Optional[ClusterSecrets] = None

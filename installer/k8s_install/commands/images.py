@@ -13,7 +13,8 @@ from k8s_install.steps.image_import import Images
 def run_images(args: argparse.Namespace) -> int:
     if getattr(args, "images_action", None) == "push":
         return run_push(args)
-    node = make_node(args, dry_run=False, settings=None, need_cluster=False)
+    # an incomplete bundle too: the images step imports what is there
+    node = make_node(args, dry_run=False, settings=None, need_cluster=False, need_complete=False)
     step = Images(ctr=getattr(args, "ctr", None), snapshotter=getattr(args, "snapshotter", None))
     converge(node, [step], dry_run=False)
     total = len(node.bundle.images())

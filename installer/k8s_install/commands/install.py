@@ -11,7 +11,7 @@ from k8s_install.commands.node import make_node
 from k8s_install.engine import Node, converge
 from k8s_install.errors import InstallError
 from k8s_install.roles import steps_for
-from k8s_install.steps.preflight import CHECKS, Preflight, run_checks
+from k8s_install.steps.preflight import CHECKS, Preflight, preflight_failed, run_checks
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -19,18 +19,28 @@ def run_plan(args: argparse.Namespace) -> int:
     with report.text_to_stderr(as_json):
         node = make_node(args, dry_run=True)
         refuse_another_release(node)
+        node.options.plan_past_preflight = True  # every step is shown, failed checks marked
         echo = (lambda _line: None) if as_json else print
-        result = converge(node, steps_for(node.settings.role, node.settings.first), dry_run=True, echo=echo)
+        try:
+            result = converge(node, steps_for(node.settings.role, node.settings.first), dry_run=True, echo=echo)
+        except InstallError as error:
+            if node.options.preflight_failures:
+                raise InstallError(f"{error} (and {preflight_failed(node)})") from None
+            raise
+    failed = node.options.preflight_failures or []
     if as_json:
         steps = [
             {"name": step.name, "title": step.title, "changes": step.changes, "recorded_only": step.recorded}
             for step in result.steps
         ]
-        report.emit("plan", {**node_body(node), "change_count": result.change_count, "steps": steps})
-        return 0
-    recorded = sum(len(step.recorded) for step in result.steps)
-    logged = f"; {recorded} action(s) on the running machine only logged (--root)" if recorded else ""
-    print(f"plan: {result.change_count} change(s) pending; nothing was changed{logged}")
+        body = {**node_body(node), "change_count": result.change_count, "preflight_failures": failed}
+        report.emit("plan", {**body, "steps": steps})
+    else:
+        recorded = sum(len(step.recorded) for step in result.steps)
+        logged = f"; {recorded} action(s) on the running machine only logged (--root)" if recorded else ""
+        print(f"plan: {result.change_count} change(s) pending; nothing was changed{logged}")
+    if failed:
+        raise InstallError(f"{preflight_failed(node)} (an install stops at that step)")
     return 0
 
 
@@ -48,7 +58,8 @@ def refuse_another_release(node: Node) -> None:
 
 def node_body(node: Node) -> Dict[str, Any]:
     settings = node.settings
-    return {"node": settings.name, "role": settings.role, "first": settings.first, "root": str(node.host.root)}
+    return {"node": settings.name, "role": settings.role, "first": settings.first, "root": str(node.host.root),
+            "incomplete": node.bundle.incomplete}  # fmt: skip
 
 
 def run_preflight(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from typing import Optional
 
 from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.opened import OpenedBundle, open_bundle
+from k8s_install.bundle_format.shape import incomplete_line
 from k8s_install.bundle_format.signature import TrustedSigners, read_trusted_signers
 from k8s_install.engine import Node, NodeOptions
 from k8s_install.errors import InstallError
@@ -59,11 +60,30 @@ def node_bundle(args: argparse.Namespace, host: Optional[Host] = None) -> Bundle
         return Bundle(bundle_dir(args), opened.manifest)
 
 
+def refuse_incomplete(bundle: Bundle, allowed: bool) -> None:
+    """A bundle built with --allow-incomplete lacks parts of a node: refused before anything is planned or
+    changed, unless the operator says --allow-incomplete here too (then every run says what is missing)."""
+    if not bundle.incomplete:
+        return
+    if not allowed:
+        raise InstallError(
+            f"{bundle.root}: {incomplete_line(bundle.incomplete, 3)}; nothing was changed: use a complete bundle "
+            "(bundler build without --allow-incomplete), or pass --allow-incomplete to go on with what it holds"
+        )
+    print(f"warning: {incomplete_line(bundle.incomplete, 3)} (--allow-incomplete: going on with what it holds)")
+
+
 def make_node(
-    args: argparse.Namespace, dry_run: bool, settings: Optional[NodeSettings] = None, need_cluster: bool = True
+    args: argparse.Namespace,
+    dry_run: bool,
+    settings: Optional[NodeSettings] = None,
+    need_cluster: bool = True,
+    need_complete: bool = True,
 ) -> Node:
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
     bundle = node_bundle(args, host=host)
+    if need_complete:
+        refuse_incomplete(bundle, getattr(args, "allow_incomplete", False))
     if settings is None and not need_cluster:
         settings = NodeSettings(
             role=args.role or "worker", first=False, name="", ip="", containerd_address=args.containerd_address

@@ -49,6 +49,7 @@ def prepare(args: argparse.Namespace) -> Node:
     if not args.role and not args.node:  # --node names a node of cluster.yaml, and so its role
         raise InstallError("say which node this is: --role control-plane [--first], --role worker, or --node NAME")
     node = make_node(args, dry_run=True)  # verifies the new bundle once
+    node.options.delete_emptydir_data = not getattr(args, "no_delete_emptydir_data", False)
     node.options.upgrade = UpgradeRecord(node.state, node.bundle.kubernetes, installed_release(node, args.from_))
     return node
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, List
 
+from k8s_install.bundle_format.layout import SECRETS_NAME, WORKER_SECRETS_NAME
 from k8s_install.cluster import kubeadm, paths
 from k8s_install.cluster.api_probe import probe_api, wait_for_api
 from k8s_install.cluster.calico import render_calico
@@ -28,8 +29,10 @@ JOIN_WAIT_SECONDS = 900.0
 def require_secrets(node: Node) -> ClusterSecrets:
     secrets = node.settings.secrets
     if secrets is None:
+        # a worker: the worker-only file is enough, and keeps the CA key off it
+        wanted = SECRETS_NAME if node.settings.is_control_plane else f"{WORKER_SECRETS_NAME} (or {SECRETS_NAME})"
         raise InstallError(
-            "no cluster-secrets.yaml: copy the file `bundler cluster init` wrote to this node (0600) and pass "
+            f"no {wanted}: copy the file `bundler cluster init` wrote to this node (0600) and pass "
             "--secrets FILE, or put it beside the bundle folder"
         )
     return secrets
@@ -82,7 +85,7 @@ class ApiVip(Step):
         changes = plan_file(node, paths.KEEPALIVED_CONF, keepalived.encode(), 0o600, ("keepalived",))
         changes += plan_file(node, paths.CHECK_SCRIPT, render_check_script(config).encode(), 0o755, ("keepalived",))
         changes += plan_file(node, paths.HAPROXY_CFG, render_haproxy_cfg(config).encode(), 0o644, ("haproxy",))
-        required = node.host.live and not node.options.dry_run
+        required = node.host.live  # a --root image may hold stand-in packages without units
         changes += plan_enabled(node, "haproxy.service", required=required)
         changes += plan_enabled(node, "keepalived.service", required=required)
         return changes

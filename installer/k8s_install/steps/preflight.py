@@ -32,14 +32,21 @@ def check_os(node: Node) -> Optional[str]:
     if "linux" in node.bundle.os_ids:
         return None  # a generic Linux bundle
     release = facts.read_os_release(node.host)
-    family = OS_BY_RELEASE.get(release.get("ID", ""), release.get("ID", "unknown"))
+    family = OS_BY_RELEASE.get(release.get("ID", ""), release.get("ID", ""))
     major = release.get("VERSION_ID", "").split(".")[0]
     found = f"{family}{major}"
-    if found not in node.bundle.os_ids:
-        wanted = "/".join(node.bundle.os_ids)
-        running = release.get("PRETTY_NAME", found)
-        return f"this node runs {running} but the bundle is for {wanted}: use a bundle built with --os {found}"
-    return None
+    if found in node.bundle.os_ids:
+        return None
+    wanted = "/".join(node.bundle.os_ids)
+    values = ", ".join(node.bundle.os_ids)
+    if not family:  # no /etc/os-release, or one without ID
+        running = "an OS that /etc/os-release does not name (no ID)"
+        return f"this node runs {running} but the bundle is for {wanted}: install on one of those ({values})"
+    running = release.get("PRETTY_NAME", found)
+    return (
+        f"this node runs {running} but the bundle is for {wanted}: {found} is not a target of this release "
+        f"(bundler build --os takes {values}); install on one of those"
+    )
 
 
 def check_arch(node: Node) -> Optional[str]:
@@ -228,9 +235,17 @@ class Preflight(Step):
                 shown = f"ignored (--ignore-preflight {check.name})" if check.result == "ignored" else "ok"
                 print(f"  preflight {check.name}: {shown}")
         found = [check for check in results if check.problem]
-        if found:
-            names = ", ".join(check.name for check in found)
-            raise InstallError(
-                f"preflight failed ({names}): fix the above, or pass --ignore-preflight NAME to override one"
-            )
+        node.options.preflight_failures = [check.name for check in found]
+        if found and not node.options.plan_past_preflight:
+            raise InstallError(preflight_failed(node))
         return []
+
+    def outcome(self, node: Node) -> Optional[str]:
+        """`plan` goes on past failed checks to show every step: the step's line says they failed."""
+        failed = node.options.preflight_failures
+        return f"FAILED ({', '.join(failed)}): an install stops here" if failed else None
+
+
+def preflight_failed(node: Node) -> str:
+    names = ", ".join(node.options.preflight_failures or [])
+    return f"preflight failed ({names}): fix the above, or pass --ignore-preflight NAME to override one"

@@ -22,14 +22,18 @@ def unit_exists(node: Node, unit: str) -> bool:
 
 
 def plan_enabled(node: Node, unit: str, required: bool = True, start: bool = True) -> List[Change]:
-    """Enable `unit` (and, with `start`, (re)start it with the other restarts); a unit whose file is absent
-    is an error, or only logged when not `required`."""
+    """Enable `unit` (and, with `start`, (re)start it with the other restarts). A unit whose file is absent
+    is an error, or, when not `required` (a --root image whose package brings no unit), not enabled and
+    reported as such (an action the run did not do), in the plan as in the run: a converged node plans nothing."""
     if not unit_exists(node, unit):
-        if node.options.dry_run:
+        pending = node.options.dry_run and node.options.earlier_changes_pending
+        if pending and required:
             return [Change(f"enable {unit} (once an earlier step has installed it)", lambda: None)]
+        if pending:
+            return [Change(f"enable {unit} (once an earlier step has installed it; if none does, skipped)", _nothing)]
         if required:
             raise InstallError(f"unit {unit} is not installed on this node: the step that installs it did not run")
-        node.host.log(f"{unit}: no unit file, not enabled")
+        node.host.skipped(f"enable {unit}: not done, this root has no unit file for it (its package brings none)")
         return []
     if is_enabled(node, unit):
         return []
@@ -39,6 +43,10 @@ def plan_enabled(node: Node, unit: str, required: bool = True, start: bool = Tru
         node.state.record_unit(unit)
 
     return [Change(f"enable {unit}", enable, (unit,) if start else ())]
+
+
+def _nothing() -> None:
+    return None
 
 
 def plan_disabled(node: Node, unit: str) -> List[Change]:

@@ -46,8 +46,9 @@ def target(node: Node) -> str:
     return node.bundle.kubernetes  # type: ignore[no-any-return]
 
 
-def plan_action(node: Node, action: str, command: List[str], hint: str = "") -> List[Change]:
-    """Run `command` once for this upgrade (a --root run logs it); recorded as done when it succeeded."""
+def plan_action(node: Node, action: str, command: List[str], hint: str = "", note: str = "") -> List[Change]:
+    """Run `command` once for this upgrade (a --root run logs it); recorded as done when it succeeded. `note`
+    follows the command in the plan (what it does beyond its name)."""
     upgrade = record(node)
     if upgrade.done(action):
         return []
@@ -63,7 +64,7 @@ def plan_action(node: Node, action: str, command: List[str], hint: str = "") -> 
             node.host.skipped(f"would run: {printable}")
         upgrade.mark(action)
 
-    return [Change(printable, run)]
+    return [Change(f"{printable} ({note})" if note else printable, run)]
 
 
 def plan_manual(node: Node, action: str, summary: str) -> List[Change]:
@@ -202,6 +203,23 @@ class KubeadmUpgradeNode(Step):
         )
 
 
+DRAIN_DELETES_EMPTYDIR = (
+    "pods with emptyDir volumes are evicted too and their emptyDir data deleted, as on any eviction; "
+    "upgrade --no-delete-emptydir-data drains without it, and then such a pod stops the drain"
+)
+DRAIN_REFUSES_EMPTYDIR = "--no-delete-emptydir-data: a pod with an emptyDir volume stops the drain"
+
+
+def drain_arguments(node: Node, name: str) -> List[str]:
+    """kubeadm's guide drains with --ignore-daemonsets; --delete-emptydir-data as well by default, so a pod
+    with scratch space (an emptyDir volume, lost on any rescheduling) does not stop an upgrade half-way with
+    the node cordoned. `upgrade --no-delete-emptydir-data` leaves it out."""
+    arguments = ["drain", name, "--ignore-daemonsets"]
+    if node.options.delete_emptydir_data:
+        arguments.append("--delete-emptydir-data")
+    return arguments
+
+
 class Drain(Step):
     name = "drain"
     title = "node drained before its kubelet is upgraded"
@@ -211,14 +229,16 @@ class Drain(Step):
             return []  # past the kubelet upgrade: a drain now would only take the node out again
         name = node.settings.name
         kubectl = admin_kubectl(node)
+        arguments = drain_arguments(node, name)
+        note = DRAIN_DELETES_EMPTYDIR if "--delete-emptydir-data" in arguments else DRAIN_REFUSES_EMPTYDIR
         if kubectl is None:
             return plan_manual(
                 node,
                 "drain",
-                f"drain {name} from a control plane before confirming: kubectl drain {name} --ignore-daemonsets "
-                "(this node has no admin kubeconfig)",
+                f"drain {name} from a control plane before confirming: kubectl {' '.join(arguments)} "
+                f"(this node has no admin kubeconfig; {note})",
             )
-        return plan_action(node, "drain", [*kubectl, "drain", name, "--ignore-daemonsets"])
+        return plan_action(node, "drain", [*kubectl, *arguments], note=note)
 
 
 class KubeletRestart(Step):

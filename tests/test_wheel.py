@@ -45,14 +45,76 @@ def venv(tmp_path_factory: pytest.TempPathFactory, source: Path) -> Path:
     assert any(name.endswith("manifests/k8s-1.29.6.yaml") for name in names)
     assert any(name.endswith("checksums/k8s-1.29.6.sha256") for name in names)
     assert not any(name.startswith("tests/") for name in names)
-    # the runtime dependencies come from this interpreter's site-packages (no network in tests); the
-    # project itself only from the wheel
+    # A venv of its own (no --system-site-packages: that would be the *base* interpreter's, which may hold
+    # nothing). The project comes only from the wheel; its runtime dependencies from this test run's
+    # site-packages, named explicitly after the venv's own (no network in tests).
     environment = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(environment)], check=True)
-    pip = [str(environment / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
+    subprocess.run([sys.executable, "-m", "venv", str(environment)], check=True)
+    python = str(environment / "bin" / "python")
+    add_dependencies(python, dependencies_folder(work))
+    pip = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
     installed = subprocess.run(pip + [str(wheel)], capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
+    unmet = subprocess.run([python, "-c", UNMET_REQUIREMENTS], capture_output=True, text=True, cwd=work)
+    assert unmet.returncode == 0 and unmet.stdout == "", unmet.stdout + unmet.stderr
     return environment
+
+
+# Prints every runtime requirement of the installed wheel that the venv cannot import the distribution of.
+UNMET_REQUIREMENTS = """
+import importlib.metadata as metadata, re
+for requirement in metadata.requires("k8s-offline-bundler") or []:
+    if "extra ==" in requirement:
+        continue
+    name = re.split(r"[<>=!~;\\[ ]", requirement, maxsplit=1)[0]
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        print(requirement)
+"""
+
+
+def dependencies_folder(work: Path) -> Path:
+    """The third-party packages of this test run (its site-packages folders, the test venv's first), without
+    this project, as one folder of links: what a clean venv imports instead of downloading them."""
+    folder = work / "dependencies"
+    if folder.is_dir():
+        return folder
+    folder.mkdir(parents=True)
+    for site in (Path(entry) for entry in sys.path):
+        if site.name not in ("site-packages", "dist-packages") or not site.is_dir():
+            continue
+        for entry in sorted(site.iterdir()):
+            own = entry.name.startswith(("k8s_offline_bundler", "__editable__", "__pycache__"))
+            if own or entry.suffix == ".pth" or os.path.lexists(folder / entry.name):
+                continue
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def add_dependencies(python: str, folder: Path) -> None:
+    """Make `folder` importable in the venv of `python` after its own site-packages (a .pth file): the venv's
+    own packages win."""
+    (purelib(Path(python)) / "test-dependencies.pth").write_text(f"{folder}\n")
+
+
+def purelib(python: Path) -> Path:
+    script = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return Path(subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True).stdout.strip())
+
+
+def shared_libraries_with_dependencies(pipx_home: Path, dependencies: Path) -> None:
+    """Make pipx's shared library venv (pip, setuptools; every pipx venv imports from it after its own
+    packages) here, with the dependencies linked in: pipx finds their metadata right after installing, and
+    fetches nothing (a fresh shared pip is not upgraded)."""
+    shared = pipx_home / "shared"
+    subprocess.run([sys.executable, "-m", "venv", str(shared)], check=True)
+    site = purelib(shared / "bin" / "python")
+    own = {entry.name.split("-")[0].lower() for entry in site.iterdir()}  # pip (and setuptools) of that venv
+    for entry in sorted(dependencies.iterdir()):
+        if entry.name.split("-")[0].lower() in own:
+            continue
+        (site / entry.name).symlink_to(entry.resolve())
 
 
 def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -94,18 +156,26 @@ def test_installed_bundler_builds_a_bundle_from_a_local_mirror(venv: Path, tmp_p
 
 
 def test_pipx_install_of_the_source_folder(source: Path, tmp_path: Path) -> None:
-    """`pipx install .` (the runtime dependencies from this interpreter, no network in tests)."""
+    """`pipx install .` into a venv of its own: setuptools for the build and, once installed, the runtime
+    dependencies come from this test run's site-packages, named explicitly (no network in tests)."""
     if shutil.which("pipx") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("pipx is missing (installed by .ci/run)")
         pytest.skip("pipx is not installed")
     env = dict(os.environ, PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"))
+    env.pop("VIRTUAL_ENV", None)
+    shared_libraries_with_dependencies(tmp_path / "pipx", dependencies_folder(tmp_path))
     installed = subprocess.run(
-        ["pipx", "install", "--python", sys.executable, "--system-site-packages",
-         "--pip-args=--no-index --no-deps --no-build-isolation", str(source)],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
+        ["pipx", "install", "--python", sys.executable, "--pip-args=--no-index --no-deps --no-build-isolation",
+         str(source)],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    assert "upgrading shared libraries" not in installed.stderr  # pip from the index: not in tests
+    (python,) = (tmp_path / "pipx" / "venvs").glob("*/bin/python")
+    where = subprocess.run([str(python), "-c", "import bundler, tqdm; print(bundler.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env, check=True)  # fmt: skip
+    assert where.stdout.strip().startswith(str(tmp_path / "pipx" / "venvs")), where.stdout
     unknown = subprocess.run([str(tmp_path / "bin" / "bundler"), "build", "--k8s", "9.9.9"],
-                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+                             capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
     assert unknown.returncode == 2 and "supported versions: 1.29.6" in unknown.stderr, unknown.stderr

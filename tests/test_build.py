@@ -220,6 +220,7 @@ def _build_on_small_disk(release: StandInRelease, tmp_path: Path, full: str):
     )
 
 
+@pytest.mark.root
 def test_full_cache_disk_gives_one_line(release: StandInRelease, tmp_path: Path) -> None:
     result = _build_on_small_disk(release, tmp_path, "cache")
     assert result.returncode == 1, result.stderr
@@ -230,6 +231,7 @@ def test_full_cache_disk_gives_one_line(release: StandInRelease, tmp_path: Path)
     assert re.match(r"bundler: error: [\w-]+: disk full while writing \S+\.part: free space or use --cache$", last)
 
 
+@pytest.mark.root
 def test_full_output_disk_gives_one_line_and_no_partial_tarball(release: StandInRelease, tmp_path: Path) -> None:
     result = _build_on_small_disk(release, tmp_path, "out")
     assert result.returncode == 1, result.stderr

@@ -207,6 +207,7 @@ def test_first_failure_stops_the_other_downloads_and_names_the_item(release: Sta
     assert not any(name.endswith(".lock") for name in leftovers(tmp_path / "cache"))
 
 
+@pytest.mark.root
 def test_a_host_name_that_does_not_resolve_fails_at_once_and_leaves_nothing(
     release: StandInRelease, tmp_path: Path
 ) -> None:

@@ -325,6 +325,8 @@ def play(cluster: Cluster, *extra: str, ansible: Optional[Path] = None) -> subpr
     return cluster.nodes.run_playbook(folder / "inventory.yml", folder / "k8s-cluster.yml", *extra)
 
 
+@pytest.mark.daemons
+@pytest.mark.root
 def test_check_mode_on_new_nodes_reports_the_copy_and_changes_nothing(cluster: Cluster) -> None:
     folders = fresh_nodes(cluster, "check-new")
     result = play(cluster, "--check")
@@ -335,6 +337,8 @@ def test_check_mode_on_new_nodes_reports_the_copy_and_changes_nothing(cluster: C
         assert not (folder / "bundle").exists() and not (folder / "root/var/log/k8s-install.log").exists()
 
 
+@pytest.mark.daemons
+@pytest.mark.root
 def test_playbook_installs_in_order_then_changes_nothing_and_check_shows_the_plan(cluster: Cluster) -> None:
     folders = fresh_nodes(cluster, "install")
     first = play(cluster)
@@ -374,6 +378,8 @@ def test_playbook_installs_in_order_then_changes_nothing_and_check_shows_the_pla
     assert hosts_file.read_text() == drifted
 
 
+@pytest.mark.daemons
+@pytest.mark.root
 def test_a_failed_node_stops_the_rollout_with_its_error(cluster: Cluster) -> None:
     folders = fresh_nodes(cluster, "fail", broken="k8s-mn02")
     result = play(cluster)
@@ -386,6 +392,8 @@ def test_a_failed_node_stops_the_rollout_with_its_error(cluster: Cluster) -> Non
     assert "PLAY [Workers" not in result.stdout
 
 
+@pytest.mark.daemons
+@pytest.mark.root
 def test_a_failed_worker_stops_the_rollout_before_the_next_batch(cluster: Cluster, cluster_secrets) -> None:  # type: ignore[no-untyped-def]
     site = cluster.site
     config = write_cluster(site.work / "site-batches", cluster_secrets, BATCH_NODES)
@@ -433,6 +441,8 @@ def log_sizes(folders: Dict[str, Path]) -> Dict[str, int]:
     return {name: len((folder / "root/var/log/k8s-install.log").read_text()) for name, folder in folders.items()}
 
 
+@pytest.mark.daemons
+@pytest.mark.root
 def test_upgrade_playbook_runs_kubeadms_order_node_by_node_then_changes_nothing(cluster: Cluster) -> None:
     folders = fresh_nodes(cluster, "upgrade")
     installed = play(cluster)

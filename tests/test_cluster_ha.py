@@ -32,6 +32,8 @@ from tests.support.netns import Lab, wait_for
 TOOLS = ("ip", "keepalived", "haproxy", "curl", "openssl")
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.daemons,
+    pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
     pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS), reason=f"needs {', '.join(TOOLS)}"),
 ]

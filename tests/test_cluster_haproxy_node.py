@@ -23,6 +23,8 @@ from tests.support.cluster import load, seed_data
 from tests.support.netns import Lab, wait_for
 from tests.support.prerequisites import require
 
+pytestmark = [pytest.mark.daemons, pytest.mark.root]
+
 # /dev in the namespace is a fresh tmpfs with the few devices haproxy opens; the test's socket is
 # bind-mounted on /dev/log. `unshare -m` keeps every mount inside (nothing changes on the host).
 START = """set -e

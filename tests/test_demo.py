@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import REPO
 from tests.demo import NODES, missing_prerequisites
 
+pytestmark = [pytest.mark.daemons, pytest.mark.root]
+
 
 def test_demo_runs_end_to_end_and_cleans_up() -> None:
     missing = missing_prerequisites()

@@ -18,6 +18,8 @@ from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry, make_certificate, make_htpasswd
 from tests.support.token_server import TokenServer
 
+pytestmark = pytest.mark.daemons
+
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 USER, PASSWORD = "puller", "s3cret-for-tests"
 

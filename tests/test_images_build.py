@@ -9,12 +9,15 @@ import tarfile
 from pathlib import Path
 from typing import Any, Dict, Set
 
+import pytest
 import yaml
 
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
 from tests.support.test_images import PushedImages, skopeo
+
+pytestmark = pytest.mark.daemons
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 

@@ -17,6 +17,8 @@ from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
 from tests.support.test_images import GREETING
 
+pytestmark = [pytest.mark.daemons, pytest.mark.root]
+
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
 

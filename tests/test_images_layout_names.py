@@ -15,6 +15,8 @@ from tests.conftest import StandInRelease
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
 
+pytestmark = pytest.mark.daemons
+
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
 

@@ -20,6 +20,8 @@ from tests.conftest import StandInRelease, run_bundler
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry, make_certificate, make_htpasswd
 
+pytestmark = pytest.mark.daemons
+
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 USER, PASSWORD = "pusher", "s3cret-for-tests"
 

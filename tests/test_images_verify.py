@@ -24,6 +24,8 @@ from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
 from tests.support.user_errors import one_error_line
 
+pytestmark = [pytest.mark.daemons, pytest.mark.root]
+
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
 

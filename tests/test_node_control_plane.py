@@ -16,7 +16,11 @@ from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
+pytestmark = [
+    pytest.mark.daemons,
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2"),
+]
 
 
 @pytest.fixture

@@ -107,6 +107,8 @@ def reachable(lab: Lab, kind: str, port: int) -> bool:
     return lab.run("client", ["python3", "-c", PROBE, kind, str(port), SERVER_IP]).returncode == 0
 
 
+@pytest.mark.daemons
+@pytest.mark.root
 def test_a_node_syncs_time_through_the_first_control_planes_real_firewalld(
     site: Path, lab: Lab, tmp_path: Path
 ) -> None:

@@ -23,7 +23,11 @@ from tests.support.sandbox import (
     make_el9_root,
 )
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, chown)")
+pytestmark = [
+    pytest.mark.daemons,
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, chown)"),
+]
 
 WORKER_IP = "10.213.7.100"
 

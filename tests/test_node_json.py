@@ -18,7 +18,11 @@ from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, chown)")
+pytestmark = [
+    pytest.mark.daemons,
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, chown)"),
+]
 
 WORKER_IP = "10.213.7.100"
 

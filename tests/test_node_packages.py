@@ -19,9 +19,12 @@ from tests.support.rpm_graph import ASSUMED, RpmGraph
 from tests.support.rpm_release import add_rpm_section
 from tests.support.sandbox import NetNamespace, make_el9_root
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("dnf", "rpm", "ip")), reason="needs root, dnf, rpm, ip"
-)
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not all(shutil.which(t) for t in ("dnf", "rpm", "ip")), reason="needs root, dnf, rpm, ip"
+    ),
+]
 
 NODES = [{"name": "cp1", "ip": "10.213.7.11", "role": "control-plane"},
          {"name": "w1", "ip": "10.213.7.21", "role": "worker"}]  # fmt: skip

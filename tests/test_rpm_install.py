@@ -17,9 +17,12 @@ from tests.support.rpm_graph import ASSUMED, MINIMAL_X86_64, RpmGraph
 from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node
 from tests.support.rpm_release import add_rpm_section
 
-pytestmark = pytest.mark.skipif(
-    not all(shutil.which(tool) for tool in ("dnf", "rpm", "unshare")), reason="needs dnf, rpm and unshare"
-)
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(
+        not all(shutil.which(tool) for tool in ("dnf", "rpm", "unshare")), reason="needs dnf, rpm and unshare"
+    ),
+]
 
 
 @pytest.fixture

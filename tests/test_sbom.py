@@ -22,6 +22,8 @@ from tests.support.rpm_release import add_rpm_section
 from tests.support.signing import SigningKey, missing_tools
 from tests.support.test_images import PushedImages
 
+pytestmark = pytest.mark.daemons
+
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
 

@@ -26,7 +26,11 @@ from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
 from tests.support.upgrade_standin import recorded_actions, retarget
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
+pytestmark = [
+    pytest.mark.daemons,
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2"),
+]
 
 TARGET = "1.30.14"
 ADMIN = "kubectl --kubeconfig=/etc/kubernetes/admin.conf"

@@ -20,9 +20,12 @@ from tests.support.rpm_graph import RpmGraph
 from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node
 from tests.support.rpm_release import PACKAGES, add_rpm_section
 
-pytestmark = pytest.mark.skipif(
-    not all(shutil.which(tool) for tool in ("dnf", "rpm", "unshare")), reason="needs dnf, rpm and unshare"
-)
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(
+        not all(shutil.which(tool) for tool in ("dnf", "rpm", "unshare")), reason="needs dnf, rpm and unshare"
+    ),
+]
 
 
 def test_new_kubeadm_package_is_installed_alone(release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from tests.conftest import REPO
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import TOP, node_release_manifest
 
+pytestmark = pytest.mark.slow
+
 SKIP = (".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info")
 
 

@@ -37,6 +37,7 @@ def net_only_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.root
 def test_keys_the_kernel_lacks_are_left_out_and_named_once(namespace: NetNamespace, tmp_path: Path) -> None:
     path = net_only_file(tmp_path)
     probe = (

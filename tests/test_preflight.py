@@ -170,6 +170,7 @@ def test_real_probes_read_this_machine() -> None:
         assert preflight.listening_ports()[server.getsockname()[1]].startswith("python")
 
 
+@pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
 def test_pyz_reports_every_failure_then_one_error_line(mirror, cluster_secrets, python39: str, tmp_path: Path) -> None:
     """Through the real zipapp: a Debian root, a busy kubelet port in the node's netns, docker's socket."""

@@ -54,6 +54,7 @@ def unsigned_metadata(release: StandInRelease, name: str, mark: bool) -> None:
         release.write()
 
 
+@pytest.mark.root
 def test_unsigned_metadata_builds_when_the_pinned_key_signed_every_package_and_installs_with_gpgcheck(
     release: StandInRelease, signed_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
 ) -> None:

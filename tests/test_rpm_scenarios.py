@@ -91,6 +91,7 @@ def matches(found: Set[str], expected: Dict[str, str]) -> bool:
     )
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
 def test_bundle_equals_dnfs_answer_and_installs_from_itself(
     scenario: Scenario, built: Dict[str, BuiltScenario], release: StandInRelease, tmp_path: Path
@@ -132,6 +133,7 @@ def test_bundle_equals_dnfs_answer_and_installs_from_itself(
     assert installed(node) - before == ours
 
 
+@pytest.mark.root
 def test_preflight_checks_the_nodes_own_versions_of_assumed_packages(release: StandInRelease, tmp_path: Path) -> None:
     """A bundle built against glibc 2.34 whose RPM needs glibc >= 2.34 and libc.so.6: a node with 2.34 passes,
     a node with 2.30 is told to update glibc or use the full closure (rpm's own database, read with rpm -q)."""
@@ -198,6 +200,7 @@ def _metadata_file(repo: Path, kind: str):  # type: ignore[no-untyped-def]
     return path, path.name
 
 
+@pytest.mark.root
 def test_full_closure_equals_dnfs_answer_on_an_empty_root(
     built: Dict[str, BuiltScenario], release: StandInRelease, tmp_path: Path
 ) -> None:

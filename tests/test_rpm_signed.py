@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.root
 def test_signed_repository_installs_with_gpgcheck_on(
     release: StandInRelease, signed_graph: RpmGraph, signing_key: SigningKey, tmp_path: Path
 ) -> None:
@@ -45,6 +46,7 @@ def test_signed_repository_installs_with_gpgcheck_on(
     assert plan_packages(bundle, root) == []
 
 
+@pytest.mark.root
 def test_the_node_refuses_packages_not_signed_by_the_bundle_keys(
     release: StandInRelease, signed_graph: RpmGraph, signing_key: SigningKey, impostor: SigningKey, tmp_path: Path
 ) -> None:

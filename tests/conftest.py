@@ -167,6 +167,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks (and -m the tiers)
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     """Tier markers from the folder and the fixtures; under pytest-xdist, a module's tests stay together (its
     module fixtures are made once) and the whole lab in one worker (its nodes are shared session fixtures)."""

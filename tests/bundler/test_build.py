@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import StandInRelease, run_bundler
+from tests.conftest import REPO, StandInRelease, run_bundler
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
@@ -215,7 +215,7 @@ def _build_on_small_disk(release: StandInRelease, tmp_path: Path, full: str):
         ["unshare", "-m", "--propagation", "private", "sh", "-c", build],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=REPO,
         env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
     )
 
@@ -255,7 +255,7 @@ def test_interrupted_build_says_so_and_the_rerun_resumes(release: StandInRelease
         "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--jobs", "1",
     ]  # fmt: skip
     process = subprocess.Popen(
-        command, cwd=Path(__file__).resolve().parents[1], stderr=subprocess.PIPE, text=True,
+        command, cwd=REPO, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
     )  # fmt: skip
     partial_dir = tmp_path / "cache" / "partial"

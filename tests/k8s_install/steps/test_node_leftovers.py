@@ -22,8 +22,9 @@ from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
 from k8s_install.steps.leftovers import Leftovers
+from tests.conftest import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 KILLED_WRITER = """
 import os, sys, time
 from pathlib import Path

@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 import yaml
 
+from tests.conftest import REPO
 from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import TOP, node_release_manifest
 from tests.support.rpm_graph import ASSUMED, RpmGraph
@@ -53,7 +54,7 @@ def bundle(mirror, rpm_graph: RpmGraph, tmp_path: Path) -> Path:  # type: ignore
         ["python", "-m", "bundler", "build", "--allow-incomplete", "--manifest", str(release.path),
          "--mirror", mirror.url,
          "--cache", str(work / "cache"), "--output", str(work / "out")],
-        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+        capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     subprocess.run(["tar", "-xf", str(work / "out" / f"{TOP}.tar"), "-C", str(work)], check=True)

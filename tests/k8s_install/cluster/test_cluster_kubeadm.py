@@ -19,6 +19,7 @@ from k8s_install.cluster.kubeadm import (
     upload_certs_command,
 )
 from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
+from tests.conftest import REPO
 from tests.support.cluster import load, seed_data
 from tests.support.kubeadm_v1beta3 import SCHEMAS, unknown_keys
 
@@ -98,9 +99,8 @@ def test_init_configuration_values(secrets: ClusterSecrets) -> None:
 
 
 def test_the_image_repository_matches_the_bundled_images() -> None:
-    from pathlib import Path
 
-    manifest = yaml.safe_load((Path(__file__).parent.parent / "manifests" / "k8s-1.29.6.yaml").read_text())
+    manifest = yaml.safe_load((REPO / "manifests" / "k8s-1.29.6.yaml").read_text())
     kubeadm_images = [image for image in manifest["images"] if "/kube-" in image or "/etcd:" in image]
     assert kubeadm_images and all(image.startswith("registry.k8s.io/") for image in kubeadm_images)
 

@@ -14,7 +14,7 @@ from bundler.errors import BundlerError
 from bundler.rpm.keys import check_key, load_fingerprint_pins
 from k8s_install.errors import InstallError
 from k8s_install.packages.dnf import install_packages, plan_packages
-from tests.conftest import StandInRelease, run_bundler
+from tests.conftest import SHARED, StandInRelease, run_bundler
 from tests.support.rpm_graph import RpmGraph
 from tests.support.rpm_node import OfflineRunner, build_and_unpack, installed, minimal_node
 from tests.support.rpm_release import HOST, add_rpm_section
@@ -50,7 +50,7 @@ def test_signed_repository_installs_with_gpgcheck_on(
 def test_the_node_refuses_packages_not_signed_by_the_bundle_keys(
     release: StandInRelease, signed_graph: RpmGraph, signing_key: SigningKey, impostor: SigningKey, tmp_path: Path
 ) -> None:
-    """The build proves each package against its repository's key (tests/test_rpm_package_signatures.py); on
+    """The build proves each package against its repository's key (tests/bundler/rpm/test_rpm_package_signatures.py); on
     the node, dnf's gpgcheck proves them again against the keys the bundle carries: with other keys, none
     installs."""
     add_rpm_section(release, signed_graph, name="node-keys", signer=signing_key)
@@ -108,7 +108,7 @@ def test_another_key_under_the_pinned_url_fails_the_build(
     assert not list((tmp_path / "out").glob("*.tar"))
 
 
-SHARED_KEYS = Path(__file__).resolve().parents[2] / "shared" / "pins" / "keys"
+SHARED_KEYS = SHARED / "pins" / "keys"
 
 
 @pytest.mark.skipif(not SHARED_KEYS.is_dir(), reason="../shared/pins/keys is not beside the project")

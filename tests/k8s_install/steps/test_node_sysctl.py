@@ -15,10 +15,11 @@ import pytest
 
 from k8s_install.node.host import Host
 from k8s_install.steps.kernel import SYSCTL_SETTINGS, sysctl_apply_command, sysctl_conf, sysctl_overrides
+from tests.conftest import REPO
 from tests.support.prerequisites import require
 from tests.support.sandbox import NetNamespace
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 PER_NAMESPACE = ("net.ipv4.", "net.ipv6.", "net.core.somaxconn", "net.core.netdev_max_backlog")
 
 

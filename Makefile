@@ -6,7 +6,11 @@ SYSTEM_PYTHON ?= python3
 PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(SYSTEM_PYTHON))
 VERMIN = $(PYTHON) -c 'import sys, vermin; sys.exit(vermin.main())' --target=3.9- --no-tips --violations --eval-annotations --backport dataclasses
 
-.PHONY: install dev test lint bench installer vermin demo
+# `make test` runs two pytest-xdist workers (the lab's tests all in one, tests/conftest.py); JOBS=1 runs one.
+JOBS ?= 2
+PYTEST_WORKERS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
+
+.PHONY: install dev test test-fast lint bench installer vermin demo
 
 # `make dev`'s install, remembered: `make demo` runs it when it has not run yet (or the package list changed).
 DEV_STAMP = $(VENV)/.k8s-dev-installed
@@ -29,8 +33,11 @@ dev: $(VENV)/bin/python  ## the builder (editable) and the test tools into .venv
 vermin:  ## the installer must run on EL9's Python 3.9
 	$(VERMIN) installer bundler
 
-test: vermin  ## the whole test suite (needs root and the Debian packages .ci/run installs)
-	$(PYTHON) -m pytest -q
+test: vermin  ## the whole test suite (needs root and the Debian packages .ci/run installs); prints the slowest
+	$(PYTHON) -m pytest -q $(PYTEST_WORKERS) --durations=25
+
+test-fast:  ## the in-process tier: no root, daemons, lab or slow tests (markers in pyproject.toml); about 2 minutes
+	$(PYTHON) -m pytest -q $(PYTEST_WORKERS) -m 'not root and not daemons and not lab and not slow'
 
 lint:
 	$(PYTHON) -m ruff check bundler installer tests

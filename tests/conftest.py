@@ -24,6 +24,15 @@ pytest_plugins = ["tests.support.image_fixtures", "tests.support.cluster_files"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+LAB = Path(__file__).resolve().parent / "lab"
+
+# Tiers (markers in pyproject.toml) to slice a run by: `lab` is tests/lab; `daemons` (starts real daemons) and
+# `root` (network namespaces, mounts, chown, rpm --root) come from a test module's `pytestmark`, a test's own
+# mark, or a fixture below that the test uses. `make test-fast` runs what has none of them.
+DAEMON_FIXTURES = frozenset({"pushed_images", "registry_storage", "registry", "containerd"})
+ROOT_FIXTURES = frozenset({"containerd"})
+LAB_FIGURES = "lab figures (seconds)"  # a user property of the lab's reports (tests/lab/conftest.py)
+LAB_TIMINGS: Dict[str, float] = {}
 
 # Commands the tests start by name (python -m bundler, ansible-playbook, ...) come from the environment that
 # runs the tests (a venv under `make test`), not from whatever else is first on PATH.
@@ -160,3 +169,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks (and -m the tiers)
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Tier markers from the folder and the fixtures; under pytest-xdist, a module's tests stay together (its
+    module fixtures are made once) and the whole lab in one worker (its nodes are shared session fixtures)."""
+    parallel = config.pluginmanager.hasplugin("xdist")
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        in_lab = LAB in item.path.parents
+        if in_lab:
+            item.add_marker(pytest.mark.lab)
+        if in_lab or fixtures & DAEMON_FIXTURES:
+            item.add_marker(pytest.mark.daemons)
+        if in_lab or fixtures & ROOT_FIXTURES:
+            item.add_marker(pytest.mark.root)
+        if parallel:
+            item.add_marker(pytest.mark.xdist_group("lab" if in_lab else item.path.stem))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep the lab's figures (tests/lab/conftest.py), which arrive with the reports (from a worker or not)."""
+    for name, value in report.user_properties:
+        if name == LAB_FIGURES:
+            LAB_TIMINGS.update(value)  # type: ignore[arg-type]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if LAB_TIMINGS:
+        terminalreporter.write_sep("-", LAB_FIGURES)
+        for what, seconds in LAB_TIMINGS.items():
+            terminalreporter.write_line(f"{what:40s} {seconds:7.1f}")

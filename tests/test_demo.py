@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import REPO
 from tests.demo import NODES, missing_prerequisites, release_images
 
+pytestmark = [pytest.mark.daemons, pytest.mark.root]
+
 
 def test_demo_runs_end_to_end_and_its_next_steps_work_after_it() -> None:
     missing = missing_prerequisites()

@@ -390,6 +390,7 @@ def readable_copy(bundle: Path, public: Path) -> Path:
     return copy
 
 
+@pytest.mark.root
 def test_verify_by_a_user_who_is_not_root_just_works(bundle: Path, python39: str, public: Path) -> None:
     """shiv would extract under the root-owned /var/lib/k8s-install/shiv and fail with a traceback; the pyz's
     launcher sends other users to their own cache folder, else to a private temporary one it removes."""
@@ -408,6 +409,7 @@ def test_verify_by_a_user_who_is_not_root_just_works(bundle: Path, python39: str
     assert all(path.stat().st_uid == NOBODY for path in extracted)
 
 
+@pytest.mark.root
 def test_a_user_who_is_not_root_gets_one_line_for_a_user_error(python39: str, pyz: Path, public: Path) -> None:
     shutil.copy(pyz, public / "k8s-install.pyz")
     (public / "k8s-install.pyz").chmod(0o755)
@@ -464,6 +466,7 @@ def prepare_image(python39: str, bundle: Path, root: Path, site: Path, *args: st
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.root
 def test_root_prepares_an_image_for_a_node_whose_addresses_are_elsewhere(  # type: ignore[no-untyped-def]
     python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
 ) -> None:
@@ -478,6 +481,7 @@ def test_root_prepares_an_image_for_a_node_whose_addresses_are_elsewhere(  # typ
     assert "k8s-wn01" in (tmp_path / "wn01" / "etc/hostname").read_text()
 
 
+@pytest.mark.root
 def test_root_for_a_control_plane_without_an_interface_asks_for_one(  # type: ignore[no-untyped-def]
     python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
 ) -> None:
@@ -490,6 +494,7 @@ def test_root_for_a_control_plane_without_an_interface_asks_for_one(  # type: ig
     )
 
 
+@pytest.mark.root
 def test_preflight_lists_the_checks_it_ran(  # type: ignore[no-untyped-def]
     python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
 ) -> None:
@@ -508,6 +513,7 @@ def test_preflight_lists_the_checks_it_ran(  # type: ignore[no-untyped-def]
     assert result.stdout.splitlines()[-1] == f"preflight: all checks passed ({len(CHECK_NAMES) - 1} run, 1 ignored)"
 
 
+@pytest.mark.root
 def test_plan_marks_what_root_only_logs(  # type: ignore[no-untyped-def]
     python39: str, node_bundle: Path, cluster_secrets, tmp_path: Path
 ) -> None:

@@ -76,12 +76,13 @@ def _skopeo_round(names: List[str], folder: Path) -> float:
 
 
 def _bundler_round(names: List[str], work: Path, manifest: Path, host: str) -> float:
+    """`bundler build` of the images alone: a partial bundle (--allow-incomplete), measured for its images."""
     cache, out = work / "bundler-cache", work / "bundler-out"
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     images = [arg for name in names for arg in ("--image", name)]
     command = [sys.executable, "-m", "bundler", "build", "--manifest", str(manifest), "--cache", str(cache),
-               "--output", str(out), "--os", "linux", "--insecure-registry", host, *images]  # fmt: skip
+               "--output", str(out), "--allow-incomplete", "--insecure-registry", host, *images]  # fmt: skip
     return _timed(command, cwd=REPO)
 
 
@@ -95,7 +96,9 @@ def run() -> List[str]:
             names = _build_images(work, registry)
             manifest = work / "release.yaml"
             manifest.write_text(
-                yaml.safe_dump({"kubernetes": "1.29.6", "os": {"linux": {}}, "arches": ["amd64"], "files": []})
+                yaml.safe_dump(
+                    {"kubernetes": "1.29.6", "os": {"rocky9": {"rpms": True}}, "arches": ["amd64"], "files": []}
+                )
             )
             skopeo_times = [_skopeo_round(names, work / "archives") for _ in range(ROUNDS)]
             bundler_times = [_bundler_round(names, work, manifest, registry.host) for _ in range(ROUNDS)]

@@ -16,6 +16,7 @@ from typing import Dict, Iterator, Tuple
 
 import pytest
 
+from tests.conftest import LAB_FIGURES
 from tests.lab.bundle import make_lab_bundle
 from tests.lab.cluster import LiveCluster, boot_lab
 from tests.lab.node import python39_program
@@ -100,8 +101,10 @@ def write_timings(path: Path) -> None:
     path.write_text(json.dumps(TIMINGS, indent=1))
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    if TIMINGS:
-        terminalreporter.write_sep("-", "lab figures (seconds)")
-        for what, seconds in TIMINGS.items():
-            terminalreporter.write_line(f"{what:40s} {seconds:7.1f}")
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """The figures so far travel with each lab test's teardown report: tests/conftest.py prints them at the end,
+    also when the lab ran in a pytest-xdist worker."""
+    outcome = yield
+    if call.when == "teardown" and TIMINGS:
+        outcome.get_result().user_properties.append((LAB_FIGURES, dict(TIMINGS)))

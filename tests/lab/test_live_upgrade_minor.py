@@ -12,7 +12,7 @@ happens here; the 2.x configuration is tested against the release manifests with
 It runs after test_live_upgrade.py on the same session nodes (file order), which leaves them on 1.29.15;
 alone, it installs 1.29.6 and upgrades them to 1.29.15 first. Skipping a minor (1.29.6 straight to a 1.31
 bundle) is refused by the upgrade's preflight before anything changes: tested without the lab in
-tests/test_upgrade.py (the skew rules, and the built pyz's one-line refusal).
+tests/k8s_install/test_upgrade.py (the skew rules, and the built pyz's one-line refusal).
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Dict
 
@@ -13,13 +16,34 @@ from k8s_install.cert_expiry import KUBEADM_CERTIFICATES
 
 
 def make_certificate(path: Path, days: int, cn: str, key_type: str = "rsa:2048") -> Path:
+    """A self-signed certificate at `path`, its key beside it (.key): one key per key type for the whole run,
+    as making RSA keys is the slow part and no test here tells certificates apart by their key."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    key = path.with_suffix(".key")
+    shutil.copyfile(_key(key_type), key)
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", key_type, "-nodes", "-keyout", str(path.with_suffix(".key")),
-         "-out", str(path), "-days", str(days), "-subj", f"/O=test/CN={cn}"],
+        ["openssl", "req", "-x509", "-key", str(key), "-out", str(path), "-days", str(days),
+         "-subj", f"/O=test/CN={cn}"],
         check=True, capture_output=True,
     )  # fmt: skip
     return path
+
+
+_KEYS: Dict[str, Path] = {}
+
+
+def _key(key_type: str) -> Path:
+    if key_type not in _KEYS:
+        folder = Path(tempfile.mkdtemp(prefix="test-pki-"))
+        atexit.register(shutil.rmtree, folder, True)
+        key = folder / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", key_type, "-nodes", "-keyout", str(key), "-out",
+             str(folder / "unused.crt"), "-days", "1", "-subj", "/CN=key"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        _KEYS[key_type] = key
+    return _KEYS[key_type]
 
 
 def openssl_enddate(path: Path) -> str:

@@ -1,6 +1,6 @@
 """A stand-in bundle of the next release made from a built one, and what an upgrade did, read from a node's log.
 
-Used by the --root upgrade tests (tests/test_upgrade.py) and the upgrade playbook (test_cluster_ansible.py):
+Used by the --root upgrade tests (tests/k8s_install/test_upgrade.py) and the upgrade playbook (test_cluster_ansible.py):
 the image pipeline is tested in test_images_*, and a --root run imports no images, so retargeting
 bundle.yaml is enough there. The lab (tests/lab) builds its next release with the real builder instead.
 """

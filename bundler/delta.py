@@ -37,7 +37,8 @@ class Base:
 def read_base(path: Path) -> Base:
     """The old bundle: its tarball, its unpacked folder, or its bundle.yaml (SHA256SUMS beside it is used when
     there; a bare bundle.yaml lists files and RPMs but not image blobs, so those are all carried). A tarball
-    or folder is opened by the one reader: SHA256SUMS and bundle.yaml checked, the other files not hashed."""
+    or folder is opened by the one reader: SHA256SUMS and bundle.yaml checked, the other files not hashed. An
+    earlier delta's tarball serves too: its SHA256SUMS lists every file of the complete bundle it makes."""
     path = Path(path)
     if not path.exists():
         raise BundlerError(f"--from {path}: not found; give the old bundle's tarball, folder or bundle.yaml")
@@ -46,7 +47,7 @@ def read_base(path: Path) -> Base:
             return read_base(path.parent)
         return _from_manifest(path)  # a bundle.yaml, maybe kept under another name
     try:
-        with open_bundle(path, check_files=False) as bundle:
+        with open_bundle(path, check_files=False, allow_delta=True) as bundle:
             return Base(bundle.top, bundle.sums_sha256, frozenset(bundle.sums.values()))
     except BundlerError as error:
         raise BundlerError(f"--from {error}") from None

@@ -157,3 +157,13 @@ def test_a_base_of_the_wrong_shape_is_one_line(
     result = build(release, tmp_path, "out", "--from", str(base))
     assert result.returncode == 1 and "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_an_earlier_delta_tarball_serves_as_the_base_of_the_next(built: Path) -> None:
+    """1.29.15's delta (not yet completed) is the base of the next release's delta, as the upgrade path
+    1.29.6 -> 1.29.15 -> 1.30.14 carries only deltas: its SHA256SUMS lists every file of the full 1.29.15."""
+    from bundler.delta import read_base
+
+    from_delta = read_base(built / "delta" / f"{NEW_TOP}-delta.tar")
+    from_full = read_base(built / "full" / f"{NEW_TOP}.tar")
+    assert from_delta == from_full and from_delta.name == NEW_TOP

@@ -359,7 +359,7 @@ def test_bad_files_give_one_line(tmp_path) -> None:
         load_cluster_config(tmp_path / "missing.yaml")
     broken = tmp_path / "cluster.yaml"
     broken.write_text("name: [unclosed\n")
-    with pytest.raises(InstallError, match=r"cluster.yaml: not valid YAML: line 2: "):
+    with pytest.raises(InstallError, match=r"cluster.yaml: not valid YAML at line 2: "):
         load_cluster_config(broken)
     broken.write_text("# only a comment\n")
     with pytest.raises(InstallError, match=r"cluster.yaml: empty; write one with `bundler cluster init`"):
@@ -442,4 +442,4 @@ def test_a_tab_gets_the_shared_one_line_yaml_message(tmp_path) -> None:
     with pytest.raises(InstallError) as caught:
         load_cluster_config(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: not valid YAML: line 3") and "\n" not in message
+    assert message.startswith(f"{path}: not valid YAML at line 3, column 1: a tab character") and "\n" not in message

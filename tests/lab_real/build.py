@@ -27,7 +27,10 @@ SOURCE_COMMIT = "fd9316a3d525a36fcc2654fa7584fcb70497db57"
 DEFAULT_GIT_DIR = Path("/work/.mirror/awfixer-platform+awborg/repo")
 CACHE_ROOT = Path(os.environ.get("K8S_LAB_REAL_CACHE", "/var/cache/k8s-lab-real"))
 GO_VERSION = "1.25.1"
-KUBE_VERSION = "v1.35.0-alpha.0"
+KUBE_VERSION = "v1.35.0-alpha.0"  # what the binaries report (LAB-NOTES: the version this source builds)
+# The stand-in release the lab bundles (tests/lab_real/k8s-1.35.0.yaml): cluster.yaml and the release manifest
+# take versions like 1.35.0 only; kubeadm of this tree tolerates its own pre-release against it.
+RELEASE = "1.35.0"
 ETCD_VERSION = "3.6.4"
 GENPROTO_VERSION = "v0.0.0-20250929231259-57b25ae835d4"
 

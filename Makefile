@@ -6,7 +6,7 @@ SYSTEM_PYTHON ?= python3
 PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(SYSTEM_PYTHON))
 VERMIN = $(PYTHON) -c 'import sys, vermin; sys.exit(vermin.main())' --target=3.9- --no-tips --violations --eval-annotations --backport dataclasses
 
-.PHONY: install dev test lint bench installer vermin demo
+.PHONY: install dev test lint bench installer vermin demo lab-real
 
 $(VENV)/bin/python:
 	$(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
@@ -33,6 +33,9 @@ bench:  ## measured speed against baselines taken in the same run
 
 demo:  ## the offline path end to end on this machine (root; stand-in servers; a few minutes)
 	$(PYTHON) -m tests.demo
+
+lab-real:  ## a real cluster from a bundle: Kubernetes built from source, three nspawn nodes (root; not CI; see tests/lab_real)
+	nice -n 19 ionice -c3 $(PYTHON) -m tests.lab_real.run
 
 installer:  ## build dist/k8s-install.pyz alone
 	mkdir -p dist

@@ -197,7 +197,10 @@ def test_v1beta4_schema_refuses_the_v1beta3_shapes() -> None:
     assert found == ["discovery.timeout", "nodeRegistration.kubeletExtraArgs (expected a list)"]
 
 
-def node_with_runtime(version: str, pause: str, host: Host = Host(Path("/nonexistent"))) -> SimpleNamespace:
+OFFLINE_HOST = Host(Path("/nonexistent"))  # a --root run: not this machine
+
+
+def node_with_runtime(version: str, pause: str, host: Host = OFFLINE_HOST) -> SimpleNamespace:
     manifest = {
         "kubernetes": version,
         "artifacts": [{"name": "containerd", "version": RUNTIME[version][0], "path": "files/x"}],

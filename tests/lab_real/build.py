@@ -60,8 +60,8 @@ KUBE_BINARIES: Tuple[str, ...] = (
     "kubelet",
 )
 
-ETCD_MAIN = """// etcd 3.6 from the server packages the Kubernetes tree vendors, with etcd's own flag set (embed.AddFlags)
-// plus the two flags etcdmain adds that kubeadm's static pod uses (--initial-cluster-state, --version).
+ETCD_MAIN = """// etcd 3.6 from the server packages the Kubernetes tree vendors, with etcd's own flag set
+// (embed.AddFlags) plus the two flags etcdmain adds that kubeadm uses (--initial-cluster-state, --version).
 package main
 
 import (

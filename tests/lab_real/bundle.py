@@ -70,18 +70,20 @@ RestartSec=10
 [Install]
 WantedBy=multi-user.target
 """
-KUBEADM_DROPIN = """# Note: This dropin only works with kubeadm and kubelet v1.11+
-[Service]
-Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
-Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
-# This is a file that "kubeadm init" and "kubeadm join" generates at runtime, populating the KUBELET_KUBEADM_ARGS variable dynamically
-EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
-# This is a file that the user can use for overrides of the kubelet args as a last resort. Preferably, the user should use
-# the .NodeRegistration.KubeletExtraArgs object in the configuration files instead. KUBELET_EXTRA_ARGS should be sourced from this file.
-EnvironmentFile=-/etc/sysconfig/kubelet
-ExecStart=
-ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
-"""
+KUBEADM_DROPIN = (
+    "# Note: This dropin only works with kubeadm and kubelet v1.11+\n"
+    "[Service]\n"
+    'Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf'
+    ' --kubeconfig=/etc/kubernetes/kubelet.conf"\n'
+    'Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"\n'
+    "# kubeadm init and join write this file: KUBELET_KUBEADM_ARGS\n"
+    "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n"
+    "# the user's last-resort overrides: KUBELET_EXTRA_ARGS\n"
+    "EnvironmentFile=-/etc/sysconfig/kubelet\n"
+    "ExecStart=\n"
+    "ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS"
+    " $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n"
+)
 
 
 def kube_rpm_spec(name: str, binary: Path, extra: Dict[str, Path]) -> str:

@@ -84,7 +84,7 @@ def build_pause(out: Path, git_dir: Path, commit: str) -> Path:
     ).stdout
     source.write_bytes(blob)
     subprocess.run(
-        ["gcc", "-Os", "-Wall", "-Werror", "-static", f'-DVERSION=v{PAUSE_VERSION}', "-o", str(out), str(source)],
+        ["gcc", "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{PAUSE_VERSION}", "-o", str(out), str(source)],
         check=True,
     )
     subprocess.run(["strip", str(out)], check=True)

@@ -57,7 +57,9 @@ Before=sysinit.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'for d in /sys/fs/cgroup/*/; do mount -o remount,bind,rw "$d"; done; mount --bind /proc/sys/net /proc/sys/net; mount -o remount,bind,rw /proc/sys/net'
+ExecStart=/bin/sh -c 'for d in /sys/fs/cgroup/*/; do mount -o remount,bind,rw "$d"; done'
+ExecStart=/bin/mount --bind /proc/sys/net /proc/sys/net
+ExecStart=/bin/mount -o remount,bind,rw /proc/sys/net
 
 [Install]
 WantedBy=sysinit.target
@@ -325,7 +327,10 @@ def run_checks(cluster: RealCluster, checks: Checks, before: Dict[str, str]) -> 
             ["kubectl", "--kubeconfig=/etc/kubernetes/kubelet.conf", "config", "view", "-o",
              "jsonpath={.clusters[0].cluster.server}"], check=False, timeout=30,
         ).stdout.strip()  # fmt: skip
-        return answer.stdout.strip() == "ok" and VIP in server, f"{server}: {answer.stdout.strip()}{answer.stderr[-300:]}"
+        return (
+            answer.stdout.strip() == "ok" and VIP in server,
+            f"{server}: {answer.stdout.strip()}{answer.stderr[-300:]}",
+        )
 
     checks.attempt("/readyz through the VIP (worker's kubelet.conf)", readyz)
 
@@ -337,7 +342,9 @@ def run_checks(cluster: RealCluster, checks: Checks, before: Dict[str, str]) -> 
         try:
             stopped, _ = eventually(
                 lambda: (
-                    node.run(["curl", "-sk", "--max-time", "3", "https://127.0.0.1:6443/readyz"], check=False).returncode
+                    node.run(
+                        ["curl", "-sk", "--max-time", "3", "https://127.0.0.1:6443/readyz"], check=False
+                    ).returncode
                     != 0,
                     "",
                 ),
@@ -358,14 +365,18 @@ def run_checks(cluster: RealCluster, checks: Checks, before: Dict[str, str]) -> 
     def certs() -> Tuple[bool, str]:
         shown = cluster["k8s-mn01"].run(["kubeadm", "certs", "check-expiration"], check=False, timeout=60)
         lines = [line for line in shown.stdout.splitlines() if line.strip()]
-        return shown.returncode == 0 and any("apiserver" in line for line in lines), f"{len(lines)} lines, rc {shown.returncode}"
+        return shown.returncode == 0 and any(
+            "apiserver" in line for line in lines
+        ), f"{len(lines)} lines, rc {shown.returncode}"
 
     checks.attempt("kubeadm certs check-expiration", certs)
 
     for name in names:
 
         def status(name: str = name) -> Tuple[bool, str]:
-            shown = cluster[name].run(["./k8s-install.pyz", "status", "--json"], check=False, cwd=BUNDLE_DIR, timeout=120)
+            shown = cluster[name].run(
+                ["./k8s-install.pyz", "status", "--json"], check=False, cwd=BUNDLE_DIR, timeout=120
+            )
             if shown.returncode != 0:
                 return False, (shown.stdout + shown.stderr)[-600:]
             doc = json.loads(shown.stdout)
@@ -379,8 +390,12 @@ def run_checks(cluster: RealCluster, checks: Checks, before: Dict[str, str]) -> 
     def no_pulls() -> Tuple[bool, str]:
         seen = []
         for name in names:
-            journal = cluster[name].run(["journalctl", "-u", "containerd", "--no-pager", "-o", "cat"], check=False, timeout=60)
-            pulls = [line for line in journal.stdout.splitlines() if "PullImage" in line or "pulling image" in line.lower()]
+            journal = cluster[name].run(
+                ["journalctl", "-u", "containerd", "--no-pager", "-o", "cat"], check=False, timeout=60
+            )
+            pulls = [
+                line for line in journal.stdout.splitlines() if "PullImage" in line or "pulling image" in line.lower()
+            ]
             seen += [f"{name}: {line[:200]}" for line in pulls]
         events = cluster.kubectl("get", "events", "-A", "-o", "json")
         if events.returncode == 0:
@@ -439,7 +454,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   "" if run.result.returncode == 0 else run.output[-1500:])  # fmt: skip
                 if not ok:
                     log(f"journal of kubelet on {name}:")
-                    log(cluster[name].run(["journalctl", "-u", "kubelet", "--no-pager", "-n", "40"], check=False).stdout)
+                    log(
+                        cluster[name].run(["journalctl", "-u", "kubelet", "--no-pager", "-n", "40"], check=False).stdout
+                    )
                     raise SystemExit(1)
                 checks.attempt(f"pod network on {name}", lambda name=name: (True, write_pod_network(cluster, name)))
             run_checks(cluster, checks, before)

@@ -381,9 +381,28 @@ def run_checks(cluster: RealCluster, checks: Checks, before: Dict[str, str]) -> 
                 return False, (shown.stdout + shown.stderr)[-600:]
             doc = json.loads(shown.stdout)
             services = {s["name"]: s["active"] for s in doc.get("services", [])}
-            kube = json.dumps(doc.get("kubernetes", doc.get("cluster", {})))[:300]
-            ok = services.get("kubelet") == "active" and services.get("containerd") == "active"
-            return ok, f"services {services}; cluster {kube}"
+            found = doc.get("images", {})
+            problems = []
+            if not doc.get("installer", {}).get("completed"):
+                problems.append("last run not completed")
+            for unit in ("containerd", "kubelet"):
+                if services.get(unit) != "active":
+                    problems.append(f"{unit} {services.get(unit)}")
+            if not found.get("checked") or found.get("present") != found.get("bundled"):
+                problems.append(f"images {found.get('present')}/{found.get('bundled')} ({found.get('reason')})")
+            kube = doc.get("cluster", {})
+            if name in CONTROL_PLANES:
+                rows = [line.split() for line in kube.get("output", [])]
+                ready = {row[0] for row in rows if len(row) > 1 and row[1] == "Ready"}
+                if not set(names) <= ready:
+                    problems.append(f"cluster shows Ready: {sorted(ready)}")
+            elif kube.get("available"):
+                problems.append("a worker shows the cluster (it has no admin kubeconfig)")
+            detail = "; ".join(problems) or (
+                f"completed, kubelet+containerd active, images {found.get('present')}/{found.get('bundled')}"
+                + (", all nodes Ready" if name in CONTROL_PLANES else "")
+            )
+            return not problems, detail
 
         checks.attempt(f"k8s-install.pyz status on {name}", status)
 

@@ -483,11 +483,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                 name = node["name"]
                 again = cluster.install(name)
                 timings[f"re-run {name}"] = again.seconds
-                changed = [line for line in again.output.splitlines() if "change(s)" in line or "changed" in line]
+                lines = again.output.splitlines()
+                changed = [
+                    f"{line.strip()} / {lines[i + 1].strip() if i + 1 < len(lines) else ''}"
+                    for i, line in enumerate(lines)
+                    if line.startswith("[") and "changed" in line
+                ]
+                summary = [line.strip() for line in lines if "change(s)" in line]
                 checks.check(
                     f"re-run on {name} ({again.seconds:.0f} s)",
                     again.result.returncode == 0,
-                    (changed[-1] if changed else again.output[-300:]).strip(),
+                    "; ".join(summary[-1:] + changed) or again.output[-300:].strip(),
                 )
         finally:
             if os.environ.get("K8S_LAB_REAL_KEEP") == "1":

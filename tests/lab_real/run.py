@@ -269,6 +269,20 @@ def write_pod_network(cluster: RealCluster, name: str) -> str:
     return cidr
 
 
+def sysctl_drift(node: LabNode) -> Dict[str, Tuple[str, str]]:
+    """key -> (the installer's value, the running value) where they differ."""
+    drift = {}
+    for line in node.path("/etc/sysctl.d/90-k8s.conf").read_text().splitlines():
+        if "=" not in line or line.lstrip().startswith("#"):
+            continue
+        key, wanted = (part.strip() for part in line.split("=", 1))
+        shown = node.run(["sysctl", "-n", key], check=False, timeout=10)
+        running = " ".join(shown.stdout.split())
+        if shown.returncode == 0 and running != " ".join(wanted.split()):
+            drift[key] = (wanted, running)
+    return drift
+
+
 def pods(cluster: RealCluster) -> List[dict]:
     shown = cluster.kubectl("get", "pods", "-n", "kube-system", "-o", "json")
     return json.loads(shown.stdout)["items"] if shown.returncode == 0 else []
@@ -481,6 +495,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             run_checks(cluster, checks, before)
             for node in NODES:
                 name = node["name"]
+                log(f"sysctl values that differ from 90-k8s.conf on {name}: {sysctl_drift(cluster[name])}")
                 again = cluster.install(name)
                 timings[f"re-run {name}"] = again.seconds
                 lines = again.output.splitlines()

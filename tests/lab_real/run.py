@@ -9,7 +9,10 @@ on this host (../shared/LAB-NOTES.md "A real kubelet inside systemd-nspawn"):
   systemd-nspawn starts (its preexec moves it there) and removed after the node stops;
 - `--capability=all --system-call-filter=@keyring --bind=/dev/kmsg`;
 - inside the node, before sysinit (a unit of the node's own): its cgroup controllers remounted writable (they
-  are the node's own subtree) and /proc/sys/net (its own network namespace) writable;
+  are the node's own subtree); /proc/sys/net (its own network namespace) is writable through
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network, as in tests/lab/node.py. (Binding /proc/sys/net onto itself
+  instead, as LAB-NOTES did by hand, hides the files tests/lab/node.py binds over the host-wide net.core and
+  nf_conntrack_max keys: the installer then sees its values never applied and changes them on every re-run.)
 - kernel.panic and kernel.panic_on_oops as files of the node bound over /proc/sys (the kubelet sets them;
   the host's values never change), as tests/lab/node.py does for the installer's host-wide keys;
 - the site's kubelet drop-in /etc/kubernetes/kubelet.conf.d/50-lab.conf (through /etc/sysconfig/kubelet's
@@ -50,7 +53,7 @@ HOST_KEYS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "ne
              "net/ipv4/ip_forward", "net/netfilter/nf_conntrack_tcp_timeout_established")  # fmt: skip
 HOST_FILES = ("/sys/module/nf_conntrack/parameters/hashsize",)
 PREPARE_UNIT = """[Unit]
-Description=lab-real: cgroup controllers and /proc/sys/net writable for the kubelet (tests/lab_real/run.py)
+Description=lab-real: cgroup controllers writable for the kubelet (tests/lab_real/run.py)
 DefaultDependencies=no
 Before=sysinit.target
 
@@ -58,8 +61,6 @@ Before=sysinit.target
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/sh -c 'for d in /sys/fs/cgroup/*/; do mount -o remount,bind,rw "$d"; done'
-ExecStart=/bin/mount --bind /proc/sys/net /proc/sys/net
-ExecStart=/bin/mount -o remount,bind,rw /proc/sys/net
 
 [Install]
 WantedBy=sysinit.target

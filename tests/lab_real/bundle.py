@@ -198,6 +198,7 @@ def build_bundle(work: Path, registry_storage: Path, timings: Dict[str, float]) 
             manifest = release_manifest(mirror, work, signer, build.cache_dir() / "bin")
             release = work / "release.yaml"
             release.write_text(yaml.safe_dump(manifest, sort_keys=False))
+            shutil.copy2(release, build.cache_dir() / f"release-{build.RELEASE}.yaml")  # to read after the run
             result = subprocess.run(
                 [sys.executable, "-m", "bundler", "build", "--manifest", str(release), "--mirror", mirror.url,
                  "--cache", str(work / "cache"), "--output", str(work / "out"), "--cluster", str(site / "cluster.yaml"),

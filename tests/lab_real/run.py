@@ -507,8 +507,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 ]
                 summary = [line.strip() for line in lines if "change(s)" in line]
                 checks.check(
-                    f"re-run on {name} ({again.seconds:.0f} s)",
-                    again.result.returncode == 0,
+                    f"re-run on {name} changes nothing ({again.seconds:.0f} s)",
+                    again.result.returncode == 0 and "done: 0 change(s)" in again.output,
                     "; ".join(summary[-1:] + changed) or again.output[-300:].strip(),
                 )
         finally:

@@ -10,7 +10,7 @@ VERMIN = $(PYTHON) -c 'import sys, vermin; sys.exit(vermin.main())' --target=3.9
 JOBS ?= 2
 PYTEST_WORKERS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
 
-.PHONY: install dev test test-fast lint bench installer vermin demo
+.PHONY: install dev test test-fast lint bench installer vermin demo lab-real
 
 # `make dev`'s install, remembered: `make demo` runs it when it has not run yet (or the package list changed).
 DEV_STAMP = $(VENV)/.k8s-dev-installed
@@ -51,6 +51,9 @@ demo:  ## the offline path end to end on this machine (root; stand-in servers; a
 	@test "$$(id -u)" = 0 || { echo "make demo: needs root (network namespaces, rpm --root): sudo make demo" >&2; exit 1; }
 	@$(MAKE) --no-print-directory $(DEV_STAMP)
 	$(VENV)/bin/python -m tests.demo $(DEMO_ARGS)
+
+lab-real:  ## a real cluster from a bundle: Kubernetes built from source, three nspawn nodes (root; not CI; see tests/lab_real)
+	nice -n 19 ionice -c3 $(PYTHON) -m tests.lab_real.run
 
 installer:  ## build dist/k8s-install.pyz alone
 	mkdir -p dist

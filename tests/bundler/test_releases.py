@@ -23,6 +23,7 @@ from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.model import ArtifactFile, BundleManifest, Image
 from k8s_install.cluster.kubeadm import api_version, render_init_config, render_join_config
 from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
+from k8s_install.node.host import Host
 from k8s_install.steps.containerd import containerd_config
 from tests.conftest import SHARED, run_bundler
 from tests.support import containerd_v3_keys, kubeadm_v1beta3, kubeadm_v1beta4
@@ -194,7 +195,10 @@ def test_v1beta4_schema_refuses_the_v1beta3_shapes() -> None:
     assert found == ["discovery.timeout", "nodeRegistration.kubeletExtraArgs (expected a list)"]
 
 
-def node_with_runtime(version: str, pause: str) -> SimpleNamespace:
+OFFLINE_HOST = Host(Path("/nonexistent"))  # a --root run: not this machine
+
+
+def node_with_runtime(version: str, pause: str, host: Host = OFFLINE_HOST) -> SimpleNamespace:
     manifest = BundleManifest(
         kubernetes=version,
         os="rocky9",
@@ -202,7 +206,7 @@ def node_with_runtime(version: str, pause: str) -> SimpleNamespace:
         artifacts=(ArtifactFile("containerd", "files/x", "", 0, version=RUNTIME[version][0]),),
         images=(Image(f"registry.k8s.io/pause:{pause}", ""),),
     )
-    return SimpleNamespace(bundle=Bundle(Path("/nonexistent"), manifest))
+    return SimpleNamespace(bundle=Bundle(Path("/nonexistent"), manifest), host=host)
 
 
 @pytest.mark.parametrize("version", ["1.29.6", "1.29.15"])
@@ -230,6 +234,48 @@ def test_containerd_2x_config_is_version_3_with_the_pinned_sandbox(version: str,
     runc = plugins[containerd_v3_keys.RUNTIME]["containerd"]["runtimes"]["runc"]
     assert runc["options"]["SystemdCgroup"] is True and runc["runtime_type"] == "io.containerd.runc.v2"
     assert "sandbox_image" not in text  # the v2 key: containerd 2.x reads it only from a version 2 file
+
+
+def container_node_host(root: Path, cap_bnd: str) -> Host:
+    """A live host whose processes' bounding set is `cap_bnd` (hex, as /proc/self/status shows it)."""
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/self/status").write_text(f"Name:\tpython3\nCapBnd:\t{cap_bnd}\n")
+    host = Host(root)
+    host.live = True  # this test's root plays the running machine
+    return host
+
+
+FULL_CAPS = "000001ffffffffff"
+WITHOUT_SYS_RESOURCE = f"{0x1FFFFFFFFFF & ~(1 << 24):016x}"  # e.g. an LXC or systemd-nspawn node
+
+
+@pytest.mark.parametrize("version", ["1.29.6", "1.31.14"])
+def test_a_node_without_cap_sys_resource_gets_restrict_oom_score_adj(version: str, tmp_path: Path) -> None:
+    """lab-real: without it runc fails every pod ("can't get final child's PID from pipe: EOF")."""
+    pause = "3.9" if version == "1.29.6" else "3.10"
+    text = containerd_config(node_with_runtime(version, pause, container_node_host(tmp_path, WITHOUT_SYS_RESOURCE)))  # type: ignore[arg-type]
+    parsed = tomllib.loads(text)
+    if parsed["version"] == 3:
+        assert containerd_v3_keys.unknown_keys(parsed) == []
+        assert parsed["plugins"][containerd_v3_keys.RUNTIME]["restrict_oom_score_adj"] is True
+        return
+    assert parsed["plugins"]["io.containerd.grpc.v1.cri"]["restrict_oom_score_adj"] is True
+    if shutil.which("containerd") is None:
+        pytest.skip("needs containerd (installed by .ci/run)")
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    dump = subprocess.run(["containerd", "--config", str(path), "config", "dump"], capture_output=True, text=True)
+    assert dump.returncode == 0, dump.stderr
+    assert "restrict_oom_score_adj = true" in dump.stdout
+
+
+@pytest.mark.parametrize("version", ["1.29.6", "1.31.14"])
+def test_a_normal_host_keeps_containerds_oom_score_adj_default(version: str, tmp_path: Path) -> None:
+    pause = "3.9" if version == "1.29.6" else "3.10"
+    text = containerd_config(node_with_runtime(version, pause, container_node_host(tmp_path, FULL_CAPS)))  # type: ignore[arg-type]
+    assert "restrict_oom_score_adj" not in text
+    offline = containerd_config(node_with_runtime(version, pause))  # type: ignore[arg-type]
+    assert "restrict_oom_score_adj" not in offline  # a --root run: not this machine's capabilities
 
 
 def test_the_v3_key_check_catches_a_v2_key_in_a_v3_file() -> None:

@@ -93,11 +93,19 @@ KUBELET_CONFIGURATION = {
     "serverTLSBootstrap": ANY,
 }
 
+# kubeproxy.config.k8s.io/v1alpha1 (the only version of it): the fields used here
+KUBE_PROXY_CONFIGURATION = {
+    **TYPE_META,
+    "conntrack": {"maxPerCore": ANY, "min": ANY, "tcpEstablishedTimeout": ANY, "tcpCloseWaitTimeout": ANY},
+    "mode": ANY,
+}
+
 SCHEMAS = {
     ("kubeadm.k8s.io/v1beta3", "InitConfiguration"): INIT_CONFIGURATION,
     ("kubeadm.k8s.io/v1beta3", "ClusterConfiguration"): CLUSTER_CONFIGURATION,
     ("kubeadm.k8s.io/v1beta3", "JoinConfiguration"): JOIN_CONFIGURATION,
     ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"): KUBELET_CONFIGURATION,
+    ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"): KUBE_PROXY_CONFIGURATION,
 }
 
 

@@ -21,6 +21,7 @@ from tests.support.kubeadm_v1beta3 import (
     BOOTSTRAP_TOKEN,
     HOST_PATH_MOUNT,
     IMAGE_META,
+    KUBE_PROXY_CONFIGURATION,
     KUBELET_CONFIGURATION,
     LIST_OF,
     PATCHES,
@@ -133,4 +134,5 @@ SCHEMAS: Dict[Any, Any] = {
     ("kubeadm.k8s.io/v1beta4", "JoinConfiguration"): JOIN_CONFIGURATION,
     ("kubeadm.k8s.io/v1beta4", "ResetConfiguration"): RESET_CONFIGURATION,
     ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"): KUBELET_CONFIGURATION,
+    ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"): KUBE_PROXY_CONFIGURATION,
 }

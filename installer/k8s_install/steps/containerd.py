@@ -19,6 +19,28 @@ buildkitd_unit_path = "/usr/local/lib/systemd/system/buildkitd.service"
 buildkitd_config_path = "/etc/buildkit/buildkitd.toml"
 nerdctl_config_path = "/etc/nerdctl/nerdctl.toml"
 crictl_config_path = "/etc/crictl.yaml"
+CAP_SYS_RESOURCE = 24  # linux/capability.h
+
+
+def may_lower_oom_score_adj(node: Node) -> bool:
+    """Whether this machine's processes may keep CAP_SYS_RESOURCE (its bounding set, /proc/self/status CapBnd).
+    A node that is itself a container (LXC, systemd-nspawn, ...) may lack it; runc then cannot give a
+    container an oom_score_adj below containerd's own and every pod fails with "runc create failed: ... can't
+    get final child's PID from pipe: EOF", unless containerd's CRI plugin sets restrict_oom_score_adj. On a
+    --root run (not this machine) or when the file cannot be read: True (a normal host)."""
+    if not node.host.live:
+        return True
+    try:
+        status = node.host.path("/proc/self/status").read_text(encoding="utf-8")
+    except OSError:
+        return True
+    for line in status.splitlines():
+        if line.startswith("CapBnd:"):
+            try:
+                return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
+            except (IndexError, ValueError):
+                return True
+    return True
 
 
 def containerd_config(node: Node) -> str:
@@ -34,6 +56,7 @@ def containerd_config(node: Node) -> str:
         sandbox_image=node.bundle.pause_image(),
         runc_path="/usr/local/sbin/runc",
         certs_dir=containerd_certs_dir,
+        restrict_oom_score_adj=not may_lower_oom_score_adj(node),
     )
 
 

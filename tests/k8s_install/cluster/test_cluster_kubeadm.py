@@ -102,6 +102,22 @@ def test_init_configuration_values(secrets: ClusterSecrets) -> None:
     }
 
 
+def test_kube_proxy_leaves_the_installers_conntrack_max_alone(secrets: ClusterSecrets) -> None:
+    """lab-real: with kube-proxy's default conntrack settings the real kube-proxy rewrote nf_conntrack_max
+    (131072 on 2 cores, against the 2310720 of the installer's sysctl file) and, on container nodes, exited
+    with "open /proc/sys/net/netfilter/nf_conntrack_max: permission denied". maxPerCore 0 means: leave it."""
+    from k8s_install.steps.kernel import SYSCTL_SETTINGS
+
+    assert any(key == "net.netfilter.nf_conntrack_max" for key, _value, _why in SYSCTL_SETTINGS)
+    config = load(seed_data())
+    proxy = documents(render_init_config(config, config.first_control_plane, secrets))["KubeProxyConfiguration"]
+    assert proxy == {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "conntrack": {"maxPerCore": 0},
+    }
+
+
 def test_the_image_repository_matches_the_bundled_images() -> None:
 
     manifest = yaml.safe_load((REPO / "manifests" / "k8s-1.29.6.yaml").read_text())

@@ -43,25 +43,25 @@ EPILOG = (
 IDENTITY = ("role", "first", "node", "config", "secrets")  # which node this is (cluster.yaml, its secrets)
 BUNDLE = ("bundle", "trusted_signers")  # which bundle, and who must have signed it
 CONVERGE = ("firewall", "ignore_preflight", "containerd_address", "no_gpgcheck", "allow_incomplete")
-INSTALL = IDENTITY + BUNDLE + CONVERGE + ("root", "yes", "verbose")
+INSTALL = IDENTITY + BUNDLE + CONVERGE + ("root", "yes", "verbose", "wait")
 # The node options each command takes (by dest); any other is refused (exit 2) instead of ignored. `upgrade`
 # takes the install's: it is run with the same arguments as the install was.
 COMMAND_OPTIONS: Dict[str, Tuple[str, ...]] = {
     "install": INSTALL,
     "upgrade": INSTALL,
-    "plan": tuple(name for name in INSTALL if name != "yes"),
+    "plan": tuple(name for name in INSTALL if name not in ("yes", "wait")),
     "preflight": IDENTITY + BUNDLE + ("root", "ignore_preflight", "allow_incomplete", "verbose"),
     "verify": BUNDLE + ("root", "role", "secrets"),  # role and secrets: where the recorded signers are
-    "images": BUNDLE + ("root", "role", "secrets", "containerd_address", "verbose"),
+    "images": BUNDLE + ("root", "role", "secrets", "containerd_address", "verbose", "wait"),
     "images push": BUNDLE + ("root", "role", "secrets"),
     "status": ("bundle", "root", "containerd_address"),
-    "join-info": IDENTITY + BUNDLE + ("root", "verbose"),
-    "reset": ("root", "yes", "verbose"),
-    "certs": ("root", "yes", "verbose"),
+    "join-info": IDENTITY + BUNDLE + ("root", "verbose", "wait"),
+    "reset": ("root", "yes", "verbose", "wait"),
+    "certs": ("root", "yes", "verbose", "wait"),
     "config": ("config", "secrets", "node", "bundle", "root", "trusted_signers"),
 }
 OPTION_DEFAULTS: Dict[str, object] = {"first": False, "yes": False, "no_gpgcheck": False, "verbose": False,
-                                      "allow_incomplete": False, "firewall": "firewalld"}  # fmt: skip
+                                      "allow_incomplete": False, "firewall": "firewalld", "wait": False}  # fmt: skip
 
 
 def node_options(shown: Sequence[str] = INSTALL) -> argparse.ArgumentParser:
@@ -107,6 +107,7 @@ def node_options(shown: Sequence[str] = INSTALL) -> argparse.ArgumentParser:
         help="go on with a bundle built with --allow-incomplete (refused by default: it lacks parts of a node)",
     )
     switch("--verbose", "-v", help="print every command as it runs")
+    switch("--wait", help="if another k8s-install run is changing this node, wait for it (default: refuse at once)")
     return common
 
 
@@ -268,12 +269,29 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
     }
 
 
+def takes_run_lock(args: argparse.Namespace) -> bool:
+    """The commands that change the node run one at a time (k8s_install/node/lock.py)."""
+    key = command_key(args)
+    if key == "upgrade":
+        return getattr(args, "action", "run") != "plan"
+    if key == "certs":
+        return getattr(args, "action", "show") == "renew"
+    return key in ("install", "reset", "images", "join-info")
+
+
 def dispatch(args: argparse.Namespace) -> int:
     command = args.command or "install"
     handler = handlers().get(command)
     if handler is None:
         raise InstallError(f"{command} is not available in this version")
-    return handler(args)
+    root = Path(args.root or "/")
+    if not takes_run_lock(args) or not root.is_dir():  # a --root that is not there: the command says so
+        return handler(args)
+    from k8s_install.node.host import Host
+    from k8s_install.node.lock import run_lock
+
+    with run_lock(Host(root), command_key(args), wait=bool(args.wait)):
+        return handler(args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

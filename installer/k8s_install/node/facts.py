@@ -6,6 +6,7 @@ They read and never change anything; a step decides what a fact means. Facts of 
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import shutil
@@ -31,6 +32,11 @@ def releasever(host: Host) -> Optional[str]:
     if host.live:
         return None
     return read_os_release(host).get("VERSION_ID", "9").split(".")[0] or "9"
+
+
+def utc_now() -> datetime.datetime:
+    """This machine's clock, the one TLS checks certificates against."""
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def effective_uid() -> int:

@@ -10,13 +10,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Sequence
 
 import pytest
 
 from tests.support.cluster_files import write_cluster
 from tests.support.faults import half_applied_files, report_fault
 from tests.support.node_bundle import build_node_bundle
+from tests.support.prerequisites import require
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
 
 pytestmark = [
@@ -57,9 +58,12 @@ def node_root(tmp_path: Path, cluster_secrets) -> Path:  # type: ignore[no-untyp
     return root
 
 
-def worker_command(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path) -> List[str]:
+def worker_command(
+    python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_path: Path, wrapper: Sequence[str] = ()
+) -> List[str]:
+    """The worker's install; `wrapper` runs the installer through another command (faketime)."""
     site = tmp_path / "site"
-    return namespace.prefix() + [
+    return namespace.prefix() + [*wrapper,
         python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker",
         "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"),
         "--allow-incomplete", "--yes",
@@ -135,3 +139,147 @@ def test_a_second_run_refuses_while_one_holds_the_node_and_waits_with_wait(
     lost = edits_lost(node_root)
     report_fault(record_property, "two installer runs at once", True, lost, len(torn))
     assert torn == [] and lost == 0
+
+
+def snapshot(root: Path) -> Dict[str, bytes]:
+    """Every file of the node but the installer's log and its run lock (both written by any run)."""
+    skipped = ("var/log/k8s-install.log", "var/lib/k8s-install/run.lock")
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink() and str(path.relative_to(root)) not in skipped
+    }
+
+
+# -- a clock far from the cluster's ----------------------------------------------------------------------------
+
+
+def test_a_clock_far_behind_stops_the_install_in_preflight_and_a_set_clock_converges(
+    python39: str, bundle: Path, node_root: Path, namespace: NetNamespace, tmp_path: Path, record_property
+) -> None:
+    """The installer runs under libfaketime 400 days in the past (only that process tree sees it): preflight
+    names the clock against the cluster CA's start, before any change; with the clock right, the run converges."""
+    require("faketime")
+    before = snapshot(node_root)
+    shifted = run(
+        worker_command(python39, bundle, node_root, namespace, tmp_path, ("faketime", "-f", "-400d")), tmp_path
+    )
+    assert shifted.returncode == 1, shifted.stdout + shifted.stderr
+    assert shifted.stderr.strip().splitlines() == [
+        "k8s-install.pyz: error: preflight failed (clock): fix the above, or pass --ignore-preflight NAME to "
+        "override one"
+    ]
+    clock_line = next(line.strip() for line in shifted.stdout.splitlines() if "preflight clock:" in line)
+    assert "is before the start of the cluster CA certificate (cluster secrets)" in clock_line
+    assert (
+        "so certificates would not be valid yet: the clock is at least 399 days behind; set it (date -u -s"
+        in clock_line
+    )
+    assert snapshot(node_root) == before  # nothing changed
+    fixed = run(worker_command(python39, bundle, node_root, namespace, tmp_path), tmp_path)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    torn, lost = half_applied_files(node_root), edits_lost(node_root)
+    report_fault(record_property, "clock 400 days behind (faketime), then set", True, lost, len(torn))
+    assert torn == [] and lost == 0
+
+
+@pytest.fixture
+def api_standin(tmp_path: Path, cluster_secrets):  # type: ignore[no-untyped-def]
+    """The HTTPS API stand-in on loopback, its clock 3 hours ahead (libfaketime), certificate from the cluster CA."""
+    require("faketime", "openssl")
+    import socket
+    import sys
+
+    from k8s_install.cluster.api_probe import probe_api
+    from tests.conftest import REPO
+    from tests.support.cluster import issue_server_certificate, load, seed_data
+    from tests.support.netns import wait_for
+
+    cert, key = issue_server_certificate(tmp_path, cluster_secrets, load(seed_data()))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["faketime", "-f", "+3h", sys.executable, "-m", "tests.support.api_standin", "--cert", str(cert),
+            "--key", str(key), "--port", str(port), "--bind", "127.0.0.1", "--name", "k8s-mn01"]  # fmt: skip
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: probe_api("127.0.0.1", port, cluster_secrets.ca_cert_pem).ok, 30, what="the API stand-in")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_joining_node_compares_its_clock_with_the_api_through_the_vip(
+    api_standin: int,
+    cluster_secrets,
+    tmp_path: Path,
+    record_property,  # type: ignore[no-untyped-def]
+) -> None:
+    """A live joining node reads the first control plane's time from the API's Date header (verified against
+    the cluster CA): 3 hours apart is refused with the API's time to set."""
+    import dataclasses
+    import ipaddress
+
+    from k8s_install.bundle_format.bundle import Bundle
+    from k8s_install.bundle_format.model import BundleManifest
+    from k8s_install.engine import Node
+    from k8s_install.node.host import Host
+    from k8s_install.node.state import State
+    from k8s_install.settings import NodeSettings
+    from k8s_install.steps.preflight import check_clock
+    from tests.support.cluster import load, seed_data
+
+    config = dataclasses.replace(load(seed_data()), vip=ipaddress.IPv4Address("127.0.0.1"), api_port=api_standin)
+    settings = NodeSettings("worker", False, "k8s-wn01", WORKER_IP, cluster=config, secrets=cluster_secrets)
+    (tmp_path / "bundle").mkdir()
+    host = Host(Path("/"))  # live: only a live node asks the API (nothing is written: the check only reads)
+    node = Node(host, State(host), Bundle(tmp_path / "bundle", BundleManifest("", "rocky9", "amd64")), settings)
+    problem = check_clock(node) or ""
+    assert f"is 2 h 59 min behind the cluster API at 127.0.0.1:{api_standin}" in problem or (
+        f"is 3 h 0 min behind the cluster API at 127.0.0.1:{api_standin}" in problem
+    ), problem
+    assert "more than the 5 min the cluster tolerates: set it (date -u -s '" in problem
+    report_fault(record_property, "clock 3 h behind the API at the VIP (faketime)", True, 0, 0)
+
+
+def test_the_api_s_time_is_read_even_when_this_clock_makes_every_certificate_look_invalid(
+    cluster_secrets,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Under a clock 400 days back the API's certificate is "not yet valid"; the probe still checks it chains
+    to the cluster CA, and reads the Date header."""
+    require("faketime", "openssl")
+    import datetime
+    import sys
+
+    from tests.conftest import REPO
+    from tests.support.cluster import issue_server_certificate, load, seed_data
+    from tests.support.netns import wait_for
+
+    cert, key = issue_server_certificate(tmp_path, cluster_secrets, load(seed_data()))
+    port = 20000 + os.getpid() % 20000
+    argv = [sys.executable, "-m", "tests.support.api_standin", "--cert", str(cert), "--key", str(key),
+            "--port", str(port), "--bind", "127.0.0.1", "--name", "k8s-mn01"]  # fmt: skip
+    server = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (tmp_path / "ca.pem").write_text(cluster_secrets.ca_cert_pem)
+    code = (
+        "import sys; from pathlib import Path; from k8s_install.cluster.api_probe import api_time, probe_api; "
+        f"ca = Path({str(tmp_path / 'ca.pem')!r}).read_text(); "
+        f"print(probe_api('127.0.0.1', {port}, ca).detail); print(api_time('127.0.0.1', {port}, ca))"
+    )
+    try:
+        from k8s_install.cluster.api_probe import probe_api
+
+        wait_for(lambda: probe_api("127.0.0.1", port, cluster_secrets.ca_cert_pem).ok, 30, what="the API stand-in")
+        probed = subprocess.run(
+            ["faketime", "-f", "-400d", sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert probed.returncode == 0, probed.stderr
+    checked, answered = probed.stdout.splitlines()
+    assert "certificate is not yet valid" in checked  # the ordinary probe: TLS refuses under this clock
+    their = datetime.datetime.fromisoformat(answered)
+    assert abs(their - datetime.datetime.now(datetime.timezone.utc)) < datetime.timedelta(minutes=5)

@@ -267,6 +267,6 @@ def test_unknown_check_name_to_ignore_is_refused_with_the_list() -> None:
     with pytest.raises(InstallError) as raised:
         ignored_checks(["cpu"])
     assert str(raised.value) == (
-        "--ignore-preflight cpu: no such check; the checks are root, os, arch, cpus, memory, disk, ports, runtime, "
-        "assumed-rpms, bundle-permissions"
+        "--ignore-preflight cpu: no such check; the checks are root, os, arch, cpus, memory, clock, disk, ports, "
+        "runtime, assumed-rpms, bundle-permissions"
     )

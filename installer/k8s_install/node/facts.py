@@ -63,6 +63,11 @@ def disk_free(path: object) -> int:
     return shutil.disk_usage(str(path)).free
 
 
+def filesystem_id(path: object) -> int:
+    """Which filesystem holds `path` (its device number): needs on one filesystem add up."""
+    return os.stat(str(path)).st_dev
+
+
 def listening_ports() -> Dict[int, str]:
     """Listening TCP ports of this network namespace -> the command name of the process holding them."""
     inodes: Dict[str, int] = {}

@@ -8,13 +8,14 @@ import os
 import stat
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
-from k8s_install.bundle_format.layout import IMAGES_DIR, SBOM_NAME
+from k8s_install.bundle_format.layout import SBOM_NAME
 from k8s_install.cert_expiry import CertificateError, expiry_warnings, parse_validity, pem_certificates
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
 from k8s_install.node import facts
 from k8s_install.node.clock import NOT_AFTER, NOT_BEFORE, NOW, ClockReference, clock_problem
 from k8s_install.packages.assumed_rpms import unmet_requirements
+from k8s_install.steps.disk_space import check_disk
 from k8s_install.steps.kernel import SYSCTL_FILE, sysctl_overrides
 
 MIN_CPUS = 2
@@ -117,26 +118,6 @@ def clock_references(node: Node) -> List[ClockReference]:
 
 def check_clock(node: Node) -> Optional[str]:
     return clock_problem(facts.utc_now(), clock_references(node))
-
-
-def images_size(node: Node) -> int:
-    """Bytes of the bundle's image store (compressed layers)."""
-    total = 0
-    for directory, _subdirs, files in os.walk(node.bundle.root / IMAGES_DIR):
-        total += sum(os.path.getsize(os.path.join(directory, name)) for name in files)
-    return total
-
-
-def check_disk(node: Node) -> Optional[str]:
-    target = node.host.path("/var/lib")
-    while not target.exists():
-        target = target.parent
-    free = facts.disk_free(target)
-    needed = 3 * images_size(node) + 2 * 1024**3  # unpacked layers take about 2-3x their compressed size
-    if free < needed:
-        have, want = free / 1024**3, needed / 1024**3
-        return f"{have:.1f} GiB free under /var/lib, needs {want:.1f} GiB: free space or grow the disk"
-    return None
 
 
 # What a node of ours runs on the required ports: after a run that failed half-way (say in kubeadm init,

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from k8s_install import __version__
 from k8s_install.cluster.commands import add_config_parser, run_config
 from k8s_install.errors import InstallError, UserError, error_lines, stdout_closed, stdout_reader_left
+from k8s_install.node.atomic import NO_SPACE
 from k8s_install.settings import FIREWALL_MODES, ROLES
 
 PROG = "k8s-install.pyz"
@@ -317,6 +318,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as error:  # a bug: keep the screen clean, keep the details
         if stdout_reader_left(error):
             return stdout_closed()
+        if isinstance(error, OSError) and error.errno in NO_SPACE:  # a full disk where no step expected it
+            where = error.filename or "a file of this run"
+            print(f"{PROG}: error: {where}: no space left on its filesystem: free space there, then run again",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         where = _write_crash_log()
         print(f"{PROG}: internal error; details in {where}; please report it", file=sys.stderr)
         return 3

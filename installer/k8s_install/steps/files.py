@@ -10,12 +10,11 @@ beside the original backup before it is overwritten. Text files carry a managed-
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from k8s_install.engine import Change, Node
-from k8s_install.node.atomic import write_atomically
+from k8s_install.node.atomic import copy_atomically, write_atomically
 from k8s_install.node.state import backup_path_for, ours_path_for
 
 HEADER = "Managed by k8s-install: local edits are replaced on the next run (originals: /var/lib/k8s-install/backups)"
@@ -84,6 +83,5 @@ def _private(node: Node, backup: str) -> Path:
 
 
 def _copy(node: Node, source: Path, backup: str) -> None:
-    destination = node.host.path(backup)
-    destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    shutil.copy2(source, destination)
+    """Keep a copy of `source` (an original, an edited file) under the backups: complete, or not there."""
+    copy_atomically(source, _private(node, backup))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -283,3 +284,142 @@ def test_the_api_s_time_is_read_even_when_this_clock_makes_every_certificate_loo
     assert "certificate is not yet valid" in checked  # the ordinary probe: TLS refuses under this clock
     their = datetime.datetime.fromisoformat(answered)
     assert abs(their - datetime.datetime.now(datetime.timezone.utc)) < datetime.timedelta(minutes=5)
+
+
+# -- a full disk -----------------------------------------------------------------------------------------------
+
+
+class Tmpfs:
+    """Small tmpfs filesystems the test mounts under its temp folder, unmounted at the end."""
+
+    def __init__(self) -> None:
+        self.mounted: List[Path] = []
+
+    def mount(self, path: Path, size: str) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)], check=True)
+        self.mounted.append(path)
+        return path
+
+    def fill(self, path: Path, leave: int) -> Path:
+        """Take all the space of path's filesystem but `leave` bytes, in one file (the operator's to delete)."""
+        filler = path / "filler.bin"
+        free = shutil.disk_usage(str(path)).free
+        with open(filler, "wb") as stream:
+            stream.write(b"\0" * max(free - leave, 0))
+        return filler
+
+    def unmount_all(self) -> None:
+        for path in reversed(self.mounted):
+            if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Tmpfs]:
+    require("mount", "umount")
+    mounts = Tmpfs()
+    try:
+        yield mounts
+    finally:
+        mounts.unmount_all()
+
+
+CONTAINERD_CONFIG = """version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{socket}"
+[ttrpc]
+  address = "{socket}.ttrpc"
+"""
+
+
+@pytest.fixture
+def image_bundle(mirror, registry, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    image = f"{registry.host}/test/busybox:1.0"
+    return build_node_bundle(mirror, tmp_path / "build", ("--insecure-registry", registry.host), {"images": [image]})
+
+
+def start_containerd(root: Path, work: Path) -> subprocess.Popen:
+    """Debian's real containerd with its root on `root` (the node's /var/lib/containerd)."""
+    require("containerd", "ctr")
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "config.toml"
+    config.write_text(CONTAINERD_CONFIG.format(root=root, state=work / "state", socket=work / "containerd.sock"))
+    with open(work / "containerd.log", "wb") as log:
+        process = subprocess.Popen(["containerd", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while subprocess.run(
+        ["ctr", "--address", str(work / "containerd.sock"), "version"], capture_output=True
+    ).returncode:
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise AssertionError(f"containerd did not start: {(work / 'containerd.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    return process
+
+
+def containerd_images(socket: Path) -> List[str]:
+    """`ctr images check` of k8s.io: one line per image with its status (complete, unpacked or not)."""
+    listed = subprocess.run(
+        ["ctr", "--address", str(socket), "-n", "k8s.io", "images", "check"], capture_output=True, text=True
+    )
+    return listed.stdout.splitlines()[1:]
+
+
+def test_a_full_containerd_filesystem_is_refused_in_preflight_stops_the_import_and_converges_once_freed(
+    python39: str,
+    image_bundle: Path,
+    node_root: Path,
+    namespace: NetNamespace,
+    tmp_path: Path,
+    tmpfs: Tmpfs,
+    record_property,  # type: ignore[no-untyped-def]
+) -> None:
+    """containerd's root on a 64 MiB tmpfs, filled to less than the image needs: preflight names
+    /var/lib/containerd with the space needed and available; with the check ignored the import stops with one
+    line and containerd holds no half-imported image; once the filler is deleted a re-run imports, and the
+    next one changes nothing."""
+    command = worker_command(python39, image_bundle, node_root, namespace, tmp_path)
+    installed = run(command, tmp_path)  # a --root run: everything but the images
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    containerd_root = tmpfs.mount(node_root / "var/lib/containerd", "64M")
+    daemon = start_containerd(containerd_root, tmp_path / "ctrd")
+    socket = tmp_path / "ctrd" / "containerd.sock"
+    try:
+        blobs = sum(path.stat().st_size for path in (image_bundle / "images/blobs/sha256").iterdir())
+        filler = tmpfs.fill(containerd_root, leave=blobs // 3)
+        with_address = command + ["--containerd-address", str(socket)]
+
+        refused = run(with_address, tmp_path)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        disk_line = next(line.strip() for line in refused.stdout.splitlines() if "preflight disk:" in line)
+        assert "preflight disk: /var/lib/containerd: needs " in disk_line and "(the images " in disk_line
+        assert "available: free space there or grow the filesystem, then run again" in disk_line
+        assert containerd_images(socket) == []
+
+        stopped = run(with_address, tmp_path, "--ignore-preflight", "disk")
+        assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+        lines = stopped.stderr.strip().splitlines()
+        assert len(lines) == 1 and "/var/lib/containerd: no space left on its filesystem while importing" in lines[0]
+        assert "free space there, then run again" in lines[0], lines
+        print(disk_line, lines[0], sep="\n")  # the two lines the operator sees
+        half_imported = [line for line in containerd_images(socket) if "complete" not in line or "true" not in line]
+
+        filler.unlink()  # the operator frees space
+        rerun = run(with_address, tmp_path)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert "import 1 image(s) into containerd k8s.io" in rerun.stdout
+        final = run(with_address, tmp_path)
+        assert "done: 0 change(s) applied" in final.stdout, final.stdout + final.stderr
+        present = containerd_images(socket)
+        assert len(present) == 1 and "complete" in present[0] and "true" in present[0], present
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    torn = half_applied_files(node_root) + half_imported
+    lost = edits_lost(node_root)
+    report_fault(record_property, "full disk: containerd's root during image import", True, lost, len(torn))
+    assert torn == [] and lost == 0

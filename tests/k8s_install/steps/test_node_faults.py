@@ -423,3 +423,48 @@ def test_a_full_containerd_filesystem_is_refused_in_preflight_stops_the_import_a
     lost = edits_lost(node_root)
     report_fault(record_property, "full disk: containerd's root during image import", True, lost, len(torn))
     assert torn == [] and lost == 0
+
+
+def test_a_full_etc_stops_a_file_write_with_one_line_and_nothing_half_written(
+    python39: str,
+    bundle: Path,
+    node_root: Path,
+    namespace: NetNamespace,
+    tmp_path: Path,
+    tmpfs: Tmpfs,
+    record_property,  # type: ignore[no-untyped-def]
+) -> None:
+    """/etc on a 32 MiB tmpfs filled to a few pages: preflight names /etc; with the check ignored the run stops
+    at the first write that does not fit, with one line naming that file and the space; no file is torn, no
+    temporary is left, the operator's edit is there; once the filler is deleted a re-run converges."""
+    original = tmp_path / "etc-copy"
+    shutil.copytree(node_root / "etc", original, symlinks=True)
+    etc = tmpfs.mount(node_root / "etc", "32M")
+    shutil.copytree(original, etc, symlinks=True, dirs_exist_ok=True)
+    filler = tmpfs.fill(etc, leave=3 * 4096)
+    command = worker_command(python39, bundle, node_root, namespace, tmp_path)
+
+    refused = run(command, tmp_path)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    disk_line = next(line.strip() for line in refused.stdout.splitlines() if "preflight disk:" in line)
+    assert disk_line.startswith("preflight disk: /etc: needs 16.0 MiB free (the configuration 16.0 MiB), "), disk_line
+
+    stopped = run(command, tmp_path, "--ignore-preflight", "disk")
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    lines = stopped.stderr.strip().splitlines()
+    print(disk_line, *lines, sep="\n")  # what the operator sees
+    assert len(lines) == 1 and f"{etc}/" in lines[0], lines
+    assert "no space left on its filesystem (needs " in lines[0] and "free space there, then run again" in lines[0]
+    torn = half_applied_files(node_root)
+    lost = edits_lost(node_root)
+    json.loads((node_root / "var/lib/k8s-install/state.json").read_text())  # the state is readable
+
+    filler.unlink()
+    rerun = run(command, tmp_path)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    final = run(command, tmp_path)
+    assert "done: 0 change(s) applied" in final.stdout, final.stdout + final.stderr
+    torn += half_applied_files(node_root)
+    lost += edits_lost(node_root)
+    report_fault(record_property, "full disk: /etc during file writes", True, lost, len(torn))
+    assert torn == [] and lost == 0

@@ -468,3 +468,46 @@ def test_a_full_etc_stops_a_file_write_with_one_line_and_nothing_half_written(
     lost += edits_lost(node_root)
     report_fault(record_property, "full disk: /etc during file writes", True, lost, len(torn))
     assert torn == [] and lost == 0
+
+
+@pytest.fixture
+def rpm_bundle(release, rpm_graph, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    require("dnf", "rpm", "unshare")
+    from tests.support.rpm_node import build_and_unpack
+    from tests.support.rpm_release import add_rpm_section
+
+    add_rpm_section(release, rpm_graph, name="install")
+    return build_and_unpack(release, tmp_path / "rpm-build")
+
+
+def test_a_full_root_stops_the_package_install_with_one_line_and_a_rerun_converges(
+    rpm_bundle: Path,
+    rpm_graph,
+    tmp_path: Path,
+    tmpfs: Tmpfs,
+    record_property,  # type: ignore[no-untyped-def]
+) -> None:
+    """The node's root (dnf --installroot) on a 64 MiB tmpfs filled to a few pages: the real dnf stops, the
+    error is one line naming the filesystem and the space dnf asked for, no package is half-installed; once
+    the filler is deleted the same install converges."""
+    from k8s_install.bundle_format.bundle import load_bundle
+    from k8s_install.errors import InstallError
+    from k8s_install.packages.dnf import install_packages, plan_packages
+    from tests.support.rpm_node import OfflineRunner, installed, minimal_node
+
+    disk = tmpfs.mount(tmp_path / "disk", "64M")
+    root = minimal_node(disk / "root", rpm_graph)
+    before = installed(root)
+    filler = tmpfs.fill(disk, leave=2 * 4096)
+    bundle = load_bundle(rpm_bundle)
+    with pytest.raises(InstallError) as raised:
+        install_packages(bundle, root, gpgcheck=False, releasever="9", run=OfflineRunner())
+    message = str(raised.value)
+    print(message)
+    assert "\n" not in message and "space" in message, message
+    half_installed = sorted(installed(root) - before)  # rpm's transaction: all of it or none
+    filler.unlink()
+    changes = install_packages(bundle, root, gpgcheck=False, releasever="9", run=OfflineRunner())
+    assert changes and plan_packages(bundle, root) == []
+    report_fault(record_property, "full disk: the node's root during the package install", True, 0, len(half_installed))
+    assert half_installed == []

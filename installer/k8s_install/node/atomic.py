@@ -1,5 +1,10 @@
 """Writing a file so that it is either absent or complete, with its mode set before any byte lands (the one
-way the installer writes files: managed files, its state, the cluster secrets)."""
+way the installer writes files: managed files, the copies it keeps of them, its state, the cluster secrets).
+
+The discipline, which a power cut at any instant must not break (tests/lab/test_live_powercut.py traces it):
+write a temporary name in the same folder, fsync it, rename it over the file, fsync the folder; a folder the
+write creates is made durable in its parent the same way.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +55,7 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644, overwrite: bool
     if not overwrite and path.exists():
         raise InstallError(f"{path}: already exists; move it away first (nothing was written)")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(path.parent)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
     except OSError as error:
         raise write_failed(path, error, len(data)) from None
@@ -80,6 +85,26 @@ def copy_atomically(source: Path, destination: Path) -> None:
     except OSError as error:
         raise InstallError(f"{source}: cannot read it to keep a copy: {error.strerror}") from None
     write_atomically(destination, data, mode, overwrite=True)
+
+
+def make_folders(folder: Path, mode: int = 0o777) -> None:
+    """mkdir -p, each folder it creates fsynced into its parent (a rename into a folder whose own entry is
+    lost at a power cut is lost too)."""
+    folder = Path(folder)
+    missing: List[Path] = []
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=mode)
+        except FileExistsError:
+            if not created.is_dir():
+                raise
+            continue
+        _fsync_directory(created.parent)
 
 
 TEMPORARY_SUFFIX = re.compile(r"^[a-z0-9_]{8}$")  # what tempfile.mkstemp adds after the prefix

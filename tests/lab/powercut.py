@@ -68,16 +68,17 @@ def managed_paths(node: LabNode) -> Set[str]:
 
 
 def unit_states(node: LabNode, units: Sequence[str]) -> Dict[str, Tuple[str, str]]:
-    """unit -> (is-enabled, is-active), once no unit is still starting."""
+    """unit -> (its unit file's state, its active state), once no unit is still starting; an alias (Debian's
+    chronyd for chrony) is its unit's, a unit without a file is ("absent", "inactive")."""
 
     def settled() -> Optional[Dict[str, Tuple[str, str]]]:
         found = {}
         for unit in units:
-            enabled = node.run(["systemctl", "is-enabled", unit], check=False).stdout.strip() or "absent"
-            active = node.run(["systemctl", "is-active", unit], check=False).stdout.strip()
+            shown = node.unit(unit, "UnitFileState", "ActiveState")
+            active = shown.get("ActiveState", "")
             if active in ("activating", "deactivating", "reloading"):
                 return None
-            found[unit] = (enabled, active)
+            found[unit] = (shown.get("UnitFileState") or "absent", active)
         return found
 
     return wait_for(settled, 60, interval=0.5, what=f"{', '.join(units)} to settle on {node.name}")

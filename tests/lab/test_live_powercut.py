@@ -10,10 +10,11 @@ files and services are those of an uninterrupted run. One uninterrupted install 
 file it manages, its kept copies and its state are written to a temporary name in the same folder,
 fsynced, renamed, and the folder fsynced (a container kill keeps the page cache, so that is proven here).
 
-Network partition: the link between the joining second control plane and the VIP dropped (an iptables DROP
-in the node's own network namespace, both ways) during its install: the installer waits, saying which
-endpoint it waits for, the first control plane keeps serving the VIP untouched; healed, the same run
-finishes and a re-run changes nothing. kubeadm is the lab's stand-in: what is exercised is the installer's
+Network partition: the link between the joining second control plane and the VIP dropped during its
+install (a route in the node's own network namespace to an address nobody has, so its packets to the VIP
+vanish): the installer waits, saying which endpoint it waits for, the first control plane keeps serving the
+VIP untouched; healed, the same run finishes and a re-run changes nothing. kubeadm is the lab's stand-in:
+what is exercised is the installer's
 own API probe through the VIP (TLS, the cluster CA) and the stand-in join's download of the certificates
 from the VIP; not a real kubeadm's etcd join or TLS bootstrap.
 
@@ -49,6 +50,7 @@ from tests.lab.powercut import (
     traced_run,
     unit_states,
 )
+from tests.support.cluster_files import SUBNET
 from tests.support.faults import half_applied_files, report_fault
 from tests.support.prerequisites import require
 
@@ -189,10 +191,15 @@ def test_power_cut_at_each_step_of_an_install(
     assert wrong == []
 
 
-def iptables(node: LabNode, action: str) -> None:
-    """The node's link to the VIP dropped (-I) or healed (-D), in its own network namespace, both ways."""
-    for rule in (["OUTPUT", "-d", f"{VIP}/32"], ["INPUT", "-s", f"{VIP}/32"]):
-        subprocess.run(["ip", "netns", "exec", node.namespace, "iptables", action, *rule, "-j", "DROP"], check=True)
+NOWHERE = f"{SUBNET}.250"  # an address on the lab's bridge that no node has
+
+
+def partition(node: LabNode, action: str) -> None:
+    """The node's link to the VIP dropped ("add") or healed ("del"), in its own network namespace: a route
+    sends the VIP's packets to an address nobody answers, so they vanish as on a cut cable (connects time
+    out). Not an iptables rule: the install reloads firewalld, which flushes rules it does not own."""
+    via = ["via", NOWHERE, "dev", "eth0"] if action == "add" else []
+    subprocess.run(["ip", "-n", node.namespace, "route", action, f"{VIP}/32", *via], check=True)
 
 
 def test_a_partition_between_a_joining_node_and_the_vip_waits_then_converges(
@@ -200,7 +207,6 @@ def test_a_partition_between_a_joining_node_and_the_vip_waits_then_converges(
 ) -> None:
     """The joining second control plane's link to the VIP is dropped during its install: it waits, naming the
     endpoint, while the first control plane keeps serving; healed, the run finishes and a re-run changes nothing."""
-    require("iptables")
     cluster, work = worker
     name = "k8s-mn02"
     node = cluster[name]
@@ -208,7 +214,7 @@ def test_a_partition_between_a_joining_node_and_the_vip_waits_then_converges(
         assert cluster.install(name, "reset").result.returncode == 0
     first = cluster.service_starts("k8s-mn01")
     output = work / "partitioned.log"
-    iptables(node, "-I")
+    partition(node, "add")
     try:
         launcher = cluster.start_install(name, output, unit="k8s-lab-partitioned")
         waiting = f"waiting for the API at {VIP}:"
@@ -217,7 +223,7 @@ def test_a_partition_between_a_joining_node_and_the_vip_waits_then_converges(
         answer = cluster[WORKER].run(["curl", "-sk", "--max-time", "5", f"https://{VIP}:8443/healthz"])
         assert answer.stdout == "ok"  # the first control plane still serves the VIP to the others
     finally:
-        iptables(node, "-D")
+        partition(node, "del")
     assert launcher.wait(timeout=600) == 0, output.read_text(errors="replace")
     again = cluster.install(name)
     assert "done: 0 change(s) applied" in again.output, again.output

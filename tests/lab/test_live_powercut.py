@@ -14,9 +14,8 @@ Network partition: the link between the joining second control plane and the VIP
 install (a route in the node's own network namespace to an address nobody has, so its packets to the VIP
 vanish): the installer waits, saying which endpoint it waits for, the first control plane keeps serving the
 VIP untouched; healed, the same run finishes and a re-run changes nothing. kubeadm is the lab's stand-in:
-what is exercised is the installer's
-own API probe through the VIP (TLS, the cluster CA) and the stand-in join's download of the certificates
-from the VIP; not a real kubeadm's etcd join or TLS bootstrap.
+what is exercised is the installer's own API probe through the VIP (TLS, the cluster CA) and the stand-in
+join's download of the certificates from the VIP; not a real kubeadm's etcd join or TLS bootstrap.
 
 Runs after test_live_cluster.py on the session nodes (file order) and leaves them installed; alone, it
 installs what it needs.

@@ -11,9 +11,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -51,9 +52,12 @@ class Nginx:
     """nginx (daemon off, our own process) serving `root` read-only and verbatim on 127.0.0.1:`port` over TLS.
     `limit_rate` slows every response (bytes per second), so a test can stop the host mid-file."""
 
-    def __init__(self, root: Path, work: Path, certificate: Dict[str, Path], port: int = 0) -> None:
+    def __init__(
+        self, root: Path, work: Path, certificate: Dict[str, Path], port: int = 0, prefix: Sequence[str] = ()
+    ) -> None:
         self.root, self.work, self.certificate = root, work, certificate
         self.port = port or free_port()
+        self.prefix = list(prefix)  # `ip netns exec NAME`: serve inside a network namespace
         self.process: Optional[subprocess.Popen] = None
         work.mkdir(parents=True, exist_ok=True)
 
@@ -92,7 +96,8 @@ http {{
 """
         (self.work / "nginx.conf").write_text(config)
         self.process = subprocess.Popen(
-            [NGINX, "-p", str(self.work), "-c", str(self.work / "nginx.conf"), "-e", str(self.work / "error.log")],
+            [*self.prefix, NGINX, "-p", str(self.work), "-c", str(self.work / "nginx.conf"),
+             "-e", str(self.work / "error.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 20
@@ -101,12 +106,20 @@ http {{
                 raise RuntimeError(
                     f"nginx exited: {self.process.stderr.read().decode() if self.process.stderr else ''}"
                 )
+            if self._listening():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("nginx did not listen in 20 s")
+
+    def _listening(self) -> bool:
+        if not self.prefix:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
+                return True
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not listen in 20 s")
+                return False
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {self.port}), timeout=1).close()"
+        return subprocess.run([*self.prefix, sys.executable, "-c", probe], capture_output=True).returncode == 0
 
     def stop(self) -> None:
         """Stop at once (SIGTERM: nginx's fast shutdown closes every connection mid-response)."""

@@ -65,7 +65,7 @@ class Nginx:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def start(self, limit_rate: str = "0") -> Nginx:
+    def start(self, limit_rate: str = "0", extra: str = "") -> Nginx:
         temp = {name: self.work / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
         user = "user root root;" if os.geteuid() == 0 else ""  # the workers read the test's 0700 folders
         config = f"""{user}
@@ -91,6 +91,7 @@ http {{
         autoindex off;
         limit_rate {limit_rate};
         location / {{ limit_except GET {{ deny all; }} }}
+        {extra}
     }}
 }}
 """
@@ -138,7 +139,7 @@ http {{
         return found
 
     def __enter__(self) -> Nginx:
-        return self.start()
+        return self if self.process is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

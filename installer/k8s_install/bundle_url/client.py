@@ -67,6 +67,16 @@ def _only_certificates(pem: str, where: str) -> str:
     return pem
 
 
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The host serves the bundle folder verbatim: a redirect (perhaps to plain HTTP) is refused, not followed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        raise InstallError(
+            f"{req.full_url}: the bundle host redirects (HTTP {code}) to {newurl}; a bundle host serves the "
+            "bundle folder itself: give --bundle-url the address that serves it"
+        )
+
+
 class BundleHost:
     """The host serving the unpacked bundle at `url` (https://HOST:PORT/), files fetched by bundle path."""
 
@@ -75,6 +85,7 @@ class BundleHost:
         self.ca_where = ca_where
         self.context = tls_context(ca_pem, ca_where)
         self.name = urllib.parse.urlsplit(self.url).netloc
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.context), NoRedirects())
 
     def address(self, relative: str) -> str:
         return self.url + urllib.parse.quote(relative)
@@ -123,7 +134,7 @@ class BundleHost:
     def _open(self, relative: str):  # type: ignore[no-untyped-def]
         request = urllib.request.Request(self.address(relative), headers={"User-Agent": "k8s-install"})
         try:
-            return urllib.request.urlopen(request, timeout=TIMEOUT, context=self.context)
+            return self.opener.open(request, timeout=TIMEOUT)
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 raise NotServed(

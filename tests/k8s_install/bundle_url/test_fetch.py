@@ -183,6 +183,14 @@ def test_a_wrong_ca_is_refused_with_one_line(site: Dict[str, Path], host: Nginx,
     assert files_in(folder) == set()
 
 
+def test_a_redirect_is_refused_not_followed(site: Dict[str, Path], served: Path, tmp_path: Path) -> None:
+    tls = {"cert": site["cert"], "key": site["key"]}
+    moved = "location = /SHA256SUMS { return 302 http://127.0.0.1:9/SHA256SUMS; }"
+    with Nginx(served, tmp_path / "nginx", tls).start(extra=moved) as host:
+        line = one_error_line(run(fetch(site, host.url, node_folder(tmp_path))))
+    assert "the bundle host redirects (HTTP 302) to http://127.0.0.1:9/SHA256SUMS" in line, line
+
+
 def test_two_nodes_fetching_the_same_files_at_once_both_succeed(
     site: Dict[str, Path], served: Path, host: Nginx, tmp_path: Path
 ) -> None:

@@ -53,9 +53,15 @@ class Nginx:
     `limit_rate` slows every response (bytes per second), so a test can stop the host mid-file."""
 
     def __init__(
-        self, root: Path, work: Path, certificate: Dict[str, Path], port: int = 0, prefix: Sequence[str] = ()
+        self,
+        root: Path,
+        work: Path,
+        certificate: Dict[str, Path],
+        port: int = 0,
+        prefix: Sequence[str] = (),
+        address: str = "127.0.0.1",
     ) -> None:
-        self.root, self.work, self.certificate = root, work, certificate
+        self.root, self.work, self.certificate, self.address = root, work, certificate, address
         self.port = port or free_port()
         self.prefix = list(prefix)  # `ip netns exec NAME`: serve inside a network namespace
         self.process: Optional[subprocess.Popen] = None
@@ -63,7 +69,7 @@ class Nginx:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.address}:{self.port}"
 
     def start(self, limit_rate: str = "0", extra: str = "") -> Nginx:
         temp = {name: self.work / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
@@ -84,7 +90,7 @@ http {{
     scgi_temp_path {temp["scgi"]};
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{self.port} ssl;
+        listen {self.address}:{self.port} ssl;
         ssl_certificate {self.certificate["cert"]};
         ssl_certificate_key {self.certificate["key"]};
         root {self.root};
@@ -115,11 +121,11 @@ http {{
     def _listening(self) -> bool:
         if not self.prefix:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((self.address, self.port), timeout=1).close()
                 return True
             except OSError:
                 return False
-        probe = f"import socket; socket.create_connection(('127.0.0.1', {self.port}), timeout=1).close()"
+        probe = f"import socket; socket.create_connection(('{self.address}', {self.port}), timeout=1).close()"
         return subprocess.run([*self.prefix, sys.executable, "-c", probe], capture_output=True).returncode == 0
 
     def stop(self) -> None:

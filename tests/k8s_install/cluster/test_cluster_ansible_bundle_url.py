@@ -5,6 +5,7 @@ the unpacked bundle over TLS with a certificate of the cluster CA."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -57,6 +58,22 @@ def test_the_inventory_names_the_host_and_nodes_get_only_the_kit(site: Site, tmp
         cwd=tmp_path, capture_output=True, text=True,
     )  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_zipapp_writes_the_same_files_with_a_bundle_host(site: Site, tmp_path: Path) -> None:
+    url = f"https://{HOST_IP}:8443"
+    assert generate(site, tmp_path / "bundler", "--bundle-url", url).returncode == 0
+    command = [
+        site.python39, str(site.work / "build" / TOP / "k8s-install.pyz"), "config", "ansible",
+        "--config", str(site.cluster), "--tarball", str(site.tarball), "--dir", str(tmp_path / "pyz"),
+        "--node-python", site.python39, "--bundle-url", url,
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, SHIV_ROOT=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    for name in ("k8s-cluster.yml", "k8s-node-tasks.yml", "bundle-kit/SHA256SUMS", "bundle-kit/k8s-install.pyz"):
+        assert (tmp_path / "pyz" / name).read_bytes() == (tmp_path / "bundler" / name).read_bytes(), name
+    inventory = (tmp_path / "pyz" / "inventory.yml").read_text().replace(str(tmp_path / "pyz"), "DIR")
+    assert inventory == (tmp_path / "bundler" / "inventory.yml").read_text().replace(str(tmp_path / "bundler"), "DIR")
 
 
 def test_a_plain_http_bundle_url_is_refused_before_anything_is_written(site: Site, tmp_path: Path) -> None:

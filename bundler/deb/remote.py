@@ -7,7 +7,7 @@ import gzip
 import lzma
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from bundler.deb.control import Stanza, parse_stanzas
 from bundler.deb.inrelease import ReleaseFile, parse_release, verify_clearsigned
@@ -63,6 +63,22 @@ class LoadedRepository:
     release: ReleaseFile
     indexes: List[IndexFile]
     packages: List[PackageEntry]
+
+
+def fetch_listed(
+    downloader: Downloader, label: str, url: str, sha256: str, listed_in: str,
+    progress: Optional[Callable[[int, int], None]] = None, size: Optional[int] = None,
+) -> Fetched:  # fmt: skip
+    """Download `url` and prove it has the sha256 the signed metadata lists for it."""
+    try:
+        return downloader.fetch(label, url, sha256, progress, size)
+    except BundlerError as error:
+        if "checksum mismatch" not in str(error):
+            raise
+        raise BundlerError(
+            f"{label}: checksum mismatch for {url}: {listed_in} gives sha256 {sha256}; the download, the mirror or "
+            "the repository is damaged (retry, or use another mirror)"
+        ) from None
 
 
 def _read_index(path: Path, name: str) -> str:
@@ -136,7 +152,7 @@ def load_repository(
                 continue
             raise BundlerError(f"{where}: the Release lists no Packages index in {folder or 'its folder'}") from None
         index_url = url + spec.release_dir + path
-        fetched = downloader.fetch(f"{spec.id} {path}", index_url, digest)
+        fetched = fetch_listed(downloader, f"{spec.id} {path}", index_url, digest, "the signed Release")
         indexes.append(IndexFile(spec.release_dir + path, fetched.path))
         try:
             text = _read_index(fetched.path, path)

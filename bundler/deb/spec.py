@@ -41,21 +41,27 @@ _VERSION = re.compile(r"^[A-Za-z0-9.+~:*-]+$")
 @dataclass(frozen=True)
 class AptRepositorySpec:
     id: str
-    url: str  # ends with "/"
+    url: str  # the repository (the first of arch_urls when the manifest gives one per architecture)
     suite: str  # a codename (bookworm) or a flat repository's folder ("/")
     components: Tuple[str, ...]  # empty for a flat repository
     key: str  # the URL of the repository's public key
     key_fingerprint: Optional[str] = None
     mirrors: Tuple[Tuple[str, str], ...] = ()
     minimal_system: bool = False  # the release's own suite: a fresh install's packages come from here
+    arch_urls: Tuple[Tuple[str, str], ...] = ()  # `url: {amd64: …, arm64: …}`: one URL per architecture
 
     @property
     def flat(self) -> bool:
         return self.suite.endswith("/")
 
-    def url_for(self, mirror: Optional[str] = None) -> str:
+    def url_for(self, arch: str, mirror: Optional[str] = None) -> str:
         url = dict(self.mirrors).get(mirror, self.url) if mirror else self.url
+        url = self.url_by_arch.get(arch, url) if not mirror else url
         return url if url.endswith("/") else url + "/"
+
+    @property
+    def url_by_arch(self) -> Dict[str, str]:
+        return dict(self.arch_urls)
 
     @property
     def release_dir(self) -> str:
@@ -124,9 +130,15 @@ def _repository(entry: Any, where: str) -> AptRepositorySpec:
     mirrors = entry.get("mirrors") or {}
     if not isinstance(mirrors, dict):
         raise BundlerError(f"{where}: mirrors must map a mirror name to a URL")
+    url = entry.get("url")
+    arch_urls: Tuple[Tuple[str, str], ...] = ()
+    if isinstance(url, dict):
+        arch_urls = tuple(sorted((str(arch), _url(value, f"{where}: url.{arch}")) for arch, value in url.items()))
+        url = arch_urls[0][1] if arch_urls else None
     return AptRepositorySpec(
         id=entry["id"],
-        url=_url(entry.get("url"), f"{where}: url"),
+        url=_url(url, f"{where}: url"),
+        arch_urls=arch_urls,
         suite=suite,
         components=tuple(components),
         key=_url(entry.get("key"), f"{where}: key"),

@@ -3,6 +3,7 @@ flat repository, bundle.yaml's deb_repository and debs, and apt installing from 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tarfile
@@ -72,6 +73,9 @@ def test_build_writes_a_flat_apt_repository_that_installs_alone(deb_release: Sta
     sums = (bundle / "SHA256SUMS").read_text()
     for path in ("debs/Packages", "debs/InRelease", "debs/bundle-key.gpg", names["kubeadm"]["path"]):
         assert f"  {path}\n" in sums
+    sbom = json.loads((bundle / "sbom.spdx.json").read_text())
+    purls = {ref["referenceLocator"] for package in sbom["packages"] for ref in package.get("externalRefs", ())}
+    assert any(purl.startswith("pkg:deb/kubernetes/kubeadm@1.29.6-1.1?arch=all") for purl in purls), purls
 
     base = {line.split()[0]: line.split()[1] for line in repository["minimal_system"]}
     served = deb_release.mirror.files[f"/{HOST}/archive/dists/stable/main/binary-amd64/Packages"].data.decode()

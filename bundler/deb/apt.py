@@ -1,9 +1,10 @@
 """apt-get with a private configuration: its own sources, lists, cache and dpkg status under one folder, the
 target's architecture, and nothing read from the builder's /etc/apt or /var/lib/dpkg.
 
-Only `file:` sources are used: the builder fetches and verifies every index itself, lays them out as a
-local copy of each repository, and apt reads them from there, checking the InRelease signature against the
-pinned key (signed-by) and every index against the Release's sums again on its own.
+apt never fetches from the internet here. For the upstream repositories the builder fetches and verifies
+everything itself (InRelease against the pinned key with gpgv, each index against the Release's sha256) and
+puts it into the private lists folder as `apt-get update` would (`add_verified_source`); the bundle's own
+repository is a local folder that `apt-get update` reads with signature checking on (bundler/deb/proof.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from bundler.errors import BundlerError
 
@@ -61,6 +62,15 @@ def problem_lines(output: str) -> str:
         return "; ".join(kept)
     lines = output.strip().splitlines()
     return lines[-1] if lines else "no output"
+
+
+_QUOTED = set('\\|{}[]<>"^~_=!@#$%&*')
+
+
+def list_file_name(path: str) -> str:
+    """apt's URItoFileName for a local path: unsafe characters as %xx, then every / as _."""
+    quoted = "".join(f"%{ord(c):02x}" if c in _QUOTED or ord(c) <= 0x20 or ord(c) >= 0x7F else c for c in path)
+    return quoted.replace("/", "_")
 
 
 class PrivateApt:
@@ -112,6 +122,18 @@ class PrivateApt:
         line = f"deb [signed-by={kept} arch={self.arch}] file:{path}/ {suite} {' '.join(components)}".rstrip()
         with open(self.root / "etc/sources.list", "a") as sources:
             sources.write(line + "\n")
+
+    def add_verified_source(
+        self, name: str, uri: str, suite: str, components: Sequence[str], key: Path, lists: Sequence[Tuple[str, bytes]]
+    ) -> None:
+        """A repository whose InRelease and indexes the builder has verified already, put straight into apt's
+        lists folder under the names `apt-get update` would give them (`lists`: path under the repository's
+        URI -> content, InRelease included, indexes uncompressed); apt counts a source trusted when its
+        InRelease is there."""
+        self.add_source(name, Path(uri), suite, components, key)
+        prefix = list_file_name(f"{uri}/")
+        for path, data in lists:
+            (self.root / "state/lists" / (prefix + path.replace("/", "_"))).write_bytes(data)
 
     def write_status(self, stanzas: Iterable[str]) -> None:
         self.status.write_text("\n".join(stanzas))

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from bundler.deb.control import Stanza, checksum_lines, parse_stanzas
 from bundler.errors import BundlerError
@@ -85,15 +85,16 @@ class ReleaseFile:
     valid_until: Optional[float]
     arch_all_in_arch_indexes: bool  # No-Support-for-Architecture-all: Packages
 
-    def index_for(self, folder: str) -> Tuple[str, str, int]:
-        """(path, sha256, size) of the Packages index in `folder` ("" or main/binary-amd64/), compressed as
-        xz, gz or not at all, whichever the Release lists first in that order."""
+    def indexes_in(self, folder: str) -> List[Tuple[str, str, int]]:
+        """(path, sha256, size) of each Packages index the Release lists in `folder` ("" or main/binary-amd64/):
+        xz first, then gz, then uncompressed (a mirror may lack some of them)."""
+        found = []
         for suffix in (".xz", ".gz", ""):
             path = f"{folder}Packages{suffix}"
             if path in self.sha256:
                 digest, size = self.sha256[path]
-                return path, digest, size
-        raise KeyError(folder)
+                found.append((path, digest, size))
+        return found
 
 
 def parse_release(content: bytes, where: str, now: Optional[float] = None) -> ReleaseFile:

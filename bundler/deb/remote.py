@@ -81,7 +81,7 @@ def fetch_listed(
         ) from None
 
 
-def _read_index(path: Path, name: str) -> str:
+def read_index(path: Path, name: str) -> str:
     if name.endswith(".xz"):
         data = lzma.decompress(path.read_bytes())
     elif name.endswith(".gz"):
@@ -127,6 +127,25 @@ def index_folders(spec: AptRepositorySpec, release: ReleaseFile, arch: str, wher
     return folders
 
 
+def _fetch_index(
+    downloader: Downloader, spec: AptRepositorySpec, url: str, candidates: List[Tuple[str, str, int]]
+) -> Tuple[str, Fetched]:
+    """The first of the listed compressions the repository serves; a wrong sum is never skipped over."""
+    failure: Optional[BundlerError] = None
+    for path, digest, size in candidates:
+        try:
+            fetched = fetch_listed(
+                downloader, f"{spec.id} {path}", url + spec.release_dir + path, digest, "the signed Release", None, size
+            )
+            return path, fetched
+        except BundlerError as error:
+            if "checksum mismatch" in str(error):
+                raise
+            failure = failure or error
+    assert failure is not None
+    raise failure
+
+
 def load_repository(
     spec: AptRepositorySpec, url: str, downloader: Downloader, fingerprint: Optional[str], arch: str, manifest: str
 ) -> LoadedRepository:
@@ -145,17 +164,15 @@ def load_repository(
     release = parse_release(content, where)
     indexes, packages = [], []
     for folder in index_folders(spec, release, arch, where):
-        try:
-            path, digest, _ = release.index_for(folder)
-        except KeyError:
+        candidates = release.indexes_in(folder)
+        if not candidates:
             if folder.endswith("binary-all/"):
                 continue
-            raise BundlerError(f"{where}: the Release lists no Packages index in {folder or 'its folder'}") from None
-        index_url = url + spec.release_dir + path
-        fetched = fetch_listed(downloader, f"{spec.id} {path}", index_url, digest, "the signed Release")
+            raise BundlerError(f"{where}: the Release lists no Packages index in {folder or 'its folder'}")
+        path, fetched = _fetch_index(downloader, spec, url, candidates)
         indexes.append(IndexFile(spec.release_dir + path, fetched.path))
         try:
-            text = _read_index(fetched.path, path)
+            text = read_index(fetched.path, path)
         except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as error:
             raise BundlerError(f"{where}: {path} is not readable: {error}") from None
         packages += _entries(spec.id, text, f"{where}: {path}")

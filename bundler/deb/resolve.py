@@ -12,14 +12,13 @@ version.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from bundler.deb.apt import Action, PrivateApt
 from bundler.deb.control import Stanza
-from bundler.deb.remote import LoadedRepository, PackageEntry
+from bundler.deb.remote import LoadedRepository, PackageEntry, read_index
 from bundler.deb.spec import PackageRequest
 from bundler.errors import BundlerError
 
@@ -42,25 +41,19 @@ def status_stanza(stanza: Stanza) -> str:
     return Stanza(fields[:1] + (("Status", "install ok installed"),) + fields[1:]).render()
 
 
-def lay_out(repo: LoadedRepository, folder: Path) -> Path:
-    """A local copy of what was verified: InRelease and the indexes, where the Release names them."""
-    mirror = folder / repo.spec.id
-    target = mirror / repo.spec.release_dir / "InRelease"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(repo.inrelease.path, target)
-    for index in repo.indexes:
-        path = mirror / index.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(index.file, path)
-    return mirror
+def verified_lists(repo: LoadedRepository) -> List[Tuple[str, bytes]]:
+    """InRelease and each index (uncompressed), by their paths under the repository's URL."""
+    lists = [(repo.spec.release_dir + "InRelease", repo.inrelease.path.read_bytes())]
+    lists += [(index.path, read_index(index.file, index.path).encode()) for index in repo.indexes]
+    return lists
 
 
-def private_apt(repos: Sequence[LoadedRepository], arch: str, work: Path, what: str) -> PrivateApt:
+def private_apt(repos: Sequence[LoadedRepository], arch: str, work: Path) -> PrivateApt:
     apt = PrivateApt(work, arch)
     for repo in repos:
-        mirror = lay_out(repo, work.parent / "mirror")
-        apt.add_source(repo.spec.id, mirror, repo.spec.suite, repo.spec.components, repo.key.path)
-    apt.update(what)
+        suite = "/" if repo.spec.flat and not repo.spec.release_dir else repo.spec.suite
+        uri = str(work / "sources" / repo.spec.id)  # never read: the lists hold what was verified
+        apt.add_verified_source(repo.spec.id, uri, suite, repo.spec.components, repo.key.path, verified_lists(repo))
     return apt
 
 
@@ -91,12 +84,12 @@ def resolve(
         for entry in repo.packages:
             by_key.setdefault(entry.key, entry)
     base_repos = [repo for repo in repos if repo.spec.minimal_system] or list(repos)
-    fresh = private_apt(base_repos, arch, work / "minimal", where)
+    fresh = private_apt(base_repos, arch, work / "minimal")
     listed = (entry for repo in base_repos for entry in repo.packages)
     base_names = sorted({e.name for e in listed if e.essential or e.required} | set(installed))
     base_actions = fresh.simulate(base_names, f"{where}: the minimal system (Essential, Priority: required, installed)")
     base = _entries_for([a for a in base_actions if a.kind == "Inst"], by_key, where)
-    apt = private_apt(repos, arch, work / "apt", where)
+    apt = private_apt(repos, arch, work / "apt")
     apt.write_status(status_stanza(entry.stanza) for entry in base)
     actions = apt.simulate([r.apt_argument for r in requests], f"{where}: the requested packages")
     removed = [a for a in actions if a.kind == "Remv"]

@@ -172,6 +172,7 @@ def run_build(options: BuildOptions) -> int:
     programs = needed_programs(context.release, context.os_target, context.arch)
     if options.dry_run:
         programs.pop("rpmkeys", None)  # only the fetched RPMs are checked with it
+        programs.pop("apt-ftparchive", None)  # only the bundle's apt repository is written with it
     check_programs(programs)
     base = read_base(options.delta_from) if options.delta_from else None
     cluster_config = add_cluster_config(context)  # validated before anything is downloaded

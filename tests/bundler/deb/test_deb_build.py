@@ -110,3 +110,18 @@ def test_a_builder_without_apt_is_told_which_machines_build_debian_targets(
         "installed: install apt: Debian and Ubuntu targets are built on a Debian or Ubuntu machine (apt resolves "
         "their packages)"
     )
+
+
+def test_dry_run_plans_the_debs_and_writes_nothing(deb_release: StandInRelease, tmp_path: Path) -> None:
+    import jsonschema
+
+    from tests.conftest import REPO
+
+    result = build(deb_release, tmp_path, "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    jsonschema.validate(plan, json.loads((REPO / "schemas" / "build.schema.json").read_text()))
+    debs = next(source for source in plan["sources"] if source["kind"] == "debs")
+    assert debs["count"] == 15 and debs["repositories"] == ["kubernetes", "archive", "updates"]
+    assert {blob["places"][0] for blob in debs["blobs"]} >= {"debs/kubeadm_1.29.6-1.1_all.deb"}
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

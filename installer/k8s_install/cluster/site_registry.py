@@ -113,6 +113,8 @@ def read_registry_ca(config_path: Path, registry: SiteRegistry) -> str:
         raise InstallError(f"{field}: {path}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it")
     try:
         ssl.create_default_context(cadata=text)
-    except (ssl.SSLError, ValueError) as error:
-        raise InstallError(f"{field}: {path}: not a readable PEM certificate ({error})") from None
+    except (ssl.SSLError, ValueError):
+        raise InstallError(
+            f"{field}: {path}: not a readable PEM certificate; ask the registry's owners for its CA certificate"
+        ) from None
     return text

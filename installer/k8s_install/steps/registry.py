@@ -65,11 +65,11 @@ def mirrored_registries(image_names: Sequence[str], site: SiteRegistry) -> List[
     return [name for name in dict.fromkeys(found) if name != site.endpoint]
 
 
-def ca_path(site: SiteRegistry) -> str:
-    return f"{registry_hosts_dir}/{site.endpoint}/ca.crt" if site.ca_pem else ""
+def ca_path(site: SiteRegistry, hosts_dir: str = registry_hosts_dir) -> str:
+    return f"{hosts_dir}/{site.endpoint}/ca.crt" if site.ca_pem else ""
 
 
-def hosts_toml(namespace: str, site: SiteRegistry) -> str:
+def hosts_toml(namespace: str, site: SiteRegistry, hosts_dir: str = registry_hosts_dir) -> str:
     """hosts.toml of one registry namespace: the site registry first, then the registry's own server."""
     is_site = namespace == site.endpoint
     base = f"https://{site.endpoint}"
@@ -83,17 +83,19 @@ def hosts_toml(namespace: str, site: SiteRegistry) -> str:
         mirror_url=f"{base}/v2/{site.prefix}" if use_prefix else base,
         override_path=use_prefix,
         prefix=site.prefix,
-        ca_path=ca_path(site),
+        ca_path=ca_path(site, hosts_dir),
     )
 
 
-def wanted_files(image_names: Sequence[str], site: SiteRegistry) -> Dict[str, bytes]:
-    """Every file this step keeps under the hosts folder, by path."""
-    files = {f"{registry_hosts_dir}/{site.endpoint}/hosts.toml": hosts_toml(site.endpoint, site).encode()}
-    for namespace in mirrored_registries(image_names, site):
-        files[f"{registry_hosts_dir}/{namespace}/hosts.toml"] = hosts_toml(namespace, site).encode()
+def wanted_files(
+    image_names: Sequence[str], site: SiteRegistry, hosts_dir: str = registry_hosts_dir
+) -> Dict[str, bytes]:
+    """Every file this step keeps under the hosts folder (`hosts_dir`: containerd's config_path), by path."""
+    files: Dict[str, bytes] = {}
+    for namespace in [site.endpoint, *mirrored_registries(image_names, site)]:
+        files[f"{hosts_dir}/{namespace}/hosts.toml"] = hosts_toml(namespace, site, hosts_dir).encode()
     if site.ca_pem:
-        files[ca_path(site)] = site.ca_pem.encode()
+        files[ca_path(site, hosts_dir)] = site.ca_pem.encode()
     return files
 
 
@@ -120,5 +122,8 @@ def _undo(node: Node, path: str, record: Dict[str, Any]) -> Callable[[], None]:
     def apply() -> None:
         node.host.log(undo_file(node.host, path, dict(record)))
         node.state.drop_file(path)
+        folder = node.host.path(path).parent
+        if folder != node.host.path(registry_hosts_dir) and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # the registry's folder, now empty
 
     return apply

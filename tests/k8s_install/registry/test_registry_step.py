@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 from typing import List, Optional
 
 import pytest
+import tomllib
 
 from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.model import ArtifactFile, BundleManifest, Image
@@ -92,7 +92,7 @@ def test_every_registry_gets_a_mirror_to_the_site_registry_and_a_rerun_changes_n
     assert sorted(path.name for path in certs.iterdir()) == sorted(
         ["registry.k8s.io", "docker.io", "quay.io", "ghcr.io", "harbor.site.lan:443"]
     )
-    assert f"create /etc/containerd/certs.d/harbor.site.lan:443/ca.crt" in changes
+    assert "create /etc/containerd/certs.d/harbor.site.lan:443/ca.crt" in changes
     assert (certs / "harbor.site.lan:443/ca.crt").read_text() == CA
     for namespace, server in [("registry.k8s.io", "https://registry.k8s.io"), ("docker.io", "https://registry-1.docker.io"),
                               ("quay.io", "https://quay.io"), ("ghcr.io", "https://ghcr.io")]:  # fmt: skip

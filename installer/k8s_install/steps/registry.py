@@ -105,7 +105,9 @@ class RegistryMirrors(Step):
 
     def plan(self, node: Node) -> List[Change]:
         cluster = node.settings.cluster
-        site = cluster.registry if cluster is not None else None
+        if cluster is None:  # settings made without a cluster config: nothing known, nothing touched
+            return []
+        site = cluster.registry
         wanted = wanted_files(node.bundle.image_names(), site) if site is not None else {}
         changes: List[Change] = []
         for path, data in sorted(wanted.items()):

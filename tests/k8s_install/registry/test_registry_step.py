@@ -179,3 +179,14 @@ def test_a_changed_password_updates_the_config_and_restarts_containerd(tmp_path:
     report = converge(changed, [ContainerdConfig(), RegistryMirrors()], dry_run=False, echo=lambda line: None)
     assert [change for step in report.steps for change in step.changes] == ["update /etc/containerd/config.toml"]
     assert report.restarted == ["containerd"]
+
+
+def test_reset_removes_the_hosts_files_and_the_ca(tmp_path: Path) -> None:
+    import argparse
+
+    from k8s_install.commands.reset import run_reset
+
+    run(node(tmp_path, SITE, account()))
+    assert run_reset(argparse.Namespace(root=str(tmp_path), yes=True)) == 0
+    left = [path for path in (tmp_path / "etc/containerd").rglob("*") if path.is_file()]
+    assert left == []

@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Dict, Iterator
 
+import jsonschema
 import pytest
 import yaml
 
 from bundler.deb.control import parse_stanzas
 from bundler.deb.resolve import status_stanza
 from tests.bundler.deb.scenario import ARCHIVE, KUBERNETES, REQUESTS, UPDATES
-from tests.conftest import StandInRelease, run_bundler
+from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.deb_repo import ThrowawayRoot, make_repository
 from tests.support.signing import SigningKey
 
@@ -77,6 +80,16 @@ def test_build_writes_a_flat_apt_repository_that_installs_alone(deb_release: Sta
     purls = {ref["referenceLocator"] for package in sbom["packages"] for ref in package.get("externalRefs", ())}
     assert any(purl.startswith("pkg:deb/kubernetes/kubeadm@1.29.6-1.1?arch=all") for purl in purls), purls
 
+    inspected = run_bundler("inspect", "--json", str(tmp_path / "out" / f"{TOP}.tar"))
+    assert inspected.returncode == 0, inspected.stderr
+    document = json.loads(inspected.stdout)
+    jsonschema.validate(document, json.loads((REPO / "schemas" / "inspect.schema.json").read_text()))
+    listed = {p["name"]: p for p in document["packages"]}
+    assert listed["kubeadm"]["version"] == "1.29.6-1.1" and listed["kubeadm"]["nevra"] == "kubeadm_1.29.6-1.1_all"
+    verified = subprocess.run([sys.executable, str(bundle / "k8s-install.pyz"), "verify"], cwd=bundle,
+                              capture_output=True, text=True)  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
     base = {line.split()[0]: line.split()[1] for line in repository["minimal_system"]}
     served = deb_release.mirror.files[f"/{HOST}/archive/dists/stable/main/binary-amd64/Packages"].data.decode()
     status = [
@@ -113,10 +126,6 @@ def test_a_builder_without_apt_is_told_which_machines_build_debian_targets(
 
 
 def test_dry_run_plans_the_debs_and_writes_nothing(deb_release: StandInRelease, tmp_path: Path) -> None:
-    import jsonschema
-
-    from tests.conftest import REPO
-
     result = build(deb_release, tmp_path, "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)

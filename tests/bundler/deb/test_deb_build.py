@@ -134,3 +134,14 @@ def test_dry_run_plans_the_debs_and_writes_nothing(deb_release: StandInRelease, 
     assert debs["count"] == 15 and debs["repositories"] == ["kubernetes", "archive", "updates"]
     assert {blob["places"][0] for blob in debs["blobs"]} >= {"debs/kubeadm_1.29.6-1.1_all.deb"}
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_lock_is_refused_for_debian_targets(deb_release: StandInRelease, tmp_path: Path) -> None:
+    lock = tmp_path / "bundle.yaml"
+    lock.write_text("kubernetes: 1.29.6\n")
+    result = build(deb_release, tmp_path, "--lock", str(lock))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "bundler: error: --lock is not supported for debian12 yet (Debian/Ubuntu targets resolve with apt from the "
+        "repositories' current metadata); build without --lock"
+    )

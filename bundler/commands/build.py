@@ -61,11 +61,6 @@ def prepare(options: BuildOptions) -> BuildContext:
         contents=BundleContents(),
     )
     release.files_for(os_target, options.arch)  # validates the arch early
-    if options.lock is not None and os_target.debs:
-        raise BundlerError(
-            f"--lock is not supported for {os_target.id} yet (Debian/Ubuntu targets resolve with apt from the "
-            "repositories' current metadata); build without --lock"
-        )
     if options.lock is not None:
         context.lock = lock = read_lock(options.lock)
         for field, locked, wanted in (

@@ -97,7 +97,7 @@ class ReleaseFile:
         return found
 
 
-def parse_release(content: bytes, where: str, now: Optional[float] = None) -> ReleaseFile:
+def parse_release(content: bytes, where: str, now: Optional[float] = None, check_expiry: bool = True) -> ReleaseFile:
     try:
         stanza = next(parse_stanzas(content.decode("utf-8"), where), Stanza(()))
     except (UnicodeDecodeError, ValueError) as error:
@@ -107,7 +107,7 @@ def parse_release(content: bytes, where: str, now: Optional[float] = None) -> Re
         raise BundlerError(f"{where}: Release lists no SHA256 sums; apt (and the builder) refuse such a repository")
     valid_until = _date(stanza.get("Valid-Until"), where)
     when = time.time() if now is None else now
-    if valid_until is not None and valid_until < when:
+    if check_expiry and valid_until is not None and valid_until < when:
         raise BundlerError(
             f"{where}: Release expired on {stanza.text('Valid-Until')} (Valid-Until): the mirror is stale or replays "
             "old metadata; retry later or use another mirror"

@@ -147,8 +147,11 @@ def _fetch_index(
 
 
 def load_repository(
-    spec: AptRepositorySpec, url: str, downloader: Downloader, fingerprint: Optional[str], arch: str, manifest: str
-) -> LoadedRepository:
+    spec: AptRepositorySpec, url: str, downloader: Downloader, fingerprint: Optional[str], arch: str, manifest: str,
+    locked_inrelease: Optional[str] = None,
+) -> LoadedRepository:  # fmt: skip
+    """`locked_inrelease`: the sha256 of the InRelease a --lock file names; taken from the cache when it is there
+    (its signature checked again, its Valid-Until not: the lock asks for that very metadata)."""
     where = f"apt repository {spec.id} ({url})"
     pinned = spec.key_fingerprint or fingerprint
     if not pinned:
@@ -159,9 +162,10 @@ def load_repository(
     key = downloader.fetch(f"{spec.id} key", spec.key, None)
     key_info = check_key(key.path, pinned, spec.key, where)
     inrelease_url = url + spec.release_dir + "InRelease"
-    inrelease = downloader.fetch(f"{spec.id} InRelease", inrelease_url, None)
+    locked = downloader.cached(locked_inrelease)
+    inrelease = locked or downloader.fetch(f"{spec.id} InRelease", inrelease_url, None)
     content = verify_clearsigned(inrelease.path, key.path, key_info.fingerprint, where)
-    release = parse_release(content, where)
+    release = parse_release(content, where, check_expiry=locked is None)
     indexes, packages = [], []
     for folder in index_folders(spec, release, arch, where):
         candidates = release.indexes_in(folder)

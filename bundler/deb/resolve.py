@@ -78,7 +78,10 @@ def resolve(
     arch: str,
     work: Path,
     where: str,
+    pins: Sequence[PackageRequest] = (),
 ) -> DebResolution:
+    """`pins`: exact versions (from --lock) asked of apt beside the requests; a request of a pinned name is
+    replaced by its pin."""
     by_key: Dict[Tuple[str, str, str], PackageEntry] = {}
     for repo in repos:  # the first repository listing a version is the one it is taken from
         for entry in repo.packages:
@@ -91,7 +94,9 @@ def resolve(
     base = _entries_for([a for a in base_actions if a.kind == "Inst"], by_key, where)
     apt = private_apt(repos, arch, work / "apt")
     apt.write_status(status_stanza(entry.stanza) for entry in base)
-    actions = apt.simulate([r.apt_argument for r in requests], f"{where}: the requested packages")
+    pinned = {pin.name: pin for pin in pins}
+    asked = [pinned.pop(r.name, r) for r in requests] + list(pinned.values())
+    actions = apt.simulate([r.apt_argument for r in asked], f"{where}: the requested packages")
     removed = [a for a in actions if a.kind == "Remv"]
     if removed:
         names = ", ".join(f"{a.name} {a.version}" for a in removed)

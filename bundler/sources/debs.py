@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from bundler.build_context import BuildContext, source_date_epoch
 from bundler.bundle_manifest import ManifestPart
@@ -18,14 +18,14 @@ from bundler.deb.flat_repo import KEY_NAME, DebFile, write_flat_repository
 from bundler.deb.proof import prove_installable
 from bundler.deb.remote import LoadedRepository, PackageEntry, fetch_listed, load_repository
 from bundler.deb.resolve import DebResolution, resolve
-from bundler.deb.spec import DebSpec, deb_spec
+from bundler.deb.spec import DebSpec, PackageRequest, deb_spec
 from bundler.download import Fetched, mirrored_url
 from bundler.errors import BundlerError
 from bundler.paths import key_pins_path
 from bundler.plan import Blob, ProgressCallback, SourcePlan
 from bundler.rpm.keys import load_fingerprint_pins
 from k8s_install.bundle_format.layout import DEBS_DIR
-from k8s_install.bundle_format.model import AptSource, Deb, DebRepository
+from k8s_install.bundle_format.model import AptSource, BundleManifest, Deb, DebRepository
 
 KIND = "debs"
 
@@ -55,13 +55,44 @@ def _plan_package(context: BuildContext, repo: LoadedRepository, entry: PackageE
     )  # fmt: skip
 
 
+def lock_pins(lock: Optional[BundleManifest]) -> Dict[str, Tuple[PackageRequest, str]]:
+    """name -> (exact request, sha256) from the `debs:` list of an earlier bundle.yaml."""
+    pins: Dict[str, Tuple[PackageRequest, str]] = {}
+    for index, entry in enumerate(lock.debs if lock is not None else ()):
+        if not entry.name or not entry.version or not entry.sha256:
+            raise BundlerError(f"--lock: debs[{index}] needs name, version and sha256")
+        pins[entry.name] = (PackageRequest(entry.name, entry.version), entry.sha256)
+    return pins
+
+
 def load_repositories(context: BuildContext, spec: DebSpec) -> List[LoadedRepository]:
     pins = load_fingerprint_pins(key_pins_path(context.release.kubernetes))
     manifest = str(context.release.source)
+    lock = context.lock.deb_repository if context.lock is not None else None
+    locked = {source.id: source.inrelease_sha256 for source in lock.repositories} if lock is not None else {}
     return [
-        load_repository(r, r.url_for(context.arch), context.downloader, pins.get(r.key), context.arch, manifest)
+        load_repository(
+            r,
+            r.url_for(context.arch),
+            context.downloader,
+            pins.get(r.key),
+            context.arch,
+            manifest,
+            locked.get(r.id) or None,
+        )  # fmt: skip
         for r in spec.repositories
     ]
+
+
+def check_lock(locked: Dict[str, Tuple[PackageRequest, str]], packages: Sequence[PackageEntry]) -> None:
+    for entry in packages:
+        pin = locked.get(entry.name)
+        if pin is not None and pin[0].version == entry.version and pin[1] != entry.sha256:
+            raise BundlerError(
+                f"{entry.deb_name}: sha256 {entry.sha256} in apt repository {entry.repo} differs from the --lock "
+                f"file's {pin[1]}: the repository republished this version; investigate before rebuilding "
+                "without --lock"
+            )
 
 
 def plan_debs(context: BuildContext) -> Optional[SourcePlan]:
@@ -72,10 +103,13 @@ def plan_debs(context: BuildContext) -> Optional[SourcePlan]:
     repos = load_repositories(context, spec)
     where = f"{context.release.source}: deb.{context.os_target.id}"
     work = Path(tempfile.mkdtemp(prefix="bundler-apt-", dir=context.cache.root))
+    locked = lock_pins(context.lock)
     try:
-        resolution = resolve(repos, spec.packages, spec.installed, context.arch, work, where)
+        pins = [pin for pin, _ in locked.values()]
+        resolution = resolve(repos, spec.packages, spec.installed, context.arch, work, where, pins)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    check_lock(locked, resolution.packages)
     by_id = {repo.spec.id: repo for repo in repos}
     blobs = [_plan_package(context, by_id[entry.repo], entry) for entry in resolution.packages]
 

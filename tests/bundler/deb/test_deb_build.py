@@ -20,7 +20,7 @@ from bundler.deb.control import parse_stanzas
 from bundler.deb.resolve import status_stanza
 from tests.bundler.deb.scenario import ARCHIVE, KUBERNETES, REQUESTS, UPDATES
 from tests.conftest import REPO, StandInRelease, run_bundler
-from tests.support.deb_repo import ThrowawayRoot, make_repository
+from tests.support.deb_repo import FakeDeb, ThrowawayRoot, make_repository
 from tests.support.signing import SigningKey
 
 pytestmark = pytest.mark.root  # dpkg --root writes a dpkg database with root-owned files
@@ -136,12 +136,33 @@ def test_dry_run_plans_the_debs_and_writes_nothing(deb_release: StandInRelease, 
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_lock_is_refused_for_debian_targets(deb_release: StandInRelease, tmp_path: Path) -> None:
-    lock = tmp_path / "bundle.yaml"
-    lock.write_text("kubernetes: 1.29.6\n")
-    result = build(deb_release, tmp_path, "--lock", str(lock))
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "bundler: error: --lock is not supported for debian12 yet (Debian/Ubuntu targets resolve with apt from the "
-        "repositories' current metadata); build without --lock"
-    )
+def test_lock_rebuilds_the_same_debs_after_the_repository_moved_on(
+    deb_release: StandInRelease, deb_key: SigningKey, tmp_path: Path
+) -> None:
+    first = build(deb_release, tmp_path)
+    assert first.returncode == 0, first.stderr
+    with tarfile.open(tmp_path / "out" / f"{TOP}.tar") as archive:
+        member = archive.extractfile(f"{TOP}/bundle.yaml")
+        assert member is not None
+        lock = tmp_path / "lock.yaml"
+        lock.write_bytes(member.read())
+    newer = make_repository(KUBERNETES + (FakeDeb("cri-tools", "1.29.1-1.1"),), deb_key, "/")
+    for path, data in newer.files.items():  # the repository moves on: a new InRelease, a newer cri-tools
+        deb_release.mirror.add(f"/{HOST}/kubernetes/{path}", data)
+    shutil.rmtree(tmp_path / "out")
+    locked = build(deb_release, tmp_path, "--lock", str(lock))
+    assert locked.returncode == 0, locked.stderr
+    with tarfile.open(tmp_path / "out" / f"{TOP}.tar") as archive:
+        member = archive.extractfile(f"{TOP}/bundle.yaml")
+        assert member is not None
+        again = yaml.safe_load(member.read())
+    before = yaml.safe_load(lock.read_text())
+    assert again["debs"] == before["debs"]  # cri-tools 1.29.0-1.1 still, from the InRelease the lock names
+    shutil.rmtree(tmp_path / "out")
+    unlocked = build(deb_release, tmp_path)
+    assert unlocked.returncode == 0, unlocked.stderr
+    with tarfile.open(tmp_path / "out" / f"{TOP}.tar") as archive:
+        member = archive.extractfile(f"{TOP}/bundle.yaml")
+        assert member is not None
+        latest = {deb["name"]: deb["version"] for deb in yaml.safe_load(member.read())["debs"]}
+    assert latest["cri-tools"] == "1.29.1-1.1"

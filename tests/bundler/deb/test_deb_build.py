@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,3 +167,24 @@ def test_lock_rebuilds_the_same_debs_after_the_repository_moved_on(
         assert member is not None
         latest = {deb["name"]: deb["version"] for deb in yaml.safe_load(member.read())["debs"]}
     assert latest["cri-tools"] == "1.29.1-1.1"
+
+
+def test_lock_stops_at_a_republished_version(deb_release: StandInRelease, deb_key: SigningKey, tmp_path: Path) -> None:
+    assert build(deb_release, tmp_path).returncode == 0
+    with tarfile.open(tmp_path / "out" / f"{TOP}.tar") as archive:
+        member = archive.extractfile(f"{TOP}/bundle.yaml")
+        assert member is not None
+        lock = tmp_path / "lock.yaml"
+        lock.write_bytes(member.read())
+    for path, data in make_repository(KUBERNETES, deb_key, "/").files.items():  # rebuilt: other bytes, same versions
+        deb_release.mirror.add(f"/{HOST}/kubernetes/{path}", data)
+    shutil.rmtree(tmp_path / "out")
+    shutil.rmtree(tmp_path / "cache")  # the locked InRelease is gone: the current one is read
+    result = build(deb_release, tmp_path, "--lock", str(lock))
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"bundler: error: \S+_1\.\S+\.deb: sha256 [0-9a-f]{64} in apt repository kubernetes differs from the --lock "
+        r"file's [0-9a-f]{64}: the repository republished this version; investigate before rebuilding without --lock",
+        line,
+    ), line

@@ -1,0 +1,290 @@
+"""`k8s-install.pyz serve`: the bundle host made under a --root, then its real nginx and docker-registry
+started by the test from the units serve rendered (paths mapped under the root), on free loopback ports.
+
+A client that trusts only the cluster CA fetches files whose bytes match SHA256SUMS; skopeo reads every image
+by digest from the registry; a second run changes nothing; status reports; reset leaves nothing of serve's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Dict, Iterator, List, Set
+
+import pytest
+import yaml
+
+from k8s_install.main import main
+from k8s_install.serve import layout
+from tests.conftest import StandInRelease
+from tests.support.image_fixtures import build_bundle
+from tests.support.prerequisites import require
+from tests.support.registry import REGISTRY_BINARY, Registry, free_port
+
+pytestmark = [pytest.mark.daemons, pytest.mark.root]
+
+TOP = "k8s-bundle-1.29.6-rocky9-amd64"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@pytest.fixture
+def served_bundle(release: StandInRelease, registry: Registry, tmp_path: Path) -> Iterator[Path]:
+    """A bundle with images, unpacked where nginx's workers (nobody) may read it (pytest's tmp is 0700)."""
+    release.set_images(
+        [f"{registry.host}/test/busybox:1.0", f"{registry.host}/test/app:2.0", "registry.k8s.io/pause:3.9"]
+    )
+    result = build_bundle(
+        release,
+        tmp_path,
+        "--insecure-registry",
+        registry.host,
+        "--registry-mirror",
+        f"registry.k8s.io=http://{registry.host}/mirrored",
+    )
+    assert result.returncode == 0, result.stderr
+    folder = Path(tempfile.mkdtemp(prefix="serve-bundle-"))
+    folder.chmod(0o755)
+    try:
+        subprocess.run(["tar", "-xf", str(tmp_path / "out" / f"{TOP}.tar"), "-C", str(folder)], check=True)
+        yield folder / TOP
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.fixture
+def secrets_file(tmp_path: Path) -> Path:
+    from k8s_install.cluster.secrets import generate_secrets, write_secrets
+
+    path = tmp_path / "cluster-secrets.yaml"
+    write_secrets(path, generate_secrets("servetest"))
+    return path
+
+
+@pytest.fixture
+def host_root(tmp_path: Path) -> Path:
+    """The bundle host's system image: its /etc/group (nginx's workers run as nobody), nothing else."""
+    root = tmp_path / "host"
+    (root / "etc").mkdir(parents=True)
+    shutil.copy("/etc/group", root / "etc/group")
+    return root
+
+
+def serve(root: Path, bundle: Path, secrets: Path, ports: Dict[str, int], *extra: str) -> List[str]:
+    argv = [
+        "serve",
+        *extra,
+        "--root",
+        str(root),
+        "--bundle",
+        str(bundle),
+        "--secrets",
+        str(secrets),
+        "--address",
+        "127.0.0.1",
+        "--https-port",
+        str(ports["web"]),
+        "--registry-port",
+        str(ports["registry"]),
+        "--registry-binary",
+        REGISTRY_BINARY,
+        "--nginx-binary",
+        NGINX,
+    ]
+    return argv
+
+
+def files_under(root: Path) -> Set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file() or path.is_symlink()}
+
+
+def mapped(text: str, root: Path) -> str:
+    """A path of the served machine as it is under the test's root."""
+    for folder in layout.OWN_DIRS:
+        text = text.replace(folder, f"{root}{folder}")
+    return text
+
+
+class Daemon:
+    """A service serve rendered, started as its unit says (ExecStartPre, ExecStart), its paths mapped under
+    the root; stopped by its PID."""
+
+    def __init__(self, root: Path, service: str, work: Path) -> None:
+        unit = (root / layout.unit_path(service).lstrip("/")).read_text()
+        commands = {key: value for key, _, value in (line.partition("=") for line in unit.splitlines()) if value}
+        self.root = root
+        self.work = work
+        self.pre = commands.get("ExecStartPre")
+        self.start_line = commands["ExecStart"]
+        self.process: subprocess.Popen[bytes]
+        self.log = work / f"{service}.log"
+
+    def argv(self, line: str) -> List[str]:
+        words = shlex.split(line)
+        config = Path(mapped(words[-1], self.root))
+        copy = self.work / config.name
+        copy.write_text(mapped(config.read_text(), self.root))  # the config's own paths mapped too
+        return [*words[:-1], str(copy)]
+
+    def start(self) -> Daemon:
+        if self.pre:
+            check = subprocess.run(self.argv(self.pre), capture_output=True, text=True)
+            assert check.returncode == 0, check.stderr
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(self.argv(self.start_line), stdout=log, stderr=log)
+        return self
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_for(url: str, context: ssl.SSLContext, daemon: Daemon) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert daemon.process.poll() is None, daemon.log.read_text()[-2000:]
+        try:
+            urllib.request.urlopen(url, context=context, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer: {daemon.log.read_text()[-2000:]}")
+
+
+def fetch(url: str, context: ssl.SSLContext, method: str = "GET") -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, method=method), context=context, timeout=10) as answer:
+        return answer.read()
+
+
+def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
+    served_bundle: Path, secrets_file: Path, host_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require("nginx", "docker-registry", "skopeo", "openssl")
+    ports = {"web": free_port(), "registry": free_port()}
+    before = files_under(host_root)
+
+    assert main(serve(host_root, served_bundle, secrets_file, ports, "plan")) == 0
+    planned = capsys.readouterr().out
+    assert (
+        "would load 3 of 3 image(s) into the registry" in planned and not (host_root / "etc/k8s-bundle-host").exists()
+    )
+
+    assert main(serve(host_root, served_bundle, secrets_file, ports, "--yes")) == 0
+    first = capsys.readouterr().out
+    assert "issue the serving certificate (IP:127.0.0.1, DNS:localhost)" in first
+    assert f"bundle host: files at https://127.0.0.1:{ports['web']}/" in first
+    key = host_root / layout.TLS_KEY.lstrip("/")
+    assert key.stat().st_mode & 0o777 == 0o600
+
+    # a second run changes nothing
+    stamps = {path: os.lstat(host_root / path).st_mtime_ns for path in files_under(host_root) if "log" not in path}
+    assert main(serve(host_root, served_bundle, secrets_file, ports, "--yes")) == 0
+    assert "done: 0 change(s) applied" in capsys.readouterr().out
+    assert {path: os.lstat(host_root / path).st_mtime_ns for path in stamps} == stamps
+
+    # the units are what systemd accepts (their binaries are this machine's)
+    if shutil.which("systemd-analyze"):
+        units = [host_root / layout.unit_path(service).lstrip("/") for service in layout.SERVICES]
+        check = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", *map(str, units)], capture_output=True, text=True
+        )
+        assert check.returncode == 0, check.stderr
+
+    # the services, as their units start them
+    ca = tmp_path / "ca.crt"
+    ca.write_text(yaml.safe_load(secrets_file.read_text())["ca_cert"])
+    context = ssl.create_default_context(cafile=str(ca))  # the cluster CA only, host names checked
+    (host_root / layout.NGINX_RUN.lstrip("/")).mkdir(parents=True, exist_ok=True)  # systemd's RuntimeDirectory
+    work = tmp_path / "daemons"
+    work.mkdir()
+    web = Daemon(host_root, layout.WEB_SERVICE, work).start()
+    registry = Daemon(host_root, layout.REGISTRY_SERVICE, work).start()
+    try:
+        base = f"https://127.0.0.1:{ports['web']}"
+        wait_for(f"{base}/SHA256SUMS", context, web)
+        wait_for(f"https://127.0.0.1:{ports['registry']}/v2/", context, registry)
+        sums = fetch(f"{base}/SHA256SUMS", context)
+        assert sums == (served_bundle / "SHA256SUMS").read_bytes()
+        listed = dict(reversed(line.split("  ", 1)) for line in sums.decode().splitlines())
+        for path in [name for name in listed if name.startswith(("images/blobs", "files/"))][:5] + ["bundle.yaml"]:
+            assert hashlib.sha256(fetch(f"{base}/{path}", context)).hexdigest() == listed[path], path
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            fetch(f"{base}/SHA256SUMS", context, method="DELETE")
+        assert refused.value.code in (403, 405)
+        with pytest.raises(urllib.error.URLError):  # a client without the cluster CA is refused by its own check
+            fetch(f"{base}/SHA256SUMS", ssl.create_default_context())
+
+        cert_dir = tmp_path / "certs.d"
+        cert_dir.mkdir()
+        shutil.copy(ca, cert_dir / "ca.crt")
+        bundled = {
+            image["name"]: image["digest"]
+            for image in yaml.safe_load((served_bundle / "bundle.yaml").read_text())["images"]
+        }
+        assert len(bundled) == 3
+        for name, digest in bundled.items():
+            repository = name.split("/", 1)[1].rsplit(":", 1)[0]  # the registry host dropped
+            reference = f"127.0.0.1:{ports['registry']}/{repository}@{digest}"
+            inspected = subprocess.run(
+                ["skopeo", "inspect", "--raw", "--cert-dir", str(cert_dir), f"docker://{reference}"],
+                capture_output=True,
+            )
+            assert inspected.returncode == 0, inspected.stderr
+            assert "sha256:" + hashlib.sha256(inspected.stdout).hexdigest() == digest
+            (tmp_path / "pulled" / repository).mkdir(parents=True)
+            copied = subprocess.run(
+                [
+                    "skopeo",
+                    "copy",
+                    "--src-cert-dir",
+                    str(cert_dir),
+                    f"docker://{reference}",
+                    f"dir:{tmp_path / 'pulled' / repository}",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            assert copied.returncode == 0, copied.stderr  # every blob read back and checked by skopeo
+        pushed = subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--dest-cert-dir",
+                str(cert_dir),
+                f"dir:{tmp_path / 'pulled' / 'test/app'}",
+                f"docker://127.0.0.1:{ports['registry']}/intruder:1",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert pushed.returncode != 0  # the served registry is read-only
+
+        assert main(["serve", "status", "--root", str(host_root)]) == 0
+        status = capsys.readouterr().out
+        assert "registry: 3 of 3 bundled images stored" in status
+        assert f"files:  https://127.0.0.1:{ports['web']}/" in status and "expires" in status
+    finally:
+        web.stop()
+        registry.stop()
+
+    assert main(["serve", "reset", "--yes", "--root", str(host_root)]) == 0
+    assert "serve reset: done" in capsys.readouterr().out
+    left = {path for path in files_under(host_root) - before if path != "var/log/k8s-install.log"}
+    assert left == set()
+    assert main(["serve", "status", "--root", str(host_root)]) == 0
+    assert "not set up" in capsys.readouterr().out

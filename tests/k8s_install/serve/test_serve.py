@@ -26,6 +26,7 @@ import yaml
 from k8s_install.main import main
 from k8s_install.serve import layout
 from tests.conftest import StandInRelease
+from tests.support.containerd import Containerd
 from tests.support.image_fixtures import build_bundle
 from tests.support.prerequisites import require
 from tests.support.registry import REGISTRY_BINARY, Registry, free_port
@@ -172,7 +173,12 @@ def fetch(url: str, context: ssl.SSLContext, method: str = "GET") -> bytes:
 
 
 def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
-    served_bundle: Path, secrets_file: Path, host_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    served_bundle: Path,
+    secrets_file: Path,
+    host_root: Path,
+    containerd: Containerd,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     require("nginx", "docker-registry", "skopeo", "openssl")
     ports = {"web": free_port(), "registry": free_port()}
@@ -273,6 +279,20 @@ def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
             text=True,
         )
         assert pushed.returncode != 0  # the served registry is read-only
+
+        # containerd pulls by digest through a mirror of the upstream registry pointing at the bundle host
+        hosts = tmp_path / "hosts"
+        mirror = f"https://127.0.0.1:{ports['registry']}"
+        for name, digest in bundled.items():
+            upstream = name.split("/", 1)[0]
+            (hosts / upstream).mkdir(parents=True, exist_ok=True)
+            (hosts / upstream / "hosts.toml").write_text(
+                f'server = "{mirror}"\n\n[host."{mirror}"]\n  capabilities = ["pull", "resolve"]\n  ca = "{ca}"\n'
+            )  # the bundle host, and no fallback to upstream (server is the bundle host too)
+            pulled = containerd.run_ctr(
+                "images", "pull", "--hosts-dir", str(hosts), f"{name.rsplit(':', 1)[0]}@{digest}"
+            )
+            assert pulled.returncode == 0, pulled.stderr
 
         assert main(["serve", "status", "--root", str(host_root)]) == 0
         status = capsys.readouterr().out

@@ -8,11 +8,13 @@ by digest from the registry; a second run changes nothing; status reports; reset
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shlex
 import shutil
 import ssl
 import subprocess
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -37,9 +39,30 @@ TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+def add_registry_artifact(release: StandInRelease, binary: bytes) -> None:
+    """The release's `registry` artifact: a tarball holding `binary` as `registry`, as distribution's does."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as archive:
+        for name, data in (("LICENSE", b"Apache-2.0 (stand-in)\n"), ("registry", binary)):
+            member = tarfile.TarInfo(name)
+            member.size, member.mode = len(data), 0o755
+            archive.addfile(member, io.BytesIO(data))
+    data = buffer.getvalue()
+    url_path = "/releases/registry/registry_2.8.3_linux_{arch}.tar.gz"
+    for arch in ("amd64", "arm64"):
+        release.mirror.add(f"/downloads.example.invalid{url_path.replace('{arch}', arch)}", data)
+    digest = hashlib.sha256(data).hexdigest()
+    files: List[Dict[str, object]] = release.manifest["files"]  # type: ignore[assignment]
+    files.append({"name": "registry", "version": "2.8.3", "url": f"https://downloads.example.invalid{url_path}",
+                  "sha256": {"amd64": digest, "arm64": digest}})  # fmt: skip
+    release.write()
+
+
 @pytest.fixture
 def served_bundle(release: StandInRelease, registry: Registry, tmp_path: Path) -> Iterator[Path]:
-    """A bundle with images, unpacked where nginx's workers (nobody) may read it (pytest's tmp is 0700)."""
+    """A bundle with images and Debian's docker-registry as its `registry` artifact, unpacked where nginx's
+    workers (nobody) may read it (pytest's tmp is 0700)."""
+    add_registry_artifact(release, Path(REGISTRY_BINARY).read_bytes())
     release.set_images(
         [f"{registry.host}/test/busybox:1.0", f"{registry.host}/test/app:2.0", "registry.k8s.io/pause:3.9"]
     )
@@ -95,8 +118,6 @@ def serve(root: Path, bundle: Path, secrets: Path, ports: Dict[str, int], *extra
         str(ports["web"]),
         "--registry-port",
         str(ports["registry"]),
-        "--registry-binary",
-        REGISTRY_BINARY,
         "--nginx-binary",
         NGINX,
     ]
@@ -109,7 +130,7 @@ def files_under(root: Path) -> Set[str]:
 
 def mapped(text: str, root: Path) -> str:
     """A path of the served machine as it is under the test's root."""
-    for folder in layout.OWN_DIRS:
+    for folder in (*layout.OWN_DIRS, layout.REGISTRY_BINARY):
         text = text.replace(folder, f"{root}{folder}")
     return text
 
@@ -129,8 +150,8 @@ class Daemon:
         self.log = work / f"{service}.log"
 
     def argv(self, line: str) -> List[str]:
-        words = shlex.split(line)
-        config = Path(mapped(words[-1], self.root))
+        words = [mapped(word, self.root) for word in shlex.split(line)]
+        config = Path(words[-1])
         copy = self.work / config.name
         copy.write_text(mapped(config.read_text(), self.root))  # the config's own paths mapped too
         return [*words[:-1], str(copy)]
@@ -203,9 +224,12 @@ def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
     assert "done: 0 change(s) applied" in capsys.readouterr().out
     assert {path: os.lstat(host_root / path).st_mtime_ns for path in stamps} == stamps
 
-    # the units are what systemd accepts (their binaries are this machine's)
+    # the units are what systemd accepts
     if shutil.which("systemd-analyze"):
-        units = [host_root / layout.unit_path(service).lstrip("/") for service in layout.SERVICES]
+        (tmp_path / "units").mkdir()
+        units = [tmp_path / "units" / f"{service}.service" for service in layout.SERVICES]
+        for unit in units:  # the binaries as seen from here
+            unit.write_text(mapped((host_root / layout.UNIT_DIR.lstrip("/") / unit.name).read_text(), host_root))
         check = subprocess.run(
             ["systemd-analyze", "verify", "--man=no", *map(str, units)], capture_output=True, text=True
         )
@@ -308,3 +332,81 @@ def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
     assert left == set()
     assert main(["serve", "status", "--root", str(host_root)]) == 0
     assert "not set up" in capsys.readouterr().out
+
+
+# -- bad input: one line naming what to fix, exit 1 (2 for the command line), nothing written ----------------------
+
+
+@pytest.fixture(scope="module")
+def plain_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A bundle without images and without the registry artifact, unpacked where nobody may read it."""
+    from tests.support.http_server import MirrorServer
+
+    work = tmp_path_factory.mktemp("plain")
+    mirror = MirrorServer().start()
+    try:
+        result = build_bundle(StandInRelease(mirror, work), work)
+        assert result.returncode == 0, result.stderr
+    finally:
+        mirror.stop()
+    folder = Path(tempfile.mkdtemp(prefix="serve-plain-"))
+    folder.chmod(0o755)
+    subprocess.run(["tar", "-xf", str(work / "out" / f"{TOP}.tar"), "-C", str(folder)], check=True)
+    yield folder / TOP
+    shutil.rmtree(folder)
+
+
+def refused(argv: List[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Exit 1 with one line on stderr; that line."""
+    assert main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("k8s-install.pyz: error: "), lines
+    return lines[0]
+
+
+def test_serve_refuses_bad_input_with_one_line(
+    plain_bundle: Path, secrets_file: Path, host_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ports = {"web": 8443, "registry": 5443}
+    before = files_under(host_root)
+    base = serve(host_root, plain_bundle, secrets_file, ports, "plan")
+
+    error = refused(base, capsys)  # the bundle carries no registry and none was named
+    assert "the bundle carries no registry binary (artifact registry)" in error and "--registry-binary" in error
+
+    no_secrets = [word for word in base if word != str(secrets_file)]
+    no_secrets.remove("--secrets")
+    assert "pass --secrets FILE (cluster-secrets.yaml, with ca_key)" in refused(no_secrets, capsys)
+
+    from k8s_install.cluster.secrets import load_secrets, worker_secrets, write_secrets
+
+    worker = tmp_path / "cluster-secrets-worker.yaml"
+    write_secrets(worker, worker_secrets(load_secrets(secrets_file, "servetest").secrets))
+    worker_argv = [str(worker) if word == str(secrets_file) else word for word in base]
+    assert "a worker-only secrets file has no CA key" in refused(worker_argv, capsys)
+
+    assert "--address 'no such name!'" in refused([*base, "--address", "no such name!"], capsys)
+
+    hidden = tmp_path / "private"  # pytest's tmp_path: 0700 on the way
+    shutil.copytree(plain_bundle, hidden)
+    error = refused([str(hidden) if word == str(plain_bundle) else word for word in base], capsys)
+    assert "nginx serves the bundle as user nobody, who cannot read" in error and "/srv/k8s-bundle" in error
+
+    with pytest.raises(SystemExit) as bad_port:
+        main([*base, "--https-port", "70000"])
+    assert bad_port.value.code == 2
+    capsys.readouterr()
+    assert files_under(host_root) - before <= {"var/log/k8s-install.log"}  # nothing half-written
+
+
+def test_serve_plan_with_a_named_registry_changes_nothing(
+    plain_bundle: Path, secrets_file: Path, host_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = files_under(host_root)
+    argv = serve(host_root, plain_bundle, secrets_file, {"web": 8443, "registry": 5443}, "--dry-run")
+    assert main([*argv, "--registry-binary", REGISTRY_BINARY]) == 0
+    planned = capsys.readouterr().out
+    assert "would create /etc/k8s-bundle-host/nginx.conf" in planned
+    assert "would enable k8s-bundle-web.service" in planned
+    assert "[serve-images] bundle images in the registry: ok" in planned  # a bundle without images
+    assert files_under(host_root) - before <= {"var/log/k8s-install.log"}

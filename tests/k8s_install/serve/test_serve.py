@@ -410,3 +410,24 @@ def test_serve_plan_with_a_named_registry_changes_nothing(
     assert "would enable k8s-bundle-web.service" in planned
     assert "[serve-images] bundle images in the registry: ok" in planned  # a bundle without images
     assert files_under(host_root) - before <= {"var/log/k8s-install.log"}
+
+
+def test_a_changed_address_or_port_changes_only_what_names_it(
+    plain_bundle: Path, secrets_file: Path, host_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ports = {"web": 8443, "registry": 5443}
+    argv = [*serve(host_root, plain_bundle, secrets_file, ports, "--yes"), "--registry-binary", REGISTRY_BINARY]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--address", "bundles.example.internal"]) == 0
+    renamed = capsys.readouterr().out
+    assert "issue the serving certificate (IP:127.0.0.1, DNS:bundles.example.internal, DNS:localhost)" in renamed
+    assert "done: 1 change(s) applied" in renamed  # the certificate only
+    moved = [word if word != "8443" else "8444" for word in argv] + ["--address", "bundles.example.internal"]
+    assert main(moved) == 0
+    out = capsys.readouterr().out
+    assert "update /etc/k8s-bundle-host/nginx.conf" in out and "registry.yml" not in out
+    assert "listen 8444 ssl;" in (host_root / layout.NGINX_CONF.lstrip("/")).read_text()
+    assert main(moved) == 0
+    assert "done: 0 change(s) applied" in capsys.readouterr().out
+    assert main(["serve", "reset", "--yes", "--root", str(host_root)]) == 0

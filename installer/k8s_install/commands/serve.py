@@ -146,7 +146,7 @@ def subject_names(given: List[str], host: Host) -> Tuple[Tuple[str, ...], Tuple[
     if host.live:
         from k8s_install.cluster.identity import read_local_addresses
 
-        addresses += [str(entry.address) for entry in read_local_addresses()]
+        addresses += [str(entry.address) for entry in read_local_addresses() if not entry.address.is_loopback]
         names += [name.lower() for name in (socket.gethostname(), socket.getfqdn()) if DNS_NAME.match(name)]
     addresses.append("127.0.0.1")
     names.append("localhost")

@@ -84,6 +84,15 @@ def test_serve_live_on_a_systemd_node(
     write_secrets(node.path("/root/cluster-secrets.yaml"), secrets)
     node.path("/root/ca.crt").write_text(secrets.ca_cert_pem)
 
+    # a port another program holds is named before anything changes
+    node.run(["systemd-run", "--unit=squatter", "--property=Type=exec", "python3", "-m", "http.server", "8443"])
+    node.run(["sh", "-c", "for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8443/ && exit 0; "
+              "sleep 0.2; done; exit 1"])  # fmt: skip
+    taken = serve(node, "--yes")
+    assert taken.returncode == 1 and "port 8443 is in use by another program" in taken.stderr, taken.stderr
+    assert not node.path("/etc/k8s-bundle-host").exists()
+    node.run(["systemctl", "stop", "squatter"])
+
     first = serve(node, "--yes")
     assert first.returncode == 0, first.stdout + first.stderr
     address = ADDRESS.split("/")[0]

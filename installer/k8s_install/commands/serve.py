@@ -50,6 +50,7 @@ def run_serve(args: argparse.Namespace) -> int:
     host = Host(Path(args.root or "/"), verbose=getattr(args, "verbose", False))
     bundle = node_bundle(args, host)  # verified, the signature too, before anything is served
     settings = serve_settings(args, bundle, host)
+    refuse_taken_ports(host, settings)
     node = serve_node(host, bundle, dry_run=True, no_gpgcheck=args.no_gpgcheck)
     steps = serve_steps(settings)
     if action == "plan":
@@ -69,6 +70,30 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"done: {report.change_count} change(s) applied" + (f", restarted {restarted}" if restarted else ""))
     print(f"bundle host: files at {web}, images at {registry} (TLS from the cluster CA)")
     return 0
+
+
+def refuse_taken_ports(host: Host, settings: ServeSettings) -> None:
+    """A port another program holds (haproxy's 8443 for the API VIP on a control plane) is named before any
+    change, instead of a service that never becomes ready."""
+    if not host.live:
+        return
+    ports = ((layout.WEB_SERVICE, settings.https_port, "--https-port"),
+             (layout.REGISTRY_SERVICE, settings.registry_port, "--registry-port"))  # fmt: skip
+    for service, port, option in ports:
+        ours = host.run(["systemctl", "is-active", "--quiet", f"{service}.service"], check=False).returncode == 0
+        if not ours and _listening(port):
+            raise InstallError(
+                f"port {port} is in use by another program on this machine (on a control plane haproxy holds 8443 "
+                f"for the API VIP): pass {option} PORT"
+            )
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def serve_node(host: Host, bundle: Bundle, dry_run: bool, no_gpgcheck: bool = False) -> Node:

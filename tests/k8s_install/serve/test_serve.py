@@ -367,6 +367,7 @@ def refused(argv: List[str], capsys: pytest.CaptureFixture[str]) -> str:
 def test_serve_refuses_bad_input_with_one_line(
     plain_bundle: Path, secrets_file: Path, host_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    require("nginx", "docker-registry", "openssl")
     ports = {"web": 8443, "registry": 5443}
     before = files_under(host_root)
     base = serve(host_root, plain_bundle, secrets_file, ports, "plan")
@@ -402,6 +403,7 @@ def test_serve_refuses_bad_input_with_one_line(
 def test_serve_plan_with_a_named_registry_changes_nothing(
     plain_bundle: Path, secrets_file: Path, host_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    require("nginx", "docker-registry", "openssl")
     before = files_under(host_root)
     argv = serve(host_root, plain_bundle, secrets_file, {"web": 8443, "registry": 5443}, "--dry-run")
     assert main([*argv, "--registry-binary", REGISTRY_BINARY]) == 0
@@ -415,6 +417,7 @@ def test_serve_plan_with_a_named_registry_changes_nothing(
 def test_a_changed_address_or_port_changes_only_what_names_it(
     plain_bundle: Path, secrets_file: Path, host_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    require("nginx", "docker-registry", "openssl")
     ports = {"web": 8443, "registry": 5443}
     argv = [*serve(host_root, plain_bundle, secrets_file, ports, "--yes"), "--registry-binary", REGISTRY_BINARY]
     assert main(argv) == 0

@@ -51,6 +51,7 @@ def run_serve(args: argparse.Namespace) -> int:
     bundle = node_bundle(args, host)  # verified, the signature too, before anything is served
     settings = serve_settings(args, bundle, host)
     refuse_taken_ports(host, settings)
+    warn_selinux_enforcing(host)
     node = serve_node(host, bundle, dry_run=True, no_gpgcheck=args.no_gpgcheck)
     steps = serve_steps(settings)
     if action == "plan":
@@ -86,6 +87,18 @@ def refuse_taken_ports(host: Host, settings: ServeSettings) -> None:
                 f"port {port} is in use by another program on this machine (on a control plane haproxy holds 8443 "
                 f"for the API VIP): pass {option} PORT"
             )
+
+
+def warn_selinux_enforcing(host: Host) -> None:
+    """nginx runs confined (httpd_t) under SELinux enforcing, and the bundle folder, its scratch folders and its
+    pid file carry no httpd labels: say so (nodes the installer converged are permissive already)."""
+    if not host.live or not host.which("getenforce"):
+        return
+    if host.run(["getenforce"], check=False).stdout.decode().strip() == "Enforcing":
+        print(
+            "warning: SELinux is enforcing: nginx may be denied the bundle folder (see docs/bundle-host.md#selinux); "
+            "`setenforce 0` (and SELINUX=permissive in /etc/selinux/config) as on the cluster's nodes"
+        )
 
 
 def _listening(port: int) -> bool:

@@ -44,12 +44,20 @@ def bundle_images(opened: OpenedBundle) -> List[ServedImage]:
     source = LayoutSource(opened)
     if not source.has_images():
         return []
-    found = []
+    found: List[ServedImage] = []
     for entry in source.read_json(f"{IMAGES_DIR}/index.json").get("manifests") or []:
         name = str((entry.get("annotations") or {}).get(NAME_ANNOTATION, ""))
         if name:
             target = target_for(name, "")
-            found.append(ServedImage(name, target.repository, target.reference, str(entry.get("digest", ""))))
+            image = ServedImage(name, target.repository, target.reference, str(entry.get("digest", "")))
+            clash = next((other for other in found if (other.repository, other.reference) == (
+                image.repository, image.reference) and other.digest != image.digest), None)  # fmt: skip
+            if clash is not None:
+                raise InstallError(
+                    f"{clash.name} and {name} would both be {image.repository}:{image.reference} on the bundle host "
+                    "(it serves images by their path without the registry's name): build the bundle without one"
+                )
+            found.append(image)
     return found
 
 

@@ -39,13 +39,13 @@ def test_a_second_live_run_refuses_while_the_first_holds_the_node(
     unit = "k8s-lab-fault-lock"
     first = installed.start_install(WORKER, tmp_path / "a.log", unit)
     deadline = time.monotonic() + 120
-    while "pid=" not in (node.path(LOCK).read_text() if node.path(LOCK).exists() else ""):
+    main_pid = "0"
+    while f"pid={main_pid} command=install" not in (node.path(LOCK).read_text() if node.path(LOCK).exists() else ""):
         assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "a.log").read_text()
+        main_pid = node.unit(unit, "MainPID").get("MainPID", "0")
         time.sleep(0.05)
     node.run(["systemctl", "kill", "--signal=SIGSTOP", "--kill-whom=main", unit])
     try:
-        main_pid = node.unit(unit, "MainPID")["MainPID"]
-        assert f"pid={main_pid} command=install" in node.path(LOCK).read_text()
         second = installed.install(WORKER)
         assert second.result.returncode == 1, second.output
         lines = second.result.stderr.strip().splitlines()

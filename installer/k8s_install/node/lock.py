@@ -58,7 +58,6 @@ def run_lock(host: Host, command: str, wait: bool = False, say: Callable[[str], 
         record = f"pid={os.getpid()} command={command.replace(' ', '-')} since={since}\n".encode()
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, record, 0)
-        host.log(f"=== run lock {LOCK_FILE} taken ({command})")
         try:
             yield
         finally:

@@ -36,12 +36,13 @@ def shown(moment: datetime.datetime) -> str:
 def span(delta: datetime.timedelta) -> str:
     """A duration as people say it: 3 min, 5 h 2 min, 2 days."""
     seconds = abs(int(delta.total_seconds()))
+    minutes = round(abs(delta.total_seconds()) / 60)  # the Date header counts whole seconds: 2 h 59 min 59 s is 3 h
     if seconds >= 2 * 86400:
         return f"{seconds // 86400} days"
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60} min"
     if seconds >= 60:
-        return f"{seconds // 60} min"
+        return f"{minutes} min"
     return f"{seconds} s"
 
 

@@ -58,7 +58,9 @@ def run_lock(host: Host, command: str, wait: bool = False, say: Callable[[str], 
         record = f"pid={os.getpid()} command={command.replace(' ', '-')} since={since}\n".encode()
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, record, 0)
-        host.log(f"=== run lock {LOCK_FILE} taken ({command})")
-        yield
+        try:
+            yield
+        finally:
+            os.ftruncate(descriptor, 0)  # no holder named once it is done (a crash leaves it: harmless)
     finally:
         os.close(descriptor)  # closing the last descriptor drops the lock

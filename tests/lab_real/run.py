@@ -139,6 +139,10 @@ class RealNode(LabNode):
         for key, where in KUBELET_SHIMS.items():
             (shims / key).write_text(Path(f"/proc/sys/{where}").read_text())
             self.binds.append(f"--bind={SHIM_DIR}/{key}:/proc/sys/{where}")
+        self.write_site_files()
+
+    def write_site_files(self) -> None:
+        """The lab's own files (units, kubelet drop-in): again after a reset, which may remove some."""
         unit = self.path("/etc/systemd/system/k8s-lab-real-prepare.service")
         unit.parent.mkdir(parents=True, exist_ok=True)
         unit.write_text(PREPARE_UNIT)
@@ -199,6 +203,9 @@ class RealLab(LabCluster):
 
 class RealCluster(LiveCluster):
     def installer(self, name: str, *command: str) -> List[str]:
+        """As a user runs it; the bundle is complete, so no --allow-incomplete."""
+        if command and command[0] in ("status", "reset", "join-info"):
+            return super().installer(name, *command)
         return ["./k8s-install.pyz", *command, *ROLES[name], "--yes"]
 
     def install(self, name: str, *command: str, timeout: float = 1800) -> Run:
@@ -493,6 +500,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                     )
                     raise SystemExit(1)
                 checks.attempt(f"pod network on {name}", lambda name=name: (True, write_pod_network(cluster, name)))
+            role_images = [
+                line.strip() for node in NODES for line in cluster.runs[node["name"]][0].output.splitlines()
+                if line.startswith("[role-images]")
+            ]  # fmt: skip
+            checks.check("the image check before kubeadm passes with the real kubeadm's list on every node",
+                         len(role_images) == len(NODES) and all(line.endswith(": ok") for line in role_images),
+                         "; ".join(role_images))  # fmt: skip
             run_checks(cluster, checks, before)
             for node in NODES:
                 name = node["name"]
@@ -511,6 +525,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     again.result.returncode == 0 and "done: 0 change(s)" in again.output,
                     "; ".join(summary[-1:] + changed) or again.output[-300:].strip(),
                 )
+            from tests.lab_real.lifecycle import run_lifecycle
+
+            run_lifecycle(cluster, checks, timings)
         finally:
             if os.environ.get("K8S_LAB_REAL_KEEP") == "1":
                 log(f"kept running: nodes under {work / 'nodes'} (stop them by their systemd-nspawn PIDs)")

@@ -41,10 +41,9 @@ from tests.lab.cluster import VIP, LiveCluster, Run
 from tests.lab.node import NSPAWN_FLAGS, LabCluster, LabNode
 from tests.lab.root import lab_root
 from tests.lab_real import build, images
-from tests.lab_real.bundle import NODES, TOP, build_bundle
+from tests.lab_real.bundle import NODES, build_bundle
 from tests.support.netns import wait_for
 
-BUNDLE_DIR = f"/root/{TOP}"
 ADMIN = "--kubeconfig=/etc/kubernetes/admin.conf"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBELET_SHIMS = {"kernel.panic": "kernel/panic", "kernel.panic_on_oops": "kernel/panic_on_oops"}
@@ -212,10 +211,17 @@ class RealCluster(LiveCluster):
         started = time.monotonic()
         self.count += 1
         argv = self.installer(name, *command)
-        result = self[name].run(argv, timeout=timeout, check=False, cwd=BUNDLE_DIR, unit=f"k8s-lab-run-{self.count}")
+        unit = f"k8s-lab-run-{self.count}"
+        result = self[name].run(argv, timeout=timeout, check=False, cwd=self.bundle_dir, unit=unit)
         run = Run(result, time.monotonic() - started)
         self.runs.setdefault(name, []).append(run)
         return run
+
+    @property
+    def bundle_dir(self) -> str:
+        """Where the tarball unpacks: its name without .tar (bundler build --cluster ends it with the cluster's
+        name)."""
+        return f"/root/{self.tarball.name[: -len('.tar')]}"
 
     def kubectl(self, *argv: str, node: str = "k8s-mn01", timeout: float = 60) -> subprocess.CompletedProcess:
         return self[node].run(["kubectl", ADMIN, *argv], check=False, timeout=timeout)
@@ -397,7 +403,7 @@ def run_checks(cluster: RealCluster, checks: Checks, before: Dict[str, str]) -> 
 
         def status(name: str = name) -> Tuple[bool, str]:
             shown = cluster[name].run(
-                ["./k8s-install.pyz", "status", "--json"], check=False, cwd=BUNDLE_DIR, timeout=120
+                ["./k8s-install.pyz", "status", "--json"], check=False, cwd=cluster.bundle_dir, timeout=120
             )
             if shown.returncode != 0:
                 return False, (shown.stdout + shown.stderr)[-600:]

@@ -84,6 +84,12 @@ class RoleImages(Step):
     title = "images kubeadm and Calico need, all present (nothing is ever pulled)"
     needs_running = ("containerd",)
 
+    def __init__(self) -> None:
+        self.checked = ""  # what the step's line says: how many images, asked of whom
+
+    def outcome(self, node: Node) -> Optional[str]:
+        return self.checked or None
+
     def plan(self, node: Node) -> List[Change]:
         missing, where = self.missing(node)
         if missing:
@@ -116,6 +122,8 @@ class RoleImages(Step):
         if node.bundle.has_artifact("calico-manifest"):
             cni = manifest_images(node.bundle.artifact("calico-manifest").read_text(encoding="utf-8"))
         needed = needed_images(kept, cni, node.bundle.pause_image())
+        asked = f"{len(kept)} of kubeadm's list" if kubeadm else "kubeadm not asked"
+        self.checked = f"ok, {len(needed)} image(s) checked ({asked}, {len(cni)} of Calico's, the sandbox)"
         address = node.settings.containerd_address or (DEFAULT_ADDRESS if node.host.live else None)
         if address is not None and not node.options.dry_run:
             present = list(present_images(ctr_binary(node, None), address))

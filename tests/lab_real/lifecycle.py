@@ -132,8 +132,8 @@ def reset_and_join(cluster: RealCluster, checks: Checks, timings: Dict[str, floa
         renewed = [line.split()[0] for line in again.stdout.splitlines()[1:] if line.strip()]
         joined = [line.strip() for line in info.output.splitlines() if "kubeadm join" in line]
         ok = info.result.returncode == 0 and bool(joined) and bool(renewed)
-        said = (joined or [info.output[-400:]])[0][:90]
-        return ok, f"deleted {len(ids)} token(s); join-info on {SECOND}: {said}...; tokens now {len(renewed)}"
+        said = f"printed {len(joined)} kubeadm join line(s)" if joined else info.output[-400:]
+        return ok, f"deleted {len(ids)} token(s); join-info on {SECOND}: {said}; tokens now {len(renewed)}"
 
     if not checks.attempt(f"join-info on {SECOND} renews the join token", join_info):
         return
@@ -141,7 +141,8 @@ def reset_and_join(cluster: RealCluster, checks: Checks, timings: Dict[str, floa
     def join() -> Tuple[bool, str]:
         from tests.lab_real.run import write_pod_network
 
-        assert isinstance(node, RealNode)
+        if not isinstance(node, RealNode):
+            return False, f"{WORKER} is a {type(node).__name__}, not a RealNode"
         node.write_site_files()
         node.run(["ip", "link", "delete", "cni0"], check=False)  # the stand-in bridge CNI's, from before
         run = cluster.install(WORKER)

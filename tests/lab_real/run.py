@@ -559,4 +559,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run as tests.lab_real.run, not __main__: lifecycle.py imports this module, and its classes must be these
+    from tests.lab_real import run
+
+    sys.exit(run.main())

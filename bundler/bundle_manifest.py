@@ -41,7 +41,7 @@ def assemble(
     os_target: OsTarget,
     arch: str,
     parts: Sequence[ManifestPart],
-    cluster_config: Optional[ClusterConfigFile],
+    cluster_files: Sequence[ClusterConfigFile],  # cluster.yaml first, then the registry CA it names
     incomplete: Sequence[str],
     installer: InstallerFile,
 ) -> BundleManifest:
@@ -57,6 +57,6 @@ def assemble(
         images=tuple(entry for part in parts for entry in part.images),
         rpm_repository=repositories[0] if repositories else None,
         rpms=tuple(entry for part in parts for entry in part.rpms),
-        extras=((cluster_config,) if cluster_config else ()) + tuple(entry for part in parts for entry in part.extras),
+        extras=tuple(cluster_files) + tuple(entry for part in parts for entry in part.extras),
         installer=installer,
     )

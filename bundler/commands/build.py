@@ -29,7 +29,7 @@ from bundler.preflight import check_programs, check_space, check_writable, neede
 from bundler.progress import human_size
 from bundler.sbom import add_sbom
 from bundler.signing import sign_sums
-from bundler.sources.cluster import add_cluster_config
+from bundler.sources.cluster import add_cluster_files
 from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
@@ -168,8 +168,8 @@ def run_build(options: BuildOptions) -> int:
         programs.pop("rpmkeys", None)  # only the fetched RPMs are checked with it
     check_programs(programs)
     base = read_base(options.delta_from) if options.delta_from else None
-    cluster_config = add_cluster_config(context)  # validated before anything is downloaded
-    cluster = cluster_config.cluster if cluster_config else None
+    cluster_files = add_cluster_files(context)  # validated before anything is downloaded
+    cluster = cluster_files[0].cluster if cluster_files else None
     top = bundle_dir_name(context.release.kubernetes, options.os, context.arch, cluster)
     tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
     print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)
@@ -188,7 +188,7 @@ def run_build(options: BuildOptions) -> int:
     work = Path(tempfile.mkdtemp(prefix="bundler-", dir=context.cache.root))
     try:
         installer = add_installer(context, epoch, work)
-        manifest = assemble(context.release, context.os_target, context.arch, parts, cluster_config, missing, installer)
+        manifest = assemble(context.release, context.os_target, context.arch, parts, cluster_files, missing, installer)
         manifest = dataclasses.replace(manifest, name=top)  # the folder's name, for readers given only bundle.yaml
         add_sbom(context.contents, manifest, epoch)  # after every source: it describes them all
         context.contents.add_bytes(MANIFEST_NAME, manifest.to_yaml().encode())

@@ -59,6 +59,7 @@ COMMAND_OPTIONS: Dict[str, Tuple[str, ...]] = {
     "reset": ("root", "yes", "verbose"),
     "certs": ("root", "yes", "verbose"),
     "config": ("config", "secrets", "node", "bundle", "root", "trusted_signers"),
+    "serve": BUNDLE + ("secrets", "root", "yes", "no_gpgcheck", "verbose"),
 }
 OPTION_DEFAULTS: Dict[str, object] = {"first": False, "yes": False, "no_gpgcheck": False, "verbose": False,
                                       "allow_incomplete": False, "firewall": "firewalld"}  # fmt: skip
@@ -142,6 +143,7 @@ COMMAND_HELP: Dict[str, str] = {
     "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
     "certs": "show every certificate's expiry; `certs renew` renews kubeadm's on a control plane",
     "upgrade": "move this node to the bundle's release in kubeadm's order; `upgrade plan` only shows the steps",
+    "serve": "make this machine the bundle host: nginx serves the bundle, a registry its images (status, reset)",
 }
 
 
@@ -176,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                 help="drain without kubectl's --delete-emptydir-data (default: with it; a pod with an emptyDir "
                 "volume then stops the drain)",
             )  # fmt: skip
+        if name == "serve":
+            from k8s_install.serve.options import add_serve_options
+
+            add_serve_options(sub)
     add_config_parser(commands)
     return parser
 
@@ -250,7 +256,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from k8s_install.commands import certs, images, install, join_info, reset, status, upgrade
+    from k8s_install.commands import certs, images, install, join_info, reset, serve, status, upgrade
     from k8s_install.commands.node import bundle_dir
 
     return {
@@ -264,6 +270,7 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "join-info": join_info.run_join_info,
         "certs": certs.run_certs,
         "upgrade": upgrade.run_upgrade,
+        "serve": serve.run_serve,
         "config": lambda args: run_config(args, bundle_dir(args)),
     }
 

@@ -19,6 +19,8 @@ from k8s_install.bundle_format.yaml_loader import dump_yaml, load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 CLUSTER_CONFIG = "cluster-config"  # the name of the extras entry of cluster.yaml
+REGISTRY_CA = "registry-ca"  # the name of the extras entry of the site registry's CA file cluster.yaml names
+CLUSTER_FILE_NAMES = (CLUSTER_CONFIG, REGISTRY_CA)
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,8 @@ class RpmRepository:
 
 @dataclass(frozen=True)
 class ClusterConfigFile:
-    """cluster.yaml, validated by the builder (`build --cluster`); never its secrets."""
+    """cluster.yaml, validated by the builder (`build --cluster`), or (name registry-ca) the CA certificate of
+    the site registry its `registry.ca_file` names, beside it; never its secrets."""
 
     path: str
     sha256: str
@@ -412,7 +415,18 @@ class BundleManifest:
 
     @property
     def cluster_config(self) -> Optional[ClusterConfigFile]:
-        return next((entry for entry in self.extras if isinstance(entry, ClusterConfigFile)), None)
+        return next(
+            (entry for entry in self.extras if isinstance(entry, ClusterConfigFile) and entry.name == CLUSTER_CONFIG),
+            None,
+        )
+
+    @property
+    def registry_ca(self) -> Optional[ClusterConfigFile]:
+        """The site registry's CA file cluster.yaml names, carried beside it (`build --cluster`)."""
+        return next(
+            (entry for entry in self.extras if isinstance(entry, ClusterConfigFile) and entry.name == REGISTRY_CA),
+            None,
+        )
 
     @property
     def repository_keys(self) -> Tuple[RepositoryKey, ...]:

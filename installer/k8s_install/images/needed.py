@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from typing import Callable, Iterable, List, NamedTuple, Sequence
+from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from k8s_install.errors import InstallError
 
@@ -108,3 +108,20 @@ def missing_line(missing: Sequence[NeededImage], role: str, where: str) -> str:
         "so kubeadm was not started: build the bundle from a release manifest that lists them (`kubeadm config "
         "images list` names kubeadm's), or import them with `ctr -n k8s.io images import FILE`, then run this again"
     )
+
+
+def missing_verdict(
+    missing: Sequence[NeededImage], role: str, where: str, site_registry: str, incomplete: Sequence[str]
+) -> Optional[Tuple[str, bool]]:
+    """(what to say, whether it stops the run), or None when nothing is missing. With a site registry
+    (cluster.yaml `registry:`) containerd can pull them: a note. From a bundle built --allow-incomplete the
+    operator accepted missing parts: a warning. Otherwise nothing can supply them: the error."""
+    if not missing:
+        return None
+    if site_registry:
+        names = ", ".join(image.name for image in missing)
+        return f"note: not in {where}: {names}; containerd pulls them through the site registry {site_registry}", False
+    line = missing_line(missing, role, where)
+    if incomplete:
+        return f"warning: {line} (--allow-incomplete: going on)", False
+    return line, True

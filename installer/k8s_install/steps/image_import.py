@@ -28,7 +28,7 @@ from k8s_install.images.needed import (
     for_role,
     kubeadm_images,
     missing_images,
-    missing_line,
+    missing_verdict,
     needed_images,
 )
 
@@ -78,7 +78,8 @@ class Images(Step):
 
 class RoleImages(Step):
     """Before kubeadm: every image this role will run is in containerd (or the bundle, in a plan), else one
-    line naming each missing image and nothing started. A bundle built --allow-incomplete only warns."""
+    line naming each missing image and nothing started. A bundle built --allow-incomplete only warns; with a
+    site registry (cluster.yaml `registry:`) containerd can pull what is missing, so it is only noted."""
 
     name = "role-images"
     title = "images kubeadm and Calico need, all present (nothing is ever pulled)"
@@ -92,12 +93,15 @@ class RoleImages(Step):
 
     def plan(self, node: Node) -> List[Change]:
         missing, where = self.missing(node)
-        if missing:
-            line = missing_line(missing, node.settings.role, where)
-            if node.bundle.incomplete:
-                print(f"warning: {line} (--allow-incomplete: going on)")
-            else:
+        site = node.settings.cluster_config().registry
+        said = missing_verdict(
+            missing, node.settings.role, where, site.endpoint if site else "", node.bundle.incomplete
+        )
+        if said is not None:
+            line, fatal = said
+            if fatal:
                 raise InstallError(line)
+            print(line)
         return []
 
     def missing(self, node: Node) -> Tuple[List[NeededImage], str]:

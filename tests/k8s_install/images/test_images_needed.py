@@ -19,6 +19,7 @@ from k8s_install.images.needed import (
     kubeadm_images,
     missing_images,
     missing_line,
+    missing_verdict,
     needed_images,
     normalized,
 )
@@ -149,3 +150,26 @@ def test_missing_images_in_a_real_containerd_are_named_in_one_line(
     for image in missing:
         assert containerd.run_ctr("images", "tag", source, image.name).returncode == 0
     assert missing_images(worker, present_images(containerd.ctr, containerd.socket)) == []
+
+
+MISSING = [NeededImage("registry.k8s.io/etcd:3.6.4-0", "kubeadm")]
+
+
+@pytest.mark.parametrize(
+    ("missing", "site", "incomplete", "starts", "fatal"),
+    [
+        ([], "", [], None, None),  # all there: nothing said
+        (MISSING, "", [], "1 image(s) this control-plane needs are not in containerd", True),
+        (MISSING, "", ["image registry.k8s.io/etcd"], "warning: 1 image(s)", False),  # --allow-incomplete
+        (MISSING, "registry.site:5443", [], "note: not in containerd (namespace k8s.io): registry.k8s.io/etcd", False),
+    ],
+    ids=["present", "stop", "allow-incomplete", "site-registry"],
+)
+def test_a_missing_image_stops_the_run_unless_something_can_supply_it(missing, site, incomplete, starts, fatal) -> None:  # type: ignore[no-untyped-def]
+    said = missing_verdict(missing, "control-plane", "containerd (namespace k8s.io)", site, incomplete)
+    if starts is None:
+        assert said is None
+        return
+    assert said is not None and said[0].startswith(starts) and said[1] is fatal and "\n" not in said[0]
+    if site:
+        assert said[0].endswith("containerd pulls them through the site registry registry.site:5443")

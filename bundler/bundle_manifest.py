@@ -17,6 +17,8 @@ from k8s_install.bundle_format.model import (
     ArtifactFile,
     BundleManifest,
     ClusterConfigFile,
+    Deb,
+    DebRepository,
     ExtraFile,
     Image,
     InstallerFile,
@@ -34,6 +36,8 @@ class ManifestPart:
     rpm_repository: Optional[RpmRepository] = None
     rpms: Tuple[Rpm, ...] = ()
     extras: Tuple[ExtraFile, ...] = ()
+    deb_repository: Optional[DebRepository] = None
+    debs: Tuple[Deb, ...] = ()
 
 
 def assemble(
@@ -46,6 +50,7 @@ def assemble(
     installer: InstallerFile,
 ) -> BundleManifest:
     repositories = [part.rpm_repository for part in parts if part.rpm_repository is not None]
+    apt_repositories = [part.deb_repository for part in parts if part.deb_repository is not None]
     return BundleManifest(
         kubernetes=release.kubernetes,
         os=os_target.id,
@@ -59,4 +64,6 @@ def assemble(
         rpms=tuple(entry for part in parts for entry in part.rpms),
         extras=tuple(cluster_files) + tuple(entry for part in parts for entry in part.extras),
         installer=installer,
+        deb_repository=apt_repositories[0] if apt_repositories else None,
+        debs=tuple(entry for part in parts for entry in part.debs),
     )

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.support.bundle_contract import check_built_bundles
+from tests.support.faults import FAULT_CASES, totals
 from tests.support.http_server import MirrorServer
 from tests.support.rpm_graph import (  # noqa: F401  (session fixtures: real RPM repositories, signing keys)
     impostor,
@@ -33,6 +34,7 @@ DAEMON_FIXTURES = frozenset({"pushed_images", "registry_storage", "registry", "c
 ROOT_FIXTURES = frozenset({"containerd"})
 LAB_FIGURES = "lab figures (seconds)"  # a user property of the lab's reports (tests/lab/conftest.py)
 LAB_TIMINGS: Dict[str, float] = {}
+FAULT_LINES: List[str] = []  # one line per fault case injected (tests/support/faults.py)
 
 # Commands the tests start by name (python -m bundler, ansible-playbook, ...) come from the environment that
 # runs the tests (a venv under `make test`), not from whatever else is first on PATH.
@@ -195,9 +197,16 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name == LAB_FIGURES:
             LAB_TIMINGS.update(value)  # type: ignore[arg-type]
+        if name == FAULT_CASES and report.when == "call":
+            FAULT_LINES.append(str(value))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if FAULT_LINES:
+        terminalreporter.write_sep("-", FAULT_CASES)
+        for line in sorted(FAULT_LINES):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(totals(FAULT_LINES))
     if LAB_TIMINGS:
         terminalreporter.write_sep("-", LAB_FIGURES)
         for what, seconds in LAB_TIMINGS.items():

@@ -71,6 +71,7 @@ def run_reset(args: argparse.Namespace) -> int:
         print(f"  removed /{leftover.relative_to(host.root)} (left by an interrupted run)")
     for path, record in sorted(files.items(), reverse=True):
         done = undo_file(host, path, record)
+        state.drop_file(path)  # undone: a reset cut after this point (a power cut) goes on with the rest
         print(f"  {done}")
         host.log(f"reset: {done}")
     packages = state.packages()

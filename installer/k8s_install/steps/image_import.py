@@ -31,6 +31,24 @@ from k8s_install.images.needed import (
     missing_verdict,
     needed_images,
 )
+from k8s_install.node import facts
+
+
+def no_space_for_images(node: Node, count: int) -> str:
+    """containerd's filesystem filled during an import: where, how much the images need, how much is there."""
+    from k8s_install.node.atomic import existing_folder
+    from k8s_install.steps.containerd import containerd_root_dir
+    from k8s_install.steps.disk_space import UNPACKED, image_blobs_missing
+    from k8s_install.units import human_size
+
+    where = node.host.path(containerd_root_dir)
+    free = facts.disk_free(existing_folder(where))
+    needed = UNPACKED * image_blobs_missing(node)
+    return (
+        f"{containerd_root_dir}: no space left on its filesystem while importing {count} image(s) into containerd "
+        f"(they need about {human_size(needed)}, {human_size(free)} available): free space there, then run again "
+        "(the images not imported are imported then)"
+    )
 
 
 def ctr_binary(node: Node, explicit: Optional[str] = None) -> str:
@@ -70,7 +88,12 @@ class Images(Step):
         names = ", ".join(image.name for image in wanted)
 
         def load() -> None:
-            self.imported = import_images(bundle, ctr, address, snapshotter=self.snapshotter)
+            try:
+                self.imported = import_images(bundle, ctr, address, snapshotter=self.snapshotter)
+            except InstallError as error:
+                if "no space left on device" in str(error).lower():
+                    raise InstallError(no_space_for_images(node, len(wanted))) from None
+                raise
             check_images_present(bundle, ctr, address)
 
         return [Change(f"import {len(wanted)} image(s) into containerd k8s.io: {names}", load)]

@@ -25,6 +25,9 @@ from typing import Dict, Iterator, List, Set
 import pytest
 import yaml
 
+from k8s_install.bundle_format.opened import open_bundle
+from k8s_install.bundle_url.client import BundleHost
+from k8s_install.bundle_url.fetch import fetch_bundle
 from k8s_install.main import main
 from k8s_install.serve import layout
 from tests.conftest import StandInRelease
@@ -258,6 +261,13 @@ def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
         assert refused.value.code in (403, 405)
         with pytest.raises(urllib.error.URLError):  # a client without the cluster CA is refused by its own check
             fetch(f"{base}/SHA256SUMS", ssl.create_default_context())
+
+        # a worker fills its bundle folder from this host (--bundle-url, docs/bundle-url.md), every file checked
+        node = tmp_path / "node" / served_bundle.name
+        fetched = fetch_bundle(BundleHost(base, ca.read_text(), str(ca)), node, None, "worker", echo=lambda _: None)
+        assert fetched.fetched_files == len(fetched.needed)
+        with open_bundle(node, needed=fetched.needed) as opened:
+            assert len(opened.files) == len(fetched.needed)
 
         cert_dir = tmp_path / "certs.d"
         cert_dir.mkdir()

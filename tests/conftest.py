@@ -11,6 +11,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 import yaml
 
+from tests.support import session_cache
 from tests.support.bundle_contract import check_built_bundles
 from tests.support.http_server import MirrorServer
 from tests.support.rpm_graph import (  # noqa: F401  (session fixtures: real RPM repositories, signing keys)
@@ -61,6 +62,12 @@ def python39() -> str:
     if not found:
         pytest.skip("no Python 3.9 interpreter found (set PYTHON39 or install 3.9 with pyenv)")
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What the run builds once for every xdist worker (tests/support/session_cache.py) lives in the run's folder."""
+    session_cache.FOLDER = session_cache.session_folder(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

@@ -181,7 +181,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks (and -m the tiers)
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     """Tier markers from the folder and the fixtures; under pytest-xdist, a module's tests stay together (its
-    module fixtures are made once) and the whole lab in one worker (its nodes are shared session fixtures)."""
+    module fixtures are made once) and the lab in one worker (its nodes are shared session fixtures), but for a
+    lab module that boots nodes of its own and says so with `pytestmark = pytest.mark.xdist_group(NAME)`."""
     parallel = config.pluginmanager.hasplugin("xdist")
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -192,7 +193,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.add_marker(pytest.mark.daemons)
         if in_lab or fixtures & ROOT_FIXTURES:
             item.add_marker(pytest.mark.root)
-        if parallel:
+        if parallel and not item.get_closest_marker("xdist_group"):  # a lab module may name a group of its own
             item.add_marker(pytest.mark.xdist_group("lab" if in_lab else item.path.stem))
 
 

@@ -40,6 +40,8 @@ CONTROL_PLANES = ("k8s-mn01", "k8s-mn02")
 REMOTE_DIR = "/var/lib/k8s-bundle"  # the playbook's default
 DEBIAN_OS_RELEASE = 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
 INSTALL_TASK = "Install (k8s-install.pyz --yes)"
+# Its own nodes (the fleet fixture): under pytest-xdist it runs beside the other lab modules, in the other worker
+pytestmark = pytest.mark.xdist_group("lab-ansible")
 
 
 class Fleet(NamedTuple):

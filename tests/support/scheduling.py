@@ -16,7 +16,8 @@ from xdist.scheduler import LoadGroupScheduling
 
 # seconds a group took on a fresh two-core CI machine (`make test --durations`), roughly; update as they move
 LONG_GROUPS: Dict[str, int] = {
-    "lab": 900,  # its root (debootstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
+    "lab": 600,  # its root (debootstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
+    "lab-ansible": 400,  # tests/lab/test_ansible_lab.py: three nodes of its own, the playbooks run live
     "test_cluster_ansible": 450,
     "test_node_install": 120,
     "test_new_user": 120,

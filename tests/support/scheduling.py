@@ -18,7 +18,8 @@ from xdist.scheduler import LoadGroupScheduling
 LONG_GROUPS: Dict[str, int] = {
     "lab": 600,  # its root (debootstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
     "lab-ansible": 400,  # tests/lab/test_ansible_lab.py: three nodes of its own, the playbooks run live
-    "test_cluster_ansible": 450,
+    "test_cluster_ansible": 300,
+    "test_cluster_ansible-upgrade": 200,  # its longest test, a group of its own
     "test_node_install": 120,
     "test_new_user": 120,
     "test_demo": 60,

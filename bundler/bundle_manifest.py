@@ -17,6 +17,8 @@ from k8s_install.bundle_format.model import (
     ArtifactFile,
     BundleManifest,
     ClusterConfigFile,
+    Deb,
+    DebRepository,
     ExtraFile,
     Image,
     InstallerFile,
@@ -34,6 +36,8 @@ class ManifestPart:
     rpm_repository: Optional[RpmRepository] = None
     rpms: Tuple[Rpm, ...] = ()
     extras: Tuple[ExtraFile, ...] = ()
+    deb_repository: Optional[DebRepository] = None
+    debs: Tuple[Deb, ...] = ()
 
 
 def assemble(
@@ -41,11 +45,12 @@ def assemble(
     os_target: OsTarget,
     arch: str,
     parts: Sequence[ManifestPart],
-    cluster_config: Optional[ClusterConfigFile],
+    cluster_files: Sequence[ClusterConfigFile],  # cluster.yaml first, then the registry CA it names
     incomplete: Sequence[str],
     installer: InstallerFile,
 ) -> BundleManifest:
     repositories = [part.rpm_repository for part in parts if part.rpm_repository is not None]
+    apt_repositories = [part.deb_repository for part in parts if part.deb_repository is not None]
     return BundleManifest(
         kubernetes=release.kubernetes,
         os=os_target.id,
@@ -57,6 +62,8 @@ def assemble(
         images=tuple(entry for part in parts for entry in part.images),
         rpm_repository=repositories[0] if repositories else None,
         rpms=tuple(entry for part in parts for entry in part.rpms),
-        extras=((cluster_config,) if cluster_config else ()) + tuple(entry for part in parts for entry in part.extras),
+        extras=tuple(cluster_files) + tuple(entry for part in parts for entry in part.extras),
         installer=installer,
+        deb_repository=apt_repositories[0] if apt_repositories else None,
+        debs=tuple(entry for part in parts for entry in part.debs),
     )

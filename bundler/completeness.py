@@ -46,10 +46,10 @@ class Inventory:
     """What the plan will put into the bundle."""
 
     os_id: str
-    installs_rpms: bool
+    installs_rpms: bool  # Kubernetes from OS packages: RPMs, or .debs on Debian and Ubuntu targets
     kubernetes: str
     files: Tuple[str, ...]  # file artifact names
-    rpms: Tuple[str, ...]  # RPM package names of the closure
+    rpms: Tuple[str, ...]  # package names of the closure (RPMs or .debs)
     images: Tuple[str, ...]  # full image names
     images_from_files: Tuple[str, ...]
 

@@ -153,7 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     build.add_argument("--manifest", type=Path, metavar="FILE", help="a release manifest file instead of --k8s")
     build.add_argument("--arch", choices=("amd64", "arm64"), default="amd64", help="target arch (default amd64)")
-    build.add_argument("--os", default="rocky9", help="target OS id (default rocky9; alma9, rhel9 are aliases)")
+    build.add_argument(
+        "--os",
+        default="rocky9",
+        help="target OS id (default rocky9; alma9, rhel9 are aliases; debian12, ubuntu2204 and ubuntu2404 are built "
+        "on a Debian or Ubuntu machine)",
+    )
     build.add_argument("--output", type=Path, default=Path("."), metavar="DIR", help="where the tarball goes")
     build.add_argument("--cache", type=Path, metavar="DIR", help=f"download cache (default {DEFAULT_CACHE})")
     build.add_argument("--jobs", type=_positive, default=4, metavar="N", help="parallel downloads (default 4)")

@@ -1,6 +1,6 @@
 """The release manifest: one YAML file per Kubernetes version, read into typed records.
 
-Format (see manifests/k8s-1.29.6.yaml): `kubernetes`, `os` (target id -> {rpms, aliases}), `arches`,
+Format (see manifests/k8s-1.29.6.yaml): `kubernetes`, `os` (target id -> {rpms or debs, aliases}), `arches`,
 `files` (name, version, url with {arch} or `arch: noarch`, optional executable / without_rpms_only),
 `images` (references), `images_from_files` (file artifacts whose YAML lists more images).
 """
@@ -27,6 +27,12 @@ class OsTarget:
     id: str
     rpms: bool
     aliases: Tuple[str, ...] = ()
+    debs: bool = False  # Kubernetes and what it needs from apt repositories (the manifest's `deb:` section)
+
+    @property
+    def packaged(self) -> bool:
+        """Kubernetes comes from OS packages (RPMs or .debs), not from the binary files."""
+        return self.rpms or self.debs
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class Release:
             raise BundlerError(f"{self.source}: arch {arch!r} is not built; supported: {', '.join(self.arches)}")
         chosen = []
         for spec in self.files:
-            if spec.without_rpms_only and os_target.rpms:
+            if spec.without_rpms_only and os_target.packaged:
                 continue
             spec_arch = spec.arch or arch
             chosen.append(
@@ -147,7 +153,10 @@ def parse_release(data: Dict[str, Any], source: Path) -> Release:
     for os_id, spec in (_require(data, "os", dict, where)).items():
         spec = spec or {}
         aliases = tuple(str(a) for a in spec.get("aliases", []))
-        os_targets[str(os_id)] = OsTarget(str(os_id), bool(spec.get("rpms", False)), aliases)
+        rpms, debs = bool(spec.get("rpms", False)), bool(spec.get("debs", False))
+        if rpms and debs:
+            raise BundlerError(f"{where}: os.{os_id}: a target takes its packages from RPMs or from .debs, not both")
+        os_targets[str(os_id)] = OsTarget(str(os_id), rpms, aliases, debs)
     arches = tuple(str(a) for a in _require(data, "arches", list, where))
     for known in arches:
         if known not in KNOWN_ARCHES:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from bundler.bundle_writer import remove_quietly
+from bundler.deb.spec import deb_spec
 from bundler.errors import BundlerError
 from bundler.manifest import OsTarget, Release
 from bundler.paths import key_pins_path
@@ -27,6 +28,8 @@ INSTALL_HINTS = {
     "rpmkeys": "the rpm package: `apt-get install rpm` or `dnf install rpm`",
     "gpg": "gnupg: `apt-get install gnupg` or `dnf install gnupg2`",
     "gpgv": "gnupg: `apt-get install gpgv` or `dnf install gnupg2`",
+    "apt-get": "apt: Debian and Ubuntu targets are built on a Debian or Ubuntu machine (apt resolves their packages)",
+    "apt-ftparchive": "apt-utils: `apt-get install apt-utils`",
 }
 HEADROOM = 1 << 20  # the installer, bundle.yaml, the SBOM and tar headers on top of the blobs
 
@@ -46,7 +49,14 @@ def check_writable(folder: Path, flag: str) -> None:
 
 
 def needed_programs(release: Release, os_target: OsTarget, arch: str) -> Dict[str, str]:
-    """program -> why this build runs it, from the manifest's RPM repositories."""
+    """program -> why this build runs it, from the manifest's RPM or apt repositories."""
+    if os_target.debs and deb_spec(release.raw, os_target.id, str(release.source)) is not None:
+        return {
+            "apt-get": f"to resolve {os_target.id}'s packages as apt does",
+            "apt-ftparchive": "to write the bundle's apt repository",
+            "gpg": "to read the apt repositories' pinned keys and sign the bundle's repository",
+            "gpgv": "to check the apt repositories' InRelease signatures",
+        }
     spec = rpm_spec(release.raw, os_target.id, str(release.source)) if os_target.rpms else None
     if spec is None:
         return {}

@@ -204,6 +204,22 @@ def _add_rpms(document: _Document, manifest: BundleManifest, contents: BundleCon
         )  # fmt: skip
 
 
+def _add_debs(document: _Document, manifest: BundleManifest, bundle: str) -> None:
+    """Each .deb as an SPDX package with its purl (pkg:deb/<repository id>/<name>@<version>?arch=)."""
+    repositories = manifest.deb_repository.repositories if manifest.deb_repository else ()
+    urls = {repo.id: repo.url for repo in repositories}
+    for entry in manifest.debs:
+        qualifiers = {"arch": entry.arch, "repository_url": urls.get(entry.repository, "")}
+        purl = f"pkg:deb/{quote(entry.repository or 'unknown')}/{quote(entry.name)}@{quote(entry.version)}"
+        document.add(
+            {"SPDXID": document.new_id("Deb", f"{entry.name}_{entry.version}_{entry.arch}"), "name": entry.name,
+             "versionInfo": entry.version, "packageFileName": entry.path, "checksums": _sha256(entry.sha256),
+             "licenseDeclared": NOASSERTION, "licenseConcluded": NOASSERTION, "primaryPackagePurpose": "INSTALL",
+             "externalRefs": _purl(purl + _qualifiers(qualifiers)), "sourceInfo": f"repository {entry.repository}"},
+            bundle,
+        )  # fmt: skip
+
+
 def _image_layers(contents: BundleContents, digest: str) -> List[Dict[str, Any]]:
     data = _read_entry(contents, blob_path(digest))
     if data is None:
@@ -261,6 +277,7 @@ def sbom_document(manifest: BundleManifest, contents: BundleContents, epoch: int
     )  # fmt: skip
     _add_files(document, manifest, bundle)
     _add_rpms(document, manifest, contents, bundle)
+    _add_debs(document, manifest, bundle)
     _add_images(document, manifest, contents, bundle)
     describes = {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": bundle}
     result: Dict[str, Any] = {

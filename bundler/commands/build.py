@@ -29,7 +29,8 @@ from bundler.preflight import check_programs, check_space, check_writable, neede
 from bundler.progress import human_size
 from bundler.sbom import add_sbom
 from bundler.signing import sign_sums
-from bundler.sources.cluster import add_cluster_config
+from bundler.sources.cluster import add_cluster_files
+from bundler.sources.debs import plan_debs
 from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
 from bundler.sources.rpms import plan_rpms
@@ -111,10 +112,15 @@ def resolve_plan(context: BuildContext) -> Plan:
     if context.os_target.rpms and context.release.raw.get("rpm"):
         print("  reading the RPM repositories' metadata and solving the packages", file=sys.stderr, flush=True)
     rpms = plan_rpms(context)  # before images: a bad repository fails before any registry is asked
+    if context.os_target.debs and context.release.raw.get("deb"):
+        print(
+            "  reading the apt repositories' metadata and resolving the packages with apt", file=sys.stderr, flush=True
+        )
+    debs = plan_debs(context)
     if context.release.images or context.release.images_from_files or context.options.images.any_images:
         print("  reading the image indexes, manifests and configs", file=sys.stderr, flush=True)
     images = plan_images(context)
-    return Plan([files, images] + ([rpms] if rpms is not None else []))
+    return Plan([files, images] + [source for source in (rpms, debs) if source is not None])
 
 
 def missing_from(context: BuildContext, plan: Plan) -> List[str]:
@@ -122,10 +128,10 @@ def missing_from(context: BuildContext, plan: Plan) -> List[str]:
     by_kind: Dict[str, SourcePlan] = {source.kind: source for source in plan.sources}
     inventory = Inventory(
         os_id=context.os_target.id,
-        installs_rpms=context.os_target.rpms,
+        installs_rpms=context.os_target.packaged,
         kubernetes=context.release.kubernetes,
         files=tuple(blob.name for blob in by_kind["files"].blobs),
-        rpms=tuple(by_kind["rpms"].details.get("packages", ())) if "rpms" in by_kind else (),
+        rpms=tuple(name for kind in ("rpms", "debs") if kind in by_kind for name in by_kind[kind].details["packages"]),
         images=tuple(by_kind["images"].details.get("images", ())),
         images_from_files=context.release.images_from_files,
     )
@@ -166,10 +172,11 @@ def run_build(options: BuildOptions) -> int:
     programs = needed_programs(context.release, context.os_target, context.arch)
     if options.dry_run:
         programs.pop("rpmkeys", None)  # only the fetched RPMs are checked with it
+        programs.pop("apt-ftparchive", None)  # only the bundle's apt repository is written with it
     check_programs(programs)
     base = read_base(options.delta_from) if options.delta_from else None
-    cluster_config = add_cluster_config(context)  # validated before anything is downloaded
-    cluster = cluster_config.cluster if cluster_config else None
+    cluster_files = add_cluster_files(context)  # validated before anything is downloaded
+    cluster = cluster_files[0].cluster if cluster_files else None
     top = bundle_dir_name(context.release.kubernetes, options.os, context.arch, cluster)
     tarball = output_dir / (f"{top}-delta.tar" if base else f"{top}.tar")
     print(f"resolving {tarball.name} (cache {context.cache.root})", file=sys.stderr)
@@ -188,7 +195,7 @@ def run_build(options: BuildOptions) -> int:
     work = Path(tempfile.mkdtemp(prefix="bundler-", dir=context.cache.root))
     try:
         installer = add_installer(context, epoch, work)
-        manifest = assemble(context.release, context.os_target, context.arch, parts, cluster_config, missing, installer)
+        manifest = assemble(context.release, context.os_target, context.arch, parts, cluster_files, missing, installer)
         manifest = dataclasses.replace(manifest, name=top)  # the folder's name, for readers given only bundle.yaml
         add_sbom(context.contents, manifest, epoch)  # after every source: it describes them all
         context.contents.add_bytes(MANIFEST_NAME, manifest.to_yaml().encode())

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from bundler import paths
 from bundler.cache import DEFAULT_CACHE, Cache
 from bundler.checksums import load_pins
+from bundler.deb.spec import deb_spec
 from bundler.download import mirrored_url
 from bundler.manifest import OsTarget, Release
 from bundler.oci.reference import ImageRef, parse_reference
@@ -108,6 +109,10 @@ def collect_hosts(request: HostsRequest) -> HostList:
         found.add(mirrored_url(repo.url_for(request.arch, request.rpm_mirror), request.mirror), f"rpm {repo.id}")
         if repo.gpgkey:
             found.add(mirrored_url(repo.gpgkey, request.mirror), f"rpm {repo.id} key")
+    debs = deb_spec(release.raw, target.id, str(release.source)) if target.debs else None
+    for apt_repo in debs.repositories if debs is not None else ():
+        found.add(mirrored_url(apt_repo.url_for(request.arch), request.mirror), f"deb {apt_repo.id}")
+        found.add(mirrored_url(apt_repo.key, request.mirror), f"deb {apt_repo.id} key")
     for ref in _images(request, found):
         endpoint = endpoint_for(ref, request.registry)
         found.add(endpoint.base, f"image {ref.name}")

@@ -22,7 +22,11 @@ def describe(release: Release) -> Dict[str, Any]:
         "kubernetes": release.kubernetes,
         "manifest": str(release.source),
         "os": [
-            {"id": t.id, "aliases": list(t.aliases), "kubernetes_from": "rpms" if t.rpms else "files"}
+            {
+                "id": t.id,
+                "aliases": list(t.aliases),
+                "kubernetes_from": "rpms" if t.rpms else "debs" if t.debs else "files",
+            }
             for t in release.os_targets.values()
         ],
         "arches": list(release.arches),

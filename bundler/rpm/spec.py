@@ -15,6 +15,8 @@ rpm:
                                  # whenever the key is pinned)
         mirrors: {aliyun: https://mirrors.aliyun.com/kubernetes-new/core/stable/v1.29/rpm/}
     packages: ["kubeadm = 1.29.6", socat]   # `name` or `name OP version`; a version pins the name
+    host_packages: [nginx]                  # optional: resolved into the repository too, for the bundle host
+                                            # (`k8s-install.pyz serve`), never installed on the nodes
     assumed_installed: [glibc, bash]        # left out of the minimal closure
 ```
 """
@@ -59,6 +61,12 @@ class RpmSpec:
     repositories: Tuple[RepositorySpec, ...]
     packages: Tuple[Dependency, ...]
     assumed_installed: Tuple[str, ...]
+    host_packages: Tuple[Dependency, ...] = ()  # in the repository for `serve`; nodes do not install them
+
+    @property
+    def requests(self) -> Tuple[Dependency, ...]:
+        """Everything the repository must hold: the nodes' packages, then the bundle host's."""
+        return self.packages + self.host_packages
 
     @property
     def mirror_names(self) -> Tuple[str, ...]:
@@ -156,13 +164,22 @@ def rpm_spec(raw: Dict[str, Any], os_id: str, source: str) -> Optional[RpmSpec]:
     ids = [r.id for r in repositories]
     if len(set(ids)) != len(ids):
         raise BundlerError(f"{where}.repositories: two repositories share one id")
-    packages = []
-    for index, text in enumerate(_string_list(entry.get("packages"), f"{where}.packages")):
-        try:
-            packages.append(parse_simple(text))
-        except ValueError as error:
-            raise BundlerError(f"{where}.packages[{index}]: {error}") from None
+    packages = _dependencies(entry, "packages", where)
     if not packages:
         raise BundlerError(f"{where}: field 'packages' must list at least one package")
+    host_packages = _dependencies(entry, "host_packages", where)
+    both = {p.name for p in packages} & {p.name for p in host_packages}
+    if both:
+        raise BundlerError(f"{where}.host_packages: {sorted(both)[0]} is in packages already (nodes install it)")
     assumed = _string_list(entry.get("assumed_installed"), f"{where}.assumed_installed")
-    return RpmSpec(repositories, tuple(packages), assumed)
+    return RpmSpec(repositories, packages, assumed, host_packages)
+
+
+def _dependencies(entry: Dict[str, Any], field: str, where: str) -> Tuple[Dependency, ...]:
+    found = []
+    for index, text in enumerate(_string_list(entry.get(field), f"{where}.{field}")):
+        try:
+            found.append(parse_simple(text))
+        except ValueError as error:
+            raise BundlerError(f"{where}.{field}[{index}]: {error}") from None
+    return tuple(found)

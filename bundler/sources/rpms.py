@@ -65,11 +65,11 @@ def resolve(context: BuildContext, spec: RpmSpec, repos: List[RemoteRepository],
     """Read every repository's metadata and let libsolv choose the packages (see bundler/rpm/solver.py)."""
     require_libsolv()
     metadata = [repo.load() for repo in repos]
-    pins: Dict[str, Dependency] = {p.name: p for p in spec.packages if p.flags is not None}
+    pins: Dict[str, Dependency] = {p.name: p for p in spec.requests if p.flags is not None}
     for name, (pin, _) in lock_pins(context.lock).items():
         pins[name] = pin
     where = f"{context.release.source}: rpm.{context.os_target.id}"
-    return solve(metadata, spec.packages, pins, spec.assumed_installed, policy, where)
+    return solve(metadata, spec.requests, pins, spec.assumed_installed, policy, where)
 
 
 def _plan_package(context: BuildContext, repo: RemoteRepository, package: Package) -> Blob:
@@ -202,7 +202,7 @@ def publish(
     checked: Dict[str, int],
 ) -> ManifestPart:
     repodata = write_repodata(published, source_date_epoch())
-    prove_installable(repodata, spec.packages, resolution, policy.arch)  # before anything is written
+    prove_installable(repodata, spec.requests, resolution, policy.arch)  # before anything is written
     for path, data in sorted(repodata.items()):
         context.contents.add_bytes(f"{RPMS_DIR}/{path}", data)
     entries = []
@@ -233,7 +233,7 @@ def publish(
         assumed_installed=tuple(a.record() for a in resolution.assumed),
         install=tuple(
             InstallRequest(name, versions[name].nevra, exact=request.flags is not None)
-            for request, name in zip(spec.packages, resolution.requested)
+            for request, name in zip(spec.packages, resolution.requested)  # the nodes'; host_packages follow
         ),
         repositories=tuple(_repository_record(repo, mirror, checked.get(repo.id)) for repo in repos),
     )

@@ -42,23 +42,25 @@ EPILOG = (
 
 IDENTITY = ("role", "first", "node", "config", "secrets")  # which node this is (cluster.yaml, its secrets)
 BUNDLE = ("bundle", "trusted_signers")  # which bundle, and who must have signed it
+REMOTE = ("bundle_url", "bundle_ca")  # fill the bundle folder from a bundle host first (docs/bundle-url.md)
 CONVERGE = ("firewall", "ignore_preflight", "containerd_address", "no_gpgcheck", "allow_incomplete")
-INSTALL = IDENTITY + BUNDLE + CONVERGE + ("root", "yes", "verbose")
+INSTALL = IDENTITY + BUNDLE + REMOTE + CONVERGE + ("root", "yes", "verbose")
 # The node options each command takes (by dest); any other is refused (exit 2) instead of ignored. `upgrade`
 # takes the install's: it is run with the same arguments as the install was.
 COMMAND_OPTIONS: Dict[str, Tuple[str, ...]] = {
     "install": INSTALL,
     "upgrade": INSTALL,
     "plan": tuple(name for name in INSTALL if name != "yes"),
-    "preflight": IDENTITY + BUNDLE + ("root", "ignore_preflight", "allow_incomplete", "verbose"),
-    "verify": BUNDLE + ("root", "role", "secrets"),  # role and secrets: where the recorded signers are
-    "images": BUNDLE + ("root", "role", "secrets", "containerd_address", "verbose"),
+    "preflight": IDENTITY + BUNDLE + REMOTE + ("root", "ignore_preflight", "allow_incomplete", "verbose"),
+    "verify": BUNDLE + REMOTE + ("root", "role", "secrets"),  # role and secrets: where the recorded signers are
+    "images": BUNDLE + REMOTE + ("root", "role", "secrets", "containerd_address", "verbose"),
     "images push": BUNDLE + ("root", "role", "secrets"),
     "status": ("bundle", "root", "containerd_address"),
     "join-info": IDENTITY + BUNDLE + ("root", "verbose"),
     "reset": ("root", "yes", "verbose"),
     "certs": ("root", "yes", "verbose"),
     "config": ("config", "secrets", "node", "bundle", "root", "trusted_signers"),
+    "serve": BUNDLE + ("secrets", "root", "yes", "no_gpgcheck", "verbose"),
 }
 OPTION_DEFAULTS: Dict[str, object] = {"first": False, "yes": False, "no_gpgcheck": False, "verbose": False,
                                       "allow_incomplete": False, "firewall": "firewalld"}  # fmt: skip
@@ -87,6 +89,14 @@ def node_options(shown: Sequence[str] = INSTALL) -> argparse.ArgumentParser:
         "--secrets", metavar="FILE", help="cluster-secrets.yaml (default: the installed copy, else beside the bundle)"
     )
     option("--bundle", metavar="DIR", help="the unpacked bundle (default: the folder of this file)")
+    option(
+        "--bundle-url", metavar="URL",
+        help="fetch what this role needs from the bundle host (https://HOST:8443) into the bundle folder first",
+    )  # fmt: skip
+    option(
+        "--bundle-ca", metavar="FILE",
+        help="CA certificate the bundle host's TLS certificate must be signed by (default: the cluster CA)",
+    )  # fmt: skip
     option("--root", metavar="DIR", help="apply to a mounted system image instead of / (no live changes)")
     switch("--yes", "-y", help="apply without asking")
     option(
@@ -142,6 +152,7 @@ COMMAND_HELP: Dict[str, str] = {
     "reset": "undo what the installer did: stop services, remove what it installed, restore backups",
     "certs": "show every certificate's expiry; `certs renew` renews kubeadm's on a control plane",
     "upgrade": "move this node to the bundle's release in kubeadm's order; `upgrade plan` only shows the steps",
+    "serve": "make this machine the bundle host: nginx serves the bundle, a registry its images (status, reset)",
 }
 
 
@@ -176,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
                 help="drain without kubectl's --delete-emptydir-data (default: with it; a pod with an emptyDir "
                 "volume then stops the drain)",
             )  # fmt: skip
+        if name == "serve":
+            from k8s_install.serve.options import add_serve_options
+
+            add_serve_options(sub)
     add_config_parser(commands)
     return parser
 
@@ -191,7 +206,13 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     """What argparse cannot see alone but is still a bad command line: exit 2 with its usage line."""
     if args.first and args.role == "worker":
         parser.error("--first names the first control plane: it does not go with --role worker")
+    if getattr(args, "bundle_ca", None) and not getattr(args, "bundle_url", None):
+        parser.error("--bundle-ca FILE checks the bundle host of --bundle-url: give --bundle-url too")
     try:
+        if getattr(args, "bundle_url", None):
+            from k8s_install.bundle_url.client import normalise_url
+
+            normalise_url(args.bundle_url)
         if args.ignore_preflight:
             from k8s_install.commands.cluster_settings import ignored_checks
 
@@ -250,7 +271,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from k8s_install.commands import certs, images, install, join_info, reset, status, upgrade
+    from k8s_install.commands import certs, images, install, join_info, reset, serve, status, upgrade
     from k8s_install.commands.node import bundle_dir
 
     return {
@@ -264,6 +285,7 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
         "join-info": join_info.run_join_info,
         "certs": certs.run_certs,
         "upgrade": upgrade.run_upgrade,
+        "serve": serve.run_serve,
         "config": lambda args: run_config(args, bundle_dir(args)),
     }
 

@@ -15,6 +15,7 @@ from k8s_install.steps.kubelet import KubeletEnabled
 from k8s_install.steps.leftovers import Leftovers
 from k8s_install.steps.packages import Packages
 from k8s_install.steps.preflight import Preflight
+from k8s_install.steps.registry import RegistryMirrors
 from k8s_install.steps.runtime import RuntimeBinaries
 from k8s_install.steps.system import Hostname, Selinux, Swap
 
@@ -34,6 +35,7 @@ def node_steps() -> List[Step]:
         Sysctl(),
         RuntimeBinaries(),  # after the packages: CNI plugins 1.4.0 win over kubernetes-cni's
         ContainerdConfig(),
+        RegistryMirrors(),  # hosts.toml: containerd reads them at each pull, no restart
         RuntimeServices(),
         Images(),
         KubeletEnabled(),
@@ -60,5 +62,5 @@ def upgrade_steps(role: str, first: bool) -> List[Step]:
         before += [upgrade.Drain(), *kubeadm]
     else:  # control planes: the control plane first, then drained for the kubelet
         before += [*kubeadm, upgrade.Drain()]
-    runtime: List[Step] = [RuntimeBinaries(), ContainerdConfig(), Packages()]
+    runtime: List[Step] = [RuntimeBinaries(), ContainerdConfig(), RegistryMirrors(), Packages()]
     return before + runtime + [upgrade.KubeletRestart(), upgrade.Uncordon(), upgrade.KubeadmConfigFiles()]

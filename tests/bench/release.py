@@ -37,7 +37,7 @@ RATE = os.environ.get("BENCH_RATE", "100mbit")
 MIB = 1 << 20
 FILES = {  # name -> MiB, shaped like the real artifacts
     "containerd": 45, "runc": 10, "cni-plugins": 43, "buildkit": 70, "nerdctl": 9, "crictl": 19,
-    "calicoctl": 80, "helm": 40, "etcd": 21,
+    "calicoctl": 80, "helm": 40, "etcd": 21, "registry": 7,
 }  # fmt: skip
 IMAGES = {  # name -> (shared base layer, own layer sizes in MiB)
     "registry.k8s.io/kube-apiserver:v1.29.6": ("distroless", (31,)),

@@ -125,7 +125,10 @@ def test_two_clusters_of_one_release_get_two_bundles(release: StandInRelease, tm
 def test_releases_lists_every_release_and_its_components_offline() -> None:
     text = run_bundler("releases", env={"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"})
     assert text.returncode == 0, text.stderr
-    assert "Kubernetes 1.29.6: os rocky9 (also alma9, rhel9); arch amd64, arm64" in text.stdout
+    assert (
+        "Kubernetes 1.29.6: os rocky9 (also alma9, rhel9), debian12, ubuntu2204, ubuntu2404; arch amd64, arm64"
+        in text.stdout
+    )
     assert "containerd 1.6.33" in text.stdout and "kubeadm = 1.29.6" in text.stdout
     as_json = run_bundler("releases", "--json")
     document = json.loads(as_json.stdout)

@@ -33,8 +33,10 @@ def missing_tools() -> List[str]:
 
 
 class Containerd:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, config_text: Optional[str] = None) -> None:
+        """`config_text`: a whole config of the caller's (its root, state and socket under `work`)."""
         self.work = work
+        self.config_text = config_text
         self.socket = str(work / "containerd.sock")
         self.config = work / "config.toml"
         self.log = work / "containerd.log"
@@ -45,7 +47,7 @@ class Containerd:
         for folder in ("root", "state"):
             (self.work / folder).mkdir(parents=True, exist_ok=True)
         text = CONFIG.format(root=self.work / "root", state=self.work / "state", socket=self.socket)
-        self.config.write_text(text)
+        self.config.write_text(self.config_text or text)
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(["containerd", "--config", str(self.config)], stdout=log, stderr=log)
         deadline = time.monotonic() + 30

@@ -50,7 +50,11 @@ SCHEMA: Dict[str, Any] = {
                 )
             },
             "pinned_images": {"sandbox": ANY},
-            "registry": {"config_path": ANY},
+            # the pull account of a registry: docs/cri/registry.md, "In containerd 2.x"
+            "registry": {
+                "config_path": ANY,
+                "configs": {"*": {"auth": {k: ANY for k in ("username", "password", "auth", "identitytoken")}}},
+            },
             "image_decryption": {"key_model": ANY},
         },
         RUNTIME: {

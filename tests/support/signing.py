@@ -65,6 +65,16 @@ class SigningKey:
         self._gpg("--armor", "--detach-sign", "--output", str(signature), str(path))
         return signature
 
+    def clearsign(self, data: bytes) -> bytes:
+        """An InRelease: `data` clearsigned with this key."""
+        return subprocess.run(
+            ["gpg", "--batch", "--clearsign", "--output", "-"],
+            input=data,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        ).stdout
+
     def close(self) -> None:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True)
         shutil.rmtree(self.home, ignore_errors=True)

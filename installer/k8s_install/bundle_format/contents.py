@@ -57,6 +57,18 @@ def describe(manifest: BundleManifest, total_files: int, total_bytes: int, sums_
             "requested": rpm.requested,
         }
         for rpm in manifest.rpms
+    ] + [
+        {
+            "name": deb.name,
+            "version": deb.version,
+            "arch": deb.arch,
+            "nevra": f"{deb.name}_{deb.version}_{deb.arch}",
+            "size": deb.size,
+            "sha256": deb.sha256,
+            "repository": deb.repository,
+            "requested": deb.requested,
+        }
+        for deb in manifest.debs
     ]
     return {
         "kubernetes": manifest.kubernetes,

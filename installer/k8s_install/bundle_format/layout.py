@@ -18,6 +18,7 @@ WORKER_SECRETS_NAME = "cluster-secrets-worker.yaml"  # what workers need: token 
 FILES_DIR = "files"
 IMAGES_DIR = "images"
 RPMS_DIR = "rpms"
+DEBS_DIR = "debs"  # Debian/Ubuntu targets: a flat apt repository
 
 
 def bundle_dir_name(kubernetes: str, os_id: str, arch: str, cluster: Optional[str] = None) -> str:

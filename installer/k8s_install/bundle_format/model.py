@@ -19,6 +19,8 @@ from k8s_install.bundle_format.yaml_loader import dump_yaml, load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
 CLUSTER_CONFIG = "cluster-config"  # the name of the extras entry of cluster.yaml
+REGISTRY_CA = "registry-ca"  # the name of the extras entry of the site registry's CA file cluster.yaml names
+CLUSTER_FILE_NAMES = (CLUSTER_CONFIG, REGISTRY_CA)
 
 
 @dataclass(frozen=True)
@@ -310,8 +312,114 @@ class RpmRepository:
 
 
 @dataclass(frozen=True)
+class Deb:
+    """One .deb of the bundle's apt repository (debs/)."""
+
+    name: str
+    version: str
+    arch: str
+    path: str
+    sha256: str
+    size: int = 0
+    repository: str = ""  # the id of the repository it was taken from
+    requested: bool = False  # the release manifest asks for it (not only a dependency)
+
+    def to_mapping(self) -> Dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "arch": self.arch,
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "repository": self.repository,
+            "requested": self.requested,
+        }
+
+    @classmethod
+    def from_fields(cls, read: ManifestFields) -> Deb:
+        return cls(
+            read.text("name"),
+            read.text("version"),
+            read.text("arch"),
+            read.text("path"),
+            read.text("sha256"),
+            read.count("size"),
+            read.text("repository"),
+            read.flag("requested", False),
+        )
+
+
+@dataclass(frozen=True)
+class AptSource:
+    """An apt repository the .debs were taken from, and the InRelease the builder checked."""
+
+    id: str
+    url: str = ""
+    suite: str = ""
+    components: Tuple[str, ...] = ()
+    inrelease_sha256: str = ""
+    signer: str = ""  # the pinned key's fingerprint that made InRelease's good signature
+
+    def to_mapping(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "suite": self.suite,
+            "components": list(self.components),
+            "inrelease_sha256": self.inrelease_sha256,
+            "signer": self.signer,
+        }
+
+    @classmethod
+    def from_fields(cls, read: ManifestFields) -> AptSource:
+        return cls(
+            read.text("id"),
+            read.text("url"),
+            read.text("suite"),
+            read.texts("components"),
+            read.text("inrelease_sha256"),
+            read.text("signer"),
+        )
+
+
+@dataclass(frozen=True)
+class DebRepository:
+    """The bundle's own flat apt repository (debs/): `deb [signed-by=KEY] file:<bundle>/debs/ ./`."""
+
+    path: str
+    key: str  # the bundle path of the public key its Release is signed with (a key made for the build)
+    install: Tuple[str, ...] = ()  # apt-get install arguments (name or name=version)
+    install_recommends: bool = False
+    minimal_system: Tuple[str, ...] = ()  # "name version" of what apt counted as installed
+    repositories: Tuple[AptSource, ...] = ()
+
+    def to_mapping(self) -> Dict[str, Any]:
+        return {
+            "path": self.path,
+            "key": self.key,
+            "install": list(self.install),
+            "install_recommends": self.install_recommends,
+            "minimal_system": list(self.minimal_system),
+            "repositories": [entry.to_mapping() for entry in self.repositories],
+        }
+
+    @classmethod
+    def from_fields(cls, read: ManifestFields) -> DebRepository:
+        return cls(
+            read.text("path"),
+            read.text("key"),
+            read.texts("install"),
+            read.flag("install_recommends", False),
+            read.texts("minimal_system"),
+            tuple(AptSource.from_fields(entry) for entry in read.entries("repositories")),
+        )
+
+
+@dataclass(frozen=True)
 class ClusterConfigFile:
-    """cluster.yaml, validated by the builder (`build --cluster`); never its secrets."""
+    """cluster.yaml, validated by the builder (`build --cluster`), or (name registry-ca) the CA certificate of
+    the site registry its `registry.ca_file` names, beside it; never its secrets."""
 
     path: str
     sha256: str
@@ -367,7 +475,7 @@ class RepositoryKey:
 
 
 ExtraFile = Union[ClusterConfigFile, RepositoryKey]
-BundleFile = Union[InstallerFile, ArtifactFile, Rpm, ClusterConfigFile, RepositoryKey]
+BundleFile = Union[InstallerFile, ArtifactFile, Rpm, Deb, ClusterConfigFile, RepositoryKey]
 
 
 def _extra(read: ManifestFields) -> ExtraFile:
@@ -392,6 +500,8 @@ class BundleManifest:
     extras: Tuple[ExtraFile, ...] = ()
     installer: Optional[InstallerFile] = None
     name: Optional[str] = None  # the bundle's folder (and tarball stem); absent in bundles built before it was
+    deb_repository: Optional[DebRepository] = None  # Debian/Ubuntu targets: the bundle's apt repository
+    debs: Tuple[Deb, ...] = ()
 
     @property
     def top(self) -> str:
@@ -405,14 +515,25 @@ class BundleManifest:
     @property
     def files(self) -> List[BundleFile]:
         """Every entry naming a file of the bundle with its sha256: installer, artifacts, RPMs, extras."""
-        return ([self.installer] if self.installer else []) + [*self.artifacts, *self.rpms, *self.extras]
+        return ([self.installer] if self.installer else []) + [*self.artifacts, *self.rpms, *self.debs, *self.extras]
 
     def artifact(self, name: str) -> Optional[ArtifactFile]:
         return next((entry for entry in self.artifacts if entry.name == name), None)
 
     @property
     def cluster_config(self) -> Optional[ClusterConfigFile]:
-        return next((entry for entry in self.extras if isinstance(entry, ClusterConfigFile)), None)
+        return next(
+            (entry for entry in self.extras if isinstance(entry, ClusterConfigFile) and entry.name == CLUSTER_CONFIG),
+            None,
+        )
+
+    @property
+    def registry_ca(self) -> Optional[ClusterConfigFile]:
+        """The site registry's CA file cluster.yaml names, carried beside it (`build --cluster`)."""
+        return next(
+            (entry for entry in self.extras if isinstance(entry, ClusterConfigFile) and entry.name == REGISTRY_CA),
+            None,
+        )
 
     @property
     def repository_keys(self) -> Tuple[RepositoryKey, ...]:
@@ -444,7 +565,12 @@ class BundleManifest:
         if self.rpm_repository is not None:
             written["rpm_repository"] = self.rpm_repository.to_mapping()
             written["rpms"] = [entry.to_mapping() for entry in self.rpms]
-        if "extras" not in written and (self.extras or self.rpm_repository is not None):
+        if self.deb_repository is not None:
+            written["deb_repository"] = self.deb_repository.to_mapping()
+            written["debs"] = [entry.to_mapping() for entry in self.debs]
+        if "extras" not in written and (
+            self.extras or self.rpm_repository is not None or self.deb_repository is not None
+        ):
             written["extras"] = extras
         if self.installer is not None:
             written["installer"] = self.installer.to_mapping()
@@ -470,6 +596,7 @@ class BundleManifest:
         check_manifest_shape(data, where)
         read = ManifestFields(data, "", where)
         repository, installer = read.section("rpm_repository"), read.section("installer")
+        deb_repository = read.section("deb_repository")
         return cls(
             kubernetes=read.text("kubernetes"),
             os=read.text("os"),
@@ -485,6 +612,8 @@ class BundleManifest:
             rpms=tuple(Rpm.from_fields(entry) for entry in read.entries("rpms")),
             extras=tuple(_extra(entry) for entry in read.entries("extras")),
             installer=InstallerFile.from_fields(installer) if installer else None,
+            deb_repository=DebRepository.from_fields(deb_repository) if deb_repository else None,
+            debs=tuple(Deb.from_fields(entry) for entry in read.entries("debs")),
         )
 
 

@@ -18,7 +18,7 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, AbstractSet, Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -167,30 +167,39 @@ def open_bundle(
     jobs: int = 0,
     allow_delta: bool = False,
     check_files: bool = True,
+    needed: Optional[AbstractSet[str]] = None,
 ) -> OpenedBundle:
     """Open and verify a bundle folder or tarball (see the module docstring).
 
     `signers`: the signature must hold for one of them. `allow_delta`: a delta bundle (DELTA.yaml) is
     accepted: the files its base holds may be missing, every file it carries must match; else a delta is
     refused with how to complete it. `check_files=False` checks SHA256SUMS, the signature and bundle.yaml
-    only, without hashing the other files (for commands that read just the manifest)."""
+    only, without hashing the other files (for commands that read just the manifest). `needed`: the folder a
+    node fetched from a bundle host for its role (bundle_url): files SHA256SUMS lists may be missing, except
+    these; every file present must match."""
     path = Path(path)
     members = open_members(path)
     try:
-        return _verify(path, members, signers, jobs, allow_delta, check_files)
+        return _verify(path, members, signers, jobs, allow_delta, check_files, needed)
     except BaseException:
         members.close()
         raise
 
 
 def _verify(
-    path: Path, members: Members, signers: Optional[TrustedSigners], jobs: int, allow_delta: bool, check_files: bool
+    path: Path,
+    members: Members,
+    signers: Optional[TrustedSigners],
+    jobs: int,
+    allow_delta: bool,
+    check_files: bool,
+    needed: Optional[AbstractSet[str]] = None,
 ) -> OpenedBundle:
     where = str(path)
     if SUMS_NAME not in members.sizes:  # a folder without one is refused before it is walked
         raise InstallError(f"{where}: no {SUMS_NAME} in the tarball: this is not a bundle")
     record = _delta_record(members, where, allow_delta)
-    partial = record is not None
+    partial = record is not None or needed is not None
     sums_bytes = members.read(SUMS_NAME)
     signature_bytes = members.read(SIGNATURE_NAME) if SIGNATURE_NAME in members.sizes else None
     check = check_signature(sums_bytes, signature_bytes, signers, where) if signers is not None else None
@@ -201,6 +210,9 @@ def _verify(
     wanted = present if check_files else [relative for relative in present if relative == MANIFEST_NAME]
     actual = _measure(members, wanted, jobs)
     problems = file_problems(sums, actual, partial=partial) if check_files else _manifest_line(sums, actual)
+    if needed is not None:
+        problems += [f"{relative} is missing; re-run with --bundle-url to fetch it" for relative in
+                     sorted(needed) if relative in sums and relative not in members.sizes]  # fmt: skip
     manifest: Optional[BundleManifest] = None
     if MANIFEST_NAME not in sums:
         problems.append(f"{MANIFEST_NAME} is not listed in {SUMS_NAME}")

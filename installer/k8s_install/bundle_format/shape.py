@@ -98,9 +98,9 @@ class ManifestFields:
 
 
 TEXT_FIELDS = ("kubernetes", "os", "arch")
-LIST_SECTIONS = ("artifacts", "rpms", "images", "extras")  # lists of mappings
-MAPPING_SECTIONS = ("installer", "rpm_repository")
-FILE_SECTIONS = ("installer", "artifacts", "rpms", "extras")  # entries naming a file: path and sha256
+LIST_SECTIONS = ("artifacts", "rpms", "debs", "images", "extras")  # lists of mappings
+MAPPING_SECTIONS = ("installer", "rpm_repository", "deb_repository")
+FILE_SECTIONS = ("installer", "artifacts", "rpms", "debs", "extras")  # entries naming a file: path and sha256
 
 
 def _check_structure(manifest: Dict[str, Any], where: str) -> None:

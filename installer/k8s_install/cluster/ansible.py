@@ -24,6 +24,7 @@ from k8s_install.bundle_format.layout import (
     DELTA_NAME,
     INSTALLER_NAME,
     SECRETS_NAME,
+    SIGNATURE_NAME,
     SUMS_NAME,
     WORKER_SECRETS_NAME,
 )
@@ -40,6 +41,7 @@ PLAYBOOK_NAME = "k8s-cluster.yml"
 NODE_TASKS_NAME = "k8s-node-tasks.yml"
 UPGRADE_PLAYBOOK_NAME = "k8s-upgrade.yml"
 UPGRADE_TASKS_NAME = "k8s-node-upgrade.yml"
+NODE_KIT_NAME = "bundle-kit"  # with --bundle-url: what each node receives (the installer, SHA256SUMS, its signature)
 
 
 class BundleTarball(NamedTuple):
@@ -61,6 +63,7 @@ class AnsibleOptions:
     worker_batch: int = DEFAULT_WORKER_BATCH
     node_python: str = DEFAULT_NODE_PYTHON
     ssh_user: str = "root"
+    bundle_url: str = ""  # nodes fetch from this bundle host (docs/bundle-url.md); "" = the tarball to each node
 
 
 def read_bundle_tarball(path: Path) -> BundleTarball:
@@ -114,6 +117,29 @@ def check_inputs(config: ClusterConfig, bundle: BundleTarball, options: AnsibleO
         raise InstallError("--worker-batch: must be 1 or more")
     if not options.remote_dir.startswith("/"):
         raise InstallError(f"--remote-dir: {options.remote_dir} is not an absolute path on the nodes")
+    if options.bundle_url:
+        from k8s_install.bundle_url.client import normalise_url
+
+        normalise_url(options.bundle_url)
+        if bundle.base:
+            raise InstallError(
+                f"{bundle.path}: a delta bundle; with --bundle-url the host serves a whole bundle: complete the delta "
+                "on the host (`k8s-install.pyz verify --base DIR`) and give its completed folder's tarball"
+            )
+
+
+def write_node_kit(bundle: BundleTarball, folder: Path) -> Path:
+    """With --bundle-url: the files each node receives, taken from the (just verified) tarball."""
+    with open_bundle(bundle.path, check_files=False) as opened:
+        kit = {name: opened.read(name) for name in (INSTALLER_NAME, SUMS_NAME, SIGNATURE_NAME) if opened.has(name)}
+    if INSTALLER_NAME not in kit:
+        raise InstallError(f"{bundle.path}: no {INSTALLER_NAME} in the bundle: rebuild it")
+    for name, data in kit.items():
+        write_atomically(folder / name, data, mode=0o644, overwrite=True)
+    stale = folder / SIGNATURE_NAME
+    if SIGNATURE_NAME not in kit and stale.exists():
+        stale.unlink()
+    return folder
 
 
 def inventory_text(config: ClusterConfig, config_path: Path, bundle: BundleTarball, options: AnsibleOptions) -> str:
@@ -129,6 +155,7 @@ def inventory_text(config: ClusterConfig, config_path: Path, bundle: BundleTarba
         config_path=str(Path(config_path).resolve()),
         secrets_path=str(Path(options.secrets).resolve()),
         worker_secrets_path=str(Path(options.worker_secrets).resolve()),
+        node_kit=str((Path(options.output) / NODE_KIT_NAME).resolve()),
     )
 
 
@@ -142,6 +169,7 @@ def playbook_text(config: ClusterConfig, options: AnsibleOptions, upgrade: bool 
         "secrets": SECRETS_NAME,
         "worker_secrets": WORKER_SECRETS_NAME,
         "delta": DELTA_NAME,
+        "signature": SIGNATURE_NAME,
     }
     node_tasks = UPGRADE_TASKS_NAME if upgrade else NODE_TASKS_NAME
     return render(
@@ -171,6 +199,8 @@ def write_ansible(config: ClusterConfig, config_path: Path, options: AnsibleOpti
         UPGRADE_TASKS_NAME: node_tasks_text(upgrade=True),
     }
     written = []
+    if options.bundle_url:
+        write_node_kit(bundle, Path(options.output) / NODE_KIT_NAME)
     for name, text in texts.items():
         path = Path(options.output) / name
         write_atomically(path, text.encode(), mode=0o644, overwrite=True)

@@ -49,6 +49,11 @@ def add_ansible_options(parser: argparse.ArgumentParser) -> None:
         help=f"the nodes' Python for the installer and Ansible's modules (default {DEFAULT_NODE_PYTHON})",
     )  # fmt: skip
     parser.add_argument("--ssh-user", default="root", metavar="USER", help="Ansible's SSH user (default root)")
+    parser.add_argument(
+        "--bundle-url", dest="host_url", default="", metavar="URL",
+        help="nodes fetch what their role needs from this bundle host (https://HOST:8443, `k8s-install.pyz serve`) "
+        "instead of each receiving the tarball: only the installer and SHA256SUMS are copied to them",
+    )  # fmt: skip
 
 
 def ansible_settings(args: argparse.Namespace) -> Dict[str, Any]:
@@ -57,4 +62,5 @@ def ansible_settings(args: argparse.Namespace) -> Dict[str, Any]:
         "remote_dir": args.remote_dir,
         "node_python": args.node_python,
         "ssh_user": args.ssh_user,
+        "bundle_url": args.host_url,  # dest apart from the node option --bundle-url (which `config` refuses)
     }

@@ -8,6 +8,7 @@ problem found is one line "<file>: <field>: <what to do>", and they are raised t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from ipaddress import IPv4Address, IPv4Network
@@ -30,12 +31,13 @@ from k8s_install.cluster.model import (
     Node,
     derived_virtual_router_id,
 )
+from k8s_install.cluster.site_registry import read_registry, read_registry_ca
 from k8s_install.cluster.topology import NodeEntry, check_topology
 from k8s_install.errors import ErrorList, InstallError, yaml_problem
 from k8s_install.node.small_file import read_small_file
 
 CONFIG_NAME = CLUSTER_CONFIG_NAME
-TOP_FIELDS = ("name", "kubernetes_version", "api", "networks", "nodes", "ntp", "etcd", "calico")
+TOP_FIELDS = ("name", "kubernetes_version", "api", "networks", "nodes", "ntp", "etcd", "calico", "registry")
 API_FIELDS = ("vip", "port", "virtual_router_id", "vrrp_unicast")
 NETWORK_FIELDS = ("nodes", "pods", "services")
 NODE_FIELDS = ("name", "ip", "role", "interface")
@@ -111,7 +113,12 @@ def load_cluster_config(
         ) from None
     except OSError as error:
         raise InstallError(f"{where}: cannot read the cluster config: {error.strerror}") from None
-    return parse_cluster_config(text, where, bundle_kubernetes, known_versions)
+    loaded = parse_cluster_config(text, where, bundle_kubernetes, known_versions)
+    registry = loaded.config.registry
+    if registry is not None and registry.ca_file:  # named beside the file: only now is its folder known
+        registry = dataclasses.replace(registry, ca_pem=read_registry_ca(Path(path), registry))
+        loaded = LoadedConfig(dataclasses.replace(loaded.config, registry=registry), loaded.warnings)
+    return loaded
 
 
 def parse_cluster_config(
@@ -142,6 +149,7 @@ def parse_cluster_config(
     ntp_server = _ntp(reader, top.get("ntp"))
     external_etcd = reader.attempt(lambda: _etcd(reader, top.get("etcd")))
     calico = _calico(reader, top.get("calico"))
+    registry = read_registry(reader, top.get("registry"))
     warnings = check_topology(reader, entries, count, networks, api.vip if api else None, external_etcd)
     reader.raise_errors()
     assert name is not None and version is not None and api is not None and calico is not None
@@ -159,6 +167,7 @@ def parse_cluster_config(
         ntp_server=ntp_server,
         external_etcd=external_etcd,
         calico=calico,
+        registry=registry,
     )
     return LoadedConfig(config, warnings)
 

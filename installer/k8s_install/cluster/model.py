@@ -56,6 +56,16 @@ class CalicoSettings:
 
 
 @dataclass(frozen=True)
+class SiteRegistry:
+    """The site's registry (cluster.yaml `registry:`): every node's containerd pulls through it first."""
+
+    endpoint: str  # HOST[:PORT], https
+    ca_file: str = ""  # a file name beside cluster.yaml ("": the system's trust store)
+    prefix: str = ""  # where `images push --prefix` put the repositories ("": at the top)
+    ca_pem: str = ""  # the CA certificate's text, read by load_cluster_config (parse_cluster_config has no folder)
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     name: str
     kubernetes_version: str  # without the leading "v"
@@ -70,6 +80,7 @@ class ClusterConfig:
     ntp_server: Optional[str] = None  # None: the first control plane serves time
     external_etcd: Optional[ExternalEtcd] = None  # None: stacked etcd on the control planes
     calico: CalicoSettings = CalicoSettings()
+    registry: Optional[SiteRegistry] = None  # None: containerd pulls from the images' own registries
 
     @property
     def control_planes(self) -> List[Node]:

@@ -20,7 +20,7 @@ import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import yaml
 
@@ -34,6 +34,7 @@ from k8s_install.node.small_file import read_small_file
 FULL = "full"
 WORKER = "worker"
 WORKER_KEYS = ("cluster", "bootstrap_token", "ca_cert_hash", "ca_cert")
+REGISTRY_KEYS = ("registry_username", "registry_password")  # optional, in both files: kubelet pulls on every node
 SECRETS_FORMAT = 1
 TOKEN = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
 CERTIFICATE_KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -68,6 +69,8 @@ class ClusterSecrets:
     ca_cert_hash: str  # sha256:<hex> of the CA's SubjectPublicKeyInfo
     scope: str = FULL  # WORKER: only what a worker's join needs (no certificate key, CA key, VRRP password)
     trusted_signers: str = ""  # allowed_signers lines: who signs this cluster's bundles ("" = not recorded)
+    registry_username: str = ""  # the site registry's pull account (cluster.yaml `registry:`); "" = anonymous
+    registry_password: str = ""
 
     @property
     def is_worker_only(self) -> bool:
@@ -125,6 +128,8 @@ def worker_secrets(cluster_secrets: ClusterSecrets) -> ClusterSecrets:
         ca_cert_hash=cluster_secrets.ca_cert_hash,
         scope=WORKER,
         trusted_signers=cluster_secrets.trusted_signers,
+        registry_username=cluster_secrets.registry_username,  # kubelet pulls on workers too
+        registry_password=cluster_secrets.registry_password,
     )
 
 
@@ -140,6 +145,7 @@ def secrets_text(cluster_secrets: ClusterSecrets) -> str:
         }
         if cluster_secrets.trusted_signers:
             data["trusted_signers"] = cluster_secrets.trusted_signers
+        data.update(_registry_fields(cluster_secrets))
         body = yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, width=200)
         return WORKER_HEADER.format(cluster=cluster_secrets.cluster) + body
     data = {
@@ -154,8 +160,18 @@ def secrets_text(cluster_secrets: ClusterSecrets) -> str:
     }
     if cluster_secrets.trusted_signers:
         data["trusted_signers"] = cluster_secrets.trusted_signers
+    data.update(_registry_fields(cluster_secrets))
     body = yaml.dump(data, Dumper=_LiteralDumper, sort_keys=False, width=200)
     return HEADER.format(cluster=cluster_secrets.cluster) + body
+
+
+def _registry_fields(cluster_secrets: ClusterSecrets) -> Dict[str, str]:
+    if not cluster_secrets.registry_username:
+        return {}
+    return {
+        "registry_username": cluster_secrets.registry_username,
+        "registry_password": cluster_secrets.registry_password,
+    }
 
 
 class _LiteralDumper(yaml.SafeDumper):
@@ -262,6 +278,7 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
     if not worker_only and "PRIVATE KEY-----" not in fields["ca_key"]:
         raise InstallError(f"{where}: ca_key: not a PEM private key")
     signers = _signers_field(data, where)
+    username, password = _registry_credentials(data, where)
     actual = ca_cert_hash(fields["ca_cert"], f"{where}: ca_cert")
     if actual != fields["ca_cert_hash"]:
         raise InstallError(f"{where}: ca_cert_hash does not match ca_cert ({actual}): the file was altered")
@@ -275,7 +292,30 @@ def parse_secrets(data: Any, where: str, cluster: str) -> ClusterSecrets:
         ca_cert_hash=fields["ca_cert_hash"],
         scope=WORKER if worker_only else FULL,
         trusted_signers=signers,
+        registry_username=username,
+        registry_password=password,
     )
+
+
+def _registry_credentials(data: Dict[str, Any], where: str) -> Tuple[str, str]:
+    """registry_username and registry_password (both or neither): the site registry's pull account."""
+    found: Dict[str, str] = {}
+    for key in REGISTRY_KEYS:
+        value = data.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise InstallError(f"{where}: {key}: must be a string; quote it")
+        text = str(value)
+        if any(character in text for character in "\r\n\t\0") or text != text.strip():
+            raise InstallError(f"{where}: {key}: has spaces at its ends or control characters; write it on one line")
+        found[key] = text
+    if len(found) == 1:
+        missing = next(key for key in REGISTRY_KEYS if key not in found)
+        raise InstallError(
+            f"{where}: {missing}: missing; the site registry's account needs both {' and '.join(REGISTRY_KEYS)}"
+        )
+    return found.get("registry_username", ""), found.get("registry_password", "")
 
 
 def _signers_field(data: Dict[str, Any], where: str) -> str:

@@ -44,11 +44,17 @@ def verify_bundle_dir(args: argparse.Namespace, host: Host, jobs: int = 0) -> Op
     """Open the unpacked bundle folder through the one reader: signature first (when signers are configured),
     then every file; says what it found about the signature. A delta is refused until completed from its base."""
     root = bundle_dir(args)
+    signers = trusted_signers(args, host)
+    needed = None
+    if getattr(args, "bundle_url", None):  # first fill the folder from the bundle host, for this node's role
+        from k8s_install.commands.bundle_host import fetch_for_node
+
+        needed = fetch_for_node(args, host, root, signers)
     if root.is_file():
         raise InstallError(f"{root}: a file, not the unpacked bundle folder: unpack it with `tar -xf`, use the folder")
     if not root.exists():
         raise InstallError(f"{root}: no such bundle folder")
-    opened = open_bundle(root, trusted_signers(args, host), jobs)
+    opened = open_bundle(root, signers, jobs, needed=needed)
     print(opened.signature.status())
     return opened
 
@@ -57,6 +63,10 @@ def node_bundle(args: argparse.Namespace, host: Optional[Host] = None) -> Bundle
     """The bundle a node command works from: verified (a node never installs from a bundle that does not
     check out), its manifest read once by the verification."""
     with verify_bundle_dir(args, host or Host(Path(args.root or "/"))) as opened:
+        if getattr(args, "bundle_url", None):  # fetched for the role: a worker imports only the images it runs
+            from k8s_install.bundle_url.role_files import role_manifest
+
+            return Bundle(bundle_dir(args), role_manifest(opened.manifest, getattr(args, "role", None)))
         return Bundle(bundle_dir(args), opened.manifest)
 
 

@@ -17,9 +17,9 @@ BACKUP_DIR = f"{STATE_DIR}/backups"
 
 
 class State:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, path: str = STATE_FILE) -> None:
         self.host = host
-        self.path = host.path(STATE_FILE)
+        self.path = host.path(path)  # another record than the node's: `serve` keeps its own
         self.data: Dict[str, Any] = {"files": {}, "units": [], "pending_restarts": [], "packages": []}
         if self.path.is_file():
             loaded = json.loads(self.path.read_text(encoding="utf-8"))

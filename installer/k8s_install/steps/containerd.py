@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from k8s_install.engine import Change, Node, Step, register_readiness
 from k8s_install.render import render
 from k8s_install.steps.files import HEADER, plan_file
 from k8s_install.steps.services import plan_enabled
+
+if TYPE_CHECKING:
+    from k8s_install.steps.registry import RegistryAuth
 
 containerd_config_path = "/etc/containerd/config.toml"
 containerd_unit_path = "/usr/local/lib/systemd/system/containerd.service"
@@ -43,7 +46,8 @@ def may_lower_oom_score_adj(node: Node) -> bool:
     return True
 
 
-def containerd_config(node: Node) -> str:
+def containerd_config(node: Node, registry_auth: Optional[RegistryAuth] = None) -> str:
+    """config.toml; with `registry_auth` (the site registry's pull account) it holds a secret: write it 0600."""
     artifact = node.bundle.manifest.artifact("containerd")
     version = (artifact.version or "") if artifact is not None else ""
     return render(
@@ -57,6 +61,7 @@ def containerd_config(node: Node) -> str:
         runc_path="/usr/local/sbin/runc",
         certs_dir=containerd_certs_dir,
         restrict_oom_score_adj=not may_lower_oom_score_adj(node),
+        registry_auth=registry_auth,
     )
 
 
@@ -80,8 +85,12 @@ class ContainerdConfig(Step):
     title = "containerd, buildkitd, nerdctl and crictl configuration"
 
     def plan(self, node: Node) -> List[Change]:
+        from k8s_install.steps.registry import registry_auth
+
         values = {"header": HEADER, "address": containerd_address}
-        changes = plan_file(node, containerd_config_path, containerd_config(node).encode(), 0o644, ("containerd",))
+        auth = registry_auth(node.settings)
+        config = containerd_config(node, auth).encode()
+        changes = plan_file(node, containerd_config_path, config, 0o600 if auth else 0o644, ("containerd",))
         changes += plan_file(
             node, containerd_unit_path, render("containerd.service.j2", **values).encode(), 0o644, ("containerd",)
         )

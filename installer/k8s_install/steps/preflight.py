@@ -29,6 +29,11 @@ def check_root(node: Node) -> Optional[str]:
 
 
 def check_os(node: Node) -> Optional[str]:
+    if node.bundle.manifest.deb_repository is not None:  # the builder side of Debian/Ubuntu targets came first
+        return (
+            f"the bundle is for {node.bundle.manifest.os}, a Debian/Ubuntu target (its packages are an apt "
+            "repository), which this version of the installer does not install yet: use an EL9 bundle on EL9 nodes"
+        )
     if "linux" in node.bundle.os_ids:
         return None  # a generic Linux bundle
     release = facts.read_os_release(node.host)

@@ -285,3 +285,22 @@ def test_the_same_nevra_in_two_repositories(
     manifest, _ = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
     (entry,) = [entry for entry in manifest["rpms"] if entry["name"] == "socat"]
     assert entry["repository"] == "kubernetes" and entry["sha256"] == hashlib.sha256(socat.read_bytes()).hexdigest()
+
+
+def test_host_packages_are_in_the_repository_but_not_installed_by_nodes(
+    release: StandInRelease, rpm_graph: RpmGraph, tmp_path: Path
+) -> None:
+    """`host_packages` (nginx for `k8s-install.pyz serve`) are resolved with what they need into the bundle's
+    repository; the nodes' install list stays the release's `packages`."""
+    nginx = build_rpms([FakeRpm("nginx", "1.20.1", requires=["glibc", "nginx-filesystem"]),
+                        FakeRpm("nginx-filesystem", "1.20.1")], tmp_path / "nginx-rpms")  # fmt: skip
+    add_rpm_section(release, rpm_graph, name="host-packages", base_rpms=[*rpm_graph.base_rpms, *nginx.values()])
+    release.manifest["rpm"]["rocky9"]["host_packages"] = ["nginx"]  # type: ignore[index]
+    release.write()
+    result = build(release, tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest, members = bundle_manifest(tmp_path / "out" / f"{TOP}.tar")
+    assert versions(manifest) == {**MINIMAL_X86_64, "nginx": "1.20.1", "nginx-filesystem": "1.20.1"}
+    by_name = {entry["name"]: entry for entry in manifest["rpms"]}
+    assert by_name["nginx"]["path"] in members and by_name["nginx"]["requested"] is True
+    assert "nginx" not in {entry["name"] for entry in manifest["rpm_repository"]["install"]}

@@ -32,6 +32,7 @@ def test_real_release_names_repositories_for_both_arches_and_a_mirror() -> None:
     names = {p.name for p in spec.packages}
     assert {"conntrack-tools", "socat", "ipvsadm", "ipset", "chrony", "keepalived", "haproxy", "tar"} <= names
     assert "glibc" in spec.assumed_installed and "kubelet" not in spec.assumed_installed
+    assert [str(p) for p in spec.host_packages] == ["nginx"]  # for `serve`, not for the nodes
 
 
 @pytest.mark.parametrize(
@@ -52,6 +53,10 @@ def test_real_release_names_repositories_for_both_arches_and_a_mirror() -> None:
                      "packages": ["a"]}}, "gpgkey_fingerprint is set but gpgkey (the key's URL) is not"),
         ({"rocky9": {"repositories": [{"id": "a", "baseurl": "https://x/"}, {"id": "a", "baseurl": "https://y/"}],
                      "packages": ["a"]}}, "two repositories share one id"),
+        ({"rocky9": {"repositories": [{"id": "a", "baseurl": "https://x/"}], "packages": ["a"],
+                     "host_packages": "nginx"}}, "rpm.rocky9.host_packages: must be a list of strings"),
+        ({"rocky9": {"repositories": [{"id": "a", "baseurl": "https://x/"}], "packages": ["a", "nginx"],
+                     "host_packages": ["nginx"]}}, "rpm.rocky9.host_packages: nginx is in packages already"),
         ({"rocky9": {"repositories": [{"id": "x", "baseurl": "https://x/"}, {"id": "baseos", "baseurl": "https://y/",
                                        "gpgkey": "https://y/k", "metadata_signed": "nope"}], "packages": ["a"]}},
          "release.yaml: rpm.rocky9.repositories[1] (repository baseos): metadata_signed must be true or false "

@@ -62,7 +62,8 @@ FULL: Dict[str, Any] = {
 MODEL_OF: Dict[str, Type[Any]] = {
     name: getattr(model, name)
     for name in ("ArtifactFile", "InstallerFile", "Image", "Rpm", "SolverPolicy", "AssumedPackage", "InstallRequest",
-                 "SourceRepository", "RpmRepository", "ClusterConfigFile", "RepositoryKey")
+                 "SourceRepository", "RpmRepository", "ClusterConfigFile", "RepositoryKey", "Deb", "AptSource",
+                 "DebRepository")
 }  # fmt: skip
 
 
@@ -95,6 +96,8 @@ def test_what_the_schema_requires_is_what_the_model_always_writes() -> None:
         "AssumedPackage": model.AssumedPackage("a", "b"), "InstallRequest": model.InstallRequest("a", "b"),
         "SourceRepository": model.SourceRepository("kubernetes"), "RpmRepository": full.rpm_repository,
         "ClusterConfigFile": full.extras[0], "RepositoryKey": full.extras[1],
+        "Deb": model.Deb("kubeadm", "1.29.6-1.1", "amd64", "debs/kubeadm.deb", SHA), "AptSource": model.AptSource("k"),
+        "DebRepository": model.DebRepository("debs", "debs/bundle-key.gpg"),
     }  # fmt: skip
     for name, instance in written.items():
         assert sorted(instance.to_mapping()) == sorted(schema["$defs"][name]["required"]), name

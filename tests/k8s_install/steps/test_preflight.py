@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 
 from k8s_install.bundle_format.bundle import Bundle
-from k8s_install.bundle_format.model import BundleManifest
+from k8s_install.bundle_format.model import BundleManifest, DebRepository
 from k8s_install.engine import Node
 from k8s_install.errors import InstallError
 from k8s_install.node import facts
@@ -32,6 +32,16 @@ def make_node(tmp_path: Path, role: str = "worker", arch: str = "amd64") -> Node
     bundle = Bundle(tmp_path / "bundle", BundleManifest("", "rocky9", arch, os_aliases=("alma9", "rhel9")))
     settings = NodeSettings(role=role, first=False, name="n1", ip="10.213.0.5")
     return Node(host, State(host), bundle, settings)
+
+
+def test_a_debian_bundle_is_refused_until_the_installer_installs_debs(tmp_path: Path) -> None:
+    node = make_node(tmp_path)
+    manifest = BundleManifest("1.29.6", "debian12", "amd64", deb_repository=DebRepository("debs", "debs/key.gpg"))
+    node.bundle = Bundle(node.bundle.root, manifest)
+    assert preflight.check_os(node) == (
+        "the bundle is for debian12, a Debian/Ubuntu target (its packages are an apt repository), which this version "
+        "of the installer does not install yet: use an EL9 bundle on EL9 nodes"
+    )
 
 
 GiB = 1024**3

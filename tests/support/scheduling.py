@@ -18,6 +18,7 @@ from xdist.scheduler import LoadGroupScheduling
 LONG_GROUPS: Dict[str, int] = {
     "lab": 600,  # its root (debootstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
     "lab-ansible": 400,  # tests/lab/test_ansible_lab.py: three nodes of its own, the playbooks run live
+    "lab-site-registry": 200,  # tests/lab/test_site_registry.py: three nodes of its own, installed live
     "test_cluster_ansible": 300,
     "test_cluster_ansible-upgrade": 200,  # its longest test, a group of its own
     "test_node_install": 120,

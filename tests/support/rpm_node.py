@@ -4,12 +4,12 @@ a runner that executes every command in a fresh network namespace (no network at
 from __future__ import annotations
 
 import subprocess
-import tarfile
 from pathlib import Path
 from typing import List
 
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.rpm_graph import ASSUMED, RpmGraph
+from tests.support.unpack import unpack_tarball
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
@@ -34,8 +34,7 @@ def build_and_unpack(release: StandInRelease, work: Path) -> Path:
         "--cache", str(work / "cache"), "--output", str(work / "out"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    with tarfile.open(work / "out" / f"{TOP}.tar") as archive:
-        archive.extractall(work / "unpacked", filter="data")
+    unpack_tarball(work / "out" / f"{TOP}.tar", work / "unpacked")
     return work / "unpacked" / TOP
 
 

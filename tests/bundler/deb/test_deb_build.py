@@ -23,6 +23,7 @@ from tests.bundler.deb.scenario import ARCHIVE, KUBERNETES, REQUESTS, UPDATES
 from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.deb_repo import FakeDeb, ThrowawayRoot, make_repository
 from tests.support.signing import SigningKey
+from tests.support.unpack import unpack_tarball
 
 pytestmark = pytest.mark.root  # dpkg --root writes a dpkg database with root-owned files
 HOST = "debs.example.invalid"
@@ -62,8 +63,7 @@ def test_build_writes_a_flat_apt_repository_that_installs_alone(deb_release: Sta
     result = build(deb_release, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "proving the 15 .deb(s) install with apt from the bundle alone" in result.stderr
-    with tarfile.open(tmp_path / "out" / f"{TOP}.tar") as archive:
-        archive.extractall(tmp_path / "unpacked", filter="data")
+    unpack_tarball(tmp_path / "out" / f"{TOP}.tar", tmp_path / "unpacked")
     bundle = tmp_path / "unpacked" / TOP
     manifest = yaml.safe_load((bundle / "bundle.yaml").read_text())
     repository = manifest["deb_repository"]

@@ -5,7 +5,6 @@ that cannot be satisfied fail the build (and dnf agrees they cannot be installed
 from __future__ import annotations
 
 import os
-import tarfile
 from pathlib import Path
 from typing import Dict, Set
 
@@ -37,6 +36,7 @@ from tests.support.rpm_scenarios import (
     node_root,
 )
 from tests.support.rpm_scenarios import rpm as rpm_
+from tests.support.unpack import unpack_tarball
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 HOST = "scenarios.example.invalid"
@@ -72,8 +72,7 @@ def build_bundle(release: StandInRelease, built: BuiltScenario, tmp_path: Path, 
 
 
 def unpack(tmp_path: Path) -> Path:
-    with tarfile.open(tmp_path / "out" / f"{TOP}.tar") as archive:
-        archive.extractall(tmp_path / "unpacked", filter="data")
+    unpack_tarball(tmp_path / "out" / f"{TOP}.tar", tmp_path / "unpacked")
     return tmp_path / "unpacked" / TOP
 
 

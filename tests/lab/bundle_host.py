@@ -66,7 +66,6 @@ class HostLab:
     def __init__(self, nodes: LabCluster, tarball: Path, site: Path) -> None:
         self.nodes, self.tarball, self.site = nodes, tarball, site
         self.runs: Dict[str, List[Run]] = {}
-        self.count = 0
 
     def __getitem__(self, name: str) -> LabNode:
         return self.nodes.nodes[name]
@@ -94,11 +93,12 @@ class HostLab:
         source = ["--bundle-url", BUNDLE_URL] if from_host else []
         argv = ["./k8s-install.pyz", *(role or ROLES[name]), "--allow-incomplete", "--yes", *source,
                 "--config", f"{SITE_DIR}/cluster.yaml", "--secrets", f"{SITE_DIR}/{secrets_name(name)}"]  # fmt: skip
-        self.count += 1
+        runs = self.runs.setdefault(name, [])  # one list per node: nodes may install at once (threads)
+        unit = f"k8s-lab-bh-{name}-{len(runs) + 1}"
         started = time.monotonic()
-        result = self[name].run(argv, timeout=900, check=False, cwd=BUNDLE_DIR, unit=f"k8s-lab-bh-{self.count}")
+        result = self[name].run(argv, timeout=1800, check=False, cwd=BUNDLE_DIR, unit=unit)
         run = Run(result, time.monotonic() - started)
-        self.runs.setdefault(name, []).append(run)
+        runs.append(run)
         return run
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
 
+from k8s_install.bundle_format.layout import SIGNATURE_NAMESPACE
 from tests.lab.cluster import BUNDLE_DIR, LAB_TOP, ROLES, Run
 from tests.lab.node import LabCluster, LabNode
 from tests.lab.test_live_serve import give_nginx
@@ -60,11 +62,18 @@ def sums_of(text: str) -> Dict[str, str]:
     return listed
 
 
+Signer = Tuple[Path, Path]  # an OpenSSH signing key, and an allowed_signers file trusting it
+
+
 class HostLab:
     """The bundle host and the three nodes on one bridge, with what the test recorded of their runs."""
 
-    def __init__(self, nodes: LabCluster, tarball: Path, site: Path) -> None:
-        self.nodes, self.tarball, self.site = nodes, tarball, site
+    def __init__(
+        self, nodes: LabCluster, tarball: Path, site: Path, signer: Optional[Tuple[Path, Path]] = None
+    ) -> None:
+        """`signer`: (OpenSSH signing key, allowed_signers trusting it): the host's SHA256SUMS is signed with
+        it, as `bundler build --sign-key` signs a release, and the nodes check it with --trusted-signers."""
+        self.nodes, self.tarball, self.site, self.signer = nodes, tarball, site, signer
         self.runs: Dict[str, List[Run]] = {}
 
     def __getitem__(self, name: str) -> LabNode:
@@ -91,6 +100,8 @@ class HostLab:
         """`./k8s-install.pyz --role ... --yes` on the node, from the host (`--bundle-url`) or from the bundle
         unpacked in its folder; cluster.yaml and the secrets from SITE_DIR."""
         source = ["--bundle-url", BUNDLE_URL] if from_host else []
+        if self.signer is not None:
+            source += ["--trusted-signers", f"{SITE_DIR}/allowed_signers"]
         argv = ["./k8s-install.pyz", *(role or ROLES[name]), "--allow-incomplete", "--yes", *source,
                 "--config", f"{SITE_DIR}/cluster.yaml", "--secrets", f"{SITE_DIR}/{secrets_name(name)}"]  # fmt: skip
         runs = self.runs.setdefault(name, [])  # one list per node: nodes may install at once (threads)
@@ -110,6 +121,10 @@ def start_bundle_host(lab: HostLab, timings: Dict[str, float]) -> None:
     host.path("/srv").mkdir(exist_ok=True)
     shutil.copy2(lab.tarball, host.path(f"/srv/{lab.tarball.name}"))
     host.run(["tar", "-xf", lab.tarball.name], cwd="/srv", timeout=300)
+    if lab.signer is not None:
+        sign = ["ssh-keygen", "-q", "-Y", "sign", "-n", SIGNATURE_NAMESPACE, "-f", str(lab.signer[0]),
+                str(host.path(f"{HOST_DIR}/SHA256SUMS"))]  # fmt: skip
+        subprocess.run(sign, check=True, capture_output=True)
     shutil.copy2(lab.site / "cluster-secrets.yaml", host.path("/root/cluster-secrets.yaml"))
     host.path("/root/cluster-secrets.yaml").chmod(0o600)
     argv = ["./k8s-install.pyz", "serve", "--secrets", "/root/cluster-secrets.yaml", "--yes",
@@ -140,6 +155,8 @@ def give_kit(lab: HostLab, name: str, cluster_yaml: Path) -> None:
             shutil.copy2(source, folder / kit)
     site = node.path(SITE_DIR)
     site.mkdir(parents=True)
+    if lab.signer is not None:
+        shutil.copy2(lab.signer[1], site / "allowed_signers")
     config = yaml.safe_load(cluster_yaml.read_text())
     config["registry"] = {"endpoint": REGISTRY, "ca_file": "cluster-ca.pem"}
     (site / "cluster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -12,8 +12,9 @@ node's copy has the listed sha256; no node's disk ever held the tarball; a secon
 fetches only the sums; each node's containerd, asked through its CRI socket as kubelet asks, pulls the
 bundle's pause image through the host's registry after it was removed locally.
 
-The lab bundle is unsigned (tests/lab/bundle.py), so no SHA256SUMS.sig travels; the signature path of
---bundle-url is covered by tests/k8s_install/bundle_url/test_fetch.py.
+The lab bundle is built unsigned (tests/lab/bundle.py, shared by every lab test): the host's SHA256SUMS is
+signed after unpacking with a key made here, as `bundler build --sign-key` would have, so SHA256SUMS.sig is part
+of each node's kit and every node checks it (`--trusted-signers`) before fetching anything else.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Dict, Iterator, Tuple
 import pytest
 
 from tests.lab.bundle_host import (
+    BUNDLE_URL,
     CONTROL_PLANES,
     HOST,
     HOST_DIR,
@@ -36,6 +38,7 @@ from tests.lab.bundle_host import (
     NODES,
     PULLED,
     REGISTRY,
+    SITE_DIR,
     HostLab,
     give_kit,
     start_bundle_host,
@@ -43,6 +46,7 @@ from tests.lab.bundle_host import (
 from tests.lab.cluster import BUNDLE_DIR, VIP
 from tests.lab.conftest import TIMINGS
 from tests.lab.node import LabCluster, installer_pythons, ran_under_python39
+from tests.support.bundle_host import make_signer
 from tests.support.cri_client import CriImageClient
 
 
@@ -52,7 +56,7 @@ def host_lab(lab_root_dir: Path, lab_bundle: Tuple[Path, Path]) -> Iterator[Host
     work = Path(tempfile.mkdtemp(prefix="k8sbh-", dir="/var/tmp"))  # short: socket and overlay paths inside
     nodes = LabCluster(lab_root_dir, work)
     try:
-        lab = HostLab(nodes, *lab_bundle)
+        lab = HostLab(nodes, *lab_bundle, signer=make_signer(work / "signer"))
         nodes.add(HOST, f"{HOST_IP}/24")
         start_bundle_host(lab, TIMINGS)
         for name, address in NODES:
@@ -81,6 +85,19 @@ def test_each_node_installs_from_the_host_with_only_the_kit(installed: HostLab) 
         assert "[containerd]" in output and "done:" in output, output
         log = installed[name].path("/var/log/k8s-install.log").read_text()
         assert ran_under_python39(log), installer_pythons(log)
+
+
+def test_the_kits_signature_is_checked_against_the_trusted_signers(installed: HostLab) -> None:
+    """`verify --bundle-url` on the worker: the sums it trusts are the host's, signed by the trusted key."""
+    node = installed["k8s-wn01"]
+    host_folder = installed.host.path(HOST_DIR)
+    for kit in ("SHA256SUMS", "SHA256SUMS.sig"):
+        assert node.path(f"{BUNDLE_DIR}/{kit}").read_bytes() == (host_folder / kit).read_bytes(), kit
+    argv = ["./k8s-install.pyz", "verify", "--role", "worker", "--bundle-url", BUNDLE_URL, "--secrets",
+            f"{SITE_DIR}/cluster-secrets-worker.yaml", "--trusted-signers", f"{SITE_DIR}/allowed_signers"]  # fmt: skip
+    verified = node.run(argv, timeout=600, check=False, cwd=BUNDLE_DIR)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "signature good: signed by ops@example.org" in verified.stdout, verified.stdout
 
 
 @pytest.mark.parametrize("name", NAMES)

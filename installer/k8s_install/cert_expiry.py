@@ -125,6 +125,12 @@ def _common_name(der: bytes, start: int, end: int) -> str:
 
 def parse_certificate(der: bytes) -> Tuple[datetime.datetime, str]:
     """(notAfter, subject CN) of one DER certificate."""
+    _not_before, not_after, cn = parse_validity(der)
+    return not_after, cn
+
+
+def parse_validity(der: bytes) -> Tuple[datetime.datetime, datetime.datetime, str]:
+    """(notBefore, notAfter, subject CN) of one DER certificate."""
     tag, start, end = _read_tlv(der, 0)
     if tag != 0x30:
         raise CertificateError("not a certificate")
@@ -139,8 +145,9 @@ def parse_certificate(der: bytes) -> Tuple[datetime.datetime, str]:
     times = _children(der, validity[1], validity[2])
     if len(times) != 2:
         raise CertificateError("no validity")
-    tag, content, stop = times[1]
-    return _time(tag, der[content:stop]), _common_name(der, subject[1], subject[2])
+    (before_tag, before, before_stop), (after_tag, after, after_stop) = times
+    not_before, not_after = _time(before_tag, der[before:before_stop]), _time(after_tag, der[after:after_stop])
+    return not_before, not_after, _common_name(der, subject[1], subject[2])
 
 
 def pem_certificates(data: bytes) -> List[bytes]:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from k8s_install import __version__
 from k8s_install.cluster.commands import add_config_parser, run_config
 from k8s_install.errors import InstallError, UserError, error_lines, stdout_closed, stdout_reader_left
+from k8s_install.node.atomic import NO_SPACE
 from k8s_install.settings import FIREWALL_MODES, ROLES
 
 PROG = "k8s-install.pyz"
@@ -44,26 +45,26 @@ IDENTITY = ("role", "first", "node", "config", "secrets")  # which node this is 
 BUNDLE = ("bundle", "trusted_signers")  # which bundle, and who must have signed it
 REMOTE = ("bundle_url", "bundle_ca")  # fill the bundle folder from a bundle host first (docs/bundle-url.md)
 CONVERGE = ("firewall", "ignore_preflight", "containerd_address", "no_gpgcheck", "allow_incomplete")
-INSTALL = IDENTITY + BUNDLE + REMOTE + CONVERGE + ("root", "yes", "verbose")
+INSTALL = IDENTITY + BUNDLE + REMOTE + CONVERGE + ("root", "yes", "verbose", "wait")
 # The node options each command takes (by dest); any other is refused (exit 2) instead of ignored. `upgrade`
 # takes the install's: it is run with the same arguments as the install was.
 COMMAND_OPTIONS: Dict[str, Tuple[str, ...]] = {
     "install": INSTALL,
     "upgrade": INSTALL,
-    "plan": tuple(name for name in INSTALL if name != "yes"),
+    "plan": tuple(name for name in INSTALL if name not in ("yes", "wait")),
     "preflight": IDENTITY + BUNDLE + REMOTE + ("root", "ignore_preflight", "allow_incomplete", "verbose"),
     "verify": BUNDLE + REMOTE + ("root", "role", "secrets"),  # role and secrets: where the recorded signers are
-    "images": BUNDLE + REMOTE + ("root", "role", "secrets", "containerd_address", "verbose"),
+    "images": BUNDLE + REMOTE + ("root", "role", "secrets", "containerd_address", "verbose", "wait"),
     "images push": BUNDLE + ("root", "role", "secrets"),
     "status": ("bundle", "root", "containerd_address"),
-    "join-info": IDENTITY + BUNDLE + ("root", "verbose"),
-    "reset": ("root", "yes", "verbose"),
-    "certs": ("root", "yes", "verbose"),
+    "join-info": IDENTITY + BUNDLE + ("root", "verbose", "wait"),
+    "reset": ("root", "yes", "verbose", "wait"),
+    "certs": ("root", "yes", "verbose", "wait"),
     "config": ("config", "secrets", "node", "bundle", "root", "trusted_signers"),
     "serve": BUNDLE + ("secrets", "root", "yes", "no_gpgcheck", "verbose"),
 }
 OPTION_DEFAULTS: Dict[str, object] = {"first": False, "yes": False, "no_gpgcheck": False, "verbose": False,
-                                      "allow_incomplete": False, "firewall": "firewalld"}  # fmt: skip
+                                      "allow_incomplete": False, "firewall": "firewalld", "wait": False}  # fmt: skip
 
 
 def node_options(shown: Sequence[str] = INSTALL) -> argparse.ArgumentParser:
@@ -117,6 +118,7 @@ def node_options(shown: Sequence[str] = INSTALL) -> argparse.ArgumentParser:
         help="go on with a bundle built with --allow-incomplete (refused by default: it lacks parts of a node)",
     )
     switch("--verbose", "-v", help="print every command as it runs")
+    switch("--wait", help="if another k8s-install run is changing this node, wait for it (default: refuse at once)")
     return common
 
 
@@ -290,12 +292,29 @@ def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
     }
 
 
+def takes_run_lock(args: argparse.Namespace) -> bool:
+    """The commands that change the node run one at a time (k8s_install/node/lock.py)."""
+    key = command_key(args)
+    if key == "upgrade":
+        return getattr(args, "action", "run") != "plan"
+    if key == "certs":
+        return getattr(args, "action", "show") == "renew"
+    return key in ("install", "reset", "images", "join-info")
+
+
 def dispatch(args: argparse.Namespace) -> int:
     command = args.command or "install"
     handler = handlers().get(command)
     if handler is None:
         raise InstallError(f"{command} is not available in this version")
-    return handler(args)
+    root = Path(args.root or "/")
+    if not takes_run_lock(args) or not root.is_dir():  # a --root that is not there: the command says so
+        return handler(args)
+    from k8s_install.node.host import Host
+    from k8s_install.node.lock import run_lock
+
+    with run_lock(Host(root), command_key(args), wait=bool(args.wait)):
+        return handler(args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -321,6 +340,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as error:  # a bug: keep the screen clean, keep the details
         if stdout_reader_left(error):
             return stdout_closed()
+        if isinstance(error, OSError) and error.errno in NO_SPACE:  # a full disk where no step expected it
+            where = error.filename or "a file of this run"
+            print(f"{PROG}: error: {where}: no space left on its filesystem: free space there, then run again",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         where = _write_crash_log()
         print(f"{PROG}: internal error; details in {where}; please report it", file=sys.stderr)
         return 3

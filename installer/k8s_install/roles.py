@@ -9,7 +9,7 @@ from k8s_install.steps.chrony import Chrony
 from k8s_install.steps.cluster import ApiVip, Calico, CalicoUpgrade, ClusterFiles, KubeadmInit, KubeadmJoin
 from k8s_install.steps.containerd import ContainerdConfig, RuntimeServices
 from k8s_install.steps.firewall import Firewall
-from k8s_install.steps.image_import import Images
+from k8s_install.steps.image_import import Images, RoleImages
 from k8s_install.steps.kernel import KernelModules, Sysctl
 from k8s_install.steps.kubelet import KubeletEnabled
 from k8s_install.steps.leftovers import Leftovers
@@ -43,11 +43,12 @@ def node_steps() -> List[Step]:
 
 
 def steps_for(role: str, first: bool) -> List[Step]:
-    """The node steps, then the API VIP and kubeadm for the role; Calico from the first control plane."""
+    """The node steps, then the API VIP and kubeadm for the role (once every image it will run is there);
+    Calico from the first control plane."""
     steps = node_steps()
     if role == "worker":
-        return steps + [KubeadmJoin()]
-    steps += [ClusterFiles(), ApiVip()]
+        return steps + [RoleImages(), KubeadmJoin()]
+    steps += [ClusterFiles(), ApiVip(), RoleImages()]
     return steps + ([KubeadmInit(), Calico()] if first else [KubeadmJoin()])
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,10 +42,9 @@ from tests.lab.cluster import VIP, LiveCluster, Run
 from tests.lab.node import NSPAWN_FLAGS, LabCluster, LabNode
 from tests.lab.root import lab_root
 from tests.lab_real import build, images
-from tests.lab_real.bundle import NODES, TOP, build_bundle
+from tests.lab_real.bundle import NODES, build_bundle
 from tests.support.netns import wait_for
 
-BUNDLE_DIR = f"/root/{TOP}"
 ADMIN = "--kubeconfig=/etc/kubernetes/admin.conf"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBELET_SHIMS = {"kernel.panic": "kernel/panic", "kernel.panic_on_oops": "kernel/panic_on_oops"}
@@ -139,6 +139,10 @@ class RealNode(LabNode):
         for key, where in KUBELET_SHIMS.items():
             (shims / key).write_text(Path(f"/proc/sys/{where}").read_text())
             self.binds.append(f"--bind={SHIM_DIR}/{key}:/proc/sys/{where}")
+        self.write_site_files()
+
+    def write_site_files(self) -> None:
+        """The lab's own files (units, kubelet drop-in): again after a reset, which may remove some."""
         unit = self.path("/etc/systemd/system/k8s-lab-real-prepare.service")
         unit.parent.mkdir(parents=True, exist_ok=True)
         unit.write_text(PREPARE_UNIT)
@@ -199,16 +203,26 @@ class RealLab(LabCluster):
 
 class RealCluster(LiveCluster):
     def installer(self, name: str, *command: str) -> List[str]:
+        """As a user runs it; the bundle is complete, so no --allow-incomplete."""
+        if command and command[0] in ("status", "reset", "join-info"):
+            return super().installer(name, *command)
         return ["./k8s-install.pyz", *command, *ROLES[name], "--yes"]
 
     def install(self, name: str, *command: str, timeout: float = 1800) -> Run:
         started = time.monotonic()
         self.count += 1
         argv = self.installer(name, *command)
-        result = self[name].run(argv, timeout=timeout, check=False, cwd=BUNDLE_DIR, unit=f"k8s-lab-run-{self.count}")
+        unit = f"k8s-lab-run-{self.count}"
+        result = self[name].run(argv, timeout=timeout, check=False, cwd=self.bundle_dir, unit=unit)
         run = Run(result, time.monotonic() - started)
         self.runs.setdefault(name, []).append(run)
         return run
+
+    @property
+    def bundle_dir(self) -> str:
+        """Where the tarball unpacks: its name without .tar (bundler build --cluster ends it with the cluster's
+        name)."""
+        return f"/root/{self.tarball.name[: -len('.tar')]}"
 
     def kubectl(self, *argv: str, node: str = "k8s-mn01", timeout: float = 60) -> subprocess.CompletedProcess:
         return self[node].run(["kubectl", ADMIN, *argv], check=False, timeout=timeout)
@@ -390,7 +404,7 @@ def run_checks(cluster: RealCluster, checks: Checks, before: Dict[str, str]) -> 
 
         def status(name: str = name) -> Tuple[bool, str]:
             shown = cluster[name].run(
-                ["./k8s-install.pyz", "status", "--json"], check=False, cwd=BUNDLE_DIR, timeout=120
+                ["./k8s-install.pyz", "status", "--json"], check=False, cwd=cluster.bundle_dir, timeout=120
             )
             if shown.returncode != 0:
                 return False, (shown.stdout + shown.stderr)[-600:]
@@ -448,6 +462,12 @@ def run_checks(cluster: RealCluster, checks: Checks, before: Dict[str, str]) -> 
     checks.attempt("host sysctls unchanged", host_unchanged)
 
 
+def kubeadm_listed(line: str) -> bool:
+    """The role-images line of an install: passed, with images from the real kubeadm's own list."""
+    found = re.search(r": ok, \d+ image\(s\) checked \((\d+) of kubeadm's list", line)
+    return bool(found) and int(found.group(1)) > 0
+
+
 # -- the whole run -----------------------------------------------------------------------------------------
 def main(argv: Optional[List[str]] = None) -> int:
     if os.geteuid() != 0:
@@ -493,6 +513,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                     )
                     raise SystemExit(1)
                 checks.attempt(f"pod network on {name}", lambda name=name: (True, write_pod_network(cluster, name)))
+            role_images = [
+                line.strip() for node in NODES for line in cluster.runs[node["name"]][0].output.splitlines()
+                if line.startswith("[role-images]")
+            ]  # fmt: skip
+            checks.check("the image check before kubeadm passes with the real kubeadm's list on every node",
+                         len(role_images) == len(NODES) and all(kubeadm_listed(line) for line in role_images),
+                         "; ".join(role_images))  # fmt: skip
             run_checks(cluster, checks, before)
             for node in NODES:
                 name = node["name"]
@@ -511,6 +538,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     again.result.returncode == 0 and "done: 0 change(s)" in again.output,
                     "; ".join(summary[-1:] + changed) or again.output[-300:].strip(),
                 )
+            from tests.lab_real.lifecycle import run_lifecycle
+
+            run_lifecycle(cluster, checks, timings)
         finally:
             if os.environ.get("K8S_LAB_REAL_KEEP") == "1":
                 log(f"kept running: nodes under {work / 'nodes'} (stop them by their systemd-nspawn PIDs)")
@@ -529,4 +559,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run as tests.lab_real.run, not __main__: lifecycle.py imports this module, and its classes must be these
+    from tests.lab_real import run
+
+    sys.exit(run.main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -20,7 +21,9 @@ KUBEADM_RESET = ["kubeadm", "reset", "--force"]
 
 
 def undo_kubeadm(host: Host) -> None:
-    """Leave the cluster first (kubeadm removes what it wrote: /etc/kubernetes, etcd data, CNI state)."""
+    """Leave the cluster first (kubeadm removes what it wrote: /etc/kubernetes, etcd data, CNI state). kubeadm
+    reset leaves the Node object behind (listed NotReady for good), and a worker holds no credentials to
+    delete it: say how."""
     if not host.path("/etc/kubernetes/kubelet.conf").exists() and not host.path("/etc/kubernetes/admin.conf").exists():
         return
     if host.live:
@@ -28,6 +31,17 @@ def undo_kubeadm(host: Host) -> None:
         print("  kubeadm reset done")
     else:
         host.skipped(f"would run: {' '.join(KUBEADM_RESET)}")
+    name = node_name(host)
+    print(f"  the cluster still lists {name} (NotReady): on a control plane run `kubectl delete node {name}`")
+
+
+def node_name(host: Host) -> str:
+    """This node's name in the cluster: its hostname (the install set it to the cluster config's name)."""
+    try:
+        name = host.path("/etc/hostname").read_text(encoding="utf-8").strip()
+    except OSError:
+        name = ""
+    return name or (socket.gethostname() if host.live else "NODE")
 
 
 def run_reset(args: argparse.Namespace) -> int:
@@ -57,6 +71,7 @@ def run_reset(args: argparse.Namespace) -> int:
         print(f"  removed /{leftover.relative_to(host.root)} (left by an interrupted run)")
     for path, record in sorted(files.items(), reverse=True):
         done = undo_file(host, path, record)
+        state.drop_file(path)  # undone: a reset cut after this point (a power cut) goes on with the rest
         print(f"  {done}")
         host.log(f"reset: {done}")
     packages = state.packages()

@@ -6,6 +6,7 @@ They read and never change anything; a step decides what a fact means. Facts of 
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import shutil
@@ -33,6 +34,11 @@ def releasever(host: Host) -> Optional[str]:
     return read_os_release(host).get("VERSION_ID", "9").split(".")[0] or "9"
 
 
+def utc_now() -> datetime.datetime:
+    """This machine's clock, the one TLS checks certificates against."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def effective_uid() -> int:
     return os.geteuid()
 
@@ -55,6 +61,11 @@ def memory_bytes() -> int:
 
 def disk_free(path: object) -> int:
     return shutil.disk_usage(str(path)).free
+
+
+def filesystem_id(path: object) -> int:
+    """Which filesystem holds `path` (its device number): needs on one filesystem add up."""
+    return os.stat(str(path)).st_dev
 
 
 def listening_ports() -> Dict[int, str]:

@@ -30,9 +30,13 @@ class State:
         return self.data["files"].get(path)
 
     def record_file(self, path: str, sha256: str, backup: Optional[str]) -> None:
+        """Noted before the file is written: until the rename lands (a cut in between), the file still holds
+        what the installer wrote before, kept as `previous_sha256` so it does not pass for a hand edit."""
         record = self.data["files"].setdefault(path, {"backup": backup})
         if backup and not record.get("backup"):
             record["backup"] = backup
+        if record.get("sha256") not in (None, sha256):
+            record["previous_sha256"] = record["sha256"]
         record["sha256"] = sha256
         self.save()
 
@@ -90,8 +94,18 @@ class State:
             self.path.unlink()
 
 
+def written_by_installer(record: Dict[str, Any], sha256: str) -> bool:
+    """The file's content is the installer's last write, or the one before it (a write cut before its rename)."""
+    return sha256 in (record.get("sha256"), record.get("previous_sha256"))
+
+
 def backup_path_for(path: str) -> str:
     return f"{BACKUP_DIR}{path}.orig"
+
+
+def edited_path_for(path: str) -> str:
+    """Where a managed file edited by hand is saved before the installer writes over it."""
+    return f"{BACKUP_DIR}{path}.edited"
 
 
 def ours_path_for(path: str) -> str:

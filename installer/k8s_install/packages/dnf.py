@@ -14,6 +14,8 @@ rpms/keys/; `gpgcheck=False` is an explicit choice for unsigned packages.
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.layout import RPMS_DIR
 from k8s_install.bundle_format.model import BundleManifest, InstallRequest
-from k8s_install.errors import InstallError
+from k8s_install.errors import InstallError, one_line
+from k8s_install.units import human_size
 
 REPO_ID = "k8s-bundle"
 QUERY_FORMAT = "%{NAME}|%{EPOCHNUM}|%{VERSION}|%{RELEASE}|%{ARCH}\\n"
@@ -133,12 +136,37 @@ PROBLEM_MARKERS = ("no match for argument", "nothing provides", "problem", "conf
                    "public key", "nokey", "signature", "failed to download", "error")  # fmt: skip
 
 
+NO_SPACE_MARKERS = ("no space left on device", "more space needed", "more space on the", "disk requirements")
+DNF_SPACE = re.compile(r"(\d+(?:\.\d+)?\s*[KMG]?i?B) more space(?: needed)? on the (\S+) filesystem")
+
+
+def no_space_for_packages(bundle: Bundle, changes: Sequence[PackageChange], root: Path, output: str) -> str:
+    """dnf stopped on a full filesystem (its disk check, or a write that failed): where, and how much."""
+    sizes = {entry.nevra: entry.size for entry in bundle.manifest.rpms}
+    estimate = 3 * sum(sizes.get(change.nevra, 0) for change in changes)  # installed, about 3x the RPM files
+    found = DNF_SPACE.search(output)
+    if found:
+        amount, filesystem = found.group(1), found.group(2)
+        where = str(Path(root) / filesystem.lstrip("/")) if Path(root) != Path("/") else filesystem
+        needed = f"dnf needs {amount} more there"
+    else:
+        where, needed = str(root), f"the packages need about {human_size(estimate)}"
+    try:
+        available = human_size(shutil.disk_usage(where).free)
+    except OSError:
+        available = "unknown"
+    return (
+        f"{where}: no space left on its filesystem for {len(changes)} package(s) ({needed}, {available} "
+        "available): free space there, then run again"
+    )
+
+
 def _dnf_problem(output: str) -> str:
     """dnf's own words for what went wrong: its specific lines first (a few), then its summary line."""
     lines = [line.strip() for line in output.splitlines() if any(m in line.lower() for m in PROBLEM_MARKERS)]
     specific = [line for line in lines if not line.startswith("Error")][:3]
     summary = [line for line in lines if line.startswith("Error")][:1]
-    return "; ".join(specific + summary) or output.strip()[-300:]
+    return "; ".join(specific + summary) or one_line(output.strip()[-300:])
 
 
 def install_packages(
@@ -160,7 +188,10 @@ def install_packages(
         raise InstallError("dnf is not installed on this machine: the RPM bundle needs an EL9 node") from None
     if result.returncode != 0:
         wanted = ", ".join(change.nevra for change in changes)
-        problem = _dnf_problem(result.stdout + "\n" + result.stderr)
+        output = result.stdout + "\n" + result.stderr
+        if any(marker in output.lower() for marker in NO_SPACE_MARKERS):
+            raise InstallError(no_space_for_packages(bundle, changes, root, output))
+        problem = _dnf_problem(output)
         raise InstallError(f"dnf could not install {wanted} from the bundle's repository: {problem}")
     left = plan_packages(bundle, root, run)
     if left:

@@ -136,7 +136,9 @@ def wait_until_api_answers(node: Node) -> None:
     config, secrets = node.settings.cluster_config(), require_secrets(node)
 
     def report(left: int, why: str) -> None:
-        print(f"\r    waiting for the API at {config.api_endpoint} ({why}): {left:4d} s left ", end="", file=sys.stderr)
+        # flushed: on a pipe (ssh without a tty, a log) the countdown must show while it waits, not after
+        print(f"\r    waiting for the API at {config.api_endpoint} ({why}): {left:4d} s left ", end="", file=sys.stderr,
+              flush=True)  # fmt: skip
 
     wait_for_api(lambda: probe_api(str(config.vip), config.api_port, secrets.ca_cert_pem), JOIN_WAIT_SECONDS, report)
     print(file=sys.stderr)

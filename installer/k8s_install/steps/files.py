@@ -10,13 +10,12 @@ beside the original backup before it is overwritten. Text files carry a managed-
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from k8s_install.engine import Change, Node
-from k8s_install.node.atomic import write_atomically
-from k8s_install.node.state import backup_path_for, ours_path_for
+from k8s_install.node.atomic import copy_atomically, make_folders, write_atomically
+from k8s_install.node.state import backup_path_for, edited_path_for, ours_path_for, written_by_installer
 
 HEADER = "Managed by k8s-install: local edits are replaced on the next run (originals: /var/lib/k8s-install/backups)"
 
@@ -65,8 +64,8 @@ def apply_file(node: Node, path: str, data: bytes, mode: int) -> None:
         if record is None:
             backup = backup_path_for(path)  # the original, kept once for reset
             _copy(node, target, backup)
-        elif record.get("sha256") != sha256_bytes(current) and current != data:
-            edited = f"{backup_path_for(path)[: -len('.orig')]}.edited"
+        elif not written_by_installer(record, sha256_bytes(current)) and current != data:
+            edited = edited_path_for(path)
             _copy(node, target, edited)
             node.host.log(f"{path} was edited by hand; saved to {edited}")
     elif record is None:
@@ -79,11 +78,10 @@ def apply_file(node: Node, path: str, data: bytes, mode: int) -> None:
 
 def _private(node: Node, backup: str) -> Path:
     destination = node.host.path(backup)
-    destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_folders(destination.parent, 0o700)
     return destination
 
 
 def _copy(node: Node, source: Path, backup: str) -> None:
-    destination = node.host.path(backup)
-    destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    shutil.copy2(source, destination)
+    """Keep a copy of `source` (an original, an edited file) under the backups: complete, or not there."""
+    copy_atomically(source, _private(node, backup))

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Callable, List
 
 from k8s_install.engine import Change, Node, Step
-from k8s_install.node.atomic import leftover_temporaries
+from k8s_install.node.atomic import leftover_temporaries, temporaries_under
 from k8s_install.node.host import Host
-from k8s_install.node.state import STATE_FILE, State, ours_path_for
+from k8s_install.node.state import BACKUP_DIR, STATE_FILE, State, ours_path_for
 
 
 def written_paths(state: State) -> List[str]:
@@ -27,7 +27,8 @@ def leftovers(host: Host, state: State) -> List[Path]:
     found: List[Path] = []
     for path in written_paths(state):
         found += leftover_temporaries(host.path(path))
-    return found
+    # a copy of an original is written before the file it keeps is recorded: the backups are all ours
+    return found + [path for path in temporaries_under(host.path(BACKUP_DIR)) if path not in found]
 
 
 class Leftovers(Step):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import stat
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
-from k8s_install.bundle_format.layout import IMAGES_DIR
-from k8s_install.cert_expiry import expiry_warnings
+from k8s_install.bundle_format.layout import SBOM_NAME
+from k8s_install.cert_expiry import CertificateError, expiry_warnings, parse_validity, pem_certificates
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
 from k8s_install.node import facts
+from k8s_install.node.clock import NOT_AFTER, NOT_BEFORE, NOW, ClockReference, clock_problem
 from k8s_install.packages.assumed_rpms import unmet_requirements
+from k8s_install.steps.disk_space import check_disk
 from k8s_install.steps.kernel import SYSCTL_FILE, sysctl_overrides
 
 MIN_CPUS = 2
@@ -76,24 +80,49 @@ def check_memory(node: Node) -> Optional[str]:
     return None
 
 
-def images_size(node: Node) -> int:
-    """Bytes of the bundle's image store (compressed layers)."""
-    total = 0
-    for directory, _subdirs, files in os.walk(node.bundle.root / IMAGES_DIR):
-        total += sum(os.path.getsize(os.path.join(directory, name)) for name in files)
-    return total
+NO_BUILD_TIME = datetime.datetime(1980, 1, 2, tzinfo=datetime.timezone.utc)  # the builder's default epoch: unknown
 
 
-def check_disk(node: Node) -> Optional[str]:
-    target = node.host.path("/var/lib")
-    while not target.exists():
-        target = target.parent
-    free = facts.disk_free(target)
-    needed = 3 * images_size(node) + 2 * 1024**3  # unpacked layers take about 2-3x their compressed size
-    if free < needed:
-        have, want = free / 1024**3, needed / 1024**3
-        return f"{have:.1f} GiB free under /var/lib, needs {want:.1f} GiB: free space or grow the disk"
-    return None
+def bundle_build_time(node: Node) -> Optional[datetime.datetime]:
+    """When the bundle was built (its SBOM's `created`, SOURCE_DATE_EPOCH), if the builder recorded it."""
+    try:
+        created = json.loads((node.bundle.root / SBOM_NAME).read_bytes())["creationInfo"]["created"]
+        moment = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return moment if moment > NO_BUILD_TIME else None
+
+
+def clock_references(node: Node) -> List[ClockReference]:
+    """What the cluster itself says about the time (k8s_install/node/clock.py): the CA's validity, the
+    bundle's build time and, on a live node that joins, the cluster API's clock."""
+    found: List[ClockReference] = []
+    secrets = node.settings.secrets
+    if secrets is not None:
+        try:
+            not_before, not_after, _ = parse_validity(pem_certificates(secrets.ca_cert_pem.encode())[0])
+        except (CertificateError, ValueError, IndexError):
+            pass  # the secrets' loader checked the CA already; its hash pins it
+        else:
+            ca = "the cluster CA certificate (cluster secrets)"
+            found.append(ClockReference(f"the start of {ca}", not_before, NOT_BEFORE))
+            found.append(ClockReference(f"the end of {ca}", not_after, NOT_AFTER))
+    built = bundle_build_time(node)
+    if built is not None:
+        found.append(ClockReference(f"the bundle's build time ({SBOM_NAME})", built, NOT_BEFORE))
+    settings = node.settings
+    if node.host.live and not settings.first and settings.cluster is not None and secrets is not None:
+        from k8s_install.cluster.api_probe import api_time
+
+        config = settings.cluster
+        answered = api_time(str(config.vip), config.api_port, secrets.ca_cert_pem, timeout=3.0)
+        if answered is not None:
+            found.append(ClockReference(f"the cluster API at {config.api_endpoint}", answered, NOW))
+    return found
+
+
+def check_clock(node: Node) -> Optional[str]:
+    return clock_problem(facts.utc_now(), clock_references(node))
 
 
 # What a node of ours runs on the required ports: after a run that failed half-way (say in kubeadm init,
@@ -178,6 +207,7 @@ CHECKS: Tuple[Tuple[str, Check], ...] = (
     ("arch", check_arch),
     ("cpus", check_cpus),
     ("memory", check_memory),
+    ("clock", check_clock),
     ("disk", check_disk),
     ("ports", check_ports),
     ("runtime", check_runtime),

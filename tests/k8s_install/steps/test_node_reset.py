@@ -53,3 +53,22 @@ def test_a_hosts_line_after_the_block_does_not_move_the_block() -> None:
     assert hosts_with_block(edited, NODES) == edited
     changed = hosts_with_block(edited, NODES + [("10.213.7.22", "k8s-mn02")])
     assert changed.endswith("# END k8s-install\n10.1.1.1 nas\n") and "10.213.7.22  k8s-mn02" in changed
+
+
+def test_reset_of_a_node_in_a_cluster_says_how_to_remove_its_node_object(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """kubeadm reset leaves the Node listed (NotReady) and a worker cannot delete it (make lab-real): the
+    operator is told the command, with the node's name."""
+    from k8s_install.commands.reset import undo_kubeadm
+    from k8s_install.node.host import Host
+
+    (tmp_path / "etc/kubernetes").mkdir(parents=True)
+    (tmp_path / "etc/kubernetes/kubelet.conf").write_text("apiVersion: v1\nkind: Config\n")
+    (tmp_path / "etc/hostname").write_text("k8s-wn01\n")
+    host = Host(tmp_path)
+    undo_kubeadm(host)
+    out = capsys.readouterr().out
+    assert "the cluster still lists k8s-wn01 (NotReady): on a control plane run `kubectl delete node k8s-wn01`" in out
+    assert host.recorded == ["would run: kubeadm reset --force"]
+    (tmp_path / "etc/kubernetes/kubelet.conf").unlink()
+    undo_kubeadm(host)  # never joined: nothing to say
+    assert capsys.readouterr().out == ""

@@ -69,7 +69,9 @@ CASES = [
     (
         "disk",
         lambda m: m.setattr(facts, "disk_free", lambda path: GiB),
-        "1.0 GiB free under /var/lib, needs 2.0 GiB: free space or grow the disk",
+        "/var/lib, /etc, /var/lib/k8s-install (one filesystem): needs 2.0 GiB free (kubelet, etcd and logs 2.0 GiB, "
+        "the configuration 16.0 MiB, the installer's state and backups 16.0 MiB), 1.0 GiB available: free space "
+        "there or grow the filesystem, then run again",
     ),
     (
         "ports",
@@ -92,6 +94,7 @@ def healthy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(facts, "cpu_count", lambda: 4)
     monkeypatch.setattr(facts, "memory_bytes", lambda: 8 * GiB)
     monkeypatch.setattr(facts, "disk_free", lambda path: 100 * GiB)
+    monkeypatch.setattr(facts, "filesystem_id", lambda path: 1)
     monkeypatch.setattr(facts, "listening_ports", lambda: {22: "sshd"})
     monkeypatch.setattr(facts, "docker_running", lambda host: False)
 
@@ -277,6 +280,24 @@ def test_unknown_check_name_to_ignore_is_refused_with_the_list() -> None:
     with pytest.raises(InstallError) as raised:
         ignored_checks(["cpu"])
     assert str(raised.value) == (
-        "--ignore-preflight cpu: no such check; the checks are root, os, arch, cpus, memory, disk, ports, runtime, "
-        "assumed-rpms, bundle-permissions"
+        "--ignore-preflight cpu: no such check; the checks are root, os, arch, cpus, memory, clock, disk, ports, "
+        "runtime, assumed-rpms, bundle-permissions"
     )
+
+
+def test_each_filesystem_is_checked_for_what_it_gets(
+    healthy: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """/etc on a small filesystem of its own: only it is named, with its need and what it has; /var/lib, on
+    another one with room, is not."""
+    node = make_node(tmp_path)
+    etc = str(node.host.path("/etc"))
+    monkeypatch.setattr(facts, "filesystem_id", lambda path: 2 if str(path).startswith(etc) else 1)
+    monkeypatch.setattr(facts, "disk_free", lambda path: 4096 if str(path).startswith(etc) else 100 * GiB)
+    assert preflight.failures(node) == [
+        (
+            "disk",
+            "/etc: needs 16.0 MiB free (the configuration 16.0 MiB), 4.0 KiB available: free space there or grow "
+            "the filesystem, then run again",
+        )
+    ]

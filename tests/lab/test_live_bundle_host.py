@@ -49,6 +49,8 @@ from tests.lab.node import LabCluster, installer_pythons, ran_under_python39
 from tests.support.bundle_host import make_signer
 from tests.support.cri_client import CriImageClient
 
+pytestmark = pytest.mark.xdist_group("lab-bundle-host")  # four nodes of its own: runs beside the shared lab
+
 
 @pytest.fixture(scope="module")
 def host_lab(lab_root_dir: Path, lab_bundle: Tuple[Path, Path]) -> Iterator[HostLab]:

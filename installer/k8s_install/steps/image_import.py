@@ -145,12 +145,17 @@ class RoleImages(Step):
         else:
             node.host.skipped("kubeadm config images list (kubeadm runs on the booted node)")
         kept = for_role(listed, node.settings.role, config.external_etcd is not None)
-        cni = []
-        if node.bundle.has_artifact("calico-manifest"):
-            cni = manifest_images(node.bundle.artifact("calico-manifest").read_text(encoding="utf-8"))
+        cni: List[str] = []
+        calico = node.bundle.artifact("calico-manifest") if node.bundle.has_artifact("calico-manifest") else None
+        # a worker filled from a bundle host (--bundle-url) has no Calico manifest: the first control plane
+        # applies it, so the worker never fetched it (docs/bundle-url.md); its images are then not named here
+        calico_absent = calico is not None and not calico.is_file()
+        if calico is not None and not calico_absent:
+            cni = manifest_images(calico.read_text(encoding="utf-8"))
         needed = needed_images(kept, cni, node.bundle.pause_image())
         asked = f"{len(kept)} of kubeadm's list" if kubeadm else "kubeadm not asked"
-        self.checked = f"ok, {len(needed)} image(s) checked ({asked}, {len(cni)} of Calico's, the sandbox)"
+        calico_said = "Calico's manifest not on this node" if calico_absent else f"{len(cni)} of Calico's"
+        self.checked = f"ok, {len(needed)} image(s) checked ({asked}, {calico_said}, the sandbox)"
         address = node.settings.containerd_address or (DEFAULT_ADDRESS if node.host.live else None)
         if address is not None and not node.options.dry_run:
             present = list(present_images(ctr_binary(node, None), address))

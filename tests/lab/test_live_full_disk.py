@@ -1,6 +1,6 @@
-"""A full disk, live on a lab node (issue 24; docs/reliability.md): the worker's `/var/lib/containerd` on a small
-tmpfs mounted inside the node's own mount namespace (never on the host), filled, then `./k8s-install.pyz` run as
-a user would. The case prints one `FAULT ...` line (tests/support/faults.py).
+"""A full disk, live on a lab node (issue 24; docs/reliability.md): the worker's `/var/lib/containerd`, then its
+`/etc`, on a small tmpfs mounted inside the node's own mount namespace (never on the host), filled, then
+`./k8s-install.pyz` run as a user would. Each case prints one `FAULT ...` line (tests/support/faults.py).
 
 The node's containerd root is a bind of a host folder (tests/lab/node.py); the tmpfs is mounted over it in the
 node's namespace only, while containerd is stopped, and unmounted at the end, so the node is left as it was:
@@ -9,6 +9,7 @@ its own images back in containerd and the next run changes nothing."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Iterator, List
 
@@ -16,7 +17,7 @@ import pytest
 
 from tests.lab.cluster import BUNDLE_DIR, LiveCluster
 from tests.lab.node import LabNode
-from tests.support.faults import report_fault
+from tests.support.faults import half_applied_files, report_fault
 from tests.support.sandbox import ORIGINAL_HOSTS
 
 NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
@@ -126,11 +127,70 @@ def test_a_live_full_containerd_filesystem_is_refused_in_preflight_stops_the_imp
     assert half_imported == [] and lost == 0
 
 
-def test_the_worker_is_back_on_its_own_containerd_root_and_changes_nothing(installed: LiveCluster) -> None:
-    """After the tmpfs is gone, containerd runs on the node's own root again with the images it had, and a run
-    changes nothing: the node is as the other lab modules expect."""
+@pytest.fixture
+def small_etc(installed: LiveCluster) -> Iterator[Path]:
+    """The worker's /etc on a 32 MiB tmpfs of its mount namespace holding a copy of its /etc (copied from the
+    host through the overlay, so no program of the node runs while /etc is empty); unmounted at the end, so
+    the node's own /etc, which the copy never touched, shows again."""
     node = installed[WORKER]
-    assert mounted_on(node, CONTAINERD_ROOT) != "tmpfs"
+    before = mounted_on(node, "/etc")
+    node.run(["mount", "-t", "tmpfs", "-o", "size=32M,mode=0755", "tmpfs", "/etc"])
+    try:
+        etc = seen_from_host(node, "/etc")
+        subprocess.run(["cp", "-a", f"{node.path('/etc')}/.", str(etc)], check=True)
+        assert mounted_on(node, "/etc") == "tmpfs"
+        yield etc
+    finally:
+        if node.run(["umount", "/etc"], check=False).returncode != 0:
+            node.run(["umount", "-l", "/etc"], check=False)
+    assert mounted_on(node, "/etc") == before, "the tmpfs is still mounted on the worker's /etc"
+
+
+def test_a_live_full_etc_stops_a_file_write_with_one_line_and_nothing_half_written(
+    installed: LiveCluster, small_etc: Path, record_property
+) -> None:  # type: ignore[no-untyped-def]
+    """The worker's /etc full (a managed file, /etc/crictl.yaml, deleted so that the run has one to write back):
+    preflight names /etc; with the check ignored the write stops the run with one line naming the file and the
+    space; no temporary left, nothing torn, the state readable; once space is freed a re-run writes it back and
+    the next changes nothing."""
+    node = installed[WORKER]
+    wanted = (small_etc / "crictl.yaml").read_bytes()
+    (small_etc / "crictl.yaml").unlink()
+    filler = fill(small_etc, leave=0)
+
+    refused = installed.install(WORKER)
+    assert refused.result.returncode == 1, refused.output
+    disk_line = next(line.strip() for line in refused.result.stdout.splitlines() if "preflight disk:" in line)
+    assert "preflight disk: /etc: needs " in disk_line and "(the configuration " in disk_line, disk_line
+    assert not (small_etc / "crictl.yaml").exists(), "preflight wrote a file"
+
+    stopped = installed.install(WORKER, "install", "--ignore-preflight", "disk")
+    assert stopped.result.returncode == 1, stopped.output
+    lines = stopped.result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "/etc/crictl.yaml: no space left on its filesystem" in lines[0], lines
+    assert "nothing was half-written: free space there, then run again" in lines[0], lines
+    print(disk_line, lines[0], sep="\n")
+    torn = half_applied_files(seen_from_host(node, "/"), ("etc", "var/lib/k8s-install"))
+    assert not (small_etc / "crictl.yaml").exists(), "a torn /etc/crictl.yaml"
+
+    filler.unlink()  # the operator frees space
+    rerun = installed.install(WORKER)
+    assert rerun.result.returncode == 0, rerun.output
+    assert (small_etc / "crictl.yaml").read_bytes() == wanted
+    final = installed.install(WORKER)
+    assert final.result.returncode == 0 and "done: 0 change(s) applied" in final.output, final.output
+
+    lost = 0 if (small_etc / "hosts").read_text().startswith(ORIGINAL_HOSTS) else 1
+    report_fault(record_property, "live: full disk, /etc during a file write", True, lost, len(torn))
+    assert torn == [] and lost == 0
+
+
+def test_the_worker_is_back_on_its_own_containerd_root_and_changes_nothing(installed: LiveCluster) -> None:
+    """After the tmpfs filesystems are gone, containerd runs on the node's own root again with the images it had,
+    /etc is the node's own, and a run changes nothing: the node is as the other lab modules expect."""
+    node = installed[WORKER]
+    assert mounted_on(node, CONTAINERD_ROOT) != "tmpfs" and mounted_on(node, "/etc") != "tmpfs"
     assert node.active("containerd")
     present = images_check(node)
     assert present and all("complete" in line and "true" in line for line in present), present

@@ -11,6 +11,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 import yaml
 
+from tests.support import session_cache
 from tests.support.bundle_contract import check_built_bundles
 from tests.support.faults import FAULT_CASES, totals
 from tests.support.http_server import MirrorServer
@@ -63,6 +64,12 @@ def python39() -> str:
     if not found:
         pytest.skip("no Python 3.9 interpreter found (set PYTHON39 or install 3.9 with pyenv)")
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What the run builds once for every xdist worker (tests/support/session_cache.py) lives in the run's folder."""
+    session_cache.FOLDER = session_cache.session_folder(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
@@ -176,7 +183,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks (and -m the tiers)
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     """Tier markers from the folder and the fixtures; under pytest-xdist, a module's tests stay together (its
-    module fixtures are made once) and the whole lab in one worker (its nodes are shared session fixtures)."""
+    module fixtures are made once) and the lab in one worker (its nodes are shared session fixtures), but for a
+    lab module that boots nodes of its own and says so with `pytestmark = pytest.mark.xdist_group(NAME)`."""
     parallel = config.pluginmanager.hasplugin("xdist")
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -187,8 +195,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.add_marker(pytest.mark.daemons)
         if in_lab or fixtures & ROOT_FIXTURES:
             item.add_marker(pytest.mark.root)
-        if parallel:
+        if parallel and not item.get_closest_marker("xdist_group"):  # a lab module may name a group of its own
             item.add_marker(pytest.mark.xdist_group("lab" if in_lab else item.path.stem))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    """`--dist loadgroup` hands out the longest groups first (tests/support/scheduling.py)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.support.scheduling import LongestFirst
+
+    return LongestFirst(config, log)
 
 
 @pytest.hookimpl(trylast=True)

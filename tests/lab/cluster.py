@@ -112,8 +112,8 @@ def boot_lab(root: Path, tarball: Path, site: Path, work: Path, timings: Dict[st
     """The three nodes booted from `root` with the bundle unpacked on each; the caller closes `.nodes`."""
     nodes = LabCluster(root, work)
     try:
-        for name, address in LAB_NODES:
-            nodes.add(name, address)
+        nodes.add_all(LAB_NODES)
+        for name, _address in LAB_NODES:
             timings[f"boot {name}"] = nodes.boot_seconds[name]
         cluster = LiveCluster(nodes, tarball, site)
         cluster.unpack_everywhere()

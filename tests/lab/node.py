@@ -26,7 +26,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from k8s_install.steps.kernel import SYSCTL_SETTINGS
 from tests.conftest import find_python39
@@ -134,6 +134,12 @@ class LabNode:
     def boot(self) -> float:
         """Start the container and wait until systemd reports the boot finished; returns the seconds taken."""
         started = time.monotonic()
+        self.start()
+        self.wait_booted()
+        return time.monotonic() - started
+
+    def start(self) -> None:
+        """Start the container (systemd as PID 1) and find its PID 1; `wait_booted` waits for the boot's end."""
         log = open(self.work / "console.log", "ab")  # noqa: SIM115 - lives as long as the container
         self.process = subprocess.Popen(
             ["systemd-nspawn", *NSPAWN_FLAGS, "-D", str(self.merged), f"--machine={self.machine}",
@@ -143,8 +149,9 @@ class LabNode:
         )  # fmt: skip
         log.close()
         self.leader = wait_for(self._find_leader, 30, what=f"{self.name}'s PID 1")
+
+    def wait_booted(self) -> None:
         wait_for(self._booted, BOOT_TIMEOUT, interval=0.5, what=f"{self.name} to finish booting")
-        return time.monotonic() - started
 
     def _find_leader(self) -> int:
         assert self.process is not None
@@ -230,6 +237,19 @@ class LabCluster:
         self.nodes[name] = node
         self.boot_seconds[name] = node.boot()
         return node
+
+    def add_all(self, nodes: Sequence[Tuple[str, str]]) -> None:
+        """Like `add` for each (name, address) in turn, but the nodes boot at the same time; each node's
+        boot_seconds run from its own start to the end of its boot."""
+        started: Dict[str, float] = {}
+        for name, address_cidr in nodes:
+            node = LabNode(self.lab, self.root, self.work / name, name, address_cidr)
+            self.nodes[name] = node
+            started[name] = time.monotonic()
+            node.start()
+        for name in started:
+            self.nodes[name].wait_booted()
+            self.boot_seconds[name] = time.monotonic() - started[name]
 
     def close(self) -> None:
         for node in reversed(list(self.nodes.values())):

@@ -23,6 +23,8 @@ from tests.conftest import LAB_TIMINGS
 from tests.lab.root import LAB_CACHE, base_key
 from tests.support.http_server import MirrorServer
 
+pytestmark = pytest.mark.xdist_group("lab-debian-metadata")  # no nodes, only the lab root: beside the shared lab
+
 LISTS = "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_"
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-bookworm-automatic.gpg")  # debian-archive-keyring
 KUBERNETES_OWN = ("kubeadm", "kubelet", "kubectl")

@@ -24,6 +24,8 @@ from tests.lab.node import LabCluster, LabNode
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import REGISTRY_BINARY, Registry
 
+pytestmark = pytest.mark.xdist_group("lab-serve")  # a node and a bundle of its own: runs beside the shared lab
+
 ADDRESS = "10.213.9.21/24"
 ACCEPT = ", ".join([
     "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",

@@ -34,6 +34,8 @@ PREFIX = "site"
 WORKLOAD = "quay.io/acme/app:2.0"  # the site registry holds it as site/acme/app:2.0; no bundle carries it
 USER, PASSWORD = "kubelet-pull", "lab-Pull-77"
 SITE_DIR = "/root/site"
+# Its own nodes (registry_cluster): under pytest-xdist it runs beside the other lab modules, in the other worker
+pytestmark = pytest.mark.xdist_group("lab-site-registry")
 
 
 def secrets_name(name: str) -> str:

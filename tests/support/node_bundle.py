@@ -7,6 +7,8 @@ installer's placement of them).
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import io
 import shutil
@@ -17,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from tests.support import session_cache
 from tests.support.http_server import MirrorServer
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
@@ -56,7 +59,11 @@ spec:
 
 def _tarball(members: List[Tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    # gzip's header keeps a time too: fixed, so the same members make the same bytes (and the same bundle)
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         for name, data in members:
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -72,6 +79,13 @@ def _script(text: str) -> bytes:
 
 def runtime_artifacts() -> Dict[str, Tuple[str, bytes, bool]]:
     """name -> (file name, bytes, noarch)"""
+    return dict(_runtime_artifacts())
+
+
+@functools.lru_cache(maxsize=1)
+def _runtime_artifacts() -> Dict[str, Tuple[str, bytes, bool]]:
+    """Made once per process: compressing the real containerd binaries (about 80 MB) takes seconds, and the
+    bytes are the same each time (_tarball is reproducible)."""
     containerd = [(f"bin/{Path(p).name}", Path(p).read_bytes()) for p in REAL_CONTAINERD]
     cni = [(f"./{name}", _script(f"cni {name} v1.4.0")) for name in ("bridge", "host-local", "loopback", "portmap")]
     return {
@@ -120,9 +134,25 @@ def node_release_manifest(mirror: MirrorServer, extra: Optional[dict] = None) ->
 def build_node_bundle(
     mirror: MirrorServer, work: Path, extra_args: Tuple[str, ...] = (), extra_manifest: Optional[dict] = None
 ) -> Path:
+    """`bundler build` of the stand-in release into `work` (release.yaml, cache/, out/TOP.tar, and TOP/ unpacked);
+    returns work/TOP. The artifacts are served on `mirror` either way. The default bundle (no extra arguments or
+    manifest) is built once per test run and copied (tests/support/session_cache.py): the build is the same."""
     work.mkdir(parents=True, exist_ok=True)
+    manifest = yaml.safe_dump(node_release_manifest(mirror, extra_manifest))
+    if not extra_args and extra_manifest is None:
+        shared = session_cache.built_once(
+            session_cache.key_of("node bundle", manifest), lambda folder: _build(mirror, folder, manifest, ())
+        )
+        if shared is not None:
+            session_cache.copy_into(shared, work)
+            return work / TOP
+    _build(mirror, work, manifest, extra_args)
+    return work / TOP
+
+
+def _build(mirror: MirrorServer, work: Path, manifest: str, extra_args: Tuple[str, ...]) -> None:
     manifest_path = work / "release.yaml"
-    manifest_path.write_text(yaml.safe_dump(node_release_manifest(mirror, extra_manifest)))
+    manifest_path.write_text(manifest)
     out = work / "out"
     result = subprocess.run(
         ["python", "-m", "bundler", "build", "--allow-incomplete", "--manifest", str(manifest_path),
@@ -132,4 +162,3 @@ def build_node_bundle(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     subprocess.run(["tar", "-xf", str(out / f"{TOP}.tar"), "-C", str(work)], check=True)
-    return work / TOP

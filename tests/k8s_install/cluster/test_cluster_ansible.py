@@ -415,6 +415,9 @@ def test_a_failed_worker_stops_the_rollout_before_the_next_batch(cluster: Cluste
 # --- the upgrade playbook ---------------------------------------------------------------------------------
 
 UPGRADE_TO = "1.29.15"
+# the longest test (six playbook runs on fresh nodes): under pytest-xdist it may run in the other worker, which
+# then makes the module's fixtures (a copy of the session's node bundle, the SSH nodes) for itself
+UPGRADE_GROUP = "test_cluster_ansible-upgrade"
 UPGRADE_TASK = "Upgrade (k8s-install.pyz upgrade --yes)"
 
 
@@ -447,6 +450,7 @@ def log_sizes(folders: Dict[str, Path]) -> Dict[str, int]:
 
 @pytest.mark.daemons
 @pytest.mark.root
+@pytest.mark.xdist_group(UPGRADE_GROUP)
 def test_upgrade_playbook_runs_kubeadms_order_node_by_node_then_changes_nothing(cluster: Cluster) -> None:
     folders = fresh_nodes(cluster, "upgrade")
     installed = play(cluster)

@@ -1,0 +1,44 @@
+"""The order pytest-xdist hands out its groups in: the longest first (tests/conftest.py's groups: "lab", or a
+module's name).
+
+pytest-xdist's `loadgroup` hands out the groups biggest first by their number of tests, and each worker takes the
+next group when it runs dry. The run ends when the last group does, so a long group with few tests (the playbook
+runs of test_cluster_ansible.py: eleven tests, minutes each) must not start last, when the other worker has
+nothing left to do. Groups named here start first, longest first, in the seconds they took on a CI machine
+(two cores); the rest follow as pytest-xdist orders them. The figures order the work and assert nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+from xdist.scheduler import LoadGroupScheduling
+
+# seconds a group took on a fresh two-core CI machine (`make test --durations`), roughly; update as they move
+LONG_GROUPS: Dict[str, int] = {
+    "lab": 600,  # its root (debootstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
+    "lab-ansible": 400,  # tests/lab/test_ansible_lab.py: three nodes of its own, the playbooks run live
+    "lab-site-registry": 200,  # tests/lab/test_site_registry.py: three nodes of its own, installed live
+    "lab-serve": 120,  # tests/lab/test_live_serve.py: a bundle host node and a bundle of its own
+    "lab-debian-metadata": 60,  # tests/lab/test_debian_metadata.py: apt resolves on the lab root's Debian metadata
+    "test_cluster_ansible": 300,
+    "test_cluster_ansible-upgrade": 200,  # its longest test, a group of its own
+    "test_node_install": 120,
+    "test_new_user": 120,
+    "test_demo": 60,
+    "test_node_control_plane": 60,
+    "test_upgrade": 60,
+    "test_cluster_ha": 60,
+}
+
+
+class LongestFirst(LoadGroupScheduling):
+    """pytest-xdist's loadgroup scheduling with the groups of LONG_GROUPS handed out first, longest first."""
+
+    def _assign_work_unit(self, node) -> None:  # type: ignore[no-untyped-def]
+        queue = self.workqueue
+        if any(name in queue for name in LONG_GROUPS):
+            known = sorted((name for name in queue if name in LONG_GROUPS), key=lambda name: -LONG_GROUPS[name])
+            for name in reversed(known):
+                queue.move_to_end(name, last=False)
+        super()._assign_work_unit(node)

@@ -1,0 +1,62 @@
+"""Things a test session builds once and every pytest-xdist worker shares: a folder per key, made once under
+a file lock and handed to each caller as its own copy.
+
+The folder is the run's own (tests/conftest.py sets it for the session: the pytest-xdist root shared by the
+workers, or the session's basetemp without xdist), so nothing outlives the run and no other run sees it.
+An entry is built in a temporary folder beside its place and renamed into place: never half-made. Without a
+session folder (a helper called outside pytest), every call builds for itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+FOLDER: Optional[Path] = None  # set by tests/conftest.py for the session
+
+
+def session_folder(basetemp: Path) -> Path:
+    """The folder every process of this run shares: under pytest-xdist, the workers' common basetemp root."""
+    root = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    return root / "session-cache"
+
+
+def key_of(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, key: str) -> Iterator[None]:
+    """One lock per key: a worker waits only for the entry it needs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def built_once(key: str, build: Callable[[Path], None]) -> Optional[Path]:
+    """The folder `build(folder)` filled for `key`, built the first time any worker asks; None when there is no
+    session folder (the caller then builds in place). Callers copy from it and never change it."""
+    if FOLDER is None:
+        return None
+    entry = FOLDER / key
+    with _locked(FOLDER, key):
+        if not entry.is_dir():
+            partial = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=FOLDER))
+            try:
+                build(partial)
+                os.replace(partial, entry)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+    return entry
+
+
+def copy_into(entry: Path, work: Path) -> None:
+    """A caller's own copy of a shared entry (modes and times kept): what a test changes stays its own."""
+    shutil.copytree(entry, work, symlinks=True, dirs_exist_ok=True)

@@ -22,7 +22,6 @@ from tests.lab.cluster import LiveCluster, boot_lab
 from tests.lab.node import python39_program
 from tests.lab.root import lab_root
 from tests.lab.upgrade import NEXT_MINOR_RELEASE, NEXT_RELEASE, make_delta
-from tests.support import session_cache
 
 TOOLS = ("systemd-nspawn", "debootstrap", "nsenter", "ip", "rpmbuild", "createrepo_c", "gpg", "rpmsign")
 TIMINGS: Dict[str, float] = {}
@@ -59,48 +58,19 @@ def lab_root_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def lab_bundle(pushed_images, cluster_secrets, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:  # type: ignore[no-untyped-def]
-    """(bundle tarball, folder of cluster.yaml and its secrets). Built once per run: the lab's groups may run in
-    two pytest-xdist workers (tests/support/session_cache.py), and each gets its own copy of the two."""
+    """(bundle tarball, folder of cluster.yaml and its secrets), built in each pytest-xdist worker that needs it:
+    the images and secrets it is made from are that worker's own, and the deltas over it must be built there."""
     require_lab()
     work = tmp_path_factory.mktemp("lab-bundle")
-
-    def build(folder: Path) -> None:
-        tarball, site = make_lab_bundle(folder, pushed_images.storage, cluster_secrets, TIMINGS)
-        _keep_only(folder, tarball, site)
-
-    shared = session_cache.built_once(session_cache.key_of("lab bundle"), build)
-    if shared is None:
-        return make_lab_bundle(work, pushed_images.storage, cluster_secrets, TIMINGS)
-    session_cache.copy_into(shared, work)
-    (tarball,) = work.glob("*.tar")
-    return tarball, work / "site"
-
-
-def _keep_only(folder: Path, tarball: Path, site: Path) -> None:
-    """Leave in `folder` the bundle tarball and the site folder only (what the lab's fixtures hand out)."""
-    os.replace(tarball, folder / tarball.name)
-    for entry in folder.iterdir():
-        if entry.name != tarball.name and entry != site:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    return make_lab_bundle(work, pushed_images.storage, cluster_secrets, TIMINGS)
 
 
 @pytest.fixture(scope="session")
 def next_delta(lab_bundle, pushed_images, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    """The delta tarball of the stand-in 1.29.15 over the lab bundle (1.29.6); built once per run, as lab_bundle."""
+    """The delta tarball of the stand-in 1.29.15 over the lab bundle (1.29.6), built in the worker of its base."""
     tarball, site = lab_bundle
     work = tmp_path_factory.mktemp("lab-delta")
-
-    def build(folder: Path) -> None:
-        delta = make_delta(folder / "work", pushed_images.storage, site, tarball, TIMINGS, NEXT_RELEASE)
-        os.replace(delta, folder / delta.name)
-        shutil.rmtree(folder / "work")
-
-    shared = session_cache.built_once(session_cache.key_of("lab delta", NEXT_RELEASE), build)
-    if shared is None:
-        return make_delta(work, pushed_images.storage, site, tarball, TIMINGS, NEXT_RELEASE)
-    session_cache.copy_into(shared, work)
-    (delta,) = work.glob("*.tar")
-    return delta
+    return make_delta(work, pushed_images.storage, site, tarball, TIMINGS, NEXT_RELEASE)
 
 
 @pytest.fixture(scope="session")

@@ -202,12 +202,15 @@ def api_standin(tmp_path: Path, cluster_secrets):  # type: ignore[no-untyped-def
         port = probe.getsockname()[1]
     argv = ["faketime", "-f", "+3h", sys.executable, "-m", "tests.support.api_standin", "--cert", str(cert),
             "--key", str(key), "--port", str(port), "--bind", "127.0.0.1", "--name", "k8s-mn01"]  # fmt: skip
-    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a session of its own: faketime runs the stand-in as its child, and both must stop with the test
+    process = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         wait_for(lambda: probe_api("127.0.0.1", port, cluster_secrets.ca_cert_pem).ok, 30, what="the API stand-in")
         yield port
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
 
 

@@ -75,6 +75,14 @@ class LiveCluster:
         self.runs.setdefault(name, []).append(run)
         return run
 
+    def install_every_role(self) -> LiveCluster:
+        """Each role installed in the order a user would (first control plane, second, worker); a no-op
+        re-run where an earlier module installed them."""
+        for name, _address in LAB_NODES:
+            run = self.install(name)
+            assert run.result.returncode == 0, f"{name}: {run.output}"
+        return self
+
     def start_install(self, name: str, log: Path, unit: str) -> subprocess.Popen:
         return self[name].popen(self.installer(name), log, cwd=BUNDLE_DIR, unit=unit)
 

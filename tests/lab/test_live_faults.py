@@ -15,7 +15,6 @@ from tests.support.faults import report_fault
 from tests.support.prerequisites import require
 from tests.support.sandbox import ORIGINAL_HOSTS
 
-NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
 WORKER = "k8s-wn01"
 LOCK = "/var/lib/k8s-install/run.lock"
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
@@ -23,11 +22,7 @@ LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 @pytest.fixture(scope="module")
 def installed(live: LiveCluster) -> LiveCluster:
-    """Each role installed (a no-op re-run when an earlier module installed them)."""
-    for name in NODES:
-        run = live.install(name)
-        assert run.result.returncode == 0, f"{name}: {run.output}"
-    return live
+    return live.install_every_role()
 
 
 def test_a_second_live_run_refuses_while_the_first_holds_the_node(

@@ -20,7 +20,6 @@ from tests.lab.node import LabNode
 from tests.support.faults import half_applied_files, report_fault
 from tests.support.sandbox import ORIGINAL_HOSTS
 
-NODES = ("k8s-mn01", "k8s-mn02", "k8s-wn01")
 WORKER = "k8s-wn01"
 CONTAINERD_ROOT = "/var/lib/containerd"
 TMPFS_SIZE = "64M"
@@ -28,11 +27,7 @@ TMPFS_SIZE = "64M"
 
 @pytest.fixture(scope="module")
 def installed(live: LiveCluster) -> LiveCluster:
-    """Each role installed (a no-op re-run when an earlier module installed them)."""
-    for name in NODES:
-        run = live.install(name)
-        assert run.result.returncode == 0, f"{name}: {run.output}"
-    return live
+    return live.install_every_role()
 
 
 def seen_from_host(node: LabNode, absolute: str) -> Path:

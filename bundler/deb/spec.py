@@ -32,6 +32,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from bundler.errors import BundlerError
 from bundler.rpm.keys import is_fingerprint, normalize
+from bundler.target_section import http_url, string_list, target_entry
+from bundler.target_section import repositories as read_repositories
 
 SECTION = "deb"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -91,7 +93,7 @@ class DebSpec:
     installed: Tuple[str, ...] = ()
 
     @property
-    def mirror_names(self) -> Tuple[str, ...]:
+    def mirrorstring_list(self) -> Tuple[str, ...]:
         return tuple(sorted({name for repo in self.repositories for name, _ in repo.mirrors}))
 
 
@@ -103,12 +105,6 @@ def parse_request(text: str) -> PackageRequest:
     if equals and not _VERSION.match(version):
         raise ValueError(f"{text!r}: {version!r} is not a Debian version (a trailing * matches any rest)")
     return PackageRequest(name, version if equals else None)
-
-
-def _url(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
-        raise BundlerError(f"{where}: must be an http(s):// URL, got {value!r}")
-    return value
 
 
 def _repository(entry: Any, where: str) -> AptRepositorySpec:
@@ -133,17 +129,17 @@ def _repository(entry: Any, where: str) -> AptRepositorySpec:
     url = entry.get("url")
     arch_urls: Tuple[Tuple[str, str], ...] = ()
     if isinstance(url, dict):
-        arch_urls = tuple(sorted((str(arch), _url(value, f"{where}: url.{arch}")) for arch, value in url.items()))
+        arch_urls = tuple(sorted((str(arch), http_url(value, f"{where}: url.{arch}")) for arch, value in url.items()))
         url = arch_urls[0][1] if arch_urls else None
     return AptRepositorySpec(
         id=entry["id"],
-        url=_url(url, f"{where}: url"),
+        url=http_url(url, f"{where}: url"),
         arch_urls=arch_urls,
         suite=suite,
         components=tuple(components),
-        key=_url(entry.get("key"), f"{where}: key"),
+        key=http_url(entry.get("key"), f"{where}: key"),
         key_fingerprint=normalize(str(fingerprint)) if fingerprint is not None else None,
-        mirrors=tuple(sorted((str(k), _url(v, f"{where}: mirrors.{k}")) for k, v in mirrors.items())),
+        mirrors=tuple(sorted((str(k), http_url(v, f"{where}: mirrors.{k}")) for k, v in mirrors.items())),
         minimal_system=_flag(entry, "minimal_system", where),
     )
 
@@ -155,40 +151,21 @@ def _flag(entry: Dict[str, Any], name: str, where: str) -> bool:
     return value
 
 
-def _names(value: Any, where: str) -> Tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BundlerError(f"{where}: must be a list of strings")
-    return tuple(value)
-
-
 def deb_spec(raw: Dict[str, Any], os_id: str, source: str) -> Optional[DebSpec]:
     """The deb section for one target, or None when the manifest has none for it."""
-    section = raw.get(SECTION)
-    if section is None:
+    found = target_entry(raw, SECTION, os_id, source)
+    if found is None:
         return None
-    if not isinstance(section, dict):
-        raise BundlerError(f"{source}: field 'deb' must map a target OS id to its repositories and packages")
-    entry = section.get(os_id)
-    if entry is None:
-        return None
-    where = f"{source}: deb.{os_id}"
-    if not isinstance(entry, dict):
-        raise BundlerError(f"{where}: must be a mapping with repositories and packages")
-    repos = entry.get("repositories")
-    if not isinstance(repos, list) or not repos:
-        raise BundlerError(f"{where}: field 'repositories' must be a non-empty list")
-    repositories = tuple(_repository(r, f"{where}.repositories[{i}]") for i, r in enumerate(repos))
-    ids = [r.id for r in repositories]
-    if len(set(ids)) != len(ids):
-        raise BundlerError(f"{where}.repositories: two repositories share one id")
+    where, entry = found
+    repositories = read_repositories(
+        entry, where, lambda item, index: _repository(item, f"{where}.repositories[{index}]")
+    )
     packages = []
-    for index, text in enumerate(_names(entry.get("packages"), f"{where}.packages")):
+    for index, text in enumerate(string_list(entry.get("packages"), f"{where}.packages")):
         try:
             packages.append(parse_request(text))
         except ValueError as error:
             raise BundlerError(f"{where}.packages[{index}]: {error}") from None
     if not packages:
         raise BundlerError(f"{where}: field 'packages' must list at least one package")
-    return DebSpec(repositories, tuple(packages), _names(entry.get("installed"), f"{where}.installed"))
+    return DebSpec(repositories, tuple(packages), string_list(entry.get("installed"), f"{where}.installed"))

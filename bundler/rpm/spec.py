@@ -30,6 +30,8 @@ from bundler.errors import BundlerError
 from bundler.rpm.deps import parse_simple
 from bundler.rpm.keys import is_fingerprint, normalize
 from bundler.rpm.repodata import Dependency
+from bundler.target_section import http_url, string_list, target_entry
+from bundler.target_section import repositories as read_repositories
 
 SECTION = "rpm"
 RPM_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -73,20 +75,6 @@ class RpmSpec:
         return tuple(sorted({name for repo in self.repositories for name, _ in repo.mirrors}))
 
 
-def _string_list(value: Any, where: str) -> Tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BundlerError(f"{where}: must be a list of strings")
-    return tuple(value)
-
-
-def _url(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
-        raise BundlerError(f"{where}: must be an http(s):// URL, got {value!r}")
-    return value
-
-
 def _repository(entry: Any, where: str) -> RepositorySpec:
     if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
         raise BundlerError(f"{where}: must be a mapping with id and baseurl")
@@ -111,11 +99,11 @@ def _repository(entry: Any, where: str) -> RepositorySpec:
         raise BundlerError(f"{where}: mirrors must map a mirror name to a base URL")
     return RepositorySpec(
         id=entry["id"],
-        baseurl=_url(entry.get("baseurl"), f"{where}: baseurl"),
-        gpgkey=_url(entry["gpgkey"], f"{where}: gpgkey") if entry.get("gpgkey") else None,
+        baseurl=http_url(entry.get("baseurl"), f"{where}: baseurl"),
+        gpgkey=http_url(entry["gpgkey"], f"{where}: gpgkey") if entry.get("gpgkey") else None,
         gpgkey_sha256=key_sum,
         gpgkey_fingerprint=normalize(str(fingerprint)) if fingerprint is not None else None,
-        mirrors=tuple(sorted((str(k), _url(v, f"{where}: mirrors.{k}")) for k, v in mirrors.items())),
+        mirrors=tuple(sorted((str(k), http_url(v, f"{where}: mirrors.{k}")) for k, v in mirrors.items())),
         metadata_signed=metadata_signed,
     )
 
@@ -146,24 +134,13 @@ def _repository_where(where: str, index: int, entry: Any) -> str:
 
 def rpm_spec(raw: Dict[str, Any], os_id: str, source: str) -> Optional[RpmSpec]:
     """The rpm section for one target OS, or None when the manifest has none for it."""
-    section = raw.get(SECTION)
-    if section is None:
+    found = target_entry(raw, SECTION, os_id, source)
+    if found is None:
         return None
-    if not isinstance(section, dict):
-        raise BundlerError(f"{source}: field 'rpm' must map a target OS id to its repositories and packages")
-    entry = section.get(os_id)
-    if entry is None:
-        return None
-    where = f"{source}: rpm.{os_id}"
-    if not isinstance(entry, dict):
-        raise BundlerError(f"{where}: must be a mapping with repositories and packages")
-    repos = entry.get("repositories")
-    if not isinstance(repos, list) or not repos:
-        raise BundlerError(f"{where}: field 'repositories' must be a non-empty list")
-    repositories = tuple(_repository(r, _repository_where(where, i, r)) for i, r in enumerate(repos))
-    ids = [r.id for r in repositories]
-    if len(set(ids)) != len(ids):
-        raise BundlerError(f"{where}.repositories: two repositories share one id")
+    where, entry = found
+    repositories = read_repositories(
+        entry, where, lambda item, index: _repository(item, _repository_where(where, index, item))
+    )
     packages = _dependencies(entry, "packages", where)
     if not packages:
         raise BundlerError(f"{where}: field 'packages' must list at least one package")
@@ -171,13 +148,13 @@ def rpm_spec(raw: Dict[str, Any], os_id: str, source: str) -> Optional[RpmSpec]:
     both = {p.name for p in packages} & {p.name for p in host_packages}
     if both:
         raise BundlerError(f"{where}.host_packages: {sorted(both)[0]} is in packages already (nodes install it)")
-    assumed = _string_list(entry.get("assumed_installed"), f"{where}.assumed_installed")
+    assumed = string_list(entry.get("assumed_installed"), f"{where}.assumed_installed")
     return RpmSpec(repositories, packages, assumed, host_packages)
 
 
 def _dependencies(entry: Dict[str, Any], field: str, where: str) -> Tuple[Dependency, ...]:
     found = []
-    for index, text in enumerate(_string_list(entry.get(field), f"{where}.{field}")):
+    for index, text in enumerate(string_list(entry.get(field), f"{where}.{field}")):
         try:
             found.append(parse_simple(text))
         except ValueError as error:

@@ -29,13 +29,6 @@ def deb_key() -> Iterator[SigningKey]:
 
 
 @pytest.fixture(scope="session")
-def other_key() -> Iterator[SigningKey]:
-    key = SigningKey("impostor")
-    yield key
-    key.close()
-
-
-@pytest.fixture(scope="session")
 def apt_server(deb_key: SigningKey) -> Iterator[Dict[str, AptRepo]]:
     server = MirrorServer().start()
     repos = {

@@ -75,11 +75,11 @@ def test_the_index_is_the_same_for_the_same_debs(apt_server: Dict[str, AptRepo],
 
 
 def test_the_proof_checks_the_signature(
-    apt_server: Dict[str, AptRepo], downloader: Downloader, other_key: SigningKey, tmp_path: Path
+    apt_server: Dict[str, AptRepo], downloader: Downloader, impostor: SigningKey, tmp_path: Path
 ) -> None:
     requests, resolution, debs = _resolved(apt_server, downloader, tmp_path / "work")
     metadata = write_flat_repository(debs, "amd64", "k8s-bundle test", 0)
-    metadata["InRelease"] = other_key.clearsign(metadata["Release"])
+    metadata["InRelease"] = impostor.clearsign(metadata["Release"])
     with pytest.raises(
         BundlerError, match=r"the bundle's apt repository: apt-get update failed: .*(NO_PUBKEY|not signed)"
     ) as caught:

@@ -18,10 +18,10 @@ from tests.support.signing import SigningKey
 
 
 @pytest.fixture(scope="module")
-def broken(deb_key: SigningKey, other_key: SigningKey) -> Iterator[Dict[str, AptRepo]]:
+def broken(deb_key: SigningKey, impostor: SigningKey) -> Iterator[Dict[str, AptRepo]]:
     server = MirrorServer().start()
     repos = {}
-    repos["other-signer"] = serve(server, make_repository(KUBERNETES[:2], other_key, "/"), "other-signer")
+    repos["other-signer"] = serve(server, make_repository(KUBERNETES[:2], impostor, "/"), "other-signer")
     repos["other-signer"].key = deb_key  # the pin and the served key are the archive's; the signature is not
     server.add("/other-signer/key.asc", deb_key.public)
     tampered = make_repository(KUBERNETES[:2], deb_key, "/")
@@ -34,7 +34,7 @@ def broken(deb_key: SigningKey, other_key: SigningKey) -> Iterator[Dict[str, Apt
         server, make_repository(KUBERNETES[:2], deb_key, "/", valid_until="Sat, 01 Jan 2000 00:00:00 UTC"), "expired"
     )
     repos["swapped-key"] = serve(server, make_repository(KUBERNETES[:2], deb_key, "/"), "swapped-key")
-    server.add("/swapped-key/key.asc", other_key.public)
+    server.add("/swapped-key/key.asc", impostor.public)
     yield repos
     server.stop()
 

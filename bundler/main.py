@@ -18,7 +18,7 @@ from typing import Callable, List, Optional
 from urllib.parse import urlsplit
 
 from bundler import __version__, interrupt, paths
-from bundler.build_context import BuildOptions, ImageOptions, RpmOptions
+from bundler.build_context import BuildOptions, ImageOptions, RpmOptions, WorkloadOptions
 from bundler.cache import DEFAULT_CACHE
 from bundler.download import FetchOptions
 from bundler.errors import BundlerError
@@ -120,6 +120,7 @@ def _check_build_arguments(build: argparse.ArgumentParser, args: argparse.Namesp
         host = urlsplit(value.partition("=")[2])
         if host.scheme == "http" and host.netloc not in args.insecure_registry:
             build.error(f"--registry-mirror {value}: plain http needs --insecure-registry {host.netloc} as well")
+    _check_workload_arguments(build, args)
     _check_os(build, args)
 
 
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
     )
     _add_image_flags(build)
+    _add_workload_flags(build)
     _add_plan_flags(build)
     build.add_argument("--cluster", type=Path, metavar="FILE", help="a cluster.yaml to validate and put in the bundle")
     build.add_argument(
@@ -283,6 +285,38 @@ def _add_image_flags(build: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_workload_flags(build: argparse.ArgumentParser) -> None:
+    workloads = build.add_argument_group("workloads: Helm charts and plain files")
+    workloads.add_argument(
+        "--chart", action="append", default=[], metavar="REF",
+        help="also bundle this Helm chart and its images: https://REPO/NAME@VERSION@sha256:HEX (the .tgz's sha256) "
+        "or oci://HOST/PATH/NAME:VERSION@sha256:HEX (its manifest digest)",
+    )  # fmt: skip
+    workloads.add_argument(
+        "--chart-values", action="append", default=[], metavar="[NAME=]FILE",
+        help="values for `helm template` when finding a chart's images (NAME=: only that chart)",
+    )  # fmt: skip
+    workloads.add_argument(
+        "--file", dest="plain_file", action="append", default=[], metavar="SRC[=NAME]",
+        help="also carry this file in files/plain/: a local PATH, or https://HOST/PATH@sha256:HEX",
+    )  # fmt: skip
+
+
+def _check_workload_arguments(build: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from bundler.helm.reference import parse_chart_reference
+    from bundler.sources.plain_files import parse_file_request
+
+    try:
+        for text in args.chart:
+            parse_chart_reference(text)
+        for text in args.plain_file:
+            parse_file_request(text)
+    except BundlerError as error:
+        build.error(str(error))
+    if args.chart_values and not args.chart:
+        build.error("--chart-values is for --chart: give the charts it renders")
+
+
 def _add_plan_flags(build: argparse.ArgumentParser) -> None:
     plan = build.add_argument_group("plan and fetch")
     plan.add_argument("--dry-run", action="store_true", help="resolve every source, print the plan, fetch nothing")
@@ -338,6 +372,9 @@ def dispatch(args: argparse.Namespace) -> int:
             images=_image_options(args),
             rpms=RpmOptions(closure=args.rpm_closure, mirror=args.rpm_mirror),
             delta_from=args.delta_from,
+            workloads=WorkloadOptions(
+                charts=tuple(args.chart), chart_values=tuple(args.chart_values), files=tuple(args.plain_file)
+            ),
         )
         return run_build(options)
     if args.command == "releases":

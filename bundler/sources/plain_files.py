@@ -25,7 +25,7 @@ from k8s_install.bundle_format.layout import PLAIN_FILES_DIR
 from k8s_install.bundle_format.model import PlainFile
 from k8s_install.bundle_format.sums import sha256_file
 
-KIND = "plain files"
+KIND = "plain_files"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}$")
 PINNED_URL = re.compile(r"^(?P<url>https://[^\s]+?)@sha256:(?P<digest>[0-9a-f]{64})(?:=(?P<name>[^=/]+))?$")
 FORM = "--file PATH[=NAME] or --file https://HOST/PATH@sha256:HEX[=NAME]"

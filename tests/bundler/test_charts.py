@@ -122,6 +122,30 @@ def test_a_chart_from_a_repository_rides_along_with_its_images_in_sums_sbom_and_
     assert path not in delta_files and path in delta_files["SHA256SUMS"].decode()
 
 
+def test_the_dry_run_plan_shows_the_charts_and_files_in_the_published_schema(
+    release: StandInRelease, registry: Registry, chart: PackagedChart, tmp_path: Path
+) -> None:
+    import jsonschema
+
+    from tests.conftest import REPO
+
+    serve_repository(release.mirror, chart)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("inside\n")
+    result = build(
+        release, tmp_path, registry, "--chart", chart.pinned_ref, "--file", str(notes), "--dry-run", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    jsonschema.validate(plan, json.loads((REPO / "schemas" / "build.schema.json").read_text()))
+    sources = {source["kind"]: source for source in plan["sources"]}
+    assert sources["charts"]["charts"] == [f"{CHART} {VERSION}"]
+    assert sources["charts"]["blobs"][0]["places"] == [f"charts/{CHART}-{VERSION}.tgz"]
+    assert sources["plain_files"]["blobs"][0]["places"] == ["files/plain/notes.txt"]
+    assert len(sources["images"]["images"]) == 2  # the chart's, found by helm template
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 def test_a_changed_chart_is_refused_in_one_line_naming_it(
     release: StandInRelease, registry: Registry, chart: PackagedChart, tmp_path: Path
 ) -> None:

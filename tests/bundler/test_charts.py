@@ -92,6 +92,14 @@ def test_a_chart_from_a_repository_rides_along_with_its_images_in_sums_sbom_and_
     names = {package["name"]: package for package in sbom["packages"]}
     assert names[CHART]["versionInfo"] == VERSION and names[CHART]["checksums"][0]["checksumValue"] == chart.sha256
     assert all(image in names for image in images)
+    chart_id = names[CHART]["SPDXID"]
+    depends = {r["relatedSpdxElement"] for r in sbom["relationships"] if r["spdxElementId"] == chart_id}
+    assert depends == {names[image]["SPDXID"] for image in images}  # the chart DEPENDS_ON the images it runs
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    (tmp_path / "sbom.spdx.json").write_bytes(files["sbom.spdx.json"])
+    assert validate_full_spdx_document(parse_file(str(tmp_path / "sbom.spdx.json"))) == []
 
     with open_bundle(tarball) as opened:  # verify: every file against SHA256SUMS and bundle.yaml
         assert [c.name for c in opened.manifest.charts] == [CHART]
@@ -204,6 +212,11 @@ def test_plain_files_from_disk_and_from_a_pinned_url(release: StandInRelease, tm
     assert "files/plain/site-tool" in files["SHA256SUMS"].decode()
     sbom = {package["name"] for package in json.loads(files["sbom.spdx.json"])["packages"]}
     assert {"site-tool", "site-notes.txt"} <= sbom
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    (tmp_path / "sbom.spdx.json").write_bytes(files["sbom.spdx.json"])
+    assert validate_full_spdx_document(parse_file(str(tmp_path / "sbom.spdx.json"))) == []
 
     unpinned = build_bundle(release, tmp_path, "--file", url, out="unpinned")
     assert unpinned.returncode == 2 and "a URL needs its pinned sha256: append @sha256:HEX" in unpinned.stderr

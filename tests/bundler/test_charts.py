@@ -116,10 +116,12 @@ def test_a_chart_from_a_repository_rides_along_with_its_images_in_sums_sbom_and_
     verified = run_bundler("verify", str(unpacked / TOP))
     assert verified.returncode == 1 and f"{path} is corrupted" in verified.stderr, verified.stderr
 
-    # the bundle.yaml as a lock pins the chart: the same build without @sha256 on the command line
+    # the bundle.yaml as a lock pins the chart: the same build without @sha256, offline from the cache
     lock = tmp_path / "lock.yaml"
     lock.write_bytes(files["bundle.yaml"])
-    again = build(release, tmp_path, registry, "--chart", chart.unpinned_ref, "--lock", str(lock), out="again")
+    again = build(
+        release, tmp_path, registry, "--chart", chart.unpinned_ref, "--lock", str(lock), "--offline", out="again"
+    )
     assert again.returncode == 0, again.stderr
     assert files_of(tmp_path / "again" / f"{TOP}.tar")["bundle.yaml"] == files["bundle.yaml"]
 

@@ -85,6 +85,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             _subparser(parser, "hosts").error("bundler hosts needs --k8s VERSION, --cluster FILE or --manifest FILE")
     if args.command == "build":
         _check_build_arguments(_subparser(parser, "build"), args)
+    if args.command == "hosts":
+        _check_workload_arguments(_subparser(parser, "hosts"), args)
 
 
 def _check_supported(parser: argparse.ArgumentParser, kubernetes: Optional[str]) -> None:
@@ -218,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     hosts.add_argument("--cache", type=Path, metavar="DIR", help="read images_from_files artifacts from this cache")
     hosts.add_argument("--json", action="store_true", help="print the list as JSON")
     _add_image_flags(hosts)
+    _add_workload_flags(hosts)
 
     inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")

@@ -257,3 +257,20 @@ def test_without_helm_the_build_says_how_to_get_it(
 def test_bad_chart_and_file_arguments_are_refused_before_anything_starts(args: List[str], message: str) -> None:
     result = run_bundler("build", "--k8s", "1.29.6", "--dry-run", *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_hosts_lists_the_chart_repositories_registries_and_file_urls_offline() -> None:
+    digest = "sha256:" + "a" * 64
+    result = run_bundler(
+        "hosts", "--k8s", "1.29.6", "--json",
+        "--chart", f"https://charts.example.org/stable/demo@1.0.0@{digest}",
+        "--chart", f"oci://registry.example.org:5000/charts/web:2.0@{digest}",
+        "--file", f"https://tools.example.org/dl/tool.bin@{digest}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    uses = {(host["host"], host["port"]): host["for"] for host in listed["hosts"]}
+    assert uses[("charts.example.org", 443)] == ["chart demo"]
+    assert uses[("registry.example.org", 5000)] == ["chart web"]
+    assert uses[("tools.example.org", 443)] == ["file tool.bin"]
+    assert any("the registries of the images chart web runs" in note for note in listed["unknown"])

@@ -18,8 +18,8 @@ import pytest
 from k8s_install.bundle_format import signature
 from k8s_install.bundle_format.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE
 from k8s_install.bundle_format.opened import open_bundle
-from k8s_install.errors import InstallError
 from k8s_install.cluster.secrets import generate_secrets, write_secrets
+from k8s_install.errors import InstallError
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.http_server import MirrorServer
 from tests.support.user_errors import one_error_line

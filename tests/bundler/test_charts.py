@@ -11,11 +11,12 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List
 
+import jsonschema
 import pytest
 import yaml
 
 from k8s_install.bundle_format.opened import open_bundle
-from tests.conftest import StandInRelease, run_bundler
+from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.charts import (
     CHART,
     REPO_URL,
@@ -107,6 +108,11 @@ def test_a_chart_from_a_repository_rides_along_with_its_images_in_sums_sbom_and_
     assert inspected.returncode == 0, inspected.stderr
     listed = {entry["path"]: entry for entry in json.loads(inspected.stdout)["files"]}
     assert listed[path]["kind"] == "chart" and listed[path]["name"] == CHART
+    jsonschema.validate(
+        json.loads(inspected.stdout), json.loads((REPO / "schemas" / "inspect.schema.json").read_text())
+    )
+    text = run_bundler("inspect", str(tarball)).stdout
+    assert f"charts (1, served as a chart repository from charts/):\n  {CHART}  {VERSION}  from {REPO_URL}" in text
 
     # verify checks the chart like every file: a changed copy in the unpacked bundle is named
     unpacked = tmp_path / "unpacked"
@@ -135,10 +141,6 @@ def test_a_chart_from_a_repository_rides_along_with_its_images_in_sums_sbom_and_
 def test_the_dry_run_plan_shows_the_charts_and_files_in_the_published_schema(
     release: StandInRelease, registry: Registry, chart: PackagedChart, tmp_path: Path
 ) -> None:
-    import jsonschema
-
-    from tests.conftest import REPO
-
     serve_repository(release.mirror, chart)
     notes = tmp_path / "notes.txt"
     notes.write_text("inside\n")

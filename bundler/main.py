@@ -1,29 +1,24 @@
-"""Command line of `bundler`: argument parsing and dispatch only.
+"""Command line of `bundler`: argument parsing and dispatch only; each command's body is in bundler/commands/.
 
 Exit codes: 0 success, 1 an error the user can fix (one line), 2 bad arguments, 3 a bug (traceback in
-the log file named on screen), 130 interrupted, 141 the reader of its output left early (`| head`): quietly.
+the log file named on screen), 130 interrupted, 141 the reader of its output left early (`| head`): quietly
+(bundler/error_handler.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import sys
-import tempfile
-import threading
-import traceback
 from pathlib import Path
 from typing import Callable, List, Optional
 from urllib.parse import urlsplit
 
 from bundler import __version__, interrupt, paths
-from bundler.build_context import BuildOptions, ImageOptions, RpmOptions
 from bundler.cache import DEFAULT_CACHE
-from bundler.download import FetchOptions
+from bundler.error_handler import exit_code_of
 from bundler.errors import BundlerError
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
-from k8s_install.errors import InstallError, UserError, error_lines, stdout_closed, stdout_reader_left
+from k8s_install.errors import InstallError
 
 
 def _positive(value: str) -> int:
@@ -85,6 +80,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             _subparser(parser, "hosts").error("bundler hosts needs --k8s VERSION, --cluster FILE or --manifest FILE")
     if args.command == "build":
         _check_build_arguments(_subparser(parser, "build"), args)
+    if args.command == "hosts":
+        _check_workload_arguments(_subparser(parser, "hosts"), args)
 
 
 def _check_supported(parser: argparse.ArgumentParser, kubernetes: Optional[str]) -> None:
@@ -120,6 +117,7 @@ def _check_build_arguments(build: argparse.ArgumentParser, args: argparse.Namesp
         host = urlsplit(value.partition("=")[2])
         if host.scheme == "http" and host.netloc not in args.insecure_registry:
             build.error(f"--registry-mirror {value}: plain http needs --insecure-registry {host.netloc} as well")
+    _check_workload_arguments(build, args)
     _check_os(build, args)
 
 
@@ -180,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
     )
     _add_image_flags(build)
+    _add_workload_flags(build)
     _add_plan_flags(build)
     build.add_argument("--cluster", type=Path, metavar="FILE", help="a cluster.yaml to validate and put in the bundle")
     build.add_argument(
@@ -216,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     hosts.add_argument("--cache", type=Path, metavar="DIR", help="read images_from_files artifacts from this cache")
     hosts.add_argument("--json", action="store_true", help="print the list as JSON")
     _add_image_flags(hosts)
+    _add_workload_flags(hosts)
 
     inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
@@ -283,6 +283,38 @@ def _add_image_flags(build: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_workload_flags(build: argparse.ArgumentParser) -> None:
+    workloads = build.add_argument_group("workloads: Helm charts and plain files")
+    workloads.add_argument(
+        "--chart", action="append", default=[], metavar="REF",
+        help="also bundle this Helm chart and its images: https://REPO/NAME@VERSION@sha256:HEX (the .tgz's sha256) "
+        "or oci://HOST/PATH/NAME:VERSION@sha256:HEX (its manifest digest)",
+    )  # fmt: skip
+    workloads.add_argument(
+        "--chart-values", action="append", default=[], metavar="[NAME=]FILE",
+        help="values for `helm template` when finding a chart's images (NAME=: only that chart)",
+    )  # fmt: skip
+    workloads.add_argument(
+        "--file", dest="plain_file", action="append", default=[], metavar="SRC[=NAME]",
+        help="also carry this file in files/plain/: a local PATH, or https://HOST/PATH@sha256:HEX",
+    )  # fmt: skip
+
+
+def _check_workload_arguments(build: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from bundler.helm.reference import parse_chart_reference
+    from bundler.sources.plain_files import parse_file_request
+
+    try:
+        for text in args.chart:
+            parse_chart_reference(text)
+        for text in args.plain_file:
+            parse_file_request(text)
+    except BundlerError as error:
+        build.error(str(error))
+    if args.chart_values and not args.chart:
+        build.error("--chart-values is for --chart: give the charts it renders")
+
+
 def _add_plan_flags(build: argparse.ArgumentParser) -> None:
     plan = build.add_argument_group("plan and fetch")
     plan.add_argument("--dry-run", action="store_true", help="resolve every source, print the plan, fetch nothing")
@@ -296,50 +328,12 @@ def _add_plan_flags(build: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _image_options(args: argparse.Namespace) -> ImageOptions:
-    return ImageOptions(
-        images=tuple(args.image),
-        image_files=tuple(args.image_file),
-        registry_auth=tuple(args.registry_auth),
-        insecure_registries=tuple(args.insecure_registry),
-        registry_mirrors=tuple(args.registry_mirror),
-    )
-
-
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "build":
         from bundler.commands.build import run_build
-        from bundler.signing import open_sign_key
-        from bundler.sources.cluster import cluster_kubernetes
+        from bundler.commands.build_options import options_from_arguments
 
-        options = BuildOptions(
-            kubernetes=args.kubernetes
-            or (cluster_kubernetes(args.cluster) if args.cluster and not args.manifest else None),
-            arch=args.arch,
-            os=args.os,
-            output=args.output,
-            cache=args.cache,
-            jobs=args.jobs,
-            manifest=args.manifest,
-            allow_unpinned=args.allow_unpinned,
-            lock=args.lock,
-            cluster=args.cluster,
-            sign_key=open_sign_key(args.sign_key) if args.sign_key else None,
-            fetch=FetchOptions(
-                mirror=args.mirror,
-                timeout=args.timeout,
-                retries=args.retries,
-                ca_bundle=args.ca_file,
-                offline=args.offline,
-            ),
-            dry_run=args.dry_run,
-            json=args.json,
-            allow_incomplete=args.allow_incomplete,
-            images=_image_options(args),
-            rpms=RpmOptions(closure=args.rpm_closure, mirror=args.rpm_mirror),
-            delta_from=args.delta_from,
-        )
-        return run_build(options)
+        return run_build(options_from_arguments(args))
     if args.command == "releases":
         from bundler.commands.releases import run_releases
 
@@ -380,38 +374,4 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     check_arguments(parser, args)
     interrupt.install_handler()
-    try:
-        code = dispatch(args)
-        sys.stdout.flush()  # a reader that left early (`| head`) shows here, not in the interpreter's exit
-        return code
-    except UserError as error:
-        for line in error_lines(error):
-            print(f"bundler: error: {line}", file=sys.stderr)
-        return _leave(1)
-    except KeyboardInterrupt:
-        print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)
-        return _leave(130)
-    except Exception as error:
-        if stdout_reader_left(error):
-            return stdout_closed()
-        try:
-            with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
-                traceback.print_exc(file=log)
-        except OSError:  # no writable temporary folder: the details go to the screen instead of being lost
-            traceback.print_exc()
-            print("bundler: internal error; please report it with the traceback above", file=sys.stderr)
-            return _leave(3)
-        print(f"bundler: internal error; details in {log.name}; please report it", file=sys.stderr)
-        return _leave(3)
-
-
-def _leave(code: int) -> int:
-    """Exit now when a stopped request is still running in a worker thread: a server that accepts and never
-    answers would otherwise hold the exit for its timeout and every retry (Python joins worker threads at
-    exit). Whatever it downloaded so far stays in the cache's partial file for the next run."""
-    lingering = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
-    if lingering and threading.current_thread() is threading.main_thread():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    return exit_code_of(lambda: dispatch(args))

@@ -41,10 +41,13 @@ def with_nodes(count: int) -> dict:
 
 
 def refused_within(seconds: float, load: Callable[[], object]) -> str:
-    started = time.monotonic()
+    """The refusal, which must take less than `seconds` of this process's CPU: the bound catches a check that
+    grows with the file (parsing 10 MB, comparing every pair of nodes); CPU time, not the clock, so that other
+    tests running beside this one on a busy machine do not count."""
+    started = time.process_time()
     with pytest.raises(InstallError) as caught:
         load()
-    assert time.monotonic() - started < seconds
+    assert time.process_time() - started < seconds
     return str(caught.value)
 
 

@@ -35,9 +35,9 @@ from tests.k8s_install.cluster.test_cluster_ansible import (
     generate,
     play,
 )
+from tests.k8s_install.serve.test_serve import NGINX, Daemon
 from tests.support.ansible_output import recap, task_hosts
 from tests.support.bundle_host import Nginx, sign_server_certificate
-from tests.k8s_install.serve.test_serve import NGINX, Daemon
 from tests.support.node_bundle import TOP
 from tests.support.registry import REGISTRY_BINARY
 from tests.support.ssh_nodes import ansible_playbook

@@ -240,11 +240,6 @@ def test_the_playbook_sets_up_the_bundle_host_once_then_every_node_installs_from
     }))  # fmt: skip
     prefix = ["ip", "netns", "exec", cluster.nodes.lab.hosts["bh01"]]
     try:
-        check = play(cluster, "--check", ansible=ansible)  # new host, new nodes: the plan, and nothing changes
-        assert check.returncode == 0, check.stdout + check.stderr
-        assert "the bundle or the secrets would be copied to the host first" in check.stdout
-        assert not (host / "bundle").exists() and not (root / "var").exists()
-
         with ServiceStarter(root, host / "services", prefix) as services:
             first = play(cluster, ansible=ansible)
             output = first.stdout + first.stderr
@@ -266,5 +261,15 @@ def test_the_playbook_sets_up_the_bundle_host_once_then_every_node_installs_from
             assert all(counts["changed"] == 0 for counts in recap(again.stdout).values()), again.stdout
             assert set(recap(again.stdout)) == {"k8s-bundle-host", "k8s-mn01", "k8s-mn02", "k8s-wn01"}
             assert task_hosts(again.stdout, "Copy the bundle tarball to the host") == []  # SHA256SUMS matches
+
+            nginx_conf = root / "etc/k8s-bundle-host/nginx.conf"
+            nginx_conf.unlink()  # someone removed it on the host: check mode shows serve's plan, changes nothing
+            check = play(cluster, "--check", ansible=ansible)
+            assert check.returncode == 0, check.stdout + check.stderr
+            assert "create /etc/k8s-bundle-host/nginx.conf" in check.stdout, check.stdout
+            assert "plan: 1 change(s) to make this machine the bundle host" in check.stdout, check.stdout
+            counts = recap(check.stdout)
+            assert counts["k8s-bundle-host"]["changed"] > 0 and not nginx_conf.exists()
+            assert all(counts[name]["changed"] == 0 for name in folders), check.stdout
     finally:
         shutil.rmtree(host, ignore_errors=True)

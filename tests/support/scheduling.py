@@ -24,6 +24,7 @@ LONG_GROUPS: Dict[str, int] = {
     "lab-debian-metadata": 60,  # tests/lab/test_debian_metadata.py: apt resolves on the lab root's Debian metadata
     "test_cluster_ansible": 300,
     "test_cluster_ansible-upgrade": 200,  # its longest test, a group of its own
+    "test_cluster_ansible_bundle_url": 200,  # the --serve playbook: the bundle host set up, then every node
     "test_node_install": 120,
     "test_new_user": 120,
     "test_demo": 60,

@@ -1,4 +1,4 @@
-"""Node basics: hostname and /etc/hosts, swap off, SELinux permissive."""
+"""Node basics: hostname and /etc/hosts, swap off, SELinux permissive (EL9; AppArmor is left as it is)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 from typing import List
 
 from k8s_install.engine import Change, Node, Step
+from k8s_install.node.distro import node_distro
 from k8s_install.steps.files import plan_file
 
 HOSTS_BEGIN = "# BEGIN k8s-install: cluster nodes (managed block)"
@@ -101,6 +102,8 @@ class Selinux(Step):
     title = "SELinux permissive (as kubeadm's guide requires without a policy for it)"
 
     def plan(self, node: Node) -> List[Change]:
+        if node_distro(node.host).mac != "selinux":  # AppArmor stays enforcing (k8s_install/node/distro.py)
+            return []
         changes: List[Change] = []
         config = read_text(node, "/etc/selinux/config")
         if config:

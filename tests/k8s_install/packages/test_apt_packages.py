@@ -15,6 +15,7 @@ from bundler.deb.flat_repo import KEY_NAME, DebFile, write_flat_repository
 from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.model import BundleManifest, Deb, DebRepository
 from k8s_install.commands.reset import run_reset
+from k8s_install.commands.upgrade import installed_release
 from k8s_install.engine import Node
 from k8s_install.errors import InstallError
 from k8s_install.node.host import Host
@@ -167,3 +168,12 @@ def test_reset_unholds_and_removes_what_the_install_put(tools: None, tmp_path: P
     assert dpkg_status(node.host.root) == {"base-files": "12.4 install"}
     assert not (node.host.root / "var/lib/k8s-install/apt").exists()
     assert plan_debs(node.bundle, Host(node.host.root))  # nothing left: a new install would install it all again
+
+
+def test_upgrade_reads_the_running_release_from_the_kubeadm_deb(tools: None, tmp_path: Path) -> None:
+    node = debian_node(tmp_path / "root", deb_bundle(tmp_path / "bundle", OLD, "1.29.6"))
+    with pytest.raises(InstallError, match="cannot tell which Kubernetes release this node runs: pass --from"):
+        installed_release(node, None)
+    for change in Packages().plan(node):
+        change.apply()
+    assert installed_release(node, None) == "1.29.6"

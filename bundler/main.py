@@ -1,29 +1,24 @@
-"""Command line of `bundler`: argument parsing and dispatch only.
+"""Command line of `bundler`: argument parsing and dispatch only; each command's body is in bundler/commands/.
 
 Exit codes: 0 success, 1 an error the user can fix (one line), 2 bad arguments, 3 a bug (traceback in
-the log file named on screen), 130 interrupted, 141 the reader of its output left early (`| head`): quietly.
+the log file named on screen), 130 interrupted, 141 the reader of its output left early (`| head`): quietly
+(bundler/error_handler.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import sys
-import tempfile
-import threading
-import traceback
 from pathlib import Path
 from typing import Callable, List, Optional
 from urllib.parse import urlsplit
 
 from bundler import __version__, interrupt, paths
-from bundler.build_context import BuildOptions, ImageOptions, RpmOptions
 from bundler.cache import DEFAULT_CACHE
-from bundler.download import FetchOptions
+from bundler.error_handler import exit_code_of
 from bundler.errors import BundlerError
 from k8s_install.cluster.ansible_cli import add_ansible_options, ansible_settings
-from k8s_install.errors import InstallError, UserError, error_lines, stdout_closed, stdout_reader_left
+from k8s_install.errors import InstallError
 
 
 def _positive(value: str) -> int:
@@ -296,50 +291,12 @@ def _add_plan_flags(build: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _image_options(args: argparse.Namespace) -> ImageOptions:
-    return ImageOptions(
-        images=tuple(args.image),
-        image_files=tuple(args.image_file),
-        registry_auth=tuple(args.registry_auth),
-        insecure_registries=tuple(args.insecure_registry),
-        registry_mirrors=tuple(args.registry_mirror),
-    )
-
-
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "build":
         from bundler.commands.build import run_build
-        from bundler.signing import open_sign_key
-        from bundler.sources.cluster import cluster_kubernetes
+        from bundler.commands.build_options import options_from_arguments
 
-        options = BuildOptions(
-            kubernetes=args.kubernetes
-            or (cluster_kubernetes(args.cluster) if args.cluster and not args.manifest else None),
-            arch=args.arch,
-            os=args.os,
-            output=args.output,
-            cache=args.cache,
-            jobs=args.jobs,
-            manifest=args.manifest,
-            allow_unpinned=args.allow_unpinned,
-            lock=args.lock,
-            cluster=args.cluster,
-            sign_key=open_sign_key(args.sign_key) if args.sign_key else None,
-            fetch=FetchOptions(
-                mirror=args.mirror,
-                timeout=args.timeout,
-                retries=args.retries,
-                ca_bundle=args.ca_file,
-                offline=args.offline,
-            ),
-            dry_run=args.dry_run,
-            json=args.json,
-            allow_incomplete=args.allow_incomplete,
-            images=_image_options(args),
-            rpms=RpmOptions(closure=args.rpm_closure, mirror=args.rpm_mirror),
-            delta_from=args.delta_from,
-        )
-        return run_build(options)
+        return run_build(options_from_arguments(args))
     if args.command == "releases":
         from bundler.commands.releases import run_releases
 
@@ -380,38 +337,4 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     check_arguments(parser, args)
     interrupt.install_handler()
-    try:
-        code = dispatch(args)
-        sys.stdout.flush()  # a reader that left early (`| head`) shows here, not in the interpreter's exit
-        return code
-    except UserError as error:
-        for line in error_lines(error):
-            print(f"bundler: error: {line}", file=sys.stderr)
-        return _leave(1)
-    except KeyboardInterrupt:
-        print("bundler: interrupted; run the same command again to continue from the cache", file=sys.stderr)
-        return _leave(130)
-    except Exception as error:
-        if stdout_reader_left(error):
-            return stdout_closed()
-        try:
-            with tempfile.NamedTemporaryFile("w", prefix="bundler-crash-", suffix=".log", delete=False) as log:
-                traceback.print_exc(file=log)
-        except OSError:  # no writable temporary folder: the details go to the screen instead of being lost
-            traceback.print_exc()
-            print("bundler: internal error; please report it with the traceback above", file=sys.stderr)
-            return _leave(3)
-        print(f"bundler: internal error; details in {log.name}; please report it", file=sys.stderr)
-        return _leave(3)
-
-
-def _leave(code: int) -> int:
-    """Exit now when a stopped request is still running in a worker thread: a server that accepts and never
-    answers would otherwise hold the exit for its timeout and every retry (Python joins worker threads at
-    exit). Whatever it downloaded so far stays in the cache's partial file for the next run."""
-    lingering = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
-    if lingering and threading.current_thread() is threading.main_thread():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    return exit_code_of(lambda: dispatch(args))

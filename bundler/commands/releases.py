@@ -1,23 +1,27 @@
 """`bundler releases`: the Kubernetes releases this builder knows and what each bundles, from the release
 manifests alone (no network): the version to give `--k8s`, target OSes and arches, file components, images and
-the OS packages asked for."""
+the OS packages (RPMs and .debs) asked for per target."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from bundler import paths
 from bundler.manifest import Release, load_release
 from k8s_install.report import document
 
 
-def describe(release: Release) -> Dict[str, Any]:
-    rpm_section = release.raw.get("rpm")
-    packages = {
+def _packages(release: Release, section: str) -> Dict[str, List[str]]:
+    """Target id -> the packages its `rpm:` or `deb:` section asks for, as the manifest writes them."""
+    entries = release.raw.get(section)
+    return {
         str(os_id): [str(p) for p in (spec or {}).get("packages") or []]
-        for os_id, spec in (rpm_section.items() if isinstance(rpm_section, dict) else ())
+        for os_id, spec in (entries.items() if isinstance(entries, dict) else ())
     }
+
+
+def describe(release: Release) -> Dict[str, Any]:
     return {
         "kubernetes": release.kubernetes,
         "manifest": str(release.source),
@@ -33,7 +37,8 @@ def describe(release: Release) -> Dict[str, Any]:
         "files": [{"name": f.name, "version": f.version} for f in release.files],
         "images": list(release.images),
         "images_from_files": list(release.images_from_files),
-        "rpm_packages": packages,
+        "rpm_packages": _packages(release, "rpm"),
+        "deb_packages": _packages(release, "deb"),
     }
 
 
@@ -55,6 +60,14 @@ def _text(entry: Dict[str, Any]) -> List[str]:
     images = [image.rsplit("/", 1)[-1] for image in entry["images"]]
     images += [f"the images named in {name}" for name in entry["images_from_files"]]
     lines.append("  images: " + ", ".join(images))
-    for os_id, packages in entry["rpm_packages"].items():
-        lines.append(f"  rpms ({os_id}): " + ", ".join(packages))
+    for kind in ("rpm", "deb"):
+        lines += _package_lines(f"{kind}s", entry[f"{kind}_packages"])
     return lines
+
+
+def _package_lines(kind: str, by_target: Dict[str, List[str]]) -> List[str]:
+    """One line per distinct package list, naming every target that asks for it (the deb targets share one)."""
+    targets: Dict[Tuple[str, ...], List[str]] = {}
+    for os_id, packages in by_target.items():
+        targets.setdefault(tuple(packages), []).append(os_id)
+    return [f"  {kind} ({', '.join(ids)}): " + ", ".join(packages) for packages, ids in targets.items()]

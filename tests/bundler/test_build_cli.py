@@ -130,6 +130,8 @@ def test_releases_lists_every_release_and_its_components_offline() -> None:
         in text.stdout
     )
     assert "containerd 1.6.33" in text.stdout and "kubeadm = 1.29.6" in text.stdout
+    # the deb targets share one package list: one line names them all
+    assert "  debs (debian12, ubuntu2204, ubuntu2404): kubeadm = 1.30.14-1.1, kubelet = 1.30.14-1.1," in text.stdout
     as_json = run_bundler("releases", "--json")
     document = json.loads(as_json.stdout)
     jsonschema.validate(document, schema("releases"))
@@ -138,6 +140,11 @@ def test_releases_lists_every_release_and_its_components_offline() -> None:
     first = document["releases"][0]
     assert {"name": "runc", "version": "1.1.12"} in first["files"]
     assert "registry.k8s.io/pause:3.9" in first["images"] and first["images_from_files"] == ["calico-manifest"]
+    for entry in document["releases"]:
+        debs = {t["id"] for t in entry["os"] if t["kubernetes_from"] == "debs"}
+        assert debs == set(entry["deb_packages"]) == {"debian12", "ubuntu2204", "ubuntu2404"}, entry["kubernetes"]
+        assert set(entry["rpm_packages"]) == {"rocky9"}
+        assert f"kubeadm = {entry['kubernetes']}-" in entry["deb_packages"]["ubuntu2404"][0]
 
 
 def test_hosts_lists_what_a_build_contacts_offline(tmp_path: Path) -> None:

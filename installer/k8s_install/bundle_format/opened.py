@@ -29,7 +29,8 @@ from k8s_install.bundle_format.model import BundleManifest
 from k8s_install.bundle_format.signature import (
     SignatureCheck,
     TrustedSigners,
-    check_signature,
+    VerifiedSums,
+    check_signature_unless_verified,
     describe_unchecked,
     signing_key,
 )
@@ -168,6 +169,7 @@ def open_bundle(
     allow_delta: bool = False,
     check_files: bool = True,
     needed: Optional[AbstractSet[str]] = None,
+    verified: Optional[VerifiedSums] = None,
 ) -> OpenedBundle:
     """Open and verify a bundle folder or tarball (see the module docstring).
 
@@ -176,11 +178,12 @@ def open_bundle(
     refused with how to complete it. `check_files=False` checks SHA256SUMS, the signature and bundle.yaml
     only, without hashing the other files (for commands that read just the manifest). `needed`: the folder a
     node fetched from a bundle host for its role (bundle_url): files SHA256SUMS lists may be missing, except
-    these; every file present must match."""
+    these; every file present must match. `verified`: the signature proof the fetch made of the same
+    SHA256SUMS and signature bytes (bundle_url), taken instead of checking them again."""
     path = Path(path)
     members = open_members(path)
     try:
-        return _verify(path, members, signers, jobs, allow_delta, check_files, needed)
+        return _verify(path, members, signers, jobs, allow_delta, check_files, needed, verified)
     except BaseException:
         members.close()
         raise
@@ -194,6 +197,7 @@ def _verify(
     allow_delta: bool,
     check_files: bool,
     needed: Optional[AbstractSet[str]] = None,
+    verified: Optional[VerifiedSums] = None,
 ) -> OpenedBundle:
     where = str(path)
     if SUMS_NAME not in members.sizes:  # a folder without one is refused before it is walked
@@ -202,7 +206,11 @@ def _verify(
     partial = record is not None or needed is not None
     sums_bytes = members.read(SUMS_NAME)
     signature_bytes = members.read(SIGNATURE_NAME) if SIGNATURE_NAME in members.sizes else None
-    check = check_signature(sums_bytes, signature_bytes, signers, where) if signers is not None else None
+    check = (
+        check_signature_unless_verified(sums_bytes, signature_bytes, signers, where, verified)
+        if signers is not None
+        else None
+    )
     signature = BundleSignature(sums_bytes, signature_bytes, check, where)
     sums_where = f"{where}:{SUMS_NAME}" if isinstance(members, TarballMembers) else f"{where}/{SUMS_NAME}"
     sums = parse_sums(sums_bytes.decode("utf-8", "replace"), sums_where)

@@ -36,6 +36,19 @@ class SignatureCheck(NamedTuple):
         return f"signature good: signed by {self.principal} ({self.key})"
 
 
+class VerifiedSums(NamedTuple):
+    """SHA256SUMS and its signature as check_signature proved them for `signers`: a later reader of the same
+    bytes with the same signers in the same run takes `check` instead of asking ssh-keygen again."""
+
+    sums: bytes
+    signature: bytes
+    signers: TrustedSigners
+    check: SignatureCheck
+
+    def covers(self, sums: bytes, signature: Optional[bytes], signers: TrustedSigners) -> bool:
+        return (self.sums, self.signature, self.signers) == (sums, signature, signers)
+
+
 def ssh_keygen() -> str:
     found = shutil.which("ssh-keygen")
     if found is None:
@@ -106,6 +119,15 @@ def check_signature(sums: bytes, signature: Optional[bytes], signers: TrustedSig
             reason = _last_line(verified.stderr, str(allowed), signers.source)
             raise InstallError(f"{where}: signature of {principal} not accepted: {reason}")
     return SignatureCheck(principal, key)
+
+
+def check_signature_unless_verified(
+    sums: bytes, signature: Optional[bytes], signers: TrustedSigners, where: str, verified: Optional[VerifiedSums]
+) -> SignatureCheck:
+    """check_signature, unless `verified` already proved exactly these bytes for these signers."""
+    if verified is not None and verified.covers(sums, signature, signers):
+        return verified.check
+    return check_signature(sums, signature, signers, where)
 
 
 def describe_unchecked(signature: Optional[bytes]) -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, NamedTuple, Optional, Set
+from typing import Callable, Dict, FrozenSet, NamedTuple, Optional, Set, Tuple
 
 from k8s_install.bundle_format.layout import MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
 from k8s_install.bundle_format.model import BundleManifest
-from k8s_install.bundle_format.signature import TrustedSigners, check_signature
+from k8s_install.bundle_format.signature import TrustedSigners, VerifiedSums, check_signature
 from k8s_install.bundle_format.sums import parse_sums, sha256_file
 from k8s_install.bundle_url.client import BundleHost, NotServed, remove_stale_parts
 from k8s_install.bundle_url.role_files import needed_files
@@ -33,6 +33,7 @@ class FetchReport(NamedTuple):
     fetched_files: int
     fetched_bytes: int
     present_files: int  # already in the folder with the right sha256
+    verified: Optional[VerifiedSums] = None  # the signature proof, for the folder's verification (checked once)
 
 
 class Fetcher:
@@ -81,8 +82,11 @@ def make_folders(root: Path, folder: Path) -> None:
         created.chmod(0o755)
 
 
-def trusted_sums(host: BundleHost, root: Path, signers: Optional[TrustedSigners]) -> bytes:
-    """SHA256SUMS as the node trusts it, its signature checked when signers are given; written into the folder."""
+def trusted_sums(
+    host: BundleHost, root: Path, signers: Optional[TrustedSigners]
+) -> Tuple[bytes, Optional[VerifiedSums]]:
+    """SHA256SUMS as the node trusts it, written into the folder with its signature, and the proof of that
+    signature when signers are given (None without)."""
     local, local_signature = root / SUMS_NAME, root / SIGNATURE_NAME
     served = host.get(SUMS_NAME)
     if local.is_file():
@@ -101,13 +105,16 @@ def trusted_sums(host: BundleHost, root: Path, signers: Optional[TrustedSigners]
             signature = host.get(SIGNATURE_NAME)
         except NotServed:
             signature = None
+    verified = None
     if signers is not None:
-        check_signature(sums, signature, signers, host.url)
+        check = check_signature(sums, signature, signers, host.url)
+        assert signature is not None  # check_signature refuses a missing one
+        verified = VerifiedSums(sums, signature, signers, check)
     if not local.is_file():
         write_atomically(local, sums, overwrite=True)
     if signature is not None and not local_signature.is_file():
         write_atomically(local_signature, signature, overwrite=True)
-    return sums
+    return sums, verified
 
 
 def fetch_bundle(
@@ -124,7 +131,7 @@ def fetch_bundle(
         root.mkdir(parents=True, mode=0o755)
         root.chmod(0o755)
     remove_stale_parts(root.parent)
-    sums_bytes = trusted_sums(host, root, signers)
+    sums_bytes, verified = trusted_sums(host, root, signers)
     sums = parse_sums(sums_bytes.decode("utf-8", "replace"), f"{host.url}{SUMS_NAME}")
     if MANIFEST_NAME not in sums:
         raise InstallError(f"{host.url}{SUMS_NAME} does not list {MANIFEST_NAME}: not a bundle's {SUMS_NAME}")
@@ -142,7 +149,7 @@ def fetch_bundle(
             error = failed.exception()
             assert error is not None
             raise error
-    report = FetchReport(needed, fetcher.fetched_files, fetcher.fetched_bytes, fetcher.present_files)
+    report = FetchReport(needed, fetcher.fetched_files, fetcher.fetched_bytes, fetcher.present_files, verified)
     echo(
         f"bundle host {host.name}: fetched {report.fetched_files} file(s), {human_size(report.fetched_bytes)}, "
         f"each checked against {SUMS_NAME}; {report.present_files} already in {root}"

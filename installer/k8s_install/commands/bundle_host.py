@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import FrozenSet, Optional, Tuple
+from typing import Optional, Tuple
 
 import yaml
 
 from k8s_install.bundle_format.signature import TrustedSigners
 from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.bundle_url.client import BundleHost
-from k8s_install.bundle_url.fetch import fetch_bundle
+from k8s_install.bundle_url.fetch import FetchReport, fetch_bundle
 from k8s_install.errors import InstallError
 from k8s_install.node.host import Host
 
@@ -45,10 +45,9 @@ def cluster_ca(args: argparse.Namespace, root: Path, host: Host) -> Tuple[str, s
     return pem, f"{found} (ca_cert)"
 
 
-def fetch_for_node(
-    args: argparse.Namespace, host: Host, root: Path, signers: Optional[TrustedSigners]
-) -> FrozenSet[str]:
-    """Fetch what this node's role needs (--role; every file without one) into `root`; the files it must hold."""
+def fetch_for_node(args: argparse.Namespace, host: Host, root: Path, signers: Optional[TrustedSigners]) -> FetchReport:
+    """Fetch what this node's role needs (--role; every file without one) into `root`: the report names the files
+    it must hold and carries the signature proof for the folder's verification."""
     pem, where = cluster_ca(args, root, host)
     bundle_host = BundleHost(args.bundle_url, pem, where)
-    return fetch_bundle(bundle_host, root, signers, getattr(args, "role", None)).needed
+    return fetch_bundle(bundle_host, root, signers, getattr(args, "role", None))

@@ -45,16 +45,17 @@ def verify_bundle_dir(args: argparse.Namespace, host: Host, jobs: int = 0) -> Op
     then every file; says what it found about the signature. A delta is refused until completed from its base."""
     root = bundle_dir(args)
     signers = trusted_signers(args, host)
-    needed = None
+    needed, verified = None, None
     if getattr(args, "bundle_url", None):  # first fill the folder from the bundle host, for this node's role
         from k8s_install.commands.bundle_host import fetch_for_node
 
-        needed = fetch_for_node(args, host, root, signers)
+        fetched = fetch_for_node(args, host, root, signers)
+        needed, verified = fetched.needed, fetched.verified  # the signature was checked by the fetch: once
     if root.is_file():
         raise InstallError(f"{root}: a file, not the unpacked bundle folder: unpack it with `tar -xf`, use the folder")
     if not root.exists():
         raise InstallError(f"{root}: no such bundle folder")
-    opened = open_bundle(root, signers, jobs, needed=needed)
+    opened = open_bundle(root, signers, jobs, needed=needed, verified=verified)
     print(opened.signature.status())
     return opened
 

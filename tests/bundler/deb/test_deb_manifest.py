@@ -6,9 +6,11 @@ from typing import Any, Dict
 
 import pytest
 
+from bundler import paths
 from bundler.deb.spec import deb_spec, parse_request
 from bundler.errors import BundlerError
 from bundler.manifest import load_release
+from bundler.rpm.keys import load_fingerprint_pins
 
 GOOD: Dict[str, Any] = {"id": "k8s", "url": "https://pkgs.example/deb/", "suite": "/", "key": "https://pkgs.example/k"}
 
@@ -57,3 +59,49 @@ def test_the_shipped_targets_parse() -> None:
     assert ubuntu is not None
     assert ubuntu.repositories[1].url_for("arm64") == "http://ports.ubuntu.com/ubuntu-ports/"
     assert ubuntu.repositories[1].url_for("amd64") == "http://archive.ubuntu.com/ubuntu/"
+
+
+DEB_TARGETS = ("debian12", "ubuntu2204", "ubuntu2404")
+# the archive keys by repository id (checksums/k8s-1.29.6.keys says where each fingerprint was read)
+ARCHIVE_KEYS = {
+    "kubernetes": "DE15B14486CD377B9E876E1A234654DA9A296436",  # one OBS key for every core:/stable: minor, rpm and deb
+    "bookworm": "B8B80B5B623EAB6AD8775C45B7C5D7D6350947F8",
+    "bookworm-updates": "B8B80B5B623EAB6AD8775C45B7C5D7D6350947F8",
+    "bookworm-security": "05AB90340C0C5E797F44A8C8254CF3B5AEC0A8F0",
+    **dict.fromkeys(
+        [f"{suite}{pocket}" for suite in ("jammy", "noble") for pocket in ("", "-updates", "-security")],
+        "F6ECB3762474EDA9D21B7022871920D1991BC93C",
+    ),
+}
+
+
+@pytest.mark.parametrize("version", paths.supported_versions())
+def test_every_release_has_the_deb_targets_with_pinned_keys(version: str) -> None:
+    """Each release takes Kubernetes from its own minor's pkgs.k8s.io deb repository, at the release's version,
+    and every repository's key is pinned by fingerprint (the builder refuses an unpinned one at build time)."""
+    release = load_release(version, None)
+    pins = load_fingerprint_pins(paths.key_pins_path(version))
+    minor = ".".join(version.split(".")[:2])
+    for target in DEB_TARGETS:
+        assert release.resolve_os(target).debs
+        spec = deb_spec(release.raw, target, str(release.source))
+        assert spec is not None
+        kubernetes = spec.repositories[0]
+        assert (kubernetes.id, kubernetes.url) == ("kubernetes", f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb/")
+        assert kubernetes.key == f"{kubernetes.url}Release.key" and kubernetes.flat
+        assert [r.minimal_system for r in spec.repositories].count(True) == 1
+        assert {r.id: r.key_fingerprint or pins.get(r.key) for r in spec.repositories} == {
+            r.id: ARCHIVE_KEYS[r.id] for r in spec.repositories
+        }
+        versions = {r.name: r.version for r in spec.packages if r.name in ("kubeadm", "kubelet", "kubectl")}
+        assert set(versions) == {"kubeadm", "kubelet", "kubectl"}
+        assert all(v is not None and (v == f"{version}-1.1" or v == f"{version}-*") for v in versions.values())
+        assert len(set(versions.values())) == 1
+
+
+def test_a_deb_key_url_has_one_fingerprint_in_every_release() -> None:
+    """A key URL pinned in several releases' files names the same key in each (a copy-paste slip shows here)."""
+    seen: Dict[str, str] = {}
+    for version in paths.supported_versions():
+        for url, fingerprint in load_fingerprint_pins(paths.key_pins_path(version)).items():
+            assert seen.setdefault(url, fingerprint) == fingerprint, (version, url)

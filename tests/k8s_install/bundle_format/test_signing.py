@@ -15,8 +15,11 @@ from typing import Iterator, List, Optional
 
 import pytest
 
+from k8s_install.bundle_format import signature
 from k8s_install.bundle_format.layout import SIGNATURE_NAME, SIGNATURE_NAMESPACE
+from k8s_install.bundle_format.opened import open_bundle
 from k8s_install.cluster.secrets import generate_secrets, write_secrets
+from k8s_install.errors import InstallError
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.http_server import MirrorServer
 from tests.support.user_errors import one_error_line
@@ -185,6 +188,29 @@ def test_signer_valid_before_in_the_past(pristine: Path, keys: Keys) -> None:
     line = one_error_line(verify(pristine, keys.expired))
     assert "signer not valid now:" in line and "key has expired" in line
     assert str(keys.expired) in line
+
+
+def test_a_signature_proof_is_taken_only_for_its_own_bytes(
+    unpacked: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--bundle-url checks the signature once: the folder's verification takes the fetch's proof (VerifiedSums),
+    but only for the very SHA256SUMS and signature it proved; sums changed since are checked, and refused."""
+    signers = signature.read_trusted_signers(keys.allowed)
+    sums, sig = (unpacked / "SHA256SUMS").read_bytes(), (unpacked / SIGNATURE_NAME).read_bytes()
+    proof = signature.VerifiedSums(sums, sig, signers, signature.check_signature(sums, sig, signers, "fetch"))
+    calls: List[List[str]] = []
+    real_run = signature._run
+    monkeypatch.setattr(signature, "_run", lambda arguments, data: calls.append(arguments) or real_run(arguments, data))
+    with open_bundle(unpacked, signers, verified=proof) as opened:
+        assert opened.signature.status() == f"signature good: signed by {SIGNER} ({proof.check.key})"
+    assert calls == []
+    other = signature.TrustedSigners(signers.text, "another file")
+    with open_bundle(unpacked, other, verified=proof):
+        assert [arguments[:2] for arguments in calls] == [["-Y", "check-novalidate"], ["-Y", "find-principals"],
+                                                          ["-Y", "verify"]]  # fmt: skip
+    change_blob_and_its_line(unpacked)
+    with pytest.raises(InstallError, match="bad signature"):
+        open_bundle(unpacked, signers, verified=proof)
 
 
 def test_signed_but_unchecked_says_so(pristine: Path) -> None:

@@ -109,6 +109,34 @@ def test_a_worker_fetches_only_what_it_needs_verified_and_a_rerun_fetches_nothin
     assert set(second) <= {"/SHA256SUMS", "/SHA256SUMS.sig"}
 
 
+def counting_ssh_keygen(folder: Path) -> Dict[str, str]:
+    """An environment whose ssh-keygen is the real one behind a wrapper that logs each call's arguments."""
+    real = shutil.which("ssh-keygen")
+    assert real is not None
+    folder.mkdir()
+    wrapper = folder / "ssh-keygen"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{folder}/calls"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_the_signature_is_checked_once_per_run(
+    site: Dict[str, Path], served: Path, host: Nginx, tmp_path: Path
+) -> None:
+    """The fetch proves SHA256SUMS.sig before it trusts SHA256SUMS; the folder's verification afterwards reads
+    the same bytes with the same signers and takes that proof instead of asking ssh-keygen again."""
+    env = counting_ssh_keygen(tmp_path / "bin")
+    folder = node_folder(tmp_path)
+    for attempt in ("first", "rerun"):  # a re-run reads the node's own SHA256SUMS and .sig: still once
+        result = subprocess.run(fetch(site, host.url, folder), cwd=REPO, capture_output=True, text=True, timeout=300,
+                                env=env)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "signature good: signed by ops@example.org" in result.stdout
+        calls = (tmp_path / "bin/calls").read_text().splitlines()
+        (tmp_path / "bin/calls").unlink()
+        assert [call.split()[:2] for call in calls if call.startswith("-Y verify")] == [["-Y", "verify"]], attempt
+
+
 def test_a_control_plane_fetches_the_whole_bundle(
     site: Dict[str, Path], served: Path, host: Nginx, tmp_path: Path
 ) -> None:

@@ -41,7 +41,7 @@ class Distro:
     swap: str = "fstab"  # swap entries commented out in /etc/fstab, `swapoff -a` live
     modules_file: str = "/etc/modules-load.d/k8s.conf"
     sysctl_file: str = "/etc/sysctl.d/90-k8s.conf"
-    containerd_unit_dir: str = "/usr/local/lib/systemd/system"
+    containerd_unit_dir: str = "/usr/local/lib/systemd/system"  # containerd.service and buildkitd.service
 
     @property
     def uses_apt(self) -> bool:

@@ -17,7 +17,9 @@ from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
 from k8s_install.steps.chrony import Chrony
+from k8s_install.steps.containerd import containerd_unit_path
 from k8s_install.steps.firewall import Firewall
+from k8s_install.steps.kernel import MODULES_FILE, SYSCTL_FILE
 from k8s_install.steps.system import Selinux
 from tests.support.sandbox import make_el9_root
 
@@ -68,6 +70,8 @@ def test_the_table_differs_only_where_the_distributions_do() -> None:
     )  # fmt: skip
     same = ("swap", "modules_file", "sysctl_file", "containerd_unit_dir")
     assert {field: getattr(debian, field) for field in same} == {field: getattr(el9, field) for field in same}
+    assert (el9.modules_file, el9.sysctl_file) == (MODULES_FILE, SYSCTL_FILE)  # EL9's, as the steps always had them
+    assert f"{el9.containerd_unit_dir}/containerd.service" == containerd_unit_path
 
 
 def test_an_unknown_release_is_prepared_as_el9(tmp_path: Path) -> None:

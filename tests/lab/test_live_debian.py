@@ -21,6 +21,7 @@ from tests.lab.cluster import VIP, LiveCluster, boot_lab
 from tests.lab.conftest import TIMINGS, require_lab
 from tests.lab.debian import KUBE_VERSION, bundle_top, debian_release, debian_root
 from tests.lab.node import installer_pythons, ran_under_python39
+from tests.lab.test_live_cluster import probe
 from tests.support.cluster_files import SUBNET
 
 pytestmark = pytest.mark.xdist_group("lab-debian")
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.xdist_group("lab-debian")
 CONTROL_PLANES = ("k8s-mn01", "k8s-mn02")
 NODES = CONTROL_PLANES + ("k8s-wn01",)
 KUBE = ("kubeadm", "kubelet", "kubectl")
+IMAGES = ("127.0.0.1:", "registry.k8s.io/pause:3.9")  # the test busybox keeps its loopback registry's name
 DEBIAN_SERVICES = ("containerd", "chrony", "firewalld", "keepalived", "haproxy", "buildkitd")
 
 
@@ -97,6 +99,25 @@ def test_services_are_active_and_kubelet_enabled(installed: LiveCluster, name: s
     served = "local stratum 10" if name == "k8s-mn01" else f"server {SUBNET}.11 iburst"  # the first serves time
     assert chrony.startswith("# Managed by k8s-install") and served in chrony, chrony
     assert not node.path("/etc/chrony.conf").exists()  # EL9's path is not Debian's
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_bundled_images_are_in_the_nodes_containerd(installed: LiveCluster, name: str) -> None:
+    listed = installed[name].run(["ctr", "-n", "k8s.io", "images", "ls", "-q"]).stdout.split()
+    for image in IMAGES:
+        assert any(ref.startswith(image) for ref in listed), listed
+
+
+@pytest.mark.parametrize(
+    "target,port,expected",
+    [("k8s-mn01", 6443, "open"), ("k8s-mn01", 9099, "filtered"), ("k8s-wn01", 10250, "open"),
+     ("k8s-wn01", 6443, "filtered")],
+)  # fmt: skip
+def test_firewalld_on_debian_opens_the_roles_ports_and_nothing_else(
+    installed: LiveCluster, target: str, port: int, expected: str
+) -> None:
+    source = installed["k8s-mn02"] if target == "k8s-wn01" else installed["k8s-wn01"]
+    assert probe(source, installed[target].address, port) == expected
 
 
 def test_the_vip_is_on_one_control_plane_and_answers(installed: LiveCluster) -> None:

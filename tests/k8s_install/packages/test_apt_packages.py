@@ -22,6 +22,7 @@ from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.packages.apt import SOURCES, plan_debs
 from k8s_install.settings import NodeSettings
+from k8s_install.steps.disk_space import rpms_to_install
 from k8s_install.steps.packages import Packages
 from k8s_install.steps.upgrade import KubeadmPackage
 from tests.support.deb_repo import FakeDeb, build_debs, missing_tools
@@ -58,7 +59,7 @@ def deb_bundle(folder: Path, debs: Sequence[FakeDeb], version: str) -> Bundle:
     for deb in files:
         shutil.copy2(deb.path, repo / deb.filename)
     install = tuple(f"{name}={version}-*" for name in ("kubeadm", "kubelet", "kubectl")) + ("socat",)
-    entries = tuple(Deb(d.name, d.version, d.arch, f"debs/{d.filename}", "0" * 64) for d in debs)
+    entries = tuple(Deb(d.name, d.version, d.arch, f"debs/{d.filename}", "0" * 64, 1000) for d in debs)
     manifest = BundleManifest(version, "debian12", "amd64", deb_repository=DebRepository("debs", f"debs/{KEY_NAME}",
                               install), debs=entries)  # fmt: skip
     return Bundle(folder, manifest)
@@ -177,3 +178,11 @@ def test_upgrade_reads_the_running_release_from_the_kubeadm_deb(tools: None, tmp
     for change in Packages().plan(node):
         change.apply()
     assert installed_release(node, None) == "1.29.6"
+
+
+def test_preflights_disk_check_counts_the_debs_still_to_install(tools: None, tmp_path: Path) -> None:
+    node = debian_node(tmp_path / "root", deb_bundle(tmp_path / "bundle", OLD, "1.29.6"))
+    assert rpms_to_install(node) == 4 * 1000  # kubeadm, kubelet, kubectl, socat (cri-tools comes as a dependency)
+    for change in Packages().plan(node):
+        change.apply()
+    assert rpms_to_install(node) == 0

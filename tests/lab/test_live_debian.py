@@ -79,6 +79,10 @@ def test_every_role_converges_with_apt_from_the_bundle_alone(installed: LiveClus
         output = installed.runs[name][0].output
         assert "[packages]" in output and "apt-get install from the bundle: install kubeadm 1.29.6-1.1" in output
         assert "[containerd]" in output and "done:" in output, output
+        assert (
+            "[selinux] SELinux permissive (as kubeadm's guide requires without a policy for it): AppArmor node"
+            in output
+        )
         node = installed[name]
         assert dpkg(node, *KUBE) == {package: f"{KUBE_VERSION} hold ok installed" for package in KUBE}
         assert not any(node.path("/etc/apt/sources.list.d").iterdir())  # the node's apt sources are its own

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import List
+from typing import List, Optional
 
 from k8s_install.engine import Change, Node, Step
 from k8s_install.node.distro import node_distro
@@ -115,3 +115,8 @@ class Selinux(Step):
             if mode == "Enforcing":
                 changes.append(Change("setenforce 0", lambda: node.host.run(["setenforce", "0"])))
         return changes
+
+    def outcome(self, node: Node) -> Optional[str]:
+        if node_distro(node.host).mac == "apparmor":
+            return "AppArmor node: left as it is (containerd's default profile confines containers)"
+        return None

@@ -97,8 +97,12 @@ def test_apparmor_nodes_get_no_selinux_change_and_el9_still_does(tmp_path: Path)
     (debian / "etc/selinux").mkdir()
     (debian / "etc/selinux/config").write_text("SELINUX=enforcing\n")  # left over, not Debian's: not touched
     assert Selinux().plan(node_on(debian)) == []
+    assert Selinux().outcome(node_on(debian)) == (
+        "AppArmor node: left as it is (containerd's default profile confines containers)"
+    )
     el9 = node_on(make_el9_root(tmp_path / "el9"))
     assert [change.summary for change in Selinux().plan(el9)] == ["update /etc/selinux/config"]
+    assert Selinux().outcome(el9) is None
 
 
 def test_no_firewall_on_a_plain_debian_node_changes_nothing(tmp_path: Path) -> None:

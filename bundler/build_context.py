@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from bundler.bundle_writer import BundleContents
 from bundler.cache import Cache
@@ -43,6 +43,16 @@ class ImageOptions:
 
 
 @dataclass(frozen=True)
+class WorkloadOptions:
+    """Helm charts and plain files the operator carries beside the release (bundler/sources/charts.py,
+    bundler/sources/plain_files.py)."""
+
+    charts: Tuple[str, ...] = ()  # --chart REF
+    chart_values: Tuple[str, ...] = ()  # --chart-values [NAME=]FILE, for `helm template`
+    files: Tuple[str, ...] = ()  # --file SRC[=NAME]
+
+
+@dataclass(frozen=True)
 class RpmOptions:
     closure: str = "minimal"  # --rpm-closure: one of bundler.rpm.spec.CLOSURES
     mirror: Optional[str] = None  # --rpm-mirror NAME: a mirror the release manifest names
@@ -68,6 +78,7 @@ class BuildOptions:
     images: ImageOptions = field(default_factory=ImageOptions)
     rpms: RpmOptions = field(default_factory=RpmOptions)
     delta_from: Optional[Path] = None  # --from OLD: write a delta against this earlier bundle
+    workloads: WorkloadOptions = field(default_factory=WorkloadOptions)
 
 
 @dataclass
@@ -81,3 +92,4 @@ class BuildContext:
     contents: BundleContents
     lock: Optional[BundleManifest] = None  # pins read back from --lock (the bundle.yaml of an earlier build)
     fetched_files: Dict[str, Path] = field(default_factory=dict)  # artifact name -> verified cache path
+    chart_images: List[Tuple[str, str]] = field(default_factory=list)  # (image, the chart naming it)

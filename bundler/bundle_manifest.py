@@ -16,12 +16,14 @@ from bundler.manifest import OsTarget, Release
 from k8s_install.bundle_format.model import (
     ArtifactFile,
     BundleManifest,
+    Chart,
     ClusterConfigFile,
     Deb,
     DebRepository,
     ExtraFile,
     Image,
     InstallerFile,
+    PlainFile,
     Rpm,
     RpmRepository,
 )
@@ -38,6 +40,8 @@ class ManifestPart:
     extras: Tuple[ExtraFile, ...] = ()
     deb_repository: Optional[DebRepository] = None
     debs: Tuple[Deb, ...] = ()
+    charts: Tuple[Chart, ...] = ()
+    plain_files: Tuple[PlainFile, ...] = ()
 
 
 def assemble(
@@ -66,4 +70,6 @@ def assemble(
         installer=installer,
         deb_repository=apt_repositories[0] if apt_repositories else None,
         debs=tuple(entry for part in parts for entry in part.debs),
+        charts=tuple(entry for part in parts for entry in part.charts),
+        plain_files=tuple(entry for part in parts for entry in part.plain_files),
     )

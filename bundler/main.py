@@ -80,6 +80,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             _subparser(parser, "hosts").error("bundler hosts needs --k8s VERSION, --cluster FILE or --manifest FILE")
     if args.command == "build":
         _check_build_arguments(_subparser(parser, "build"), args)
+    if args.command == "hosts":
+        _check_workload_arguments(_subparser(parser, "hosts"), args)
 
 
 def _check_supported(parser: argparse.ArgumentParser, kubernetes: Optional[str]) -> None:
@@ -115,6 +117,7 @@ def _check_build_arguments(build: argparse.ArgumentParser, args: argparse.Namesp
         host = urlsplit(value.partition("=")[2])
         if host.scheme == "http" and host.netloc not in args.insecure_registry:
             build.error(f"--registry-mirror {value}: plain http needs --insecure-registry {host.netloc} as well")
+    _check_workload_arguments(build, args)
     _check_os(build, args)
 
 
@@ -175,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unpinned", action="store_true", help="accept artifacts without a pinned sha256 (recorded as unpinned)"
     )
     _add_image_flags(build)
+    _add_workload_flags(build)
     _add_plan_flags(build)
     build.add_argument("--cluster", type=Path, metavar="FILE", help="a cluster.yaml to validate and put in the bundle")
     build.add_argument(
@@ -211,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     hosts.add_argument("--cache", type=Path, metavar="DIR", help="read images_from_files artifacts from this cache")
     hosts.add_argument("--json", action="store_true", help="print the list as JSON")
     _add_image_flags(hosts)
+    _add_workload_flags(hosts)
 
     inspect = commands.add_parser("inspect", help="verify a bundle, then list its images, packages and files")
     inspect.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
@@ -276,6 +281,38 @@ def _add_image_flags(build: argparse.ArgumentParser) -> None:
         type=_shaped("HOST=https://MIRROR[/PREFIX]", r"[^=]+=https?://[^/]+.*"),
         help="pull HOST's images from URL (its path is a repository prefix); names stay HOST's",
     )  # fmt: skip
+
+
+def _add_workload_flags(build: argparse.ArgumentParser) -> None:
+    workloads = build.add_argument_group("workloads: Helm charts and plain files")
+    workloads.add_argument(
+        "--chart", action="append", default=[], metavar="REF",
+        help="also bundle this Helm chart and its images: https://REPO/NAME@VERSION@sha256:HEX (the .tgz's sha256) "
+        "or oci://HOST/PATH/NAME:VERSION@sha256:HEX (its manifest digest)",
+    )  # fmt: skip
+    workloads.add_argument(
+        "--chart-values", action="append", default=[], metavar="[NAME=]FILE",
+        help="values for `helm template` when finding a chart's images (NAME=: only that chart)",
+    )  # fmt: skip
+    workloads.add_argument(
+        "--file", dest="plain_file", action="append", default=[], metavar="SRC[=NAME]",
+        help="also carry this file in files/plain/: a local PATH, or https://HOST/PATH@sha256:HEX",
+    )  # fmt: skip
+
+
+def _check_workload_arguments(build: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from bundler.helm.reference import parse_chart_reference
+    from bundler.sources.plain_files import parse_file_request
+
+    try:
+        for text in args.chart:
+            parse_chart_reference(text)
+        for text in args.plain_file:
+            parse_file_request(text)
+    except BundlerError as error:
+        build.error(str(error))
+    if args.chart_values and not args.chart:
+        build.error("--chart-values is for --chart: give the charts it renders")
 
 
 def _add_plan_flags(build: argparse.ArgumentParser) -> None:

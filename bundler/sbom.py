@@ -3,7 +3,8 @@
 One SPDX package per thing inside: each file artifact (version, upstream URL, sha256, a generic purl), the
 installer, each RPM (rpm purl with epoch, version, release and arch; its license as the repository metadata
 states it), each repository key, each image (OCI purl with its manifest digest) and each of its layers
-(stored once, contained by every image that uses it). The bundle is the package the document describes,
+(stored once, contained by every image that uses it), each Helm chart (depending on the images it runs) and
+each of the operator's plain files. The bundle is the package the document describes,
 and it CONTAINS each of them. Nothing depends on the clock or the machine: `created` is SOURCE_DATE_EPOCH
 and the namespace is derived from the record, so two builds from the same inputs give the same bytes.
 """
@@ -238,8 +239,10 @@ def _repository_and_tag(name: str) -> Tuple[str, str]:
     return name, ""
 
 
-def _add_images(document: _Document, manifest: BundleManifest, contents: BundleContents, bundle: str) -> None:
+def _add_images(document: _Document, manifest: BundleManifest, contents: BundleContents, bundle: str) -> Dict[str, str]:
+    """Each image and its layers; returns image name -> its SPDX id."""
     layer_ids: Dict[str, str] = {}
+    image_ids: Dict[str, str] = {}
     for image in manifest.images:
         name, digest = image.name, image.digest
         repository, tag = _repository_and_tag(name)
@@ -253,6 +256,7 @@ def _add_images(document: _Document, manifest: BundleManifest, contents: BundleC
              "comment": f"manifest {digest}" + (f", from index {image.index_digest}" if image.index_digest else "")},
             bundle,
         )  # fmt: skip
+        image_ids[name] = image_id
         for layer in _image_layers(contents, digest):
             layer_digest = str(layer["digest"])
             if layer_digest not in layer_ids:
@@ -263,6 +267,44 @@ def _add_images(document: _Document, manifest: BundleManifest, contents: BundleC
                      f"{layer.get('size', '?')} bytes"},
                 )  # fmt: skip
             document.contains(image_id, layer_ids[layer_digest])
+    return image_ids
+
+
+def _add_workloads(document: _Document, manifest: BundleManifest, bundle: str, image_ids: Dict[str, str]) -> None:
+    """Each Helm chart (it DEPENDS_ON the images its templates run) and each of the operator's plain files."""
+    for chart in manifest.charts:
+        if chart.source_digest:
+            qualifiers = {"repository_url": chart.source.split("://", 1)[-1], "tag": chart.version}
+            purl = f"pkg:oci/{quote(chart.name.lower())}@{quote(chart.source_digest, safe='')}"
+        else:
+            qualifiers = {"repository_url": chart.source, "checksum": f"sha256:{chart.sha256}"}
+            purl = f"pkg:generic/{quote(chart.name)}@{quote(chart.version)}"
+        chart_id = document.add(
+            {"SPDXID": document.new_id("Chart", f"{chart.name}-{chart.version}"), "name": chart.name,
+             "versionInfo": chart.version, "packageFileName": chart.path, "downloadLocation": chart.source,
+             "checksums": _sha256(chart.sha256), "primaryPackagePurpose": "SOURCE",
+             "externalRefs": _purl(purl + _qualifiers(qualifiers)),
+             "comment": f"Helm chart; images: {', '.join(chart.images) or 'none'}"},
+            bundle,
+        )  # fmt: skip
+        for image in chart.images:
+            if image in image_ids:
+                document.relationships.append(
+                    {
+                        "spdxElementId": chart_id,
+                        "relationshipType": "DEPENDS_ON",
+                        "relatedSpdxElement": image_ids[image],
+                    }
+                )
+    for entry in manifest.plain_files:
+        remote = entry.source.startswith("https://")
+        document.add(
+            {"SPDXID": document.new_id("File", f"plain-{entry.name}"), "name": entry.name,
+             "packageFileName": entry.path, "downloadLocation": entry.source if remote else NOASSERTION,
+             "checksums": _sha256(entry.sha256), "primaryPackagePurpose": "FILE",
+             "comment": f"the operator's file, from {entry.source}"},
+            bundle,
+        )  # fmt: skip
 
 
 def sbom_document(manifest: BundleManifest, contents: BundleContents, epoch: int) -> Dict[str, Any]:
@@ -278,7 +320,7 @@ def sbom_document(manifest: BundleManifest, contents: BundleContents, epoch: int
     _add_files(document, manifest, bundle)
     _add_rpms(document, manifest, contents, bundle)
     _add_debs(document, manifest, bundle)
-    _add_images(document, manifest, contents, bundle)
+    _add_workloads(document, manifest, bundle, _add_images(document, manifest, contents, bundle))
     describes = {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": bundle}
     result: Dict[str, Any] = {
         "spdxVersion": "SPDX-2.3",
@@ -305,7 +347,7 @@ def add_sbom(contents: BundleContents, manifest: BundleManifest, epoch: int) -> 
     contents.add_bytes(SBOM_NAME, text.encode())
 
 
-KINDS = (("File", "files"), ("Rpm", "RPMs"), ("Image", "images"), ("Layer", "layers"))
+KINDS = (("File", "files"), ("Rpm", "RPMs"), ("Image", "images"), ("Layer", "layers"), ("Chart", "charts"))
 
 
 def summarise_sbom(document: Dict[str, Any]) -> str:

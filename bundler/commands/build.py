@@ -29,10 +29,12 @@ from bundler.preflight import check_programs, check_space, check_writable, neede
 from bundler.progress import human_size
 from bundler.sbom import add_sbom
 from bundler.signing import sign_sums
+from bundler.sources.charts import plan_charts
 from bundler.sources.cluster import add_cluster_files
 from bundler.sources.debs import plan_debs
 from bundler.sources.files import plan_files
 from bundler.sources.images import plan_images
+from bundler.sources.plain_files import plan_plain_files
 from bundler.sources.rpms import plan_rpms
 from bundler.zipapp import build_installer
 from k8s_install.bundle_format.layout import INSTALLER_NAME, MANIFEST_NAME, bundle_dir_name
@@ -117,10 +119,15 @@ def resolve_plan(context: BuildContext) -> Plan:
             "  reading the apt repositories' metadata and resolving the packages with apt", file=sys.stderr, flush=True
         )
     debs = plan_debs(context)
-    if context.release.images or context.release.images_from_files or context.options.images.any_images:
+    if context.options.workloads.charts:
+        print("  fetching the charts by their pinned digests and rendering their images", file=sys.stderr, flush=True)
+    charts = plan_charts(context)  # before images: their images join the bundle's
+    release = context.release
+    if release.images or release.images_from_files or context.options.images.any_images or context.chart_images:
         print("  reading the image indexes, manifests and configs", file=sys.stderr, flush=True)
     images = plan_images(context)
-    return Plan([files, images] + [source for source in (rpms, debs) if source is not None])
+    extra = [source for source in (rpms, debs, charts, plan_plain_files(context)) if source is not None]
+    return Plan([files, images] + extra)
 
 
 def missing_from(context: BuildContext, plan: Plan) -> List[str]:

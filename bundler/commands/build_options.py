@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from bundler.build_context import BuildOptions, ImageOptions, RpmOptions
+from bundler.build_context import BuildOptions, ImageOptions, RpmOptions, WorkloadOptions
 from bundler.download import FetchOptions
 
 
@@ -53,4 +53,7 @@ def options_from_arguments(args: argparse.Namespace) -> BuildOptions:
         images=image_options(args),
         rpms=RpmOptions(closure=args.rpm_closure, mirror=args.rpm_mirror),
         delta_from=args.delta_from,
+        workloads=WorkloadOptions(
+            charts=tuple(args.chart), chart_values=tuple(args.chart_values), files=tuple(args.plain_file)
+        ),
     )

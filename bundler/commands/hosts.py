@@ -75,6 +75,8 @@ class HostsRequest:
     images: List[str] = field(default_factory=list)
     image_files: List[str] = field(default_factory=list)
     cache: Optional[Path] = None
+    charts: List[str] = field(default_factory=list)  # --chart REF
+    files: List[str] = field(default_factory=list)  # --file SRC[=NAME]: its https URL, if it is one
 
 
 class HostList:
@@ -116,8 +118,35 @@ def collect_hosts(request: HostsRequest) -> HostList:
     for ref in _images(request, found):
         endpoint = endpoint_for(ref, request.registry)
         found.add(endpoint.base, f"image {ref.name}")
+    _workloads(request, found)
     found.add_redirects()
     return found
+
+
+def _workloads(request: HostsRequest, found: HostList) -> None:
+    """The charts' repositories or registries and the plain files' URLs; what a chart's index.yaml and
+    templates name (its package's host, its images' registries) is only known once they are read."""
+    from bundler.helm.reference import parse_chart_reference
+    from bundler.sources.plain_files import parse_file_request
+
+    for text in request.charts:
+        chart = parse_chart_reference(text)
+        if chart.oci:
+            image = parse_reference(chart.oci_reference, f"--chart {text}")
+            found.add(endpoint_for(image, request.registry).base, f"chart {chart.name}")
+        else:
+            found.add(mirrored_url(f"{chart.repository}/index.yaml", request.mirror), f"chart {chart.name}")
+            found.unknown.append(
+                f"the host of chart {chart.name}'s package, as its repository's index.yaml names it (often the "
+                "repository's own host)"
+            )
+        found.unknown.append(
+            f"the registries of the images chart {chart.name} runs (`helm template` finds them while the build plans)"
+        )
+    for text in request.files:
+        wanted = parse_file_request(text)
+        if wanted.is_url:
+            found.add(mirrored_url(wanted.source, request.mirror), f"file {wanted.name}")
 
 
 def _images(request: HostsRequest, found: HostList) -> List[ImageRef]:
@@ -172,6 +201,8 @@ def request_from_arguments(args: argparse.Namespace) -> HostsRequest:
         images=args.image,
         image_files=args.image_file,
         cache=args.cache,
+        charts=args.chart,
+        files=args.plain_file,
     )
 
 

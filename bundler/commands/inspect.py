@@ -45,6 +45,11 @@ def render_text(target: Path, doc: Dict[str, Any]) -> List[str]:
     lines += [f"  {image['name']}  {image['digest']}  {human_size(image['size'])}" for image in doc["images"]]
     lines.append(f"packages ({len(doc['packages'])}, {human_size(totals['package_bytes'])}):")
     lines += [f"  {package['name']}  {package['version']}.{package['arch']}" for package in doc["packages"]]
+    if doc["charts"]:
+        lines.append(f"charts ({len(doc['charts'])}, served as a chart repository from charts/):")
+        for chart in doc["charts"]:
+            images = ", ".join(chart["images"]) or "no images"
+            lines.append(f"  {chart['name']}  {chart['version']}  from {chart['source']}  ({images})")
     lines.append(f"files ({len(doc['files'])}):")
     for entry in doc["files"]:
         pin = "pinned" if entry["pinned"] else "UNPINNED"

@@ -1,5 +1,6 @@
 """Which images a bundle holds: the manifest's `images:`, the images named in the YAML of the artifacts
-listed in `images_from_files` (e.g. calico-typha.yaml), `--image REF` and `--image-file FILE`."""
+listed in `images_from_files` (e.g. calico-typha.yaml), `--image REF`, `--image-file FILE` and the images of
+the `--chart` charts."""
 
 from __future__ import annotations
 
@@ -70,4 +71,5 @@ def collect_images(context: BuildContext) -> List[ImageRef]:
     refs += [parse_reference(text, "--image") for text in options.images]
     for file_name in options.image_files:
         refs += [parse_reference(text, f"--image-file {file_name}") for text in read_image_file(Path(file_name))]
+    refs += [parse_reference(image, chart) for image, chart in context.chart_images]  # `helm template` found them
     return _unique(refs)

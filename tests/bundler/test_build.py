@@ -199,7 +199,7 @@ def test_release_manifest_pins_every_file_for_both_arches() -> None:
             for artifact in release.files_for(target, arch):
                 assert artifact.url in pins, artifact.url
     names = {a.name for a in release.files_for(release.resolve_os("rocky9"), "amd64")}
-    assert names == {"containerd", "runc", "cni-plugins", "buildkit", "nerdctl", "calico-manifest", "registry"}
+    assert names == {"containerd", "runc", "cni-plugins", "buildkit", "nerdctl", "calico-manifest", "registry", "helm"}
     linux = {a.name for a in release.files_for(binaries, "amd64")}
     assert linux == names | {"crictl", "kubeadm", "kubelet", "kubectl"}
 

@@ -141,7 +141,7 @@ def test_build_of_the_release_from_the_mirror(version: str, mirror: MirrorServer
     # registry: the bundle host's OCI registry (`k8s-install.pyz serve`)
     # an EL9 bundle takes kubeadm, kubelet, kubectl (and crictl) from the release's RPM repository
     assert {a["name"] for a in record["artifacts"]} == {
-        "containerd", "runc", "cni-plugins", "buildkit", "nerdctl", "registry", "calico-manifest"}  # fmt: skip
+        "containerd", "runc", "cni-plugins", "buildkit", "nerdctl", "registry", "helm", "calico-manifest"}  # fmt: skip
     files = {entry["name"]: entry for entry in yaml.safe_load(manifest.read_text())["files"]}
     assert files["kubeadm"]["url"] == f"https://dl.k8s.io/release/v{version}/bin/linux/{{arch}}/kubeadm"
 

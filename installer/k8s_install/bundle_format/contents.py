@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from k8s_install.bundle_format.model import ArtifactFile, BundleFile, BundleManifest, InstallerFile, RepositoryKey
+from k8s_install.bundle_format.model import (
+    ArtifactFile,
+    BundleFile,
+    BundleManifest,
+    Chart,
+    InstallerFile,
+    PlainFile,
+    RepositoryKey,
+)
 
 
 def _file(entry: BundleFile, kind: str) -> Dict[str, Any]:
@@ -17,15 +25,16 @@ def _file(entry: BundleFile, kind: str) -> Dict[str, Any]:
     else:
         name, pinned = ("k8s-install.pyz" if isinstance(entry, InstallerFile) else entry.name), True
     artifact = entry if isinstance(entry, ArtifactFile) else None
+    source = entry.source if isinstance(entry, (ArtifactFile, Chart, PlainFile)) else None
     return {
         "path": entry.path,
         "kind": kind,
         "name": name,
-        "version": entry.version if isinstance(entry, (ArtifactFile, InstallerFile)) else None,
+        "version": entry.version if isinstance(entry, (ArtifactFile, InstallerFile, Chart)) else None,
         "size": entry.size,
         "sha256": entry.sha256,
         "pinned": artifact.pinned if artifact else pinned,
-        "source": artifact.source if artifact else None,
+        "source": source,
     }
 
 
@@ -35,6 +44,8 @@ def describe(manifest: BundleManifest, total_files: int, total_bytes: int, sums_
     files: List[Dict[str, Any]] = [_file(installer, "installer")] if installer else []
     files += [_file(entry, "artifact") for entry in manifest.artifacts]
     files += [_file(entry, "extra") for entry in manifest.extras]
+    files += [_file(entry, "chart") for entry in manifest.charts]
+    files += [_file(entry, "plain") for entry in manifest.plain_files]
     images = [
         {
             "name": image.name,
@@ -84,6 +95,10 @@ def describe(manifest: BundleManifest, total_files: int, total_bytes: int, sums_
         "signer": None,  # filled in by the caller, who can check the signature
         "images": images,
         "packages": packages,
+        "charts": [
+            {"name": chart.name, "version": chart.version, "source": chart.source, "images": list(chart.images)}
+            for chart in manifest.charts
+        ],
         "files": files,
         "totals": {
             "files": total_files,

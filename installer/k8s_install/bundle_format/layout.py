@@ -19,6 +19,9 @@ FILES_DIR = "files"
 IMAGES_DIR = "images"
 RPMS_DIR = "rpms"
 DEBS_DIR = "debs"  # Debian/Ubuntu targets: a flat apt repository
+CHARTS_DIR = "charts"  # Helm charts (build --chart): a chart repository, its index.yaml written by the build
+CHART_INDEX = f"{CHARTS_DIR}/index.yaml"
+PLAIN_FILES_DIR = f"{FILES_DIR}/plain"  # the operator's own files (build --file)
 
 
 def bundle_dir_name(kubernetes: str, os_id: str, arch: str, cluster: Optional[str] = None) -> str:

@@ -474,8 +474,66 @@ class RepositoryKey:
         )
 
 
+@dataclass(frozen=True)
+class Chart:
+    """A Helm chart in charts/ (a chart repository: charts/index.yaml beside the packages) and the images its
+    templates name (in `images:` as well, so every node has them)."""
+
+    name: str
+    version: str
+    path: str  # charts/NAME-VERSION.tgz
+    sha256: str  # of the .tgz: what index.yaml's `digest` says and `helm pull` checks
+    size: int
+    source: str  # the chart repository's URL, or oci://HOST/PATH/NAME
+    source_digest: Optional[str] = None  # OCI: the manifest digest the chart was pulled by
+    images: Tuple[str, ...] = ()  # found by `helm template` with the build's values
+
+    def to_mapping(self) -> Dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "source": self.source,
+            "source_digest": self.source_digest,
+            "images": list(self.images),
+        }
+
+    @classmethod
+    def from_fields(cls, read: ManifestFields) -> Chart:
+        return cls(
+            read.text("name"),
+            read.text("version"),
+            read.text("path"),
+            read.text("sha256"),
+            read.count("size"),
+            read.text("source"),
+            read.optional_text("source_digest"),
+            read.texts("images"),
+        )
+
+
+@dataclass(frozen=True)
+class PlainFile:
+    """A file the operator carries into the air gap (`build --file`), in files/plain/, and where it came from."""
+
+    name: str
+    path: str
+    sha256: str
+    size: int
+    source: str  # the local path or the https URL it was taken from
+
+    def to_mapping(self) -> Dict[str, Any]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256, "size": self.size, "source": self.source}
+
+    @classmethod
+    def from_fields(cls, read: ManifestFields) -> PlainFile:
+        return cls(read.text("name"), read.text("path"), read.text("sha256"), read.count("size"), read.text("source"))
+
+
 ExtraFile = Union[ClusterConfigFile, RepositoryKey]
-BundleFile = Union[InstallerFile, ArtifactFile, Rpm, Deb, ClusterConfigFile, RepositoryKey]
+BundleFile = Union[InstallerFile, ArtifactFile, Rpm, Deb, ClusterConfigFile, RepositoryKey, Chart, PlainFile]
 
 
 def _extra(read: ManifestFields) -> ExtraFile:
@@ -502,6 +560,8 @@ class BundleManifest:
     name: Optional[str] = None  # the bundle's folder (and tarball stem); absent in bundles built before it was
     deb_repository: Optional[DebRepository] = None  # Debian/Ubuntu targets: the bundle's apt repository
     debs: Tuple[Deb, ...] = ()
+    charts: Tuple[Chart, ...] = ()  # Helm charts (`build --chart`), served as a chart repository from charts/
+    plain_files: Tuple[PlainFile, ...] = ()  # the operator's own files (`build --file`)
 
     @property
     def top(self) -> str:
@@ -514,8 +574,10 @@ class BundleManifest:
 
     @property
     def files(self) -> List[BundleFile]:
-        """Every entry naming a file of the bundle with its sha256: installer, artifacts, RPMs, extras."""
-        return ([self.installer] if self.installer else []) + [*self.artifacts, *self.rpms, *self.debs, *self.extras]
+        """Every entry naming a file of the bundle with its sha256: installer, artifacts, packages, extras,
+        charts and the operator's plain files."""
+        files: List[BundleFile] = [self.installer] if self.installer else []
+        return files + [*self.artifacts, *self.rpms, *self.debs, *self.extras, *self.charts, *self.plain_files]
 
     def artifact(self, name: str) -> Optional[ArtifactFile]:
         return next((entry for entry in self.artifacts if entry.name == name), None)
@@ -562,6 +624,10 @@ class BundleManifest:
         written["artifacts"] = [entry.to_mapping() for entry in self.artifacts]
         if self.images:
             written["images"] = [image.to_mapping() for image in self.images]
+        if self.charts:
+            written["charts"] = [chart.to_mapping() for chart in self.charts]
+        if self.plain_files:
+            written["plain_files"] = [entry.to_mapping() for entry in self.plain_files]
         if self.rpm_repository is not None:
             written["rpm_repository"] = self.rpm_repository.to_mapping()
             written["rpms"] = [entry.to_mapping() for entry in self.rpms]
@@ -614,6 +680,8 @@ class BundleManifest:
             installer=InstallerFile.from_fields(installer) if installer else None,
             deb_repository=DebRepository.from_fields(deb_repository) if deb_repository else None,
             debs=tuple(Deb.from_fields(entry) for entry in read.entries("debs")),
+            charts=tuple(Chart.from_fields(entry) for entry in read.entries("charts")),
+            plain_files=tuple(PlainFile.from_fields(entry) for entry in read.entries("plain_files")),
         )
 
 

@@ -98,9 +98,10 @@ class ManifestFields:
 
 
 TEXT_FIELDS = ("kubernetes", "os", "arch")
-LIST_SECTIONS = ("artifacts", "rpms", "debs", "images", "extras")  # lists of mappings
+LIST_SECTIONS = ("artifacts", "rpms", "debs", "images", "extras", "charts", "plain_files")  # lists of mappings
 MAPPING_SECTIONS = ("installer", "rpm_repository", "deb_repository")
-FILE_SECTIONS = ("installer", "artifacts", "rpms", "debs", "extras")  # entries naming a file: path and sha256
+# entries naming a file: path and sha256
+FILE_SECTIONS = ("installer", "artifacts", "rpms", "debs", "extras", "charts", "plain_files")
 
 
 def _check_structure(manifest: Dict[str, Any], where: str) -> None:

@@ -1,7 +1,8 @@
 """Which files of a bundle a node of a role needs, decided from the typed manifest and the image manifests.
 
 A control plane needs every file. A worker needs every file but these: the control-plane-only artifacts
-(Calico's manifest, applied by the first control plane), the images of the control plane's static pods
+(Calico's manifest, applied by the first control plane), the Helm charts and the operator's plain files (the
+bundle host serves them; no step of a node reads them), the images of the control plane's static pods
 (kube-apiserver, kube-controller-manager, kube-scheduler, etcd) and the blobs only they use, and the SBOM
 (no step reads it). An image a worker keeps (kube-proxy, pause, CoreDNS, Calico's, workloads') brings its
 manifest, config and layers, found by reading its manifest; blobs shared with a control-plane image are kept.
@@ -14,7 +15,7 @@ import json
 from typing import AbstractSet, Callable, Dict, FrozenSet, List, Optional, Set, Tuple
 
 from k8s_install.bundle_format.image_index import INDEX_PATH, blob_relative
-from k8s_install.bundle_format.layout import IMAGES_DIR, SBOM_NAME
+from k8s_install.bundle_format.layout import CHARTS_DIR, IMAGES_DIR, SBOM_NAME
 from k8s_install.bundle_format.model import BundleManifest, Image
 from k8s_install.errors import InstallError
 
@@ -48,6 +49,8 @@ def files_without_blobs(manifest: BundleManifest, sums: AbstractSet[str], role: 
     chosen = {path for path in sums if not path.startswith(BLOBS_PREFIX)}
     if role == "worker":
         skipped = {entry.path for entry in manifest.artifacts if entry.name in CONTROL_PLANE_ARTIFACTS}
+        skipped |= {path for path in chosen if path.startswith(f"{CHARTS_DIR}/")}  # the host serves them
+        skipped |= {entry.path for entry in manifest.plain_files}
         chosen -= skipped | set(WORKER_SKIPS)
     return chosen
 

@@ -66,6 +66,9 @@ def run_serve(args: argparse.Namespace) -> int:
     restarted = ", ".join(report.restarted)
     print(f"done: {report.change_count} change(s) applied" + (f", restarted {restarted}" if restarted else ""))
     print(f"bundle host: files at {web}, images at {registry} (TLS from the cluster CA)")
+    if bundle.manifest.charts:  # charts/ with the build's index.yaml: a chart repository as it is served
+        names = ", ".join(f"{chart.name} {chart.version}" for chart in bundle.manifest.charts)
+        print(f"charts ({names}): helm repo add bundle {web}charts --ca-file CLUSTER_CA.crt")
     return 0
 
 

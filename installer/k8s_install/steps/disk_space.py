@@ -31,7 +31,8 @@ CONFIG_SPACE = 16 * MiB  # /etc: the rendered configuration
 STATE_SPACE = 16 * MiB  # /var/lib/k8s-install: the state file and the originals it keeps
 CONTENT_STORE = "io.containerd.content.v1.content/blobs/sha256"  # containerd's blobs, by digest
 RUNTIME_FOLDERS = {"containerd": "/usr/local/bin", "runc": "/usr/local/sbin", "cni-plugins": "/opt/cni/bin",
-                   "buildkit": "/usr/local/bin", "nerdctl": "/usr/local/bin", "crictl": "/usr/local/bin"}  # fmt: skip
+                   "buildkit": "/usr/local/bin", "nerdctl": "/usr/local/bin", "crictl": "/usr/local/bin",
+                   "helm": "/usr/local/bin"}  # fmt: skip
 
 
 class SpaceNeed(NamedTuple):

@@ -1,4 +1,5 @@
-"""Container runtime binaries from the bundle's tarballs: containerd, runc, CNI plugins, buildkit, nerdctl.
+"""Container runtime binaries from the bundle's tarballs: containerd, runc, CNI plugins, buildkit, nerdctl (and
+crictl and the Helm CLI when the bundle carries them).
 
 Members are read from the verified tarballs and written by name to fixed destinations (never extracted
 by their own paths), each compared with what is on disk first. The CNI plugins 1.4.0 are re-checked on
@@ -53,6 +54,7 @@ BINARY_SETS: Tuple[BinarySet, ...] = (
     BinarySet("buildkit", _under("bin/", "/usr/local/bin"), ("buildkitd",)),
     BinarySet("nerdctl", _only("nerdctl", "/usr/local/bin/nerdctl")),
     BinarySet("crictl", _only("crictl", "/usr/local/bin/crictl"), optional=True),
+    BinarySet("helm", _only("helm", "/usr/local/bin/helm"), optional=True),  # for the bundle's charts
 )
 
 

@@ -63,7 +63,7 @@ MODEL_OF: Dict[str, Type[Any]] = {
     name: getattr(model, name)
     for name in ("ArtifactFile", "InstallerFile", "Image", "Rpm", "SolverPolicy", "AssumedPackage", "InstallRequest",
                  "SourceRepository", "RpmRepository", "ClusterConfigFile", "RepositoryKey", "Deb", "AptSource",
-                 "DebRepository")
+                 "DebRepository", "Chart", "PlainFile")
 }  # fmt: skip
 
 
@@ -98,6 +98,8 @@ def test_what_the_schema_requires_is_what_the_model_always_writes() -> None:
         "ClusterConfigFile": full.extras[0], "RepositoryKey": full.extras[1],
         "Deb": model.Deb("kubeadm", "1.29.6-1.1", "amd64", "debs/kubeadm.deb", SHA), "AptSource": model.AptSource("k"),
         "DebRepository": model.DebRepository("debs", "debs/bundle-key.gpg"),
+        "Chart": model.Chart("demo", "0.1.0", "charts/demo-0.1.0.tgz", SHA, 1, "https://charts.example.invalid"),
+        "PlainFile": model.PlainFile("notes.txt", "files/plain/notes.txt", SHA, 1, "notes.txt"),
     }  # fmt: skip
     for name, instance in written.items():
         assert sorted(instance.to_mapping()) == sorted(schema["$defs"][name]["required"]), name
@@ -112,6 +114,28 @@ def test_every_section_reads_and_writes_back_byte_for_byte() -> None:
     assert sorted(model.declared_files(manifest)) == [
         "cluster.yaml", "files/runc.amd64", "k8s-install.pyz", "rpms/Packages/kubeadm.rpm", "rpms/keys/kubernetes.asc"
     ]  # fmt: skip
+
+
+def test_charts_and_plain_files_read_and_write_back_and_are_files_of_the_bundle() -> None:
+    chart = {
+        "name": "demo",
+        "version": "0.1.0",
+        "path": "charts/demo-0.1.0.tgz",
+        "sha256": SHA,
+        "size": 3,
+        "source": "oci://127.0.0.1:5000/charts/demo",
+        "source_digest": DIGEST,
+        "images": ["docker.io/x/y:1"],
+    }
+    plain = {"name": "notes.txt", "path": "files/plain/notes.txt", "sha256": SHA, "size": 2, "source": "notes.txt"}
+    layout = {key: value for key, value in FULL.items() if key not in ("rpm_repository", "rpms", "installer")}
+    text = dump_yaml({**layout, "charts": [chart], "plain_files": [plain], "installer": FULL["installer"]})
+    text = dump_yaml(BundleManifest.from_yaml(text, "test").to_mapping())  # in the model's key order
+    manifest = check_bundle_yaml(text, "test")
+    assert manifest.charts[0].source_digest == DIGEST and manifest.charts[0].images == ("docker.io/x/y:1",)
+    assert {"charts/demo-0.1.0.tgz", "files/plain/notes.txt"} <= set(model.declared_files(manifest))
+    with pytest.raises(InstallError, match=r"charts\[0\]\.sha256: must be a string"):
+        BundleManifest.from_mapping({**FULL, "charts": [{**chart, "sha256": None}]}, "test")
 
 
 def test_without_a_cluster_the_repository_keys_follow_the_rpms() -> None:

@@ -26,3 +26,18 @@ from k8s_install.bundle_url.role_files import is_control_plane_image
 )
 def test_control_plane_images_by_repository_name(name: str, control_plane_only: bool) -> None:
     assert is_control_plane_image(Image(name, "sha256:" + "0" * 64)) is control_plane_only
+
+
+def test_a_worker_leaves_the_charts_and_plain_files_to_the_bundle_host() -> None:
+    from k8s_install.bundle_format.model import BundleManifest, Chart, PlainFile
+    from k8s_install.bundle_url.role_files import files_without_blobs
+
+    sha = "a" * 64
+    manifest = BundleManifest(
+        kubernetes="1.29.6", os="rocky9", arch="amd64",
+        charts=(Chart("demo", "0.1.0", "charts/demo-0.1.0.tgz", sha, 1, "https://charts.example.invalid"),),
+        plain_files=(PlainFile("notes.txt", "files/plain/notes.txt", sha, 1, "notes.txt"),),
+    )  # fmt: skip
+    sums = {"bundle.yaml", "k8s-install.pyz", "charts/demo-0.1.0.tgz", "charts/index.yaml", "files/plain/notes.txt"}
+    assert files_without_blobs(manifest, sums, "worker") == {"bundle.yaml", "k8s-install.pyz"}
+    assert files_without_blobs(manifest, sums, "control-plane") == sums

@@ -31,6 +31,7 @@ from k8s_install.bundle_url.fetch import fetch_bundle
 from k8s_install.main import main
 from k8s_install.serve import layout
 from tests.conftest import StandInRelease
+from tests.support.charts import helm, package_chart, serve_repository
 from tests.support.containerd import Containerd
 from tests.support.image_fixtures import build_bundle
 from tests.support.prerequisites import require
@@ -69,6 +70,8 @@ def served_bundle(release: StandInRelease, registry: Registry, tmp_path: Path) -
     release.set_images(
         [f"{registry.host}/test/busybox:1.0", f"{registry.host}/test/app:2.0", "registry.k8s.io/pause:3.9"]
     )
+    chart = package_chart(tmp_path / "chart", f"{registry.host}/test/app:2.0", f"{registry.host}/test/busybox:1.0")
+    serve_repository(release.mirror, chart)  # a chart whose images the bundle has anyway: served from charts/
     result = build_bundle(
         release,
         tmp_path,
@@ -76,6 +79,8 @@ def served_bundle(release: StandInRelease, registry: Registry, tmp_path: Path) -
         registry.host,
         "--registry-mirror",
         f"registry.k8s.io=http://{registry.host}/mirrored",
+        "--chart",
+        chart.pinned_ref,
     )
     assert result.returncode == 0, result.stderr
     folder = Path(tempfile.mkdtemp(prefix="serve-bundle-"))
@@ -204,7 +209,7 @@ def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    require("nginx", "docker-registry", "skopeo", "openssl")
+    require("nginx", "docker-registry", "skopeo", "openssl", "helm")
     ports = {"web": free_port(), "registry": free_port()}
     before = files_under(host_root)
 
@@ -218,6 +223,7 @@ def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
     first = capsys.readouterr().out
     assert "issue the serving certificate (IP:127.0.0.1, DNS:localhost)" in first
     assert f"bundle host: files at https://127.0.0.1:{ports['web']}/" in first
+    assert f"charts (demo 0.1.0): helm repo add bundle https://127.0.0.1:{ports['web']}/charts" in first
     key = host_root / layout.TLS_KEY.lstrip("/")
     assert key.stat().st_mode & 0o777 == 0o600
 
@@ -256,6 +262,13 @@ def test_serve_makes_a_bundle_host_that_serves_the_bundle_and_its_images(
         listed = dict(reversed(line.split("  ", 1)) for line in sums.decode().splitlines())
         for path in [name for name in listed if name.startswith(("images/blobs", "files/"))][:5] + ["bundle.yaml"]:
             assert hashlib.sha256(fetch(f"{base}/{path}", context)).hexdigest() == listed[path], path
+        (tmp_path / "pulled-chart").mkdir()  # the bundle's charts/ is a chart repository: the real helm pulls
+        pulled = helm("pull", "demo", "--repo", f"{base}/charts", "--version", "0.1.0", "--ca-file", str(ca),
+                      "--destination", str(tmp_path / "pulled-chart"), cwd=tmp_path)  # fmt: skip
+        assert pulled.returncode == 0, pulled.stderr
+        assert (tmp_path / "pulled-chart/demo-0.1.0.tgz").read_bytes() == (
+            served_bundle / "charts/demo-0.1.0.tgz"
+        ).read_bytes()
         with pytest.raises(urllib.error.HTTPError) as refused:
             fetch(f"{base}/SHA256SUMS", context, method="DELETE")
         assert refused.value.code in (403, 405)

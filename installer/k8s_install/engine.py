@@ -100,8 +100,9 @@ def register_readiness(service: str, check: Readiness) -> None:
 
 
 # Dependencies first: buildkitd is a containerd client, keepalived's check script asks haproxy, and the
-# kubelet needs the runtime; a service not listed restarts after these, in the order it was asked for.
-RESTART_ORDER = ("chronyd", "containerd", "buildkitd", "haproxy", "keepalived", "kubelet")
+# kubelet needs the runtime; a service not listed restarts after these, in the order it was asked for. chrony is
+# chronyd's name on Debian and Ubuntu.
+RESTART_ORDER = ("chronyd", "chrony", "containerd", "buildkitd", "haproxy", "keepalived", "kubelet")
 
 
 def service_name(unit: str) -> str:

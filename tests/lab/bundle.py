@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -116,16 +116,24 @@ def replace_file_artifact(manifest: dict, mirror: MirrorServer, name: str, data:
             entry["sha256"] = {"amd64": hashlib.sha256(data).hexdigest()}
 
 
+ReleaseMaker = Callable[[MirrorServer, SigningKey], dict]
+
+
 def build_lab_bundle(
-    work: Path, cluster_yaml: Path, images: List[str], registry: Registry, version: str = "1.29.6", *extra: str
-) -> Path:
+    work: Path, cluster_yaml: Path, images: List[str], registry: Registry, version: str = "1.29.6", *extra: str,
+    release_maker: Optional[ReleaseMaker] = None,
+) -> Path:  # fmt: skip
     """Build with the real builder and return the bundle tarball (unpacked by each node itself); `extra`
-    arguments go to `bundler build` (e.g. --from OLD for a delta)."""
+    arguments go to `bundler build` (e.g. --from OLD for a delta); `release_maker` writes another release
+    manifest than the EL9 lab's (the Debian lab's, tests/lab/debian.py)."""
     work.mkdir(parents=True, exist_ok=True)
     mirror = MirrorServer().start()
     signer = SigningKey("k8s-lab")
     try:
-        manifest = lab_release(mirror, work, signer, version)
+        if release_maker is not None:
+            manifest = release_maker(mirror, signer)
+        else:
+            manifest = lab_release(mirror, work, signer, version)
         manifest["images"] = images
         release = work / "release.yaml"
         release.write_text(yaml.safe_dump(manifest, sort_keys=False))
@@ -146,9 +154,12 @@ def build_lab_bundle(
     return tarball
 
 
-def make_lab_bundle(work: Path, image_storage: Path, secrets: object, timings: Dict[str, float]) -> Tuple[Path, Path]:
+def make_lab_bundle(
+    work: Path, image_storage: Path, secrets: object, timings: Dict[str, float], *extra: str,
+    release_maker: Optional[ReleaseMaker] = None,
+) -> Tuple[Path, Path]:  # fmt: skip
     """cluster.yaml and its secrets in `work/site`, and the bundle tarball built with the test images served
-    from a copy of `image_storage`; returns (tarball, site)."""
+    from a copy of `image_storage`; returns (tarball, site). `extra` and `release_maker`: as build_lab_bundle's."""
     from tests.support.cluster_files import write_cluster
 
     site = work / "site"
@@ -158,6 +169,8 @@ def make_lab_bundle(work: Path, image_storage: Path, secrets: object, timings: D
     started = time.monotonic()
     with Registry(storage, work / "registry") as registry:
         images = [f"{registry.host}/test/busybox:1.0", "registry.k8s.io/pause:3.9"]
-        tarball = build_lab_bundle(work / "build", site / "cluster.yaml", images, registry)
+        tarball = build_lab_bundle(
+            work / "build", site / "cluster.yaml", images, registry, "1.29.6", *extra, release_maker=release_maker
+        )
     timings["bundle build"] = time.monotonic() - started
     return tarball, site

@@ -37,10 +37,11 @@ class Run:
 
 
 class LiveCluster:
-    def __init__(self, nodes: LabCluster, tarball: Path, site: Path) -> None:
+    def __init__(self, nodes: LabCluster, tarball: Path, site: Path, bundle_dir: str = BUNDLE_DIR) -> None:
         self.nodes = nodes
         self.tarball = tarball
         self.site = site
+        self.bundle_dir = bundle_dir  # where the tarball unpacks on the node (its name: OS and cluster)
         self.runs: Dict[str, List[Run]] = {}
         self.count = 0
 
@@ -70,7 +71,8 @@ class LiveCluster:
         started = time.monotonic()
         self.count += 1
         argv = self.installer(name, *command)
-        result = self[name].run(argv, timeout=timeout, check=False, cwd=BUNDLE_DIR, unit=f"k8s-lab-run-{self.count}")
+        unit = f"k8s-lab-run-{self.count}"
+        result = self[name].run(argv, timeout=timeout, check=False, cwd=self.bundle_dir, unit=unit)
         run = Run(result, time.monotonic() - started)
         self.runs.setdefault(name, []).append(run)
         return run
@@ -84,7 +86,7 @@ class LiveCluster:
         return self
 
     def start_install(self, name: str, log: Path, unit: str) -> subprocess.Popen:
-        return self[name].popen(self.installer(name), log, cwd=BUNDLE_DIR, unit=unit)
+        return self[name].popen(self.installer(name), log, cwd=self.bundle_dir, unit=unit)
 
     def kill_install(self, name: str, unit: str) -> None:
         """SIGKILL the installer itself (the unit's main process), as `kill -9 PID` would."""
@@ -116,14 +118,16 @@ class LiveCluster:
         return found
 
 
-def boot_lab(root: Path, tarball: Path, site: Path, work: Path, timings: Dict[str, float]) -> LiveCluster:
+def boot_lab(
+    root: Path, tarball: Path, site: Path, work: Path, timings: Dict[str, float], bundle_dir: str = BUNDLE_DIR
+) -> LiveCluster:
     """The three nodes booted from `root` with the bundle unpacked on each; the caller closes `.nodes`."""
     nodes = LabCluster(root, work)
     try:
         nodes.add_all(LAB_NODES)
         for name, _address in LAB_NODES:
             timings[f"boot {name}"] = nodes.boot_seconds[name]
-        cluster = LiveCluster(nodes, tarball, site)
+        cluster = LiveCluster(nodes, tarball, site, bundle_dir)
         cluster.unpack_everywhere()
     except BaseException:
         nodes.close()

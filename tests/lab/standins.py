@@ -15,7 +15,8 @@ STANDINS names each one, where it lives on the node and why it cannot be the rea
     kubeadm-certs secret), then does what init does;
   * `kubeadm reset --force` stops kubelet and removes what init/join wrote;
   * the kube-apiserver "pod" manifest names the image of its release, as kubeadm's does (the installer's
-    upgrade reads it): init's `kubernetesVersion`, else the version of the kubeadm package (`rpm -q`);
+    upgrade reads it): init's `kubernetesVersion`, else the version of the kubeadm package (`rpm -q`, or
+    `dpkg-query` on the Debian lab's nodes, where the stand-ins are .debs: tests/lab/debian.py);
   * `kubeadm upgrade apply vX --yes` refuses a vX other than the installed kubeadm package's version (the
     real one refuses a release newer than itself), then rewrites the manifest for vX; `kubeadm upgrade node`
     on a control plane rewrites it for the kubeadm package's version; `kubeadm upgrade plan` only records;
@@ -107,6 +108,12 @@ BUILDKITD = """#!/bin/sh
 exec sleep infinity
 """
 
+
+def chrony_dropin(config: str = "/etc/chrony.conf") -> str:
+    """CHRONY_DROPIN for a node whose chrony.conf is `config` (Debian's is /etc/chrony/chrony.conf)."""
+    return CHRONY_DROPIN.replace("-f /etc/chrony.conf", f"-f {config}").replace("EL9's /etc/chrony.conf", config)
+
+
 CHRONY_DROPIN = """# Lab stand-in (tests/lab/standins.py): chronyd with -x serves and measures time but never sets the
 # clock, which is the host's and shared by every node. The file is EL9's /etc/chrony.conf.
 [Unit]
@@ -160,8 +167,12 @@ def kubeconfig(user, server="127.0.0.1:6443"):
 
 
 def kubeadm_version():
+    """The kubeadm package's version: the RPM's (EL9 lab), else the .deb's upstream part (Debian lab)."""
     found = subprocess.run(["rpm", "-q", "--qf", "%{VERSION}", "kubeadm"], capture_output=True, text=True)
-    return found.stdout.strip() if found.returncode == 0 else ""
+    if found.returncode == 0:
+        return found.stdout.strip()
+    found = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "kubeadm"], capture_output=True, text=True)
+    return found.stdout.strip().split("-")[0] if found.returncode == 0 else ""
 
 
 def write_manifest(version):

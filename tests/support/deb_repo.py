@@ -35,6 +35,7 @@ class FakeDeb:
     breaks: str = ""
     essential: bool = False
     priority: str = "optional"
+    files: Tuple[Tuple[str, str], ...] = ()  # (absolute path, text) installed besides the marker; /usr/bin/* executable
 
     @property
     def filename(self) -> str:
@@ -61,6 +62,11 @@ def build_debs(debs: Sequence[FakeDeb], out: Path) -> Dict[str, Path]:
             data = root / "usr/share/fake-debs" / deb.name
             data.parent.mkdir(parents=True)
             data.write_text(f"{deb.name} {deb.version}\n")
+            for path, text in deb.files:
+                extra = root / path.lstrip("/")
+                extra.parent.mkdir(parents=True, exist_ok=True)
+                extra.write_text(text)
+                extra.chmod(0o755 if "/bin/" in path else 0o644)
             target = out / deb.filename
             subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(target)],
                            check=True, capture_output=True)  # fmt: skip

@@ -20,10 +20,12 @@ LONG_GROUPS: Dict[str, int] = {
     "lab-ansible": 400,  # tests/lab/test_ansible_lab.py: three nodes of its own, the playbooks run live
     "lab-site-registry": 200,  # tests/lab/test_site_registry.py: three nodes of its own, installed live
     "lab-bundle-host": 160,  # tests/lab/test_live_bundle_host.py: a bundle host and three nodes, installed live
+    "lab-debian": 300,  # tests/lab/test_live_debian.py: a debian12 bundle, three Debian nodes of its own, live installs
     "lab-serve": 120,  # tests/lab/test_live_serve.py: a bundle host node and a bundle of its own
     "lab-debian-metadata": 60,  # tests/lab/test_debian_metadata.py: apt resolves on the lab root's Debian metadata
     "test_cluster_ansible": 300,
     "test_cluster_ansible-upgrade": 200,  # its longest test, a group of its own
+    "test_cluster_ansible_bundle_url": 200,  # the --serve playbook: the bundle host set up, then every node
     "test_node_install": 120,
     "test_new_user": 120,
     "test_demo": 60,

@@ -7,6 +7,10 @@ each node gets only the secrets file its role needs (mode 0600). A second playbo
 same plays and batches but runs `k8s-install.pyz upgrade` (`upgrade plan` in check mode): kubeadm's order
 of nodes is the install's.
 
+With --bundle-url and --serve, a first play sets up that bundle host (group k8s_bundle_host): the tarball is
+copied there once (skipped when its SHA256SUMS matches), unpacked, and `k8s-install.pyz serve` run with the
+full secrets; the play waits until nginx answers, then the nodes fetch from it.
+
 The bundle may be a delta (`bundler build --from OLD`, DELTA.yaml naming its base): the playbooks then copy
 the delta, unpack it beside the base folder an earlier playbook run left in the nodes' remote folder, and
 complete it there with `k8s-install.pyz verify --base` before anything else runs; a node without that base
@@ -15,6 +19,7 @@ stops the rollout with the installer's error line.
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, NamedTuple, Sequence, Tuple
@@ -64,6 +69,30 @@ class AnsibleOptions:
     node_python: str = DEFAULT_NODE_PYTHON
     ssh_user: str = "root"
     bundle_url: str = ""  # nodes fetch from this bundle host (docs/bundle-url.md); "" = the tarball to each node
+    serve_host: bool = False  # with bundle_url: the playbook also sets up that host (`k8s-install.pyz serve`)
+
+
+class BundleHostEntry(NamedTuple):
+    """The machine of --bundle-url, as the inventory's k8s_bundle_host group names it (with --serve)."""
+
+    name: str  # its inventory name: the node's when the host is a node of the cluster, else k8s-bundle-host
+    address: str  # the URL's host: what Ansible connects to and the serving certificate names
+    https_port: int  # the URL's port: nginx's (`serve --https-port`)
+    is_node: bool
+
+
+BUNDLE_HOST_NAME = "k8s-bundle-host"
+
+
+def bundle_host_entry(config: ClusterConfig, url: str) -> BundleHostEntry:
+    """The bundle host of `url`: a node of the cluster when its address or name is the URL's host."""
+    parsed = urllib.parse.urlsplit(url)
+    address = parsed.hostname or ""
+    port = parsed.port or 443
+    node = next((node for node in config.nodes if address in (str(node.ip), node.name)), None)
+    if node is not None:
+        return BundleHostEntry(node.name, address, port, True)
+    return BundleHostEntry(BUNDLE_HOST_NAME, address, port, False)
 
 
 def read_bundle_tarball(path: Path) -> BundleTarball:
@@ -117,10 +146,17 @@ def check_inputs(config: ClusterConfig, bundle: BundleTarball, options: AnsibleO
         raise InstallError("--worker-batch: must be 1 or more")
     if not options.remote_dir.startswith("/"):
         raise InstallError(f"--remote-dir: {options.remote_dir} is not an absolute path on the nodes")
+    if options.serve_host and not options.bundle_url:
+        raise InstallError("--serve: give --bundle-url https://HOST:PORT as well: the host to set up and serve from")
     if options.bundle_url:
         from k8s_install.bundle_url.client import normalise_url
 
         normalise_url(options.bundle_url)
+        if options.serve_host and urllib.parse.urlsplit(options.bundle_url).path.strip("/"):
+            raise InstallError(
+                f"--serve: `k8s-install.pyz serve` serves the bundle at the root of https://HOST:PORT/; "
+                f"give --bundle-url without the path of {options.bundle_url}"
+            )
         if bundle.base:
             raise InstallError(
                 f"{bundle.path}: a delta bundle; with --bundle-url the host serves a whole bundle: complete the delta "
@@ -156,6 +192,7 @@ def inventory_text(config: ClusterConfig, config_path: Path, bundle: BundleTarba
         secrets_path=str(Path(options.secrets).resolve()),
         worker_secrets_path=str(Path(options.worker_secrets).resolve()),
         node_kit=str((Path(options.output) / NODE_KIT_NAME).resolve()),
+        bundle_host=bundle_host_entry(config, options.bundle_url) if options.serve_host else None,
     )
 
 

@@ -54,6 +54,11 @@ def add_ansible_options(parser: argparse.ArgumentParser) -> None:
         help="nodes fetch what their role needs from this bundle host (https://HOST:8443, `k8s-install.pyz serve`) "
         "instead of each receiving the tarball: only the installer and SHA256SUMS are copied to them",
     )  # fmt: skip
+    parser.add_argument(
+        "--serve", dest="serve_host", action="store_true",
+        help="with --bundle-url: also make the URL's machine the bundle host (group k8s_bundle_host): the playbook "
+        "copies the tarball there once, unpacks it and runs `k8s-install.pyz serve` before any node installs",
+    )  # fmt: skip
 
 
 def ansible_settings(args: argparse.Namespace) -> Dict[str, Any]:
@@ -63,4 +68,5 @@ def ansible_settings(args: argparse.Namespace) -> Dict[str, Any]:
         "node_python": args.node_python,
         "ssh_user": args.ssh_user,
         "bundle_url": args.host_url,  # dest apart from the node option --bundle-url (which `config` refuses)
+        "serve_host": args.serve_host,
     }

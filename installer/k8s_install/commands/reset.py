@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 from k8s_install.errors import InstallError
+from k8s_install.node.distro import node_distro
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.node.undo import undo_file
+from k8s_install.packages.apt import APT_DIR, remove_debs
 from k8s_install.steps.leftovers import leftovers
 
 OFFLINE_DNF = ("--disablerepo=*", "--setopt=reposdir=/dev/null")
@@ -75,15 +77,18 @@ def run_reset(args: argparse.Namespace) -> int:
         print(f"  {done}")
         host.log(f"reset: {done}")
     packages = state.packages()
-    if packages:
+    if packages and node_distro(host).uses_apt:
+        remove_debs(host, packages)
+        print(f"  removed packages {' '.join(packages)}")
+    elif packages:
         if host.live:
             host.run(["dnf", "remove", "-y", *OFFLINE_DNF, *packages], check=False)
         else:
             host.run(["dnf", "remove", "-y", *OFFLINE_DNF, f"--installroot={host.root}", *packages], check=False)
         print(f"  removed packages {' '.join(packages)}")
-    backups = host.path("/var/lib/k8s-install/backups")
-    if backups.exists():
-        shutil.rmtree(backups)
+    for folder in (host.path("/var/lib/k8s-install/backups"), host.path(APT_DIR)):
+        if folder.exists():
+            shutil.rmtree(folder)
     state.remove()
     print("reset: done")
     return 0

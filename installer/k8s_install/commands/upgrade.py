@@ -14,9 +14,13 @@ from k8s_install.commands.install import confirm
 from k8s_install.commands.node import make_node
 from k8s_install.engine import Node, converge
 from k8s_install.errors import InstallError
+from k8s_install.node.distro import node_distro
+from k8s_install.packages.apt import installed_debs
 from k8s_install.packages.dnf import installed_packages
 from k8s_install.roles import upgrade_steps
 from k8s_install.upgrade_record import APISERVER_MANIFEST, UpgradeRecord, apiserver_version, parse_version
+
+UNKNOWN_RELEASE = "cannot tell which Kubernetes release this node runs: pass --from VERSION (e.g. --from 1.29.6)"
 
 
 def installed_release(node: Node, given: Optional[str]) -> str:
@@ -36,13 +40,20 @@ def installed_release(node: Node, given: Optional[str]) -> str:
         found = apiserver_version(manifest.read_text(encoding="utf-8"))
         if found:
             return found
+    if node_distro(node.host).uses_apt:  # the .deb's version: [epoch:]upstream-revision
+        version, status = installed_debs(node.host, ["kubeadm"]).get("kubeadm", ("", ""))
+        if status.endswith("ok installed"):
+            return version.split(":")[-1].split("-", 1)[0]
+        raise InstallError(
+            "cannot tell which Kubernetes release this node runs: pass --from VERSION (e.g. --from 1.29.6)"
+        )
     try:
         nevras = installed_packages(["kubeadm"], node.host.root).get("kubeadm") or []
     except InstallError:
         nevras = []
     if nevras:
         return nevras[0].split(":", 1)[1].split("-", 1)[0]
-    raise InstallError("cannot tell which Kubernetes release this node runs: pass --from VERSION (e.g. --from 1.29.6)")
+    raise InstallError(UNKNOWN_RELEASE)
 
 
 def prepare(args: argparse.Namespace) -> Node:

@@ -16,9 +16,9 @@ import tempfile
 from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from k8s_install.errors import InstallError
+from k8s_install.images.names import parse_image_name
 
 CONTROL_PLANE_ONLY = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
-DEFAULT_REGISTRY = "docker.io"
 Runner = Callable[[List[str]], "subprocess.CompletedProcess[bytes]"]  # Host.run: output as bytes
 
 
@@ -29,16 +29,13 @@ class NeededImage(NamedTuple):
 
 def normalized(reference: str) -> str:
     """`calico/node:v3.28.0` -> `docker.io/calico/node:v3.28.0`, `busybox` -> `docker.io/library/busybox:latest`:
-    the name containerd's CRI gives an image, so references written either way compare equal."""
+    the name containerd's CRI gives an image (images/names.py), so references written either way compare equal."""
     name, at, digest = reference.partition("@")
-    first, slash, _rest = name.partition("/")
-    if not slash:
-        name = f"{DEFAULT_REGISTRY}/library/{name}"
-    elif "." not in first and ":" not in first and first != "localhost":
-        name = f"{DEFAULT_REGISTRY}/{name}"
-    if not at and ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    return f"{name}{at}{digest}"
+    parsed = parse_image_name(name)
+    full = f"{parsed.registry}/{parsed.repository}"
+    if not at or ":" in name.rsplit("/", 1)[-1]:
+        full += f":{parsed.reference}"
+    return f"{full}{at}{digest}"
 
 
 def repository_name(reference: str) -> str:

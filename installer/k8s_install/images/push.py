@@ -4,7 +4,9 @@ Used by `k8s-install.pyz images push REGISTRY` (an unpacked bundle) and `bundler
 REGISTRY` (a folder or the tarball, read in place); standard library only. It reads the bundle open_bundle
 opened, so every byte sent has been checked against SHA256SUMS.
 
-`registry.k8s.io/coredns/coredns:v1.11.1` goes to `REGISTRY/[PREFIX/]coredns/coredns:v1.11.1`. Per the OCI
+`registry.k8s.io/coredns/coredns:v1.11.1` goes to `REGISTRY/[PREFIX/]coredns/coredns:v1.11.1`, and a Docker Hub
+name in any spelling (`nginx:1.25`, `library/nginx:1.25`, `docker.io/nginx:1.25`) to `REGISTRY/[PREFIX/]library/
+nginx:1.25`: the path the nodes' containerd asks its mirror for (images/names.py). Per the OCI
 distribution spec, for every blob: HEAD (present: skipped), else a cross-repository mount from a repository
 this run already filled, else an upload: one PUT (monolithic) when it is no bigger than the chunk size,
 else PATCH chunks and a closing PUT. The manifest goes last (by tag, or by digest for a digest-only name),
@@ -23,6 +25,7 @@ from typing import IO, Callable, Dict, List, Optional, Tuple
 from k8s_install.bundle_format.layout import IMAGES_DIR
 from k8s_install.bundle_format.opened import OpenedBundle
 from k8s_install.errors import InstallError
+from k8s_install.images.names import parse_image_name
 from k8s_install.images.registry_client import RegistryClient
 
 NAME_ANNOTATION = "io.containerd.image.name"
@@ -76,18 +79,17 @@ class Target:
     reference: str  # tag, or digest for a digest-only name
 
 
-def target_for(name: str, prefix: str) -> Target:
-    """Drop the source registry host, keep the repository path and tag, put it under `prefix`."""
-    first, slash, rest = name.partition("/")
-    remainder = rest if slash and ("." in first or ":" in first or first == "localhost") else name
-    if "@" in remainder:
-        repository, reference = remainder.split("@", 1)
-    else:
-        last = remainder.rsplit("/", 1)[-1]
-        repository, reference = remainder.rsplit(":", 1) if ":" in last else (remainder, "latest")
-    if prefix:
+def target_for(name: str, prefix: str, registry: str = "") -> Target:
+    """The path containerd asks a mirror for (images/names.py: `nginx:1.25` is `library/nginx`), under `prefix`.
+
+    An image already named after the target `registry` keeps its own path, without the prefix: a node pulls it
+    by that name, straight from the registry, not through a mirror's `override_path`.
+    """
+    parsed = parse_image_name(name)
+    repository = parsed.repository
+    if prefix and parsed.registry != registry:
         repository = f"{prefix.strip('/')}/{repository}"
-    return Target(name, repository, reference)
+    return Target(name, repository, parsed.reference)
 
 
 def check_prefix(prefix: str) -> str:
@@ -130,7 +132,7 @@ class Pusher:
             name = str((entry.get("annotations") or {}).get(NAME_ANNOTATION, ""))
             if not name:
                 raise InstallError(f"{self.source.bundle}: an image in {IMAGES_DIR}/index.json has no name")
-            target = target_for(name, prefix)
+            target = target_for(name, prefix, self.client.host)
             clash = targets.get((target.repository, target.reference))
             if clash is not None:
                 raise InstallError(

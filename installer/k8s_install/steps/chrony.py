@@ -10,22 +10,24 @@ from __future__ import annotations
 from typing import List
 
 from k8s_install.engine import Change, Node, Step
+from k8s_install.node.distro import node_distro
 from k8s_install.steps.files import plan_file, with_header
 from k8s_install.steps.services import plan_enabled
 
-CHRONY_CONF = "/etc/chrony.conf"
+CHRONY_CONF = "/etc/chrony.conf"  # EL9's; each distribution's path is in k8s_install/node/distro.py
 
 
 def chrony_conf(node: Node) -> str:
     settings = node.settings
+    distro = node_distro(node.host)
     lines = []
     for server in settings.time_servers:
         lines.append(f"server {server} iburst")
     lines += [
-        "driftfile /var/lib/chrony/drift",
+        f"driftfile {distro.chrony_driftfile}",
         "makestep 1.0 3",
         "rtcsync",
-        "keyfile /etc/chrony.keys",
+        f"keyfile {distro.chrony_keyfile}",
         "leapsectz right/UTC",
         "logdir /var/log/chrony",
     ]
@@ -40,5 +42,7 @@ class Chrony(Step):
     title = "chrony time sync"
 
     def plan(self, node: Node) -> List[Change]:
-        changes = plan_file(node, CHRONY_CONF, chrony_conf(node).encode(), 0o644, restarts=("chronyd",))
-        return changes + plan_enabled(node, "chronyd", required=node.host.live)
+        distro = node_distro(node.host)
+        service = distro.chrony_service
+        changes = plan_file(node, distro.chrony_conf, chrony_conf(node).encode(), 0o644, restarts=(service,))
+        return changes + plan_enabled(node, service, required=node.host.live)

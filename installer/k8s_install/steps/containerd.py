@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List, Optional
 
 from k8s_install.engine import Change, Node, Step, register_readiness
+from k8s_install.node.distro import node_distro
 from k8s_install.render import render
 from k8s_install.steps.files import HEADER, plan_file
 from k8s_install.steps.services import plan_enabled
@@ -91,12 +92,15 @@ class ContainerdConfig(Step):
         auth = registry_auth(node.settings)
         config = containerd_config(node, auth).encode()
         changes = plan_file(node, containerd_config_path, config, 0o600 if auth else 0o644, ("containerd",))
+        units = node_distro(node.host).containerd_unit_dir  # the same on every distribution today
         changes += plan_file(
-            node, containerd_unit_path, render("containerd.service.j2", **values).encode(), 0o644, ("containerd",)
-        )
+            node, f"{units}/containerd.service", render("containerd.service.j2", **values).encode(), 0o644,
+            ("containerd",),
+        )  # fmt: skip
         changes += plan_file(
-            node, buildkitd_unit_path, render("buildkitd.service.j2", **values).encode(), 0o644, ("buildkitd",)
-        )
+            node, f"{units}/buildkitd.service", render("buildkitd.service.j2", **values).encode(), 0o644,
+            ("buildkitd",),
+        )  # fmt: skip
         changes += plan_file(
             node, buildkitd_config_path, render("buildkitd.toml.j2", **values).encode(), 0o644, ("buildkitd",)
         )

@@ -56,8 +56,16 @@ def image_blobs_missing(node: Node) -> int:
 
 
 def rpms_to_install(node: Node) -> int:
-    """Bytes of the bundle's RPM files this run still installs (rpm -q says which)."""
+    """Bytes of the bundle's RPM files this run still installs (rpm -q says which), or of its .debs (dpkg-query)."""
     manifest = node.bundle.manifest
+    if manifest.deb_repository is not None:
+        from k8s_install.packages.apt import plan_debs
+
+        try:
+            names = {change.name for change in plan_debs(node.bundle, node.host) if change.install}
+        except InstallError:
+            return 0  # the packages step says what is wrong
+        return sum(deb.size for deb in manifest.debs if deb.name in names)
     if not manifest.rpms:
         return 0
     from k8s_install.packages.dnf import plan_packages

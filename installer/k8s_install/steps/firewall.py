@@ -1,4 +1,10 @@
-"""Firewall: open the ports the role needs in firewalld (default), or stop and disable firewalld."""
+"""Firewall: open the ports the role needs in firewalld (default), or stop and disable firewalld.
+
+On Debian and Ubuntu (k8s_install/node/distro.py, firewall `existing`) the node's own firewall is used:
+firewalld when installed, as on EL9; an active ufw is not configured by the installer (ufw has no rule for IP
+protocols such as Calico's IP-in-IP and VRRP): the step stops with one line saying what to allow, or to pass
+--firewall disable, which also disables ufw. A node with neither has no firewall to configure.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ from typing import List
 from xml.sax.saxutils import escape
 
 from k8s_install.engine import Change, Node, Step
+from k8s_install.errors import InstallError
+from k8s_install.node.distro import node_distro
 from k8s_install.steps.files import HEADER, plan_file
 from k8s_install.steps.services import plan_disabled
 
@@ -31,14 +39,42 @@ def firewalld_present(node: Node) -> bool:
     return node.host.path("/usr/lib/firewalld").is_dir() or node.host.path("/etc/firewalld").is_dir()
 
 
+UFW_CONF = "/etc/ufw/ufw.conf"
+
+
+def ufw_enabled(node: Node) -> bool:
+    """ufw is installed and enabled (`ufw enable` writes ENABLED=yes in its configuration)."""
+    path = node.host.path(UFW_CONF)
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    return any(line.replace(" ", "").lower() == "enabled=yes" for line in text.splitlines())
+
+
+def plan_ufw_disabled(node: Node) -> List[Change]:
+    if not ufw_enabled(node):
+        return []
+    return [Change("ufw disable (--firewall disable)", lambda: node.host.run(["ufw", "--force", "disable"]))]
+
+
+def ufw_refusal(node: Node) -> str:
+    ports = " ".join(spec.replace("-", ":") for spec in node.settings.ports())
+    protocols = ", ".join(node.settings.protocols())
+    return (
+        f"ufw is active on this node and the installer does not configure it: allow the {node.settings.role}'s ports "
+        f"({ports}) and IP protocol(s) {protocols} in ufw, or run with --firewall disable (it disables ufw)"
+    )
+
+
 class Firewall(Step):
     name = "firewall"
     title = "firewall"
 
     def plan(self, node: Node) -> List[Change]:
+        existing = node_distro(node.host).firewall == "existing"
         if node.settings.firewall == "disable":
-            return plan_disabled(node, "firewalld.service")
+            return plan_disabled(node, "firewalld.service") + (plan_ufw_disabled(node) if existing else [])
         if not firewalld_present(node):
+            if existing and ufw_enabled(node):
+                raise InstallError(ufw_refusal(node))
             node.host.log("firewalld is not installed: no firewall to configure")
             return []
         service = service_name(node)

@@ -11,6 +11,7 @@ import posixpath
 from typing import Callable, Dict, List, NamedTuple, Tuple
 
 from k8s_install.engine import Change, Node, Step
+from k8s_install.node.distro import node_distro
 from k8s_install.node.host import Host
 from k8s_install.steps.files import plan_file, with_header
 
@@ -120,7 +121,7 @@ class KernelModules(Step):
     title = "kernel modules"
 
     def plan(self, node: Node) -> List[Change]:
-        changes = plan_file(node, MODULES_FILE, modules_conf().encode())
+        changes = plan_file(node, node_distro(node.host).modules_file, modules_conf().encode())
         if not node.host.live:
             node.host.skipped(f"modprobe {' '.join(KERNEL_MODULES)}")
             return changes
@@ -146,9 +147,10 @@ class Sysctl(Step):
     title = "kernel settings"
 
     def plan(self, node: Node) -> List[Change]:
-        changes = plan_file(node, SYSCTL_FILE, sysctl_conf().encode())
+        path = node_distro(node.host).sysctl_file
+        changes = plan_file(node, path, sysctl_conf().encode())
         if not node.host.live:
-            node.host.skipped(" ".join(sysctl_apply_command()))
+            node.host.skipped(" ".join(sysctl_apply_command(path)))
             return changes
         missing = missing_sysctl_keys()
         differing = [
@@ -157,10 +159,10 @@ class Sysctl(Step):
         if missing:
             node.host.log(f"sysctl keys this kernel does not have: {', '.join(missing)}")
         if changes or differing:
-            summary = f"apply {SYSCTL_FILE}" + (f" ({len(differing)} values differ)" if differing else "")
+            summary = f"apply {path}" + (f" ({len(differing)} values differ)" if differing else "")
             if missing:
                 summary += f"; left out, as this kernel does not have them: {', '.join(missing)}"
-            changes.append(Change(summary, lambda: node.host.run(sysctl_apply_command())))
+            changes.append(Change(summary, lambda: node.host.run(sysctl_apply_command(path))))
         return changes
 
 

@@ -14,6 +14,7 @@ from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
 from k8s_install.node import facts
 from k8s_install.node.clock import NOT_AFTER, NOT_BEFORE, NOW, ClockReference, clock_problem
+from k8s_install.node.distro import for_target, known_distro, target_of
 from k8s_install.packages.assumed_rpms import unmet_requirements
 from k8s_install.steps.disk_space import check_disk
 from k8s_install.steps.kernel import SYSCTL_FILE, sysctl_overrides
@@ -21,7 +22,6 @@ from k8s_install.steps.kernel import SYSCTL_FILE, sysctl_overrides
 MIN_CPUS = 2
 MIN_MEMORY = 2 * 1024**3
 ARCH_BY_MACHINE = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-OS_BY_RELEASE = {"rocky": "rocky", "almalinux": "alma", "rhel": "rhel", "centos": "centos"}
 
 Check = Callable[[Node], Optional[str]]
 
@@ -33,25 +33,26 @@ def check_root(node: Node) -> Optional[str]:
 
 
 def check_os(node: Node) -> Optional[str]:
-    if node.bundle.manifest.deb_repository is not None:  # the builder side of Debian/Ubuntu targets came first
-        return (
-            f"the bundle is for {node.bundle.manifest.os}, a Debian/Ubuntu target (its packages are an apt "
-            "repository), which this version of the installer does not install yet: use an EL9 bundle on EL9 nodes"
-        )
+    """The bundle's target against the node's os-release (k8s_install/node/distro.py names each release's)."""
     if "linux" in node.bundle.os_ids:
         return None  # a generic Linux bundle
     release = facts.read_os_release(node.host)
-    family = OS_BY_RELEASE.get(release.get("ID", ""), release.get("ID", ""))
-    major = release.get("VERSION_ID", "").split(".")[0]
-    found = f"{family}{major}"
+    found = target_of(release)
     if found in node.bundle.os_ids:
         return None
     wanted = "/".join(node.bundle.os_ids)
     values = ", ".join(node.bundle.os_ids)
-    if not family:  # no /etc/os-release, or one without ID
+    if not found:  # no /etc/os-release, or one without ID
         running = "an OS that /etc/os-release does not name (no ID)"
         return f"this node runs {running} but the bundle is for {wanted}: install on one of those ({values})"
     running = release.get("PRETTY_NAME", found)
+    built_for = for_target(node.bundle.manifest.os)
+    if node.bundle.manifest.deb_repository is not None or known_distro(release) is not None:
+        on = f"{built_for.name} nodes" if built_for is not None else "nodes of that OS"
+        return (
+            f"this node runs {running} but the bundle is for {wanted}: install it on {on}, or build one for this "
+            f"node with bundler build --os {found}"
+        )
     return (
         f"this node runs {running} but the bundle is for {wanted}: {found} is not a target of this release "
         f"(bundler build --os takes {values}); install on one of those"

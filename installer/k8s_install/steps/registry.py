@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from k8s_install.cluster.model import SiteRegistry
 from k8s_install.engine import Change, Node, Step
+from k8s_install.images.names import image_registry
 from k8s_install.node.undo import undo_file
 from k8s_install.render import render
 from k8s_install.settings import NodeSettings
@@ -25,7 +26,6 @@ from k8s_install.steps.files import HEADER, plan_file
 registry_hosts_dir = "/etc/containerd/certs.d"  # containerd's config_path (templates/containerd-config*.toml.j2)
 registry_upstreams = ("registry.k8s.io", "docker.io", "quay.io")  # mirrored even when no bundled image names them
 registry_servers = {"docker.io": "https://registry-1.docker.io"}  # where a name's registry really answers
-DOCKER_HUB = "docker.io"
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,6 @@ def registry_auth(settings: Optional[NodeSettings]) -> Optional[RegistryAuth]:
     if secrets is None or not secrets.registry_username:
         return None
     return RegistryAuth(settings.cluster.registry.endpoint, secrets.registry_username, secrets.registry_password)
-
-
-def image_registry(name: str) -> str:
-    """The registry an image name points at, as containerd resolves it (`pause:3.9` is docker.io's)."""
-    first, slash, _ = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return DOCKER_HUB if first in ("index.docker.io", "registry-1.docker.io") else first
-    return DOCKER_HUB
 
 
 def mirrored_registries(image_names: Sequence[str], site: SiteRegistry) -> List[str]:

@@ -1,12 +1,13 @@
-"""Node basics: hostname and /etc/hosts, swap off, SELinux permissive."""
+"""Node basics: hostname and /etc/hosts, swap off, SELinux permissive (EL9; AppArmor is left as it is)."""
 
 from __future__ import annotations
 
 import re
 import socket
-from typing import List
+from typing import List, Optional
 
 from k8s_install.engine import Change, Node, Step
+from k8s_install.node.distro import node_distro
 from k8s_install.steps.files import plan_file
 
 HOSTS_BEGIN = "# BEGIN k8s-install: cluster nodes (managed block)"
@@ -101,6 +102,8 @@ class Selinux(Step):
     title = "SELinux permissive (as kubeadm's guide requires without a policy for it)"
 
     def plan(self, node: Node) -> List[Change]:
+        if node_distro(node.host).mac != "selinux":  # AppArmor stays enforcing (k8s_install/node/distro.py)
+            return []
         changes: List[Change] = []
         config = read_text(node, "/etc/selinux/config")
         if config:
@@ -112,3 +115,8 @@ class Selinux(Step):
             if mode == "Enforcing":
                 changes.append(Change("setenforce 0", lambda: node.host.run(["setenforce", "0"])))
         return changes
+
+    def outcome(self, node: Node) -> Optional[str]:
+        if node_distro(node.host).mac == "apparmor":
+            return "AppArmor node: left as it is (containerd's default profile confines containers)"
+        return None

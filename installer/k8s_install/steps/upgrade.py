@@ -21,7 +21,7 @@ from k8s_install.errors import InstallError
 from k8s_install.node.facts import releasever
 from k8s_install.packages.dnf import dnf_install_command, plan_packages
 from k8s_install.steps.files import plan_file
-from k8s_install.steps.packages import logged_runner
+from k8s_install.steps.packages import logged_runner, plan_deb_install
 from k8s_install.steps.preflight import check_disk
 from k8s_install.upgrade_record import (
     APISERVER_MANIFEST,
@@ -143,6 +143,8 @@ class KubeadmPackage(Step):
     title = "the new kubeadm package"
 
     def plan(self, node: Node) -> List[Change]:
+        if node.bundle.manifest.deb_repository is not None:
+            return plan_deb_install(node, only=("kubeadm",))
         if not node.bundle.manifest.rpms:
             return []  # a bundle without RPMs
         bundle, root = node.bundle, node.host.root

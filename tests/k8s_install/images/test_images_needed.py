@@ -49,6 +49,9 @@ CALICO = ["docker.io/calico/cni:v3.28.0", "calico/node:v3.28.0"]
         ("127.0.0.1:5000/test/app", "127.0.0.1:5000/test/app:latest"),
         ("localhost/app:1", "localhost/app:1"),
         ("quay.io/x/y@sha256:" + "a" * 64, "quay.io/x/y@sha256:" + "a" * 64),
+        ("docker.io/nginx", "docker.io/library/nginx:latest"),  # Docker Hub's short names in every spelling
+        ("index.docker.io/library/nginx:1.25", "docker.io/library/nginx:1.25"),
+        ("nginx:1.25@sha256:" + "a" * 64, "docker.io/library/nginx:1.25@sha256:" + "a" * 64),
     ],
 )
 def test_references_compare_as_containerd_names_them(reference: str, expected: str) -> None:

@@ -10,25 +10,31 @@ only the folders (root, state, socket, hosts dir) are moved under the test's.
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 import grpc
 import pytest
+import yaml
 
 from k8s_install.bundle_format.bundle import Bundle
 from k8s_install.bundle_format.model import ArtifactFile, BundleManifest, Image
 from k8s_install.cluster.model import SiteRegistry
+from k8s_install.images.names import parse_image_name
 from k8s_install.node.host import Host
 from k8s_install.steps import containerd as containerd_step
 from k8s_install.steps.containerd import containerd_config
 from k8s_install.steps.registry import RegistryAuth, wanted_files
+from tests.conftest import StandInRelease, run_bundler
 from tests.support.containerd import Containerd
 from tests.support.cri_client import CriImageClient
+from tests.support.image_fixtures import build_bundle
 from tests.support.prerequisites import require
 from tests.support.registry import Registry, make_certificate, make_htpasswd
 from tests.support.test_images import PushedImages
@@ -66,10 +72,10 @@ def site_registry(registry: Registry, ca: Path) -> SiteRegistry:
     return SiteRegistry(registry.host, "site-ca.pem", "mirrored", ca.read_text())
 
 
-def write_hosts(folder: Path, site: SiteRegistry) -> Path:
+def write_hosts(folder: Path, site: SiteRegistry, images: Sequence[str] = (PAUSE,)) -> Path:
     """The installer's hosts files, under `folder` instead of /etc/containerd/certs.d. After a failed mirror
     containerd tries the registry's own server; here that is a closed loopback port (tests reach nothing else)."""
-    for path, data in wanted_files([PAUSE], site, str(folder)).items():
+    for path, data in wanted_files(images, site, str(folder)).items():
         text = data.decode()
         if path.endswith("/hosts.toml") and f"/{site.endpoint}/" not in path:
             server = next(line for line in text.splitlines() if line.startswith("server = "))
@@ -110,9 +116,11 @@ def node_containerd() -> Iterator[List[Containerd]]:
         shutil.rmtree(daemon.work, ignore_errors=True)
 
 
-def start(started: List[Containerd], site: SiteRegistry, auth: Optional[RegistryAuth]) -> Containerd:
+def start(
+    started: List[Containerd], site: SiteRegistry, auth: Optional[RegistryAuth], images: Sequence[str] = (PAUSE,)
+) -> Containerd:
     work = Path(tempfile.mkdtemp(prefix="ctd-", dir="/tmp"))  # a unix socket path stays under 108 bytes
-    hosts = write_hosts(work / "certs.d", site)
+    hosts = write_hosts(work / "certs.d", site, images)
     daemon = Containerd(work, node_config(work, hosts, auth))
     started.append(daemon)
     return daemon.start()
@@ -198,3 +206,78 @@ def test_with_the_registry_stopped_the_imported_images_still_serve(
         with pytest.raises(grpc.RpcError) as raised:  # and the registry is really gone
             cri.pull_image(PAUSE)
     assert "connection refused" in str(raised.value.details())  # type: ignore[attr-defined]
+
+
+# Docker Hub names in every spelling, and the other upstreams: as the bundle is built with them, how a pod names
+# them, and the test image the stand-in upstream serves for them (a repository of the plain-http source registry)
+SHORT_NAMES = (
+    ("nginx:1.25", "nginx:1.25", "test/app:2.0"),
+    ("library/nginx:1.24", "library/nginx:1.24", "test/busybox:1.0"),
+    ("docker.io/nginx", "docker.io/nginx", "test/busybox:1.0"),
+    ("quay.io/test/busybox:1.0", "quay.io/test/busybox:1.0", "test/busybox:1.0"),
+    ("ghcr.io/acme/app:2.0", "ghcr.io/acme/app:2.0", "test/app:2.0"),
+    ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9", "mirrored/pause:3.9"),
+)
+UPSTREAM_PATHS = {"docker.io": "hub", "quay.io": "quay", "ghcr.io": "ghcr", "registry.k8s.io": "mirrored"}
+
+
+def short_name_bundle(release: StandInRelease, source: Registry, tmp_path: Path) -> Path:
+    """`bundler build` with the names as a user writes them, each fetched from the stand-in of its upstream."""
+    for written, _, test_image in SHORT_NAMES:
+        parsed = parse_image_name(written)
+        if parsed.registry == "registry.k8s.io":
+            continue  # mirrored/pause:3.9 is there already
+        copied = subprocess.run(
+            ["skopeo", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+             f"docker://{source.host}/{test_image}",
+             f"docker://{source.host}/{UPSTREAM_PATHS[parsed.registry]}/{parsed.repository}:{parsed.reference}"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert copied.returncode == 0, copied.stderr
+    release.set_images([written for written, _, _ in SHORT_NAMES])
+    mirrors = [f"{upstream}=http://{source.host}/{path}" for upstream, path in UPSTREAM_PATHS.items()]
+    built = build_bundle(
+        release, tmp_path, "--insecure-registry", source.host,
+        *[argument for mirror in mirrors for argument in ("--registry-mirror", mirror)],
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    return next((tmp_path / "out").glob("*.tar"))
+
+
+def test_short_docker_hub_names_land_where_the_mirror_looks_and_kubelet_pulls_them(
+    site: Registry, site_files: SimpleNamespace, node_containerd: List[Containerd],
+    release: StandInRelease, registry: Registry, tmp_path: Path,
+) -> None:  # fmt: skip
+    """`nginx:1.25`, `library/nginx:1.24`, `docker.io/nginx` (and quay.io, ghcr.io, registry.k8s.io names) built
+    into a bundle, `images push`ed with and without --prefix: the real containerd, given the installer's hosts
+    files, pulls each one through the mirror by the name a pod spec uses, at the digest the bundle holds."""
+    tarball = short_name_bundle(release, registry, tmp_path)
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp_path)], check=True)
+    manifest = yaml.safe_load(next(tmp_path.glob("k8s-bundle-*/bundle.yaml")).read_text())
+    digests = {image["name"]: image["digest"] for image in manifest["images"]}
+    assert "docker.io/library/nginx:1.25" in digests and "docker.io/library/nginx:latest" in digests
+    auth_file = tmp_path / "auth.json"
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    auth_file.write_text(json.dumps({"auths": {site.host: {"auth": token}}}))
+    ca = site_files.tls["cert"]
+    for prefix in ("mirrored-hub", ""):
+        pushed = run_bundler("images", "push", str(tarball), site.host, "--ca-file", str(ca), "--auth-file",
+                             str(auth_file), *(("--prefix", prefix) if prefix else ()))  # fmt: skip
+        assert pushed.returncode == 0, pushed.stderr
+        assert f"docker.io/library/nginx:1.25 -> {site.host}/{prefix + '/' if prefix else ''}library/nginx:1.25" in (
+            pushed.stdout
+        )
+        mirror = SiteRegistry(site.host, "site-ca.pem", prefix, ca.read_text())
+        daemon = start(node_containerd, mirror, RegistryAuth(site.host, USER, PASSWORD), list(digests))
+        with CriImageClient(daemon.socket) as cri:
+            for written, in_pod, _ in SHORT_NAMES:
+                full = next(name for name in digests if parse_image_name(name) == parse_image_name(written))
+                cri.pull_image(in_pod)  # as kubelet asks for a pod's image: no credentials, the short name
+                status = cri.image_status(in_pod)
+                assert status is not None and full in status.repo_tags, (prefix, in_pod)
+                # (an image of the same content pulled under another name shares the entry: several digests)
+                assert f"{full.rsplit(':', 1)[0]}@{digests[full]}" in status.repo_digests, (prefix, in_pod)
+        full_name = "docker.io/library/nginx:1.24"  # ctr takes full names only; the same mirror, the same path
+        pulled = daemon.run_ctr("images", "pull", "--hosts-dir", str(daemon.work / "certs.d"), "--user",
+                                f"{USER}:{PASSWORD}", full_name)  # fmt: skip
+        assert pulled.returncode == 0, pulled.stderr

@@ -17,11 +17,12 @@ from k8s_install.bundle_format.model import ArtifactFile, BundleManifest, Image
 from k8s_install.cluster.model import ClusterConfig, SiteRegistry
 from k8s_install.cluster.secrets import ClusterSecrets, generate_secrets
 from k8s_install.engine import Node, converge
+from k8s_install.images.names import image_registry
 from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
 from k8s_install.steps.containerd import ContainerdConfig, containerd_config
-from k8s_install.steps.registry import RegistryMirrors, image_registry, mirrored_registries
+from k8s_install.steps.registry import RegistryMirrors, mirrored_registries
 from tests.support import containerd_v3_keys
 from tests.support.cluster import load, seed_data
 

@@ -48,6 +48,14 @@ def test_images_are_served_under_their_path_without_the_registry() -> None:
     ]  # fmt: skip
 
 
+def test_a_docker_hub_name_in_any_spelling_is_served_where_containerd_asks_for_it() -> None:
+    """`nginx:1.25` is pulled as docker.io/library/nginx:1.25: through the mirror containerd asks for library/nginx."""
+    images = served({"nginx:1.25": DIGEST_A, "docker.io/nginx:1.24": DIGEST_B, f"library/nginx@{DIGEST_B}": DIGEST_B})
+    assert [(image.repository, image.reference) for image in images] == [
+        ("library/nginx", "1.25"), ("library/nginx", "1.24"), ("library/nginx", DIGEST_B),
+    ]  # fmt: skip
+
+
 def test_two_images_that_would_collide_are_refused_naming_both() -> None:
     with pytest.raises(InstallError, match=r"docker.io/library/pause:3.9 and registry.k8s.io/library/pause:3.9 "
                        r"would both be library/pause:3.9 on the bundle host"):  # fmt: skip

@@ -34,13 +34,34 @@ def make_node(tmp_path: Path, role: str = "worker", arch: str = "amd64") -> Node
     return Node(host, State(host), bundle, settings)
 
 
-def test_a_debian_bundle_is_refused_until_the_installer_installs_debs(tmp_path: Path) -> None:
-    node = make_node(tmp_path)
-    manifest = BundleManifest("1.29.6", "debian12", "amd64", deb_repository=DebRepository("debs", "debs/key.gpg"))
+DEBIAN12 = 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
+UBUNTU2404 = 'ID=ubuntu\nVERSION_ID="24.04"\nPRETTY_NAME="Ubuntu 24.04 LTS"\n'
+
+
+def debian_bundle(node: Node, target: str = "debian12") -> None:
+    manifest = BundleManifest("1.29.6", target, "amd64", deb_repository=DebRepository("debs", "debs/key.gpg"))
     node.bundle = Bundle(node.bundle.root, manifest)
+
+
+@pytest.mark.parametrize("os_release,target", [(DEBIAN12, "debian12"), (UBUNTU2404, "ubuntu2404")])
+def test_a_debian_family_bundle_is_accepted_on_its_release(tmp_path: Path, os_release: str, target: str) -> None:
+    node = make_node(tmp_path)
+    debian_bundle(node, target)
+    (node.host.root / "etc/os-release").write_text(os_release)
+    assert preflight.check_os(node) is None
+
+
+def test_a_debian_bundle_is_refused_on_another_release_in_one_line(tmp_path: Path) -> None:
+    node = make_node(tmp_path)
+    debian_bundle(node)
     assert preflight.check_os(node) == (
-        "the bundle is for debian12, a Debian/Ubuntu target (its packages are an apt repository), which this version "
-        "of the installer does not install yet: use an EL9 bundle on EL9 nodes"
+        "this node runs Rocky Linux 9.3 (Blue Onyx) but the bundle is for debian12: install it on Debian 12 nodes, "
+        "or build one for this node with bundler build --os rocky9"
+    )
+    (node.host.root / "etc/os-release").write_text(UBUNTU2404)
+    assert preflight.check_os(node) == (
+        "this node runs Ubuntu 24.04 LTS but the bundle is for debian12: install it on Debian 12 nodes, or build one "
+        "for this node with bundler build --os ubuntu2404"
     )
 
 
@@ -144,8 +165,8 @@ def test_wrong_os_names_both(healthy: None, tmp_path: Path) -> None:
     assert preflight.failures(node) == [
         (
             "os",
-            "this node runs Debian GNU/Linux 12 but the bundle is for rocky9/alma9/rhel9: debian12 is not a target "
-            "of this release (bundler build --os takes rocky9, alma9, rhel9); install on one of those",
+            "this node runs Debian GNU/Linux 12 but the bundle is for rocky9/alma9/rhel9: install it on Rocky Linux 9 "
+            "nodes, or build one for this node with bundler build --os debian12",
         )
     ]
 
@@ -160,6 +181,15 @@ def test_an_os_without_os_release_is_not_called_unknown(healthy: None, tmp_path:
             "rocky9/alma9/rhel9: install on one of those (rocky9, alma9, rhel9)",
         )
     ]
+
+
+def test_an_os_no_release_targets_is_named_with_the_targets(healthy: None, tmp_path: Path) -> None:
+    node = make_node(tmp_path)
+    (node.host.root / "etc/os-release").write_text('ID=fedora\nVERSION_ID=40\nPRETTY_NAME="Fedora Linux 40"\n')
+    assert preflight.check_os(node) == (
+        "this node runs Fedora Linux 40 but the bundle is for rocky9/alma9/rhel9: fedora40 is not a target of this "
+        "release (bundler build --os takes rocky9, alma9, rhel9); install on one of those"
+    )
 
 
 def test_alma_is_accepted_by_a_rocky_bundle(healthy: None, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Dict
 
+import pytest
 from xdist.scheduler import LoadGroupScheduling
 
 # seconds a group took on a fresh two-core CI machine (`make test --durations`), roughly; update as they move
@@ -37,6 +38,19 @@ LONG_GROUPS: Dict[str, int] = {
 
 class LongestFirst(LoadGroupScheduling):
     """pytest-xdist's loadgroup scheduling with the groups of LONG_GROUPS handed out first, longest first."""
+
+    def schedule(self) -> None:
+        """Refuse a run whose tests carry no group: pytest-xdist then hands a module's tests to several workers,
+        each building the module's fixtures (the lab's nodes, their references) on its own."""
+        if self.collection is None and self.collection_is_completed:
+            collection = next(iter(self.registered_collections.values()), [])
+            if collection and not any("@" in nodeid for nodeid in collection):
+                raise pytest.UsageError(
+                    "pytest-xdist's loadgroup did not group the tests (no '@group' in their ids): this pytest "
+                    f"({pytest.__version__}) and pytest-xdist do not work together; install the versions "
+                    "pyproject.toml's test extra pins (make dev)"
+                )
+        super().schedule()
 
     def _assign_work_unit(self, node) -> None:  # type: ignore[no-untyped-def]
         queue = self.workqueue

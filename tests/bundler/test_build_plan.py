@@ -203,12 +203,11 @@ def test_first_failure_stops_the_other_downloads_and_names_the_item(release: Sta
     release.mirror.files[containerd].throttle = 0.5
     runc = release.served_path("runc")
     release.mirror.files[runc].data = b"tampered" + release.data["runc-amd64"][8:]
-    started = time.monotonic()
     result = run_bundler(*command(release, tmp_path, "--allow-incomplete", "--jobs", "4"))
-    elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("bundler: error: runc: checksum mismatch")
-    assert elapsed < 12, f"the build went on for {elapsed:.1f} s after runc failed"
+    served = release.mirror.files[containerd]
+    assert served.sent < len(served.data), "the build waited for containerd's download after runc failed"
     assert not any(name.endswith(".lock") for name in leftovers(tmp_path / "cache"))
 
 
@@ -222,14 +221,12 @@ def test_a_host_name_that_does_not_resolve_fails_at_once_and_leaves_nothing(
     args = command(release, tmp_path, "--allow-incomplete")
     args[args.index("--mirror") + 1] = "http://mirror.example.invalid:8080"
     args[args.index("--retries") + 1] = "8"  # backoff alone would take over two minutes
-    started = time.monotonic()
     result = subprocess.run(["unshare", "--net", "python", "-m", "bundler", *args], cwd=REPO, capture_output=True,
                             text=True, timeout=120, env=dict(os.environ, SOURCE_DATE_EPOCH="1700000000"))  # fmt: skip
-    elapsed = time.monotonic() - started
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert "cannot resolve the host name mirror.example.invalid" in last and "attempt" not in last, last
-    assert elapsed < 20
+    assert "cannot resolve the host name mirror.example.invalid" in last and "attempt" not in last, last  # no retry
+    assert "retry" not in result.stderr.lower(), result.stderr
     assert leftovers(tmp_path / "cache") == []
 
 

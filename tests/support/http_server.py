@@ -24,6 +24,7 @@ class Served:
     throttle: float = 0.0  # seconds to sleep after each 64 KiB sent
     stall_after: Optional[int] = None  # send N bytes of the body, then nothing until the server stops
     no_head: bool = False  # answer HEAD with 405, as servers without HEAD do: the size is unknown until the GET
+    sent: int = 0  # body bytes written so far by throttled answers (a client that gave up stops it short)
 
 
 class MirrorServer:
@@ -96,6 +97,7 @@ class MirrorServer:
                     for start in range(0, len(body), 1 << 16):
                         self.wfile.write(body[start : start + (1 << 16)])
                         self.wfile.flush()
+                        served.sent += len(body[start : start + (1 << 16)])
                         time.sleep(served.throttle)
                     return
                 self.wfile.write(body)

@@ -2,14 +2,14 @@
 both commands that check it (`bundler cluster check`, `k8s-install.pyz config check`).
 
 Regression: a 10 MB cluster.yaml hung both (pure-Python YAML, then a duplicate check over every pair of
-nodes). The deadlines below are upper bounds, not measurements."""
+nodes). What the refusals say is asserted here; how fast they come is measured by `make bench`
+(tests/bench/cluster_config.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -40,21 +40,21 @@ def with_nodes(count: int) -> dict:
     return dict(data, api={"vip": "10.200.0.240"}, nodes=planes + workers)
 
 
-def refused_within(seconds: float, load: Callable[[], object]) -> str:
-    """The refusal, which must take less than `seconds` of this process's CPU: the bound catches a check that
-    grows with the file (parsing 10 MB, comparing every pair of nodes); CPU time, not the clock, so that other
-    tests running beside this one on a busy machine do not count."""
-    started = time.process_time()
+def refused(load: Callable[[], object]) -> str:
+    """The refusal's message."""
     with pytest.raises(InstallError) as caught:
         load()
-    assert time.process_time() - started < seconds
     return str(caught.value)
 
 
-def test_a_10_mb_file_is_refused_before_parsing(tmp_path: Path) -> None:
+def test_a_10_mb_file_is_refused_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the 10 MB file reached the YAML parser")
+
+    monkeypatch.setattr("k8s_install.cluster.config.parse_cluster_config", parse)
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(seed_data()) + "# padding\n" * (10 * 1024 * 1024 // 10))
-    message = refused_within(1.0, lambda: load_cluster_config(path))
+    message = refused(lambda: load_cluster_config(path))
     assert message == (
         f"{path}: 10240 KiB, far more than a cluster config "
         f"(at most {MAX_CONFIG_BYTES // 1024} KiB, {MAX_NODES} nodes): is this the right file?"
@@ -64,16 +64,16 @@ def test_a_10_mb_file_is_refused_before_parsing(tmp_path: Path) -> None:
 def test_more_nodes_than_any_cluster_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(with_nodes(2000), default_flow_style=None, width=200))
-    message = refused_within(5.0, lambda: load_cluster_config(path))
+    message = refused(lambda: load_cluster_config(path))
     assert message.endswith(f"nodes: 2003 nodes; this installer sets up at most {MAX_NODES} per cluster")
 
 
-def test_duplicate_checks_stay_fast_and_name_both_nodes(tmp_path: Path) -> None:
+def test_a_duplicate_ip_among_the_most_nodes_names_both_nodes(tmp_path: Path) -> None:
     data = with_nodes(MAX_NODES - 3)
     data["nodes"][-1]["ip"] = data["nodes"][5]["ip"]
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(data, default_flow_style=None, width=200))
-    message = refused_within(5.0, lambda: load_cluster_config(path))
+    message = refused(lambda: load_cluster_config(path))
     assert f"nodes[{MAX_NODES - 1}].ip: {data['nodes'][5]['ip']} is also the IP of nodes[5] (w3)" in message
     del data["nodes"][-1]
     path.write_text(yaml.safe_dump(data, default_flow_style=None, width=200))

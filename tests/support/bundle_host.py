@@ -4,6 +4,7 @@ with control-plane-only parts (Calico's manifest, kube-apiserver's image) beside
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -12,9 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -46,6 +48,19 @@ def sign_server_certificate(folder: Path, ca_cert_pem: str, ca_key_pem: str, ip:
         check=True, capture_output=True,
     )  # fmt: skip
     return {"cert": cert, "key": key}
+
+
+@contextlib.contextmanager
+def unpacked_for_nginx(tarball: Path, top: str, prefix: str) -> Iterator[Path]:
+    """The bundle tarball unpacked in a folder nginx's workers (nobody) may read (pytest's tmp is 0700); the
+    bundle's top folder `top` inside it, removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    try:
+        subprocess.run(["tar", "-xf", str(tarball), "-C", str(folder)], check=True)
+        yield folder / top
+    finally:
+        shutil.rmtree(folder)
 
 
 class Nginx:

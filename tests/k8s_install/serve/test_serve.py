@@ -15,7 +15,6 @@ import shutil
 import ssl
 import subprocess
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +30,7 @@ from k8s_install.bundle_url.fetch import fetch_bundle
 from k8s_install.main import main
 from k8s_install.serve import layout
 from tests.conftest import StandInRelease
+from tests.support.bundle_host import unpacked_for_nginx
 from tests.support.charts import helm, package_chart, serve_repository
 from tests.support.containerd import Containerd
 from tests.support.image_fixtures import build_bundle
@@ -83,13 +83,8 @@ def served_bundle(release: StandInRelease, registry: Registry, tmp_path: Path) -
         chart.pinned_ref,
     )
     assert result.returncode == 0, result.stderr
-    folder = Path(tempfile.mkdtemp(prefix="serve-bundle-"))
-    folder.chmod(0o755)
-    try:
-        subprocess.run(["tar", "-xf", str(tmp_path / "out" / f"{TOP}.tar"), "-C", str(folder)], check=True)
-        yield folder / TOP
-    finally:
-        shutil.rmtree(folder)
+    with unpacked_for_nginx(tmp_path / "out" / f"{TOP}.tar", TOP, "serve-bundle-") as top:
+        yield top
 
 
 @pytest.fixture
@@ -372,11 +367,8 @@ def plain_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         assert result.returncode == 0, result.stderr
     finally:
         mirror.stop()
-    folder = Path(tempfile.mkdtemp(prefix="serve-plain-"))
-    folder.chmod(0o755)
-    subprocess.run(["tar", "-xf", str(work / "out" / f"{TOP}.tar"), "-C", str(folder)], check=True)
-    yield folder / TOP
-    shutil.rmtree(folder)
+    with unpacked_for_nginx(work / "out" / f"{TOP}.tar", TOP, "serve-plain-") as top:
+        yield top
 
 
 def refused(argv: List[str], capsys: pytest.CaptureFixture[str]) -> str:

@@ -5,9 +5,6 @@ with a certificate of the cluster CA, as `serve` sets it up) on loopback, trusti
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -15,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import StandInRelease
-from tests.support.bundle_host import Nginx, sign_server_certificate
+from tests.support.bundle_host import Nginx, sign_server_certificate, unpacked_for_nginx
 from tests.support.charts import CHART, VERSION, helm, package_chart, serve_repository
 from tests.support.image_fixtures import build_bundle
 from tests.support.prerequisites import require
@@ -34,13 +31,8 @@ def served_folder(release: StandInRelease, registry: Registry, tmp_path: Path) -
     serve_repository(release.mirror, chart)
     result = build_bundle(release, tmp_path, "--insecure-registry", registry.host, "--chart", chart.pinned_ref)
     assert result.returncode == 0, result.stderr
-    folder = Path(tempfile.mkdtemp(prefix="serve-charts-"))
-    folder.chmod(0o755)
-    try:
-        subprocess.run(["tar", "-xf", str(tmp_path / "out" / f"{TOP}.tar"), "-C", str(folder)], check=True)
-        yield folder / TOP
-    finally:
-        shutil.rmtree(folder)
+    with unpacked_for_nginx(tmp_path / "out" / f"{TOP}.tar", TOP, "serve-charts-") as top:
+        yield top
 
 
 def test_helm_pulls_and_renders_the_bundled_chart_from_the_bundle_host_over_tls(

@@ -3,12 +3,15 @@ unpacked there, the secrets file beside it, then `./k8s-install.pyz --role ... -
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from tests.lab.node import LabCluster, LabNode
 from tests.support.cluster_files import CLUSTER_NAME, SUBNET
@@ -133,3 +136,19 @@ def boot_lab(
         nodes.close()
         raise
     return cluster
+
+
+@contextlib.contextmanager
+def booted_lab(
+    root: Path, tarball: Path, site: Path, prefix: str, timings: Dict[str, float], bundle_dir: str = BUNDLE_DIR
+) -> Iterator[LiveCluster]:
+    """boot_lab in a work folder of its own under /var/tmp (short: containerd's socket and the overlay options
+    inside must stay short); the nodes closed and the folder removed afterwards (kept with K8S_LAB_KEEP=1)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    cluster = boot_lab(root, tarball, site, work, timings, bundle_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.nodes.close()
+        if os.environ.get("K8S_LAB_KEEP") != "1":
+            shutil.rmtree(work, ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, Tuple
 
@@ -18,7 +17,7 @@ import pytest
 
 from tests.conftest import LAB_FIGURES
 from tests.lab.bundle import make_lab_bundle
-from tests.lab.cluster import LiveCluster, boot_lab
+from tests.lab.cluster import LiveCluster, booted_lab
 from tests.lab.node import python39_program
 from tests.lab.root import lab_root
 from tests.lab.upgrade import NEXT_MINOR_RELEASE, NEXT_RELEASE, make_delta
@@ -87,15 +86,10 @@ def live(
     lab_root_dir: Path, lab_bundle: Tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveCluster]:
     """Three booted nodes (k8s-mn01, k8s-mn02, k8s-wn01) with the bundle unpacked, nothing installed yet."""
-    # a short folder: containerd's socket path inside must stay short, and overlay options are long
-    work = Path(tempfile.mkdtemp(prefix="k8slab-", dir="/var/tmp"))
-    cluster = boot_lab(lab_root_dir, *lab_bundle, work, TIMINGS)
     try:
-        yield cluster
+        with booted_lab(lab_root_dir, *lab_bundle, "k8slab-", TIMINGS) as cluster:
+            yield cluster
     finally:
-        cluster.nodes.close()
-        if os.environ.get("K8S_LAB_KEEP") != "1":
-            shutil.rmtree(work, ignore_errors=True)
         write_timings(tmp_path_factory.getbasetemp() / "lab-timings.json")
 
 

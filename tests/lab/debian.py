@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -29,16 +28,7 @@ import yaml
 
 from tests.lab import standins
 from tests.lab.bundle import REPO_ROOT, buildkit_standin, debian_containerd_version, replace_file_artifact
-from tests.lab.root import (
-    BOOTSTRAP_PACKAGES,
-    LAB_CACHE,
-    NODE_PACKAGES,
-    _build_into_place,
-    base_key,
-    build_base,
-    cache_lock,
-    recipe_key,
-)
+from tests.lab.root import BOOTSTRAP_PACKAGES, NODE_PACKAGES, base_folder, dressed_root
 from tests.support.deb_repo import FakeDeb, make_repository
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import node_release_manifest
@@ -52,25 +42,9 @@ NOT_ENABLED_BEFORE_INSTALL = ("keepalived.service", "haproxy.service", "nftables
 
 
 def debian_root(timings: Dict[str, float]) -> Path:
-    """The base with the lab's stand-ins, as a Debian 12 node; built once per recipe, like the EL9 root."""
-    with cache_lock():
-        base = LAB_CACHE / f"base-{base_key()}"
-        if not (base / ".lab-ready").exists():
-            started = time.monotonic()
-            _build_into_place(base, build_base)
-            timings["base root build"] = time.monotonic() - started
-        root = LAB_CACHE / f"debian-{base_key()}-{recipe_key()}"
-        if not (root / ".lab-ready").exists():
-            started = time.monotonic()
-
-            def dressed(target: Path) -> None:
-                subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(target)], check=True)
-                (target / ".lab-ready").unlink()
-                dress_as_debian(target)
-
-            _build_into_place(root, dressed)
-            timings["debian root"] = time.monotonic() - started
-        return root
+    """The base with the lab's stand-ins, as a Debian 12 node; built once per recipe (this file's too), like the
+    EL9 root."""
+    return dressed_root("debian", dress_as_debian, [Path(__file__)], timings, "debian root")
 
 
 def dress_as_debian(root: Path) -> None:
@@ -153,7 +127,7 @@ def bookworm_repository(base: Path, signer: SigningKey) -> Dict[str, bytes]:
 
 def debian_release(mirror: MirrorServer, signer: SigningKey) -> dict:
     """The release manifest: the lab's runtime files and a `deb: debian12:` section served from the mirror."""
-    for path, data in bookworm_repository(LAB_CACHE / f"base-{base_key()}", signer).items():
+    for path, data in bookworm_repository(base_folder(), signer).items():
         mirror.add(f"/{DEBIAN_HOST}/debian/{path}", data)
     mirror.add(f"/{DEBIAN_HOST}/key.asc", signer.public)
     kubernetes = make_repository(kube_debs(), signer, "/")

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Sequence
 
 from tests.lab import standins
 from tests.support.rpm_repo import FakeRpm, build_rpms
@@ -52,6 +52,11 @@ def _digest(*parts: object) -> str:
 
 def base_key() -> str:
     return _digest(SUITE, DEBIAN_MIRROR, BOOTSTRAP_PACKAGES, NODE_PACKAGES)
+
+
+def base_folder() -> Path:
+    """Where the cached base (debootstrap's root and the node packages) of this recipe is."""
+    return LAB_CACHE / f"base-{base_key()}"
 
 
 def recipe_key() -> str:
@@ -145,35 +150,48 @@ def _build_into_place(final: Path, build: Callable[[Path], None]) -> Path:
 
 def lab_root(timings: Dict[str, float]) -> Path:
     """The dressed root for this recipe, built if needed; `timings` gets what building took, in seconds."""
+
+    def dress(target: Path) -> None:
+        dressed_work = LAB_CACHE / f"work-{os.getpid()}"
+        try:
+            dress_as_el9(target, dressed_work)
+        finally:
+            shutil.rmtree(dressed_work, ignore_errors=True)
+
+    return dressed_root("root", dress, (), timings, "dressed root")
+
+
+def dressed_root(
+    kind: str, dress: Callable[[Path], None], recipe: Sequence[Path], timings: Dict[str, float], label: str
+) -> Path:
+    """The base copied and dressed by `dress`, cached as `kind` for this recipe (root.py, the stand-ins and the
+    `recipe` files that dress it); the base built first if needed, `timings[label]` what dressing took."""
     with cache_lock():
-        base = LAB_CACHE / f"base-{base_key()}"
+        base = base_folder()
         started = time.monotonic()
         if not (base / ".lab-ready").exists():
             _build_into_place(base, build_base)
             timings["base root build"] = time.monotonic() - started
-        root = LAB_CACHE / f"root-{base_key()}-{recipe_key()}"
+        key = _digest(recipe_key(), [path.read_text() for path in recipe])
+        root = LAB_CACHE / f"{kind}-{base_key()}-{key}"
         if not (root / ".lab-ready").exists():
             started = time.monotonic()
 
             def dressed(target: Path) -> None:
                 subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(target)], check=True)
                 (target / ".lab-ready").unlink()
-                dressed_work = LAB_CACHE / f"work-{os.getpid()}"
-                try:
-                    dress_as_el9(target, dressed_work)
-                finally:
-                    shutil.rmtree(dressed_work, ignore_errors=True)
+                dress(target)
 
             _build_into_place(root, dressed)
-            timings["dressed root"] = time.monotonic() - started
-            _prune(keep=[base, root])
+            timings[label] = time.monotonic() - started
+            _prune(kind, keep=[base, root])
         return root
 
 
-def _prune(keep: List[Path], older_than: float = 24 * 3600) -> None:
+def _prune(kind: str, keep: List[Path], older_than: float = 24 * 3600) -> None:
     """Dressed roots of other recipes made more than a day ago (another checkout may be running on a newer
     one); the bases stay: they are the slow part."""
-    for old in LAB_CACHE.glob("root-*"):
+    for old in LAB_CACHE.glob(f"{kind}-*"):
         ready = old / ".lab-ready"
         if old in keep or not ready.exists() or time.time() - ready.stat().st_mtime < older_than:
             continue

@@ -8,16 +8,13 @@ Its own nodes, root and bundle, made once for the module: a group of its own bes
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, Tuple
 
 import pytest
 
 from tests.lab.bundle import make_lab_bundle
-from tests.lab.cluster import VIP, LiveCluster, boot_lab
+from tests.lab.cluster import VIP, LiveCluster, booted_lab
 from tests.lab.conftest import TIMINGS, require_lab
 from tests.lab.debian import KUBE_VERSION, bundle_top, debian_release, debian_root
 from tests.lab.node import installer_pythons, ran_under_python39
@@ -49,14 +46,8 @@ def debian_lab(debian_bundle: Tuple[Path, Path]) -> Iterator[LiveCluster]:
     """Three booted Debian 12 nodes with the bundle unpacked, nothing installed yet."""
     root = debian_root(TIMINGS)
     tarball, site = debian_bundle
-    work = Path(tempfile.mkdtemp(prefix="k8sdeb-", dir="/var/tmp"))  # short: socket and overlay paths inside
-    cluster = boot_lab(root, tarball, site, work, TIMINGS, bundle_dir=f"/root/{bundle_top(tarball)}")
-    try:
+    with booted_lab(root, tarball, site, "k8sdeb-", TIMINGS, bundle_dir=f"/root/{bundle_top(tarball)}") as cluster:
         yield cluster
-    finally:
-        cluster.nodes.close()
-        if os.environ.get("K8S_LAB_KEEP") != "1":
-            shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ Taking `registry:` out again and re-running removes what the installer wrote.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ from typing import Iterator, List, Tuple
 import pytest
 import yaml
 
-from tests.lab.cluster import BUNDLE_DIR, ROLES, LiveCluster, boot_lab
+from tests.lab.cluster import BUNDLE_DIR, ROLES, LiveCluster, booted_lab
 from tests.lab.conftest import TIMINGS
 from tests.support.cluster_files import SUBNET
 from tests.support.cri_client import CriImageClient
@@ -46,14 +45,8 @@ def secrets_name(name: str) -> str:
 def registry_cluster(
     lab_root_dir: Path, lab_bundle: Tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveCluster]:
-    work = Path(tempfile.mkdtemp(prefix="k8sreg-", dir="/var/tmp"))  # short: socket and overlay paths inside
-    cluster = boot_lab(lab_root_dir, *lab_bundle, work, TIMINGS)
-    try:
+    with booted_lab(lab_root_dir, *lab_bundle, "k8sreg-", TIMINGS) as cluster:
         yield cluster
-    finally:
-        cluster.nodes.close()
-        if os.environ.get("K8S_LAB_KEEP") != "1":
-            shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ VERMIN = $(PYTHON) -c 'import sys, vermin; sys.exit(vermin.main())' --target=3.9
 # installer's steps) and a third keeps both cores busy meanwhile (docs/testing.md).
 JOBS ?= 3
 PYTEST_WORKERS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
+# compiled modules are kept even where the environment sets PYTHONDONTWRITEBYTECODE=1 (tests/conftest.py says why)
+PYTEST = env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest
 
 .PHONY: install dev test test-fast lint bench installer vermin demo lab-real
 
@@ -36,10 +38,10 @@ vermin:  ## the installer must run on EL9's Python 3.9
 	$(VERMIN) installer bundler
 
 test: vermin  ## the whole test suite (needs root and the Debian packages .ci/run installs); prints the slowest
-	$(PYTHON) -m pytest -q $(PYTEST_WORKERS) --durations=25
+	$(PYTEST) -q $(PYTEST_WORKERS) --durations=25
 
 test-fast:  ## the in-process tier: no root, daemons, lab or slow tests (markers in pyproject.toml); about 2 minutes
-	$(PYTHON) -m pytest -q $(PYTEST_WORKERS) -m 'not root and not daemons and not lab and not slow'
+	$(PYTEST) -q $(PYTEST_WORKERS) -m 'not root and not daemons and not lab and not slow'
 
 lint:
 	$(PYTHON) -m ruff check bundler installer tests

@@ -1,6 +1,6 @@
 """`bundler cluster ansible` end to end: real ansible-core (from PyPI) drives real sshd in network-namespace
-nodes, on which the real pyz runs under Python 3.9 in --root mode (each node its own root, bundle folder and
-shiv cache: the namespaces share one filesystem). kubeadm cannot run here: the nodes stop at the exact
+nodes, on which the real pyz runs under Python 3.9 in --root mode (each node its own root and bundle folder: the
+namespaces share one filesystem). kubeadm cannot run here: the nodes stop at the exact
 kubeadm commands, as in test_node_control_plane.py."""
 
 from __future__ import annotations
@@ -300,10 +300,10 @@ def cluster(site: Site) -> Iterator[Cluster]:
 def fresh_nodes(
     cluster: Cluster, tag: str, broken: Optional[str] = None, nodes: List[dict] = NODES, ansible: Optional[Path] = None
 ) -> Dict[str, Path]:
-    """Give every node a new root, bundle folder and shiv cache under `tag` (host_vars beside the inventory:
-    the installer's extra arguments go through k8s_install_args). Returns node name -> its folder."""
-    host_vars = (ansible or cluster.ansible) / "host_vars"
-    host_vars.mkdir(exist_ok=True)
+    """Give every node a new root and bundle folder under `tag` (host_vars beside the inventory: the installer's
+    extra arguments go through k8s_install_args). Returns node name -> its folder. The nodes share one shiv
+    cache (SHIV_ROOT): the same k8s-install.pyz extracts to the same place on every machine, and extracting it
+    once per node and test cost a second of CPU each time."""
     folders = {}
     for node in nodes:
         folder = cluster.site.work / tag / SHORT[node["name"]]
@@ -311,14 +311,23 @@ def fresh_nodes(
         add_kubelet_unit(root)
         if node["name"] == broken:
             (root / "etc/os-release").write_text(DEBIAN_OS_RELEASE)
+        folders[node["name"]] = folder
+    use_nodes(cluster, folders, ansible)
+    return folders
+
+
+def use_nodes(cluster: Cluster, folders: Dict[str, Path], ansible: Optional[Path] = None) -> None:
+    """Point the inventory's hosts at these node folders (their host_vars)."""
+    host_vars = (ansible or cluster.ansible) / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    for name, folder in folders.items():
         variables = {
             "k8s_remote_dir": str(folder / "bundle"),
-            "k8s_install_args": ["--root", str(root), "--allow-incomplete"],  # stand-in: no kubeadm images, RPMs
-            "k8s_install_env": {"SHIV_ROOT": str(folder / "shiv")},
+            # --allow-incomplete: the stand-in bundle has no kubeadm images or RPMs
+            "k8s_install_args": ["--root", str(folder / "root"), "--allow-incomplete"],
+            "k8s_install_env": {"SHIV_ROOT": str(cluster.site.work / "shiv")},
         }
-        (host_vars / f"{node['name']}.yml").write_text(yaml.safe_dump(variables))
-        folders[node["name"]] = folder
-    return folders
+        (host_vars / f"{name}.yml").write_text(yaml.safe_dump(variables))
 
 
 def play(cluster: Cluster, *extra: str, ansible: Optional[Path] = None) -> subprocess.CompletedProcess:
@@ -338,11 +347,26 @@ def test_check_mode_on_new_nodes_reports_the_copy_and_changes_nothing(cluster: C
         assert not (folder / "bundle").exists() and not (folder / "root/var/log/k8s-install.log").exists()
 
 
+class Installed(NamedTuple):
+    folders: Dict[str, Path]  # node name -> its folder
+    first: subprocess.CompletedProcess  # the playbook's run on the new nodes
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster) -> Installed:
+    """Three new nodes the playbook installed: the install test asserts that run and the runs after it, and leaves
+    them converged, which the upgrade test starts from (a second install from new cost a fresh playbook run)."""
+    folders = fresh_nodes(cluster, "install")
+    return Installed(folders, play(cluster))
+
+
 @pytest.mark.daemons
 @pytest.mark.root
-def test_playbook_installs_in_order_then_changes_nothing_and_check_shows_the_plan(cluster: Cluster) -> None:
-    folders = fresh_nodes(cluster, "install")
-    first = play(cluster)
+def test_playbook_installs_in_order_then_changes_nothing_and_check_shows_the_plan(
+    cluster: Cluster, installed: Installed
+) -> None:
+    folders, first = installed
+    use_nodes(cluster, folders)
     output = first.stdout + first.stderr
     assert first.returncode == 0, output
     assert task_hosts(first.stdout, "Install (k8s-install.pyz --yes)") == ["k8s-mn01", "k8s-mn02", "k8s-wn01"]
@@ -371,15 +395,19 @@ def test_playbook_installs_in_order_then_changes_nothing_and_check_shows_the_pla
     assert all(counts["changed"] == 0 for counts in recap(converged.stdout).values()), converged.stdout
 
     hosts_file = folders["k8s-mn02"] / "root/etc/hosts"
+    installed_hosts = hosts_file.read_text()
     drifted = "127.0.0.1 localhost\n"
     hosts_file.write_text(drifted)  # someone edited the node by hand
-    check = play(cluster, "--check")
-    assert check.returncode == 0, check.stdout + check.stderr
-    plan = check.stdout.split("PLAY [Other control planes", 1)[1].split("PLAY [", 1)[0]
-    assert "[hostname] hostname and /etc/hosts: 1 to change" in plan, plan
-    assert re.search(r"plan: [1-9]\d* change\(s\) pending; nothing was changed", plan)
-    assert recap(check.stdout)["k8s-mn02"]["changed"] > 0
-    assert hosts_file.read_text() == drifted
+    try:
+        check = play(cluster, "--check")
+        assert check.returncode == 0, check.stdout + check.stderr
+        plan = check.stdout.split("PLAY [Other control planes", 1)[1].split("PLAY [", 1)[0]
+        assert "[hostname] hostname and /etc/hosts: 1 to change" in plan, plan
+        assert re.search(r"plan: [1-9]\d* change\(s\) pending; nothing was changed", plan)
+        assert recap(check.stdout)["k8s-mn02"]["changed"] > 0
+        assert hosts_file.read_text() == drifted
+    finally:
+        hosts_file.write_text(installed_hosts)  # converged again, for the upgrade test
 
 
 @pytest.mark.daemons
@@ -415,9 +443,6 @@ def test_a_failed_worker_stops_the_rollout_before_the_next_batch(cluster: Cluste
 # --- the upgrade playbook ---------------------------------------------------------------------------------
 
 UPGRADE_TO = "1.29.15"
-# the longest test (six playbook runs on fresh nodes): under pytest-xdist it may run in the other worker, which
-# then makes the module's fixtures (a copy of the session's node bundle, the SSH nodes) for itself
-UPGRADE_GROUP = "test_cluster_ansible-upgrade"
 UPGRADE_TASK = "Upgrade (k8s-install.pyz upgrade --yes)"
 
 
@@ -450,11 +475,13 @@ def log_sizes(folders: Dict[str, Path]) -> Dict[str, int]:
 
 @pytest.mark.daemons
 @pytest.mark.root
-@pytest.mark.xdist_group(UPGRADE_GROUP)
-def test_upgrade_playbook_runs_kubeadms_order_node_by_node_then_changes_nothing(cluster: Cluster) -> None:
-    folders = fresh_nodes(cluster, "upgrade")
-    installed = play(cluster)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
+def test_upgrade_playbook_runs_kubeadms_order_node_by_node_then_changes_nothing(
+    cluster: Cluster, installed: Installed
+) -> None:
+    """From the nodes the install test left converged (in the module's xdist group, so after it: file order)."""
+    folders = installed.folders
+    assert installed.first.returncode == 0, installed.first.stdout + installed.first.stderr
+    use_nodes(cluster, folders)
     new, ansible = upgrade_site(cluster, cluster.site.work / "upgrade-site")
     upgrade_playbook = ansible / "k8s-upgrade.yml"
     states = {name: (folder / "root/var/lib/k8s-install/state.json").read_text() for name, folder in folders.items()}

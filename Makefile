@@ -14,7 +14,7 @@ PYTEST_WORKERS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
 # compiled modules are kept even where the environment sets PYTHONDONTWRITEBYTECODE=1 (tests/conftest.py says why)
 PYTEST = env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest
 
-.PHONY: install dev test test-fast lint bench installer vermin demo lab-real
+.PHONY: install dev test test-fast profile lint bench installer vermin demo lab-real
 
 # `make dev`'s install, remembered: `make demo` runs it when it has not run yet (or the package list changed).
 DEV_STAMP = $(VENV)/.k8s-dev-installed
@@ -42,6 +42,11 @@ test: vermin  ## the whole test suite (needs root and the Debian packages .ci/ru
 
 test-fast:  ## the in-process tier: no root, daemons, lab or slow tests (markers in pyproject.toml); about 2 minutes
 	$(PYTEST) -q $(PYTEST_WORKERS) -m 'not root and not daemons and not lab and not slow'
+
+profile:  ## the whole suite as `make test` runs it, then its CPU-seconds per xdist group (tests/support/cpu_profile.py)
+	rm -f .cpu-profile.jsonl
+	$(PYTEST) -q $(PYTEST_WORKERS) -p tests.support.cpu_profile --cpu-profile=.cpu-profile.jsonl
+	$(PYTHON) -m tests.support.cpu_profile .cpu-profile.jsonl
 
 lint:
 	$(PYTHON) -m ruff check bundler installer tests

@@ -165,25 +165,6 @@ class LabNode:
         state = self.run(["systemctl", "is-system-running"], timeout=20, check=False).stdout.strip()
         return state in ("running", "degraded")
 
-    def discard(self, grace: float = 30.0) -> None:
-        """The end of a throwaway node: SIGKILL to its PID 1, which the lab started (the kernel then kills every
-        process of the node's PID namespace at once), systemd-nspawn waited for, the overlay unmounted. No
-        orderly poweroff: nothing of the node is kept, and stopping every unit (firewalld's clean-up of its rules
-        among them) cost about 0.9 CPU-seconds per idle node. (Process accounting files PID 1's whole life under
-        the name of the program it runs last, systemd-shutdown: its 1.5 CPU-seconds a node are systemd's.)"""
-        if self.process is not None and self.process.poll() is None:
-            if not self.leader:  # its PID 1 never found: let systemd-nspawn stop it
-                self.shutdown(grace)
-                return
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.leader, signal.SIGKILL)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=grace)
-        subprocess.run(["umount", "-l", str(self.merged)], capture_output=True)
-
     def shutdown(self, grace: float = 30.0) -> None:
         """Orderly: SIGTERM to systemd-nspawn (it asks systemd to power off), then SIGKILL our PIDs."""
         if self.process is not None and self.process.poll() is None:
@@ -271,7 +252,6 @@ class LabCluster:
             self.boot_seconds[name] = time.monotonic() - started[name]
 
     def close(self) -> None:
-        """The nodes discarded (`LabNode.discard`: their work is thrown away), then the namespaces removed."""
         for node in reversed(list(self.nodes.values())):
-            node.discard()
+            node.shutdown()
         self.lab.close()

@@ -17,11 +17,12 @@ import jsonschema
 import pytest
 
 from bundler.zipapp import SHIV_ROOT_DEFAULT, build_installer
-from tests.conftest import REPO, StandInRelease, run_bundler
+from tests.conftest import REPO, run_bundler
 from tests.support.cluster_files import SEED_NODES, write_cluster
 from tests.support.node_bundle import build_node_bundle
 from tests.support.prerequisites import require
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
+from tests.support.stand_in_bundle import stand_in_tarball
 
 BUNDLER_HELP = (
     [], ["build"], ["verify"], ["inspect"], ["images"], ["images", "push"], ["cluster"], ["cluster", "init"],
@@ -37,14 +38,10 @@ def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def bundle(release: StandInRelease, tmp_path: Path) -> Path:
-    """A real bundle, built from stand-in artifacts and unpacked."""
-    result = run_bundler(
-        "build", "--manifest", str(release.path), "--mirror", release.mirror.url,
-        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--allow-incomplete",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    subprocess.run(["tar", "-xf", str(tmp_path / "out" / f"{TOP}.tar"), "-C", str(tmp_path)], check=True)
+def bundle(tmp_path: Path) -> Path:
+    """A real bundle, built from stand-in artifacts (once per run: tests/support/stand_in_bundle.py) and unpacked."""
+    tarball = stand_in_tarball(tmp_path / "out")
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp_path)], check=True)
     return tmp_path / TOP
 
 

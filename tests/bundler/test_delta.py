@@ -6,6 +6,7 @@ from __future__ import annotations
 import filecmp
 import hashlib
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import List
 import pytest
 
 from tests.conftest import StandInRelease, run_bundler
+from tests.support.http_server import MirrorServer
+from tests.support.session_cache import copy_into
 
 OLD_TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 NEW_TOP = "k8s-bundle-1.29.15-rocky9-amd64"
@@ -55,15 +58,32 @@ def node_verify(python39: str, bundle: Path, *args: str) -> subprocess.Completed
     )
 
 
-@pytest.fixture
-def built(release: StandInRelease, tmp_path: Path) -> Path:
-    """old full bundle in old/, new full bundle in full/, and the delta in delta/ (built --from the tarball)."""
-    assert build(release, tmp_path, "old").returncode == 0
-    next_release(release)
-    assert build(release, tmp_path, "full").returncode == 0
-    result = build(release, tmp_path, "delta", "--from", str(tmp_path / "old" / f"{OLD_TOP}.tar"))
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """old full bundle in old/, new full bundle in full/, and the delta in delta/ (built --from the tarball),
+    with the download cache, built once for the module from its own stand-in release."""
+    work = tmp_path_factory.mktemp("delta-builds")
+    mirror = MirrorServer().start()
+    try:
+        (work / "release").mkdir()
+        release = StandInRelease(mirror, work / "release")
+        assert build(release, work, "old").returncode == 0
+        next_release(release)
+        assert build(release, work, "full").returncode == 0
+        result = build(release, work, "delta", "--from", str(work / "old" / f"{OLD_TOP}.tar"))
+    finally:
+        mirror.stop()
     assert result.returncode == 0, result.stderr
     assert f"delta over {OLD_TOP}: 2 file(s)" in result.stdout  # runc and the Calico manifest
+    shutil.rmtree(work / "release")
+    return work
+
+
+@pytest.fixture
+def built(built_once: Path, release: StandInRelease, tmp_path: Path) -> Path:
+    """This test's copy of the module's builds, beside its own release moved on to 1.29.15 as they were built."""
+    next_release(release)
+    copy_into(built_once, tmp_path)
     return tmp_path
 
 

@@ -18,28 +18,20 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
-from tests.conftest import REPO, StandInRelease, run_bundler
-from tests.support.http_server import MirrorServer
+from tests.conftest import REPO, run_bundler
+from tests.support.stand_in_bundle import stand_in_tarball
 from tests.support.user_errors import one_error_line
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    server = MirrorServer().start()
-    try:
-        work = tmp_path_factory.mktemp("tamper")
-        release = StandInRelease(server, work)
-        result = run_bundler(
-            "build", "--allow-incomplete", "--manifest", str(release.path), "--mirror", server.url,
-            "--cache", str(work / "cache"), "--output", str(work / "out"),
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        subprocess.run(["tar", "-xf", str(work / "out" / f"{TOP}.tar"), "-C", str(work)], check=True)
-        yield work / TOP
-    finally:
-        server.stop()
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stand-in bundle (built once per run: tests/support/stand_in_bundle.py), unpacked for the module."""
+    work = tmp_path_factory.mktemp("tamper")
+    tarball = stand_in_tarball(work / "out")
+    subprocess.run(["tar", "-xf", str(tarball), "-C", str(work)], check=True)
+    return work / TOP
 
 
 @pytest.fixture

@@ -10,20 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import StandInRelease, run_bundler
+from tests.conftest import run_bundler
+from tests.support.stand_in_bundle import stand_in_tarball
 from tests.support.user_errors import one_error_line
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64"
 
 
 @pytest.fixture
-def bundle(release: StandInRelease, tmp_path: Path) -> Path:
-    result = run_bundler(
-        "build", "--allow-incomplete", "--manifest", str(release.path), "--mirror", release.mirror.url,
-        "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out"),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return tmp_path / "out" / f"{TOP}.tar"
+def bundle(tmp_path: Path) -> Path:
+    """This test's copy of the stand-in bundle's tarball (built once per run: tests/support/stand_in_bundle.py)."""
+    return stand_in_tarball(tmp_path / "out")
 
 
 @pytest.fixture

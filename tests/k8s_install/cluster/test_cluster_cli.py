@@ -9,12 +9,14 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
 
 from bundler import paths
 from tests.conftest import REPO, StandInRelease, run_bundler
+from tests.support.http_server import MirrorServer
 from tests.support.tiny_bundle import write_tiny_bundle
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64-k8s-cluster"  # built with --cluster: its name is in the bundle name
@@ -91,12 +93,31 @@ def build(release: StandInRelease, tmp_path: Path, *extra: str):
     )
 
 
-def test_build_puts_the_validated_config_in_the_bundle_and_never_the_secrets(
-    release: StandInRelease, tmp_path: Path
-) -> None:
-    assert run_bundler("cluster", "init", "--dir", str(tmp_path / "c"), "--k8s", "1.29.6").returncode == 0
-    result = build(release, tmp_path, "--cluster", str(tmp_path / "c" / "cluster.yaml"))
+@pytest.fixture(scope="module")
+def built_with_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`bundler cluster init` into c/, then `bundler build --cluster c/cluster.yaml` into out/: once for the module."""
+    work = tmp_path_factory.mktemp("built-with-cluster")
+    mirror = MirrorServer().start()
+    try:
+        release = StandInRelease(mirror, work)
+        assert run_bundler("cluster", "init", "--dir", str(work / "c"), "--k8s", "1.29.6").returncode == 0
+        result = build(release, work, "--cluster", str(work / "c" / "cluster.yaml"))
+    finally:
+        mirror.stop()
     assert result.returncode == 0, result.stderr
+    yield work
+
+
+@pytest.fixture
+def with_cluster(built_with_cluster: Path, tmp_path: Path) -> Path:
+    """This test's copy of c/ and out/ from `built_with_cluster`."""
+    for name in ("c", "out"):
+        shutil.copytree(built_with_cluster / name, tmp_path / name)
+    return tmp_path
+
+
+def test_build_puts_the_validated_config_in_the_bundle_and_never_the_secrets(with_cluster: Path) -> None:
+    tmp_path = with_cluster
     tarball = tmp_path / "out" / f"{TOP}.tar"
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
@@ -145,12 +166,9 @@ def test_installer_config_init_takes_the_version_from_the_bundle(tmp_path: Path)
     assert missing.returncode == 1 and "no bundle.yaml to take the Kubernetes version from" in missing.stderr
 
 
-def test_the_zipapp_renders_its_templates_under_python39(
-    release: StandInRelease, tmp_path: Path, python39: str
-) -> None:
+def test_the_zipapp_renders_its_templates_under_python39(with_cluster: Path, python39: str) -> None:
     """Templates load from the unpacked shiv archive, with the pure-Python yaml/jinja2 of the nodes."""
-    assert run_bundler("cluster", "init", "--dir", str(tmp_path / "c"), "--k8s", "1.29.6").returncode == 0
-    assert build(release, tmp_path, "--cluster", str(tmp_path / "c" / "cluster.yaml")).returncode == 0
+    tmp_path = with_cluster
     subprocess.run(["tar", "-xf", str(tmp_path / "out" / f"{TOP}.tar"), "-C", str(tmp_path)], check=True)
     pyz = tmp_path / TOP / "k8s-install.pyz"
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))

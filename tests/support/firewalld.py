@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import List
+from types import SimpleNamespace
+from typing import List, Sequence, cast
 
+from k8s_install.engine import Node
+from k8s_install.errors import InstallError
+from k8s_install.node.host import Host
+from k8s_install.steps.firewall import open_service
 from tests.support.netns import Lab, wait_for
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -67,12 +72,33 @@ class Firewalld:
         return self.lab.run(self.host, self._env() + ["firewall-cmd", *args], timeout=60)
 
     def install_service(self, name: str, xml: str) -> None:
-        """What the installer's firewall step does on a live node: the file, then add it and reload."""
+        """What the installer's firewall step does on a live node: the file, then its `open_service`."""
         (self.config_dir / "services").mkdir(exist_ok=True)
         (self.config_dir / "services" / f"{name}.xml").write_text(xml)
-        for args in (["--reload"], ["--permanent", f"--add-service={name}"], ["--reload"]):
-            result = self.cmd(*args)
-            assert result.returncode == 0, f"firewall-cmd {' '.join(args)}: {result.stdout}{result.stderr}"
+        open_service(cast(Node, SimpleNamespace(host=FirewalldHost(self))), name)
+
+
+class FirewalldHost(Host):
+    """The installer's live Host as the firewall step sees it: `firewall-cmd` runs against `firewalld` (in its
+    namespace, on its bus); every other command is refused, and the log is kept here, not in the host's /var/log."""
+
+    def __init__(self, firewalld: Firewalld) -> None:
+        super().__init__(Path("/"))
+        self.firewalld = firewalld
+        self.commands: List[List[str]] = []
+        self.lines: List[str] = []
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+    def run(self, argv: Sequence[str], check: bool = True, **_options: object) -> subprocess.CompletedProcess:
+        command = [str(part) for part in argv]
+        assert command[0] == "firewall-cmd", f"only firewall-cmd runs here, not {command}"
+        self.commands.append(command)
+        result = self.firewalld.cmd(*command[1:])
+        if check and result.returncode != 0:
+            raise InstallError(f"{' '.join(command)} failed (exit {result.returncode}): {result.stderr}")
+        return result
 
 
 def chrony_for_test(rendered: str, folder: Path) -> str:

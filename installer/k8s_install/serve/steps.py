@@ -19,7 +19,7 @@ from k8s_install.render import render
 from k8s_install.serve import layout
 from k8s_install.serve.layout import ServeSettings
 from k8s_install.steps.files import HEADER, plan_file, sha256_bytes
-from k8s_install.steps.firewall import firewalld_present
+from k8s_install.steps.firewall import firewalld_present, open_service, service_to_open
 from k8s_install.steps.runtime import tar_members
 from k8s_install.steps.services import is_enabled, plan_enabled
 
@@ -216,16 +216,10 @@ class ServeFirewall(Step):
         if not node.host.live:
             node.host.skipped(f"firewall-cmd --permanent --add-service={service} && firewall-cmd --reload")
             return changes
-        if node.host.run(["firewall-cmd", "--state"], check=False).returncode != 0:
-            node.host.log("firewalld is not running: the service file is in place for when it starts")
-            return changes
-        enabled = node.host.run(["firewall-cmd", "--permanent", f"--query-service={service}"], check=False)
-        if changes or enabled.returncode != 0:
+        if service_to_open(node, service, bool(changes)):
 
             def open_ports() -> None:
-                node.host.run(["firewall-cmd", "--reload"])
-                node.host.run(["firewall-cmd", "--permanent", f"--add-service={service}"])
-                node.host.run(["firewall-cmd", "--reload"])
+                open_service(node, service)
                 node.state.data["firewalld_service"] = service
                 node.state.save()
 

@@ -39,6 +39,31 @@ def firewalld_present(node: Node) -> bool:
     return node.host.path("/usr/lib/firewalld").is_dir() or node.host.path("/etc/firewalld").is_dir()
 
 
+NOT_RUNNING = 252  # firewall-cmd's exit code when firewalld does not answer (firewalld's errors.NOT_RUNNING)
+
+
+def service_to_open(node: Node, service: str, file_changed: bool) -> bool:
+    """Whether firewalld must load `service` and add it to the default zone: not when firewalld is not running
+    (logged; the service file is in place for when it starts), nor when it is enabled and its file unchanged.
+    A re-run asks firewalld once (the query; firewall-cmd exits NOT_RUNNING when firewalld does not answer);
+    `--state` is asked only before a change (it also tells a firewalld that failed to start)."""
+    query = node.host.run(["firewall-cmd", "--permanent", f"--query-service={service}"], check=False)
+    if query.returncode == 0 and not file_changed:
+        return False
+    if query.returncode == NOT_RUNNING or node.host.run(["firewall-cmd", "--state"], check=False).returncode != 0:
+        node.host.log("firewalld is not running: the service file is in place for when it starts")
+        return False
+    return True
+
+
+def open_service(node: Node, service: str) -> None:
+    """Load the service's definition, then add it to the permanent and the running configuration (one reload:
+    adding it to both is what a second reload would do)."""
+    node.host.run(["firewall-cmd", "--reload"])  # load the new service definition
+    node.host.run(["firewall-cmd", "--permanent", f"--add-service={service}"])
+    node.host.run(["firewall-cmd", f"--add-service={service}"])
+
+
 UFW_CONF = "/etc/ufw/ufw.conf"
 
 
@@ -82,17 +107,8 @@ class Firewall(Step):
         if not node.host.live:
             node.host.skipped(f"firewall-cmd --permanent --add-service={service} && firewall-cmd --reload")
             return changes
-        running = node.host.run(["firewall-cmd", "--state"], check=False).returncode == 0
-        if not running:
-            node.host.log("firewalld is not running: the service file is in place for when it starts")
-            return changes
-        enabled = node.host.run(["firewall-cmd", "--permanent", f"--query-service={service}"], check=False)
-        if changes or enabled.returncode != 0:
-
-            def open_ports() -> None:
-                node.host.run(["firewall-cmd", "--reload"])  # load the new service definition
-                node.host.run(["firewall-cmd", "--permanent", f"--add-service={service}"])
-                node.host.run(["firewall-cmd", "--reload"])
-
-            changes.append(Change(f"open firewalld service {service} in the default zone", open_ports))
+        if service_to_open(node, service, bool(changes)):
+            changes.append(
+                Change(f"open firewalld service {service} in the default zone", lambda: open_service(node, service))
+            )
         return changes

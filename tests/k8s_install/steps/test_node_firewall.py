@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 from pathlib import Path
-from typing import Iterator
+from types import SimpleNamespace
+from typing import Iterator, cast
 
 import pytest
 
@@ -19,9 +20,9 @@ from k8s_install.node.host import Host
 from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
 from k8s_install.steps.chrony import chrony_conf
-from k8s_install.steps.firewall import service_name, service_xml
+from k8s_install.steps.firewall import NOT_RUNNING, open_service, service_name, service_to_open, service_xml
 from tests.support.cluster_files import SEED_NODES, SUBNET, write_cluster
-from tests.support.firewalld import Firewalld, chrony_for_test
+from tests.support.firewalld import Firewalld, FirewalldHost, chrony_for_test
 from tests.support.netns import Lab
 from tests.support.prerequisites import require
 
@@ -136,3 +137,42 @@ def test_a_node_syncs_time_through_the_first_control_planes_real_firewalld(
     assert reachable(lab, "udp", 31000)  # a UDP NodePort
     listed = firewall.cmd("--info-service", service_name(first)).stdout
     assert "123/udp" in listed and "10256/tcp" in listed
+
+
+@pytest.mark.daemons
+@pytest.mark.root
+def test_a_re_run_asks_a_real_firewalld_once_and_a_stopped_one_is_left_alone(lab: Lab, tmp_path: Path) -> None:
+    """The step's questions to firewalld: before a change the query and `--state`; opening loads the service and
+    adds it to both configurations with one reload; a re-run with the file unchanged asks one query; a stopped
+    firewalld (firewall-cmd exits NOT_RUNNING) is logged and left alone."""
+    firewall = Firewalld(lab, "server", tmp_path / "fw")
+    host = FirewalldHost(firewall)
+    node = cast(Node, SimpleNamespace(host=host))
+    (firewall.config_dir / "services").mkdir()
+    (firewall.config_dir / "services" / "k8s-worker.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<service>\n  <port protocol="tcp" port="10250"/>\n</service>\n'
+    )
+    assert service_to_open(node, "k8s-worker", file_changed=True)
+    assert [command[1:] for command in host.commands] == [["--permanent", "--query-service=k8s-worker"], ["--state"]]
+
+    host.commands.clear()
+    open_service(node, "k8s-worker")
+    assert [command[1:] for command in host.commands] == [
+        ["--reload"], ["--permanent", "--add-service=k8s-worker"], ["--add-service=k8s-worker"]
+    ]  # fmt: skip
+    assert firewall.cmd("--query-service=k8s-worker").returncode == 0  # the running configuration
+    assert firewall.cmd("--permanent", "--query-service=k8s-worker").returncode == 0
+    assert firewall.cmd("--reload").returncode == 0 and firewall.cmd("--query-service=k8s-worker").returncode == 0
+
+    host.commands.clear()
+    assert not service_to_open(node, "k8s-worker", file_changed=False)
+    assert [command[1:] for command in host.commands] == [["--permanent", "--query-service=k8s-worker"]]
+    assert service_to_open(node, "k8s-worker", file_changed=True)  # a changed file is loaded again
+
+    firewall.process.terminate()
+    firewall.process.wait(timeout=60)
+    host.commands.clear()
+    assert firewall.cmd("--permanent", "--query-service=k8s-worker").returncode == NOT_RUNNING
+    assert not service_to_open(node, "k8s-worker", file_changed=True)
+    assert len(host.commands) == 1
+    assert host.lines == ["firewalld is not running: the service file is in place for when it starts"]

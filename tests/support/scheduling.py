@@ -15,22 +15,22 @@ from typing import Dict
 import pytest
 from xdist.scheduler import LoadGroupScheduling
 
-# seconds a group took on this project's two-core machines under `make test` (three workers; a per-test CPU and
-# wall profile of a clean run, 2026-12-06), roughly; update as they move
+# seconds a group took on this project's two-core machines under `make test` (three workers; `make profile`'s wall
+# seconds in a clean run of 9423e58, 2026-12-06), roughly; update as they move
 LONG_GROUPS: Dict[str, int] = {
-    "lab": 660,  # its root (debootstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
-    "lab-ansible": 410,  # tests/lab/test_ansible_lab.py: three nodes of its own, the playbooks run live
-    "test_cluster_ansible": 330,  # with its upgrade test (from the install test's nodes); estimated, re-measure
-    "test_cluster_ansible_bundle_url": 270,  # the --serve playbook: the bundle host set up, then every node
-    "lab-debian": 120,  # tests/lab/test_live_debian.py: a debian12 bundle, three Debian nodes of its own, live installs
-    "test_new_user": 85,
-    "lab-site-registry": 80,  # tests/lab/test_site_registry.py: three nodes of its own, installed live
-    "lab-bundle-host": 75,  # tests/lab/test_live_bundle_host.py: a bundle host and three nodes, installed live
+    "lab": 580,  # its root (debootstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
+    "lab-ansible": 400,  # tests/lab/test_ansible_lab.py: three nodes of its own, the playbooks run live
+    "test_cluster_ansible": 305,  # with its upgrade test, which starts from the install test's nodes
+    "test_cluster_ansible_bundle_url": 200,  # the --serve playbook: the bundle host set up, then every node
+    "lab-debian": 90,  # tests/lab/test_live_debian.py: a debian12 bundle, three Debian nodes of its own, live installs
+    "test_new_user": 70,
+    "lab-site-registry": 65,  # tests/lab/test_site_registry.py: three nodes of its own, installed live
+    "lab-bundle-host": 70,  # tests/lab/test_live_bundle_host.py: a bundle host and three nodes, installed live
     "test_cluster_ha": 70,
-    "test_demo": 55,
-    "test_node_install": 50,
-    "test_rpm_build": 50,
-    "test_rpm_scenarios": 50,
+    "test_demo": 65,
+    "test_node_install": 55,
+    "test_rpm_build": 52,
+    "test_rpm_scenarios": 56,
     "test_upgrade": 35,
     "lab-serve": 25,  # tests/lab/test_live_serve.py: a bundle host node and a bundle of its own
     "lab-debian-metadata": 15,  # tests/lab/test_debian_metadata.py: apt resolves on the lab root's Debian metadata

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -94,7 +93,7 @@ def build(release: StandInRelease, tmp_path: Path, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def built_with_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def built_with_cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`bundler cluster init` into c/, then `bundler build --cluster c/cluster.yaml` into out/: once for the module."""
     work = tmp_path_factory.mktemp("built-with-cluster")
     mirror = MirrorServer().start()
@@ -105,7 +104,7 @@ def built_with_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     finally:
         mirror.stop()
     assert result.returncode == 0, result.stderr
-    yield work
+    return work
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ VERMIN = $(PYTHON) -c 'import sys, vermin; sys.exit(vermin.main())' --target=3.9
 # installer's steps) and a third keeps both cores busy meanwhile (docs/testing.md).
 JOBS ?= 3
 PYTEST_WORKERS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
-# compiled modules are kept even where the environment sets PYTHONDONTWRITEBYTECODE=1 (tests/conftest.py says why)
-PYTEST = env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest
+# (tests/conftest.py drops PYTHONDONTWRITEBYTECODE for the workers and every process the tests start: it says why)
+PYTEST = $(PYTHON) -m pytest
 
 .PHONY: install dev test test-fast profile lint bench installer vermin demo lab-real
 

@@ -22,7 +22,7 @@ from tests.lab.node import python39_program
 from tests.lab.root import lab_root
 from tests.lab.upgrade import NEXT_MINOR_RELEASE, NEXT_RELEASE, make_delta
 
-TOOLS = ("systemd-nspawn", "debootstrap", "nsenter", "ip", "rpmbuild", "createrepo_c", "gpg", "rpmsign")
+TOOLS = ("systemd-nspawn", "mmdebstrap", "nsenter", "ip", "rpmbuild", "createrepo_c", "gpg", "rpmsign")
 TIMINGS: Dict[str, float] = {}
 
 
@@ -32,7 +32,7 @@ def lab_prerequisites() -> str:
         return "the lab needs root (mounts, network namespaces, systemd-nspawn)"
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
-        return f"the lab needs {', '.join(missing)} (apt-get install systemd-container debootstrap; see .ci/run)"
+        return f"the lab needs {', '.join(missing)} (apt-get install systemd-container mmdebstrap; see .ci/run)"
     if python39_program() is None:
         return (
             "the lab runs the installer with Python 3.9 as EL9 nodes do: install 3.9 with pyenv, or set "

@@ -149,7 +149,7 @@ def debian_release(mirror: MirrorServer, signer: SigningKey) -> dict:
     real = yaml.safe_load((REPO_ROOT / "manifests/k8s-1.29.6.yaml").read_text())
     packages = real["deb"][DEBIAN_TARGET]["packages"]  # the real release's list
     # the lab's nodes have these from the base (a real node gets them from the bundle: the real build's `installed`
-    # is [apt]); every package the base has from debootstrap's --include and apt counts as installed
+    # is [apt]); every package the base has from mmdebstrap's --include counts as installed
     installed = sorted({"apt", *BOOTSTRAP_PACKAGES, *NODE_PACKAGES})
     manifest["deb"] = {DEBIAN_TARGET: {"repositories": repositories, "packages": packages, "installed": installed}}
     return manifest

@@ -1,8 +1,8 @@
 """The lab's node root: Debian 12 with systemd, made once and cached, then dressed as an EL9 node.
 
 Two cache levels under LAB_CACHE (default /var/cache/k8s-bundler-lab, or $K8S_LAB_CACHE):
-- `base-<hash of the package lists>`: debootstrap bookworm minbase, then the node packages installed by apt
-  inside it (the slow part, about two minutes; made once per machine and package list);
+- `base-<hash of the package lists>`: mmdebstrap's bookworm minbase with every node package, installed by apt
+  inside it in one run (the slow part, about a minute; made once per machine and package list);
 - `root-<base hash>-<hash of the lab recipe>`: a copy of the base with the EL9 identity, EL9's original
   files and the stand-ins of tests/lab/standins.py (seconds; remade when the recipe changes).
 Each is built in a temporary folder and renamed into place under a file lock: never half-made.
@@ -27,8 +27,8 @@ from tests.support.sandbox import ORIGINAL_CHRONY, ORIGINAL_FSTAB, ORIGINAL_HOST
 LAB_CACHE = Path(os.environ.get("K8S_LAB_CACHE", "/var/cache/k8s-bundler-lab"))
 DEBIAN_MIRROR = os.environ.get("K8S_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
-# debootstrap's own set (its --include), then what apt installs with the root's own dpkg and maintainer
-# scripts (firewalld's polkit does not configure inside debootstrap).
+# What a booted node needs, then the node's own packages; mmdebstrap installs both in one apt run inside the root
+# (its own dpkg and maintainer scripts).
 BOOTSTRAP_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "python3", "kmod", "procps", "netbase")
 NODE_PACKAGES = (
     "firewalld", "chrony", "keepalived", "haproxy", "nftables", "iptables", "ebtables", "ipset", "ipvsadm",
@@ -43,6 +43,8 @@ EL9_PRESENT_RPMS = (
     FakeRpm("rocky-release", "9.3", provides=("system-release = 9.3", "system-release(releasever) = 9"),
             files={"/usr/share/k8s-lab/rocky-release": "stand-in"}),
 )  # fmt: skip
+BUILDER = "mmdebstrap"  # part of the base's key: a base another builder made is remade
+MERGED_USR_HOOKS = "/usr/share/mmdebstrap/hooks/merged-usr"
 LAB_RPM_MACROS = "%_dbpath /var/lib/rpm\n"  # EL9's RPM database path (Debian's rpm defaults to ~/.rpmdb)
 
 
@@ -51,11 +53,11 @@ def _digest(*parts: object) -> str:
 
 
 def base_key() -> str:
-    return _digest(SUITE, DEBIAN_MIRROR, BOOTSTRAP_PACKAGES, NODE_PACKAGES)
+    return _digest(SUITE, DEBIAN_MIRROR, BOOTSTRAP_PACKAGES, NODE_PACKAGES, BUILDER)
 
 
 def base_folder() -> Path:
-    """Where the cached base (debootstrap's root and the node packages) of this recipe is."""
+    """Where the cached base (mmdebstrap's root with the node packages) of this recipe is."""
     return LAB_CACHE / f"base-{base_key()}"
 
 
@@ -83,13 +85,17 @@ def nspawn_run(root: Path, *argv: str, timeout: float = 900) -> subprocess.Compl
 
 
 def build_base(target: Path) -> None:
-    subprocess.run(
-        ["debootstrap", "--variant=minbase", f"--include={','.join(BOOTSTRAP_PACKAGES)}", SUITE, str(target),
-         DEBIAN_MIRROR],
-        check=True, capture_output=True, timeout=1200,
+    """mmdebstrap rather than debootstrap then apt: apt downloads in parallel and dpkg runs once, 55 s instead of
+    93 s on a fresh two-core machine (the same packages: merged /usr by its hook, as debootstrap does). dpkg
+    skips fsync while it builds (a half-made base is never renamed into place); the node's dpkg keeps it."""
+    made = subprocess.run(
+        ["mmdebstrap", "-q", "--variant=minbase", f"--hook-dir={MERGED_USR_HOOKS}",
+         f"--include={','.join(BOOTSTRAP_PACKAGES + NODE_PACKAGES)}", "--dpkgopt=force-unsafe-io",
+         '--customize-hook=rm "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap', SUITE, str(target), DEBIAN_MIRROR],
+        capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
-    nspawn_run(target, "apt-get", "install", "-y", "-q", "--no-install-recommends", *NODE_PACKAGES)
-    nspawn_run(target, "apt-get", "clean")
+    if made.returncode != 0:
+        raise RuntimeError(f"mmdebstrap {SUITE} {target}: {(made.stdout + made.stderr)[-3000:]}")
 
 
 def dress_as_el9(root: Path, work: Path) -> None:

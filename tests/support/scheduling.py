@@ -18,7 +18,7 @@ from xdist.scheduler import LoadGroupScheduling
 # seconds a group took on this project's two-core machines under `make test` (three workers; `make profile`'s wall
 # seconds in a clean run of 9423e58, 2026-12-06), roughly; update as they move
 LONG_GROUPS: Dict[str, int] = {
-    "lab": 580,  # its root (debootstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
+    "lab": 580,  # its root (mmdebstrap) on a fresh machine, the bundle, booted nodes, live installs, upgrades
     "lab-ansible": 400,  # tests/lab/test_ansible_lab.py: three nodes of its own, the playbooks run live
     "test_cluster_ansible": 305,  # with its upgrade test, which starts from the install test's nodes
     "test_cluster_ansible_bundle_url": 200,  # the --serve playbook: the bundle host set up, then every node

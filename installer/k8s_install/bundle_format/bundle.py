@@ -43,6 +43,13 @@ class Bundle:
             raise InstallError(f"{self.root / MANIFEST_NAME}: the bundle has no artifact {name!r}; rebuild it")
         return self.root / entry.path
 
+    def artifact_sha256(self, name: str) -> str:
+        """The artifact's sha256 as bundle.yaml records it (SHA256SUMS, which the run verified, says the same)."""
+        entry = self.manifest.artifact(name)
+        if entry is None:
+            raise InstallError(f"{self.root / MANIFEST_NAME}: the bundle has no artifact {name!r}; rebuild it")
+        return entry.sha256
+
     def has_artifact(self, name: str) -> bool:
         return self.manifest.artifact(name) is not None
 

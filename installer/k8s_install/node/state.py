@@ -48,6 +48,17 @@ class State:
     def files(self) -> Dict[str, Dict[str, Any]]:
         return dict(self.data["files"])
 
+    # -- runtime artifacts (steps/runtime.py) ------------------------------------------------------------
+    def runtime_artifact(self, name: str) -> Optional[Dict[str, Any]]:
+        """What the installer last wrote from the bundle artifact `name`: its sha256, the layout that placed its
+        members (steps/runtime.py BinarySet) and the files it wrote."""
+        return self.data.get("runtime_artifacts", {}).get(name)
+
+    def record_runtime_artifact(self, name: str, sha256: str, layout: str, files: List[str]) -> None:
+        artifacts = self.data.setdefault("runtime_artifacts", {})
+        artifacts[name] = {"sha256": sha256, "layout": layout, "files": sorted(files)}
+        self.save()
+
     # -- units, packages, restarts -------------------------------------------------------------------
     def record_unit(self, unit: str) -> None:
         if unit not in self.data["units"]:

@@ -5,6 +5,11 @@ Members are read from the verified tarballs and written by name to fixed destina
 by their own paths), each compared with what is on disk first. The CNI plugins 1.4.0 are re-checked on
 every run, so they win over the older plugins of the kubernetes-cni RPM on first install and re-runs.
 
+A re-run reads no tarball when nothing moved: the state records, for each artifact, its sha256 and the files
+written from it, and when the bundle's artifact is the recorded one and each of those files still holds what was
+written (its sha256 on disk, mode 0755), the set is done. Anything else (another artifact, a file a package or
+a hand replaced, no record yet) reads the tarball and compares every member, as the first run did.
+
 A binary an earlier runtime release installed that the bundle's release no longer ships (containerd 1.6's
 containerd-shim and containerd-shim-runc-v1 after an upgrade to 1.7 or 2.x) is retired: removed, or the
 original it replaced put back, as `reset` would, so no stale binary stays on PATH.
@@ -15,46 +20,45 @@ from __future__ import annotations
 import posixpath
 import tarfile
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
+from k8s_install.bundle_format.sums import sha256_file
 from k8s_install.engine import Change, Node, Step
 from k8s_install.errors import InstallError
 from k8s_install.node.undo import undo_file
 from k8s_install.steps.files import plan_file
 
-Destination = Callable[[str], Optional[str]]  # member path -> absolute destination, or None to skip
-
-
-def _under(prefix: str, directory: str) -> Destination:
-    def place(member: str) -> Optional[str]:
-        if prefix and not member.startswith(prefix):
-            return None
-        return f"{directory}/{posixpath.basename(member)}"
-
-    return place
-
-
-def _only(name: str, destination: str) -> Destination:
-    return lambda member: destination if posixpath.basename(member) == name else None
-
 
 @dataclass(frozen=True)
 class BinarySet:
+    """Which files of a bundle artifact go where: every regular member under `under` (all when empty), or only
+    the one named `named`, written to `folder` by its base name; a plain binary (`single_file`) goes there whole.
+    Plain data, so its repr is the layout the state records beside the files it wrote."""
+
     artifact: str
-    destination: Destination
+    folder: str = ""
+    under: str = ""
+    named: str = ""
     restarts: Tuple[str, ...] = ()
     single_file: Optional[str] = None  # a plain binary, not a tarball: its destination
     optional: bool = False  # only in some bundles (crictl/kube binaries come from RPMs on EL9)
 
+    def destination(self, member: str) -> Optional[str]:
+        """Where a member (its normalised path in the tarball) is installed, or None to leave it out."""
+        name = posixpath.basename(member)
+        if (self.named and name != self.named) or (self.under and not member.startswith(self.under)):
+            return None
+        return f"{self.folder}/{name}"
+
 
 BINARY_SETS: Tuple[BinarySet, ...] = (
-    BinarySet("containerd", _under("bin/", "/usr/local/bin"), ("containerd",)),
-    BinarySet("runc", _only("", ""), ("containerd",), single_file="/usr/local/sbin/runc"),
-    BinarySet("cni-plugins", _under("", "/opt/cni/bin")),
-    BinarySet("buildkit", _under("bin/", "/usr/local/bin"), ("buildkitd",)),
-    BinarySet("nerdctl", _only("nerdctl", "/usr/local/bin/nerdctl")),
-    BinarySet("crictl", _only("crictl", "/usr/local/bin/crictl"), optional=True),
-    BinarySet("helm", _only("helm", "/usr/local/bin/helm"), optional=True),  # for the bundle's charts
+    BinarySet("containerd", "/usr/local/bin", under="bin/", restarts=("containerd",)),
+    BinarySet("runc", restarts=("containerd",), single_file="/usr/local/sbin/runc"),
+    BinarySet("cni-plugins", "/opt/cni/bin"),
+    BinarySet("buildkit", "/usr/local/bin", under="bin/", restarts=("buildkitd",)),
+    BinarySet("nerdctl", "/usr/local/bin", named="nerdctl"),
+    BinarySet("crictl", "/usr/local/bin", named="crictl", optional=True),
+    BinarySet("helm", "/usr/local/bin", named="helm", optional=True),  # for the bundle's charts
 )
 
 
@@ -98,6 +102,42 @@ def binary_files(node: Node, binaries: BinarySet) -> Dict[str, bytes]:
     return files
 
 
+def unchanged_since_written(node: Node, binaries: BinarySet) -> Optional[List[str]]:
+    """The files this artifact installed, when the state says they were written from this very artifact by this
+    layout (`binaries`) and each still holds what was written; None when the tarball must be read."""
+    if not node.bundle.has_artifact(binaries.artifact):
+        return None
+    record = node.state.runtime_artifact(binaries.artifact)
+    if record is None or record.get("layout") != repr(binaries):
+        return None
+    if record.get("sha256") != node.bundle.artifact_sha256(binaries.artifact):
+        return None
+    files: List[str] = list(record.get("files") or [])
+    for destination in files:
+        written = node.state.file_record(destination)
+        target = node.host.path(destination)
+        if written is None or target.is_symlink() or not target.is_file():
+            return None
+        if target.stat().st_mode & 0o7777 != 0o755 or sha256_file(target) != written.get("sha256"):
+            return None
+    return files or None
+
+
+def recorded_when_applied(node: Node, binaries: BinarySet, files: List[str], changes: List[Change]) -> List[Change]:
+    """`changes` with the last one also recording the artifact in the state once it is applied (the engine
+    applies a step's changes in order and stops at the first that fails, so a cut run records nothing)."""
+    if not changes:
+        return changes
+    last = changes[-1]
+    sha256 = node.bundle.artifact_sha256(binaries.artifact)
+
+    def apply_then_record() -> None:
+        last.apply()
+        node.state.record_runtime_artifact(binaries.artifact, sha256, repr(binaries), files)
+
+    return changes[:-1] + [Change(last.summary, apply_then_record, last.restarts)]
+
+
 RUNTIME_FOLDERS = ("/usr/local/bin/", "/usr/local/sbin/", "/opt/cni/bin/")
 
 
@@ -124,7 +164,14 @@ class RuntimeBinaries(Step):
         changes: List[Change] = []
         installed: Set[str] = set()
         for binaries in BINARY_SETS:
-            for destination, data in binary_files(node, binaries).items():
-                installed.add(destination)
-                changes += plan_file(node, destination, data, 0o755, binaries.restarts)
+            unchanged = unchanged_since_written(node, binaries)
+            if unchanged is not None:
+                installed.update(unchanged)
+                continue
+            files = binary_files(node, binaries)
+            planned: List[Change] = []
+            for destination, data in files.items():
+                planned += plan_file(node, destination, data, 0o755, binaries.restarts)
+            installed.update(files)
+            changes += recorded_when_applied(node, binaries, list(files), planned)
         return changes + plan_retired(node, installed)

@@ -43,7 +43,7 @@ EL9_PRESENT_RPMS = (
     FakeRpm("rocky-release", "9.3", provides=("system-release = 9.3", "system-release(releasever) = 9"),
             files={"/usr/share/k8s-lab/rocky-release": "stand-in"}),
 )  # fmt: skip
-BUILDER = "mmdebstrap"  # part of the base's key: a base another builder made is remade
+BUILDER = "mmdebstrap, apt lists kept"  # part of the base's key: a base another builder made is remade
 MERGED_USR_HOOKS = "/usr/share/mmdebstrap/hooks/merged-usr"
 LAB_RPM_MACROS = "%_dbpath /var/lib/rpm\n"  # EL9's RPM database path (Debian's rpm defaults to ~/.rpmdb)
 
@@ -87,10 +87,12 @@ def nspawn_run(root: Path, *argv: str, timeout: float = 900) -> subprocess.Compl
 def build_base(target: Path) -> None:
     """mmdebstrap rather than debootstrap then apt: apt downloads in parallel and dpkg runs once, 55 s instead of
     93 s on a fresh two-core machine (the same packages: merged /usr by its hook, as debootstrap does). dpkg
-    skips fsync while it builds (a half-made base is never renamed into place); the node's dpkg keeps it."""
+    skips fsync while it builds (a half-made base is never renamed into place); the node's dpkg keeps it. apt's
+    lists stay (real Debian 12 metadata: tests/lab/test_debian_metadata.py reads them)."""
     made = subprocess.run(
         ["mmdebstrap", "-q", "--variant=minbase", f"--hook-dir={MERGED_USR_HOOKS}",
          f"--include={','.join(BOOTSTRAP_PACKAGES + NODE_PACKAGES)}", "--dpkgopt=force-unsafe-io",
+         "--skip=cleanup/apt/lists",
          '--customize-hook=rm "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap', SUITE, str(target), DEBIAN_MIRROR],
         capture_output=True, text=True, timeout=1200,
     )  # fmt: skip

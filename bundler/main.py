@@ -91,7 +91,7 @@ def _check_supported(parser: argparse.ArgumentParser, kubernetes: Optional[str])
 
 
 def _check_images_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    from k8s_install.images.push import check_prefix
+    from k8s_install.images.push_options import check_prefix
 
     if args.plain_http and args.ca_file:
         parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     text = "copy every image of a bundle (tarball or folder) into a registry, keeping repository names"
     push = image_actions.add_parser("push", help=text, description=text)
     push.add_argument("bundle", type=Path, metavar="BUNDLE.tar|DIR")
-    from k8s_install.images.push import add_push_options
+    from k8s_install.images.push_options import add_push_options
 
     add_push_options(push)
     push.add_argument("--chunk-size", type=_positive, metavar="BYTES", help="upload blobs bigger than this in chunks")

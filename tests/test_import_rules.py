@@ -2,7 +2,8 @@
 
 - The installer (`k8s_install`) runs on the nodes with the standard library, PyYAML and Jinja2 only: every one
   of its modules imports with the builder's dependencies (and the builder itself) made unimportable.
-- The installer's command line parses without Jinja2 (`--help`, `verify`, `status` never render a template).
+- The installer's command line parses without Jinja2 (`--help`, `verify`, `status` never render a template), and a
+  command imports only its own module (`verify` loads no step, Jinja2 or registry client).
 - A step never imports a command: commands compose steps, not the other way round.
 - `bundler/pyz_main.py` (the zipapp's `__main__`, run by the node's Python) is standard library only, and no
   builder module imports it.
@@ -92,6 +93,33 @@ print("ok")
 """,
     )
     assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`verify` (run before every install by the playbooks) loads no step, template engine or registry client:
+    main.py imports the module of the command that runs, not every command's."""
+    result = run_blocked(
+        ("jinja2", "k8s_install.steps", "k8s_install.images.registry_client") + BUILDER_ONLY,
+        """
+import sys
+from k8s_install.main import main
+sys.exit(main(["verify", "--bundle", "/nonexistent-bundle"]))
+""",
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == "k8s-install.pyz: error: /nonexistent-bundle: no such bundle folder"
+
+
+def test_every_command_has_a_handler() -> None:
+    result = run_blocked(
+        BUILDER_ONLY,
+        """
+from k8s_install.main import COMMAND_HELP, handler_for
+missing = [name for name in [*COMMAND_HELP, "config"] if not callable(handler_for(name))]
+print(missing, handler_for("no-such-command"))
+""",
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "[] None"), result.stderr
 
 
 def test_no_step_imports_a_command() -> None:

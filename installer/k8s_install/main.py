@@ -8,6 +8,7 @@ early (`... --json | head`): no message, as other Unix tools do.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
@@ -220,7 +221,7 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
             ignored_checks(args.ignore_preflight)
         if getattr(args, "images_action", None) == "push":
-            from k8s_install.images.push import check_prefix
+            from k8s_install.images.push_options import check_prefix
 
             if args.plain_http and args.ca_file:
                 parser.error("--plain-http and --ca-file do not go together: plain HTTP checks no certificate")
@@ -235,7 +236,7 @@ def add_push_parser(images: argparse.ArgumentParser) -> None:
     push = actions.add_parser(
         "push", help=text, description=text, parents=[node_options(COMMAND_OPTIONS["images push"])]
     )
-    from k8s_install.images.push import add_push_options
+    from k8s_install.images.push_options import add_push_options
 
     add_push_options(push)
 
@@ -272,24 +273,35 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def handlers() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from k8s_install.commands import certs, images, install, join_info, reset, serve, status, upgrade
-    from k8s_install.commands.node import bundle_dir
+# command -> (module, function). Only the module of the command that runs is imported: each pulls its own steps,
+# templates or registry client, and a node runs the installer many times (verify, plan, install, status).
+HANDLERS: Dict[str, Tuple[str, str]] = {
+    "install": ("k8s_install.commands.install", "run_install"),
+    "plan": ("k8s_install.commands.install", "run_plan"),
+    "preflight": ("k8s_install.commands.install", "run_preflight"),
+    "images": ("k8s_install.commands.images", "run_images"),
+    "reset": ("k8s_install.commands.reset", "run_reset"),
+    "status": ("k8s_install.commands.status", "run_status"),
+    "join-info": ("k8s_install.commands.join_info", "run_join_info"),
+    "certs": ("k8s_install.commands.certs", "run_certs"),
+    "upgrade": ("k8s_install.commands.upgrade", "run_upgrade"),
+    "serve": ("k8s_install.commands.serve", "run_serve"),
+}
 
-    return {
-        "install": install.run_install,
-        "plan": install.run_plan,
-        "preflight": install.run_preflight,
-        "verify": run_verify,
-        "images": images.run_images,
-        "reset": reset.run_reset,
-        "status": status.run_status,
-        "join-info": join_info.run_join_info,
-        "certs": certs.run_certs,
-        "upgrade": upgrade.run_upgrade,
-        "serve": serve.run_serve,
-        "config": lambda args: run_config(args, bundle_dir(args)),
-    }
+
+def handler_for(command: str) -> Optional[Callable[[argparse.Namespace], int]]:
+    """The function that runs `command`, its module imported now; None for a command this version lacks."""
+    if command == "verify":
+        return run_verify
+    if command == "config":
+        from k8s_install.commands.node import bundle_dir
+
+        return lambda args: run_config(args, bundle_dir(args))
+    if command not in HANDLERS:
+        return None
+    module, function = HANDLERS[command]
+    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), function)
+    return handler
 
 
 def takes_run_lock(args: argparse.Namespace) -> bool:
@@ -304,7 +316,7 @@ def takes_run_lock(args: argparse.Namespace) -> bool:
 
 def dispatch(args: argparse.Namespace) -> int:
     command = args.command or "install"
-    handler = handlers().get(command)
+    handler = handler_for(command)
     if handler is None:
         raise InstallError(f"{command} is not available in this version")
     root = Path(args.root or "/")

@@ -27,7 +27,7 @@ def cluster_ca(args: argparse.Namespace, root: Path, host: Host) -> Tuple[str, s
             return path.read_text(encoding="utf-8"), str(path)
         except (OSError, UnicodeDecodeError) as error:
             raise InstallError(f"--bundle-ca {path}: cannot read the CA certificate: {error}") from None
-    from k8s_install.commands.cluster_settings import find_secrets
+    from k8s_install.commands.secrets_file import find_secrets
 
     found = find_secrets(args, root, host, getattr(args, "role", None) or "worker")
     if found is None or not found.is_file():

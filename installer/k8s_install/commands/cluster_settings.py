@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import FrozenSet, List, Optional
 
 from k8s_install.bundle_format.bundle import Bundle
-from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME, SECRETS_NAME, WORKER_SECRETS_NAME
+from k8s_install.bundle_format.layout import CLUSTER_CONFIG_NAME, SECRETS_NAME
 from k8s_install.cluster.config import load_cluster_config
 from k8s_install.cluster.identity import identify_image_node, identify_node, read_local_addresses
 from k8s_install.cluster.model import ClusterConfig, Node
-from k8s_install.cluster.paths import INSTALLED_SECRETS
 from k8s_install.cluster.secrets import ClusterSecrets, load_secrets
+from k8s_install.commands.secrets_file import find_secrets
 from k8s_install.errors import InstallError
 from k8s_install.node.host import Host
 from k8s_install.settings import NodeSettings
@@ -28,19 +28,6 @@ def config_path(args: argparse.Namespace, bundle: Bundle) -> Path:
 
 def secrets_path(args: argparse.Namespace, bundle: Bundle, host: Host, role: str) -> Optional[Path]:
     return find_secrets(args, bundle.root, host, role)
-
-
-def find_secrets(args: argparse.Namespace, bundle_root: Path, host: Host, role: str) -> Optional[Path]:
-    """--secrets, else the copy a control plane keeps, else the file beside the bundle folder (a worker
-    takes the worker-only file when it is there)."""
-    if getattr(args, "secrets", None):
-        return Path(args.secrets)
-    names = [WORKER_SECRETS_NAME, SECRETS_NAME] if role == "worker" else [SECRETS_NAME]
-    candidates = [host.path(INSTALLED_SECRETS)] + [bundle_root.parent / name for name in names]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def ignored_checks(names: List[str]) -> FrozenSet[str]:

@@ -34,7 +34,7 @@ def trusted_signers(args: argparse.Namespace, host: Host) -> Optional[TrustedSig
     if getattr(args, "trusted_signers", None):
         return read_trusted_signers(Path(args.trusted_signers))
     from k8s_install.cluster.secrets import recorded_signers
-    from k8s_install.commands.cluster_settings import find_secrets
+    from k8s_install.commands.secrets_file import find_secrets
 
     found = find_secrets(args, bundle_dir(args), host, getattr(args, "role", None) or "worker")
     return recorded_signers(found) if found is not None else None

@@ -15,9 +15,7 @@ and is skipped when the registry already has it under that tag with the same dig
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Dict, List, Optional, Tuple
@@ -26,6 +24,7 @@ from k8s_install.bundle_format.layout import IMAGES_DIR
 from k8s_install.bundle_format.opened import OpenedBundle
 from k8s_install.errors import InstallError
 from k8s_install.images.names import parse_image_name
+from k8s_install.images.push_options import check_prefix
 from k8s_install.images.registry_client import RegistryClient
 
 NAME_ANNOTATION = "io.containerd.image.name"
@@ -34,7 +33,6 @@ MANIFEST_ACCEPT = ", ".join(
     INDEX_TYPES + ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 )
 DEFAULT_CHUNK = 64 << 20
-_PREFIX = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
 
 class LayoutSource:
@@ -90,13 +88,6 @@ def target_for(name: str, prefix: str, registry: str = "") -> Target:
     if prefix and parsed.registry != registry:
         repository = f"{prefix.strip('/')}/{repository}"
     return Target(name, repository, parsed.reference)
-
-
-def check_prefix(prefix: str) -> str:
-    prefix = prefix.strip("/")
-    if prefix and not _PREFIX.match(prefix):
-        raise InstallError(f"--prefix {prefix!r}: use lowercase letters, digits, . _ - and / (e.g. mirror/k8s)")
-    return prefix
 
 
 @dataclass
@@ -280,14 +271,3 @@ def summary(report: PushReport, host: str) -> str:
         f"{report.blobs_mounted} mounted, {report.blobs_present} already there; "
         f"{report.manifests_pushed} manifest(s) written, {report.manifests_present} unchanged"
     )
-
-
-def add_push_options(push: argparse.ArgumentParser) -> None:
-    """The options of `images push`, the same in both tools (bundler adds the bundle argument)."""
-    push.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT] of the registry (https)")
-    push.add_argument("--prefix", default="", help="put every repository under this path, e.g. mirror/k8s")
-    push.add_argument("--ca-file", metavar="FILE", help="CA bundle the registry's certificate is checked with")
-    push.add_argument(
-        "--auth-file", metavar="FILE", help="credentials as podman/docker login write them (auths.HOST.auth)"
-    )
-    push.add_argument("--plain-http", action="store_true", help="plain HTTP (loopback test registries only)")

@@ -47,7 +47,7 @@ def ca_secrets(args: argparse.Namespace, bundle: Bundle, host: Host) -> Tuple[st
     """(CA certificate, CA key) from the cluster secrets: the serving certificate is signed by the cluster CA."""
     from k8s_install.bundle_format.yaml_loader import load_yaml
     from k8s_install.cluster.secrets import load_secrets
-    from k8s_install.commands.cluster_settings import find_secrets
+    from k8s_install.commands.secrets_file import find_secrets
 
     found = find_secrets(args, bundle.root, host, "control-plane")
     if found is None:

@@ -6,10 +6,11 @@ SYSTEM_PYTHON ?= python3
 PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(SYSTEM_PYTHON))
 VERMIN = $(PYTHON) -c 'import sys, vermin; sys.exit(vermin.main())' --target=3.9- --no-tips --violations --eval-annotations --backport dataclasses
 
-# `make test` runs three pytest-xdist workers (the lab's shared nodes all in one, tests/conftest.py); JOBS=1
-# runs one. Three on two cores: a worker often waits (nodes booting, sshd, ansible, daemons, sleeps in the
-# installer's steps) and a third keeps both cores busy meanwhile (docs/testing.md).
-JOBS ?= 3
+# `make test` runs four pytest-xdist workers (the lab's shared nodes all in one, tests/conftest.py); JOBS=1
+# runs one. Four on two cores: a worker often waits (nodes booting, sshd, ansible, daemons, sleeps in the
+# installer's steps; the lab's group uses a third of a core) and the others keep both cores busy meanwhile
+# (docs/testing.md).
+JOBS ?= 4
 PYTEST_WORKERS = $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadgroup)
 # (tests/conftest.py drops PYTHONDONTWRITEBYTECODE for the workers and every process the tests start: it says why)
 PYTEST = $(PYTHON) -m pytest

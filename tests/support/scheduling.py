@@ -9,7 +9,7 @@ nothing left to do. Groups named here start first, longest first, in the seconds
 
 One exception: the lab's groups (`lab...`) all need the lab's root, which the first of them builds on a fresh
 machine (a minute of downloads and dpkg, tests/lab/root.py) while the others wait on its lock. So only the longest
-lab group starts at once, beside the two longest other groups, and the other lab groups follow those: the
+lab group starts at once, beside the three longest other groups, and the other lab groups follow those: the
 workers keep both cores busy while the root is built.
 """
 
@@ -43,15 +43,16 @@ LONG_GROUPS: Dict[str, int] = {
 
 
 LAB_PREFIX = "lab"  # tests/lab's groups: each needs the lab's root
+BESIDE_THE_FIRST_LAB = 3  # one per other worker of `make test` (JOBS=4)
 
 
 def start_order(seconds: Dict[str, int]) -> List[str]:
     """The groups of `seconds`, longest first, except that the lab groups after the longest one start behind the
-    two longest groups that need no lab root."""
+    BESIDE_THE_FIRST_LAB longest groups that need no lab root."""
     longest = sorted(seconds, key=lambda name: -seconds[name])
     labs = [name for name in longest if name.startswith(LAB_PREFIX)]
     others = [name for name in longest if not name.startswith(LAB_PREFIX)]
-    first = labs[:1] + others[:2]
+    first = labs[:1] + others[:BESIDE_THE_FIRST_LAB]
     return first + [name for name in longest if name not in first]
 
 

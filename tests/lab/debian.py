@@ -28,7 +28,7 @@ import yaml
 
 from tests.lab import standins
 from tests.lab.bundle import REPO_ROOT, buildkit_standin, debian_containerd_version, replace_file_artifact
-from tests.lab.root import BOOTSTRAP_PACKAGES, NODE_PACKAGES, base_folder, dressed_root
+from tests.lab.root import BOOTSTRAP_PACKAGES, NODE_PACKAGES, built_base, dressed_root
 from tests.support.deb_repo import FakeDeb, make_repository
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import node_release_manifest
@@ -127,7 +127,9 @@ def bookworm_repository(base: Path, signer: SigningKey) -> Dict[str, bytes]:
 
 def debian_release(mirror: MirrorServer, signer: SigningKey) -> dict:
     """The release manifest: the lab's runtime files and a `deb: debian12:` section served from the mirror."""
-    for path, data in bookworm_repository(base_folder(), signer).items():
+    from tests.lab.conftest import TIMINGS  # the lab's figures (a conftest module: imported when first needed)
+
+    for path, data in bookworm_repository(built_base(TIMINGS), signer).items():
         mirror.add(f"/{DEBIAN_HOST}/debian/{path}", data)
     mirror.add(f"/{DEBIAN_HOST}/key.asc", signer.public)
     kubernetes = make_repository(kube_debs(), signer, "/")

@@ -169,17 +169,29 @@ def lab_root(timings: Dict[str, float]) -> Path:
     return dressed_root("root", dress, (), timings, "dressed root")
 
 
+def built_base(timings: Dict[str, float]) -> Path:
+    """The base of this recipe, built first if this machine has none: what reads the base goes through here (another
+    pytest-xdist worker may be building it)."""
+    with cache_lock():
+        return _built_base(timings)
+
+
+def _built_base(timings: Dict[str, float]) -> Path:
+    base = base_folder()
+    if not (base / ".lab-ready").exists():
+        started = time.monotonic()
+        _build_into_place(base, build_base)
+        timings["base root build"] = time.monotonic() - started
+    return base
+
+
 def dressed_root(
     kind: str, dress: Callable[[Path], None], recipe: Sequence[Path], timings: Dict[str, float], label: str
 ) -> Path:
     """The base copied and dressed by `dress`, cached as `kind` for this recipe (root.py, the stand-ins and the
     `recipe` files that dress it); the base built first if needed, `timings[label]` what dressing took."""
     with cache_lock():
-        base = base_folder()
-        started = time.monotonic()
-        if not (base / ".lab-ready").exists():
-            _build_into_place(base, build_base)
-            timings["base root build"] = time.monotonic() - started
+        base = _built_base(timings)
         key = _digest(recipe_key(), [path.read_text() for path in recipe])
         root = LAB_CACHE / f"{kind}-{base_key()}-{key}"
         if not (root / ".lab-ready").exists():

@@ -20,7 +20,7 @@ from bundler.download import Downloader, FetchOptions
 from bundler.manifest import load_release
 from bundler.rpm.keys import load_fingerprint_pins
 from tests.conftest import LAB_TIMINGS
-from tests.lab.root import base_folder
+from tests.lab.root import built_base
 from tests.support.http_server import MirrorServer
 
 pytestmark = pytest.mark.xdist_group("lab-debian-metadata")  # no nodes, only the lab root: beside the shared lab
@@ -32,7 +32,7 @@ KUBERNETES_OWN = ("kubeadm", "kubelet", "kubectl")
 
 @pytest.fixture(scope="module")
 def debian_mirror(lab_root_dir: Path) -> Iterator[MirrorServer]:
-    base = base_folder()
+    base = built_base(LAB_TIMINGS)
     server = MirrorServer().start()
     server.add("/deb.debian.org/debian/dists/bookworm/InRelease", (base / f"{LISTS}InRelease").read_bytes())
     server.add("/deb.debian.org/debian/dists/bookworm/main/binary-amd64/Packages",

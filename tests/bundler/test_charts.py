@@ -32,6 +32,7 @@ from tests.support.charts import (
 )
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
+from tests.support.session_cache import shiv_root
 
 pytestmark = pytest.mark.daemons
 
@@ -121,7 +122,7 @@ def test_a_chart_from_a_repository_rides_along_with_its_images_in_sums_sbom_and_
     unpacked.mkdir()
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(unpacked)], check=True)
     node_verify = [find_python39() or sys.executable, str(unpacked / TOP / "k8s-install.pyz"), "verify"]
-    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
     verified = subprocess.run(node_verify, env=env, capture_output=True, text=True)
     assert verified.returncode == 0 and "bundle OK" in verified.stdout, verified.stderr
     (unpacked / TOP / path).write_bytes(b"not the chart")

@@ -25,6 +25,7 @@ from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.http_server import MirrorServer
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
+from tests.support.session_cache import shiv_root
 from tests.support.upgrade_standin import recorded_actions, retarget
 
 pytestmark = [
@@ -94,7 +95,7 @@ def run_pyz(python39: str, bundle: Path, tmp_path: Path, root: Path, ip: str, *f
             "--config", str(site / "cluster.yaml"), "--secrets", str(site / "cluster-secrets.yaml"),
             "--allow-incomplete",  # the stand-in bundle lacks kubeadm's packages
         ]  # fmt: skip
-        env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+        env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 

@@ -60,3 +60,11 @@ def built_once(key: str, build: Callable[[Path], None]) -> Optional[Path]:
 def copy_into(entry: Path, work: Path) -> None:
     """A caller's own copy of a shared entry (modes and times kept): what a test changes stays its own."""
     shutil.copytree(entry, work, symlinks=True, dirs_exist_ok=True)
+
+
+def shiv_root(fallback: Path) -> str:
+    """SHIV_ROOT for a test's k8s-install.pyz runs: one folder for the whole run, so a zipapp unpacks (and Python
+    compiles its modules) once per build id instead of once per test, as on a node that runs it again and again;
+    `fallback` outside a session. shiv unpacks under a file lock, keyed by the zipapp's build id. A test about the
+    unpacking itself, or one that changes a zipapp's contents, keeps a folder of its own."""
+    return str(FOLDER / "shiv") if FOLDER is not None else str(fallback)

@@ -16,6 +16,7 @@ import yaml
 from bundler import paths
 from tests.conftest import REPO, StandInRelease, run_bundler
 from tests.support.http_server import MirrorServer
+from tests.support.session_cache import shiv_root
 from tests.support.tiny_bundle import write_tiny_bundle
 
 TOP = "k8s-bundle-1.29.6-rocky9-amd64-k8s-cluster"  # built with --cluster: its name is in the bundle name
@@ -170,7 +171,7 @@ def test_the_zipapp_renders_its_templates_under_python39(with_cluster: Path, pyt
     tmp_path = with_cluster
     subprocess.run(["tar", "-xf", str(tmp_path / "out" / f"{TOP}.tar"), "-C", str(tmp_path)], check=True)
     pyz = tmp_path / TOP / "k8s-install.pyz"
-    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
     run = lambda *args: subprocess.run([python39, str(pyz), *args], env=env, capture_output=True, text=True)  # noqa: E731
     init = run("config", "init", "--dir", str(tmp_path / "fresh"))
     assert init.returncode == 0, init.stderr

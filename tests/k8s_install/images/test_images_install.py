@@ -16,6 +16,7 @@ from tests.conftest import StandInRelease
 from tests.support.containerd import Containerd
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry
+from tests.support.session_cache import shiv_root
 from tests.support.test_images import GREETING
 
 pytestmark = [pytest.mark.daemons, pytest.mark.root]
@@ -79,7 +80,7 @@ def test_containerd_not_running_gives_one_line(unpacked: Path, tmp_path: Path) -
 
 
 def test_pyz_images_under_python39(unpacked: Path, containerd: Containerd, python39: str, tmp_path: Path) -> None:
-    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
     command = [
         python39,
         str(unpacked / "k8s-install.pyz"),

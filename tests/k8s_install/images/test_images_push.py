@@ -19,6 +19,7 @@ import yaml
 from tests.conftest import StandInRelease, run_bundler
 from tests.support.image_fixtures import build_bundle
 from tests.support.registry import Registry, make_certificate, make_htpasswd
+from tests.support.session_cache import shiv_root
 
 pytestmark = pytest.mark.daemons
 
@@ -107,7 +108,7 @@ def test_bundler_push_keeps_names_and_digests_and_second_push_uploads_nothing(
 
 def test_installer_push_under_python39(bundle: Path, private: Dict[str, object], python39: str, tmp_path: Path) -> None:
     images = bundled_images(bundle, tmp_path)
-    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
     folder = tmp_path / TOP
     command = [python39, str(folder / "k8s-install.pyz"), "images", "push", *push_args(private)]
     result = subprocess.run(command, capture_output=True, text=True, env=env)

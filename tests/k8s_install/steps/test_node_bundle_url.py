@@ -20,6 +20,7 @@ from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import TOP, build_node_bundle
 from tests.support.prerequisites import require
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
+from tests.support.session_cache import shiv_root
 
 pytestmark = [
     pytest.mark.daemons,
@@ -80,7 +81,7 @@ def node(python39: str, folder: Path, root: Path, namespace: NetNamespace, site:
 
 
 def run(command: List[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 

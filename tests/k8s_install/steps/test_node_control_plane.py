@@ -15,6 +15,7 @@ import yaml
 from tests.support.cluster_files import SUBNET, write_cluster
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
+from tests.support.session_cache import shiv_root
 
 pytestmark = [
     pytest.mark.daemons,
@@ -44,7 +45,7 @@ def control_plane(
             python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "control-plane", *flags,
             "--config", str(site / "cluster.yaml"), "--secrets", str(site / secrets), *installs,
         ]  # fmt: skip
-        env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+        env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     return root, result
 

@@ -20,6 +20,7 @@ from tests.support.faults import half_applied_files, report_fault
 from tests.support.node_bundle import build_node_bundle
 from tests.support.prerequisites import require
 from tests.support.sandbox import NetNamespace, add_kubelet_unit, make_el9_root
+from tests.support.session_cache import shiv_root
 
 pytestmark = [
     pytest.mark.daemons,
@@ -72,7 +73,7 @@ def worker_command(
 
 
 def environment(tmp_path: Path) -> dict:
-    return dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"), PYTHONUNBUFFERED="1")
+    return dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"), PYTHONUNBUFFERED="1")
 
 
 def run(command: List[str], tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -22,6 +22,7 @@ from tests.support.sandbox import (
     add_kubelet_unit,
     make_el9_root,
 )
+from tests.support.session_cache import shiv_root
 
 pytestmark = [
     pytest.mark.daemons,
@@ -79,7 +80,7 @@ def install(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tm
         raise AssertionError("use the cluster_file fixture")
     command = extra[0] if extra and not extra[0].startswith("-") else "install"
     command = worker_command(python39, bundle, root, namespace, tmp_path, command) + list(extra)
-    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -201,7 +202,7 @@ def test_killed_run_is_completed_by_a_rerun(
     python39: str, bundle: Path, node_root: Path, namespace: NetNamespace, tmp_path: Path
 ) -> None:
     command = worker_command(python39, bundle, node_root, namespace, tmp_path)
-    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     assert process.stdout is not None
     for line in process.stdout:  # kill it in the middle: while the runtime binaries are being written

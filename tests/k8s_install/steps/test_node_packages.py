@@ -19,6 +19,7 @@ from tests.support.node_bundle import TOP, node_release_manifest
 from tests.support.rpm_graph import ASSUMED, RpmGraph
 from tests.support.rpm_release import add_rpm_section
 from tests.support.sandbox import NetNamespace, make_el9_root
+from tests.support.session_cache import shiv_root
 
 pytestmark = [
     pytest.mark.root,
@@ -88,7 +89,7 @@ def run(python39: str, bundle: Path, root: Path, namespace: NetNamespace, tmp_pa
         python39, str(bundle / "k8s-install.pyz"), "--root", str(root), *([] if "reset" in extra else node),
         "--yes", *extra,
     ]  # fmt: skip
-    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 

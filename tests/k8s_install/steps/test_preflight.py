@@ -23,6 +23,7 @@ from k8s_install.steps import preflight
 from tests.support.cluster_files import write_cluster
 from tests.support.node_bundle import build_node_bundle
 from tests.support.sandbox import NetNamespace, make_el9_root
+from tests.support.session_cache import shiv_root
 
 
 def make_node(tmp_path: Path, role: str = "worker", arch: str = "amd64") -> Node:
@@ -264,7 +265,7 @@ def test_pyz_reports_every_failure_then_one_error_line(mirror, cluster_secrets, 
                 python39, str(bundle / "k8s-install.pyz"), "--root", str(root), "--role", "worker", "--node", "w1",
                 "--config", str(config), "--secrets", str(config.parent / "cluster-secrets.yaml"), "--allow-incomplete",
             ]  # fmt: skip
-            env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+            env = dict(os.environ, SHIV_ROOT=shiv_root(tmp_path / "shiv"))
             result, plan = (
                 subprocess.run(namespace.prefix() + node + [command], capture_output=True, text=True, env=env)
                 for command in ("preflight", "plan")

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from tests.lab import standins
 from tests.support.rpm_repo import FakeRpm, build_rpms
@@ -74,14 +74,21 @@ def cache_lock() -> Iterator[None]:
         yield
 
 
+def run_checked(
+    command: List[str], what: str, timeout: float, env: Optional[Dict[str, str]] = None
+) -> subprocess.CompletedProcess:
+    """Run `command`; when it fails, raise naming `what` with the end of its output."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what}: {(result.stdout + result.stderr)[-3000:]}")
+    return result
+
+
 def nspawn_run(root: Path, *argv: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run a command in the (not booted) root; it shares the host's network, so apt can fetch."""
     command = ["systemd-nspawn", "-q", "-D", str(root), "--register=no", "--keep-unit", *argv]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", SYSTEMD_LOG_LEVEL="err")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} in {root}: {(result.stdout + result.stderr)[-3000:]}")
-    return result
+    return run_checked(command, f"{' '.join(argv)} in {root}", timeout, env=env)
 
 
 def build_base(target: Path) -> None:
@@ -89,15 +96,13 @@ def build_base(target: Path) -> None:
     93 s on a fresh two-core machine (the same packages: merged /usr by its hook, as debootstrap does). dpkg
     skips fsync while it builds (a half-made base is never renamed into place); the node's dpkg keeps it. apt's
     lists stay (real Debian 12 metadata: tests/lab/test_debian_metadata.py reads them)."""
-    made = subprocess.run(
+    run_checked(
         ["mmdebstrap", "-q", "--variant=minbase", f"--hook-dir={MERGED_USR_HOOKS}",
          f"--include={','.join(BOOTSTRAP_PACKAGES + NODE_PACKAGES)}", "--dpkgopt=force-unsafe-io",
          "--skip=cleanup/apt/lists",
          '--customize-hook=rm "$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap', SUITE, str(target), DEBIAN_MIRROR],
-        capture_output=True, text=True, timeout=1200,
+        f"mmdebstrap {SUITE} {target}", 1200,
     )  # fmt: skip
-    if made.returncode != 0:
-        raise RuntimeError(f"mmdebstrap {SUITE} {target}: {(made.stdout + made.stderr)[-3000:]}")
 
 
 def dress_as_el9(root: Path, work: Path) -> None:

@@ -9,7 +9,7 @@ from typing import List, Tuple
 import yaml
 
 from k8s_install.bundle_format.layout import INSTALLER_NAME, MANIFEST_NAME
-from k8s_install.bundle_format.model import BundleManifest, Image
+from k8s_install.bundle_format.model import ArtifactFile, BundleManifest, Image
 from k8s_install.bundle_format.yaml_loader import load_yaml
 from k8s_install.errors import InstallError, yaml_problem
 
@@ -37,18 +37,18 @@ class Bundle:
     def os_ids(self) -> List[str]:
         return self.manifest.os_ids
 
-    def artifact(self, name: str) -> Path:
+    def _artifact_entry(self, name: str) -> ArtifactFile:
         entry = self.manifest.artifact(name)
         if entry is None:
             raise InstallError(f"{self.root / MANIFEST_NAME}: the bundle has no artifact {name!r}; rebuild it")
-        return self.root / entry.path
+        return entry
+
+    def artifact(self, name: str) -> Path:
+        return self.root / self._artifact_entry(name).path
 
     def artifact_sha256(self, name: str) -> str:
         """The artifact's sha256 as bundle.yaml records it (SHA256SUMS, which the run verified, says the same)."""
-        entry = self.manifest.artifact(name)
-        if entry is None:
-            raise InstallError(f"{self.root / MANIFEST_NAME}: the bundle has no artifact {name!r}; rebuild it")
-        return entry.sha256
+        return self._artifact_entry(name).sha256
 
     def has_artifact(self, name: str) -> bool:
         return self.manifest.artifact(name) is not None

@@ -21,6 +21,8 @@ from tests.lab.cluster import LiveCluster, booted_lab
 from tests.lab.node import python39_program
 from tests.lab.root import lab_root
 from tests.lab.upgrade import NEXT_MINOR_RELEASE, NEXT_RELEASE, make_delta
+from tests.support.cluster_files import write_cluster
+from tests.support.session_cache import shared_tarball
 
 TOOLS = ("systemd-nspawn", "mmdebstrap", "nsenter", "ip", "rpmbuild", "createrepo_c", "gpg", "rpmsign")
 TIMINGS: Dict[str, float] = {}
@@ -57,19 +59,31 @@ def lab_root_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def lab_bundle(pushed_images, cluster_secrets, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:  # type: ignore[no-untyped-def]
-    """(bundle tarball, folder of cluster.yaml and its secrets), built in each pytest-xdist worker that needs it:
-    the images and secrets it is made from are that worker's own, and the deltas over it must be built there."""
+    """(bundle tarball, folder of cluster.yaml and its secrets). The tarball is built once for the run, by the
+    first pytest-xdist worker that asks, and each worker gets a copy: the test images it is made from are the
+    same in every worker (buildah commits them with --timestamp 0), its cluster.yaml is the same, and it holds
+    no secrets. The site beside it is this worker's (its own cluster secrets)."""
     require_lab()
     work = tmp_path_factory.mktemp("lab-bundle")
-    return make_lab_bundle(work, pushed_images.storage, cluster_secrets, TIMINGS)
+    site = work / "site"
+    write_cluster(site, cluster_secrets)
+    tarball = shared_tarball(
+        ("lab bundle", "1.29.6"), work / "build",
+        lambda folder: make_lab_bundle(folder, pushed_images.storage, cluster_secrets, TIMINGS)[0],
+    )  # fmt: skip
+    return tarball, site
 
 
 @pytest.fixture(scope="session")
 def next_delta(lab_bundle, pushed_images, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    """The delta tarball of the stand-in 1.29.15 over the lab bundle (1.29.6), built in the worker of its base."""
+    """The delta tarball of the stand-in 1.29.15 over the lab bundle (1.29.6), built once for the run as the
+    bundle is (over the same shared tarball), each worker's a copy."""
     tarball, site = lab_bundle
     work = tmp_path_factory.mktemp("lab-delta")
-    return make_delta(work, pushed_images.storage, site, tarball, TIMINGS, NEXT_RELEASE)
+    return shared_tarball(
+        ("lab delta", NEXT_RELEASE), work,
+        lambda folder: make_delta(folder, pushed_images.storage, site, tarball, TIMINGS, NEXT_RELEASE),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +92,11 @@ def minor_delta(lab_bundle, next_delta: Path, pushed_images, tmp_path_factory: p
     SHA256SUMS is the complete 1.29.15 bundle's)."""
     _tarball, site = lab_bundle
     work = tmp_path_factory.mktemp("lab-delta-minor")
-    return make_delta(work, pushed_images.storage, site, next_delta, TIMINGS, NEXT_MINOR_RELEASE, NEXT_RELEASE)
+    return shared_tarball(
+        ("lab delta", NEXT_MINOR_RELEASE), work,
+        lambda folder: make_delta(folder, pushed_images.storage, site, next_delta, TIMINGS, NEXT_MINOR_RELEASE,
+                                  NEXT_RELEASE),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 FOLDER: Optional[Path] = None  # set by tests/conftest.py for the session
 
@@ -68,3 +68,21 @@ def shiv_root(fallback: Path) -> str:
     `fallback` outside a session. shiv unpacks under a file lock, keyed by the zipapp's build id. A test about the
     unpacking itself, or one that changes a zipapp's contents, keeps a folder of its own."""
     return str(FOLDER / "shiv") if FOLDER is not None else str(fallback)
+
+
+def shared_tarball(parts: Sequence[object], work: Path, build: Callable[[Path], Path]) -> Path:
+    """A tarball `build(folder)` makes in `folder` (returning its path), made once for the run under the key
+    `parts` and shared by the workers; returns this caller's own copy of it in `work`. Only the tarball is
+    kept: whatever else the build wrote beside it (a site with one worker's secrets, caches) is removed."""
+
+    def into_entry(entry: Path) -> None:
+        made = build(entry / "work")
+        os.replace(made, entry / made.name)
+        shutil.rmtree(entry / "work")
+
+    entry = built_once(key_of("tarball", *parts), into_entry)
+    if entry is None:
+        return build(work)
+    (shared,) = entry.iterdir()
+    work.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(shared, work / shared.name))

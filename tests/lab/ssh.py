@@ -11,9 +11,14 @@ import subprocess
 from pathlib import Path
 
 from tests.lab.node import LabCluster, LabNode
+from tests.support.module_bytecode import CACHE_VARIABLE, set_env_line, write_hook
 from tests.support.ssh_nodes import SshNodes, _keygen
 
 NODE_SSH_UNIT = "ssh.service"
+# the bytecode cache of the modules Ansible sends (tests/support/module_bytecode.py), set by an sshd drop-in
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/k8s-test-module-bytecode.conf"
+MODULE_BYTECODE_LIB = "/usr/local/lib/k8s-test-module-bytecode"
+MODULE_BYTECODE_CACHE = "/var/cache/k8s-test-module-bytecode"
 
 
 def lab_ssh(nodes: LabCluster, work: Path, admin_address_cidr: str) -> SshNodes:
@@ -29,7 +34,8 @@ def lab_ssh(nodes: LabCluster, work: Path, admin_address_cidr: str) -> SshNodes:
 
 def give_sshd(node: LabNode, ssh: SshNodes) -> None:
     """A host key of the node's own (the cached root's keys are shared by every node made from it), the
-    client key authorized for root, sshd restarted by the node's systemd and answering on port 22."""
+    client key authorized for root, the sessions' bytecode cache of Ansible's modules (a drop-in), sshd
+    restarted by the node's systemd and answering on port 22."""
     folder = node.path("/etc/ssh")
     for old in folder.glob("ssh_host_*"):
         old.unlink()
@@ -40,6 +46,9 @@ def give_sshd(node: LabNode, ssh: SshNodes) -> None:
     authorized = dot_ssh / "authorized_keys"
     authorized.write_text(ssh.client_key.with_suffix(".pub").read_text())
     authorized.chmod(0o600)
+    write_hook(node.path(MODULE_BYTECODE_LIB), node.path(MODULE_BYTECODE_CACHE))
+    variables = {"PYTHONPATH": MODULE_BYTECODE_LIB, CACHE_VARIABLE: MODULE_BYTECODE_CACHE}  # the node's own paths
+    node.path(SSHD_DROP_IN).write_text(f"SetEnv {set_env_line(variables)}\n")
     node.run(["systemctl", "restart", NODE_SSH_UNIT])
     listening = node.run(["ss", "-Hltn", "sport = :22"]).stdout
     if not listening.strip():

@@ -13,6 +13,7 @@ All namespaces share this machine's filesystem, so every node is given its own f
 nodes' root is this machine's root, whose ~/.bashrc is a developer's (pyenv init: 0.15 CPU-seconds per command,
 about 150 over the Ansible tests); bash, started by sshd for each command, reads it unless it is a nested
 shell, so sshd sets SHLVL=1 in its sessions: a node runs each command as a fresh EL9 root account does.
+The sessions also keep the bytecode of the modules Ansible sends (tests/support/module_bytecode.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from tests.support.module_bytecode import set_env_line, write_hook
 from tests.support.netns import Lab, wait_for
 
 SSHD = "/usr/sbin/sshd"
@@ -52,7 +54,7 @@ PidFile none
 Subsystem sftp internal-sftp
 ClientAliveInterval 2
 ClientAliveCountMax 3
-SetEnv SHLVL=1
+SetEnv SHLVL=1 {module_bytecode}
 """
 
 
@@ -82,6 +84,7 @@ class SshNodes:
         self.daemons: List[subprocess.Popen] = []
         # the control sockets of the kept connections: a short path (a socket's path has at most 107 bytes)
         self.control_dir = Path(tempfile.mkdtemp(prefix="k8s-ssh-cp-"))
+        self.module_bytecode = write_hook(work / "module-bytecode" / "lib", work / "module-bytecode" / "cache")
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
 
     def add_admin(self, short: str, address_cidr: str) -> None:
@@ -97,7 +100,8 @@ class SshNodes:
         host_key = folder / "ssh_host_ed25519_key"
         _keygen(host_key)
         config = folder / "sshd_config"
-        config.write_text(SSHD_CONFIG.format(address=address, host_key=host_key, authorized_keys=self.authorized_keys))
+        config.write_text(SSHD_CONFIG.format(address=address, host_key=host_key, authorized_keys=self.authorized_keys,
+                                             module_bytecode=set_env_line(self.module_bytecode)))  # fmt: skip
         check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
         self.pin_host_key(address, host_key.with_suffix(".pub"))

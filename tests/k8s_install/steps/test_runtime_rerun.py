@@ -6,9 +6,11 @@ nothing for that set."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
@@ -34,7 +36,13 @@ RUNC = b"\x7fELF runc 1.1.12"
 
 
 def tarball(path: Path, members: Dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as archive:
+    """The same members give the same bytes (gzip's header without a time or a name): two bundles made a second
+    apart hold the same artifact, as two builds of one release do."""
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         for name, data in members.items():
             member = tarfile.TarInfo(name)
             member.size, member.mode = len(data), 0o755
@@ -148,3 +156,9 @@ def test_a_plan_records_nothing_and_a_cut_run_records_nothing_for_its_set(tmp_pa
     assert node.state.runtime_artifact("containerd") is None
     changes[1].apply()
     assert node.state.runtime_artifact("containerd") is not None
+
+
+def test_the_same_members_make_the_same_artifact_a_second_later(tmp_path: Path) -> None:
+    first = tarball(tmp_path / "first.tar.gz", TARBALLS["cni-plugins"]).read_bytes()
+    time.sleep(1.1)  # gzip's header would otherwise carry the time it was written
+    assert tarball(tmp_path / "second.tar.gz", TARBALLS["cni-plugins"]).read_bytes() == first

@@ -11,7 +11,7 @@ from typing import Dict, List
 
 import pytest
 
-from tests.support.module_bytecode import CACHE_VARIABLE, set_env_line, write_hook
+from tests.support.module_bytecode import CACHE_VARIABLE, session_env, sshd_set_env, write_hook
 
 MODULE = """\
 import os, sys, traceback
@@ -43,7 +43,8 @@ def payload_zip(folder: Path) -> Path:
 
 
 def test_code_from_a_zip_is_compiled_once_and_named_after_the_zip_it_came_from(python39: str, tmp_path: Path) -> None:
-    variables = write_hook(tmp_path / "lib", tmp_path / "cache")
+    write_hook(tmp_path / "lib", tmp_path / "cache")
+    variables = session_env(str(tmp_path / "lib"), str(tmp_path / "cache"))
     first = payload_zip(tmp_path / "run1")
     lines = run_from_zip(python39, first, variables)
     assert lines == [
@@ -68,13 +69,14 @@ def test_code_from_a_zip_is_compiled_once_and_named_after_the_zip_it_came_from(p
 
 
 def test_without_the_cache_variable_nothing_is_kept(python39: str, tmp_path: Path) -> None:
-    variables = write_hook(tmp_path / "lib", tmp_path / "cache")
+    write_hook(tmp_path / "lib", tmp_path / "cache")
+    variables = session_env(str(tmp_path / "lib"), str(tmp_path / "cache"))
     del variables[CACHE_VARIABLE]
     lines = run_from_zip(python39, payload_zip(tmp_path / "run"), variables)
     assert lines[-1] == "child sees None None" and not list((tmp_path / "cache").iterdir())
 
 
 def test_sshd_set_env_refuses_a_value_it_would_split() -> None:
-    assert set_env_line({"A": "/x", "B": "/y"}) == "A=/x B=/y"
+    assert sshd_set_env("/lib", "/cache") == f"PYTHONPATH=/lib {CACHE_VARIABLE}=/cache"
     with pytest.raises(ValueError, match="quoting"):
-        set_env_line({"A": "/a b"})
+        sshd_set_env("/a b", "/cache")

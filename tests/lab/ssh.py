@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from tests.lab.node import LabCluster, LabNode
-from tests.support.module_bytecode import CACHE_VARIABLE, set_env_line, write_hook
+from tests.support.module_bytecode import sshd_set_env, write_hook
 from tests.support.ssh_nodes import SshNodes, _keygen
 
 NODE_SSH_UNIT = "ssh.service"
@@ -47,8 +47,7 @@ def give_sshd(node: LabNode, ssh: SshNodes) -> None:
     authorized.write_text(ssh.client_key.with_suffix(".pub").read_text())
     authorized.chmod(0o600)
     write_hook(node.path(MODULE_BYTECODE_LIB), node.path(MODULE_BYTECODE_CACHE))
-    variables = {"PYTHONPATH": MODULE_BYTECODE_LIB, CACHE_VARIABLE: MODULE_BYTECODE_CACHE}  # the node's own paths
-    node.path(SSHD_DROP_IN).write_text(f"SetEnv {set_env_line(variables)}\n")
+    node.path(SSHD_DROP_IN).write_text(f"SetEnv {sshd_set_env(MODULE_BYTECODE_LIB, MODULE_BYTECODE_CACHE)}\n")
     node.run(["systemctl", "restart", NODE_SSH_UNIT])
     listening = node.run(["ss", "-Hltn", "sport = :22"]).stdout
     if not listening.strip():

@@ -8,7 +8,9 @@ nodes', tests/lab/ssh.py) set PYTHONPATH to a folder holding only the sitecustom
 zipimport compiles in a cache folder, keyed by the file's path inside the zip, its source and the
 interpreter's bytecode magic number, and gives each code object the file name this run's compile would have
 given it: what runs is Ansible's code, compiled as it would have been. It takes its variables out of the
-environment at once, so the programs a module starts (the installer) run as they would on any node.
+environment at once, so the programs a module starts (the installer) run as they would on any node. (It shadows
+a sitecustomize of the interpreter's own for the first Python of a session: Debian's 3.11 has one, which only
+installs Ubuntu's apport if present; pyenv's 3.9 has none.)
 """
 
 from __future__ import annotations
@@ -67,16 +69,21 @@ del _install
 '''
 
 
-def write_hook(lib: Path, cache: Path) -> Dict[str, str]:
-    """sitecustomize.py in `lib` and the cache folder; returns the variables a session sets to use them."""
+def write_hook(lib: Path, cache: Path) -> None:
+    """sitecustomize.py in `lib`, and the cache folder."""
     lib.mkdir(parents=True, exist_ok=True)
     (lib / "sitecustomize.py").write_text(SITECUSTOMIZE)
     cache.mkdir(parents=True, exist_ok=True)
-    return {"PYTHONPATH": str(lib), CACHE_VARIABLE: str(cache)}
 
 
-def set_env_line(variables: Dict[str, str]) -> str:
-    """The variables as sshd_config's SetEnv arguments (the tests' paths hold no spaces or quotes)."""
+def session_env(lib: str, cache: str) -> Dict[str, str]:
+    """The variables a session sets to use the hook, with `lib` and `cache` as the node sees them."""
+    return {"PYTHONPATH": lib, CACHE_VARIABLE: cache}
+
+
+def sshd_set_env(lib: str, cache: str) -> str:
+    """session_env as sshd_config's SetEnv arguments (the tests' paths hold no spaces or quotes)."""
+    variables = session_env(lib, cache)
     for name, value in variables.items():
         if any(character.isspace() or character in "\"'" for character in value):
             raise ValueError(f"{name}={value!r}: sshd's SetEnv would need quoting")

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tests.support.module_bytecode import set_env_line, write_hook
+from tests.support.module_bytecode import sshd_set_env, write_hook
 from tests.support.netns import Lab, wait_for
 
 SSHD = "/usr/sbin/sshd"
@@ -84,7 +84,9 @@ class SshNodes:
         self.daemons: List[subprocess.Popen] = []
         # the control sockets of the kept connections: a short path (a socket's path has at most 107 bytes)
         self.control_dir = Path(tempfile.mkdtemp(prefix="k8s-ssh-cp-"))
-        self.module_bytecode = write_hook(work / "module-bytecode" / "lib", work / "module-bytecode" / "cache")
+        lib, cache = work / "module-bytecode" / "lib", work / "module-bytecode" / "cache"
+        write_hook(lib, cache)
+        self.module_bytecode = sshd_set_env(str(lib), str(cache))  # the nodes share this machine's filesystem
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
 
     def add_admin(self, short: str, address_cidr: str) -> None:
@@ -101,7 +103,7 @@ class SshNodes:
         _keygen(host_key)
         config = folder / "sshd_config"
         config.write_text(SSHD_CONFIG.format(address=address, host_key=host_key, authorized_keys=self.authorized_keys,
-                                             module_bytecode=set_env_line(self.module_bytecode)))  # fmt: skip
+                                             module_bytecode=self.module_bytecode))  # fmt: skip
         check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
         self.pin_host_key(address, host_key.with_suffix(".pub"))

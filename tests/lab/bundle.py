@@ -33,7 +33,7 @@ import yaml
 from tests.lab import standins
 from tests.lab.root import EL9_PRESENT_RPMS
 from tests.support.http_server import MirrorServer
-from tests.support.node_bundle import REAL_CONTAINERD, _tarball, node_release_manifest
+from tests.support.node_bundle import REAL_CONTAINERD, node_release_manifest, reproducible_tarball
 from tests.support.registry import Registry
 from tests.support.rpm_repo import FakeRpm, build_rpms, make_repo, serve_directory
 from tests.support.signing import SigningKey
@@ -105,7 +105,9 @@ def debian_containerd_version() -> str:
 def buildkit_standin() -> bytes:
     """buildkit's release tarball with a buildkitd that stays up as the daemon does (tests/lab/standins.py)."""
     daemon = standins.BUILDKITD.encode()
-    return _tarball([("bin/buildkitd", daemon), ("bin/buildctl", b"#!/bin/sh\necho 'buildctl (lab stand-in)'\n")])
+    return reproducible_tarball(
+        [("bin/buildkitd", daemon), ("bin/buildctl", b"#!/bin/sh\necho 'buildctl (lab stand-in)'\n")]
+    )
 
 
 def replace_file_artifact(manifest: dict, mirror: MirrorServer, name: str, data: bytes) -> None:

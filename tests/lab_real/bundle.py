@@ -37,7 +37,7 @@ from tests.lab.root import EL9_PRESENT_RPMS
 from tests.lab_real import build, images
 from tests.support.cluster_files import SUBNET, cluster_document
 from tests.support.http_server import MirrorServer
-from tests.support.node_bundle import _tarball, node_release_manifest
+from tests.support.node_bundle import node_release_manifest, reproducible_tarball
 from tests.support.registry import Registry
 from tests.support.rpm_repo import build_rpms, make_repo, serve_directory
 from tests.support.signing import SigningKey
@@ -135,7 +135,7 @@ def build_kube_rpms(bin_dir: Path, work: Path) -> List[Path]:
 
 
 def cni_tarball() -> bytes:
-    return _tarball([(f"./{name}", (CNI_DIR / name).read_bytes()) for name in CNI_PLUGINS])
+    return reproducible_tarball([(f"./{name}", (CNI_DIR / name).read_bytes()) for name in CNI_PLUGINS])
 
 
 def release_manifest(mirror: MirrorServer, work: Path, signer: SigningKey, bin_dir: Path) -> dict:

@@ -57,7 +57,7 @@ spec:
 """
 
 
-def _tarball(members: List[Tuple[str, bytes]]) -> bytes:
+def reproducible_tarball(members: List[Tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     # gzip's header keeps a time too: fixed, so the same members make the same bytes (and the same bundle).
     # Level 1: the real containerd binaries (83 MB) take 1.4 CPU-seconds instead of 12.8 at gzip's default 9,
@@ -87,21 +87,23 @@ def runtime_artifacts() -> Dict[str, Tuple[str, bytes, bool]]:
 @functools.lru_cache(maxsize=1)
 def _runtime_artifacts() -> Dict[str, Tuple[str, bytes, bool]]:
     """Made once per process: compressing the real containerd binaries (about 80 MB) takes seconds, and the
-    bytes are the same each time (_tarball is reproducible)."""
+    bytes are the same each time (reproducible_tarball fixes every time in it)."""
     containerd = [(f"bin/{Path(p).name}", Path(p).read_bytes()) for p in REAL_CONTAINERD]
     cni = [(f"./{name}", _script(f"cni {name} v1.4.0")) for name in ("bridge", "host-local", "loopback", "portmap")]
     return {
-        "containerd": ("containerd-1.6.33-linux-amd64.tar.gz", _tarball(containerd), False),
+        "containerd": ("containerd-1.6.33-linux-amd64.tar.gz", reproducible_tarball(containerd), False),
         "runc": ("runc.amd64", Path(shutil.which("runc") or "/usr/sbin/runc").read_bytes(), False),
-        "cni-plugins": ("cni-plugins-linux-amd64-v1.4.0.tgz", _tarball(cni), False),
+        "cni-plugins": ("cni-plugins-linux-amd64-v1.4.0.tgz", reproducible_tarball(cni), False),
         "buildkit": (
             "buildkit-v0.11.6.linux-amd64.tar.gz",
-            _tarball([("bin/buildkitd", _script("buildkitd")), ("bin/buildctl", _script("buildctl"))]),
+            reproducible_tarball([("bin/buildkitd", _script("buildkitd")), ("bin/buildctl", _script("buildctl"))]),
             False,
         ),
         "nerdctl": (
             "nerdctl-1.4.0-linux-amd64.tar.gz",
-            _tarball([("nerdctl", _script("nerdctl 1.4.0")), ("containerd-rootless.sh", _script("rootless"))]),
+            reproducible_tarball(
+                [("nerdctl", _script("nerdctl 1.4.0")), ("containerd-rootless.sh", _script("rootless"))]
+            ),
             False,
         ),
         "calico-manifest": ("calico-typha.yaml", CALICO_STANDIN.encode(), True),

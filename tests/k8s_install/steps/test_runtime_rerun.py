@@ -6,10 +6,7 @@ nothing for that set."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import tarfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +22,7 @@ from k8s_install.node.state import State
 from k8s_install.settings import NodeSettings
 from k8s_install.steps import runtime
 from k8s_install.steps.runtime import RuntimeBinaries
+from tests.support.node_bundle import reproducible_tarball
 
 TARBALLS: Dict[str, Dict[str, bytes]] = {  # artifact -> its members
     "containerd": {"bin/containerd": b"\x7fELF containerd 1.6.33", "bin/ctr": b"\x7fELF ctr"},
@@ -36,17 +34,9 @@ RUNC = b"\x7fELF runc 1.1.12"
 
 
 def tarball(path: Path, members: Dict[str, bytes]) -> Path:
-    """The same members give the same bytes (gzip's header without a time or a name): two bundles made a second
-    apart hold the same artifact, as two builds of one release do."""
-    with (
-        path.open("wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as compressed,
-        tarfile.open(fileobj=compressed, mode="w") as archive,
-    ):
-        for name, data in members.items():
-            member = tarfile.TarInfo(name)
-            member.size, member.mode = len(data), 0o755
-            archive.addfile(member, io.BytesIO(data))
+    """The same members give the same bytes (tests/support/node_bundle.py's gzip header carries no time): two
+    bundles made a second apart hold the same artifact, as two builds of one release do."""
+    path.write_bytes(reproducible_tarball(list(members.items())))
     return path
 
 
